@@ -1,0 +1,451 @@
+package users
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"regexp"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Opt is one field of a partial update: absent (Set false), null (Set and
+// Null), or a value.
+type Opt[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+func (o Opt[T]) has() bool { return o.Set && !o.Null }
+
+// Patch is a partial user: omitted fields are left untouched, null deletes an
+// optional field (or empties a collection), maps given replace the old whole.
+type Patch struct {
+	Token          Opt[string]
+	IP             Opt[[]string]
+	Nickname       Opt[string]
+	Type           Opt[Type]
+	PromptCount    Opt[int64]
+	TokenCounts    Opt[map[string]int64]
+	TokenLimits    Opt[map[string]int64]
+	TokenRefresh   Opt[map[string]int64]
+	CreatedAt      Opt[int64]
+	LastUsedAt     Opt[int64]
+	DisabledAt     Opt[int64]
+	DisabledReason Opt[string]
+	ExpiresAt      Opt[int64]
+	AdminNote      Opt[string]
+	MaxIPs         Opt[int64]
+	Meta           Opt[map[string]any]
+	RefreshedAt    Opt[int64]
+}
+
+// Limits on free text, so one user cannot bloat the store.
+const (
+	MaxNicknameLen = 80
+	MaxTextLen     = 2000
+	MaxTokenLen    = 128
+)
+
+var (
+	tokenRe  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$`)
+	familyRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+)
+
+// ValidToken reports whether s can be a user token: letters, digits, - and _
+// (UUIDs and the original's tokens), at most 128 characters.
+func ValidToken(s string) bool { return tokenRe.MatchString(s) }
+
+// ValidFamily reports whether s can be a model family name.
+func ValidFamily(s string) bool { return familyRe.MatchString(s) }
+
+// ParsePatch decodes one partial user from JSON, rejecting unknown fields,
+// wrong types and bad values with an *Error listing every issue.
+func ParsePatch(data []byte) (Patch, error) {
+	var p Patch
+	issues := decodePatch(data, "", &p)
+	if len(issues) > 0 {
+		return Patch{}, invalid(issues)
+	}
+	return p, nil
+}
+
+// ParsePatchList decodes {"users":[partial…]} for a bulk import. Every entry
+// must name its token. All issues of all entries are reported at once.
+func ParsePatchList(data []byte) ([]Patch, error) {
+	var doc map[string]json.RawMessage
+	if err := unmarshalObject(data, &doc); err != nil {
+		return nil, invalid([]Issue{{Path: "", Message: err.Error()}})
+	}
+	var issues []Issue
+	for k := range doc {
+		if k != "users" {
+			issues = append(issues, Issue{Path: k, Message: "unknown field"})
+		}
+	}
+	raw, ok := doc["users"]
+	if !ok {
+		issues = append(issues, Issue{Path: "users", Message: "required"})
+		return nil, invalid(issues)
+	}
+	var entries []json.RawMessage
+	if err := json.Unmarshal(raw, &entries); err != nil || entries == nil {
+		issues = append(issues, Issue{Path: "users", Message: "must be an array of users"})
+		return nil, invalid(issues)
+	}
+	out := make([]Patch, len(entries))
+	seen := make(map[string]int, len(entries))
+	for i, e := range entries {
+		prefix := fmt.Sprintf("users[%d]", i)
+		issues = append(issues, decodePatch(e, prefix, &out[i])...)
+		if !out[i].Token.has() {
+			if !out[i].Token.Set {
+				issues = append(issues, Issue{Path: prefix + ".token", Message: "required"})
+			}
+			continue
+		}
+		if j, dup := seen[out[i].Token.Value]; dup {
+			issues = append(issues, Issue{Path: prefix + ".token", Message: fmt.Sprintf("duplicate of users[%d]", j)})
+		}
+		seen[out[i].Token.Value] = i
+	}
+	if len(issues) > 0 {
+		return nil, invalid(issues)
+	}
+	return out, nil
+}
+
+func invalid(issues []Issue) *Error {
+	msg := "Invalid user."
+	if len(issues) == 1 {
+		if issues[0].Path == "" {
+			msg = "Invalid JSON: " + issues[0].Message
+		} else {
+			msg = fmt.Sprintf("Invalid value at %s: %s", issues[0].Path, issues[0].Message)
+		}
+	} else {
+		msg = fmt.Sprintf("Invalid user: %d problems, first at %s: %s", len(issues), issues[0].Path, issues[0].Message)
+	}
+	return &Error{Code: CodeInvalid, Message: msg, Issues: issues}
+}
+
+func unmarshalObject(data []byte, into *map[string]json.RawMessage) error {
+	data = bytes.TrimSpace(data)
+	if len(data) == 0 || data[0] != '{' {
+		if !json.Valid(data) {
+			return fmt.Errorf("malformed JSON")
+		}
+		return fmt.Errorf("body must be a JSON object")
+	}
+	if err := json.Unmarshal(data, into); err != nil {
+		return fmt.Errorf("malformed JSON")
+	}
+	return nil
+}
+
+func decodePatch(data []byte, prefix string, p *Patch) []Issue {
+	var doc map[string]json.RawMessage
+	if err := unmarshalObject(data, &doc); err != nil {
+		return []Issue{{Path: prefix, Message: err.Error()}}
+	}
+	d := fieldDecoder{prefix: prefix}
+	for k, raw := range doc {
+		null := bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
+		switch k {
+		case "token":
+			d.required(k, null, func() { p.Token = Opt[string]{Set: true, Value: d.token(k, raw)} })
+		case "ip":
+			p.IP = Opt[[]string]{Set: true, Null: null}
+			if !null {
+				p.IP.Value = d.ips(k, raw)
+			}
+		case "nickname":
+			p.Nickname = d.text(k, raw, null, MaxNicknameLen)
+		case "type":
+			d.required(k, null, func() { p.Type = Opt[Type]{Set: true, Value: d.userType(k, raw)} })
+		case "promptCount":
+			d.required(k, null, func() { p.PromptCount = Opt[int64]{Set: true, Value: d.count(k, raw)} })
+		case "tokenCounts":
+			p.TokenCounts = d.families(k, raw, null)
+		case "tokenLimits":
+			p.TokenLimits = d.families(k, raw, null)
+		case "tokenRefresh":
+			p.TokenRefresh = d.families(k, raw, null)
+		case "createdAt":
+			d.required(k, null, func() { p.CreatedAt = Opt[int64]{Set: true, Value: d.count(k, raw)} })
+		case "lastUsedAt":
+			p.LastUsedAt = d.optCount(k, raw, null)
+		case "disabledAt":
+			p.DisabledAt = d.optCount(k, raw, null)
+		case "expiresAt":
+			p.ExpiresAt = d.optCount(k, raw, null)
+		case "refreshedAt":
+			p.RefreshedAt = d.optCount(k, raw, null)
+		case "maxIps":
+			p.MaxIPs = d.optCount(k, raw, null)
+		case "disabledReason":
+			p.DisabledReason = d.text(k, raw, null, MaxTextLen)
+		case "adminNote":
+			p.AdminNote = d.text(k, raw, null, MaxTextLen)
+		case "meta":
+			p.Meta = Opt[map[string]any]{Set: true, Null: null}
+			if !null {
+				if err := json.Unmarshal(raw, &p.Meta.Value); err != nil || p.Meta.Value == nil {
+					d.fail(k, "must be an object")
+				}
+			}
+		case "tokenCount":
+			// The original's deprecated total: accepted and ignored.
+			if !null {
+				d.count(k, raw)
+			}
+		default:
+			d.fail(k, "unknown field")
+		}
+	}
+	return d.issues
+}
+
+type fieldDecoder struct {
+	prefix string
+	issues []Issue
+}
+
+func (d *fieldDecoder) path(k string) string {
+	if d.prefix == "" {
+		return k
+	}
+	return d.prefix + "." + k
+}
+
+func (d *fieldDecoder) fail(k, msg string) {
+	d.issues = append(d.issues, Issue{Path: d.path(k), Message: msg})
+}
+
+func (d *fieldDecoder) required(k string, null bool, set func()) {
+	if null {
+		d.fail(k, "may not be null")
+		return
+	}
+	set()
+}
+
+func (d *fieldDecoder) str(k string, raw json.RawMessage) (string, bool) {
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		d.fail(k, "must be a string")
+		return "", false
+	}
+	return s, true
+}
+
+func (d *fieldDecoder) token(k string, raw json.RawMessage) string {
+	s, ok := d.str(k, raw)
+	if ok && !ValidToken(s) {
+		d.fail(k, "must be 1-128 letters, digits, '-' or '_'")
+	}
+	return s
+}
+
+func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool, max int) Opt[string] {
+	if null {
+		return Opt[string]{Set: true, Null: true}
+	}
+	s, ok := d.str(k, raw)
+	if ok && utf8.RuneCountInString(s) > max {
+		d.fail(k, fmt.Sprintf("must be at most %d characters", max))
+	}
+	return Opt[string]{Set: true, Value: s}
+}
+
+func (d *fieldDecoder) userType(k string, raw json.RawMessage) Type {
+	s, ok := d.str(k, raw)
+	if ok && !Type(s).Valid() {
+		d.fail(k, `must be one of "normal", "special", "temporary"`)
+	}
+	return Type(s)
+}
+
+// integer parses a non-negative JSON integer (no fraction, no exponent).
+func integer(raw json.RawMessage) (int64, string) {
+	s := string(bytes.TrimSpace(raw))
+	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+		return 0, "must be an integer"
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		if _, ferr := strconv.ParseFloat(s, 64); ferr == nil {
+			return 0, "must be a whole number"
+		}
+		return 0, "must be an integer"
+	}
+	if n < 0 {
+		return 0, "must be 0 or more"
+	}
+	return n, ""
+}
+
+func (d *fieldDecoder) count(k string, raw json.RawMessage) int64 {
+	n, msg := integer(raw)
+	if msg != "" {
+		d.fail(k, msg)
+	}
+	return n
+}
+
+func (d *fieldDecoder) optCount(k string, raw json.RawMessage, null bool) Opt[int64] {
+	if null {
+		return Opt[int64]{Set: true, Null: true}
+	}
+	return Opt[int64]{Set: true, Value: d.count(k, raw)}
+}
+
+func (d *fieldDecoder) families(k string, raw json.RawMessage, null bool) Opt[map[string]int64] {
+	if null {
+		return Opt[map[string]int64]{Set: true, Null: true}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil || m == nil {
+		d.fail(k, "must be an object of model family to integer")
+		return Opt[map[string]int64]{}
+	}
+	out := make(map[string]int64, len(m))
+	for f, v := range m {
+		if !ValidFamily(f) {
+			d.fail(k+"."+f, "is not a valid model family name")
+			continue
+		}
+		n, msg := integer(v)
+		if msg != "" {
+			d.fail(k+"."+f, msg)
+		}
+		out[f] = n
+	}
+	return Opt[map[string]int64]{Set: true, Value: out}
+}
+
+func (d *fieldDecoder) ips(k string, raw json.RawMessage) []string {
+	var list []string
+	if err := json.Unmarshal(raw, &list); err != nil {
+		d.fail(k, "must be an array of IP addresses")
+		return nil
+	}
+	out := make([]string, 0, len(list))
+	for i, s := range list {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			d.fail(fmt.Sprintf("%s[%d]", k, i), "is not an IP address")
+			continue
+		}
+		// One spelling per address, so the IP limit counts addresses.
+		s = a.Unmap().String()
+		if !containsStr(out, s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func containsStr(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Apply writes the patch's fields into u (which must be normalized).
+func (p *Patch) Apply(u *User) {
+	if p.Token.has() {
+		u.Token = p.Token.Value
+	}
+	if p.IP.Set {
+		u.IP = orEmpty(p.IP.Value)
+	}
+	applyText(&u.Nickname, p.Nickname)
+	if p.Type.has() {
+		u.Type = p.Type.Value
+	}
+	if p.PromptCount.has() {
+		u.PromptCount = p.PromptCount.Value
+	}
+	if p.TokenCounts.Set {
+		u.TokenCounts = orEmptyMap(p.TokenCounts.Value)
+	}
+	if p.TokenLimits.Set {
+		u.TokenLimits = orEmptyMap(p.TokenLimits.Value)
+	}
+	if p.TokenRefresh.Set {
+		u.TokenRefresh = p.TokenRefresh.Value // nil when null: deleted
+	}
+	if p.CreatedAt.has() {
+		u.CreatedAt = p.CreatedAt.Value
+	}
+	applyInt(&u.LastUsedAt, p.LastUsedAt)
+	applyInt(&u.DisabledAt, p.DisabledAt)
+	applyInt(&u.ExpiresAt, p.ExpiresAt)
+	applyInt(&u.RefreshedAt, p.RefreshedAt)
+	applyText(&u.DisabledReason, p.DisabledReason)
+	applyText(&u.AdminNote, p.AdminNote)
+	if p.MaxIPs.Set {
+		if p.MaxIPs.Null {
+			u.MaxIPs = nil
+		} else {
+			v := p.MaxIPs.Value
+			u.MaxIPs = &v
+		}
+	}
+	if p.Meta.Set {
+		u.Meta = p.Meta.Value
+	}
+}
+
+func applyText(dst *string, o Opt[string]) {
+	if o.Set {
+		*dst = o.Value // "" when null: omitted
+	}
+}
+
+func applyInt(dst *int64, o Opt[int64]) {
+	if o.Set {
+		*dst = o.Value // 0 when null: omitted
+	}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func orEmptyMap(m map[string]int64) map[string]int64 {
+	if m == nil {
+		return map[string]int64{}
+	}
+	return m
+}
+
+// Validate checks the rules that span fields, after a patch was applied.
+func (u *User) Validate() error {
+	var issues []Issue
+	if !ValidToken(u.Token) {
+		issues = append(issues, Issue{Path: "token", Message: "must be 1-128 letters, digits, '-' or '_'"})
+	}
+	if !u.Type.Valid() {
+		issues = append(issues, Issue{Path: "type", Message: `must be one of "normal", "special", "temporary"`})
+	}
+	if u.Type == Temporary && u.ExpiresAt == 0 {
+		issues = append(issues, Issue{Path: "expiresAt", Message: "required for temporary users"})
+	}
+	if u.CreatedAt == 0 {
+		issues = append(issues, Issue{Path: "createdAt", Message: "required"})
+	}
+	if len(issues) > 0 {
+		return invalid(issues)
+	}
+	return nil
+}

@@ -1,0 +1,223 @@
+package users
+
+import (
+	"context"
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Service is what the admin API and UI do to users, on any Store.
+type Service struct {
+	Store Store
+	// Defaults are the TOKEN_QUOTA_* quotas by family.
+	Defaults map[string]int64
+	Now      func() time.Time
+}
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+// Create makes a user with a new token; p may set any field but the token.
+func (s *Service) Create(ctx context.Context, p Patch) (*User, error) {
+	if p.Token.Set {
+		return nil, invalid([]Issue{{Path: "token", Message: "is generated; use PUT /users/{token} to choose one"}})
+	}
+	token := uuid.NewString()
+	return s.Store.Modify(ctx, token, true, func(u *User, exists bool) error {
+		if exists {
+			return Errorf(CodeConflict, "Token collision; try again.")
+		}
+		return s.fill(u, token, p)
+	})
+}
+
+// fill turns the fresh record u into a new user with defaults, then p.
+func (s *Service) fill(u *User, token string, p Patch) error {
+	t := Normal
+	if p.Type.has() {
+		t = p.Type.Value
+	}
+	*u = *New(token, t, s.now(), s.Defaults)
+	p.Apply(u)
+	return u.Validate()
+}
+
+// Upsert applies a partial update to token's user, creating it if missing.
+func (s *Service) Upsert(ctx context.Context, token string, p Patch) (u *User, created bool, err error) {
+	if !ValidToken(token) {
+		return nil, false, invalid([]Issue{{Path: "token", Message: "must be 1-128 letters, digits, '-' or '_'"}})
+	}
+	if p.Token.has() && p.Token.Value != token {
+		return nil, false, invalid([]Issue{{Path: "token", Message: "does not match the token in the path"}})
+	}
+	u, err = s.Store.Modify(ctx, token, true, func(u *User, exists bool) error {
+		created = !exists
+		if !exists {
+			return s.fill(u, token, p)
+		}
+		p.Apply(u)
+		return u.Validate()
+	})
+	return u, created, err
+}
+
+// Import upserts every entry, all or nothing.
+func (s *Service) Import(ctx context.Context, ps []Patch) ([]*User, error) {
+	fns := make(map[string]ModifyFunc, len(ps))
+	for i := range ps {
+		p := ps[i]
+		token := p.Token.Value
+		fns[token] = func(u *User, exists bool) error {
+			var err error
+			if !exists {
+				err = s.fill(u, token, p)
+			} else {
+				p.Apply(u)
+				err = u.Validate()
+			}
+			return prefixIssues(err, i)
+		}
+	}
+	return s.Store.ModifyMany(ctx, fns)
+}
+
+func prefixIssues(err error, i int) error {
+	var e *Error
+	if !errors.As(err, &e) || e.Code != CodeInvalid {
+		return err
+	}
+	issues := make([]Issue, len(e.Issues))
+	for j, is := range e.Issues {
+		issues[j] = Issue{Path: usersPath(i) + "." + is.Path, Message: is.Message}
+	}
+	return invalid(issues)
+}
+
+func usersPath(i int) string { return "users[" + strconv.Itoa(i) + "]" }
+
+// Disable soft-deletes the user with reason (a default when empty).
+func (s *Service) Disable(ctx context.Context, token, reason string) (*User, error) {
+	if reason == "" {
+		reason = "Disabled by an administrator."
+	}
+	return s.Store.Modify(ctx, token, false, func(u *User, _ bool) error {
+		u.Disable(s.now(), reason)
+		return nil
+	})
+}
+
+// Reactivate re-enables a disabled user.
+func (s *Service) Reactivate(ctx context.Context, token string) (*User, error) {
+	return s.Store.Modify(ctx, token, false, func(u *User, _ bool) error {
+		u.Reactivate()
+		return nil
+	})
+}
+
+// RefreshQuota refreshes one user's quotas now, whatever its type.
+func (s *Service) RefreshQuota(ctx context.Context, token string) (*User, error) {
+	return s.Store.Modify(ctx, token, false, func(u *User, _ bool) error {
+		RefreshQuota(u, s.Defaults, s.now())
+		return nil
+	})
+}
+
+// Maintenance actions.
+const (
+	ActionRefreshQuotas   = "refresh-quotas"
+	ActionResetCounts     = "reset-counts"
+	ActionExpireTemporary = "expire-temporary"
+	ActionPurgeTemporary  = "purge-temporary"
+)
+
+// Actions lists the maintenance actions in a stable order.
+var Actions = []string{ActionRefreshQuotas, ActionResetCounts, ActionExpireTemporary, ActionPurgeTemporary}
+
+// Maintain runs a maintenance action over every user and returns how many
+// users it changed.
+func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
+	var change func(u *User, now time.Time) bool
+	switch action {
+	case ActionRefreshQuotas:
+		change = func(u *User, now time.Time) bool {
+			if u.Type == Temporary && !u.Refreshable() {
+				return false
+			}
+			return RefreshQuota(u, s.Defaults, now)
+		}
+	case ActionResetCounts:
+		change = func(u *User, _ time.Time) bool {
+			if len(u.TokenCounts) == 0 {
+				return false
+			}
+			for f := range u.TokenCounts {
+				u.TokenCounts[f] = 0
+			}
+			return true
+		}
+	case ActionExpireTemporary:
+		change = func(u *User, now time.Time) bool {
+			if !u.Expired(now) || u.Disabled() {
+				return false
+			}
+			u.Disable(now, ExpiredReason)
+			return true
+		}
+	case ActionPurgeTemporary:
+		return s.purge(ctx)
+	default:
+		return 0, Errorf(CodeNotFound, "Unknown maintenance action %q.", action)
+	}
+	list, err := s.Store.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	affected := 0
+	for _, cur := range list {
+		touched := false
+		_, err := s.Store.Modify(ctx, cur.Token, false, func(u *User, _ bool) error {
+			touched = change(u, s.now())
+			if !touched {
+				return ErrNoWrite
+			}
+			return nil
+		})
+		if IsNotFound(err) {
+			continue // deleted meanwhile
+		}
+		if err != nil {
+			return affected, err
+		}
+		if touched {
+			affected++
+		}
+	}
+	return affected, nil
+}
+
+// purge deletes disabled temporary users disabled more than PurgeAfter ago.
+func (s *Service) purge(ctx context.Context) (int, error) {
+	list, err := s.Store.List(ctx)
+	if err != nil {
+		return 0, err
+	}
+	cutoff := s.now().Add(-PurgeAfter).UnixMilli()
+	affected := 0
+	for _, u := range list {
+		if u.Type != Temporary || !u.Disabled() || u.DisabledAt > cutoff {
+			continue
+		}
+		if err := s.Store.Delete(ctx, u.Token); err != nil && !IsNotFound(err) {
+			return affected, err
+		}
+		affected++
+	}
+	return affected, nil
+}

@@ -1,0 +1,54 @@
+package users
+
+import (
+	"context"
+	"time"
+)
+
+// ModifyFunc changes u in place. exists is false when u is a fresh record
+// for a missing user. Returning an error aborts: nothing is written and the
+// error is returned by the store. Returning ErrNoWrite ends the call without
+// writing and without error.
+type ModifyFunc func(u *User, exists bool) error
+
+// ErrNoWrite lets a ModifyFunc decide that nothing needs writing.
+var ErrNoWrite = &Error{Code: "no_write", Message: "nothing to write"}
+
+// Usage is one charged request.
+type Usage struct {
+	Family string
+	Tokens int64
+	At     time.Time
+}
+
+// Store holds users. Implementations are safe for concurrent use by many
+// goroutines, and the shared ones (RTDB) by many instances: no write may
+// lose another writer's change.
+type Store interface {
+	// Get reads the user from the store of record. ErrNotFound if missing.
+	Get(ctx context.Context, token string) (*User, error)
+	// List returns every user, in no particular order.
+	List(ctx context.Context) ([]*User, error)
+	// Modify applies fn atomically to the user. A missing user is given to fn
+	// as New-like empty record (Token set, exists false) only when create is
+	// true; otherwise ErrNotFound. Returns the user as written.
+	Modify(ctx context.Context, token string, create bool, fn ModifyFunc) (*User, error)
+	// ModifyMany applies one fn per token, all or nothing: if any fn fails,
+	// nothing is written. Missing users are created.
+	ModifyMany(ctx context.Context, fns map[string]ModifyFunc) ([]*User, error)
+	// Delete removes the user. ErrNotFound if missing.
+	Delete(ctx context.Context, token string) error
+
+	// Lookup is the proxy's hot-path read: it may answer from this instance's
+	// cache (for at most the configured TTL), with this instance's pending
+	// usage already applied. ErrNotFound if missing.
+	Lookup(ctx context.Context, token string) (*User, error)
+	// RecordUsage charges a request. Shared stores batch it per instance and
+	// apply the batch atomically; it is visible to this instance's Lookup at
+	// once.
+	RecordUsage(ctx context.Context, token string, u Usage) error
+	// Flush writes pending usage now.
+	Flush(ctx context.Context) error
+	// Close flushes and releases resources.
+	Close(ctx context.Context) error
+}
