@@ -1,0 +1,244 @@
+package deploy_test
+
+import (
+	"strings"
+	"testing"
+)
+
+const baseConfig = `DEPLOY_PROJECT: my-proj-123
+GATEKEEPER: user_token
+FIREBASE_RTDB_URL: https://my-proj-123-default-rtdb.firebaseio.com
+ADMIN_KEY: sm://admin-key
+`
+
+func TestDryRunConfigVariants(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		config  string
+		args    []string // beyond --dry-run
+		wantErr string   // substring of stderr; "" means success
+		check   func(t *testing.T, l listing, stdout, stderr string)
+	}{
+		{
+			name:   "private proxy",
+			config: baseConfig + "DEPLOY_PROXY_PUBLIC: false\n",
+			check: func(t *testing.T, l listing, _, _ string) {
+				p := l.find("gcloud", "functions", "deploy", "proxy")[0]
+				if !hasArg(p, "--no-allow-unauthenticated") || hasArg(p, "--allow-unauthenticated") {
+					t.Errorf("proxy should be IAM-only: %q", p)
+				}
+				if a := l.find("gcloud", "functions", "deploy", "admin")[0]; !hasArg(a, "--allow-unauthenticated") {
+					t.Errorf("admin should stay public: %q", a)
+				}
+			},
+		},
+		{
+			name:   "private admin has no scheduler",
+			config: baseConfig + "DEPLOY_ADMIN_PUBLIC: false\n",
+			check: func(t *testing.T, l listing, _, stderr string) {
+				if a := l.find("gcloud", "functions", "deploy", "admin")[0]; !hasArg(a, "--no-allow-unauthenticated") {
+					t.Errorf("admin should be IAM-only: %q", a)
+				}
+				if len(l.find("gcloud", "scheduler")) != 0 {
+					t.Error("a scheduler job cannot reach an IAM-only admin with the admin key")
+				}
+				if !strings.Contains(stderr, "DEPLOY_ADMIN_PUBLIC") {
+					t.Errorf("no warning about the skipped job: %s", stderr)
+				}
+			},
+		},
+		{
+			name:    "literal secret refused without echo",
+			config:  strings.Replace(baseConfig, "sm://admin-key", "hunter2-literal", 1),
+			wantErr: "ADMIN_KEY must be a Secret Manager reference",
+		},
+		{
+			name:    "project required",
+			config:  strings.Replace(baseConfig, "DEPLOY_PROJECT: my-proj-123\n", "", 1),
+			wantErr: "DEPLOY_PROJECT is required",
+		},
+		{
+			name:    "malformed line",
+			config:  baseConfig + "LOG_LEVEL debug\n",
+			wantErr: "line 5",
+		},
+		{
+			name:    "lower-case key",
+			config:  baseConfig + "log_level: debug\n",
+			wantErr: "line 5",
+		},
+		{
+			name:    "timeout above the 2nd gen maximum",
+			config:  baseConfig + "DEPLOY_PROXY_TIMEOUT: 4000\n",
+			wantErr: "DEPLOY_PROXY_TIMEOUT must be 1..3600",
+		},
+		{
+			name:    "duplicate key",
+			config:  baseConfig + "GATEKEEPER: none\n",
+			wantErr: "GATEKEEPER is set twice",
+		},
+		{
+			name:    "unquoted YAML indicator",
+			config:  baseConfig + "QUOTA_REFRESH_PERIOD: */5 * * * *\n",
+			wantErr: "quote this value",
+		},
+		{
+			name:    "concurrency needs a whole vCPU",
+			config:  baseConfig + "DEPLOY_CPU: 0.5\n",
+			wantErr: "needs DEPLOY_CPU of at least 1",
+		},
+		{
+			name:    "unknown deploy setting",
+			config:  baseConfig + "DEPLOY_REGON: europe-west1\n",
+			wantErr: "unknown deploy setting DEPLOY_REGON",
+		},
+		{
+			name:    "platform variable refused",
+			config:  baseConfig + "GOOGLE_CLOUD_PROJECT: other\n",
+			wantErr: "GOOGLE_CLOUD_PROJECT is set by the deploy",
+		},
+		{
+			name:    "bad scheduler action",
+			config:  baseConfig + "DEPLOY_SCHEDULER_ACTIONS: reset-counts\n",
+			wantErr: "DEPLOY_SCHEDULER_ACTIONS",
+		},
+		{
+			name:    "rtdb store needs its URL",
+			config:  strings.Replace(baseConfig, "FIREBASE_RTDB_URL: https://my-proj-123-default-rtdb.firebaseio.com\n", "", 1),
+			wantErr: "needs FIREBASE_RTDB_URL",
+		},
+		{
+			name:    "user_token needs an admin key",
+			config:  strings.Replace(baseConfig, "ADMIN_KEY: sm://admin-key\n", "", 1),
+			wantErr: "GATEKEEPER=user_token needs ADMIN_KEY",
+		},
+		{
+			name: "quoted values keep commas, spaces and stars",
+			config: baseConfig + "ADMIN_WHITELIST: \"10.0.0.0/8, 2001:db8::/32\"\n" +
+				"QUOTA_REFRESH_PERIOD: '0 0 * * *'  # daily\n" +
+				"ALLOWED_MODEL_FAMILIES: gpt4o,claude # a comment\n" +
+				"ERROR_FORMAT: \"say \\\"hi\\\" \\\\ there\"\n",
+			check: func(t *testing.T, l listing, _, _ string) {
+				path, _ := flagValue(l.find("gcloud", "functions", "deploy", "proxy")[0], "--env-vars-file")
+				vars := parseEnvFile(t, l.files[path])
+				for k, v := range map[string]string{
+					"ADMIN_WHITELIST":        "10.0.0.0/8, 2001:db8::/32",
+					"QUOTA_REFRESH_PERIOD":   "0 0 * * *",
+					"ALLOWED_MODEL_FAMILIES": "gpt4o,claude",
+					"ERROR_FORMAT":           `say "hi" \ there`,
+					"GOOGLE_CLOUD_PROJECT":   "my-proj-123",
+				} {
+					if vars[k] != v {
+						t.Errorf("%s = %q, want %q", k, vars[k], v)
+					}
+				}
+			},
+		},
+		{
+			name:   "CRLF line endings",
+			config: strings.ReplaceAll(baseConfig, "\n", "\r\n"),
+			check: func(t *testing.T, l listing, _, _ string) {
+				if len(l.find("gcloud", "functions", "deploy", "proxy", "--gen2", "--project=my-proj-123")) != 1 {
+					t.Errorf("CRLF config not read: %q", l.commands)
+				}
+			},
+		},
+		{
+			name:   "memory store needs no database role",
+			config: strings.Replace(baseConfig, "FIREBASE_RTDB_URL: https://my-proj-123-default-rtdb.firebaseio.com\n", "GATEKEEPER_STORE: memory\n", 1),
+			check: func(t *testing.T, l listing, _, stderr string) {
+				if len(l.find("gcloud", "projects", "add-iam-policy-binding")) != 0 {
+					t.Error("memory store should not get the database role")
+				}
+				if !strings.Contains(stderr, "memory") {
+					t.Errorf("no warning about the memory store: %s", stderr)
+				}
+			},
+		},
+		{
+			name:   "scheduler off",
+			config: baseConfig + "DEPLOY_SCHEDULER: false\n",
+			check: func(t *testing.T, l listing, _, _ string) {
+				if len(l.find("gcloud", "scheduler")) != 0 || len(l.find("gcloud", "secrets", "versions", "access")) != 0 {
+					t.Errorf("scheduler disabled but listed: %q", l.commands)
+				}
+			},
+		},
+		{
+			name:   "pinned secret version in another project",
+			config: baseConfig + "OPENAI_KEY: projects/shared-keys/secrets/openai/versions/3\n",
+			check: func(t *testing.T, l listing, _, _ string) {
+				if len(l.find("gcloud", "secrets", "create", "openai")) != 0 {
+					t.Error("a pinned version must not be created")
+				}
+				g := l.find("gcloud", "secrets", "add-iam-policy-binding", "openai")
+				if len(g) != 1 || !hasArg(g[0], "--project=shared-keys") {
+					t.Errorf("want an accessor grant in shared-keys, got %q", g)
+				}
+			},
+		},
+		{
+			name:   "existing service account by email",
+			config: baseConfig + "DEPLOY_SERVICE_ACCOUNT: runner@other-proj.iam.gserviceaccount.com\n",
+			check: func(t *testing.T, l listing, _, _ string) {
+				if len(l.find("gcloud", "iam", "service-accounts")) != 0 {
+					t.Errorf("an existing account is neither probed nor created: %q", l.find("gcloud", "iam"))
+				}
+				if !hasArg(l.find("gcloud", "functions", "deploy", "admin")[0], "--service-account=runner@other-proj.iam.gserviceaccount.com") {
+					t.Error("deploy does not run as the given account")
+				}
+			},
+		},
+		{
+			name:   "unknown application variable warns and passes",
+			config: baseConfig + "LOG_LEVLE: debug\n",
+			check: func(t *testing.T, l listing, _, stderr string) {
+				if !strings.Contains(stderr, "LOG_LEVLE is not a tollgate variable") {
+					t.Errorf("no typo warning: %s", stderr)
+				}
+			},
+		},
+		{
+			name:   "build service account and --update-secrets",
+			config: baseConfig + "DEPLOY_BUILD_SERVICE_ACCOUNT: builder@my-proj-123.iam.gserviceaccount.com\n",
+			args:   []string{"--update-secrets"},
+			check: func(t *testing.T, l listing, _, _ string) {
+				want := "--build-service-account=projects/my-proj-123/serviceAccounts/builder@my-proj-123.iam.gserviceaccount.com"
+				if !hasArg(l.find("gcloud", "functions", "deploy", "proxy")[0], want) {
+					t.Errorf("deploy lacks %s", want)
+				}
+				if len(l.find("gcloud", "secrets", "versions", "add", "admin-key")) != 1 {
+					t.Error("--update-secrets does not show the new version")
+				}
+			},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			res := runDeploy(t, tc.config, nil, append([]string{"--dry-run"}, tc.args...)...)
+			if strings.Contains(res.stdout+res.stderr, "hunter2-literal") {
+				t.Error("a literal secret value was echoed")
+			}
+			if tc.wantErr != "" {
+				if res.err == nil {
+					t.Fatalf("want failure %q, got success:\n%s", tc.wantErr, res.stdout)
+				}
+				if !strings.Contains(res.stderr, tc.wantErr) {
+					t.Fatalf("stderr %q lacks %q", res.stderr, tc.wantErr)
+				}
+				return
+			}
+			if res.err != nil {
+				t.Fatalf("dry run failed: %v\n%s", res.err, res.stderr)
+			}
+			l := parseListing(t, res.stdout)
+			for _, c := range l.commands {
+				checkFlags(t, c)
+			}
+			checkFlagsFiles(t, l)
+			tc.check(t, l, res.stdout, res.stderr)
+		})
+	}
+}
