@@ -1,0 +1,170 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Drain counts in-flight requests so that shutdown can let them finish.
+type Drain struct {
+	inflight atomic.Int64
+	closing  atomic.Bool
+	idle     chan struct{}
+	mu       sync.Mutex
+}
+
+// NewDrain returns an open Drain.
+func NewDrain() *Drain { return &Drain{idle: make(chan struct{}, 1)} }
+
+// Wrap counts h's requests; once closing, new requests get 503.
+func (d *Drain) Wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if d.closing.Load() {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "tollgate is shutting down; retry", http.StatusServiceUnavailable)
+			return
+		}
+		d.inflight.Add(1)
+		defer func() {
+			if d.inflight.Add(-1) == 0 && d.closing.Load() {
+				select {
+				case d.idle <- struct{}{}:
+				default:
+				}
+			}
+		}()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// InFlight is the number of requests being served.
+func (d *Drain) InFlight() int64 { return d.inflight.Load() }
+
+// Close refuses new requests and waits until none is in flight or ctx ends.
+func (d *Drain) Close(ctx context.Context) {
+	d.closing.Store(true)
+	for d.inflight.Load() > 0 {
+		select {
+		case <-d.idle:
+		case <-ctx.Done():
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// Shutdown drains requests, then closes the store (flushing pending usage).
+// Cloud Run gives an instance 10 s after SIGTERM; the budget stays below.
+func (d *Deps) Shutdown(ctx context.Context) error {
+	drainCtx, cancel := context.WithTimeout(ctx, 7*time.Second)
+	d.Drain.Close(drainCtx)
+	cancel()
+	closeCtx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	defer cancel()
+	return d.Store.Close(closeCtx)
+}
+
+// OnSIGTERM runs shutdown once when the process gets SIGTERM or SIGINT,
+// then exits: 0 when it succeeded.
+func OnSIGTERM(log zerolog.Logger, shutdown func(context.Context) error) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		sig := <-ch
+		log.Info().Str("signal", sig.String()).Msg("shutting down: draining requests and flushing usage")
+		if err := shutdown(context.Background()); err != nil {
+			log.Error().Err(err).Msg("shutdown: pending usage could not be flushed")
+			os.Exit(1)
+		}
+		log.Info().Msg("shutdown complete")
+		os.Exit(0)
+	}()
+}
+
+type baseKey struct{}
+
+// Mount serves h both at the function's root and under /name, as a
+// function URL, Firebase Hosting rewrites and the local runner need. The
+// prefix that was stripped is available to h as BasePath.
+func Mount(name string, h http.Handler) http.Handler {
+	prefix := "/" + name
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base := ""
+		if p := r.URL.Path; p == prefix || strings.HasPrefix(p, prefix+"/") {
+			base = prefix
+			r2 := new(http.Request)
+			*r2 = *r
+			u := *r.URL
+			u.Path = strings.TrimPrefix(p, prefix)
+			if u.Path == "" {
+				u.Path = "/"
+			}
+			u.RawPath = ""
+			r2.URL = &u
+			r = r2
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, base)))
+	})
+}
+
+// BasePath is the prefix Mount stripped ("" at the function's root), for
+// building links.
+func BasePath(ctx context.Context) string {
+	s, _ := ctx.Value(baseKey{}).(string)
+	return s
+}
+
+// Lazy builds its handler on the first request, once per instance, so cold
+// starts pay only for the function actually served. A build failure (bad
+// configuration, unreachable database, missing secret) is logged as one
+// line and stops the instance, as a platform would expect.
+type Lazy struct {
+	once  sync.Once
+	build func(ctx context.Context) (http.Handler, error)
+	h     http.Handler
+	err   error
+	fail  func(error)
+}
+
+// NewLazy returns a Lazy; fail is called with a build error (default: log
+// to stderr and exit 1 after answering).
+func NewLazy(build func(ctx context.Context) (http.Handler, error), fail func(error)) *Lazy {
+	if fail == nil {
+		fail = func(err error) {
+			os.Stderr.WriteString(`{"severity":"CRITICAL","message":` + quote(err.Error()) + "}\n")
+			go func() { time.Sleep(100 * time.Millisecond); os.Exit(1) }()
+		}
+	}
+	return &Lazy{build: build, fail: fail}
+}
+
+func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	l.once.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		l.h, l.err = l.build(ctx)
+		if l.err != nil {
+			l.fail(l.err)
+		}
+	})
+	if l.err != nil {
+		http.Error(w, "tollgate could not start; the operator must check its logs", http.StatusServiceUnavailable)
+		return
+	}
+	l.h.ServeHTTP(w, r)
+}
+
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}

@@ -1,0 +1,429 @@
+// Package config reads and validates every environment variable once, into
+// one typed Config passed down to the rest of tollgate.
+package config
+
+import (
+	"fmt"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Mode is the gatekeeper mode.
+type Mode string
+
+const (
+	ModeNone      Mode = "none"
+	ModeProxyKey  Mode = "proxy_key"
+	ModeUserToken Mode = "user_token"
+)
+
+// StoreKind selects the users store.
+type StoreKind string
+
+const (
+	StoreMemory   StoreKind = "memory"
+	StoreFirebase StoreKind = "firebase_rtdb"
+)
+
+// ErrorFormat selects how proxy-made errors are shown.
+type ErrorFormat string
+
+const (
+	ErrorsNative     ErrorFormat = "native"
+	ErrorsCompletion ErrorFormat = "completion"
+)
+
+// Config is every setting, validated. Secret-valued fields may still hold a
+// Secret Manager reference until ResolveSecrets has run.
+type Config struct {
+	Gatekeeper     Mode
+	Store          StoreKind
+	ProxyKey       string
+	AdminKey       string
+	AdminWhitelist netutil.IPSet
+	IPBlacklist    netutil.IPSet
+	TrustedProxies int
+
+	FirebaseRTDBURL  string
+	FirebaseKey      string // base64 service-account JSON; empty: ADC
+	FirebaseUsersRef string
+
+	MaxIPsPerUser int64
+	MaxIPsAutoBan bool
+	// TokenQuota is the default quota by family (TOKEN_QUOTA_*).
+	TokenQuota map[string]int64
+	// QuotaRefresh is nil when quotas are never refreshed.
+	QuotaRefresh     users.Schedule
+	QuotaRefreshSpec string
+
+	TextRateLimit    int
+	ImageRateLimit   int
+	ConcurrencyLimit int
+	AllowedFamilies  map[string]bool
+
+	MaxOutputTokens map[models.Provider]int64
+	ProviderKeys    map[models.Provider][]string
+	BaseURLs        map[models.Provider]string
+
+	SigningKey   string
+	ErrorFormat  ErrorFormat
+	UserCacheTTL time.Duration
+	LogLevel     string
+
+	// Environment of the platform.
+	Project              string // GOOGLE_CLOUD_PROJECT
+	SecretEmulatorHost   string // SECRET_MANAGER_EMULATOR_HOST
+	OnCloud              bool   // K_SERVICE is set
+	FirebaseEmulatorHost string // FIREBASE_DATABASE_EMULATOR_HOST
+}
+
+// Error names the variable at fault and what it accepts.
+type Error struct {
+	Var      string
+	Value    string // shown only for non-secret variables
+	Accepted string
+}
+
+func (e *Error) Error() string {
+	if e.Value != "" {
+		return fmt.Sprintf("invalid configuration: %s=%q: %s", e.Var, e.Value, e.Accepted)
+	}
+	return fmt.Sprintf("invalid configuration: %s: %s", e.Var, e.Accepted)
+}
+
+// ProviderEnv is the environment-variable infix of each provider.
+var ProviderEnv = map[models.Provider]string{
+	models.OpenAI:    "OPENAI",
+	models.Anthropic: "ANTHROPIC",
+	models.GoogleAI:  "GOOGLE_AI",
+	models.MistralAI: "MISTRAL_AI",
+}
+
+// DefaultBaseURLs are the providers' public API roots.
+var DefaultBaseURLs = map[models.Provider]string{
+	models.OpenAI:    "https://api.openai.com",
+	models.Anthropic: "https://api.anthropic.com",
+	models.GoogleAI:  "https://generativelanguage.googleapis.com",
+	models.MistralAI: "https://api.mistral.ai",
+}
+
+// SecretVars are the variables that may hold Secret Manager references.
+func SecretVars() []string {
+	vars := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY"}
+	for _, p := range models.Providers {
+		vars = append(vars, ProviderEnv[p]+"_KEY")
+	}
+	return vars
+}
+
+// Load reads the configuration from environ (os.Environ's form).
+func Load(environ []string) (*Config, error) {
+	env := make(map[string]string, len(environ))
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return FromMap(env)
+}
+
+// FromMap reads the configuration from a variable map.
+func FromMap(env map[string]string) (*Config, error) {
+	p := parser{env: env}
+	c := &Config{
+		OnCloud:              env["K_SERVICE"] != "",
+		Project:              env["GOOGLE_CLOUD_PROJECT"],
+		SecretEmulatorHost:   env["SECRET_MANAGER_EMULATOR_HOST"],
+		FirebaseEmulatorHost: env["FIREBASE_DATABASE_EMULATOR_HOST"],
+	}
+	c.Gatekeeper = Mode(p.oneOf("GATEKEEPER", "none", "none", "proxy_key", "user_token"))
+	defStore := "memory"
+	if c.OnCloud {
+		defStore = "firebase_rtdb"
+	}
+	c.Store = StoreKind(p.oneOf("GATEKEEPER_STORE", defStore, "memory", "firebase_rtdb"))
+	c.ProxyKey = env["PROXY_KEY"]
+	c.AdminKey = env["ADMIN_KEY"]
+	c.AdminWhitelist = p.ipSet("ADMIN_WHITELIST", "0.0.0.0/0,::/0")
+	c.IPBlacklist = p.ipSet("IP_BLACKLIST", "")
+	c.TrustedProxies = p.int("TRUSTED_PROXIES", 1, 0, 32)
+	c.FirebaseRTDBURL = strings.TrimRight(env["FIREBASE_RTDB_URL"], "/")
+	c.FirebaseKey = env["FIREBASE_KEY"]
+	c.FirebaseUsersRef = p.str("FIREBASE_USERS_REF_NAME", "users")
+	c.MaxIPsPerUser = int64(p.int("MAX_IPS_PER_USER", 0, 0, 1_000_000))
+	c.MaxIPsAutoBan = p.bool("MAX_IPS_AUTO_BAN", false)
+	c.TokenQuota = p.quotas()
+	c.QuotaRefreshSpec, c.QuotaRefresh = p.schedule("QUOTA_REFRESH_PERIOD")
+	c.TextRateLimit = p.int("TEXT_MODEL_RATE_LIMIT", 4, 0, 1_000_000)
+	c.ImageRateLimit = p.int("IMAGE_MODEL_RATE_LIMIT", 4, 0, 1_000_000)
+	c.ConcurrencyLimit = p.int("USER_CONCURRENCY_LIMIT", 1, 0, 10_000)
+	c.AllowedFamilies = p.families("ALLOWED_MODEL_FAMILIES")
+	c.MaxOutputTokens = map[models.Provider]int64{}
+	c.ProviderKeys = map[models.Provider][]string{}
+	c.BaseURLs = map[models.Provider]string{}
+	for _, prov := range models.Providers {
+		infix := ProviderEnv[prov]
+		c.MaxOutputTokens[prov] = int64(p.int("MAX_OUTPUT_TOKENS_"+infix, 1024, 0, 10_000_000))
+		if keys := splitList(env[infix+"_KEY"]); len(keys) > 0 {
+			c.ProviderKeys[prov] = keys
+		}
+		c.BaseURLs[prov] = p.baseURL(infix+"_BASE_URL", DefaultBaseURLs[prov])
+	}
+	c.SigningKey = env["SIGNING_KEY"]
+	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
+	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
+	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")
+	if p.err != nil {
+		return nil, p.err
+	}
+	return c, c.check()
+}
+
+// check validates rules that span variables.
+func (c *Config) check() error {
+	switch {
+	case c.Gatekeeper == ModeProxyKey && c.ProxyKey == "":
+		return &Error{Var: "PROXY_KEY", Accepted: "required when GATEKEEPER=proxy_key"}
+	case c.Gatekeeper == ModeUserToken && c.AdminKey == "":
+		return &Error{Var: "ADMIN_KEY", Accepted: "required when GATEKEEPER=user_token"}
+	case c.Store == StoreFirebase && c.FirebaseRTDBURL == "":
+		return &Error{Var: "FIREBASE_RTDB_URL", Accepted: "required when GATEKEEPER_STORE=firebase_rtdb (e.g. https://my-project-default-rtdb.firebaseio.com)"}
+	}
+	if c.FirebaseRTDBURL != "" {
+		if u, err := url.Parse(c.FirebaseRTDBURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			return &Error{Var: "FIREBASE_RTDB_URL", Value: c.FirebaseRTDBURL, Accepted: "must be an http(s) URL such as https://my-project-default-rtdb.firebaseio.com"}
+		}
+	}
+	if strings.ContainsAny(c.FirebaseUsersRef, ".$#[]") || strings.Trim(c.FirebaseUsersRef, "/") == "" {
+		return &Error{Var: "FIREBASE_USERS_REF_NAME", Value: c.FirebaseUsersRef, Accepted: "a database path without . $ # [ ]"}
+	}
+	return nil
+}
+
+// SecretValues returns the raw value of every secret-valued variable that
+// is set, for Secret Manager resolution.
+func (c *Config) SecretValues() map[string]string {
+	out := map[string]string{}
+	put := func(name, v string) {
+		if v != "" {
+			out[name] = v
+		}
+	}
+	put("PROXY_KEY", c.ProxyKey)
+	put("ADMIN_KEY", c.AdminKey)
+	put("FIREBASE_KEY", c.FirebaseKey)
+	put("SIGNING_KEY", c.SigningKey)
+	for _, p := range models.Providers {
+		put(ProviderEnv[p]+"_KEY", strings.Join(c.ProviderKeys[p], ","))
+	}
+	return out
+}
+
+// ApplySecrets stores resolved values (as SecretValues names them) back.
+// A provider's secret may itself hold a comma list of keys.
+func (c *Config) ApplySecrets(values map[string]string) {
+	for name, v := range values {
+		switch name {
+		case "PROXY_KEY":
+			c.ProxyKey = v
+		case "ADMIN_KEY":
+			c.AdminKey = v
+		case "FIREBASE_KEY":
+			c.FirebaseKey = v
+		case "SIGNING_KEY":
+			c.SigningKey = v
+		default:
+			for _, p := range models.Providers {
+				if name == ProviderEnv[p]+"_KEY" {
+					if keys := splitList(v); len(keys) > 0 {
+						c.ProviderKeys[p] = keys
+					}
+				}
+			}
+		}
+	}
+}
+
+// Served reports whether provider p has upstream keys.
+func (c *Config) Served(p models.Provider) bool { return len(c.ProviderKeys[p]) > 0 }
+
+// FamilyAllowed reports whether family may be used.
+func (c *Config) FamilyAllowed(family string) bool { return c.AllowedFamilies[family] }
+
+// RateLimitFor is the per-minute limit of the family's kind (0: none).
+func (c *Config) RateLimitFor(family string) int {
+	if f, ok := models.Lookup(family); ok && f.Image {
+		return c.ImageRateLimit
+	}
+	return c.TextRateLimit
+}
+
+type parser struct {
+	env map[string]string
+	err error
+}
+
+func (p *parser) fail(e *Error) {
+	if p.err == nil {
+		p.err = e
+	}
+}
+
+func (p *parser) str(name, def string) string {
+	if v := strings.TrimSpace(p.env[name]); v != "" {
+		return v
+	}
+	return def
+}
+
+func (p *parser) oneOf(name, def string, accepted ...string) string {
+	v := strings.ToLower(p.str(name, def))
+	for _, a := range accepted {
+		if v == a {
+			return v
+		}
+	}
+	p.fail(&Error{Var: name, Value: p.env[name], Accepted: "accepted values: " + strings.Join(accepted, ", ")})
+	return def
+}
+
+func (p *parser) int(name string, def, min, max int) int {
+	raw := p.str(name, "")
+	if raw == "" {
+		return def
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < min || n > max {
+		p.fail(&Error{Var: name, Value: raw, Accepted: fmt.Sprintf("must be a whole number from %d to %d", min, max)})
+		return def
+	}
+	return n
+}
+
+func (p *parser) bool(name string, def bool) bool {
+	raw := p.str(name, "")
+	if raw == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		p.fail(&Error{Var: name, Value: raw, Accepted: "must be true or false"})
+	}
+	return b
+}
+
+func (p *parser) duration(name string, def, min, max time.Duration) time.Duration {
+	raw := p.str(name, "")
+	if raw == "" {
+		return def
+	}
+	d, err := time.ParseDuration(raw)
+	if err != nil || d < min || d > max {
+		p.fail(&Error{Var: name, Value: raw, Accepted: fmt.Sprintf("must be a duration such as 5s or 1m, from %s to %s", min, max)})
+		return def
+	}
+	return d
+}
+
+func (p *parser) ipSet(name, def string) netutil.IPSet {
+	raw := p.str(name, def)
+	set, err := netutil.ParseIPSet(raw)
+	if err != nil {
+		p.fail(&Error{Var: name, Value: raw, Accepted: "must be a comma list of IPv4/IPv6 addresses and CIDR ranges: " + err.Error()})
+	}
+	return set
+}
+
+func (p *parser) baseURL(name, def string) string {
+	raw := p.str(name, def)
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+		p.fail(&Error{Var: name, Value: raw, Accepted: "must be an http(s) URL without a query, such as " + def})
+		return def
+	}
+	return strings.TrimRight(raw, "/")
+}
+
+// quotas reads TOKEN_QUOTA_<FAMILY>: gpt4-turbo is TOKEN_QUOTA_GPT4_TURBO.
+func (p *parser) quotas() map[string]int64 {
+	byEnv := map[string]string{}
+	for _, f := range models.Names() {
+		byEnv["TOKEN_QUOTA_"+strings.ToUpper(strings.ReplaceAll(f, "-", "_"))] = f
+	}
+	out := map[string]int64{}
+	keys := make([]string, 0)
+	for k := range p.env {
+		if strings.HasPrefix(k, "TOKEN_QUOTA_") {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		f, ok := byEnv[k]
+		if !ok {
+			p.fail(&Error{Var: k, Accepted: "unknown model family; known: " + strings.Join(models.Names(), ", ")})
+			continue
+		}
+		if n := p.int(k, 0, 0, 1<<53); n > 0 {
+			out[f] = int64(n)
+		}
+	}
+	return out
+}
+
+func (p *parser) families(name string) map[string]bool {
+	list := models.TextFamilies()
+	if raw := p.str(name, ""); raw != "" {
+		list = splitList(raw)
+	}
+	out := map[string]bool{}
+	for _, f := range list {
+		f = strings.ToLower(f)
+		if _, ok := models.Lookup(f); !ok {
+			p.fail(&Error{Var: name, Value: p.env[name], Accepted: fmt.Sprintf("unknown family %q; known: %s", f, strings.Join(models.Names(), ", "))})
+			continue
+		}
+		out[f] = true
+	}
+	return out
+}
+
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+
+func (p *parser) schedule(name string) (string, users.Schedule) {
+	raw := p.str(name, "")
+	spec := raw
+	switch strings.ToLower(raw) {
+	case "":
+		return "", nil
+	case "hourly":
+		spec = "0 * * * *"
+	case "daily":
+		spec = "0 0 * * *"
+	}
+	s, err := cronParser.Parse(spec)
+	if err != nil {
+		p.fail(&Error{Var: name, Value: raw, Accepted: "must be hourly, daily, or a 5-field cron expression in UTC such as \"0 */6 * * *\""})
+		return "", nil
+	}
+	return raw, s
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}

@@ -1,0 +1,234 @@
+// Package logging writes zerolog JSON in Cloud Logging's shape: severity,
+// message, the trace from X-Cloud-Trace-Context, and one line per request.
+// Tokens are only ever logged as their last four characters.
+package logging
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Cloud Logging reads these names; zerolog's are process-wide settings, so
+// they are set once here, before any logger exists.
+func init() {
+	zerolog.LevelFieldName = "severity"
+	zerolog.MessageFieldName = "message"
+	zerolog.TimestampFieldName = "time"
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	zerolog.LevelFieldMarshalFunc = severity
+}
+
+func severity(l zerolog.Level) string {
+	switch l {
+	case zerolog.TraceLevel, zerolog.DebugLevel:
+		return "DEBUG"
+	case zerolog.InfoLevel:
+		return "INFO"
+	case zerolog.WarnLevel:
+		return "WARNING"
+	case zerolog.ErrorLevel:
+		return "ERROR"
+	case zerolog.FatalLevel:
+		return "CRITICAL"
+	case zerolog.PanicLevel:
+		return "ALERT"
+	default:
+		return "DEFAULT"
+	}
+}
+
+// New returns a JSON logger writing to w at level (a zerolog level name).
+func New(w io.Writer, level string) zerolog.Logger {
+	lvl, err := zerolog.ParseLevel(level)
+	if err != nil || level == "" {
+		lvl = zerolog.InfoLevel
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+// TokenTail is how a token appears in logs: its last four characters.
+func TokenTail(token string) string {
+	if token == "" {
+		return ""
+	}
+	if len(token) <= 4 {
+		return "…"
+	}
+	return "…" + token[len(token)-4:]
+}
+
+// TraceField is the Cloud Logging field that links a line to its trace.
+const TraceField = "logging.googleapis.com/trace"
+
+// Trace turns an X-Cloud-Trace-Context header ("TRACE_ID/SPAN_ID;o=1") into
+// "projects/P/traces/TRACE_ID"; "" when absent or malformed.
+func Trace(header, project string) string {
+	id, _, _ := strings.Cut(header, "/")
+	id, _, _ = strings.Cut(id, ";")
+	if len(id) != 32 || project == "" {
+		return ""
+	}
+	for _, c := range id {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F') {
+			return ""
+		}
+	}
+	return "projects/" + project + "/traces/" + id
+}
+
+// RedactPath shortens every path segment that could be a token (16 or more
+// letters, digits, '-' or '_') to its tail, since admin and lookup routes
+// carry tokens in the path.
+func RedactPath(p string) string {
+	if !hasLongSegment(p) {
+		return p
+	}
+	parts := strings.Split(p, "/")
+	for i, seg := range parts {
+		if tokenLike(seg) {
+			parts[i] = TokenTail(seg)
+		}
+	}
+	return strings.Join(parts, "/")
+}
+
+func hasLongSegment(p string) bool {
+	for seg := range strings.SplitSeq(p, "/") {
+		if tokenLike(seg) {
+			return true
+		}
+	}
+	return false
+}
+
+func tokenLike(seg string) bool {
+	if len(seg) < 16 {
+		return false
+	}
+	for i := 0; i < len(seg); i++ {
+		c := seg[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+// Request is what a handler adds to its request's log line.
+type Request struct {
+	mu     sync.Mutex
+	route  string
+	token  string
+	family string
+	tokens int64
+	errMsg string
+}
+
+type ctxKey struct{}
+
+// FromContext returns the request's log record; a throwaway one when the
+// request did not pass through Middleware, so handlers never check.
+func FromContext(ctx context.Context) *Request {
+	if r, ok := ctx.Value(ctxKey{}).(*Request); ok {
+		return r
+	}
+	return &Request{}
+}
+
+// SetRoute names the matched route (a pattern, never the raw path).
+func (r *Request) SetRoute(route string) { r.mu.Lock(); r.route = route; r.mu.Unlock() }
+
+// SetToken records the user's token; only its tail is ever written.
+func (r *Request) SetToken(token string) { r.mu.Lock(); r.token = TokenTail(token); r.mu.Unlock() }
+
+// SetFamily records the model family.
+func (r *Request) SetFamily(f string) { r.mu.Lock(); r.family = f; r.mu.Unlock() }
+
+// SetTokens records the tokens charged.
+func (r *Request) SetTokens(n int64) { r.mu.Lock(); r.tokens = n; r.mu.Unlock() }
+
+// SetError records a short, secret-free reason for a failed request.
+func (r *Request) SetError(msg string) { r.mu.Lock(); r.errMsg = msg; r.mu.Unlock() }
+
+// Middleware writes one line per request once it is done: method, path
+// (never the query, which may hold a key), route, status, latency, the
+// token's tail, family and tokens charged, and the trace.
+func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request) string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		rec := &Request{}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rec)))
+		status := sw.status
+		if status == 0 {
+			status = http.StatusOK
+		}
+		lvl := zerolog.InfoLevel
+		if status >= 500 {
+			lvl = zerolog.ErrorLevel
+		}
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		ev := log.WithLevel(lvl)
+		if t := Trace(r.Header.Get("X-Cloud-Trace-Context"), project); t != "" {
+			ev = ev.Str(TraceField, t)
+		}
+		ev = ev.Dict("httpRequest", zerolog.Dict().
+			Str("requestMethod", r.Method).
+			Str("requestUrl", RedactPath(r.URL.Path)).
+			Int("status", status).
+			Str("latency", strconv.FormatFloat(time.Since(start).Seconds(), 'f', 6, 64)+"s").
+			Str("remoteIp", clientIP(r)).
+			Str("userAgent", r.UserAgent()))
+		if rec.route != "" {
+			ev = ev.Str("route", rec.route)
+		}
+		if rec.token != "" {
+			ev = ev.Str("token", rec.token)
+		}
+		if rec.family != "" {
+			ev = ev.Str("family", rec.family).Int64("tokens", rec.tokens)
+		}
+		if rec.errMsg != "" {
+			ev = ev.Str("error", rec.errMsg)
+		}
+		ev.Msg(r.Method + " " + RedactPath(r.URL.Path) + " " + strconv.Itoa(status))
+	})
+}
+
+// statusWriter remembers the status and passes Flush through, so streams
+// are still relayed chunk by chunk.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,0 +1,163 @@
+// Package models maps model names to the model families that quotas, rate
+// limits and the allow-list are kept by. The whole table is this file.
+package models
+
+import (
+	"regexp"
+	"strings"
+)
+
+// Provider names an upstream API; it is also the proxy's mount path.
+type Provider string
+
+const (
+	OpenAI    Provider = "openai"
+	Anthropic Provider = "anthropic"
+	GoogleAI  Provider = "google-ai"
+	MistralAI Provider = "mistral-ai"
+)
+
+// Providers lists every provider in a stable order.
+var Providers = []Provider{OpenAI, Anthropic, GoogleAI, MistralAI}
+
+// Family is a group of models sharing one quota.
+type Family struct {
+	Name     string
+	Provider Provider
+	Image    bool // image generation: IMAGE_MODEL_RATE_LIMIT, not allowed by default
+}
+
+// Families lists every family: the original's names where they exist, plus
+// families for newer models.
+var Families = []Family{
+	{"turbo", OpenAI, false},
+	{"gpt4", OpenAI, false},
+	{"gpt4-32k", OpenAI, false},
+	{"gpt4-turbo", OpenAI, false},
+	{"gpt4o", OpenAI, false},
+	{"gpt41", OpenAI, false},
+	{"gpt41-mini", OpenAI, false},
+	{"gpt41-nano", OpenAI, false},
+	{"gpt45", OpenAI, false},
+	{"gpt5", OpenAI, false},
+	{"gpt5-mini", OpenAI, false},
+	{"gpt5-nano", OpenAI, false},
+	{"o1", OpenAI, false},
+	{"o1-mini", OpenAI, false},
+	{"o1-pro", OpenAI, false},
+	{"o3", OpenAI, false},
+	{"o3-mini", OpenAI, false},
+	{"o3-pro", OpenAI, false},
+	{"o4-mini", OpenAI, false},
+	{"dall-e", OpenAI, true},
+	{"gpt-image", OpenAI, true},
+	{"claude", Anthropic, false},
+	{"claude-opus", Anthropic, false},
+	{"gemini-flash", GoogleAI, false},
+	{"gemini-pro", GoogleAI, false},
+	{"gemini-ultra", GoogleAI, false},
+	{"mistral-tiny", MistralAI, false},
+	{"mistral-small", MistralAI, false},
+	{"mistral-medium", MistralAI, false},
+	{"mistral-large", MistralAI, false},
+}
+
+// DefaultFamily is where a provider's unknown models are counted.
+var DefaultFamily = map[Provider]string{
+	OpenAI:    "gpt4o",
+	Anthropic: "claude",
+	GoogleAI:  "gemini-flash",
+	MistralAI: "mistral-small",
+}
+
+type rule struct {
+	re     *regexp.Regexp
+	family string
+}
+
+func r(pattern, family string) rule { return rule{regexp.MustCompile(pattern), family} }
+
+// rules are tried in order; the first match wins.
+var rules = map[Provider][]rule{
+	OpenAI: {
+		r(`^gpt-image`, "gpt-image"),
+		r(`^dall-e`, "dall-e"),
+		r(`^gpt-5(\.\d+)?-nano`, "gpt5-nano"),
+		r(`^gpt-5(\.\d+)?-mini`, "gpt5-mini"),
+		r(`^gpt-5`, "gpt5"),
+		r(`^gpt-4\.1-nano`, "gpt41-nano"),
+		r(`^gpt-4\.1-mini`, "gpt41-mini"),
+		r(`^gpt-4\.1`, "gpt41"),
+		r(`^gpt-4\.5`, "gpt45"),
+		r(`^(chatgpt-)?gpt-4o|^chatgpt-4o`, "gpt4o"),
+		r(`^gpt-4-turbo|^gpt-4-\d{4}-preview|^gpt-4-vision`, "gpt4-turbo"),
+		r(`^gpt-4-32k`, "gpt4-32k"),
+		r(`^gpt-4`, "gpt4"),
+		r(`^gpt-3\.5|^text-embedding|^babbage|^davinci`, "turbo"),
+		r(`^o1-mini`, "o1-mini"),
+		r(`^o1-pro`, "o1-pro"),
+		r(`^o1`, "o1"),
+		r(`^o3-mini`, "o3-mini"),
+		r(`^o3-pro`, "o3-pro"),
+		r(`^o3`, "o3"),
+		r(`^o4-mini|^codex-mini`, "o4-mini"),
+	},
+	Anthropic: {
+		r(`opus`, "claude-opus"),
+		r(`^claude`, "claude"),
+	},
+	GoogleAI: {
+		r(`ultra`, "gemini-ultra"),
+		r(`pro`, "gemini-pro"),
+		r(`flash|^gemini|^gemma`, "gemini-flash"),
+	},
+	MistralAI: {
+		r(`^mistral-tiny|^open-mistral-7b`, "mistral-tiny"),
+		r(`^mistral-small|^open-mixtral|^open-mistral-nemo|^ministral|^codestral|^pixtral-12b|^devstral-small|^magistral-small`, "mistral-small"),
+		r(`^mistral-medium|^magistral-medium|^devstral-medium`, "mistral-medium"),
+		r(`^mistral-large|^pixtral-large`, "mistral-large"),
+	},
+}
+
+// FamilyOf returns the family of model on provider; unknown models map to
+// the provider's default family.
+func FamilyOf(p Provider, model string) string {
+	m := strings.ToLower(strings.TrimPrefix(model, "models/"))
+	for _, rl := range rules[p] {
+		if rl.re.MatchString(m) {
+			return rl.family
+		}
+	}
+	return DefaultFamily[p]
+}
+
+// Lookup returns the family named name.
+func Lookup(name string) (Family, bool) {
+	for _, f := range Families {
+		if f.Name == name {
+			return f, true
+		}
+	}
+	return Family{}, false
+}
+
+// TextFamilies lists the names of every non-image family: the default
+// ALLOWED_MODEL_FAMILIES.
+func TextFamilies() []string {
+	var out []string
+	for _, f := range Families {
+		if !f.Image {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
+// Names lists every family name.
+func Names() []string {
+	out := make([]string, len(Families))
+	for i, f := range Families {
+		out[i] = f.Name
+	}
+	return out
+}

@@ -1,0 +1,144 @@
+// Package netutil parses address lists and finds a request's real client IP.
+package netutil
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+)
+
+// IPSet is a list of addresses and CIDR ranges, IPv4 and IPv6.
+type IPSet struct {
+	prefixes []netip.Prefix
+	raw      string
+}
+
+// ParseIPSet parses a comma list such as "10.0.0.0/8, 2001:db8::1".
+// Empty input is the empty set.
+func ParseIPSet(s string) (IPSet, error) {
+	set := IPSet{raw: s}
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		var p netip.Prefix
+		var err error
+		if strings.Contains(part, "/") {
+			p, err = netip.ParsePrefix(part)
+			if err == nil {
+				p = p.Masked()
+			}
+		} else {
+			var a netip.Addr
+			a, err = netip.ParseAddr(part)
+			if err == nil {
+				a = a.Unmap()
+				p = netip.PrefixFrom(a, a.BitLen())
+			}
+		}
+		if err != nil || (p.Addr().Zone() != "") {
+			return IPSet{}, fmt.Errorf("%q is not an IP address or CIDR range", part)
+		}
+		if p.Addr().Is4In6() {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		set.prefixes = append(set.prefixes, p)
+	}
+	return set, nil
+}
+
+// MustParseIPSet is ParseIPSet for constants.
+func MustParseIPSet(s string) IPSet {
+	set, err := ParseIPSet(s)
+	if err != nil {
+		panic(err)
+	}
+	return set
+}
+
+// Contains reports whether ip (any textual form) is in the set.
+func (s IPSet) Contains(ip string) bool {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	return s.ContainsAddr(a)
+}
+
+// ContainsAddr reports whether a is in the set.
+func (s IPSet) ContainsAddr(a netip.Addr) bool {
+	a = a.Unmap().WithZone("")
+	for _, p := range s.prefixes {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// Empty reports whether the set has no entries.
+func (s IPSet) Empty() bool { return len(s.prefixes) == 0 }
+
+func (s IPSet) String() string { return s.raw }
+
+// ClientIP finds the address of the client that made r, trusting the
+// rightmost trustedHops entries of X-Forwarded-For the way Express's
+// "trust proxy = N" does: with the peer address first and the header's
+// entries after it from right to left, the client is entry N (or the
+// farthest one when the chain is shorter). With 0 the peer is the client.
+// Unparseable entries end the chain, so a forged entry cannot be chosen
+// past a broken one.
+func ClientIP(r *http.Request, trustedHops int) string {
+	peer := PeerIP(r)
+	if trustedHops <= 0 {
+		return peer
+	}
+	chain := []string{peer}
+	entries := forwardedEntries(r.Header.Values("X-Forwarded-For"))
+	for i := len(entries) - 1; i >= 0 && len(chain) <= trustedHops; i-- {
+		a, ok := parseHostAddr(entries[i])
+		if !ok {
+			break
+		}
+		chain = append(chain, a)
+	}
+	return chain[len(chain)-1]
+}
+
+func forwardedEntries(values []string) []string {
+	var out []string
+	for _, v := range values {
+		for _, e := range strings.Split(v, ",") {
+			if e = strings.TrimSpace(e); e != "" {
+				out = append(out, e)
+			}
+		}
+	}
+	return out
+}
+
+// parseHostAddr accepts "1.2.3.4", "1.2.3.4:567", "[::1]:80" and "::1".
+func parseHostAddr(s string) (string, bool) {
+	if a, err := netip.ParseAddr(s); err == nil {
+		return a.Unmap().WithZone("").String(), true
+	}
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		return ap.Addr().Unmap().WithZone("").String(), true
+	}
+	return "", false
+}
+
+// PeerIP is the address of the TCP peer.
+func PeerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	if a, ok := parseHostAddr(host); ok {
+		return a
+	}
+	return host
+}
