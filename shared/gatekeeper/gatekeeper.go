@@ -1,0 +1,273 @@
+// Package gatekeeper decides whether a proxy request may go upstream: it
+// finds the client's token and IP, authenticates them in the configured
+// mode, applies the IP limit, model allow-list, quota, rate and concurrency
+// limits, and charges usage afterwards.
+package gatekeeper
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/ratelimit"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Gatekeeper holds the per-instance limiters; one per proxy instance.
+type Gatekeeper struct {
+	cfg      *config.Config
+	store    users.Store
+	now      func() time.Time
+	window   *ratelimit.Window
+	inflight *ratelimit.Concurrency
+	adminKey [32]byte
+	proxyKey [32]byte
+}
+
+// New returns a gatekeeper over store; now is the clock.
+func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeeper {
+	if now == nil {
+		now = time.Now
+	}
+	return &Gatekeeper{
+		cfg:      cfg,
+		store:    store,
+		now:      now,
+		window:   ratelimit.NewWindow(time.Minute),
+		inflight: ratelimit.NewConcurrency(),
+		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
+		proxyKey: sha256.Sum256([]byte(cfg.ProxyKey)),
+	}
+}
+
+// Principal is who a request is from.
+type Principal struct {
+	IP    string
+	Token string      // the user's token in user_token mode, else ""
+	User  *users.User // the user's record as of authentication
+	// Key is what rate and concurrency limits count by: the user's token,
+	// or the client IP where there is none.
+	Key string
+	// Admin is set when the request carried ADMIN_KEY.
+	Admin bool
+	// Exempt principals (admin, special users) skip quotas, IP, rate and
+	// concurrency limits and output clamps.
+	Exempt bool
+}
+
+// TokenSources are where a client's token may travel, first found wins.
+const (
+	headerAuthorization = "Authorization"
+	headerAPIKey        = "X-Api-Key"
+	headerGoogAPIKey    = "X-Goog-Api-Key"
+	queryKey            = "key"
+)
+
+// ExtractToken returns the client's token and removes every place a token
+// can travel from r, so none of them is forwarded upstream.
+func ExtractToken(r *http.Request) string {
+	token := ""
+	if v := r.Header.Get(headerAuthorization); v != "" {
+		if scheme, rest, ok := strings.Cut(strings.TrimSpace(v), " "); ok && strings.EqualFold(scheme, "Bearer") {
+			token = strings.TrimSpace(rest)
+		}
+	}
+	for _, h := range []string{headerAPIKey, headerGoogAPIKey} {
+		if v := strings.TrimSpace(r.Header.Get(h)); token == "" && v != "" {
+			token = v
+		}
+		r.Header.Del(h)
+	}
+	r.Header.Del(headerAuthorization)
+	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, queryKey+"=") {
+		q := r.URL.Query()
+		if v := strings.TrimSpace(q.Get(queryKey)); token == "" && v != "" {
+			token = v
+		}
+		q.Del(queryKey)
+		r.URL.RawQuery = q.Encode()
+	}
+	return token
+}
+
+func equalKey(token string, want [32]byte) bool {
+	got := sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
+}
+
+// Authenticate identifies the request's client; it removes the token from r.
+func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
+	ip := netutil.ClientIP(r, g.cfg.TrustedProxies)
+	token := ExtractToken(r)
+	if g.cfg.IPBlacklist.Contains(ip) {
+		return nil, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
+	}
+	if token != "" && g.cfg.AdminKey != "" && equalKey(token, g.adminKey) {
+		return &Principal{IP: ip, Key: "admin", Admin: true, Exempt: true}, nil
+	}
+	switch g.cfg.Gatekeeper {
+	case config.ModeProxyKey:
+		if token == "" {
+			return nil, users.Errorf(users.CodeUnauthorized, "Missing proxy key: send it as a Bearer token or an API key.")
+		}
+		if !equalKey(token, g.proxyKey) {
+			return nil, users.Errorf(users.CodeUnauthorized, "Invalid proxy key.")
+		}
+		return &Principal{IP: ip, Key: "ip:" + ip}, nil
+	case config.ModeUserToken:
+		return g.authenticateUser(ctx, token, ip)
+	default:
+		return &Principal{IP: ip, Key: "ip:" + ip}, nil
+	}
+}
+
+func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string) (*Principal, error) {
+	if token == "" {
+		return nil, users.Errorf(users.CodeUnauthorized, "Missing user token: send it as a Bearer token or an API key.")
+	}
+	if !users.ValidToken(token) {
+		return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+	}
+	u, err := g.store.Lookup(ctx, token)
+	if err != nil {
+		if users.IsNotFound(err) {
+			return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+		}
+		return nil, unavailable(err)
+	}
+	now := g.now()
+	if u.Disabled() {
+		reason := u.DisabledReason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return nil, users.Errorf(users.CodeForbidden, "Your token has been disabled: %s", reason)
+	}
+	if u.Expired(now) {
+		return nil, users.Errorf(users.CodeForbidden, users.ExpiredReason)
+	}
+	if users.RefreshDue(u, g.cfg.QuotaRefresh, now) {
+		if u, err = g.refresh(ctx, token, now); err != nil {
+			return nil, err
+		}
+	}
+	if !u.HasIP(ip) {
+		if u, err = g.admitIP(ctx, token, ip, now); err != nil {
+			return nil, err
+		}
+	}
+	return &Principal{IP: ip, Token: token, User: u, Key: token, Exempt: u.Type == users.Special}, nil
+}
+
+// refresh applies a due quota refresh once, atomically: another instance
+// may have done it meanwhile, which the re-check inside sees.
+func (g *Gatekeeper) refresh(ctx context.Context, token string, now time.Time) (*users.User, error) {
+	u, err := g.store.Modify(ctx, token, false, func(u *users.User, _ bool) error {
+		if !users.RefreshDue(u, g.cfg.QuotaRefresh, now) {
+			return users.ErrNoWrite
+		}
+		users.RefreshQuota(u, g.cfg.TokenQuota, now)
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return u, nil
+}
+
+// admitIP records a new client IP under the IP limit. It is written at once
+// (not batched) so that the limit holds across instances.
+func (g *Gatekeeper) admitIP(ctx context.Context, token, ip string, now time.Time) (*users.User, error) {
+	var verdict users.IPVerdict
+	u, err := g.store.Modify(ctx, token, false, func(u *users.User, _ bool) error {
+		verdict = users.AdmitIP(u, ip, g.cfg.MaxIPsPerUser, g.cfg.MaxIPsAutoBan, now)
+		if verdict == users.IPKnown || verdict == users.IPRefused {
+			return users.ErrNoWrite
+		}
+		return nil
+	})
+	if err != nil {
+		if users.IsNotFound(err) {
+			return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+		}
+		return nil, unavailable(err)
+	}
+	switch verdict {
+	case users.IPRefused:
+		return nil, users.Errorf(users.CodeForbidden, "IP address limit exceeded for this token.")
+	case users.IPBanned:
+		return nil, users.Errorf(users.CodeForbidden, "Your token has been disabled: %s", users.IPLimitReason)
+	}
+	return u, nil
+}
+
+func unavailable(err error) error {
+	if users.ErrorCode(err) == users.CodeUnavailable {
+		return err
+	}
+	return &users.Error{Code: users.CodeUnavailable, Message: "The user database is unavailable; try again shortly.", Err: err}
+}
+
+// Admission is a request let through: release it when the request ends.
+type Admission struct {
+	Rate    ratelimit.Decision
+	release func()
+}
+
+// Release frees the request's concurrency slot; safe to call more than once.
+func (a *Admission) Release() {
+	if a != nil && a.release != nil {
+		a.release()
+	}
+}
+
+// Admit applies the family allow-list, quota (requested = estimated prompt
+// plus requested output tokens), rate limit and concurrency limit.
+func (g *Gatekeeper) Admit(p *Principal, family string, requested int64) (*Admission, error) {
+	if !p.Admin && !g.cfg.FamilyAllowed(family) {
+		return nil, users.Errorf(users.CodeForbidden, "The %s model family is not allowed on this proxy.", family)
+	}
+	if p.Exempt {
+		return &Admission{}, nil
+	}
+	if p.User != nil {
+		if err := users.CheckQuota(p.User, family, requested); err != nil {
+			return nil, err
+		}
+	}
+	key := p.Key
+	if f, ok := models.Lookup(family); ok && f.Image {
+		key += "|image" // image and text requests have separate limits
+	}
+	rate := g.window.Allow(key, g.cfg.RateLimitFor(family), g.now())
+	if !rate.Allowed {
+		retry := int(rate.RetryIn.Round(time.Second) / time.Second)
+		if retry < 1 {
+			retry = 1
+		}
+		return &Admission{Rate: rate}, &users.Error{
+			Code:              users.CodeRateLimited,
+			Message:           "Rate limit exceeded: too many requests per minute; try again later.",
+			RetryAfterSeconds: retry,
+		}
+	}
+	release, ok := g.inflight.Acquire(p.Key, g.cfg.ConcurrencyLimit)
+	if !ok {
+		return &Admission{Rate: rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
+	}
+	return &Admission{Rate: rate, release: release}, nil
+}
+
+// Charge records a served request's tokens against the user, if any.
+func (g *Gatekeeper) Charge(ctx context.Context, p *Principal, family string, tokens int64) error {
+	if p.User == nil || p.Token == "" {
+		return nil
+	}
+	return g.store.RecordUsage(ctx, p.Token, users.Usage{Family: family, Tokens: tokens, At: g.now()})
+}
