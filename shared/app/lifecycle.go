@@ -20,7 +20,6 @@ type Drain struct {
 	inflight atomic.Int64
 	closing  atomic.Bool
 	idle     chan struct{}
-	mu       sync.Mutex
 }
 
 // NewDrain returns an open Drain.
@@ -29,11 +28,8 @@ func NewDrain() *Drain { return &Drain{idle: make(chan struct{}, 1)} }
 // Wrap counts h's requests; once closing, new requests get 503.
 func (d *Drain) Wrap(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if d.closing.Load() {
-			w.Header().Set("Connection", "close")
-			http.Error(w, "tollgate is shutting down; retry", http.StatusServiceUnavailable)
-			return
-		}
+		// Counted before the closing check, so Close either sees this
+		// request in flight or the request sees Close: none slips between.
 		d.inflight.Add(1)
 		defer func() {
 			if d.inflight.Add(-1) == 0 && d.closing.Load() {
@@ -43,6 +39,11 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 				}
 			}
 		}()
+		if d.closing.Load() {
+			w.Header().Set("Connection", "close")
+			http.Error(w, "tollgate is shutting down; retry", http.StatusServiceUnavailable)
+			return
+		}
 		h.ServeHTTP(w, r)
 	})
 }
@@ -109,7 +110,9 @@ func Mount(name string, h http.Handler) http.Handler {
 			if u.Path == "" {
 				u.Path = "/"
 			}
-			u.RawPath = ""
+			// Keep escapes such as %2F: the prefix has none, so trimming it
+			// from both forms keeps them consistent.
+			u.RawPath = strings.TrimPrefix(u.RawPath, prefix)
 			r2.URL = &u
 			r = r2
 		}

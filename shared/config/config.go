@@ -151,13 +151,15 @@ func FromMap(env map[string]string) (*Config, error) {
 		defStore = "firebase_rtdb"
 	}
 	c.Store = StoreKind(p.oneOf("GATEKEEPER_STORE", defStore, "memory", "firebase_rtdb"))
-	c.ProxyKey = env["PROXY_KEY"]
-	c.AdminKey = env["ADMIN_KEY"]
+	// Secrets are trimmed: clients' tokens are, so a stray newline from a
+	// file or a YAML block would otherwise make a key that never matches.
+	c.ProxyKey = strings.TrimSpace(env["PROXY_KEY"])
+	c.AdminKey = strings.TrimSpace(env["ADMIN_KEY"])
 	c.AdminWhitelist = p.ipSet("ADMIN_WHITELIST", "0.0.0.0/0,::/0")
 	c.IPBlacklist = p.ipSet("IP_BLACKLIST", "")
 	c.TrustedProxies = p.int("TRUSTED_PROXIES", 1, 0, 32)
 	c.FirebaseRTDBURL = strings.TrimRight(env["FIREBASE_RTDB_URL"], "/")
-	c.FirebaseKey = env["FIREBASE_KEY"]
+	c.FirebaseKey = strings.TrimSpace(env["FIREBASE_KEY"])
 	c.FirebaseUsersRef = p.str("FIREBASE_USERS_REF_NAME", "users")
 	c.MaxIPsPerUser = int64(p.int("MAX_IPS_PER_USER", 0, 0, 1_000_000))
 	c.MaxIPsAutoBan = p.bool("MAX_IPS_AUTO_BAN", false)
@@ -178,14 +180,17 @@ func FromMap(env map[string]string) (*Config, error) {
 		}
 		c.BaseURLs[prov] = p.baseURL(infix+"_BASE_URL", DefaultBaseURLs[prov])
 	}
-	c.SigningKey = env["SIGNING_KEY"]
+	c.SigningKey = strings.TrimSpace(env["SIGNING_KEY"])
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")
 	if p.err != nil {
 		return nil, p.err
 	}
-	return c, c.check()
+	if err := c.check(); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // check validates rules that span variables.
@@ -232,6 +237,7 @@ func (c *Config) SecretValues() map[string]string {
 // A provider's secret may itself hold a comma list of keys.
 func (c *Config) ApplySecrets(values map[string]string) {
 	for name, v := range values {
+		v = strings.TrimSpace(v)
 		switch name {
 		case "PROXY_KEY":
 			c.ProxyKey = v
@@ -243,10 +249,15 @@ func (c *Config) ApplySecrets(values map[string]string) {
 			c.SigningKey = v
 		default:
 			for _, p := range models.Providers {
-				if name == ProviderEnv[p]+"_KEY" {
-					if keys := splitList(v); len(keys) > 0 {
-						c.ProviderKeys[p] = keys
-					}
+				if name != ProviderEnv[p]+"_KEY" {
+					continue
+				}
+				// A secret holding no key leaves the provider unserved
+				// rather than sending its reference upstream as a key.
+				if keys := splitList(v); len(keys) > 0 {
+					c.ProviderKeys[p] = keys
+				} else {
+					delete(c.ProviderKeys, p)
 				}
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -85,15 +86,35 @@ func ExtractToken(r *http.Request) string {
 		r.Header.Del(h)
 	}
 	r.Header.Del(headerAuthorization)
-	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, queryKey+"=") {
-		q := r.URL.Query()
-		if v := strings.TrimSpace(q.Get(queryKey)); token == "" && v != "" {
+	if r.URL.RawQuery != "" {
+		v, rest, found := cutQueryKey(r.URL.RawQuery)
+		if found {
+			r.URL.RawQuery = rest
+		}
+		if token == "" {
 			token = v
 		}
-		q.Del(queryKey)
-		r.URL.RawQuery = q.Encode()
 	}
 	return token
+}
+
+// cutQueryKey removes every key= parameter (however its name is escaped)
+// from a raw query and returns the first non-empty value. Other parameters
+// keep their order and spelling, which re-encoding would not.
+func cutQueryKey(raw string) (value, rest string, found bool) {
+	kept := make([]string, 0, strings.Count(raw, "&")+1)
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, v, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(k); err != nil || name != queryKey {
+			kept = append(kept, pair)
+			continue
+		}
+		found = true
+		if u, err := url.QueryUnescape(v); err == nil && value == "" {
+			value = strings.TrimSpace(u)
+		}
+	}
+	return value, strings.Join(kept, "&"), found
 }
 
 func equalKey(token string, want [32]byte) bool {

@@ -44,13 +44,34 @@ func severity(l zerolog.Level) string {
 	}
 }
 
-// New returns a JSON logger writing to w at level (a zerolog level name).
+// New returns a JSON logger writing to w at level (a zerolog level name;
+// info when unknown).
 func New(w io.Writer, level string) zerolog.Logger {
-	lvl, err := zerolog.ParseLevel(level)
-	if err != nil || level == "" {
-		lvl = zerolog.InfoLevel
+	return zerolog.New(w).Level(parseLevel(level)).With().Timestamp().Logger()
+}
+
+// parseLevel reads zerolog's level names. zerolog.ParseLevel cannot be
+// used: it compares with LevelFieldMarshalFunc, which init replaced with
+// Cloud Logging's severities, so "warn" or "trace" would not parse.
+func parseLevel(level string) zerolog.Level {
+	switch strings.ToLower(strings.TrimSpace(level)) {
+	case "trace":
+		return zerolog.TraceLevel
+	case "debug":
+		return zerolog.DebugLevel
+	case "warn":
+		return zerolog.WarnLevel
+	case "error":
+		return zerolog.ErrorLevel
+	case "fatal":
+		return zerolog.FatalLevel
+	case "panic":
+		return zerolog.PanicLevel
+	case "disabled":
+		return zerolog.Disabled
+	default:
+		return zerolog.InfoLevel
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
 }
 
 // TokenTail is how a token appears in logs: its last four characters.

@@ -34,12 +34,17 @@ func ParseIPSet(s string) (IPSet, error) {
 		} else {
 			var a netip.Addr
 			a, err = netip.ParseAddr(part)
+			if err == nil && a.Zone() != "" {
+				// A zone means nothing to a remote client's address, and
+				// PrefixFrom would drop it silently.
+				err = fmt.Errorf("zoned address")
+			}
 			if err == nil {
 				a = a.Unmap()
 				p = netip.PrefixFrom(a, a.BitLen())
 			}
 		}
-		if err != nil || (p.Addr().Zone() != "") {
+		if err != nil {
 			return IPSet{}, fmt.Errorf("%q is not an IP address or CIDR range", part)
 		}
 		if p.Addr().Is4In6() {

@@ -135,13 +135,17 @@ type Lockout struct {
 	fails  map[string][]time.Time
 }
 
-// NewLockout locks a key out after max failures within window.
+// NewLockout locks a key out after max failures within window; max 0
+// never locks.
 func NewLockout(max int, window time.Duration) *Lockout {
 	return &Lockout{max: max, window: window, fails: make(map[string][]time.Time)}
 }
 
 // Locked reports whether key is locked out at now, and for how long.
 func (l *Lockout) Locked(key string, now time.Time) (bool, time.Duration) {
+	if l.max <= 0 { // no lockout configured
+		return false, 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	f := l.prune(key, now)

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -80,7 +82,7 @@ func ParsePatchList(data []byte) ([]Patch, error) {
 		return nil, invalid([]Issue{{Path: "", Message: err.Error()}})
 	}
 	var issues []Issue
-	for k := range doc {
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
 		if k != "users" {
 			issues = append(issues, Issue{Path: k, Message: "unknown field"})
 		}
@@ -151,7 +153,10 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 		return []Issue{{Path: prefix, Message: err.Error()}}
 	}
 	d := fieldDecoder{prefix: prefix}
-	for k, raw := range doc {
+	// Sorted, so the issues (and the message naming the first) are the
+	// same for the same input.
+	for _, k := range slices.Sorted(maps.Keys(doc)) {
+		raw := doc[k]
 		null := bytes.Equal(bytes.TrimSpace(raw), []byte("null"))
 		switch k {
 		case "token":
@@ -312,7 +317,8 @@ func (d *fieldDecoder) families(k string, raw json.RawMessage, null bool) Opt[ma
 		return Opt[map[string]int64]{}
 	}
 	out := make(map[string]int64, len(m))
-	for f, v := range m {
+	for _, f := range slices.Sorted(maps.Keys(m)) {
+		v := m[f]
 		if !ValidFamily(f) {
 			d.fail(k+"."+f, "is not a valid model family name")
 			continue

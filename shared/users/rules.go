@@ -48,8 +48,9 @@ func RefreshDue(u *User, s Schedule, now time.Time) bool {
 }
 
 // RefreshQuota grants each family with a refresh amount q (the user's
-// tokenRefresh, else the default quota) a limit of count + q. Counts are never
-// reset. It reports whether any limit changed.
+// tokenRefresh when above 0, else the default quota: the original's
+// `tokenRefresh[f] || TOKEN_QUOTA_<F>`) a limit of count + q. Counts are
+// never reset. It reports whether any limit changed.
 func RefreshQuota(u *User, defaults map[string]int64, now time.Time) bool {
 	changed := false
 	grant := func(f string, q int64) {
@@ -57,6 +58,9 @@ func RefreshQuota(u *User, defaults map[string]int64, now time.Time) bool {
 			return
 		}
 		if l := u.TokenCounts[f] + q; u.TokenLimits[f] != l {
+			if u.TokenLimits == nil {
+				u.TokenLimits = map[string]int64{}
+			}
 			u.TokenLimits[f] = l
 			changed = true
 		}
@@ -65,7 +69,7 @@ func RefreshQuota(u *User, defaults map[string]int64, now time.Time) bool {
 		grant(f, q)
 	}
 	for f, q := range defaults {
-		if _, own := u.TokenRefresh[f]; !own {
+		if u.TokenRefresh[f] <= 0 { // 0 falls back to the default
 			grant(f, q)
 		}
 	}

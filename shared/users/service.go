@@ -154,13 +154,15 @@ func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
 		}
 	case ActionResetCounts:
 		change = func(u *User, _ time.Time) bool {
-			if len(u.TokenCounts) == 0 {
-				return false
+			// Only users with something to reset are written and counted.
+			changed := false
+			for f, n := range u.TokenCounts {
+				if n != 0 {
+					u.TokenCounts[f] = 0
+					changed = true
+				}
 			}
-			for f := range u.TokenCounts {
-				u.TokenCounts[f] = 0
-			}
-			return true
+			return changed
 		}
 	case ActionExpireTemporary:
 		change = func(u *User, now time.Time) bool {

@@ -1,0 +1,293 @@
+package logging_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/rs/zerolog"
+
+	"tollgate.dev/tollgate/shared/logging"
+)
+
+func lines(t *testing.T, buf *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line is not JSON: %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestSeverityNames(t *testing.T) {
+	var buf bytes.Buffer
+	log := logging.New(&buf, "trace")
+	log.Trace().Msg("t")
+	log.Debug().Msg("d")
+	log.Info().Msg("i")
+	log.Warn().Msg("w")
+	log.Error().Msg("e")
+	log.WithLevel(zerolog.FatalLevel).Msg("f") // WithLevel does not exit
+	log.WithLevel(zerolog.PanicLevel).Msg("p") // nor panic
+	log.Log().Msg("n")
+	want := []struct{ msg, severity string }{
+		{"t", "DEBUG"}, {"d", "DEBUG"}, {"i", "INFO"}, {"w", "WARNING"},
+		{"e", "ERROR"}, {"f", "CRITICAL"}, {"p", "ALERT"}, {"n", ""},
+	}
+	got := lines(t, &buf)
+	if len(got) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), buf.String())
+	}
+	for i, w := range want {
+		if got[i]["message"] != w.msg {
+			t.Errorf("line %d message = %v, want %q", i, got[i]["message"], w.msg)
+		}
+		sev, _ := got[i]["severity"].(string)
+		if sev != w.severity {
+			t.Errorf("line %d (%s) severity = %q, want %q", i, w.msg, sev, w.severity)
+		}
+		if _, ok := got[i]["level"]; ok {
+			t.Errorf("line %d carries zerolog's level field too", i)
+		}
+		if _, ok := got[i]["time"].(string); !ok {
+			t.Errorf("line %d has no time", i)
+		}
+	}
+}
+
+// Every LOG_LEVEL name config accepts sets that level (zerolog.ParseLevel
+// would not, once severity names replace zerolog's).
+func TestLevels(t *testing.T) {
+	all := []zerolog.Level{zerolog.TraceLevel, zerolog.DebugLevel, zerolog.InfoLevel, zerolog.WarnLevel, zerolog.ErrorLevel, zerolog.FatalLevel, zerolog.PanicLevel}
+	tests := []struct {
+		level string
+		min   zerolog.Level // lowest level written
+	}{
+		{"trace", zerolog.TraceLevel},
+		{"debug", zerolog.DebugLevel},
+		{"DEBUG", zerolog.DebugLevel},
+		{"info", zerolog.InfoLevel},
+		{"warn", zerolog.WarnLevel},
+		{"error", zerolog.ErrorLevel},
+		{"fatal", zerolog.FatalLevel},
+		{"panic", zerolog.PanicLevel},
+		{"disabled", zerolog.Disabled},
+		{"", zerolog.InfoLevel},
+		{"nonsense", zerolog.InfoLevel},
+	}
+	for _, tt := range tests {
+		var buf bytes.Buffer
+		log := logging.New(&buf, tt.level)
+		for _, l := range all {
+			log.WithLevel(l).Msg(l.String())
+		}
+		for _, l := range all {
+			written := strings.Contains(buf.String(), `"message":"`+l.String()+`"`)
+			if want := l >= tt.min; written != want {
+				t.Errorf("LOG_LEVEL=%q: %s written = %v, want %v", tt.level, l, written, want)
+			}
+		}
+	}
+}
+
+func TestTrace(t *testing.T) {
+	const id = "105445aa7843bc8bf206b12000100000"
+	tests := []struct {
+		header, project, want string
+	}{
+		{id + "/1;o=1", "p1", "projects/p1/traces/" + id},
+		{id, "p1", "projects/p1/traces/" + id},
+		{id + ";o=1", "p1", "projects/p1/traces/" + id},
+		{strings.ToUpper(id) + "/5", "p1", "projects/p1/traces/" + strings.ToUpper(id)},
+		{id + "/1;o=1", "", ""},
+		{"", "p1", ""},
+		{"abc/1", "p1", ""},
+		{strings.Replace(id, "a", "g", 1) + "/1", "p1", ""},
+		{id + "0/1", "p1", ""},
+	}
+	for _, tt := range tests {
+		if got := logging.Trace(tt.header, tt.project); got != tt.want {
+			t.Errorf("Trace(%q, %q) = %q, want %q", tt.header, tt.project, got, tt.want)
+		}
+	}
+}
+
+func TestTokenTail(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"abc", "…"},
+		{"abcd", "…"},
+		{"abcde", "…bcde"},
+		{"8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50", "…4f50"},
+	}
+	for _, tt := range tests {
+		if got := logging.TokenTail(tt.in); got != tt.want {
+			t.Errorf("TokenTail(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestRedactPath(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/", "/"},
+		{"/openai/v1/chat/completions", "/openai/v1/chat/completions"},
+		{"/admin/users", "/admin/users"},
+		{"/admin/users/8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50", "/admin/users/…4f50"},
+		{"/users/8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50/reactivate", "/users/…4f50/reactivate"},
+		{"/admin/users/abcdefghijklmnop/refresh-quota", "/admin/users/…mnop/refresh-quota"},
+		{"/admin/users/short-token", "/admin/users/short-token"}, // under 16: not token-like
+		{"/google-ai/v1beta/models/gemini-2.5-flash:generateContent", "/google-ai/v1beta/models/gemini-2.5-flash:generateContent"},
+		{"/a/sk_live_0123456789abcdef/b/sk_live_fedcba9876543210", "/a/…cdef/b/…3210"},
+	}
+	for _, tt := range tests {
+		if got := logging.RedactPath(tt.in); got != tt.want {
+			t.Errorf("RedactPath(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestMiddlewareOneLinePerRequest(t *testing.T) {
+	const token = "8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50"
+	const queryKey = "AIzaSy-query-secret-key-0000"
+	const bearer = "sk-bearer-secret-1111"
+	var buf bytes.Buffer
+	log := logging.New(&buf, "info")
+	h := logging.Middleware(log, "proj-1", func(r *http.Request) string { return "203.0.113.9" },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := logging.FromContext(r.Context())
+			rec.SetRoute("POST /admin/users/{token}")
+			rec.SetToken(token)
+			rec.SetFamily("gpt4o")
+			rec.SetTokens(1234)
+			w.WriteHeader(http.StatusTeapot)
+			w.Write([]byte("body"))
+		}))
+	r := httptest.NewRequest(http.MethodPost, "/admin/users/"+token+"?key="+queryKey+"&alt=sse", nil)
+	r.Header.Set("Authorization", "Bearer "+bearer)
+	r.Header.Set("X-Api-Key", bearer)
+	r.Header.Set("X-Cloud-Trace-Context", "105445aa7843bc8bf206b12000100000/1;o=1")
+	r.Header.Set("User-Agent", "curl/8")
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+
+	if w.Code != http.StatusTeapot || w.Body.String() != "body" {
+		t.Fatalf("response %d %q", w.Code, w.Body.String())
+	}
+	out := buf.String()
+	if strings.Count(out, "\n") != 1 {
+		t.Fatalf("want exactly one line, got:\n%s", out)
+	}
+	for _, secret := range []string{token, token[:8], queryKey, bearer, "key="} {
+		if strings.Contains(out, secret) {
+			t.Errorf("log line contains %q:\n%s", secret, out)
+		}
+	}
+	m := lines(t, &buf)[0]
+	if m["severity"] != "INFO" {
+		t.Errorf("severity = %v", m["severity"])
+	}
+	if m[logging.TraceField] != "projects/proj-1/traces/105445aa7843bc8bf206b12000100000" {
+		t.Errorf("trace = %v", m[logging.TraceField])
+	}
+	if m["route"] != "POST /admin/users/{token}" || m["token"] != "…4f50" || m["family"] != "gpt4o" || m["tokens"] != float64(1234) {
+		t.Errorf("fields: %v", m)
+	}
+	if m["message"] != "POST /admin/users/…4f50 418" {
+		t.Errorf("message = %v", m["message"])
+	}
+	hr, _ := m["httpRequest"].(map[string]any)
+	if hr["requestMethod"] != "POST" || hr["requestUrl"] != "/admin/users/…4f50" || hr["status"] != float64(418) ||
+		hr["remoteIp"] != "203.0.113.9" || hr["userAgent"] != "curl/8" {
+		t.Errorf("httpRequest = %v", hr)
+	}
+	if lat, _ := hr["latency"].(string); !strings.HasSuffix(lat, "s") || len(lat) < 2 {
+		t.Errorf("latency = %v, want Cloud Logging's duration form", hr["latency"])
+	}
+}
+
+func TestMiddlewareStatusAndLevel(t *testing.T) {
+	tests := []struct {
+		name     string
+		handler  http.HandlerFunc
+		status   float64
+		severity string
+		errMsg   string
+	}{
+		{"implicit 200", func(w http.ResponseWriter, r *http.Request) {}, 200, "INFO", ""},
+		{"write without header", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("x")) }, 200, "INFO", ""},
+		{"first status wins", func(w http.ResponseWriter, r *http.Request) {
+			w.WriteHeader(404)
+			w.WriteHeader(500)
+		}, 404, "INFO", ""},
+		{"5xx is an error", func(w http.ResponseWriter, r *http.Request) {
+			logging.FromContext(r.Context()).SetError("upstream timed out")
+			w.WriteHeader(504)
+		}, 504, "ERROR", "upstream timed out"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			h := logging.Middleware(logging.New(&buf, "info"), "", func(*http.Request) string { return "" }, tt.handler)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/health", nil))
+			got := lines(t, &buf)
+			if len(got) != 1 {
+				t.Fatalf("%d lines", len(got))
+			}
+			m := got[0]
+			hr, _ := m["httpRequest"].(map[string]any)
+			if hr["status"] != tt.status || m["severity"] != tt.severity {
+				t.Errorf("status %v severity %v, want %v %s", hr["status"], m["severity"], tt.status, tt.severity)
+			}
+			if _, ok := m[logging.TraceField]; ok {
+				t.Error("trace without a header or project")
+			}
+			for _, k := range []string{"token", "family", "tokens", "route"} {
+				if _, ok := m[k]; ok {
+					t.Errorf("unset field %s written", k)
+				}
+			}
+			if e, _ := m["error"].(string); e != tt.errMsg {
+				t.Errorf("error = %q, want %q", e, tt.errMsg)
+			}
+		})
+	}
+}
+
+// The middleware must not break streaming: Flush and ResponseController
+// reach the real writer.
+func TestMiddlewareFlushes(t *testing.T) {
+	var buf bytes.Buffer
+	h := logging.Middleware(logging.New(&buf, "info"), "", func(*http.Request) string { return "" },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Write([]byte("data: 1\n\n"))
+			if err := http.NewResponseController(w).Flush(); err != nil {
+				t.Errorf("ResponseController.Flush: %v", err)
+			}
+			w.(http.Flusher).Flush()
+		}))
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if !w.Flushed {
+		t.Error("flush did not reach the recorder")
+	}
+}
+
+func TestFromContextOutsideMiddleware(t *testing.T) {
+	rec := logging.FromContext(httptest.NewRequest(http.MethodGet, "/", nil).Context())
+	// A throwaway record: every setter works and nothing panics.
+	rec.SetRoute("r")
+	rec.SetToken("t")
+	rec.SetFamily("f")
+	rec.SetTokens(1)
+	rec.SetError("e")
+}

@@ -1,0 +1,439 @@
+package users_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"reflect"
+	"slices"
+	"sort"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/users/userstest"
+)
+
+func ctx(t *testing.T) context.Context {
+	c, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	return c
+}
+
+type svcFixture struct {
+	svc   *users.Service
+	store *memory.Store
+	now   time.Time
+}
+
+func newService(defaults map[string]int64) *svcFixture {
+	f := &svcFixture{store: memory.New(), now: t0}
+	f.svc = &users.Service{Store: f.store, Defaults: defaults, Now: func() time.Time { return f.now }}
+	return f
+}
+
+func patch(t *testing.T, doc string) users.Patch {
+	t.Helper()
+	p, err := users.ParsePatch([]byte(doc))
+	if err != nil {
+		t.Fatalf("ParsePatch(%s): %v", doc, err)
+	}
+	return p
+}
+
+func (f *svcFixture) get(t *testing.T, token string) *users.User {
+	t.Helper()
+	u, err := f.store.Get(ctx(t), token)
+	if err != nil {
+		t.Fatalf("Get %s: %v", token, err)
+	}
+	return u
+}
+
+func (f *svcFixture) put(t *testing.T, u *users.User) {
+	t.Helper()
+	if _, err := f.store.Modify(ctx(t), u.Token, true, func(cur *users.User, _ bool) error {
+		*cur = *u.Clone()
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func wantInvalid(t *testing.T, err error, paths ...string) {
+	t.Helper()
+	var got []string
+	for _, is := range issuesOf(t, err) {
+		got = append(got, is.Path)
+	}
+	if !slices.Equal(got, paths) {
+		t.Errorf("issue paths = %v, want %v", got, paths)
+	}
+}
+
+func TestServiceCreate(t *testing.T) {
+	f := newService(map[string]int64{"gpt4o": 1000, "claude": 0})
+	tests := []struct {
+		name    string
+		doc     string
+		check   func(t *testing.T, u *users.User)
+		invalid []string
+	}{
+		{"normal by default", `{}`, func(t *testing.T, u *users.User) {
+			if u.Type != users.Normal || !maps.Equal(u.TokenLimits, map[string]int64{"gpt4o": 1000}) || u.CreatedAt != t0.UnixMilli() {
+				t.Errorf("user = %+v", u)
+			}
+		}, nil},
+		{"special", `{"type":"special","nickname":"vip"}`, func(t *testing.T, u *users.User) {
+			if u.Type != users.Special || u.Nickname != "vip" {
+				t.Errorf("user = %+v", u)
+			}
+		}, nil},
+		{"temporary with its own quotas", `{"type":"temporary","expiresAt":` + itoa(t0.Add(time.Hour).UnixMilli()) + `,"tokenLimits":{"claude":50}}`,
+			func(t *testing.T, u *users.User) {
+				if u.Type != users.Temporary || !maps.Equal(u.TokenLimits, map[string]int64{"claude": 50}) || u.ExpiresAt == 0 {
+					t.Errorf("user = %+v", u)
+				}
+			}, nil},
+		{"temporary without expiry", `{"type":"temporary"}`, nil, []string{"expiresAt"}},
+		{"token chosen", `{"token":"mine"}`, nil, []string{"token"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before, _ := f.store.List(ctx(t))
+			u, err := f.svc.Create(ctx(t), patch(t, tt.doc))
+			if tt.invalid != nil {
+				wantInvalid(t, err, tt.invalid...)
+				if after, _ := f.store.List(ctx(t)); len(after) != len(before) {
+					t.Errorf("an invalid create wrote a user")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			id, err := uuid.Parse(u.Token)
+			if err != nil || id.Version() != 4 || !users.ValidToken(u.Token) {
+				t.Errorf("token %q is not a UUID v4", u.Token)
+			}
+			if stored := f.get(t, u.Token); !reflect.DeepEqual(stored, u) {
+				t.Errorf("stored %+v, returned %+v", stored, u)
+			}
+			tt.check(t, u)
+		})
+	}
+	a, _ := f.svc.Create(ctx(t), users.Patch{})
+	b, _ := f.svc.Create(ctx(t), users.Patch{})
+	if a.Token == b.Token {
+		t.Error("two users got one token")
+	}
+}
+
+func TestServiceUpsert(t *testing.T) {
+	f := newService(map[string]int64{"gpt4o": 1000})
+	u, created, err := f.svc.Upsert(ctx(t), "alice", patch(t, `{"nickname":"a","maxIps":2}`))
+	if err != nil || !created {
+		t.Fatalf("create: %v created=%v", err, created)
+	}
+	if u.Token != "alice" || u.Nickname != "a" || *u.MaxIPs != 2 || u.TokenLimits["gpt4o"] != 1000 || u.CreatedAt != t0.UnixMilli() {
+		t.Errorf("created %+v", u)
+	}
+	f.now = t0.Add(time.Hour)
+	u, created, err = f.svc.Upsert(ctx(t), "alice", patch(t, `{"token":"alice","adminNote":"x","maxIps":null,"tokenLimits":{"claude":5}}`))
+	if err != nil || created {
+		t.Fatalf("update: %v created=%v", err, created)
+	}
+	if u.Nickname != "a" || u.AdminNote != "x" || u.MaxIPs != nil || !maps.Equal(u.TokenLimits, map[string]int64{"claude": 5}) || u.CreatedAt != t0.UnixMilli() {
+		t.Errorf("updated %+v", u)
+	}
+	tests := []struct {
+		name  string
+		token string
+		doc   string
+		paths []string
+	}{
+		{"token mismatch", "alice", `{"token":"bob"}`, []string{"token"}},
+		{"bad path token", "a b", `{}`, []string{"token"}},
+		{"makes it invalid", "alice", `{"type":"temporary"}`, []string{"expiresAt"}},
+		{"new and invalid", "carol", `{"type":"temporary"}`, []string{"expiresAt"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := f.get(t, "alice")
+			_, _, err := f.svc.Upsert(ctx(t), tt.token, patch(t, tt.doc))
+			wantInvalid(t, err, tt.paths...)
+			if after := f.get(t, "alice"); !reflect.DeepEqual(before, after) {
+				t.Errorf("a refused update wrote: %+v", after)
+			}
+			if _, err := f.store.Get(ctx(t), "carol"); !users.IsNotFound(err) {
+				t.Errorf("a refused create wrote carol")
+			}
+		})
+	}
+}
+
+func TestServiceImport(t *testing.T) {
+	f := newService(map[string]int64{"gpt4o": 1000})
+	f.put(t, users.New("existing", users.Normal, t0.Add(-time.Hour), nil))
+
+	ps, err := users.ParsePatchList([]byte(`{"users":[{"token":"existing","nickname":"e"},{"token":"new1"},{"token":"new2","type":"special"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.svc.Import(ctx(t), ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("%d users imported", len(got))
+	}
+	e := f.get(t, "existing")
+	if e.Nickname != "e" || e.CreatedAt != t0.Add(-time.Hour).UnixMilli() || len(e.TokenLimits) != 0 {
+		t.Errorf("existing user = %+v, want only its nickname changed", e)
+	}
+	if n := f.get(t, "new1"); n.TokenLimits["gpt4o"] != 1000 || n.CreatedAt != t0.UnixMilli() {
+		t.Errorf("new user = %+v, want defaults", n)
+	}
+
+	// All or nothing: one bad entry writes nothing, and its issue names it.
+	ps, err = users.ParsePatchList([]byte(`{"users":[{"token":"existing","nickname":"changed"},{"token":"new3"},{"token":"tmp","type":"temporary"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = f.svc.Import(ctx(t), ps)
+	wantInvalid(t, err, "users[2].expiresAt")
+	if f.get(t, "existing").Nickname != "e" {
+		t.Error("a failed import changed a user")
+	}
+	if _, err := f.store.Get(ctx(t), "new3"); !users.IsNotFound(err) {
+		t.Error("a failed import created a user")
+	}
+}
+
+// The original's export imports unchanged and exports back equal, even
+// with default quotas configured.
+func TestServiceImportOriginalExport(t *testing.T) {
+	f := newService(map[string]int64{"gpt4o": 5, "claude": 7})
+	ps, err := users.ParsePatchList(userstest.OriginalExport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Import(ctx(t), ps); err != nil {
+		t.Fatal(err)
+	}
+	list, err := f.store.List(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Users []map[string]any `json:"users"`
+	}
+	if err := json.Unmarshal(userstest.OriginalExport, &doc); err != nil {
+		t.Fatal(err)
+	}
+	want := doc.Users
+	for _, u := range want {
+		delete(u, "tokenCount") // deprecated: accepted and dropped
+	}
+	b, _ := json.Marshal(list)
+	var got []map[string]any
+	json.Unmarshal(b, &got)
+	byToken := func(s []map[string]any) {
+		sort.Slice(s, func(i, j int) bool { return s[i]["token"].(string) < s[j]["token"].(string) })
+	}
+	byToken(got)
+	byToken(want)
+	if !reflect.DeepEqual(got, want) {
+		gb, _ := json.MarshalIndent(got, "", " ")
+		wb, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("export differs:\n got %s\nwant %s", gb, wb)
+	}
+}
+
+func TestServiceDisableReactivateRefresh(t *testing.T) {
+	f := newService(map[string]int64{"gpt4o": 1000})
+	tmp := users.New("tmp", users.Temporary, t0, map[string]int64{"gpt4o": 100})
+	tmp.ExpiresAt = t0.Add(time.Hour).UnixMilli()
+	tmp.TokenCounts["gpt4o"] = 80
+	f.put(t, tmp)
+	f.put(t, users.New("u", users.Normal, t0, nil))
+
+	u, err := f.svc.Disable(ctx(t), "u", "")
+	if err != nil || !u.Disabled() || u.DisabledReason != "Disabled by an administrator." || u.DisabledAt != t0.UnixMilli() {
+		t.Fatalf("Disable default reason: %+v %v", u, err)
+	}
+	u, err = f.svc.Disable(ctx(t), "u", "Abuse.")
+	if err != nil || u.DisabledReason != "Abuse." {
+		t.Fatalf("Disable with reason: %+v %v", u, err)
+	}
+	u, err = f.svc.Reactivate(ctx(t), "u")
+	if err != nil || u.Disabled() || u.DisabledReason != "" {
+		t.Fatalf("Reactivate: %+v %v", u, err)
+	}
+	if stored := f.get(t, "u"); stored.Disabled() {
+		t.Error("reactivation not stored")
+	}
+	// An explicit refresh applies to any type, temporary included.
+	f.now = t0.Add(time.Minute)
+	u, err = f.svc.RefreshQuota(ctx(t), "tmp")
+	if err != nil || u.TokenLimits["gpt4o"] != 1080 || u.RefreshedAt != f.now.UnixMilli() {
+		t.Fatalf("RefreshQuota: %+v %v", u, err)
+	}
+	for name, call := range map[string]func() error{
+		"Disable":      func() error { _, err := f.svc.Disable(ctx(t), "ghost", ""); return err },
+		"Reactivate":   func() error { _, err := f.svc.Reactivate(ctx(t), "ghost"); return err },
+		"RefreshQuota": func() error { _, err := f.svc.RefreshQuota(ctx(t), "ghost"); return err },
+	} {
+		if err := call(); !users.IsNotFound(err) {
+			t.Errorf("%s(missing) = %v, want not found", name, err)
+		}
+	}
+	if _, err := f.store.Get(ctx(t), "ghost"); !users.IsNotFound(err) {
+		t.Error("a call on a missing user created it")
+	}
+}
+
+func TestServiceMaintain(t *testing.T) {
+	const h = time.Hour
+	mk := func(token string, typ users.Type, edit func(u *users.User)) *users.User {
+		u := users.New(token, typ, t0, nil)
+		u.TokenCounts = map[string]int64{"gpt4o": 100}
+		u.TokenLimits = map[string]int64{"gpt4o": 150}
+		if typ == users.Temporary {
+			u.ExpiresAt = t0.Add(h).UnixMilli()
+		}
+		if edit != nil {
+			edit(u)
+		}
+		return u
+	}
+	now := t0.Add(100 * h)
+	disabledAgo := func(d time.Duration) func(u *users.User) {
+		return func(u *users.User) { u.Disable(now.Add(-d), users.ExpiredReason) }
+	}
+	all := func() []*users.User {
+		return []*users.User{
+			mk("normal", users.Normal, nil),
+			mk("special", users.Special, nil),
+			mk("no-counts", users.Normal, func(u *users.User) { u.TokenCounts = map[string]int64{} }),
+			mk("tmp-live", users.Temporary, func(u *users.User) { u.ExpiresAt = now.Add(h).UnixMilli() }),
+			mk("tmp-expired", users.Temporary, nil),
+			mk("tmp-refreshable", users.Temporary, func(u *users.User) {
+				u.ExpiresAt = now.Add(h).UnixMilli()
+				u.Meta = map[string]any{"refreshable": true}
+			}),
+			mk("tmp-disabled-49h", users.Temporary, disabledAgo(49*h)),
+			mk("tmp-disabled-48h", users.Temporary, disabledAgo(48*h)),
+			mk("tmp-disabled-47h", users.Temporary, disabledAgo(47*h)),
+			mk("normal-disabled-99h", users.Normal, disabledAgo(99*h)),
+		}
+	}
+	tests := []struct {
+		action   string
+		affected int
+		check    func(t *testing.T, f *svcFixture, before map[string]*users.User)
+	}{
+		{users.ActionRefreshQuotas, 5, func(t *testing.T, f *svcFixture, before map[string]*users.User) {
+			// Every non-temporary user and the refreshable temporary one:
+			// limit = count + 1000; the no-counts user gets 0 + 1000.
+			for tok, want := range map[string]int64{"normal": 1100, "special": 1100, "no-counts": 1000, "tmp-refreshable": 1100, "normal-disabled-99h": 1100} {
+				if got := f.get(t, tok); got.TokenLimits["gpt4o"] != want || got.RefreshedAt != now.UnixMilli() {
+					t.Errorf("%s: limit %d refreshedAt %d, want %d", tok, got.TokenLimits["gpt4o"], got.RefreshedAt, want)
+				}
+			}
+			for _, tok := range []string{"tmp-live", "tmp-expired", "tmp-disabled-47h"} {
+				if !reflect.DeepEqual(f.get(t, tok), before[tok]) {
+					t.Errorf("%s changed", tok)
+				}
+			}
+		}},
+		{users.ActionResetCounts, 9, func(t *testing.T, f *svcFixture, before map[string]*users.User) {
+			for tok := range before {
+				got := f.get(t, tok)
+				if got.TokenCounts["gpt4o"] != 0 || got.TokenLimits["gpt4o"] != before[tok].TokenLimits["gpt4o"] {
+					t.Errorf("%s: counts %v limits %v", tok, got.TokenCounts, got.TokenLimits)
+				}
+			}
+		}},
+		{users.ActionExpireTemporary, 1, func(t *testing.T, f *svcFixture, before map[string]*users.User) {
+			got := f.get(t, "tmp-expired")
+			if !got.Disabled() || got.DisabledReason != users.ExpiredReason || got.DisabledAt != now.UnixMilli() {
+				t.Errorf("tmp-expired = %+v", got)
+			}
+			for _, tok := range []string{"tmp-live", "tmp-disabled-49h", "normal"} {
+				if !reflect.DeepEqual(f.get(t, tok), before[tok]) {
+					t.Errorf("%s changed", tok)
+				}
+			}
+		}},
+		{users.ActionPurgeTemporary, 2, func(t *testing.T, f *svcFixture, before map[string]*users.User) {
+			for _, tok := range []string{"tmp-disabled-49h", "tmp-disabled-48h"} {
+				if _, err := f.store.Get(ctx(t), tok); !users.IsNotFound(err) {
+					t.Errorf("%s not purged", tok)
+				}
+			}
+			list, _ := f.store.List(ctx(t))
+			if len(list) != len(before)-2 {
+				t.Errorf("%d users left, want %d", len(list), len(before)-2)
+			}
+			for _, tok := range []string{"tmp-disabled-47h", "normal-disabled-99h", "tmp-expired"} {
+				if _, err := f.store.Get(ctx(t), tok); err != nil {
+					t.Errorf("%s purged", tok)
+				}
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.action, func(t *testing.T) {
+			f := newService(map[string]int64{"gpt4o": 1000})
+			before := map[string]*users.User{}
+			for _, u := range all() {
+				f.put(t, u)
+				before[u.Token] = f.get(t, u.Token)
+			}
+			f.now = now
+			n, err := f.svc.Maintain(ctx(t), tt.action)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n != tt.affected {
+				t.Errorf("affected = %d, want %d", n, tt.affected)
+			}
+			tt.check(t, f, before)
+			// Running it again changes nothing more (refresh is idempotent
+			// at one instant).
+			if n, err := f.svc.Maintain(ctx(t), tt.action); err != nil || n != 0 {
+				t.Errorf("second run: %d %v, want 0", n, err)
+			}
+		})
+	}
+	t.Run("unknown action", func(t *testing.T) {
+		_, err := newService(nil).svc.Maintain(ctx(t), "drop-tables")
+		if users.ErrorCode(err) != users.CodeNotFound {
+			t.Errorf("err = %v, want not found", err)
+		}
+	})
+	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary"}) {
+		t.Errorf("Actions = %v", users.Actions)
+	}
+}
+
+// listFails is a store whose List fails: maintenance reports it.
+type listFails struct{ *memory.Store }
+
+var errList = errors.New("list failed")
+
+func (listFails) List(context.Context) ([]*users.User, error) { return nil, errList }
+
+func TestServiceMaintainStoreError(t *testing.T) {
+	svc := &users.Service{Store: listFails{memory.New()}}
+	for _, a := range users.Actions {
+		if _, err := svc.Maintain(ctx(t), a); !errors.Is(err, errList) {
+			t.Errorf("%s: err = %v", a, err)
+		}
+	}
+}
