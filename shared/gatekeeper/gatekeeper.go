@@ -266,7 +266,8 @@ func (g *Gatekeeper) Admit(p *Principal, family string, requested int64) (*Admis
 	if f, ok := models.Lookup(family); ok && f.Image {
 		key += "|image" // image and text requests have separate limits
 	}
-	rate := g.window.Allow(key, g.cfg.RateLimitFor(family), g.now())
+	now := g.now()
+	rate := g.window.Allow(key, g.cfg.RateLimitFor(family), now)
 	if !rate.Allowed {
 		retry := int(rate.RetryIn.Round(time.Second) / time.Second)
 		if retry < 1 {
@@ -280,6 +281,9 @@ func (g *Gatekeeper) Admit(p *Principal, family string, requested int64) (*Admis
 	}
 	release, ok := g.inflight.Acquire(p.Key, g.cfg.ConcurrencyLimit)
 	if !ok {
+		// A request refused here never ran: it must not use up the rate limit.
+		g.window.Undo(key, now)
+		rate.Remaining++
 		return &Admission{Rate: rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
 	}
 	return &Admission{Rate: rate, release: release}, nil

@@ -913,3 +913,28 @@ func BenchmarkAuthenticateAdmit(b *testing.B) {
 		a.Release()
 	}
 }
+
+// A request refused for concurrency never ran, so it must not use up the
+// per-minute rate limit.
+func TestConcurrencyRefusalKeepsRateBudget(t *testing.T) {
+	f := newFixture(t, userEnv("TEXT_MODEL_RATE_LIMIT", "2", "USER_CONCURRENCY_LIMIT", "1"))
+	f.addUser(t, tokA, nil)
+	pa, _ := f.auth(t, clientIP, tokA)
+	first, err := f.gk.Admit(pa, "gpt4o", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		a, err := f.gk.Admit(pa, "gpt4o", 1)
+		wantCode(t, err, users.CodeConcurrency, "")
+		if a.Rate.Remaining != 1 {
+			t.Fatalf("remaining after a concurrency refusal = %d, want 1", a.Rate.Remaining)
+		}
+	}
+	first.Release()
+	second, err := f.gk.Admit(pa, "gpt4o", 1)
+	if err != nil {
+		t.Fatalf("second request of a 2/min budget refused: %v", err)
+	}
+	second.Release()
+}

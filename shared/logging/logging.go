@@ -105,26 +105,30 @@ func Trace(header, project string) string {
 }
 
 // RedactPath shortens every path segment that could be a token (16 or more
-// letters, digits, '-' or '_') to its tail, since admin and lookup routes
-// carry tokens in the path.
+// letters, digits, '-' or '_', or anything right after "users") to its
+// tail, since admin routes carry tokens in the path.
 func RedactPath(p string) string {
-	if !hasLongSegment(p) {
+	if !needsRedaction(p) {
 		return p
 	}
 	parts := strings.Split(p, "/")
 	for i, seg := range parts {
-		if tokenLike(seg) {
+		if tokenLike(seg) || (i > 0 && parts[i-1] == "users" && seg != "") {
 			parts[i] = TokenTail(seg)
 		}
 	}
 	return strings.Join(parts, "/")
 }
 
-func hasLongSegment(p string) bool {
+// needsRedaction keeps the common case (no token in the path) free of
+// allocations. A segment after "users" is a token of any length.
+func needsRedaction(p string) bool {
+	prev := ""
 	for seg := range strings.SplitSeq(p, "/") {
-		if tokenLike(seg) {
+		if tokenLike(seg) || (prev == "users" && seg != "") {
 			return true
 		}
+		prev = seg
 	}
 	return false
 }

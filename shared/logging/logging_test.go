@@ -145,7 +145,8 @@ func TestRedactPath(t *testing.T) {
 		{"/admin/users/8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50", "/admin/users/…4f50"},
 		{"/users/8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50/reactivate", "/users/…4f50/reactivate"},
 		{"/admin/users/abcdefghijklmnop/refresh-quota", "/admin/users/…mnop/refresh-quota"},
-		{"/admin/users/short-token", "/admin/users/short-token"}, // under 16: not token-like
+		{"/admin/users/short-token", "/admin/users/…oken"}, // after "users": a token of any length
+		{"/v1/short-seg", "/v1/short-seg"},                 // elsewhere, under 16: not token-like
 		{"/google-ai/v1beta/models/gemini-2.5-flash:generateContent", "/google-ai/v1beta/models/gemini-2.5-flash:generateContent"},
 		{"/a/sk_live_0123456789abcdef/b/sk_live_fedcba9876543210", "/a/…cdef/b/…3210"},
 	}

@@ -82,6 +82,24 @@ func (w *Window) Allow(key string, limit int, now time.Time) Decision {
 	return Decision{Allowed: true, Limit: limit, Remaining: limit - len(r.times), Reset: reset}
 }
 
+// Undo takes back a request that Allow counted for key at at, for a request
+// refused by a later check.
+func (w *Window) Undo(key string, at time.Time) {
+	s := &w.shards[maphash.String(w.seed, key)%shards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.keys[key]
+	if r == nil {
+		return
+	}
+	for i := len(r.times) - 1; i >= 0; i-- {
+		if r.times[i].Equal(at) {
+			r.times = append(r.times[:i], r.times[i+1:]...)
+			return
+		}
+	}
+}
+
 // sweepOld forgets keys with no request since cutoff, so idle users cost
 // no memory.
 func (s *windowShard) sweepOld(cutoff time.Time) {

@@ -301,3 +301,14 @@ func BenchmarkConcurrency(b *testing.B) {
 		}
 	})
 }
+
+func TestWindowUndo(t *testing.T) {
+	w := ratelimit.NewWindow(time.Minute)
+	at := time.Unix(1000, 0)
+	w.Allow("k", 1, at)
+	w.Undo("k", at)
+	if d := w.Allow("k", 1, at.Add(time.Second)); !d.Allowed {
+		t.Fatal("an undone request still counts")
+	}
+	w.Undo("missing", at) // unknown keys are ignored
+}
