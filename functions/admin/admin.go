@@ -1,0 +1,151 @@
+// Package admin is the admin function: the /admin/users REST API, its
+// OpenAPI document, the maintenance endpoints, and (through package ui) the
+// admin web UI. Everything it serves is refused outside ADMIN_WHITELIST.
+package admin
+
+import (
+	"crypto/sha256"
+	"net/http"
+	"strings"
+	"time"
+
+	"tollgate.dev/tollgate/functions/admin/ui"
+	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/ratelimit"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Failed admin keys (API and UI logins together) allowed per client IP
+// within the window before it is locked out; old failures decay out.
+const (
+	lockoutMax    = 5
+	lockoutWindow = 15 * time.Minute
+)
+
+// New returns the admin function's handler: served at its root and under
+// /admin, one log line per request, the IP checks, then the REST API or,
+// for any other path, the web UI.
+func New(d *app.Deps) http.Handler {
+	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
+	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
+	a := newAPI(d, lockout, clientIP)
+	page := ui.New(ui.Options{Deps: d, Lockout: lockout, ClientIP: clientIP})
+
+	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isAPIPath(r.URL.Path) {
+			a.ServeHTTP(w, r)
+			return
+		}
+		page.ServeHTTP(w, r)
+	})
+	return app.Mount("admin", logging.Middleware(d.Log, d.Config.Project, clientIP, a.guardIP(root)))
+}
+
+// isAPIPath reports whether p belongs to the REST API rather than the UI.
+func isAPIPath(p string) bool {
+	return p == "/users" || strings.HasPrefix(p, "/users/") ||
+		p == "/maintenance" || strings.HasPrefix(p, "/maintenance/") ||
+		p == openAPIPath
+}
+
+// api is the REST API.
+type api struct {
+	d        *app.Deps
+	svc      *users.Service
+	mux      *http.ServeMux
+	lockout  *ratelimit.Lockout
+	clientIP func(*http.Request) string
+	keyHash  [sha256.Size]byte // of ADMIN_KEY; compared, never the key itself
+	keySet   bool
+}
+
+func newAPI(d *app.Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string) *api {
+	a := &api{
+		d:        d,
+		svc:      d.Service(),
+		mux:      http.NewServeMux(),
+		lockout:  lockout,
+		clientIP: clientIP,
+		keyHash:  sha256.Sum256([]byte(d.Config.AdminKey)),
+		keySet:   d.Config.AdminKey != "",
+	}
+	a.mux.HandleFunc("GET /users", a.listUsers)
+	a.mux.HandleFunc("POST /users", a.createUser)
+	a.mux.HandleFunc("PUT /users", a.importUsers)
+	a.mux.HandleFunc("GET /users/{token}", a.getUser)
+	a.mux.HandleFunc("PUT /users/{token}", a.upsertUser)
+	a.mux.HandleFunc("DELETE /users/{token}", a.disableUser)
+	a.mux.HandleFunc("POST /users/{token}/reactivate", a.reactivateUser)
+	a.mux.HandleFunc("POST /users/{token}/refresh-quota", a.refreshQuota)
+	a.mux.HandleFunc("POST /maintenance/{action}", a.maintain)
+	a.mux.HandleFunc("GET "+openAPIPath, serveOpenAPI)
+	return a
+}
+
+func (a *api) now() time.Time {
+	if a.d.Now != nil {
+		return a.d.Now()
+	}
+	return time.Now()
+}
+
+// guardIP refuses clients outside ADMIN_WHITELIST or inside IP_BLACKLIST
+// before anything else runs, UI included.
+func (a *api) guardIP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ip := a.clientIP(r)
+		switch {
+		case !a.d.Config.AdminWhitelist.Contains(ip):
+			a.fail(w, r, users.Errorf(users.CodeForbidden, "Forbidden (by ADMIN_WHITELIST)"))
+		case a.d.Config.IPBlacklist.Contains(ip):
+			a.fail(w, r, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST)"))
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// ServeHTTP authenticates (except for the public OpenAPI document), then
+// routes. Unknown routes and methods are answered only after
+// authentication, so probing reveals nothing.
+func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, pattern := a.mux.Handler(r)
+	rec := logging.FromContext(r.Context())
+	if pattern == "" {
+		rec.SetRoute("unmatched")
+	} else {
+		rec.SetRoute(pattern)
+	}
+	if pattern != "GET "+openAPIPath {
+		if err := a.authenticate(r); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	if pattern == "" {
+		a.noRoute(w, r)
+		return
+	}
+	a.mux.ServeHTTP(w, r)
+}
+
+// noRoute answers 405 with Allow when the path exists under other
+// methods, else 404.
+func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := a.mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	if len(allow) == 0 {
+		a.fail(w, r, users.Errorf(users.CodeNotFound, "No such admin API route."))
+		return
+	}
+	w.Header().Set("Allow", strings.Join(allow, ", "))
+	a.fail(w, r, users.Errorf(codeMethodNotAllowed, "Method %s is not allowed here; allowed: %s.", r.Method, strings.Join(allow, ", ")))
+}

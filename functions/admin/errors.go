@@ -1,0 +1,125 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// codeMethodNotAllowed is the API's one status with no domain code.
+const codeMethodNotAllowed users.Code = "method_not_allowed"
+
+// errorBody is the API's error shape.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Message string        `json:"message"`
+	Issues  []users.Issue `json:"issues,omitempty"`
+}
+
+// status maps an application error code to its HTTP status: the only place
+// the API does so.
+func status(c users.Code) int {
+	switch c {
+	case users.CodeInvalid:
+		return http.StatusBadRequest
+	case users.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case users.CodeForbidden:
+		return http.StatusForbidden
+	case users.CodeNotFound, users.CodeUnknownRoute:
+		return http.StatusNotFound
+	case codeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
+	case users.CodeConflict:
+		return http.StatusConflict
+	case users.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case users.CodeUnsupported:
+		return http.StatusUnsupportedMediaType
+	case users.CodeRateLimited, users.CodeQuota, users.CodeConcurrency:
+		return http.StatusTooManyRequests
+	case users.CodeUnavailable, users.CodeNotServed, users.CodeTimeout:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// fail writes err as {"error":{"message","issues"?}} with its status. An
+// error that is not an *users.Error is an internal one: clients see only
+// "Internal error.", the log line gets a redacted cause.
+func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		var e *users.Error
+		if !errors.As(err, &e) {
+			err = &users.Error{Code: users.CodeUnavailable, Message: "The user store did not answer in time; try again.", Err: err}
+		}
+	}
+	e := users.AsError(err)
+	code := status(e.Code)
+	msg := e.Message
+	if code == http.StatusInternalServerError {
+		msg = "Internal error."
+	}
+	rec := logging.FromContext(r.Context())
+	if code >= 500 {
+		rec.SetError(redact(e.Error()))
+	} else {
+		rec.SetError(redact(msg))
+	}
+	if e.RetryAfterSeconds > 0 {
+		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
+	}
+	if code == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="tollgate admin"`)
+	}
+	body := errorBody{Error: errorDetail{Message: msg}}
+	if code == http.StatusBadRequest {
+		body.Error.Issues = e.Issues
+	}
+	writeJSON(w, code, body)
+}
+
+// tokenLike matches what could be a user token or a key in an error text.
+var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
+
+// redact keeps only the tail of token-like words, so store errors that
+// name a user's path never put a whole token in the logs.
+func redact(s string) string {
+	return tokenLike.ReplaceAllStringFunc(s, logging.TokenTail)
+}
+
+// writeJSON writes v with status. Encoding our own types cannot fail.
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b = []byte(`{"error":{"message":"Internal error."}}`)
+		code = http.StatusInternalServerError
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// invalid builds a 400 error listing issues, worded like the users
+// package's own.
+func invalid(issues []users.Issue) error {
+	if len(issues) == 1 {
+		return &users.Error{Code: users.CodeInvalid, Issues: issues,
+			Message: fmt.Sprintf("Invalid value at %s: %s", issues[0].Path, issues[0].Message)}
+	}
+	return &users.Error{Code: users.CodeInvalid, Issues: issues,
+		Message: fmt.Sprintf("Invalid user: %d problems, first at %s: %s", len(issues), issues[0].Path, issues[0].Message)}
+}

@@ -1,0 +1,297 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Deadlines of the store calls one request makes: single users are quick,
+// listing, importing and maintenance walk every user.
+const (
+	oneUserTimeout  = 20 * time.Second
+	allUsersTimeout = 2 * time.Minute
+)
+
+// listBody is GET /users's answer, the original's {users, count}; count is
+// the number of users before limit/offset.
+type listBody struct {
+	Users []*users.User `json:"users"`
+	Count int           `json:"count"`
+}
+
+func (a *api) listUsers(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	keys, err := users.ParseSort(strings.Join(q["sort"], ","))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var issues []users.Issue
+	limit := queryInt(q, "limit", &issues)
+	offset := queryInt(q, "offset", &issues)
+	if len(issues) > 0 {
+		a.fail(w, r, invalid(issues))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	list, err := a.svc.Store.List(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []*users.User{} // [] rather than null
+	}
+	users.Sort(list, keys)
+	total := len(list)
+	list = list[min(offset, total):]
+	if limit > 0 {
+		list = list[:min(limit, len(list))]
+	}
+	writeJSON(w, http.StatusOK, listBody{Users: list, Count: total})
+}
+
+// queryInt reads a non-negative integer query parameter (0 when absent).
+func queryInt(q url.Values, name string, issues *[]users.Issue) int {
+	raw := q.Get(name)
+	if raw == "" {
+		return 0
+	}
+	n, err := strconv.Atoi(raw)
+	if err != nil || n < 0 {
+		*issues = append(*issues, users.Issue{Path: name, Message: "must be a whole number, 0 or more"})
+		return 0
+	}
+	return n
+}
+
+func (a *api) getUser(w http.ResponseWriter, r *http.Request) {
+	token := a.pathToken(r)
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := a.svc.Store.Get(ctx, token)
+	a.answerUser(w, r, u, err)
+}
+
+// createIssues refuses the fields that only make sense for an existing
+// user (counts, IPs, dates of use): those are set with PUT.
+func createIssues(p users.Patch) []users.Issue {
+	var issues []users.Issue
+	refuse := func(set bool, field string) {
+		if set {
+			issues = append(issues, users.Issue{Path: field, Message: "cannot be set when creating a user; use PUT /users/{token}"})
+		}
+	}
+	refuse(p.IP.Set, "ip")
+	refuse(p.PromptCount.Set, "promptCount")
+	refuse(p.TokenCounts.Set, "tokenCounts")
+	refuse(p.CreatedAt.Set, "createdAt")
+	refuse(p.LastUsedAt.Set, "lastUsedAt")
+	refuse(p.DisabledAt.Set, "disabledAt")
+	refuse(p.DisabledReason.Set, "disabledReason")
+	refuse(p.RefreshedAt.Set, "refreshedAt")
+	return issues
+}
+
+// createdBody is POST /users's answer, the original's {token}.
+type createdBody struct {
+	Token string `json:"token"`
+}
+
+func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
+	data, err := readJSON(w, r, maxUserBody, true)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var p users.Patch
+	if data != nil {
+		if p, err = users.ParsePatch(data); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	issues := createIssues(p)
+	temporary := p.Type.Set && p.Type.Value == users.Temporary
+	hasExpiry := p.ExpiresAt.Set && !p.ExpiresAt.Null
+	switch {
+	case temporary && !hasExpiry:
+		issues = append(issues, users.Issue{Path: "expiresAt", Message: "required for temporary users"})
+	case temporary && p.ExpiresAt.Value <= a.now().UnixMilli():
+		issues = append(issues, users.Issue{Path: "expiresAt", Message: "must be in the future"})
+	case !temporary && hasExpiry:
+		issues = append(issues, users.Issue{Path: "expiresAt", Message: "only temporary users expire"})
+	}
+	if temporary && (!p.TokenLimits.Set || p.TokenLimits.Null) {
+		issues = append(issues, users.Issue{Path: "tokenLimits", Message: "required for temporary users"})
+	}
+	if len(issues) > 0 {
+		a.fail(w, r, invalid(issues))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := a.svc.Create(ctx, p)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	logging.FromContext(r.Context()).SetToken(u.Token)
+	w.Header().Set("Location", app.BasePath(r.Context())+"/users/"+u.Token)
+	writeJSON(w, http.StatusCreated, createdBody{Token: u.Token})
+}
+
+// upsertUser applies a partial user; a missing user is created. Both
+// answer 200 with the user, as the original did.
+func (a *api) upsertUser(w http.ResponseWriter, r *http.Request) {
+	token := a.pathToken(r)
+	data, err := readJSON(w, r, maxUserBody, false)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	p, err := users.ParsePatch(data)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, _, err := a.svc.Upsert(ctx, token, p)
+	a.answerUser(w, r, u, err)
+}
+
+// importBody is PUT /users's answer, the original's.
+type importBody struct {
+	Upserted []*users.User `json:"upserted_users"`
+	Count    int           `json:"count"`
+}
+
+// importUsers upserts {users:[…]} all or nothing.
+func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
+	data, err := readJSON(w, r, maxImportBody, false)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ps, err := users.ParsePatchList(withoutCount(data))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	written, err := a.svc.Import(ctx, ps)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	// Answer in the request's order, whatever order the store wrote in.
+	byToken := make(map[string]*users.User, len(written))
+	for _, u := range written {
+		byToken[u.Token] = u
+	}
+	out := make([]*users.User, 0, len(ps))
+	for _, p := range ps {
+		if u := byToken[p.Token.Value]; u != nil {
+			out = append(out, u)
+		}
+	}
+	writeJSON(w, http.StatusOK, importBody{Upserted: out, Count: len(out)})
+}
+
+// withoutCount drops the top-level "count" of a GET /users export, so an
+// export imports as it is. Anything else is left for ParsePatchList to
+// judge (and to word its errors).
+func withoutCount(data []byte) []byte {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(data, &doc) != nil {
+		return data
+	}
+	c, ok := doc["count"]
+	if !ok {
+		return data
+	}
+	if n, err := strconv.ParseInt(string(c), 10, 64); err != nil || n < 0 {
+		return data // a bad count is reported as an unknown field
+	}
+	delete(doc, "count")
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {
+	token := a.pathToken(r)
+	reason := r.URL.Query().Get("disabledReason")
+	if utf8.RuneCountInString(reason) > users.MaxTextLen {
+		a.fail(w, r, invalid([]users.Issue{{Path: "disabledReason", Message: "must be at most " + strconv.Itoa(users.MaxTextLen) + " characters"}}))
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := a.svc.Disable(ctx, token, reason)
+	a.answerUser(w, r, u, err)
+}
+
+func (a *api) reactivateUser(w http.ResponseWriter, r *http.Request) {
+	token := a.pathToken(r)
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := a.svc.Reactivate(ctx, token)
+	a.answerUser(w, r, u, err)
+}
+
+func (a *api) refreshQuota(w http.ResponseWriter, r *http.Request) {
+	token := a.pathToken(r)
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := a.svc.RefreshQuota(ctx, token)
+	a.answerUser(w, r, u, err)
+}
+
+// maintainBody is POST /maintenance/{action}'s answer.
+type maintainBody struct {
+	Affected int `json:"affected"`
+}
+
+// maintain runs a maintenance action over every user (Cloud Scheduler
+// calls it with the admin key).
+func (a *api) maintain(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	n, err := a.svc.Maintain(ctx, r.PathValue("action"))
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, maintainBody{Affected: n})
+}
+
+// pathToken is the {token} of the route, noted (as its tail) for the log.
+func (a *api) pathToken(r *http.Request) string {
+	token := r.PathValue("token")
+	logging.FromContext(r.Context()).SetToken(token)
+	return token
+}
+
+func (a *api) answerUser(w http.ResponseWriter, r *http.Request, u *users.User, err error) {
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, u)
+}

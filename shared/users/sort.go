@@ -1,0 +1,227 @@
+package users
+
+import (
+	"cmp"
+	"encoding/json"
+	"slices"
+	"strings"
+)
+
+// SortKey is one field of a list order: a user field name (or
+// "tokenCounts.<family>" and the like for one family) and its direction.
+type SortKey struct {
+	Field string
+	Desc  bool
+}
+
+// DefaultSort is the original's list order: most prompts first, then most
+// recently used.
+func DefaultSort() []SortKey {
+	return []SortKey{{Field: "promptCount", Desc: true}, {Field: "lastUsedAt", Desc: true}}
+}
+
+// SortFields lists the fields a list can be sorted by. The three quota maps
+// sort by their total, or by one family as "tokenCounts.gpt4".
+func SortFields() []string {
+	return []string{
+		"token", "ip", "nickname", "type", "promptCount",
+		"tokenCounts", "tokenLimits", "tokenRefresh",
+		"createdAt", "lastUsedAt", "disabledAt", "disabledReason", "expiresAt",
+		"adminNote", "maxIps", "meta", "refreshedAt",
+	}
+}
+
+// maxSortKeys bounds the work one list request can ask for.
+const maxSortKeys = 8
+
+// ParseSort reads "f1,-f2": fields in priority order, ascending unless
+// prefixed with "-". Empty input gives DefaultSort.
+func ParseSort(spec string) ([]SortKey, error) {
+	if strings.TrimSpace(spec) == "" {
+		return DefaultSort(), nil
+	}
+	var keys []SortKey
+	for part := range strings.SplitSeq(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k := SortKey{Field: part}
+		if rest, ok := strings.CutPrefix(part, "-"); ok {
+			k = SortKey{Field: rest, Desc: true}
+		}
+		if sortValueOf(k.Field) == nil {
+			return nil, &Error{Code: CodeInvalid, Message: "Invalid value at sort: unknown field " + quoteField(k.Field),
+				Issues: []Issue{{Path: "sort", Message: "unknown field " + quoteField(k.Field) + "; sortable: " + strings.Join(SortFields(), ", ") + " (maps also by one family, e.g. tokenCounts.gpt4)"}}}
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return DefaultSort(), nil
+	}
+	if len(keys) > maxSortKeys {
+		return nil, &Error{Code: CodeInvalid, Message: "Invalid value at sort: at most 8 fields",
+			Issues: []Issue{{Path: "sort", Message: "at most 8 fields"}}}
+	}
+	return keys, nil
+}
+
+func quoteField(f string) string {
+	b, _ := json.Marshal(f)
+	return string(b)
+}
+
+// Sort orders list by keys; users equal on every key are ordered by token,
+// so the order is total and stable across calls. A missing value (no
+// nickname, never used, no maxIps…) sorts last in either direction, as the
+// original did.
+func Sort(list []*User, keys []SortKey) {
+	type row struct {
+		u    *User
+		vals []sortValue
+	}
+	get := make([]func(*User) sortValue, len(keys))
+	for i, k := range keys {
+		get[i] = sortValueOf(k.Field)
+		if get[i] == nil {
+			get[i] = func(*User) sortValue { return sortValue{missing: true} }
+		}
+	}
+	// Values are computed once per user, not once per comparison.
+	rows := make([]row, len(list))
+	all := make([]sortValue, len(list)*len(keys))
+	for i, u := range list {
+		vals := all[i*len(keys) : (i+1)*len(keys) : (i+1)*len(keys)]
+		for j := range keys {
+			vals[j] = get[j](u)
+		}
+		rows[i] = row{u: u, vals: vals}
+	}
+	slices.SortFunc(rows, func(a, b row) int {
+		for j, k := range keys {
+			if c := a.vals[j].compare(b.vals[j], k.Desc); c != 0 {
+				return c
+			}
+		}
+		return cmp.Compare(a.u.Token, b.u.Token)
+	})
+	for i := range rows {
+		list[i] = rows[i].u
+	}
+}
+
+type sortValue struct {
+	missing bool
+	n       int64
+	s       string
+}
+
+func (a sortValue) compare(b sortValue, desc bool) int {
+	switch {
+	case a.missing && b.missing:
+		return 0
+	case a.missing:
+		return 1
+	case b.missing:
+		return -1
+	}
+	c := cmp.Compare(a.n, b.n)
+	if c == 0 {
+		c = cmp.Compare(a.s, b.s)
+	}
+	if desc {
+		return -c
+	}
+	return c
+}
+
+func sortNum(n int64) sortValue  { return sortValue{n: n} }
+func sortStr(s string) sortValue { return sortValue{s: s} }
+
+// Optional fields are missing when zero, as their JSON omits them.
+func sortOptNum(n int64) sortValue  { return sortValue{n: n, missing: n == 0} }
+func sortOptStr(s string) sortValue { return sortValue{s: s, missing: s == ""} }
+
+func sortSum(m map[string]int64) int64 {
+	t := int64(0)
+	for _, v := range m {
+		t += v
+	}
+	return t
+}
+
+// sortValueOf returns how to read field from a user, nil if it is not a
+// sortable field.
+func sortValueOf(field string) func(*User) sortValue {
+	if name, family, ok := strings.Cut(field, "."); ok {
+		var m func(*User) map[string]int64
+		switch name {
+		case "tokenCounts":
+			m = func(u *User) map[string]int64 { return u.TokenCounts }
+		case "tokenLimits":
+			m = func(u *User) map[string]int64 { return u.TokenLimits }
+		case "tokenRefresh":
+			m = func(u *User) map[string]int64 { return u.TokenRefresh }
+		}
+		if m == nil || !ValidFamily(family) {
+			return nil
+		}
+		return func(u *User) sortValue {
+			v, ok := m(u)[family]
+			return sortValue{n: v, missing: !ok}
+		}
+	}
+	switch field {
+	case "token":
+		return func(u *User) sortValue { return sortStr(u.Token) }
+	case "ip":
+		// Lists sort by length, as the original did.
+		return func(u *User) sortValue { return sortNum(int64(len(u.IP))) }
+	case "nickname":
+		return func(u *User) sortValue { return sortOptStr(u.Nickname) }
+	case "type":
+		return func(u *User) sortValue { return sortStr(string(u.Type)) }
+	case "promptCount":
+		return func(u *User) sortValue { return sortNum(u.PromptCount) }
+	case "tokenCounts":
+		return func(u *User) sortValue { return sortNum(sortSum(u.TokenCounts)) }
+	case "tokenLimits":
+		return func(u *User) sortValue { return sortNum(sortSum(u.TokenLimits)) }
+	case "tokenRefresh":
+		return func(u *User) sortValue {
+			return sortValue{n: sortSum(u.TokenRefresh), missing: u.TokenRefresh == nil}
+		}
+	case "createdAt":
+		return func(u *User) sortValue { return sortNum(u.CreatedAt) }
+	case "lastUsedAt":
+		return func(u *User) sortValue { return sortOptNum(u.LastUsedAt) }
+	case "disabledAt":
+		return func(u *User) sortValue { return sortOptNum(u.DisabledAt) }
+	case "disabledReason":
+		return func(u *User) sortValue { return sortOptStr(u.DisabledReason) }
+	case "expiresAt":
+		return func(u *User) sortValue { return sortOptNum(u.ExpiresAt) }
+	case "adminNote":
+		return func(u *User) sortValue { return sortOptStr(u.AdminNote) }
+	case "maxIps":
+		return func(u *User) sortValue {
+			if u.MaxIPs == nil {
+				return sortValue{missing: true}
+			}
+			return sortNum(*u.MaxIPs)
+		}
+	case "meta":
+		// Free-form: ordered by its canonical JSON (keys sorted), which at
+		// least groups equal metas together.
+		return func(u *User) sortValue {
+			if u.Meta == nil {
+				return sortValue{missing: true}
+			}
+			b, _ := json.Marshal(u.Meta)
+			return sortStr(string(b))
+		}
+	case "refreshedAt":
+		return func(u *User) sortValue { return sortOptNum(u.RefreshedAt) }
+	}
+	return nil
+}
