@@ -1,0 +1,354 @@
+package rtdb
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"slices"
+	"strconv"
+	"strings"
+
+	"firebase.google.com/go/v4/db"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// listPage is how many users List reads per request.
+const listPage = 500
+
+// readParallel bounds the concurrent reads of ModifyMany and flushes.
+const readParallel = 8
+
+// errGone aborts a transaction on a user that does not exist.
+var errGone = errors.New("rtdb: user does not exist")
+
+// invalidToken answers writes to a token that cannot be a database key;
+// reads of one simply find nothing.
+func invalidToken() error {
+	return &users.Error{Code: users.CodeInvalid, Message: "Invalid token.",
+		Issues: []users.Issue{{Path: "token", Message: "must be 1-128 letters, digits, '-' or '_'"}}}
+}
+
+// Get reads the user from the database (never from the cache) and
+// refreshes the cache with it.
+func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
+	if !users.ValidToken(token) {
+		return nil, users.ErrNotFound
+	}
+	start := s.curSeq()
+	u, err := s.read(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	s.installLocked(token, u, start, false)
+	s.mu.Unlock()
+	if u == nil {
+		return nil, users.ErrNotFound
+	}
+	return u.Clone(), nil
+}
+
+// read is one GET of the user; nil when missing.
+func (s *Store) read(ctx context.Context, token string) (*users.User, error) {
+	raw, err := s.readRaw(ctx, token)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	u, err := userFromValue(token, raw)
+	if err != nil {
+		return nil, users.AsError(err)
+	}
+	return u, nil
+}
+
+// readRaw is one GET of the user's stored value, decoded with json.Number.
+func (s *Store) readRaw(ctx context.Context, token string) (any, error) {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	var raw json.RawMessage
+	if err := s.users.Child(token).Get(ctx, &raw); err != nil {
+		return nil, unavailable(err)
+	}
+	v, err := decodeJSON(raw)
+	if err != nil {
+		return nil, users.AsError(fmt.Errorf("rtdb: user %s: %w", mask(token), err))
+	}
+	return v, nil
+}
+
+func decodeJSON(raw []byte) (any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	err := dec.Decode(&v)
+	return v, err
+}
+
+// List reads every user.
+func (s *Store) List(ctx context.Context) ([]*users.User, error) {
+	nodes, err := s.listRaw(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*users.User, 0, len(nodes))
+	for _, n := range nodes {
+		u, err := userFromValue(n.key, n.val)
+		if err != nil {
+			return nil, users.AsError(err)
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// listRaw reads the users node in pages ordered by key, so that no answer
+// grows with the number of users.
+func (s *Store) listRaw(ctx context.Context) ([]child, error) {
+	var out []child
+	after := ""
+	for {
+		q := s.users.OrderByKey().LimitToFirst(listPage + 1)
+		if after != "" {
+			q = q.StartAt(after)
+		}
+		var raw json.RawMessage
+		cctx, cancel := s.callCtx(ctx)
+		err := q.Get(cctx, &raw)
+		cancel()
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		nodes, err := children(raw)
+		if err != nil {
+			return nil, users.AsError(err)
+		}
+		read := 0
+		for _, n := range nodes {
+			if n.key == after {
+				continue // startAt is inclusive
+			}
+			read++
+			out = append(out, n)
+			after = n.key
+		}
+		if read < listPage {
+			return out, nil
+		}
+	}
+}
+
+type child struct {
+	key string
+	val any
+}
+
+// children parses a query answer (an object, or the array RTDB makes of
+// integer keys) into its non-null children in $key order.
+func children(raw []byte) ([]child, error) {
+	v, err := decodeJSON(raw)
+	if err != nil {
+		return nil, fmt.Errorf("rtdb: listing users: %w", err)
+	}
+	var out []child
+	switch t := v.(type) {
+	case nil:
+	case map[string]any:
+		for k, c := range t {
+			out = append(out, child{k, c})
+		}
+	case []any:
+		for i, c := range t {
+			if c != nil {
+				out = append(out, child{strconv.Itoa(i), c})
+			}
+		}
+	default:
+		return nil, fmt.Errorf("rtdb: the users node holds a %T, not users", v)
+	}
+	slices.SortFunc(out, func(a, b child) int { return compareKeys(a.key, b.key) })
+	return out, nil
+}
+
+// compareKeys is RTDB's $key order: 32-bit integer keys first, by value,
+// then the others as strings.
+func compareKeys(a, b string) int {
+	ai, aInt := intKey(a)
+	bi, bInt := intKey(b)
+	switch {
+	case aInt && bInt:
+		return int(min(max(ai-bi, -1), 1))
+	case aInt:
+		return -1
+	case bInt:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+func intKey(k string) (int64, bool) {
+	n, err := strconv.ParseInt(k, 10, 32)
+	return n, err == nil && strconv.FormatInt(n, 10) == k
+}
+
+// Modify is a transaction on the user node: fn runs on the latest stored
+// state and again whenever another writer got there first; the write is
+// conditional on the state fn saw.
+func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.ModifyFunc) (*users.User, error) {
+	if !users.ValidToken(token) {
+		if create {
+			return nil, invalidToken()
+		}
+		return nil, users.ErrNotFound
+	}
+	unlock := s.lock(token)
+	defer unlock()
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+
+	var (
+		result, seen *users.User
+		fnErr        error
+	)
+	err := s.transaction(ctx, token, func(node db.TransactionNode) (any, error) {
+		result, seen, fnErr = nil, nil, nil
+		raw, cur, exists, err := decodeNode(token, node)
+		if err != nil {
+			fnErr = users.AsError(err)
+			return nil, fnErr
+		}
+		seen = cur
+		if !exists && !create {
+			fnErr = users.ErrNotFound
+			return nil, fnErr
+		}
+		next := &users.User{Token: token}
+		if exists {
+			next = cur.Clone()
+		}
+		next.Normalize()
+		if err := fn(next, exists); err != nil {
+			fnErr = err
+			return nil, fnErr
+		}
+		next.Token = token
+		next.Normalize()
+		enc, err := encodeUser(next)
+		if err != nil {
+			fnErr = err
+			return nil, fnErr
+		}
+		stored := roundTrip(enc)
+		if exists && reflect.DeepEqual(raw, stored) {
+			result = cur
+			fnErr = users.ErrNoWrite // nothing changed: spare the write
+			return nil, fnErr
+		}
+		// Return what a read will give back (meta numbers as float64...).
+		if result, err = userFromValue(token, stored); err != nil {
+			fnErr = users.AsError(err)
+			return nil, fnErr
+		}
+		return enc, nil
+	})
+	switch {
+	case err == nil:
+	case fnErr != nil && errors.Is(err, users.ErrNoWrite):
+		s.mu.Lock()
+		s.installLocked(token, seen, 0, true)
+		s.mu.Unlock()
+		if result == nil {
+			result = seen
+		}
+		if result == nil {
+			return nil, nil // the memory store's answer for a missing user
+		}
+		return result.Clone(), nil
+	case fnErr != nil: // the SDK returns the update function's error as is
+		return nil, fnErr // fn's own error, unchanged
+	default:
+		return nil, unavailable(err)
+	}
+	s.mu.Lock()
+	s.installLocked(token, result, 0, true)
+	s.mu.Unlock()
+	return result.Clone(), nil
+}
+
+// transaction runs an SDK transaction on token's node. The SDK gives up
+// after 25 conflicting writes; under that much contention (many instances
+// flushing one busy user) it starts again while the deadline allows.
+func (s *Store) transaction(ctx context.Context, token string, fn db.UpdateFn) error {
+	for {
+		err := s.users.Child(token).Transaction(ctx, fn)
+		if err == nil || err.Error() != "transaction aborted after failed retries" || ctx.Err() != nil {
+			return err
+		}
+	}
+}
+
+// decodeNode reads a transaction's current value, raw (json.Number) and
+// decoded; exists is false for null.
+func decodeNode(token string, node db.TransactionNode) (raw any, u *users.User, exists bool, err error) {
+	var b json.RawMessage
+	if err := node.Unmarshal(&b); err != nil {
+		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", mask(token), err)
+	}
+	if raw, err = decodeJSON(b); err != nil {
+		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", mask(token), err)
+	}
+	if raw == nil {
+		return nil, nil, false, nil
+	}
+	u, err = userFromValue(token, raw)
+	return raw, u, err == nil, err
+}
+
+// roundTrip gives an encoded user the types a read decodes it to
+// (json.Number, []any), to compare it with what is stored.
+func roundTrip(enc map[string]any) any {
+	b, _ := json.Marshal(enc)
+	v, _ := decodeJSON(b)
+	return v
+}
+
+// Delete removes the user with a conditional delete, so that a missing user
+// is reported; this instance's pending usage for it is dropped.
+func (s *Store) Delete(ctx context.Context, token string) error {
+	if !users.ValidToken(token) {
+		return users.ErrNotFound
+	}
+	unlock := s.lock(token)
+	defer unlock()
+	cctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	err := s.transaction(cctx, token, func(node db.TransactionNode) (any, error) {
+		var raw json.RawMessage
+		if err := node.Unmarshal(&raw); err != nil {
+			return nil, err
+		}
+		if bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+			return nil, errGone
+		}
+		return nil, nil // PUT null: delete
+	})
+	if errors.Is(err, errGone) {
+		err = users.ErrNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil || users.IsNotFound(err) {
+		s.installLocked(token, nil, 0, true)
+		if d := s.pending[token]; d != nil {
+			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", mask(token), d.prompts)
+			delete(s.pending, token)
+		}
+	}
+	if err != nil && !users.IsNotFound(err) {
+		return unavailable(err)
+	}
+	return err
+}

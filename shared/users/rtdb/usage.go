@@ -1,0 +1,316 @@
+package rtdb
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"firebase.google.com/go/v4/db"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// entry is a cached read: user nil means "known missing".
+type entry struct {
+	user *users.User
+	at   int64 // unix nanoseconds of the install, on the store's clock
+	seq  uint64
+}
+
+// delta is one user's usage not yet in the database.
+type delta struct {
+	prompts  int64
+	tokens   map[string]int64
+	lastUsed int64 // epoch ms, the latest
+}
+
+func (d *delta) add(u users.Usage) {
+	d.prompts++
+	if d.tokens == nil {
+		d.tokens = map[string]int64{}
+	}
+	d.tokens[u.Family] += u.Tokens
+	d.lastUsed = max(d.lastUsed, u.At.UnixMilli())
+}
+
+func (d *delta) merge(o *delta) {
+	d.prompts += o.prompts
+	for f, n := range o.tokens {
+		if d.tokens == nil {
+			d.tokens = map[string]int64{}
+		}
+		d.tokens[f] += n
+	}
+	d.lastUsed = max(d.lastUsed, o.lastUsed)
+}
+
+// applyTo charges u as users.User.Charge would have, once per prompt.
+func (d *delta) applyTo(u *users.User) {
+	u.PromptCount += d.prompts
+	if u.TokenCounts == nil {
+		u.TokenCounts = map[string]int64{}
+	}
+	for f, n := range d.tokens {
+		u.TokenCounts[f] += n
+	}
+	u.LastUsedAt = max(u.LastUsedAt, d.lastUsed)
+}
+
+func (s *Store) curSeq() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.seq
+}
+
+// installLocked caches u for token and returns the entry to answer from
+// (nil: none). A read (force false) that started at seq start does not
+// replace what was installed after it started, which is newer (a write's
+// result). Nor is a read installed while a flush of the user is under way:
+// it may or may not include that flush, and counting the in-flight usage on
+// top of it could count it twice; the flush installs its result when done.
+func (s *Store) installLocked(token string, u *users.User, start uint64, force bool) *entry {
+	if e := s.cache[token]; !force && (s.inflight[token] != nil || e != nil && e.seq > start) {
+		return e
+	}
+	s.seq++
+	if u != nil {
+		u = u.Clone()
+	}
+	e := &entry{user: u, at: s.o.Now().UnixNano(), seq: s.seq}
+	s.cache[token] = e
+	return e
+}
+
+func (s *Store) freshLocked(e *entry) bool {
+	return e != nil && s.o.CacheTTL > 0 && s.o.Now().UnixNano()-e.at < int64(s.o.CacheTTL)
+}
+
+// viewLocked is the cached user with this instance's unflushed usage on top.
+func (s *Store) viewLocked(token string, e *entry) *users.User {
+	if e.user == nil {
+		return nil
+	}
+	u := e.user.Clone()
+	if d := s.inflight[token]; d != nil {
+		d.applyTo(u)
+	}
+	if d := s.pending[token]; d != nil {
+		d.applyTo(u)
+	}
+	return u
+}
+
+// Lookup answers from the cache while it is fresh (no database call), else
+// reads the user and caches it; this instance's pending usage is applied.
+// While this instance is flushing the user, a cached copy is used even if
+// stale: the flush refreshes it within CallTimeout.
+func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
+	if !users.ValidToken(token) {
+		return nil, users.ErrNotFound
+	}
+	s.mu.Lock()
+	if e := s.cache[token]; s.freshLocked(e) || e != nil && s.inflight[token] != nil {
+		u := s.viewLocked(token, e)
+		s.mu.Unlock()
+		if u == nil {
+			return nil, users.ErrNotFound
+		}
+		return u, nil
+	}
+	start := s.seq
+	s.mu.Unlock()
+
+	u, err := s.read(ctx, token)
+	if err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	e := s.installLocked(token, u, start, false)
+	if e == nil {
+		e = &entry{user: u} // flushing a user never looked up here
+	}
+	v := s.viewLocked(token, e)
+	s.mu.Unlock()
+	if v == nil {
+		return nil, users.ErrNotFound
+	}
+	return v, nil
+}
+
+// RecordUsage adds u to the user's pending usage; the flusher writes it.
+// A user this instance knows to be missing is refused.
+func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) error {
+	if !users.ValidToken(token) {
+		return users.ErrNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.cache[token]; s.freshLocked(e) && e.user == nil {
+		return users.ErrNotFound
+	}
+	d := s.pending[token]
+	if d == nil {
+		d = &delta{}
+		s.pending[token] = d
+	}
+	d.add(u)
+	return nil
+}
+
+// Flush writes all pending usage now, one transaction per user, a few at a
+// time. Usage that cannot be written is kept for the next flush and the
+// first error is returned; an unavailable database ends the round at once.
+func (s *Store) Flush(ctx context.Context) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+
+	s.mu.Lock()
+	batch := s.pending
+	s.pending = map[string]*delta{}
+	for token, d := range batch {
+		s.inflight[token] = d
+	}
+	s.mu.Unlock()
+	if len(batch) == 0 {
+		return nil
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	work := make(chan string)
+	var (
+		wg       sync.WaitGroup
+		errMu    sync.Mutex
+		firstErr error
+	)
+	for range min(readParallel, len(batch)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for token := range work {
+				err := s.flushUser(ctx, token, batch[token])
+				if err == nil {
+					continue
+				}
+				errMu.Lock()
+				if firstErr == nil {
+					firstErr = err
+				}
+				if users.ErrorCode(err) == users.CodeUnavailable {
+					cancel() // the database is likely down: keep the rest for later
+				}
+				errMu.Unlock()
+			}
+		}()
+	}
+	for token := range batch {
+		work <- token
+	}
+	close(work)
+	wg.Wait()
+	return firstErr
+}
+
+// flushUser applies d to token's user in one transaction. It holds the
+// user's lock until the cache is updated, so that no write of this
+// instance lands between the transaction and the update.
+func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
+	unlock := s.lock(token)
+	defer unlock()
+	written, err := s.applyUsage(ctx, token, d)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, token)
+	switch {
+	case err == nil:
+		s.installLocked(token, written, 0, true)
+		return nil
+	case errors.Is(err, errGone):
+		s.installLocked(token, nil, 0, true)
+		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", mask(token), d.prompts)
+		return nil
+	}
+	// Keep it, ahead of what was recorded meanwhile.
+	if p := s.pending[token]; p != nil {
+		d.merge(p)
+	}
+	s.pending[token] = d
+	return err
+}
+
+func (s *Store) applyUsage(ctx context.Context, token string, d *delta) (*users.User, error) {
+	if ctx.Err() != nil {
+		return nil, unavailable(ctx.Err())
+	}
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	var written *users.User
+	var fnErr error
+	err := s.transaction(ctx, token, func(node db.TransactionNode) (any, error) {
+		_, cur, exists, err := decodeNode(token, node)
+		if err != nil {
+			fnErr = err
+			return nil, err
+		}
+		if !exists {
+			return nil, errGone
+		}
+		d.applyTo(cur)
+		enc, err := encodeUser(cur)
+		if err != nil {
+			fnErr = err
+			return nil, err
+		}
+		written = cur
+		return enc, nil
+	})
+	switch {
+	case err == nil:
+		return written, nil
+	case errors.Is(err, errGone):
+		return nil, err
+	case fnErr != nil:
+		return nil, users.AsError(fnErr)
+	}
+	return nil, unavailable(err)
+}
+
+// runFlusher flushes every FlushEvery until ctx ends, and drops cache
+// entries past their TTL so the cache holds only recently used users.
+func (s *Store) runFlusher(ctx context.Context) {
+	defer close(s.flusherDone)
+	t := time.NewTicker(s.o.FlushEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+			s.o.Logf("rtdb: flushing usage failed; it is kept and retried in %s: %v", s.o.FlushEvery, err)
+		}
+		s.sweep()
+	}
+}
+
+func (s *Store) sweep() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for token, e := range s.cache {
+		if !s.freshLocked(e) && s.pending[token] == nil && s.inflight[token] == nil {
+			delete(s.cache, token)
+		}
+	}
+}
+
+// Close stops the flusher and flushes what is pending (the SIGTERM path).
+// It may be called more than once; each call flushes.
+func (s *Store) Close(ctx context.Context) error {
+	s.closeOnce.Do(func() {
+		s.stopFlusher()
+		<-s.flusherDone
+	})
+	return s.Flush(ctx)
+}
