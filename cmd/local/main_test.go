@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -97,10 +98,9 @@ func freePort(t *testing.T) string {
 // SIGTERM stops the process cleanly.
 func TestWalkThrough(t *testing.T) {
 	bin := buildBinary(t)
-	var sawKey, sawAuth string
+	sawAuth := make(chan string, 10)
 	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		sawAuth = r.Header.Get("Authorization")
-		sawKey = strings.TrimPrefix(sawAuth, "Bearer ")
+		sawAuth <- r.Header.Get("Authorization")
 		w.Header().Set("Content-Type", "application/json")
 		io.WriteString(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1,"model":"gpt-4o-mini","choices":[{"index":0,"message":{"role":"assistant","content":"hi"},"finish_reason":"stop"}],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}`)
 	}))
@@ -109,7 +109,7 @@ func TestWalkThrough(t *testing.T) {
 	port := freePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(baseEnv(), "PORT="+port, "ADMIN_KEY=walkthrough-admin-key", "OPENAI_KEY=sk-operator", "OPENAI_BASE_URL="+upstream.URL)
-	var stdout, stderr bytes.Buffer
+	var stdout, stderr syncBuffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -165,8 +165,8 @@ func TestWalkThrough(t *testing.T) {
 	if status != 200 {
 		t.Fatalf("proxy call: %d %v", status, out)
 	}
-	if sawKey != "sk-operator" {
-		t.Fatalf("upstream saw Authorization %q, want the operator's key", sawAuth)
+	if got := <-sawAuth; got != "Bearer sk-operator" {
+		t.Fatalf("upstream saw Authorization %q, want the operator's key", got)
 	}
 	status, user := call("GET", "/admin/users/"+token, "walkthrough-admin-key", "")
 	counts, _ := user["tokenCounts"].(map[string]any)
@@ -189,4 +189,23 @@ func TestWalkThrough(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("did not exit within 15s of SIGTERM")
 	}
+}
+
+// syncBuffer is a bytes.Buffer the process's output copiers and the test
+// may use at once.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
