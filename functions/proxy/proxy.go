@@ -1,0 +1,223 @@
+// Package proxy is the proxy Cloud Function: it authenticates each request
+// through the gatekeeper, applies limits, forwards it to the upstream
+// provider with the operator's key (net/http/httputil.ReverseProxy),
+// relays the answer (streams chunk by chunk) and charges the usage.
+package proxy
+
+import (
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/netutil"
+)
+
+// Options tune the handler; the zero value is the production setting.
+type Options struct {
+	// Transport sends upstream requests (default: a tuned http.Transport
+	// shared by every request of the instance).
+	Transport http.RoundTripper
+	// ResponseHeaderTimeout bounds the wait for an upstream's first byte
+	// with the default transport (default 5 minutes: long prompts to large
+	// models take a while before they answer).
+	ResponseHeaderTimeout time.Duration
+	// MaxBodyBytes caps request bodies (default 32 MiB).
+	MaxBodyBytes int64
+	// UpstreamTimeout bounds a whole proxied request, stream included
+	// (default 30 minutes).
+	UpstreamTimeout time.Duration
+}
+
+const (
+	defaultMaxBody         = 32 << 20
+	defaultHeaderTimeout   = 5 * time.Minute
+	defaultUpstreamTimeout = 30 * time.Minute
+	// maxAnswer caps how much of a whole (non-streamed) answer is held to
+	// read its usage; larger answers are relayed as they come.
+	maxAnswer = 64 << 20
+	// chargeTimeout bounds recording usage after the client may be gone.
+	chargeTimeout = 5 * time.Second
+)
+
+// New is the proxy function's handler.
+func New(d *app.Deps) http.Handler { return NewWithOptions(d, Options{}) }
+
+// NewWithOptions is New with tuning (tests, benchmarks).
+func NewWithOptions(d *app.Deps, o Options) http.Handler {
+	cfg := d.Config
+	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, cfg.TrustedProxies) }
+	h := newHandler(d, o)
+	h.lookup = lookupHandler(d, clientIP)
+	return app.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h))
+}
+
+// handler routes proxy requests; one per instance.
+type handler struct {
+	cfg     *config.Config
+	gk      *gatekeeper.Gatekeeper
+	log     zerolog.Logger
+	now     func() time.Time
+	up      map[string]*upstream // by mount name
+	rp      *httputil.ReverseProxy
+	lookup  http.Handler
+	maxBody int64
+	timeout time.Duration
+	// secrets are every upstream key, scrubbed from relayed error text.
+	secrets []string
+}
+
+// upstream is a provider as configured: adapter, base URL and keys.
+type upstream struct {
+	*provider
+	base *url.URL
+	keys *keyPool
+}
+
+func newHandler(d *app.Deps, o Options) *handler {
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	h := &handler{
+		cfg:     d.Config,
+		gk:      gatekeeper.New(d.Config, d.Store, now),
+		log:     d.Log,
+		now:     now,
+		up:      map[string]*upstream{},
+		maxBody: o.MaxBodyBytes,
+		timeout: o.UpstreamTimeout,
+	}
+	if h.maxBody <= 0 {
+		h.maxBody = defaultMaxBody
+	}
+	if h.timeout <= 0 {
+		h.timeout = defaultUpstreamTimeout
+	}
+	for _, p := range allProviders() {
+		base, err := url.Parse(d.Config.BaseURLs[p.id])
+		if err != nil || base.Host == "" {
+			// config validated it; an unusable URL makes the provider unserved.
+			base = nil
+		}
+		keys := d.Config.ProviderKeys[p.id]
+		h.secrets = append(h.secrets, keys...)
+		h.up[string(p.id)] = &upstream{provider: p, base: base, keys: newKeyPool(p.name, keys, d.Log)}
+	}
+	transport := o.Transport
+	if transport == nil {
+		transport = newTransport(o.ResponseHeaderTimeout)
+	}
+	h.rp = &httputil.ReverseProxy{
+		Rewrite:        func(pr *httputil.ProxyRequest) { exchangeFrom(pr.In.Context()).rewrite(pr) },
+		Transport:      &keyTransport{base: transport},
+		FlushInterval:  -1, // every chunk of a stream goes out as it arrives
+		ModifyResponse: func(resp *http.Response) error { return exchangeFrom(resp.Request.Context()).modifyResponse(resp) },
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			exchangeFrom(r.Context()).upstreamFailed(err)
+		},
+		BufferPool: newBufferPool(),
+		ErrorLog:   log.New(debugWriter{d.Log}, "", 0),
+	}
+	return h
+}
+
+// newTransport is the instance's one upstream transport, sized for a few
+// hundred concurrent requests to a handful of hosts.
+func newTransport(headerTimeout time.Duration) *http.Transport {
+	if headerTimeout <= 0 {
+		headerTimeout = defaultHeaderTimeout
+	}
+	return &http.Transport{
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: (&net.Dialer{
+			Timeout:   10 * time.Second,
+			KeepAlive: 30 * time.Second,
+		}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: headerTimeout,
+		ExpectContinueTimeout: time.Second,
+	}
+}
+
+// ServeHTTP routes a request (the /proxy prefix already stripped).
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := r.URL.Path
+	if path == "/user/lookup" || strings.HasPrefix(path, "/user/lookup/") {
+		logging.FromContext(r.Context()).SetRoute(r.Method + " /user/lookup")
+		h.lookup.ServeHTTP(w, r)
+		return
+	}
+	setCORS(w.Header())
+	if r.Method == http.MethodOptions {
+		preflight(w, r)
+		return
+	}
+	switch path {
+	case "/":
+		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			h.serveInfo(w, r)
+			return
+		}
+	case "/health":
+		logging.FromContext(r.Context()).SetRoute("GET /health")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = io.WriteString(w, `{"status":"ok"}`)
+		return
+	}
+	mount, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	x := &exchange{h: h, w: w, r: r, log: logging.FromContext(r.Context())}
+	up, ok := h.up[mount]
+	if !ok {
+		x.prov = h.up["openai"].provider // OpenAI's shape is the lingua franca
+		x.log.SetRoute("unknown")
+		x.writeError(unknownRoute(r), nil)
+		return
+	}
+	x.up, x.prov = up, up.provider
+	ep, ok := up.match(r.Method, "/"+rest)
+	if !ok {
+		x.log.SetRoute("unknown /" + mount)
+		x.writeError(unknownRoute(r), nil)
+		return
+	}
+	x.ep = ep
+	x.upstreamPath = "/" + rest
+	x.log.SetRoute(ep.route)
+	x.serve()
+}
+
+// debugWriter sends ReverseProxy's own log lines to the debug level: the
+// proxy reports failures itself.
+type debugWriter struct{ log zerolog.Logger }
+
+func (d debugWriter) Write(p []byte) (int, error) {
+	d.log.Debug().Msg(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// bufferPool recycles the 32 KiB copy buffers of ReverseProxy.
+type bufferPool struct{ p sync.Pool }
+
+func newBufferPool() *bufferPool {
+	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+}
+
+func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
+func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }

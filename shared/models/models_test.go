@@ -1,0 +1,133 @@
+package models
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestFamilyOf(t *testing.T) {
+	cases := []struct {
+		p     Provider
+		model string
+		want  string
+	}{
+		// OpenAI: the original's families.
+		{OpenAI, "gpt-3.5-turbo", "turbo"},
+		{OpenAI, "gpt-3.5-turbo-0125", "turbo"},
+		{OpenAI, "text-embedding-3-small", "turbo"},
+		{OpenAI, "omni-moderation-latest", "turbo"},
+		{OpenAI, "gpt-4", "gpt4"},
+		{OpenAI, "gpt-4-0613", "gpt4"},
+		{OpenAI, "gpt-4-32k", "gpt4-32k"},
+		{OpenAI, "gpt-4-turbo", "gpt4-turbo"},
+		{OpenAI, "gpt-4-turbo-2024-04-09", "gpt4-turbo"},
+		{OpenAI, "gpt-4-1106-preview", "gpt4-turbo"},
+		{OpenAI, "gpt-4o", "gpt4o"},
+		{OpenAI, "gpt-4o-2024-11-20", "gpt4o"},
+		{OpenAI, "gpt-4o-mini", "gpt4o"},
+		{OpenAI, "chatgpt-4o-latest", "gpt4o"},
+		// OpenAI: newer models.
+		{OpenAI, "gpt-4.1", "gpt41"},
+		{OpenAI, "gpt-4.1-2025-04-14", "gpt41"},
+		{OpenAI, "gpt-4.1-mini", "gpt41-mini"},
+		{OpenAI, "gpt-4.1-nano", "gpt41-nano"},
+		{OpenAI, "gpt-4.5-preview", "gpt45"},
+		{OpenAI, "gpt-5", "gpt5"},
+		{OpenAI, "gpt-5-2025-08-07", "gpt5"},
+		{OpenAI, "gpt-5-chat-latest", "gpt5"},
+		{OpenAI, "gpt-5-codex", "gpt5"},
+		{OpenAI, "gpt-5.1", "gpt5"},
+		{OpenAI, "gpt-5-mini", "gpt5-mini"},
+		{OpenAI, "gpt-5.1-codex-mini", "gpt5-mini"},
+		{OpenAI, "gpt-5-nano", "gpt5-nano"},
+		{OpenAI, "gpt-5-pro", "gpt5-pro"},
+		{OpenAI, "gpt-5.2-pro", "gpt5-pro"},
+		{OpenAI, "o1", "o1"},
+		{OpenAI, "o1-2024-12-17", "o1"},
+		{OpenAI, "o1-mini", "o1-mini"},
+		{OpenAI, "o1-pro", "o1-pro"},
+		{OpenAI, "o3", "o3"},
+		{OpenAI, "o3-deep-research", "o3"},
+		{OpenAI, "o3-mini", "o3-mini"},
+		{OpenAI, "o3-pro", "o3-pro"},
+		{OpenAI, "o4-mini", "o4-mini"},
+		{OpenAI, "codex-mini-latest", "o4-mini"},
+		{OpenAI, "dall-e-3", "dall-e"},
+		{OpenAI, "gpt-image-1", "gpt-image"},
+		{OpenAI, "GPT-4O", "gpt4o"}, // case-insensitive
+		{OpenAI, "some-future-model", "gpt4o"},
+		{OpenAI, "", "gpt4o"},
+		// Anthropic.
+		{Anthropic, "claude-opus-4-1-20250805", "claude-opus"},
+		{Anthropic, "claude-opus-4-5", "claude-opus"},
+		{Anthropic, "claude-3-opus-20240229", "claude-opus"},
+		{Anthropic, "claude-sonnet-4-5-20250929", "claude"},
+		{Anthropic, "claude-sonnet-4-0", "claude"},
+		{Anthropic, "claude-haiku-4-5", "claude"},
+		{Anthropic, "claude-3-7-sonnet-latest", "claude"},
+		{Anthropic, "claude-3-5-haiku-20241022", "claude"},
+		{Anthropic, "unknown", "claude"},
+		// Google AI.
+		{GoogleAI, "gemini-2.5-flash", "gemini-flash"},
+		{GoogleAI, "gemini-2.5-flash-lite", "gemini-flash"},
+		{GoogleAI, "gemini-2.0-flash-001", "gemini-flash"},
+		{GoogleAI, "gemini-3-flash-preview", "gemini-flash"},
+		{GoogleAI, "models/gemini-2.5-pro", "gemini-pro"},
+		{GoogleAI, "gemini-3-pro-preview", "gemini-pro"},
+		{GoogleAI, "gemini-1.0-ultra", "gemini-ultra"},
+		{GoogleAI, "gemma-3-27b-it", "gemini-flash"},
+		{GoogleAI, "learnlm-2.0", "gemini-flash"},
+		// Mistral AI.
+		{MistralAI, "mistral-tiny", "mistral-tiny"},
+		{MistralAI, "open-mistral-7b", "mistral-tiny"},
+		{MistralAI, "mistral-small-latest", "mistral-small"},
+		{MistralAI, "open-mistral-nemo", "mistral-small"},
+		{MistralAI, "ministral-8b-latest", "mistral-small"},
+		{MistralAI, "codestral-latest", "mistral-small"},
+		{MistralAI, "mistral-medium-2508", "mistral-medium"},
+		{MistralAI, "magistral-medium-latest", "mistral-medium"},
+		{MistralAI, "mistral-large-latest", "mistral-large"},
+		{MistralAI, "pixtral-large-latest", "mistral-large"},
+		{MistralAI, "mistral-saba-latest", "mistral-small"},
+	}
+	for _, tc := range cases {
+		if got := FamilyOf(tc.p, tc.model); got != tc.want {
+			t.Errorf("FamilyOf(%s, %q) = %q, want %q", tc.p, tc.model, got, tc.want)
+		}
+	}
+}
+
+// Every rule and default must name a family of the right provider, or a
+// model would be counted in a family the allow-list and quotas do not know.
+func TestTableConsistent(t *testing.T) {
+	seen := map[string]bool{}
+	for _, f := range Families {
+		if seen[f.Name] {
+			t.Errorf("family %q listed twice", f.Name)
+		}
+		seen[f.Name] = true
+		if f.Name != strings.ToLower(f.Name) {
+			t.Errorf("family %q is not lower case", f.Name)
+		}
+	}
+	for _, p := range Providers {
+		def, ok := Lookup(DefaultFamily[p])
+		if !ok || def.Provider != p || def.Image {
+			t.Errorf("default family of %s is %q: want a text family of %s", p, DefaultFamily[p], p)
+		}
+		for _, rl := range rules[p] {
+			f, ok := Lookup(rl.family)
+			if !ok || f.Provider != p {
+				t.Errorf("rule %s → %q: not a family of %s", rl.re, rl.family, p)
+			}
+		}
+	}
+	for _, name := range TextFamilies() {
+		if f, _ := Lookup(name); f.Image {
+			t.Errorf("TextFamilies lists image family %q", name)
+		}
+	}
+	if len(Names()) != len(Families) {
+		t.Errorf("Names() has %d entries, want %d", len(Names()), len(Families))
+	}
+}
