@@ -25,3 +25,8 @@ unit:
 ## deploy-dry-run: print the gcloud commands the deploy would run.
 deploy-dry-run:
 	deploy/deploy.sh --dry-run --config deploy/env.example.yaml
+
+## bench: hot-path Go benchmarks, then the end-to-end table (direct vs proxied).
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./shared/... ./functions/...
+	$(GO) run ./cmd/bench
