@@ -171,3 +171,17 @@ func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
 }
+
+// Entry is a Cloud Function's handler: configuration, secrets and the store
+// are built on the first request, and SIGTERM drains requests and flushes
+// usage. newHandler builds the function's own handler from them.
+func Entry(newHandler func(*Deps) http.Handler) http.Handler {
+	return NewLazy(func(ctx context.Context) (http.Handler, error) {
+		d, err := Build(ctx, Options{Environ: os.Environ(), OpenShared: OpenFirebase})
+		if err != nil {
+			return nil, err
+		}
+		OnSIGTERM(d.Log, d.Shutdown)
+		return d.Drain.Wrap(newHandler(d)), nil
+	}, nil)
+}
