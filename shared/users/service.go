@@ -68,6 +68,18 @@ func (s *Service) Upsert(ctx context.Context, token string, p Patch) (u *User, c
 	return u, created, err
 }
 
+// Update applies a partial update to an existing user; ErrNotFound if it is
+// gone (it is never re-created, unlike Upsert).
+func (s *Service) Update(ctx context.Context, token string, p Patch) (*User, error) {
+	if p.Token.has() && p.Token.Value != token {
+		return nil, invalid([]Issue{{Path: "token", Message: "does not match the token in the path"}})
+	}
+	return s.Store.Modify(ctx, token, false, func(u *User, _ bool) error {
+		p.Apply(u)
+		return u.Validate()
+	})
+}
+
 // Import upserts every entry, all or nothing.
 func (s *Service) Import(ctx context.Context, ps []Patch) ([]*User, error) {
 	fns := make(map[string]ModifyFunc, len(ps))

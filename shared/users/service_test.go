@@ -437,3 +437,25 @@ func TestServiceMaintainStoreError(t *testing.T) {
 		}
 	}
 }
+
+func TestServiceUpdateNeverCreates(t *testing.T) {
+	svc := &users.Service{Store: memory.New(), Now: func() time.Time { return time.Unix(1700000000, 0) }}
+	p, err := users.ParsePatch([]byte(`{"nickname":"x"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Update(context.Background(), "gone-token", p); !users.IsNotFound(err) {
+		t.Fatalf("Update of a missing user: %v, want not found", err)
+	}
+	if _, err := svc.Store.Get(context.Background(), "gone-token"); !users.IsNotFound(err) {
+		t.Fatal("Update created the user")
+	}
+	u, err := svc.Create(context.Background(), users.Patch{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := svc.Update(context.Background(), u.Token, p)
+	if err != nil || got.Nickname != "x" {
+		t.Fatalf("Update = %+v, %v", got, err)
+	}
+}

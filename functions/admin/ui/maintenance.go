@@ -1,0 +1,70 @@
+package ui
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+type maintenanceAction struct {
+	Name    string
+	Path    string
+	Title   string
+	Text    string
+	Confirm string
+}
+
+type maintenancePage struct {
+	*layout
+	Actions []maintenanceAction
+}
+
+// maintenanceActions describes users.Actions for people.
+func maintenanceActions() []maintenanceAction {
+	text := map[string][3]string{
+		users.ActionRefreshQuotas: {"Refresh quotas",
+			"Gives every user (except non-refreshable temporary ones) a new limit per family: what they used plus their refresh amount, or the default quota.",
+			"Refresh the quotas of every user now?"},
+		users.ActionResetCounts: {"Reset token counts",
+			"Sets every user's token counts to 0. Limits are not changed.",
+			"Reset the token counts of every user to 0? This cannot be undone."},
+		users.ActionExpireTemporary: {"Disable expired temporary users",
+			"Disables temporary users whose time is up (they are already refused by the proxy).",
+			"Disable every expired temporary user now?"},
+		users.ActionPurgeTemporary: {"Purge old temporary users",
+			"Deletes temporary users that were disabled more than 48 hours ago.",
+			"Delete disabled temporary users older than 48 hours? This cannot be undone."},
+	}
+	var out []maintenanceAction
+	for _, a := range users.Actions {
+		t := text[a]
+		if t[0] == "" {
+			t = [3]string{a, "", "Run " + a + " now?"}
+		}
+		out = append(out, maintenanceAction{Name: a, Path: "/manage/maintenance/" + a, Title: t[0], Text: t[1], Confirm: t[2]})
+	}
+	return out
+}
+
+func (h *handler) maintenanceForm(w http.ResponseWriter, r *http.Request, s session) {
+	h.render(w, r, http.StatusOK, "maintenance", &maintenancePage{layout: h.layout(r, &s, "Maintenance", "maintenance"), Actions: maintenanceActions()})
+}
+
+func (h *handler) maintain(w http.ResponseWriter, r *http.Request, s session) {
+	action := r.PathValue("action")
+	if !slices.Contains(users.Actions, action) {
+		h.renderError(w, r, http.StatusNotFound, "Unknown maintenance action.")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	n, err := h.svc.Maintain(ctx, action)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/manage/maintenance?done=maintained&action="+action+"&n="+strconv.Itoa(n))
+}

@@ -1,0 +1,115 @@
+package ui
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+type importPage struct {
+	*layout
+	Count int
+}
+
+func (h *handler) importForm(w http.ResponseWriter, r *http.Request, s session) {
+	h.render(w, r, http.StatusOK, "import", &importPage{layout: h.layout(r, &s, "Import and export", "import")})
+}
+
+// importUsers upserts the uploaded users.json, all or nothing, through the
+// same parser and service call as PUT /users.
+func (h *handler) importUsers(w http.ResponseWriter, r *http.Request, s session) {
+	p := &importPage{layout: h.layout(r, &s, "Import and export", "import")}
+	fail := func(status int, err error) {
+		p.SetError(err)
+		h.render(w, r, status, "import", p)
+	}
+	file, _, err := r.FormFile("file")
+	if err != nil {
+		fail(http.StatusBadRequest, invalid("file", "choose a users.json file to upload"))
+		return
+	}
+	defer file.Close()
+	data, err := io.ReadAll(file)
+	if err != nil {
+		fail(http.StatusBadRequest, invalid("file", "could not be read"))
+		return
+	}
+	ps, err := users.ParsePatchList(withoutCount(data))
+	if err != nil {
+		fail(http.StatusBadRequest, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	written, err := h.svc.Import(ctx, ps)
+	if err != nil {
+		if e := asUIError(err); statusOf(e.Code) < 500 {
+			fail(statusOf(e.Code), e)
+			return
+		}
+		h.fail(w, r, err)
+		return
+	}
+	redirect(w, r, "/manage/import?done=imported&n="+strconv.Itoa(len(written)))
+}
+
+// withoutCount drops the top-level "count" of a GET /users answer, so that
+// one imports as it is (as PUT /users does); anything else is left for
+// ParsePatchList to judge.
+func withoutCount(data []byte) []byte {
+	var doc map[string]json.RawMessage
+	if json.Unmarshal(data, &doc) != nil {
+		return data
+	}
+	c, ok := doc["count"]
+	if !ok {
+		return data
+	}
+	if n, err := strconv.ParseInt(string(bytes.TrimSpace(c)), 10, 64); err != nil || n < 0 {
+		return data
+	}
+	delete(doc, "count")
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return data
+	}
+	return out
+}
+
+// exportBody is users.json: what the import (and PUT /users) takes.
+type exportBody struct {
+	Users []*users.User `json:"users"`
+}
+
+// exportUsers downloads every user as users.json, oldest first.
+func (h *handler) exportUsers(w http.ResponseWriter, r *http.Request, _ session) {
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	list, err := h.svc.Store.List(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if list == nil {
+		list = []*users.User{}
+	}
+	users.Sort(list, []users.SortKey{{Field: "createdAt"}})
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(exportBody{Users: list}); err != nil {
+		h.fail(w, r, fmt.Errorf("encoding export: %w", err))
+		return
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/json; charset=utf-8")
+	hdr.Set("Content-Disposition", `attachment; filename="users.json"`)
+	hdr.Set("Content-Length", strconv.Itoa(buf.Len()))
+	_, _ = w.Write(buf.Bytes())
+}

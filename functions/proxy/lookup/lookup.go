@@ -1,0 +1,414 @@
+// Package lookup is the proxy's self-service page, /user/lookup: a user
+// enters a token (POSTed, never in a URL) and sees its usage and quotas,
+// and may change its nickname.
+package lookup
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"embed"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"html/template"
+	"math"
+	"net/http"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/ratelimit"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Options are the page's dependencies.
+type Options struct {
+	Deps     *app.Deps
+	ClientIP func(*http.Request) string
+}
+
+// Path is where the page lives, relative to the proxy function's root.
+const Path = "/user/lookup"
+
+// Failed lookups (unknown tokens) allowed per client IP within the
+// window: plenty for typos, too few to guess tokens.
+const (
+	failMax    = 10
+	failWindow = 10 * time.Minute
+)
+
+const (
+	maxBody      = 16 << 10
+	storeTimeout = 10 * time.Second
+	// csrfTTL is how long a shown page's nickname form stays valid.
+	csrfTTL = time.Hour
+)
+
+// tokenLike matches what could be a token in an error text, which the log
+// line shortens to its tail.
+var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
+
+//go:embed page.html style.css
+var files embed.FS
+
+type handler struct {
+	d        *app.Deps
+	svc      *users.Service
+	clientIP func(*http.Request) string
+	lockout  *ratelimit.Lockout
+	key      []byte
+	page     *template.Template
+	style    template.CSS
+	csp      string
+}
+
+// New returns the /user/lookup handler.
+func New(o Options) http.Handler {
+	h := &handler{
+		d:        o.Deps,
+		svc:      o.Deps.Service(),
+		clientIP: o.ClientIP,
+		lockout:  ratelimit.NewLockout(failMax, failWindow),
+		key:      formKey(o.Deps.Config),
+	}
+	if h.clientIP == nil {
+		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Deps.Config.TrustedProxies) }
+	}
+	css, err := files.ReadFile("style.css")
+	if err != nil {
+		panic(err) // embedded: cannot be missing
+	}
+	h.style = template.CSS(css)
+	sum := sha256.Sum256(css)
+	// The stylesheet is inline (the page owns no other route), allowed by
+	// its hash; nothing else may load or run.
+	h.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+	h.page = template.Must(template.New("page.html").Funcs(template.FuncMap{
+		"num":  formatNum,
+		"when": formatTime,
+	}).ParseFS(files, "page.html"))
+	return h
+}
+
+// formKey keys the nickname form's CSRF tokens. Every proxy instance must
+// agree, so it comes from a configured secret; only a proxy with none
+// (GATEKEEPER=none and no keys at all) uses a per-instance random key.
+func formKey(c *config.Config) []byte {
+	base := c.SigningKey
+	for _, k := range []string{c.AdminKey, c.ProxyKey} {
+		if base == "" {
+			base = k
+		}
+	}
+	if base == "" {
+		b := make([]byte, 32)
+		_, _ = rand.Read(b)
+		base = string(b)
+	}
+	m := hmac.New(sha256.New, []byte(base))
+	m.Write([]byte("tollgate-lookup"))
+	return m.Sum(nil)
+}
+
+func (h *handler) now() time.Time {
+	if h.d.Now != nil {
+		return h.d.Now()
+	}
+	return time.Now()
+}
+
+// view is what the page shows.
+type view struct {
+	Action string
+	Style  template.CSS
+	Notice string
+	Error  string
+	Flash  string
+	Result *result
+}
+
+type result struct {
+	Token          string
+	Masked         string
+	Nickname       string
+	Type           string
+	Status         string
+	DisabledReason string
+	Prompts        int64
+	Created        int64
+	LastUsed       int64
+	Expires        int64
+	IPs            int
+	IPLimit        string
+	Quotas         []quotaRow
+	CSRF           string
+	CanRename      bool
+	NicknameValue  string
+}
+
+type quotaRow struct {
+	Family    string
+	Used      int64
+	Limit     string
+	Remaining string
+	Refresh   string
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rec := logging.FromContext(r.Context())
+	hdr := w.Header()
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("X-Frame-Options", "DENY")
+	hdr.Set("Referrer-Policy", "no-referrer")
+	hdr.Set("Content-Security-Policy", h.csp)
+	if r.URL.Path != Path && r.URL.Path != Path+"/" {
+		rec.SetRoute("lookup unmatched")
+		h.render(w, r, http.StatusNotFound, &view{Error: "Page not found."})
+		return
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		rec.SetRoute("GET " + Path)
+		h.render(w, r, http.StatusOK, &view{})
+	case http.MethodPost:
+		rec.SetRoute("POST " + Path)
+		h.post(w, r)
+	default:
+		rec.SetRoute(r.Method + " " + Path)
+		hdr.Set("Allow", "GET, HEAD, POST")
+		h.render(w, r, http.StatusMethodNotAllowed, &view{Error: "Use the form on this page."})
+	}
+}
+
+func (h *handler) post(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, maxBody)
+	if err := r.ParseForm(); err != nil {
+		h.render(w, r, http.StatusBadRequest, &view{Error: "The form could not be read."})
+		return
+	}
+	ip := h.clientIP(r)
+	now := h.now()
+	if locked, wait := h.lockout.Locked(ip, now); locked {
+		secs := max(1, int(math.Ceil(wait.Seconds())))
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		h.render(w, r, http.StatusTooManyRequests, &view{Error: "Too many unknown tokens from your address. Try again in " + strconv.Itoa((secs+59)/60) + " min."})
+		return
+	}
+	token := strings.TrimSpace(r.PostFormValue("token"))
+	if token == "" {
+		h.render(w, r, http.StatusBadRequest, &view{Error: "Enter your token."})
+		return
+	}
+	logging.FromContext(r.Context()).SetToken(token)
+	u, err := h.get(r.Context(), token)
+	if users.IsNotFound(err) {
+		h.lockout.Fail(ip, now)
+		logging.FromContext(r.Context()).SetError("token not found")
+		h.render(w, r, http.StatusNotFound, &view{Error: "Token not found."})
+		return
+	}
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	if r.PostFormValue("action") != "nickname" {
+		h.render(w, r, http.StatusOK, &view{Result: h.result(u)})
+		return
+	}
+	h.rename(w, r, u)
+}
+
+// rename changes the nickname of u, which the form's token named; the
+// form's CSRF token must be one this page issued for that same token.
+func (h *handler) rename(w http.ResponseWriter, r *http.Request, u *users.User) {
+	if !h.checkCSRF(u.Token, r.PostFormValue("csrf")) {
+		h.render(w, r, http.StatusForbidden, &view{Error: "This form expired or did not come from this page. Look your token up again.", Result: h.result(u)})
+		return
+	}
+	if u.Disabled() {
+		h.render(w, r, http.StatusForbidden, &view{Error: "This token is disabled; its nickname cannot be changed.", Result: h.result(u)})
+		return
+	}
+	nick := strings.TrimSpace(r.PostFormValue("nickname"))
+	doc := map[string]any{"nickname": nil}
+	if nick != "" {
+		doc["nickname"] = nick
+	}
+	data, _ := json.Marshal(doc)
+	p, err := users.ParsePatch(data)
+	if err != nil {
+		res := h.result(u)
+		res.NicknameValue = nick
+		h.render(w, r, http.StatusBadRequest, &view{Error: nicknameError(err), Result: res})
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
+	defer cancel()
+	updated, err := h.svc.Update(ctx, u.Token, p)
+	if err != nil {
+		h.unavailable(w, r, err)
+		return
+	}
+	h.render(w, r, http.StatusOK, &view{Flash: "Nickname saved.", Result: h.result(updated)})
+}
+
+func nicknameError(err error) string {
+	var e *users.Error
+	if errors.As(err, &e) && len(e.Issues) > 0 {
+		return "Nickname " + e.Issues[0].Message + "."
+	}
+	return "This nickname cannot be used."
+}
+
+func (h *handler) get(ctx context.Context, token string) (*users.User, error) {
+	if !users.ValidToken(token) {
+		return nil, users.ErrNotFound
+	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
+	return h.svc.Store.Get(ctx, token)
+}
+
+// unavailable answers a store failure without its cause; the log line
+// gets the cause.
+func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
+	logging.FromContext(r.Context()).SetError(tokenLike.ReplaceAllStringFunc(err.Error(), logging.TokenTail))
+	h.render(w, r, http.StatusServiceUnavailable, &view{Error: "The service cannot look tokens up right now. Try again in a moment."})
+}
+
+func (h *handler) result(u *users.User) *result {
+	cfg := h.d.Config
+	now := h.now()
+	res := &result{
+		Token: u.Token, Masked: mask(u.Token), Nickname: u.Nickname, NicknameValue: u.Nickname,
+		Type: string(u.Type), DisabledReason: u.DisabledReason,
+		Prompts: u.PromptCount, Created: u.CreatedAt, LastUsed: u.LastUsedAt, IPs: len(u.IP),
+		CSRF: h.csrf(u.Token), CanRename: !u.Disabled(),
+	}
+	switch {
+	case u.Disabled():
+		res.Status = "disabled"
+	case u.Expired(now):
+		res.Status = "expired"
+	default:
+		res.Status = "active"
+	}
+	if u.Type == users.Temporary {
+		res.Expires = u.ExpiresAt
+	}
+	switch limit := u.MaxIPsOr(cfg.MaxIPsPerUser); {
+	case u.Type == users.Special || limit <= 0:
+		res.IPLimit = "unlimited"
+	default:
+		res.IPLimit = strconv.FormatInt(limit, 10)
+	}
+	for _, f := range families(u) {
+		row := quotaRow{Family: f, Used: u.TokenCounts[f], Limit: "unlimited", Remaining: "—", Refresh: "—"}
+		if l := u.TokenLimits[f]; l > 0 && u.Type != users.Special {
+			row.Limit = formatNum(l)
+			row.Remaining = formatNum(max(0, l-row.Used))
+		}
+		if cfg.QuotaRefresh != nil && u.Type != users.Temporary && u.Type != users.Special {
+			q := u.TokenRefresh[f]
+			if q <= 0 {
+				q = cfg.TokenQuota[f]
+			}
+			if q > 0 {
+				row.Refresh = "+" + formatNum(q) + " (" + cfg.QuotaRefreshSpec + ")"
+			}
+		}
+		res.Quotas = append(res.Quotas, row)
+	}
+	return res
+}
+
+// families lists the families u has numbers for: known ones in the model
+// table's order, then others alphabetically.
+func families(u *users.User) []string {
+	seen := map[string]bool{}
+	for _, m := range []map[string]int64{u.TokenCounts, u.TokenLimits, u.TokenRefresh} {
+		for f := range m {
+			seen[f] = true
+		}
+	}
+	var out, rest []string
+	for _, f := range models.Families {
+		if seen[f.Name] {
+			out = append(out, f.Name)
+			delete(seen, f.Name)
+		}
+	}
+	for f := range seen {
+		rest = append(rest, f)
+	}
+	slices.Sort(rest)
+	return append(out, rest...)
+}
+
+// mask shows a token's first and last four characters only.
+func mask(t string) string {
+	if len(t) < 12 {
+		if len(t) <= 4 {
+			return "…"
+		}
+		return "…" + t[len(t)-2:]
+	}
+	return t[:4] + "…" + t[len(t)-4:]
+}
+
+// csrf is "expiry.mac": bound to the token and valid for csrfTTL.
+func (h *handler) csrf(token string) string {
+	exp := strconv.FormatInt(h.now().Add(csrfTTL).Unix(), 10)
+	return exp + "." + base64.RawURLEncoding.EncodeToString(h.mac(token, exp))
+}
+
+func (h *handler) checkCSRF(token, got string) bool {
+	exp, sig, ok := strings.Cut(got, ".")
+	if !ok {
+		return false
+	}
+	sec, err := strconv.ParseInt(exp, 10, 64)
+	if err != nil || !h.now().Before(time.Unix(sec, 0)) || time.Unix(sec, 0).Sub(h.now()) > csrfTTL {
+		return false
+	}
+	// Compared as text: base64 decoding would let other spellings (with
+	// line breaks) of the same bytes through.
+	want := base64.RawURLEncoding.EncodeToString(h.mac(token, exp))
+	return hmac.Equal([]byte(sig), []byte(want))
+}
+
+func (h *handler) mac(token, exp string) []byte {
+	m := hmac.New(sha256.New, h.key)
+	m.Write([]byte("nickname\x00" + token + "\x00" + exp))
+	return m.Sum(nil)
+}
+
+func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, v *view) {
+	v.Action = app.BasePath(r.Context()) + Path
+	v.Style = h.style
+	if h.d.Config.Gatekeeper != config.ModeUserToken {
+		v.Notice = "This proxy does not use personal tokens at the moment, so there may be nothing to look up."
+	}
+	var buf bytes.Buffer
+	if err := h.page.Execute(&buf, v); err != nil {
+		logging.FromContext(r.Context()).SetError("rendering lookup: " + err.Error())
+		http.Error(w, "Internal error.", http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}

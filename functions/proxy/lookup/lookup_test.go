@@ -1,0 +1,315 @@
+package lookup_test
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"html"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/functions/proxy/lookup"
+	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
+)
+
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+type env struct {
+	t     *testing.T
+	deps  *app.Deps
+	clock *clock
+	srv   *httptest.Server
+}
+
+// newEnv serves the page as the proxy function will: under app.Mount.
+func newEnv(t *testing.T, vars map[string]string) *env {
+	t.Helper()
+	vals := map[string]string{"GATEKEEPER": "user_token", "ADMIN_KEY": "admin-key-for-tests", "MAX_IPS_PER_USER": "5"}
+	for k, v := range vars {
+		vals[k] = v
+	}
+	cfg, err := config.FromMap(vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &clock{t: time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)}
+	d := &app.Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: c.Now, Drain: app.NewDrain()}
+	e := &env{t: t, deps: d, clock: c}
+	e.srv = httptest.NewServer(app.Mount("proxy", lookup.New(lookup.Options{Deps: d})))
+	t.Cleanup(e.srv.Close)
+	return e
+}
+
+func (e *env) put(token, doc string) {
+	e.t.Helper()
+	p, err := users.ParsePatch([]byte(doc))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if _, _, err := e.deps.Service().Upsert(context.Background(), token, p); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *env) user(token string) *users.User {
+	e.t.Helper()
+	u, err := e.deps.Store.Get(context.Background(), token)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return u
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   string
+}
+
+func (e *env) do(method, path string, form url.Values) response {
+	e.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, _ := http.NewRequest(method, e.srv.URL+path, body)
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func (e *env) lookup(token string) response {
+	return e.do(http.MethodPost, "/proxy/user/lookup", url.Values{"token": {token}})
+}
+
+var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func csrfIn(t testing.TB, body string) string {
+	t.Helper()
+	m := csrfRe.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no nickname form:\n%s", body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+const tok = "8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50"
+
+const nightOwl = `{"type":"normal","nickname":"night owl","ip":["203.0.113.7","2001:db8::42"],"maxIps":3,
+	"promptCount":1523,"tokenCounts":{"gpt4o":910233,"claude":402211,"aws-claude":5},"tokenLimits":{"gpt4o":1000000,"claude":0},
+	"tokenRefresh":{"gpt4o":250000},"createdAt":1714380000000,"lastUsedAt":1730712345678}`
+
+func TestForm(t *testing.T) {
+	e := newEnv(t, nil)
+	res := e.do(http.MethodGet, "/proxy/user/lookup", nil)
+	if res.status != http.StatusOK {
+		t.Fatalf("GET: %d", res.status)
+	}
+	// The token goes in a POSTed password field, never in a URL.
+	if !strings.Contains(res.body, `<form method="post" action="/proxy/user/lookup"`) || !strings.Contains(res.body, `type="password" id="token" name="token"`) {
+		t.Fatalf("form:\n%s", res.body)
+	}
+	if res.header.Get("Cache-Control") != "no-store" {
+		t.Error("the page may be cached")
+	}
+	// The inline stylesheet is allowed by its hash, and nothing else is.
+	start := strings.Index(res.body, "<style>") + len("<style>")
+	css := res.body[start : start+strings.Index(res.body[start:], "</style>")]
+	sum := sha256.Sum256([]byte(css))
+	csp := res.header.Get("Content-Security-Policy")
+	if !strings.Contains(csp, "style-src 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'") || !strings.Contains(csp, "default-src 'none'") {
+		t.Errorf("CSP %q does not allow exactly the inline style", csp)
+	}
+	for _, m := range []string{http.MethodPut, http.MethodDelete} {
+		if res := e.do(m, "/proxy/user/lookup", nil); res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") == "" {
+			t.Errorf("%s: %d", m, res.status)
+		}
+	}
+	if res := e.do(http.MethodGet, "/proxy/user/other", nil); res.status != http.StatusNotFound {
+		t.Errorf("other path: %d", res.status)
+	}
+}
+
+func TestLookup(t *testing.T) {
+	e := newEnv(t, map[string]string{"QUOTA_REFRESH_PERIOD": "daily", "TOKEN_QUOTA_CLAUDE": "1000"})
+	e.put(tok, nightOwl)
+	res := e.lookup(tok)
+	if res.status != http.StatusOK {
+		t.Fatalf("lookup: %d\n%s", res.status, res.body)
+	}
+	for _, want := range []string{
+		"8d5f…4f50", "night owl", "normal", "1,523", `id="status">active`,
+		"2024-04-29 08:40 UTC", // created
+		"2 of 3",               // IPs and the user's own limit
+		"<td>gpt4o</td><td class=\"num\">910,233</td><td class=\"num\">1,000,000</td><td class=\"num\">89,767</td><td class=\"num\">+250,000 (daily)</td>",
+		"<td>claude</td><td class=\"num\">402,211</td><td class=\"num\">unlimited</td><td class=\"num\">—</td><td class=\"num\">+1,000 (daily)</td>",
+		"<td>aws-claude</td>",
+	} {
+		if !strings.Contains(html.UnescapeString(res.body), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	if strings.Count(res.body, tok) != 1 || !strings.Contains(res.body, `name="token" value="`+tok+`"`) {
+		t.Error("the full token should appear only in the nickname form's hidden field")
+	}
+	if strings.Contains(res.body, "<td>gpt4</td>") {
+		t.Error("families the user has no numbers for are listed")
+	}
+}
+
+func TestLookupTypes(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put("temporary-user-0001", `{"type":"temporary","expiresAt":1742000000000,"tokenLimits":{"claude":5}}`)
+	e.put("special-user-00001", `{"type":"special","tokenLimits":{"claude":5}}`)
+	e.put("default-ips-00001", `{"type":"normal"}`)
+	res := e.lookup("temporary-user-0001")
+	if !strings.Contains(res.body, `id="expires">2025-03-15 00:53 UTC`) || !strings.Contains(res.body, `id="status">active`) {
+		t.Errorf("temporary:\n%s", res.body)
+	}
+	e.clock.Add(24 * time.Hour)
+	if res := e.lookup("temporary-user-0001"); !strings.Contains(res.body, `id="status">expired`) {
+		t.Error("an expired temporary user is not shown as expired")
+	}
+	res = e.lookup("special-user-00001")
+	if !strings.Contains(res.body, "0 of unlimited") || !strings.Contains(res.body, `<td class="num">unlimited</td>`) {
+		t.Errorf("special users have no limits:\n%s", res.body)
+	}
+	if res := e.lookup("default-ips-00001"); !strings.Contains(res.body, "0 of 5") {
+		t.Error("MAX_IPS_PER_USER is not shown as the limit")
+	}
+}
+
+func TestNotFoundAndRateLimit(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(tok, nightOwl)
+	for i := range 10 {
+		token := "wrong-token-" + strconv.Itoa(i)
+		if i == 3 {
+			token = "not a token <at all>"
+		}
+		res := e.lookup(token)
+		if res.status != http.StatusNotFound || !strings.Contains(res.body, "Token not found.") {
+			t.Fatalf("attempt %d: %d\n%s", i, res.status, res.body)
+		}
+		if strings.Contains(res.body, "<at all>") {
+			t.Fatal("the wrong token is echoed")
+		}
+	}
+	res := e.lookup(tok)
+	if res.status != http.StatusTooManyRequests || res.header.Get("Retry-After") == "" {
+		t.Fatalf("11th lookup after 10 failures: %d", res.status)
+	}
+	e.clock.Add(10*time.Minute + time.Second)
+	if res := e.lookup(tok); res.status != http.StatusOK {
+		t.Fatalf("after the window: %d", res.status)
+	}
+	if res := e.lookup("   "); res.status != http.StatusBadRequest {
+		t.Errorf("empty token: %d", res.status)
+	}
+}
+
+func TestDisabledUser(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(tok, `{"type":"normal","nickname":"banned","disabledAt":1730000000000,"disabledReason":"IP address limit exceeded."}`)
+	res := e.lookup(tok)
+	if res.status != http.StatusOK || !strings.Contains(res.body, `id="reason">IP address limit exceeded.`) || !strings.Contains(res.body, `id="status">disabled`) {
+		t.Fatalf("disabled:\n%s", res.body)
+	}
+	if strings.Contains(res.body, `name="nickname"`) {
+		t.Error("a disabled user is offered the nickname form")
+	}
+	// A forged rename of a disabled user is refused even with a valid form
+	// token (taken from when it was active).
+	e.deps.Store.Modify(context.Background(), tok, false, func(u *users.User, _ bool) error { u.Reactivate(); return nil })
+	csrf := csrfIn(t, e.lookup(tok).body)
+	e.deps.Store.Modify(context.Background(), tok, false, func(u *users.User, _ bool) error { u.Disable(time.Now(), "abuse"); return nil })
+	res = e.do(http.MethodPost, "/proxy/user/lookup", url.Values{"action": {"nickname"}, "token": {tok}, "csrf": {csrf}, "nickname": {"back"}})
+	if res.status != http.StatusForbidden || e.user(tok).Nickname != "banned" {
+		t.Fatalf("rename of a disabled user: %d, nickname %q", res.status, e.user(tok).Nickname)
+	}
+}
+
+func TestRename(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(tok, nightOwl)
+	e.put("other-user-00000001", `{"type":"normal"}`)
+	csrf := csrfIn(t, e.lookup(tok).body)
+	otherCSRF := csrfIn(t, e.lookup("other-user-00000001").body)
+	rename := func(nick, csrf string) response {
+		return e.do(http.MethodPost, "/proxy/user/lookup", url.Values{"action": {"nickname"}, "token": {tok}, "csrf": {csrf}, "nickname": {nick}})
+	}
+	for name, bad := range map[string]string{"missing": "", "other token's": otherCSRF, "garbage": "1.abc"} {
+		if res := rename("forged", bad); res.status != http.StatusForbidden {
+			t.Errorf("%s CSRF token: %d", name, res.status)
+		}
+	}
+	if e.user(tok).Nickname != "night owl" {
+		t.Fatal("a forged form renamed the user")
+	}
+	res := rename("  early bird  ", csrf)
+	if res.status != http.StatusOK || !strings.Contains(res.body, "Nickname saved.") || !strings.Contains(res.body, `id="nickname">early bird`) {
+		t.Fatalf("rename: %d\n%s", res.status, res.body)
+	}
+	u := e.user(tok)
+	if u.Nickname != "early bird" || u.PromptCount != 1523 || u.TokenLimits["gpt4o"] != 1000000 {
+		t.Fatalf("user after rename: %+v", u)
+	}
+	if res := rename(strings.Repeat("x", 81), csrf); res.status != http.StatusBadRequest || !strings.Contains(res.body, "at most 80 characters") {
+		t.Errorf("long nickname: %d", res.status)
+	}
+	if res := rename("", csrf); res.status != http.StatusOK || e.user(tok).Nickname != "" {
+		t.Errorf("clearing the nickname: %d %q", res.status, e.user(tok).Nickname)
+	}
+	e.clock.Add(time.Hour + time.Second)
+	if res := rename("late", csrf); res.status != http.StatusForbidden {
+		t.Errorf("expired form: %d", res.status)
+	}
+}
+
+func TestEscaping(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(tok, `{"type":"normal","nickname":"<script>alert(1)</script>","disabledAt":1,"disabledReason":"<img src=x onerror=alert(2)>"}`)
+	res := e.lookup(tok)
+	if strings.Contains(res.body, "<script>alert") || strings.Contains(res.body, "<img src=x") {
+		t.Fatal("user text is not escaped")
+	}
+	if !strings.Contains(res.body, "&lt;script&gt;alert(1)&lt;/script&gt;") {
+		t.Fatal("the nickname is not shown")
+	}
+}
+
+func TestNoticeOutsideUserTokenMode(t *testing.T) {
+	e := newEnv(t, map[string]string{"GATEKEEPER": "none", "ADMIN_KEY": ""})
+	if res := e.do(http.MethodGet, "/proxy/user/lookup", nil); !strings.Contains(res.body, "does not use personal tokens") {
+		t.Fatal("no notice")
+	}
+	// At the function's root too.
+	if res := e.do(http.MethodGet, "/user/lookup", nil); res.status != http.StatusOK || !strings.Contains(res.body, `action="/user/lookup"`) {
+		t.Fatalf("at root: %d", res.status)
+	}
+}
