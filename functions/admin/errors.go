@@ -1,13 +1,12 @@
 package admin
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"regexp"
 	"strconv"
+	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -29,43 +28,17 @@ type errorDetail struct {
 // status maps an application error code to its HTTP status: the only place
 // the API does so.
 func status(c users.Code) int {
-	switch c {
-	case users.CodeInvalid:
-		return http.StatusBadRequest
-	case users.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case users.CodeForbidden:
-		return http.StatusForbidden
-	case users.CodeNotFound, users.CodeUnknownRoute:
-		return http.StatusNotFound
-	case codeMethodNotAllowed:
+	if c == codeMethodNotAllowed {
 		return http.StatusMethodNotAllowed
-	case users.CodeConflict:
-		return http.StatusConflict
-	case users.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case users.CodeUnsupported:
-		return http.StatusUnsupportedMediaType
-	case users.CodeRateLimited, users.CodeQuota, users.CodeConcurrency:
-		return http.StatusTooManyRequests
-	case users.CodeUnavailable, users.CodeNotServed, users.CodeTimeout:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
 	}
+	return web.Status(c)
 }
 
 // fail writes err as {"error":{"message","issues"?}} with its status. An
 // error that is not an *users.Error is an internal one: clients see only
 // "Internal error.", the log line gets a redacted cause.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		var e *users.Error
-		if !errors.As(err, &e) {
-			err = &users.Error{Code: users.CodeUnavailable, Message: "The user store did not answer in time; try again.", Err: err}
-		}
-	}
-	e := users.AsError(err)
+	e := web.AsError(err)
 	code := status(e.Code)
 	msg := e.Message
 	if code == http.StatusInternalServerError {

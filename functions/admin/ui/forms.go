@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
@@ -129,8 +130,8 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, s session) 
 	defer cancel()
 	u, err := h.svc.Create(ctx, patch)
 	if err != nil {
-		if e := asUIError(err); statusOf(e.Code) < 500 {
-			fail(statusOf(e.Code), e)
+		if e := web.AsError(err); web.Status(e.Code) < 500 {
+			fail(web.Status(e.Code), e)
 			return
 		}
 		h.fail(w, r, err)
@@ -250,8 +251,8 @@ func (h *handler) editUser(w http.ResponseWriter, r *http.Request, s session) {
 	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
 	defer cancel()
 	if _, err := h.svc.Update(ctx, u.Token, patch); err != nil {
-		if e := asUIError(err); statusOf(e.Code) < 500 {
-			fail(statusOf(e.Code), e)
+		if e := web.AsError(err); web.Status(e.Code) < 500 {
+			fail(web.Status(e.Code), e)
 			return
 		}
 		h.fail(w, r, err)

@@ -86,14 +86,6 @@ func FuzzSessionDecode(f *testing.F) {
 	})
 }
 
-func TestFormatNum(t *testing.T) {
-	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 1234567: "1,234,567", -1234: "-1,234", 100000: "100,000"} {
-		if got := formatNum(n); got != want {
-			t.Errorf("formatNum(%d) = %q, want %q", n, got, want)
-		}
-	}
-}
-
 func TestRelative(t *testing.T) {
 	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	for d, want := range map[time.Duration]string{

@@ -2,11 +2,9 @@ package ui
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -16,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"time"
+	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
@@ -39,8 +38,8 @@ type pages struct {
 // a parse error is a bug that every test run catches.
 func loadPages(now func() time.Time) *pages {
 	funcs := template.FuncMap{
-		"num":  formatNum,
-		"when": formatTime,
+		"num":  web.FormatNum,
+		"when": web.FormatTime,
 		"rel":  func(ms int64) string { return relative(ms, now()) },
 	}
 	base := template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html"))
@@ -195,8 +194,8 @@ func (h *handler) renderError(w http.ResponseWriter, r *http.Request, status int
 // fail shows an error of the users service with its status. Internal
 // errors show nothing of their cause; the log line gets it.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := asUIError(err)
-	code := statusOf(e.Code)
+	e := web.AsError(err)
+	code := web.Status(e.Code)
 	msg := e.Message
 	if code == http.StatusInternalServerError {
 		msg = "Internal error."
@@ -213,43 +212,6 @@ var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
 // redact shortens token-like words of a log text to their tails: store
 // errors can name a user's path.
 func redact(s string) string { return tokenLike.ReplaceAllStringFunc(s, logging.TokenTail) }
-
-// asUIError makes a store deadline an "unavailable" error rather than an
-// internal one, as the REST API does.
-func asUIError(err error) *users.Error {
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		var e *users.Error
-		if !errors.As(err, &e) {
-			return &users.Error{Code: users.CodeUnavailable, Message: "The user store did not answer in time; try again.", Err: err}
-		}
-	}
-	return users.AsError(err)
-}
-
-// statusOf maps an application error code to the UI's HTTP status: the
-// only place the UI does so.
-func statusOf(c users.Code) int {
-	switch c {
-	case users.CodeInvalid:
-		return http.StatusBadRequest
-	case users.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case users.CodeForbidden:
-		return http.StatusForbidden
-	case users.CodeNotFound:
-		return http.StatusNotFound
-	case users.CodeConflict:
-		return http.StatusConflict
-	case users.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case users.CodeRateLimited:
-		return http.StatusTooManyRequests
-	case users.CodeUnavailable, users.CodeTimeout:
-		return http.StatusServiceUnavailable
-	default:
-		return http.StatusInternalServerError
-	}
-}
 
 // asset is one embedded static file.
 type asset struct {
@@ -299,34 +261,6 @@ func (h *handler) serveStatic(w http.ResponseWriter, r *http.Request) {
 		hdr.Set("Cache-Control", "public, max-age=300")
 	}
 	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.body))
-}
-
-// formatNum writes n with thousands separators.
-func formatNum(n int64) string {
-	s := strconv.FormatInt(n, 10)
-	neg := n < 0
-	if neg {
-		s = s[1:]
-	}
-	var b []byte
-	for i, c := range []byte(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b = append(b, ',')
-		}
-		b = append(b, c)
-	}
-	if neg {
-		return "-" + string(b)
-	}
-	return string(b)
-}
-
-// formatTime shows an epoch-ms date in UTC, "—" when unset.
-func formatTime(ms int64) string {
-	if ms == 0 {
-		return "—"
-	}
-	return time.UnixMilli(ms).UTC().Format("2006-01-02 15:04 UTC")
 }
 
 // relative is a rough "in 3 h" / "2 d ago" beside a date.

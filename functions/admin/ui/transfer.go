@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -49,8 +50,8 @@ func (h *handler) importUsers(w http.ResponseWriter, r *http.Request, s session)
 	defer cancel()
 	written, err := h.svc.Import(ctx, ps)
 	if err != nil {
-		if e := asUIError(err); statusOf(e.Code) < 500 {
-			fail(statusOf(e.Code), e)
+		if e := web.AsError(err); web.Status(e.Code) < 500 {
+			fail(web.Status(e.Code), e)
 			return
 		}
 		h.fail(w, r, err)

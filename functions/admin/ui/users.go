@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"tollgate.dev/tollgate/shared/web"
 	"unicode/utf8"
 
 	"tollgate.dev/tollgate/shared/logging"
@@ -300,12 +301,12 @@ func (h *handler) userAction(w http.ResponseWriter, r *http.Request, s session, 
 	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
 	defer cancel()
 	if _, err := do(ctx); err != nil {
-		e := asUIError(err)
-		if statusOf(e.Code) >= 500 {
+		e := web.AsError(err)
+		if web.Status(e.Code) >= 500 {
 			h.fail(w, r, err)
 			return
 		}
-		h.showUser(w, r, s, u, statusOf(e.Code), e)
+		h.showUser(w, r, s, u, web.Status(e.Code), e)
 		return
 	}
 	redirect(w, r, userPath(u.Token)+"?done="+done)

@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
@@ -94,8 +95,8 @@ func New(o Options) http.Handler {
 	// its hash; nothing else may load or run.
 	h.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 	h.page = template.Must(template.New("page.html").Funcs(template.FuncMap{
-		"num":  formatNum,
-		"when": formatTime,
+		"num":  web.FormatNum,
+		"when": web.FormatTime,
 	}).ParseFS(files, "page.html"))
 	return h
 }
@@ -316,8 +317,8 @@ func (h *handler) result(u *users.User) *result {
 	for _, f := range families(u) {
 		row := quotaRow{Family: f, Used: u.TokenCounts[f], Limit: "unlimited", Remaining: "—", Refresh: "—"}
 		if l := u.TokenLimits[f]; l > 0 && u.Type != users.Special {
-			row.Limit = formatNum(l)
-			row.Remaining = formatNum(max(0, l-row.Used))
+			row.Limit = web.FormatNum(l)
+			row.Remaining = web.FormatNum(max(0, l-row.Used))
 		}
 		if cfg.QuotaRefresh != nil && u.Type != users.Temporary && u.Type != users.Special {
 			q := u.TokenRefresh[f]
@@ -325,7 +326,7 @@ func (h *handler) result(u *users.User) *result {
 				q = cfg.TokenQuota[f]
 			}
 			if q > 0 {
-				row.Refresh = "+" + formatNum(q) + " (" + cfg.QuotaRefreshSpec + ")"
+				row.Refresh = "+" + web.FormatNum(q) + " (" + cfg.QuotaRefreshSpec + ")"
 			}
 		}
 		res.Quotas = append(res.Quotas, row)
