@@ -26,7 +26,14 @@ unit:
 deploy-dry-run:
 	deploy/deploy.sh --dry-run --config deploy/env.example.yaml
 
-## bench: hot-path Go benchmarks, then the end-to-end table (direct vs proxied).
+## bench: hot-path Go benchmarks (-benchmem), then the end-to-end table:
+## direct vs a bare ReverseProxy vs tollgate, side by side in one run
+## (cmd/bench/PERFORMANCE.md explains it). About three minutes.
+BENCH_PKGS = ./functions/proxy ./shared/gatekeeper ./shared/models ./shared/ratelimit ./shared/users/...
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 200ms ./shared/... ./functions/...
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms $(BENCH_PKGS)
 	$(GO) run ./cmd/bench
+
+## fuzz: every fuzz target for a bounded time each (FUZZTIME, default 20s).
+fuzz:
+	bash scripts/fuzz.sh

@@ -1,6 +1,7 @@
-// Command local runs both tollgate functions in one process on the
-// Functions Framework, sharing one store: the proxy under /proxy/ (and at
-// the root, as behind its own function URL) and admin under /admin/.
+// Command local runs both tollgate functions in one process, registered on
+// the Functions Framework and sharing one store: the proxy under /proxy/
+// (and at the root, as behind its own function URL) and admin under
+// /admin/, on a server with the timeouts a directly exposed server needs.
 package main
 
 import (
@@ -66,19 +67,11 @@ func run(environ []string, stdout, stderr io.Writer) error {
 	}
 	app.OnSIGTERM(d.Log, d.Shutdown)
 
-	proxyHandler := d.Drain.Wrap(proxy.New(d))
-	adminHandler := d.Drain.Wrap(admin.New(d))
-	bg := context.Background()
-	for path, h := range map[string]func(w http.ResponseWriter, r *http.Request){
-		"/":       proxyHandler.ServeHTTP, // the proxy's own root, as behind its function URL
-		"/proxy/": proxyHandler.ServeHTTP,
-		"/admin/": adminHandler.ServeHTTP,
-		"/admin":  adminHandler.ServeHTTP,
-	} {
-		if err := funcframework.RegisterHTTPFunctionContext(bg, path, h); err != nil {
-			return fmt.Errorf("registering %s: %w", path, err)
-		}
+	mux, err := register(d.Drain.Wrap(proxy.New(d)), d.Drain.Wrap(admin.New(d)))
+	if err != nil {
+		return err
 	}
+	srv := newServer(net.JoinHostPort(host, port), mux, defaultTimeouts())
 
 	base := "http://" + net.JoinHostPort(displayHost(host), port)
 	fmt.Fprintf(stdout, "tollgate is running (gatekeeper %s, store %s)\n", d.Config.Gatekeeper, d.Config.Store)
@@ -88,7 +81,61 @@ func run(environ []string, stdout, stderr io.Writer) error {
 	if generated {
 		fmt.Fprintf(stdout, "  development ADMIN_KEY=%s (set ADMIN_KEY to choose your own)\n", env["ADMIN_KEY"])
 	}
-	return funcframework.StartHostPort(host, port)
+	return srv.ListenAndServe()
+}
+
+// routes are the runner's paths: the proxy at its own root (as behind its
+// function URL) and under /proxy/, admin under /admin.
+func routes(proxyHandler, adminHandler http.Handler) map[string]http.Handler {
+	return map[string]http.Handler{
+		"/":       proxyHandler,
+		"/proxy/": proxyHandler,
+		"/admin/": adminHandler,
+		"/admin":  adminHandler,
+	}
+}
+
+// register declares each path on the Functions Framework, as function.go
+// does for Cloud Functions, and builds the mux funcframework.StartHostPort
+// would serve them from: one http.ServeMux entry per path. StartHostPort
+// itself cannot be used: it calls http.ListenAndServe, a server with no
+// timeouts, which a slow client can hold open forever (on Cloud Functions
+// Google's front end absorbs slow clients; locally nothing would).
+func register(proxyHandler, adminHandler http.Handler) (*http.ServeMux, error) {
+	mux := http.NewServeMux()
+	bg := context.Background()
+	for path, h := range routes(proxyHandler, adminHandler) {
+		if err := funcframework.RegisterHTTPFunctionContext(bg, path, h.ServeHTTP); err != nil {
+			return nil, fmt.Errorf("registering %s: %w", path, err)
+		}
+		mux.Handle(path, h)
+	}
+	return mux, nil
+}
+
+// timeouts bound what a client may hold: reading its headers, reading its
+// whole request, and an idle keep-alive connection. Answers have no write
+// deadline: a proxied stream may rightly last many minutes.
+type timeouts struct {
+	readHeader, read, idle time.Duration
+}
+
+func defaultTimeouts() timeouts {
+	return timeouts{readHeader: 10 * time.Second, read: 2 * time.Minute, idle: 2 * time.Minute}
+}
+
+// newServer is the local HTTP server: Go's defaults plus the timeouts a
+// server facing clients directly needs. Headers stay capped at Go's 1 MiB
+// (larger ones get 431).
+func newServer(addr string, h http.Handler, t timeouts) *http.Server {
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: t.readHeader,
+		ReadTimeout:       t.read,
+		IdleTimeout:       t.idle,
+		MaxHeaderBytes:    http.DefaultMaxHeaderBytes,
+	}
 }
 
 func displayHost(h string) string {

@@ -14,6 +14,14 @@ type usage struct {
 
 func (u usage) total() int64 { return u.input + u.output }
 
+// maxReported bounds one reported count (2^40: more than any context
+// window, far from int64's end). What an upstream reports is clamped to
+// [0, maxReported] as it is read, so that a negative or absurd number can
+// neither refund a user's quota nor wrap a sum round to a negative charge.
+const maxReported = 1 << 40
+
+func reported(n int64) int64 { return min(max(n, 0), maxReported) }
+
 // usageJSON covers OpenAI's, Mistral's and Anthropic's usage objects.
 type usageJSON struct {
 	PromptTokens             int64 `json:"prompt_tokens"`
@@ -28,13 +36,13 @@ type usageJSON struct {
 // completions, embeddings (prompt_tokens only) and the Responses API and
 // images (input_tokens, output_tokens).
 func (u *usageJSON) openAI() usage {
-	return usage{input: u.PromptTokens + u.InputTokens, output: u.CompletionTokens + u.OutputTokens}
+	return usage{input: reported(u.PromptTokens) + reported(u.InputTokens), output: reported(u.CompletionTokens) + reported(u.OutputTokens)}
 }
 
 // anthropic counts cached prompt tokens too: they were part of the
 // prompt, only billed differently.
 func (u *usageJSON) anthropic() usage {
-	return usage{input: u.InputTokens + u.CacheCreationInputTokens + u.CacheReadInputTokens, output: u.OutputTokens}
+	return usage{input: reported(u.InputTokens) + reported(u.CacheCreationInputTokens) + reported(u.CacheReadInputTokens), output: reported(u.OutputTokens)}
 }
 
 type googleUsageJSON struct {
@@ -45,25 +53,28 @@ type googleUsageJSON struct {
 }
 
 func (u *googleUsageJSON) usage() usage {
-	out := u.ThoughtsTokenCount
+	out := reported(u.ThoughtsTokenCount)
 	if u.CandidatesTokenCount != nil {
-		out += *u.CandidatesTokenCount
+		out += reported(*u.CandidatesTokenCount)
 	}
-	return usage{input: u.PromptTokenCount + u.ToolUsePromptTokenCount, output: out}
+	return usage{input: reported(u.PromptTokenCount) + reported(u.ToolUsePromptTokenCount), output: out}
 }
 
 // topMember decodes one top-level member of a JSON answer into v without
-// decoding the rest (answers may carry megabytes of base64 images).
+// decoding the rest (answers may carry megabytes of base64 images). The
+// usage structs are read without reflection (usagejson.go).
 func topMember(body []byte, key string, v any) bool {
-	obj, _, err := scanObject(body, 0, true)
-	if err != nil {
+	b := memberValue(body, key)
+	if b == nil {
 		return false
 	}
-	m, ok := obj.get(key)
-	if !ok || bytes.Equal(body[m.start:m.end], []byte("null")) {
-		return false
+	switch v := v.(type) {
+	case *usageJSON:
+		return v.decode(b)
+	case *googleUsageJSON:
+		return v.decode(b)
 	}
-	return json.Unmarshal(body[m.start:m.end], v) == nil
+	return json.Unmarshal(b, v) == nil
 }
 
 func openAIUsage(body []byte) (usage, bool) {
@@ -209,17 +220,14 @@ func chatEvent(st *streamState, _, data []byte) bool {
 	if !hasObject(data, "usage") {
 		return true
 	}
-	var c struct {
-		Choices []json.RawMessage `json:"choices"`
-		Usage   *usageJSON        `json:"usage"`
-	}
-	if json.Unmarshal(data, &c) != nil || c.Usage == nil {
+	u, noChoices, ok := chatChunkUsage(data)
+	if !ok || u == nil {
 		return true // not ours to judge: relayed as is
 	}
-	st.u = c.Usage.openAI()
+	st.u = u.openAI()
 	st.haveIn, st.haveOut = true, true
 	// The usage-only chunk the proxy asked for is not the client's.
-	return !(st.hideUsage && len(c.Choices) == 0)
+	return !(st.hideUsage && noChoices)
 }
 
 // responsesEvent reads Responses API events: text deltas, and usage in
@@ -232,11 +240,8 @@ func responsesEvent(st *streamState, name, data []byte) bool {
 	switch typ {
 	case "response.completed", "response.incomplete", "response.failed":
 		st.done = true
-		var r struct {
-			Usage *usageJSON `json:"usage"`
-		}
-		if topMember(data, "response", &r) && r.Usage != nil {
-			st.u = r.Usage.openAI()
+		if u, ok := nestedUsage(memberValue(data, "response")); ok && u != nil {
+			st.u = u.openAI()
 			st.haveIn, st.haveOut = true, true
 		}
 	default:
@@ -261,11 +266,8 @@ func anthropicEvent(st *streamState, name, data []byte) bool {
 	case "message_stop":
 		st.done = true
 	case "message_start":
-		var m struct {
-			Usage *usageJSON `json:"usage"`
-		}
-		if topMember(data, "message", &m) && m.Usage != nil {
-			st.u = m.Usage.anthropic()
+		if u, ok := nestedUsage(memberValue(data, "message")); ok && u != nil {
+			st.u = u.anthropic()
 			st.haveIn = true
 		}
 	case "message_delta":
@@ -274,7 +276,7 @@ func anthropicEvent(st *streamState, name, data []byte) bool {
 			if in := u.anthropic().input; in > 0 {
 				st.u.input, st.haveIn = in, true
 			}
-			st.u.output, st.haveOut = u.OutputTokens, true
+			st.u.output, st.haveOut = reported(u.OutputTokens), true
 		}
 	}
 	return true

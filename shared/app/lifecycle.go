@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"os"
 	"os/signal"
@@ -15,15 +16,31 @@ import (
 	"github.com/rs/zerolog"
 )
 
-// Drain counts in-flight requests so that shutdown can let them finish.
+// ErrShuttingDown is the cause of the context of a request cut because
+// the instance is shutting down.
+var ErrShuttingDown = errors.New("tollgate is shutting down")
+
+// cutGrace is how long requests cut at the end of a drain have to finish:
+// a cut stream still charges what it relayed.
+const cutGrace = time.Second
+
+// Drain counts in-flight requests so that shutdown can let them finish,
+// and cuts those that outlast the shutdown window.
 type Drain struct {
 	inflight atomic.Int64
 	closing  atomic.Bool
 	idle     chan struct{}
+	// cut is canceled when the drain window ends: every request still
+	// running sees its context canceled with ErrShuttingDown.
+	cut    context.Context
+	cutAll context.CancelCauseFunc
 }
 
 // NewDrain returns an open Drain.
-func NewDrain() *Drain { return &Drain{idle: make(chan struct{}, 1)} }
+func NewDrain() *Drain {
+	cut, cutAll := context.WithCancelCause(context.Background())
+	return &Drain{idle: make(chan struct{}, 1), cut: cut, cutAll: cutAll}
+}
 
 // Wrap counts h's requests; once closing, new requests get 503.
 func (d *Drain) Wrap(h http.Handler) http.Handler {
@@ -44,33 +61,65 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 			http.Error(w, "tollgate is shutting down; retry", http.StatusServiceUnavailable)
 			return
 		}
-		h.ServeHTTP(w, r)
+		ctx, cancel := context.WithCancelCause(r.Context())
+		stop := context.AfterFunc(d.cut, func() { cancel(context.Cause(d.cut)) })
+		defer func() {
+			stop()
+			cancel(nil)
+		}()
+		h.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 // InFlight is the number of requests being served.
 func (d *Drain) InFlight() int64 { return d.inflight.Load() }
 
-// Close refuses new requests and waits until none is in flight or ctx ends.
+// Close refuses new requests and waits until none is in flight or ctx
+// ends. Requests still running then are cut (their contexts canceled with
+// ErrShuttingDown) and given cutGrace to finish, so that a stream ends
+// cleanly and its usage is recorded before the store is closed.
 func (d *Drain) Close(ctx context.Context) {
 	d.closing.Store(true)
+	if d.wait(ctx) {
+		return
+	}
+	d.cutAll(ErrShuttingDown)
+	grace, cancel := context.WithTimeout(context.Background(), cutGrace)
+	defer cancel()
+	d.wait(grace)
+}
+
+// wait reports whether no request was in flight before ctx ended.
+func (d *Drain) wait(ctx context.Context) bool {
 	for d.inflight.Load() > 0 {
 		select {
 		case <-d.idle:
 		case <-ctx.Done():
-			return
+			return d.inflight.Load() == 0
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+	return true
 }
 
-// Shutdown drains requests, then closes the store (flushing pending usage).
-// Cloud Run gives an instance 10 s after SIGTERM; the budget stays below.
+// The shutdown budget: Cloud Run gives an instance 10 s after SIGTERM.
+const (
+	drainWindow = 6 * time.Second         // requests may finish
+	flushBudget = 2500 * time.Millisecond // the store flushes pending usage
+)
+
+// Shutdown drains requests (cutting those that outlast the window), then
+// closes the store, flushing pending usage. A deadline on ctx shortens the
+// drain, never the flush's budget.
 func (d *Deps) Shutdown(ctx context.Context) error {
-	drainCtx, cancel := context.WithTimeout(ctx, 7*time.Second)
+	window := drainWindow
+	if dl, ok := ctx.Deadline(); ok {
+		window = min(window, time.Until(dl)-cutGrace-flushBudget)
+	}
+	drainCtx, cancel := context.WithTimeout(ctx, max(window, 0))
 	d.Drain.Close(drainCtx)
 	cancel()
-	closeCtx, cancel := context.WithTimeout(ctx, 2500*time.Millisecond)
+	closeCtx, cancel := context.WithTimeout(ctx, flushBudget)
 	defer cancel()
 	return d.Store.Close(closeCtx)
 }

@@ -97,8 +97,44 @@ func decodeKey(k string) string {
 	return b.String()
 }
 
+// maxExact is the largest integer RTDB (doubles) stores exactly: 2^53.
+const maxExact = 1 << 53
+
+// checkExact refuses integers the database would round (and, near 2^63,
+// give back negative), rather than store a different number.
+func checkExact(u *users.User) error {
+	var issues []users.Issue
+	check := func(path string, n int64) {
+		if n > maxExact || n < -maxExact {
+			issues = append(issues, users.Issue{Path: path, Message: "is beyond 2^53 (9007199254740992): the database cannot store it exactly"})
+		}
+	}
+	check("promptCount", u.PromptCount)
+	check("createdAt", u.CreatedAt)
+	check("lastUsedAt", u.LastUsedAt)
+	check("disabledAt", u.DisabledAt)
+	check("expiresAt", u.ExpiresAt)
+	check("refreshedAt", u.RefreshedAt)
+	if u.MaxIPs != nil {
+		check("maxIps", *u.MaxIPs)
+	}
+	for field, fam := range map[string]map[string]int64{"tokenCounts": u.TokenCounts, "tokenLimits": u.TokenLimits, "tokenRefresh": u.TokenRefresh} {
+		for f, n := range fam {
+			check(field+"."+f, n)
+		}
+	}
+	if len(issues) == 0 {
+		return nil
+	}
+	slices.SortFunc(issues, func(a, b users.Issue) int { return strings.Compare(a.Path, b.Path) })
+	return &users.Error{Code: users.CodeInvalid, Message: "A number is too large for the database: " + issues[0].Path + ".", Issues: issues}
+}
+
 // encodeUser is the stored form of u (normalized).
 func encodeUser(u *users.User) (map[string]any, error) {
+	if err := checkExact(u); err != nil {
+		return nil, err
+	}
 	m := map[string]any{
 		"token":       u.Token,
 		"type":        string(u.Type),

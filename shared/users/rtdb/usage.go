@@ -3,7 +3,9 @@ package rtdb
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"firebase.google.com/go/v4/db"
@@ -160,7 +162,10 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 
 // Flush writes all pending usage now, one transaction per user, a few at a
 // time. Usage that cannot be written is kept for the next flush and the
-// first error is returned; an unavailable database ends the round at once.
+// first error is returned; an unavailable database ends the round: no
+// further user is tried. Calls already sent are not canceled: one the
+// database applied but whose answer was cut off would be kept, and
+// applied again by the next flush.
 func (s *Store) Flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
@@ -176,19 +181,22 @@ func (s *Store) Flush(ctx context.Context) error {
 		return nil
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	work := make(chan string)
 	var (
 		wg       sync.WaitGroup
 		errMu    sync.Mutex
 		firstErr error
+		down     atomic.Bool // the database is likely down: keep the rest for later
 	)
 	for range min(readParallel, len(batch)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for token := range work {
+				if down.Load() {
+					s.keep(token, batch[token])
+					continue
+				}
 				err := s.flushUser(ctx, token, batch[token])
 				if err == nil {
 					continue
@@ -198,7 +206,7 @@ func (s *Store) Flush(ctx context.Context) error {
 					firstErr = err
 				}
 				if users.ErrorCode(err) == users.CodeUnavailable {
-					cancel() // the database is likely down: keep the rest for later
+					down.Store(true)
 				}
 				errMu.Unlock()
 			}
@@ -231,12 +239,24 @@ func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
 		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", mask(token), d.prompts)
 		return nil
 	}
-	// Keep it, ahead of what was recorded meanwhile.
+	s.keepLocked(token, d)
+	return err
+}
+
+// keep returns a delta not written to the pending usage.
+func (s *Store) keep(token string, d *delta) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, token)
+	s.keepLocked(token, d)
+}
+
+// keepLocked puts d back, ahead of what was recorded meanwhile.
+func (s *Store) keepLocked(token string, d *delta) {
 	if p := s.pending[token]; p != nil {
 		d.merge(p)
 	}
 	s.pending[token] = d
-	return err
 }
 
 func (s *Store) applyUsage(ctx context.Context, token string, d *delta) (*users.User, error) {
@@ -288,7 +308,9 @@ func (s *Store) runFlusher(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if err := s.Flush(ctx); err != nil && ctx.Err() == nil {
+		// Stopping ends the loop, never a flush under way: a call canceled
+		// after the database applied it would be applied again.
+		if err := s.Flush(context.WithoutCancel(ctx)); err != nil && ctx.Err() == nil {
 			s.o.Logf("rtdb: flushing usage failed; it is kept and retried in %s: %v", s.o.FlushEvery, err)
 		}
 		s.sweep()
@@ -305,12 +327,15 @@ func (s *Store) sweep() {
 	}
 }
 
-// Close stops the flusher and flushes what is pending (the SIGTERM path).
-// It may be called more than once; each call flushes.
+// Close stops the flusher, lets a flush under way finish, and flushes what
+// is pending (the SIGTERM path). It may be called more than once; each
+// call flushes.
 func (s *Store) Close(ctx context.Context) error {
-	s.closeOnce.Do(func() {
-		s.stopFlusher()
-		<-s.flusherDone
-	})
+	s.closeOnce.Do(s.stopFlusher)
+	select {
+	case <-s.flusherDone:
+	case <-ctx.Done():
+		return unavailable(fmt.Errorf("waiting for the flush under way: %w", ctx.Err()))
+	}
 	return s.Flush(ctx)
 }
