@@ -5,7 +5,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -62,12 +65,31 @@ func benchProxy(b *testing.B) (*httptest.Server, string) {
 
 func benchRequests(b *testing.B, body string) {
 	srv, token := benchProxy(b)
+	benchPost(b, srv.URL+"/openai/v1/chat/completions", token, body)
+}
+
+// cpuTime is the CPU time this process has used (user and system): on a
+// shared machine it varies much less with other load than wall time does.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchPost sends body to url from as many goroutines as there are CPUs,
+// reporting the process's CPU time per request besides wall time. Client
+// and upstream run in this process too: compare with BenchmarkDirect.
+func benchPost(b *testing.B, url, token, body string) {
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
+	defer func() { b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op") }()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/openai/v1/chat/completions", strings.NewReader(body))
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 			req.Header.Set("Authorization", "Bearer "+token)
 			req.Header.Set("Content-Type", "application/json")
 			resp, err := client.Do(req)
@@ -85,9 +107,33 @@ func benchRequests(b *testing.B, body string) {
 	})
 }
 
+const benchChatBody = `{"model":"gpt-4o","max_tokens":16,"messages":[{"role":"user","content":"Say hello in one word."}]}`
+
+// BenchmarkDirect is BenchmarkChat's baseline: the same client and
+// upstream with no proxy between them.
+func BenchmarkDirect(b *testing.B) {
+	up := httptest.NewServer(staticUpstream(20))
+	b.Cleanup(up.Close)
+	benchPost(b, up.URL+"/v1/chat/completions", openAIKey, benchChatBody)
+}
+
+// BenchmarkBareReverseProxy is the floor under BenchmarkChat: the same
+// hop through a bare httputil.ReverseProxy with no gatekeeper, parsing,
+// usage or logging.
+func BenchmarkBareReverseProxy(b *testing.B) {
+	up := httptest.NewServer(staticUpstream(20))
+	b.Cleanup(up.Close)
+	target, _ := url.Parse(up.URL)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	rp.Transport = newTransport(0)
+	srv := httptest.NewServer(rp)
+	b.Cleanup(srv.Close)
+	benchPost(b, srv.URL+"/v1/chat/completions", openAIKey, benchChatBody)
+}
+
 // BenchmarkChat is a whole chat completion through the proxy.
 func BenchmarkChat(b *testing.B) {
-	benchRequests(b, `{"model":"gpt-4o","max_tokens":16,"messages":[{"role":"user","content":"Say hello in one word."}]}`)
+	benchRequests(b, benchChatBody)
 }
 
 // BenchmarkStream is a 20-chunk streamed chat completion through the proxy.
@@ -108,6 +154,23 @@ func BenchmarkParseRequest(b *testing.B) {
 	}
 }
 
+// BenchmarkParseRequestInPlace is BenchmarkParseRequest as the exchange
+// runs it: on its own copy of the body, with room for the edits.
+func BenchmarkParseRequestInPlace(b *testing.B) {
+	msg := `{"role":"user","content":"` + strings.Repeat("Lorem ipsum dolor sit amet, consectetur. ", 50) + `"},`
+	body := []byte(`{"model":"gpt-4o","stream":true,"messages":[` + strings.Repeat(msg, 100) + `{"role":"user","content":"end"}],"max_tokens":4096}`)
+	own := make([]byte, len(body), len(body)+editRoom)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		own = own[:len(body)]
+		copy(own, body) // as if read from the client again
+		if _, err := parseBody(fmtChat, own, 1024, true, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkStreamReader relays a 100-event stream, reading usage.
 func BenchmarkStreamReader(b *testing.B) {
 	ev := "data: " + `{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}` + "\n\n"
@@ -122,5 +185,67 @@ func BenchmarkStreamReader(b *testing.B) {
 				break
 			}
 		}
+	}
+}
+
+// BenchmarkAnswerUsage reads the usage of whole answers, one per format.
+func BenchmarkAnswerUsage(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		read func([]byte) (usage, bool)
+		body string
+	}{
+		{"openai", openAIUsage, benchAnswer},
+		{"anthropic", anthropicUsage, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}`},
+		{"google", googleUsage, `{"candidates":[{"content":{"parts":[{"text":"Hello"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1,"totalTokenCount":13},"modelVersion":"gemini-2.5-flash"}`},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			body := []byte(c.body)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, ok := c.read(body); !ok {
+					b.Fatal("no usage")
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStreamUsage relays a 50-event stream of each format through
+// the stream reader, reading its usage as the proxy does.
+func BenchmarkStreamUsage(b *testing.B) {
+	text := func(s string) string { return strings.Repeat(s, 50) }
+	for _, c := range []struct {
+		name   string
+		f      *apiFormat
+		stream string
+	}{
+		{"openai-chat", fmtChat, text(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}`+"\n\n") +
+			`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":50,"total_tokens":62}}` + "\n\ndata: [DONE]\n\n"},
+		{"anthropic", fmtMessages, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n" +
+			text("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"word \"}}\n\n") +
+			"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":50}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"},
+		{"google", fmtGenerate, text(`data: {"candidates":[{"content":{"parts":[{"text":"word "}],"role":"model"}}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1,"totalTokenCount":13}}` + "\n\n")},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			pool := newChunkPool()
+			buf := make([]byte, 32<<10)
+			b.SetBytes(int64(len(c.stream)))
+			b.ReportAllocs()
+			for b.Loop() {
+				st := &streamState{}
+				r := newStreamReader(context.Background(), io.NopCloser(strings.NewReader(c.stream)), &sseSplitter{}, st, c.f.event)
+				r.pool = pool
+				r.endsAtEOF = c.f == fmtGenerate
+				for {
+					if _, err := r.Read(buf); err != nil {
+						break
+					}
+				}
+				if st.tokens(0) == 0 {
+					b.Fatal("no usage read")
+				}
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -74,7 +75,7 @@ func (x *exchange) serve() {
 			return
 		}
 		limit := x.h.cfg.MaxOutputTokens[x.prov.id]
-		rq, err := parseRequest(f, x.raw, limit, !p.Exempt)
+		rq, err := parseBody(f, x.raw, limit, !p.Exempt, true)
 		if err != nil {
 			x.writeError(users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object."), nil)
 			return
@@ -140,23 +141,41 @@ func (x *exchange) readBody() error {
 	if r.ContentLength > x.h.maxBody {
 		return tooLarge(x.h.maxBody)
 	}
-	body := http.MaxBytesReader(x.w, r.Body, x.h.maxBody)
-	var buf bytes.Buffer
-	if r.ContentLength > 0 {
-		buf.Grow(int(r.ContentLength))
-	}
-	if _, err := buf.ReadFrom(body); err != nil {
+	raw, err := readAll(http.MaxBytesReader(x.w, r.Body, x.h.maxBody), r.ContentLength, editRoom)
+	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return tooLarge(x.h.maxBody)
 		}
 		return &users.Error{Code: users.CodeInvalid, Message: "The request body could not be read.", Err: err}
 	}
-	x.raw = buf.Bytes()
-	if x.raw == nil {
-		x.raw = []byte{}
-	}
+	x.raw = raw
 	return nil
+}
+
+// editRoom is the capacity left after a request body so that the usual
+// edits (a clamped limit, stream_options) are made without a copy.
+const editRoom = 512
+
+// readAll reads r to its end into one buffer sized from the length the
+// sender announced (sizeHint, -1 when unknown) plus room, so that a body
+// of the announced length is read without growing (io.ReadAll and
+// bytes.Buffer.ReadFrom grow, copying the whole body, just to find its end).
+func readAll(r io.Reader, sizeHint int64, room int) ([]byte, error) {
+	buf := make([]byte, 0, int(max(sizeHint, 0))+room)
+	for {
+		if len(buf) == cap(buf) {
+			buf = slices.Grow(buf, max(cap(buf), 4096))
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
 }
 
 func tooLarge(limit int64) error {
@@ -213,6 +232,13 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.RawPath = ""
 	out.URL.RawQuery = withoutKey(pr.In.URL.RawQuery)
 	out.Host = ""
+	if x.rq != nil {
+		// ReverseProxy wraps the body in a reader of its own, which hides
+		// from the transport that it is in memory: the transport would
+		// then send the headers and the body in two writes. A bytes.Reader
+		// goes out with the headers in one.
+		out.Body = io.NopCloser(bytes.NewReader(x.rq.body))
+	}
 	h := make(http.Header, len(commonHeaders)+len(x.prov.headers)+2)
 	for _, names := range [][]string{commonHeaders, x.prov.headers} {
 		for _, k := range names {
@@ -289,6 +315,7 @@ func (x *exchange) relayStream(resp *http.Response, s splitter, sse bool) {
 	f := x.ep.format
 	x.st = &streamState{hideUsage: x.rq.hideUsage}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.event)
+	sr.pool = x.h.chunks
 	sr.endsAtEOF = x.prov.id == models.GoogleAI
 	if sse {
 		sr.brokenEvent = f.streamError
@@ -303,7 +330,7 @@ func (x *exchange) relayStream(resp *http.Response, s splitter, sse bool) {
 
 // readWhole reads a whole answer to charge its usage before relaying it.
 func (x *exchange) readWhole(resp *http.Response) error {
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxAnswer+1))
+	body, err := readAll(io.LimitReader(resp.Body, maxAnswer+1), min(resp.ContentLength, maxAnswer+1), 512)
 	if err != nil {
 		return err // the upstream broke the answer: 502, nothing charged
 	}

@@ -122,8 +122,14 @@ type request struct {
 
 // parseRequest reads the body once: model, stream, output limit. It clamps
 // the output limit to limit (when clamp and limit > 0) and asks OpenAI
-// streams for usage, editing only those bytes.
+// streams for usage, editing only those bytes. body is left unchanged.
 func parseRequest(f *apiFormat, body []byte, limit int64, clamp bool) (*request, error) {
+	return parseBody(f, body, limit, clamp, false)
+}
+
+// parseBody is parseRequest; with inPlace, the edits may be made in body
+// itself (the exchange's own copy of the client's body).
+func parseBody(f *apiFormat, body []byte, limit int64, clamp, inPlace bool) (*request, error) {
 	obj, text, err := scanObject(body, 0, true)
 	if err != nil {
 		return nil, err
@@ -160,7 +166,7 @@ func parseRequest(f *apiFormat, body []byte, limit int64, clamp bool) (*request,
 		edits = append(edits, e...)
 		rq.hideUsage = hide
 	}
-	rq.body = applyEdits(body, edits)
+	rq.body = applyEdits(body, edits, inPlace)
 	return rq, nil
 }
 
@@ -168,7 +174,7 @@ func parseRequest(f *apiFormat, body []byte, limit int64, clamp bool) (*request,
 func findPath(body []byte, obj *object, path []string) []member {
 	var out []member
 	for _, m := range obj.members {
-		if m.key != path[0] {
+		if string(m.key) != path[0] {
 			continue
 		}
 		if len(path) == 1 {
@@ -209,7 +215,7 @@ func askStreamUsage(body []byte, obj *object) ([]edit, bool, error) {
 		}
 		var edits []edit
 		for _, m := range inner.members {
-			if m.key == "include_usage" {
+			if string(m.key) == "include_usage" {
 				edits = append(edits, edit{m.start, m.end, []byte("true")})
 			}
 		}

@@ -17,7 +17,9 @@ var errSyntax = errors.New("request body is not a JSON object")
 
 // member is one member of a JSON object: its key and its value's span.
 type member struct {
-	key        string
+	// key is the decoded key: a slice of the scanned bytes when it has no
+	// escapes (most keys), so that scanning allocates no key strings.
+	key        []byte
 	start, end int // value bytes are b[start:end]
 }
 
@@ -26,13 +28,16 @@ type object struct {
 	members []member
 	open    int // offset of '{'
 	close   int // offset of '}'
+	// inline holds the members of small objects (most requests, usage
+	// objects), so that scanning one costs one allocation.
+	inline [8]member
 }
 
 // get returns the last member named key (JSON's last-wins rule, as the
 // providers apply it).
 func (o *object) get(key string) (member, bool) {
 	for i := len(o.members) - 1; i >= 0; i-- {
-		if o.members[i].key == key {
+		if string(o.members[i].key) == key {
 			return o.members[i], true
 		}
 	}
@@ -81,6 +86,7 @@ func (s *scanner) object() (*object, error) {
 		return nil, errSyntax
 	}
 	o := &object{open: s.i}
+	o.members = o.inline[:0]
 	s.i++
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
@@ -97,7 +103,7 @@ func (s *scanner) object() (*object, error) {
 		if err := s.str(false); err != nil {
 			return nil, err
 		}
-		key, err := unquote(s.b[ks:s.i])
+		key, err := unquoteBytes(s.b[ks:s.i])
 		if err != nil {
 			return nil, err
 		}
@@ -232,6 +238,16 @@ func unquote(lit []byte) (string, error) {
 	return s, nil
 }
 
+// unquoteBytes is unquote for keys: the escape-free case returns the
+// literal's own bytes, without a copy.
+func unquoteBytes(lit []byte) ([]byte, error) {
+	if len(lit) >= 2 && lit[0] == '"' && lit[len(lit)-1] == '"' && bytes.IndexByte(lit, '\\') < 0 {
+		return lit[1 : len(lit)-1], nil
+	}
+	s, err := unquote(lit)
+	return []byte(s), err
+}
+
 // number reads a JSON number value as an integer (fractions truncated);
 // ok is false for anything else, null included.
 func number(v []byte) (int64, bool) {
@@ -251,7 +267,11 @@ type edit struct {
 }
 
 // applyEdits returns b with non-overlapping edits applied, in one copy.
-func applyEdits(b []byte, edits []edit) []byte {
+// With inPlace (b is the caller's to change), the edits are made in b when
+// its capacity allows: a request body may be megabytes, and copying it
+// whole for a clamp or an inserted member costs more than the rest of the
+// proxy's work on it.
+func applyEdits(b []byte, edits []edit, inPlace bool) []byte {
 	if len(edits) == 0 {
 		return b
 	}
@@ -259,6 +279,9 @@ func applyEdits(b []byte, edits []edit) []byte {
 	size := len(b)
 	for _, e := range edits {
 		size += len(e.repl) - (e.end - e.start)
+	}
+	if inPlace && size <= cap(b) {
+		return editInPlace(b, edits, size)
 	}
 	out := make([]byte, 0, size)
 	at := 0
@@ -268,6 +291,39 @@ func applyEdits(b []byte, edits []edit) []byte {
 		at = e.end
 	}
 	return append(out, b[at:]...)
+}
+
+// editInPlace applies sorted edits within b's capacity. The unchanged runs
+// between edits move by the length the edits before them added or removed:
+// runs moving left are moved first to last, runs moving right last to
+// first, so that no run overwrites one not yet moved; the replacements
+// then fill the gaps. Runs that do not move are not touched.
+func editInPlace(b []byte, edits []edit, size int) []byte {
+	buf := b[:max(size, len(b))]
+	// run k is b[from:to], moving by shift; run 0 precedes the first edit.
+	type run struct{ from, to, shift int }
+	runs := make([]run, 0, 8)
+	at, shift := 0, 0
+	for _, e := range edits {
+		runs = append(runs, run{at, e.start, shift})
+		shift += len(e.repl) - (e.end - e.start)
+		at = e.end
+	}
+	runs = append(runs, run{at, len(b), shift})
+	for _, r := range runs {
+		if r.shift < 0 {
+			copy(buf[r.from+r.shift:], buf[r.from:r.to])
+		}
+	}
+	for i := len(runs) - 1; i >= 0; i-- {
+		if r := runs[i]; r.shift > 0 {
+			copy(buf[r.from+r.shift:], buf[r.from:r.to])
+		}
+	}
+	for i, e := range edits {
+		copy(buf[e.start+runs[i].shift:], e.repl)
+	}
+	return buf[:size]
 }
 
 // insertMember returns the edit adding "key":value as the last member of o.

@@ -47,16 +47,25 @@ func allProviders() []*provider {
 	return []*provider{openAIProvider(), anthropicProvider(), googleProvider(), mistralProvider()}
 }
 
-// exactRoutes matches a table of method+path routes, plus GET of one
-// model under the models path.
+// exactRoutes matches a table of "METHOD /path" routes, plus GET of one
+// model under the models path. The endpoints, their log routes included,
+// are built once, not per request.
 func exactRoutes(mount string, table map[string]*apiFormat, modelsPath string) func(method, path string) (endpoint, bool) {
+	byMethod := map[string]map[string]endpoint{}
+	for key, f := range table {
+		method, path, _ := strings.Cut(key, " ")
+		if byMethod[method] == nil {
+			byMethod[method] = map[string]endpoint{}
+		}
+		byMethod[method][path] = endpoint{route: method + " /" + mount + path, format: f}
+	}
+	oneModel := endpoint{route: "GET /" + mount + modelsPath + "/{model}", format: fmtList}
 	return func(method, path string) (endpoint, bool) {
-		key := method + " " + path
-		if f, ok := table[key]; ok {
-			return endpoint{route: method + " /" + mount + path, format: f}, true
+		if ep, ok := byMethod[method][path]; ok {
+			return ep, true
 		}
 		if method == http.MethodGet && strings.HasPrefix(path, modelsPath+"/") && !strings.Contains(path[len(modelsPath)+1:], "/") {
-			return endpoint{route: "GET /" + mount + modelsPath + "/{model}", format: fmtList}, true
+			return oneModel, true
 		}
 		return endpoint{}, false
 	}

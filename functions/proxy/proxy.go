@@ -76,6 +76,7 @@ type handler struct {
 	timeout time.Duration
 	// secrets are every upstream key, scrubbed from relayed error text.
 	secrets []string
+	chunks  *chunkPool // read buffers of relayed streams
 }
 
 // upstream is a provider as configured: adapter, base URL and keys.
@@ -98,6 +99,7 @@ func newHandler(d *app.Deps, o Options) *handler {
 		up:      map[string]*upstream{},
 		maxBody: o.MaxBodyBytes,
 		timeout: o.UpstreamTimeout,
+		chunks:  newChunkPool(),
 	}
 	if h.maxBody <= 0 {
 		h.maxBody = defaultMaxBody
@@ -120,9 +122,14 @@ func newHandler(d *app.Deps, o Options) *handler {
 		transport = newTransport(o.ResponseHeaderTimeout)
 	}
 	h.rp = &httputil.ReverseProxy{
-		Rewrite:        func(pr *httputil.ProxyRequest) { exchangeFrom(pr.In.Context()).rewrite(pr) },
-		Transport:      &keyTransport{base: transport},
-		FlushInterval:  -1, // every chunk of a stream goes out as it arrives
+		Rewrite:   func(pr *httputil.ProxyRequest) { exchangeFrom(pr.In.Context()).rewrite(pr) },
+		Transport: &keyTransport{base: transport},
+		// 0, not -1: ReverseProxy already flushes every chunk of a stream
+		// (text/event-stream, or no Content-Length, as relayed streams
+		// are) at once. -1 would also apply to whole answers, where it
+		// costs a timer goroutine per response that flushes the headers
+		// apart from the body (two writes instead of one).
+		FlushInterval:  0,
 		ModifyResponse: func(resp *http.Response) error { return exchangeFrom(resp.Request.Context()).modifyResponse(resp) },
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			exchangeFrom(r.Context()).upstreamFailed(err)
@@ -212,12 +219,20 @@ func (d debugWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// bufferPool recycles the 32 KiB copy buffers of ReverseProxy.
+// bufferPool recycles the 32 KiB copy buffers of ReverseProxy. It holds
+// array pointers, which a slice converts back to without allocating.
 type bufferPool struct{ p sync.Pool }
 
+const copyBufferSize = 32 << 10
+
 func newBufferPool() *bufferPool {
-	return &bufferPool{p: sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+	return &bufferPool{p: sync.Pool{New: func() any { return new([copyBufferSize]byte) }}}
 }
 
-func (b *bufferPool) Get() []byte  { return *(b.p.Get().(*[]byte)) }
-func (b *bufferPool) Put(s []byte) { b.p.Put(&s) }
+func (b *bufferPool) Get() []byte { return b.p.Get().(*[copyBufferSize]byte)[:] }
+
+func (b *bufferPool) Put(s []byte) {
+	if cap(s) == copyBufferSize {
+		b.p.Put((*[copyBufferSize]byte)(s[:copyBufferSize]))
+	}
+}

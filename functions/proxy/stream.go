@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 )
 
 // streamReader wraps an upstream stream's body: it relays every complete
@@ -27,10 +28,11 @@ type streamReader struct {
 	endsAtEOF bool
 	event     func(st *streamState, name, data []byte) bool
 
-	chunk []byte // read buffer
-	out   []byte // bytes ready for the client
-	pos   int    // read position in out
-	err   error  // what to return once out is drained
+	chunk []byte     // read buffer
+	pool  *chunkPool // where chunk comes from and goes back to (nil: none)
+	out   []byte     // bytes ready for the client
+	pos   int        // read position in out
+	err   error      // what to return once out is drained
 	ended bool
 }
 
@@ -42,8 +44,30 @@ type splitter interface {
 	rest() []byte
 }
 
+const chunkSize = 16 << 10
+
+// chunkPool recycles the read buffers of streams: one per stream in
+// flight, given back when the upstream body ends.
+type chunkPool struct{ p sync.Pool }
+
+func newChunkPool() *chunkPool {
+	return &chunkPool{p: sync.Pool{New: func() any { return new([chunkSize]byte) }}}
+}
+
 func newStreamReader(ctx context.Context, src io.ReadCloser, s splitter, st *streamState, event func(*streamState, []byte, []byte) bool) *streamReader {
-	return &streamReader{src: src, ctx: ctx, split: s, st: st, event: event, chunk: make([]byte, 16<<10)}
+	return &streamReader{src: src, ctx: ctx, split: s, st: st, event: event}
+}
+
+// buffer is the read buffer, taken from the pool when there is one.
+func (r *streamReader) buffer() []byte {
+	if r.chunk == nil {
+		if r.pool != nil {
+			r.chunk = r.pool.p.Get().(*[chunkSize]byte)[:]
+		} else {
+			r.chunk = make([]byte, chunkSize)
+		}
+	}
+	return r.chunk
 }
 
 func (r *streamReader) Read(p []byte) (int, error) {
@@ -52,9 +76,10 @@ func (r *streamReader) Read(p []byte) (int, error) {
 			return 0, r.err
 		}
 		r.out, r.pos = r.out[:0], 0
-		n, err := r.src.Read(r.chunk)
+		chunk := r.buffer()
+		n, err := r.src.Read(chunk)
 		if n > 0 {
-			r.split.feed(r.chunk[:n], r.emit)
+			r.split.feed(chunk[:n], r.emit)
 		}
 		if err != nil {
 			r.finish(err)
@@ -77,8 +102,13 @@ func (r *streamReader) emit(raw, name, data []byte) {
 	}
 }
 
-// finish handles the end of the upstream body.
+// finish handles the end of the upstream body, which is not read again:
+// the read buffer goes back to the pool.
 func (r *streamReader) finish(err error) {
+	if r.pool != nil && r.chunk != nil {
+		r.pool.p.Put((*[chunkSize]byte)(r.chunk))
+	}
+	r.chunk = nil
 	r.out = append(r.out, r.split.rest()...)
 	switch {
 	case errors.Is(err, io.EOF):

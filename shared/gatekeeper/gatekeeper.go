@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"tollgate.dev/tollgate/shared/config"
@@ -117,8 +118,11 @@ func cutQueryKey(raw string) (value, rest string, found bool) {
 	return value, strings.Join(kept, "&"), found
 }
 
+// equalKey compares hashes, so that the time taken tells nothing about
+// the key, not even its length.
 func equalKey(token string, want [32]byte) bool {
-	got := sha256.Sum256([]byte(token))
+	var buf [128]byte // tokens are short: hashed without an allocation
+	got := sha256.Sum256(append(buf[:0], token...))
 	return subtle.ConstantTimeCompare(got[:], want[:]) == 1
 }
 
@@ -237,14 +241,15 @@ func unavailable(err error) error {
 
 // Admission is a request let through: release it when the request ends.
 type Admission struct {
-	Rate    ratelimit.Decision
-	release func()
+	Rate     ratelimit.Decision
+	slot     ratelimit.Slot
+	released atomic.Bool
 }
 
 // Release frees the request's concurrency slot; safe to call more than once.
 func (a *Admission) Release() {
-	if a != nil && a.release != nil {
-		a.release()
+	if a != nil && a.released.CompareAndSwap(false, true) {
+		a.slot.Release()
 	}
 }
 
@@ -279,14 +284,14 @@ func (g *Gatekeeper) Admit(p *Principal, family string, requested int64) (*Admis
 			RetryAfterSeconds: retry,
 		}
 	}
-	release, ok := g.inflight.Acquire(p.Key, g.cfg.ConcurrencyLimit)
+	slot, ok := g.inflight.Take(p.Key, g.cfg.ConcurrencyLimit)
 	if !ok {
 		// A request refused here never ran: it must not use up the rate limit.
 		g.window.Undo(key, now)
 		rate.Remaining++
 		return &Admission{Rate: rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
 	}
-	return &Admission{Rate: rate, release: release}, nil
+	return &Admission{Rate: rate, slot: slot}, nil
 }
 
 // Charge records a served request's tokens against the user, if any.

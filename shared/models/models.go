@@ -4,6 +4,7 @@ package models
 
 import (
 	"regexp"
+	"regexp/syntax"
 	"strings"
 )
 
@@ -72,11 +73,101 @@ var DefaultFamily = map[Provider]string{
 }
 
 type rule struct {
-	re     *regexp.Regexp
-	family string
+	pattern string // a regexp
+	family  string
+	// alts is the pattern as alternatives that mostly need no regexp:
+	// every request maps its model, an alternation of anchored prefixes
+	// makes the regexp engine try every position of the name, and
+	// compiling every pattern would cost each cold start a millisecond.
+	alts []matcher
 }
 
-func r(pattern, family string) rule { return rule{regexp.MustCompile(pattern), family} }
+func r(pattern, family string) rule {
+	return rule{pattern: pattern, family: family, alts: compileAlts(pattern)}
+}
+
+func (rl *rule) match(model string) bool {
+	for i := range rl.alts {
+		if rl.alts[i].match(model) {
+			return true
+		}
+	}
+	return false
+}
+
+// matcher is one alternative of a rule: a literal prefix (anchored) or
+// substring (unanchored), then, unless the literal is the whole pattern,
+// the alternative's own regexp.
+type matcher struct {
+	lit      string
+	anchored bool
+	re       *regexp.Regexp // nil: the literal is the whole pattern
+}
+
+func (m *matcher) match(s string) bool {
+	if m.anchored {
+		if !strings.HasPrefix(s, m.lit) {
+			return false
+		}
+	} else if !strings.Contains(s, m.lit) {
+		return false
+	}
+	return m.re == nil || m.re.MatchString(s)
+}
+
+// compileAlts splits a pattern into its top-level alternatives, each with
+// its leading literal. The split is exact: the alternatives match what
+// the pattern matches (TestMatchersAgreeWithPatterns checks it).
+func compileAlts(pattern string) []matcher {
+	tree, err := syntax.Parse(pattern, syntax.Perl)
+	if err != nil {
+		panic(err) // the table's patterns are constants
+	}
+	var out []matcher
+	var walk func(re *syntax.Regexp, anchored bool)
+	walk = func(re *syntax.Regexp, anchored bool) {
+		switch {
+		case re.Op == syntax.OpAlternate:
+			for _, sub := range re.Sub {
+				walk(sub, anchored)
+			}
+			return
+		case re.Op == syntax.OpConcat && len(re.Sub) > 0 && re.Sub[0].Op == syntax.OpBeginText:
+			rest := &syntax.Regexp{Op: syntax.OpConcat, Sub: re.Sub[1:]}
+			if len(rest.Sub) == 1 {
+				rest = rest.Sub[0]
+			}
+			walk(rest, true)
+			return
+		}
+		m := matcher{anchored: anchored}
+		lit, whole := literalPrefix(re)
+		m.lit = lit
+		if !whole {
+			src := re.String()
+			if anchored {
+				src = `^(?:` + src + `)`
+			}
+			m.re = regexp.MustCompile(src)
+		}
+		out = append(out, m)
+	}
+	walk(tree, false)
+	return out
+}
+
+// literalPrefix is the case-sensitive literal re starts with, and whether
+// it is all of re.
+func literalPrefix(re *syntax.Regexp) (string, bool) {
+	isLit := func(r *syntax.Regexp) bool { return r.Op == syntax.OpLiteral && r.Flags&syntax.FoldCase == 0 }
+	switch {
+	case isLit(re):
+		return string(re.Rune), true
+	case re.Op == syntax.OpConcat && len(re.Sub) > 0 && isLit(re.Sub[0]):
+		return string(re.Sub[0].Rune), false
+	}
+	return "", false
+}
 
 // rules are tried in order; the first match wins.
 var rules = map[Provider][]rule{
@@ -125,22 +216,28 @@ var rules = map[Provider][]rule{
 // the provider's default family.
 func FamilyOf(p Provider, model string) string {
 	m := strings.ToLower(strings.TrimPrefix(model, "models/"))
-	for _, rl := range rules[p] {
-		if rl.re.MatchString(m) {
-			return rl.family
+	rs := rules[p]
+	for i := range rs {
+		if rs[i].match(m) {
+			return rs[i].family
 		}
 	}
 	return DefaultFamily[p]
 }
 
+// byName indexes Families, which every admitted request looks up.
+var byName = func() map[string]Family {
+	m := make(map[string]Family, len(Families))
+	for _, f := range Families {
+		m[f.Name] = f
+	}
+	return m
+}()
+
 // Lookup returns the family named name.
 func Lookup(name string) (Family, bool) {
-	for _, f := range Families {
-		if f.Name == name {
-			return f, true
-		}
-	}
-	return Family{}, false
+	f, ok := byName[name]
+	return f, ok
 }
 
 // TextFamilies lists the names of every non-image family: the default

@@ -1,6 +1,7 @@
 package models
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -118,7 +119,7 @@ func TestTableConsistent(t *testing.T) {
 		for _, rl := range rules[p] {
 			f, ok := Lookup(rl.family)
 			if !ok || f.Provider != p {
-				t.Errorf("rule %s → %q: not a family of %s", rl.re, rl.family, p)
+				t.Errorf("rule %s → %q: not a family of %s", rl.pattern, rl.family, p)
 			}
 		}
 	}
@@ -129,5 +130,32 @@ func TestTableConsistent(t *testing.T) {
 	}
 	if len(Names()) != len(Families) {
 		t.Errorf("Names() has %d entries, want %d", len(Names()), len(Families))
+	}
+}
+
+// The fast matchers FamilyOf uses must agree with the table's patterns on
+// every name: the known models, near misses, and names built from every
+// literal in the table.
+func TestMatchersAgreeWithPatterns(t *testing.T) {
+	names := []string{"", "gpt", "gpt-5", "gpt-5.1-codex-mini", "gpt-5.12-nano", "gpt-5.-nano", "gpt-5-codex-nano",
+		"chatgpt-4o-latest", "chatgpt-gpt-4o", "chatgpt-", "gpt-4-0125-preview", "gpt-4-012-preview", "gpt-4-vision-preview",
+		"omni-moderation-x", "text-moderation-007", "moderation", "xopus", "ultrapro", "pro", "gemma-3", "models/gemini",
+		"open-mistral-7b", "open-mistral-nemo", "mistral-tiny-2", "GPT-4O", "o1", "o10", "codex-mini-latest", "ft:gpt-4o:org"}
+	for _, rs := range rules {
+		for _, rl := range rs {
+			for _, m := range rl.alts {
+				names = append(names, m.lit, m.lit+"-x", "x"+m.lit, m.lit[:len(m.lit)/2])
+			}
+		}
+	}
+	for p, rs := range rules {
+		for _, rl := range rs {
+			re := regexp.MustCompile(rl.pattern)
+			for _, name := range names {
+				if got, want := rl.match(name), re.MatchString(name); got != want {
+					t.Errorf("%s rule %s on %q: fast %v, regexp %v", p, rl.pattern, name, got, want)
+				}
+			}
+		}
 	}
 }

@@ -24,9 +24,39 @@ type windowShard struct {
 	sweep time.Time
 }
 
-// ring holds the times of the last requests of one key, oldest first.
+// ring holds the times of the last requests of one key, oldest first, in
+// a circular buffer: a busy key's window slides without reallocating.
 type ring struct {
 	times []time.Time
+	head  int // index of the oldest
+	n     int // how many are held
+}
+
+func (r *ring) at(i int) time.Time { return r.times[(r.head+i)%len(r.times)] }
+
+func (r *ring) dropOldest() {
+	r.head = (r.head + 1) % len(r.times)
+	r.n--
+}
+
+func (r *ring) push(t time.Time) {
+	if r.n == len(r.times) {
+		grown := make([]time.Time, max(2*len(r.times), 4))
+		for i := range r.n {
+			grown[i] = r.at(i)
+		}
+		r.times, r.head = grown, 0
+	}
+	r.times[(r.head+r.n)%len(r.times)] = t
+	r.n++
+}
+
+// remove takes out the i-th oldest, keeping the order of the others.
+func (r *ring) remove(i int) {
+	for ; i < r.n-1; i++ {
+		r.times[(r.head+i)%len(r.times)] = r.at(i + 1)
+	}
+	r.n--
 }
 
 // NewWindow returns a limiter with the given window (a minute for RPM).
@@ -63,23 +93,19 @@ func (w *Window) Allow(key string, limit int, now time.Time) Decision {
 	}
 	r := s.keys[key]
 	if r == nil {
-		r = &ring{times: make([]time.Time, 0, min(limit, 16))}
+		r = &ring{times: make([]time.Time, min(limit, 16))}
 		s.keys[key] = r
 	}
 	cutoff := now.Add(-w.window)
-	drop := 0
-	for drop < len(r.times) && !r.times[drop].After(cutoff) {
-		drop++
+	for r.n > 0 && !r.at(0).After(cutoff) {
+		r.dropOldest()
 	}
-	r.times = r.times[drop:]
-	if len(r.times) >= limit {
-		oldest := r.times[len(r.times)-limit]
-		reset := oldest.Add(w.window)
+	if r.n >= limit {
+		reset := r.at(r.n - limit).Add(w.window)
 		return Decision{Limit: limit, Remaining: 0, Reset: reset, RetryIn: reset.Sub(now)}
 	}
-	r.times = append(r.times, now)
-	reset := r.times[0].Add(w.window)
-	return Decision{Allowed: true, Limit: limit, Remaining: limit - len(r.times), Reset: reset}
+	r.push(now)
+	return Decision{Allowed: true, Limit: limit, Remaining: limit - r.n, Reset: r.at(0).Add(w.window)}
 }
 
 // Undo takes back a request that Allow counted for key at at, for a request
@@ -92,9 +118,9 @@ func (w *Window) Undo(key string, at time.Time) {
 	if r == nil {
 		return
 	}
-	for i := len(r.times) - 1; i >= 0; i-- {
-		if r.times[i].Equal(at) {
-			r.times = append(r.times[:i], r.times[i+1:]...)
+	for i := r.n - 1; i >= 0; i-- {
+		if r.at(i).Equal(at) {
+			r.remove(i)
 			return
 		}
 	}
@@ -104,43 +130,80 @@ func (w *Window) Undo(key string, at time.Time) {
 // no memory.
 func (s *windowShard) sweepOld(cutoff time.Time) {
 	for k, r := range s.keys {
-		if len(r.times) == 0 || !r.times[len(r.times)-1].After(cutoff) {
+		if r.n == 0 || !r.at(r.n-1).After(cutoff) {
 			delete(s.keys, k)
 		}
 	}
 }
 
-// Concurrency limits requests in flight per key.
+// Concurrency limits requests in flight per key. Keys are spread over
+// shards, as in Window, so that requests of different users do not wait
+// for one another.
 type Concurrency struct {
+	seed   maphash.Seed
+	shards [shards]concurrencyShard
+}
+
+type concurrencyShard struct {
 	mu       sync.Mutex
 	inflight map[string]int
 }
 
 // NewConcurrency returns an empty limiter.
-func NewConcurrency() *Concurrency { return &Concurrency{inflight: make(map[string]int)} }
-
-// Acquire takes a slot for key unless limit are in flight (limit 0: no
-// limit). The release func must be called exactly once when ok.
-func (c *Concurrency) Acquire(key string, limit int) (release func(), ok bool) {
-	if limit <= 0 {
-		return func() {}, true
+func NewConcurrency() *Concurrency {
+	c := &Concurrency{seed: maphash.MakeSeed()}
+	for i := range c.shards {
+		c.shards[i].inflight = make(map[string]int)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.inflight[key] >= limit {
+	return c
+}
+
+// Slot is a request in flight, taken by Take. Its zero value holds
+// nothing.
+type Slot struct {
+	c   *Concurrency
+	key string
+}
+
+// Take takes a slot for key unless limit are in flight (limit 0: no
+// limit, and the slot holds nothing). The slot must be released exactly
+// once when ok.
+func (c *Concurrency) Take(key string, limit int) (Slot, bool) {
+	if limit <= 0 {
+		return Slot{}, true
+	}
+	s := &c.shards[maphash.String(c.seed, key)%shards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inflight[key] >= limit {
+		return Slot{}, false
+	}
+	s.inflight[key]++
+	return Slot{c: c, key: key}, true
+}
+
+// Release frees the slot. Releasing one slot twice frees someone else's.
+func (sl Slot) Release() {
+	if sl.c == nil {
+		return
+	}
+	s := &sl.c.shards[maphash.String(sl.c.seed, sl.key)%shards]
+	s.mu.Lock()
+	if s.inflight[sl.key]--; s.inflight[sl.key] <= 0 {
+		delete(s.inflight, sl.key)
+	}
+	s.mu.Unlock()
+}
+
+// Acquire is Take with a release func that is safe to call more than
+// once.
+func (c *Concurrency) Acquire(key string, limit int) (release func(), ok bool) {
+	slot, ok := c.Take(key, limit)
+	if !ok {
 		return nil, false
 	}
-	c.inflight[key]++
 	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.mu.Lock()
-			if c.inflight[key]--; c.inflight[key] <= 0 {
-				delete(c.inflight, key)
-			}
-			c.mu.Unlock()
-		})
-	}, true
+	return func() { once.Do(slot.Release) }, true
 }
 
 // Lockout locks out a key (a client IP) after too many failures within a

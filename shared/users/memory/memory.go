@@ -5,27 +5,63 @@ package memory
 import (
 	"context"
 	"errors"
+	"hash/maphash"
 	"sync"
 
 	"tollgate.dev/tollgate/shared/users"
 )
 
-// Store keeps users in a map guarded by one RWMutex; reads (the proxy's hot
-// path) share the lock.
+// shards spread users over locks, so that requests of different users do
+// not wait for one another (every proxied request takes its user's lock
+// twice: to look it up and to charge it).
+const shards = 64
+
+// Store keeps users in maps, each guarded by its own RWMutex; reads (the
+// proxy's hot path) share the lock.
 type Store struct {
+	seed   maphash.Seed
+	shards [shards]shard
+}
+
+type shard struct {
 	mu    sync.RWMutex
 	users map[string]*users.User
 }
 
 // New returns an empty store.
-func New() *Store { return &Store{users: make(map[string]*users.User)} }
+func New() *Store {
+	s := &Store{seed: maphash.MakeSeed()}
+	for i := range s.shards {
+		s.shards[i].users = make(map[string]*users.User)
+	}
+	return s
+}
 
 var _ users.Store = (*Store)(nil)
 
+func (s *Store) shard(token string) *shard {
+	return &s.shards[maphash.String(s.seed, token)%shards]
+}
+
+// lockAll takes every shard's write lock, in order, for the calls that see
+// or change many users at once.
+func (s *Store) lockAll() {
+	for i := range s.shards {
+		s.shards[i].mu.Lock()
+	}
+}
+
+func (s *Store) unlockAll() {
+	for i := range s.shards {
+		s.shards[i].mu.Unlock()
+	}
+}
+
 func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	u, ok := s.users[token]
+	sh := s.shard(token)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	u, ok := sh.users[token]
 	if !ok {
 		return nil, users.ErrNotFound
 	}
@@ -37,36 +73,52 @@ func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
 	return s.Get(ctx, token)
 }
 
+// List returns a consistent snapshot: no write lands while it is taken.
 func (s *Store) List(ctx context.Context) ([]*users.User, error) {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]*users.User, 0, len(s.users))
-	for _, u := range s.users {
-		out = append(out, u.Clone())
+	for i := range s.shards {
+		s.shards[i].mu.RLock()
+	}
+	defer func() {
+		for i := range s.shards {
+			s.shards[i].mu.RUnlock()
+		}
+	}()
+	n := 0
+	for i := range s.shards {
+		n += len(s.shards[i].users)
+	}
+	out := make([]*users.User, 0, n)
+	for i := range s.shards {
+		for _, u := range s.shards[i].users {
+			out = append(out, u.Clone())
+		}
 	}
 	return out, nil
 }
 
 func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.ModifyFunc) (*users.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	next, err := s.apply(token, create, fn)
+	sh := s.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	next, err := sh.apply(token, create, fn)
 	if err != nil {
 		if errors.Is(err, users.ErrNoWrite) {
-			return s.current(token), nil
+			return sh.current(token), nil
 		}
 		return nil, err
 	}
-	s.users[token] = next
+	sh.users[token] = next
 	return next.Clone(), nil
 }
 
+// ModifyMany holds every shard's lock, so that the batch is all or nothing
+// for readers too.
 func (s *Store) ModifyMany(ctx context.Context, fns map[string]users.ModifyFunc) ([]*users.User, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.lockAll()
+	defer s.unlockAll()
 	staged := make(map[string]*users.User, len(fns))
 	for token, fn := range fns {
-		next, err := s.apply(token, true, fn)
+		next, err := s.shard(token).apply(token, true, fn)
 		if errors.Is(err, users.ErrNoWrite) {
 			continue
 		}
@@ -77,15 +129,15 @@ func (s *Store) ModifyMany(ctx context.Context, fns map[string]users.ModifyFunc)
 	}
 	out := make([]*users.User, 0, len(staged))
 	for token, u := range staged {
-		s.users[token] = u
+		s.shard(token).users[token] = u
 		out = append(out, u.Clone())
 	}
 	return out, nil
 }
 
-// apply runs fn on a copy; the caller holds the write lock.
-func (s *Store) apply(token string, create bool, fn users.ModifyFunc) (*users.User, error) {
-	cur, exists := s.users[token]
+// apply runs fn on a copy; the caller holds the shard's write lock.
+func (sh *shard) apply(token string, create bool, fn users.ModifyFunc) (*users.User, error) {
+	cur, exists := sh.users[token]
 	var next *users.User
 	switch {
 	case exists:
@@ -104,28 +156,30 @@ func (s *Store) apply(token string, create bool, fn users.ModifyFunc) (*users.Us
 	return next, nil
 }
 
-func (s *Store) current(token string) *users.User {
-	if u, ok := s.users[token]; ok {
+func (sh *shard) current(token string) *users.User {
+	if u, ok := sh.users[token]; ok {
 		return u.Clone()
 	}
 	return nil
 }
 
 func (s *Store) Delete(ctx context.Context, token string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.users[token]; !ok {
+	sh := s.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if _, ok := sh.users[token]; !ok {
 		return users.ErrNotFound
 	}
-	delete(s.users, token)
+	delete(sh.users, token)
 	return nil
 }
 
 // RecordUsage charges at once: in one process there is nothing to batch.
 func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	cur, ok := s.users[token]
+	sh := s.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	cur, ok := sh.users[token]
 	if !ok {
 		return users.ErrNotFound
 	}

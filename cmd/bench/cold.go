@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// bareProxy is the cold-start baseline: the least a Go binary does to
+// answer the same request, a bare reverse proxy to the same upstream.
+const bareProxy = `package main
+
+import (
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+)
+
+func main() {
+	u, _ := url.Parse(os.Getenv("UPSTREAM"))
+	rp := httputil.NewSingleHostReverseProxy(u)
+	http.Handle("/proxy/openai/", http.StripPrefix("/proxy/openai", rp))
+	http.ListenAndServe("127.0.0.1:"+os.Getenv("PORT"), nil)
+}
+`
+
+type coldResult struct {
+	bare, tollgate time.Duration // medians
+	inits          string        // tollgate's package init, summarised
+}
+
+// coldStart builds the local runner (cmd/local: both functions on the
+// Functions Framework, memory store) and the baseline, then times, for
+// each, exec to the first proxied chat completion answered 200: start-up,
+// configuration, the store, listening, and one request through to the
+// upstream. Runs alternate between the two binaries.
+func coldStart(upstreamURL string, runs int) (coldResult, error) {
+	var res coldResult
+	dir, err := os.MkdirTemp("", "tollgate-cold")
+	if err != nil {
+		return res, err
+	}
+	defer os.RemoveAll(dir)
+	bareSrc := filepath.Join(dir, "bare.go")
+	if err := os.WriteFile(bareSrc, []byte(bareProxy), 0o644); err != nil {
+		return res, err
+	}
+	bareBin, tgBin := filepath.Join(dir, "bare"), filepath.Join(dir, "tollgate")
+	if out, err := exec.Command("go", "build", "-o", bareBin, bareSrc).CombinedOutput(); err != nil {
+		return res, fmt.Errorf("build baseline: %v %s", err, out)
+	}
+	if out, err := exec.Command("go", "build", "-o", tgBin, "./cmd/local").CombinedOutput(); err != nil {
+		return res, fmt.Errorf("build cmd/local (run from the repo root): %v %s", err, out)
+	}
+	env := func(port string) []string {
+		return []string{"PORT=" + port, "PATH=" + os.Getenv("PATH"), "UPSTREAM=" + upstreamURL,
+			"GATEKEEPER=user_token", "GATEKEEPER_STORE=memory", "ADMIN_KEY=cold-admin",
+			"OPENAI_KEY=" + operatorKey, "OPENAI_BASE_URL=" + upstreamURL}
+	}
+	var bare, tg []time.Duration
+	for range runs {
+		for _, x := range []struct {
+			bin string
+			out *[]time.Duration
+		}{{bareBin, &bare}, {tgBin, &tg}} {
+			d, err := firstAnswer(x.bin, env)
+			if err != nil {
+				return res, err
+			}
+			*x.out = append(*x.out, d)
+		}
+	}
+	res.bare, res.tollgate = pct(bare, .5), pct(tg, .5)
+	res.inits, err = initTrace(tgBin, env)
+	return res, err
+}
+
+// firstAnswer starts bin and returns how long it took to answer a
+// proxied request. The request is retried every 200µs until the port
+// accepts it.
+func firstAnswer(bin string, env func(port string) []string) (time.Duration, error) {
+	port := freePort()
+	cmd := exec.Command(bin)
+	cmd.Env = env(port)
+	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 10 * time.Second}
+	url := "http://127.0.0.1:" + port + "/proxy/openai/v1/chat/completions"
+	t0 := time.Now()
+	if err := cmd.Start(); err != nil {
+		return 0, err
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Microsecond) {
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(chatBody))
+		req.Header.Set("Authorization", "Bearer cold-admin")
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			continue // not listening yet
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return 0, fmt.Errorf("%s answered %d", filepath.Base(bin), resp.StatusCode)
+		}
+		return time.Since(t0), nil
+	}
+	return 0, fmt.Errorf("%s never answered", filepath.Base(bin))
+}
+
+func freePort() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer l.Close()
+	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
+}
+
+var initLine = regexp.MustCompile(`^init (\S+) @([0-9.]+) ms, ([0-9.]+) ms clock`)
+
+// initTrace runs bin once with GODEBUG=inittrace=1 and summarises its
+// package initialisation: when the last init ended, the time spent in
+// init functions, and the costliest packages.
+func initTrace(bin string, env func(port string) []string) (string, error) {
+	cmd := exec.Command(bin)
+	cmd.Env = append(env(freePort()), "GODEBUG=inittrace=1")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	time.Sleep(time.Second)
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	type pkg struct {
+		name  string
+		clock float64
+	}
+	var pkgs []pkg
+	var total, end float64
+	sc := bufio.NewScanner(&stderr)
+	for sc.Scan() {
+		m := initLine.FindStringSubmatch(sc.Text())
+		if m == nil {
+			continue
+		}
+		at, _ := strconv.ParseFloat(m[2], 64)
+		clock, _ := strconv.ParseFloat(m[3], 64)
+		pkgs = append(pkgs, pkg{m[1], clock})
+		total += clock
+		end = max(end, at+clock)
+	}
+	if len(pkgs) == 0 {
+		return "no inittrace output", nil
+	}
+	slices.SortFunc(pkgs, func(a, b pkg) int { return int(b.clock*1000 - a.clock*1000) })
+	var top []string
+	for _, p := range pkgs[:min(3, len(pkgs))] {
+		top = append(top, fmt.Sprintf("%s %.1f", p.name, p.clock))
+	}
+	return fmt.Sprintf("%d packages, %.1f ms in init, done %.1f ms after start (top: %s ms)",
+		len(pkgs), total, end, strings.Join(top, ", ")), nil
+}

@@ -1,0 +1,58 @@
+package users_test
+
+import (
+	"testing"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+const benchToken = "0b6f2d4e-9c1a-4f3b-8e7d-5a2c1b0f9e8d"
+
+func benchUser() *users.User {
+	u := users.New(benchToken, users.Normal, t0, map[string]int64{"gpt4o": 100000, "claude": 100000})
+	u.IP = []string{"198.51.100.7", "2001:db8::1"}
+	u.TokenCounts = map[string]int64{"gpt4o": 12345, "claude": 678}
+	u.PromptCount = 42
+	return u
+}
+
+// BenchmarkCheckQuota is the quota pre-check of every admitted request.
+func BenchmarkCheckQuota(b *testing.B) {
+	u := benchUser()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := users.CheckQuota(u, "gpt4o", 1040); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkValidToken checks a token's shape before any store lookup.
+func BenchmarkValidToken(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if !users.ValidToken(benchToken) {
+			b.Fatal("invalid")
+		}
+	}
+}
+
+// BenchmarkClone is the copy a store hands out on every lookup.
+func BenchmarkClone(b *testing.B) {
+	u := benchUser()
+	b.ReportAllocs()
+	for b.Loop() {
+		if u.Clone().Token != benchToken {
+			b.Fatal("bad clone")
+		}
+	}
+}
+
+// BenchmarkCharge records one request's usage on a user.
+func BenchmarkCharge(b *testing.B) {
+	u := benchUser()
+	b.ReportAllocs()
+	for b.Loop() {
+		u.Charge("gpt4o", 13, t0)
+	}
+}
