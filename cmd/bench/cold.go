@@ -38,6 +38,7 @@ func main() {
 type coldResult struct {
 	bare, tollgate time.Duration // medians
 	inits          string        // tollgate's package init, summarised
+	sizes          string        // the binaries' sizes
 }
 
 // coldStart builds the local runner (cmd/local: both functions on the
@@ -82,8 +83,20 @@ func coldStart(upstreamURL string, runs int) (coldResult, error) {
 		}
 	}
 	res.bare, res.tollgate = pct(bare, .5), pct(tg, .5)
-	res.inits, err = initTrace(tgBin, env)
-	return res, err
+	res.inits, err = initTrace(tgBin, env, 3)
+	if err != nil {
+		return res, err
+	}
+	res.sizes = fmt.Sprintf("%.0f MB (bare reverse proxy: %.0f MB)", fileMB(tgBin), fileMB(bareBin))
+	return res, nil
+}
+
+func fileMB(path string) float64 {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return float64(fi.Size()) / (1 << 20)
 }
 
 // firstAnswer starts bin and returns how long it took to answer a
@@ -129,48 +142,61 @@ func freePort() string {
 	return strconv.Itoa(l.Addr().(*net.TCPAddr).Port)
 }
 
-var initLine = regexp.MustCompile(`^init (\S+) @([0-9.]+) ms, ([0-9.]+) ms clock`)
+var initLine = regexp.MustCompile(`^init (\S+) @[0-9.]+ ms, ([0-9.]+) ms clock`)
 
-// initTrace runs bin once with GODEBUG=inittrace=1 and summarises its
-// package initialisation: when the last init ended, the time spent in
-// init functions, and the costliest packages.
-func initTrace(bin string, env func(port string) []string) (string, error) {
-	cmd := exec.Command(bin)
-	cmd.Env = append(env(freePort()), "GODEBUG=inittrace=1")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	time.Sleep(time.Second)
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+// initTrace runs bin runs times with GODEBUG=inittrace=1 and summarises its
+// package initialisation (the median run): the time spent in init
+// functions, tollgate's own share, and the costliest packages.
+func initTrace(bin string, env func(port string) []string, runs int) (string, error) {
 	type pkg struct {
 		name  string
 		clock float64
 	}
-	var pkgs []pkg
-	var total, end float64
-	sc := bufio.NewScanner(&stderr)
-	for sc.Scan() {
-		m := initLine.FindStringSubmatch(sc.Text())
-		if m == nil {
-			continue
+	type trace struct {
+		pkgs  []pkg
+		total float64
+	}
+	var traces []trace
+	for range runs {
+		cmd := exec.Command(bin)
+		cmd.Env = append(env(freePort()), "GODEBUG=inittrace=1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			return "", err
 		}
-		at, _ := strconv.ParseFloat(m[2], 64)
-		clock, _ := strconv.ParseFloat(m[3], 64)
-		pkgs = append(pkgs, pkg{m[1], clock})
-		total += clock
-		end = max(end, at+clock)
+		time.Sleep(time.Second)
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		var tr trace
+		sc := bufio.NewScanner(&stderr)
+		for sc.Scan() {
+			m := initLine.FindStringSubmatch(sc.Text())
+			if m == nil {
+				continue
+			}
+			clock, _ := strconv.ParseFloat(m[2], 64)
+			tr.pkgs = append(tr.pkgs, pkg{m[1], clock})
+			tr.total += clock
+		}
+		if len(tr.pkgs) == 0 {
+			return "no inittrace output", nil
+		}
+		traces = append(traces, tr)
 	}
-	if len(pkgs) == 0 {
-		return "no inittrace output", nil
-	}
-	slices.SortFunc(pkgs, func(a, b pkg) int { return int(b.clock*1000 - a.clock*1000) })
+	slices.SortFunc(traces, func(a, b trace) int { return int(a.total*1000 - b.total*1000) })
+	med := traces[len(traces)/2]
+	slices.SortFunc(med.pkgs, func(a, b pkg) int { return int(b.clock*1000 - a.clock*1000) })
 	var top []string
-	for _, p := range pkgs[:min(3, len(pkgs))] {
+	for _, p := range med.pkgs[:min(3, len(med.pkgs))] {
 		top = append(top, fmt.Sprintf("%s %.1f", p.name, p.clock))
 	}
-	return fmt.Sprintf("%d packages, %.1f ms in init, done %.1f ms after start (top: %s ms)",
-		len(pkgs), total, end, strings.Join(top, ", ")), nil
+	own := 0.0
+	for _, p := range med.pkgs {
+		if strings.HasPrefix(p.name, "tollgate.dev/") {
+			own += p.clock
+		}
+	}
+	return fmt.Sprintf("%d packages, %.1f ms in init functions (traced), of which tollgate's own %.1f ms; top: %s ms",
+		len(med.pkgs), med.total, own, strings.Join(top, ", ")), nil
 }

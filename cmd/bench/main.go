@@ -129,7 +129,8 @@ func run(out io.Writer, o options) error {
 			return fmt.Errorf("cold start: %w", err)
 		}
 		t.cold("cold start: exec to first proxied answer", ms(cs.bare), ms(cs.tollgate))
-		t.note("  of which package init (GODEBUG=inittrace)", cs.inits)
+		t.note("  tollgate's package init (GODEBUG=inittrace)", cs.inits)
+		t.note("  binary size", cs.sizes)
 	}
 	if o.users > 0 {
 		per, err := memoryPerUser(o.users)

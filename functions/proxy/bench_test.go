@@ -118,14 +118,15 @@ func BenchmarkDirect(b *testing.B) {
 }
 
 // BenchmarkBareReverseProxy is the floor under BenchmarkChat: the same
-// hop through a bare httputil.ReverseProxy with no gatekeeper, parsing,
-// usage or logging.
+// hop through a bare httputil.ReverseProxy (tollgate's transport and
+// buffer pool) with no gatekeeper, parsing, usage or logging.
 func BenchmarkBareReverseProxy(b *testing.B) {
 	up := httptest.NewServer(staticUpstream(20))
 	b.Cleanup(up.Close)
 	target, _ := url.Parse(up.URL)
 	rp := httputil.NewSingleHostReverseProxy(target)
 	rp.Transport = newTransport(0)
+	rp.BufferPool = newBufferPool()
 	srv := httptest.NewServer(rp)
 	b.Cleanup(srv.Close)
 	benchPost(b, srv.URL+"/v1/chat/completions", openAIKey, benchChatBody)

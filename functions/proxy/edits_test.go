@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"io"
 	"math/rand/v2"
+	"net/http"
 	"strconv"
 	"strings"
 	"sync"
@@ -120,4 +121,14 @@ func TestPooledStreamReaders(t *testing.T) {
 		})
 	}
 	wg.Wait()
+}
+
+// The response headers dropped by name must be spelled canonically, or
+// deleting them from the transport's (canonical) header would miss them.
+func TestDroppedHeadersAreCanonical(t *testing.T) {
+	for _, k := range dropResponseHeaders {
+		if c := http.CanonicalHeaderKey(k); c != k {
+			t.Errorf("%q is not canonical (%q)", k, c)
+		}
+	}
 }

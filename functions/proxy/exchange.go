@@ -68,6 +68,7 @@ func (x *exchange) serve() {
 	}
 	x.p = p
 	x.log.SetToken(p.Token)
+	x.log.SetClientIP(p.IP)
 	f := x.ep.format
 	if f.body {
 		if err := x.readBody(); err != nil {
@@ -190,7 +191,9 @@ func (x *exchange) forward() {
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	if x.rq != nil {
 		body := x.rq.body
-		r.Body = io.NopCloser(bytes.NewReader(body))
+		// rewrite gives the upstream request its body; this one only has
+		// to say there is one.
+		r.Body = http.NoBody
 		r.ContentLength = int64(len(body))
 		r.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
 		r.TransferEncoding = nil
@@ -286,7 +289,7 @@ var dropResponseHeaders = []string{
 // for an error answer.
 func (x *exchange) modifyResponse(resp *http.Response) error {
 	for _, k := range dropResponseHeaders {
-		resp.Header.Del(k)
+		delete(resp.Header, k) // the names are canonical, as the transport's are
 	}
 	if x.adm != nil {
 		setRateHeaders(resp.Header, x.adm.Rate)

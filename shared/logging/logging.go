@@ -148,12 +148,13 @@ func tokenLike(seg string) bool {
 
 // Request is what a handler adds to its request's log line.
 type Request struct {
-	mu     sync.Mutex
-	route  string
-	token  string
-	family string
-	tokens int64
-	errMsg string
+	mu       sync.Mutex
+	route    string
+	token    string
+	family   string
+	tokens   int64
+	errMsg   string
+	clientIP string
 }
 
 type ctxKey struct{}
@@ -182,6 +183,10 @@ func (r *Request) SetTokens(n int64) { r.mu.Lock(); r.tokens = n; r.mu.Unlock() 
 // SetError records a short, secret-free reason for a failed request.
 func (r *Request) SetError(msg string) { r.mu.Lock(); r.errMsg = msg; r.mu.Unlock() }
 
+// SetClientIP records the client IP a handler already worked out, so that
+// the line does not parse X-Forwarded-For again.
+func (r *Request) SetClientIP(ip string) { r.mu.Lock(); r.clientIP = ip; r.mu.Unlock() }
+
 // Middleware writes one line per request once it is done: method, path
 // (never the query, which may hold a key), route, status, latency, the
 // token's tail, family and tokens charged, and the trace.
@@ -201,6 +206,10 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		}
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
+		ip := rec.clientIP
+		if ip == "" {
+			ip = clientIP(r)
+		}
 		ev := log.WithLevel(lvl)
 		if t := Trace(r.Header.Get("X-Cloud-Trace-Context"), project); t != "" {
 			ev = ev.Str(TraceField, t)
@@ -210,7 +219,7 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 			Str("requestUrl", RedactPath(r.URL.Path)).
 			Int("status", status).
 			Str("latency", strconv.FormatFloat(time.Since(start).Seconds(), 'f', 6, 64)+"s").
-			Str("remoteIp", clientIP(r)).
+			Str("remoteIp", ip).
 			Str("userAgent", r.UserAgent()))
 		if rec.route != "" {
 			ev = ev.Str("route", rec.route)

@@ -25,36 +25,44 @@ type windowShard struct {
 }
 
 // ring holds the times of the last requests of one key, oldest first, in
-// a circular buffer: a busy key's window slides without reallocating.
+// a circular buffer: a busy key's window slides without reallocating. The
+// times are kept as offsets from base, so that the buffer holds no
+// pointers for the garbage collector to scan, and is a third the size.
 type ring struct {
-	times []time.Time
-	head  int // index of the oldest
-	n     int // how many are held
+	base time.Time       // the first request's time since the ring was empty
+	offs []time.Duration // circular: request times - base
+	head int             // index of the oldest
+	n    int             // how many are held
 }
 
-func (r *ring) at(i int) time.Time { return r.times[(r.head+i)%len(r.times)] }
+func (r *ring) off(i int) time.Duration { return r.offs[(r.head+i)%len(r.offs)] }
+
+func (r *ring) at(i int) time.Time { return r.base.Add(r.off(i)) }
 
 func (r *ring) dropOldest() {
-	r.head = (r.head + 1) % len(r.times)
+	r.head = (r.head + 1) % len(r.offs)
 	r.n--
 }
 
 func (r *ring) push(t time.Time) {
-	if r.n == len(r.times) {
-		grown := make([]time.Time, max(2*len(r.times), 4))
-		for i := range r.n {
-			grown[i] = r.at(i)
-		}
-		r.times, r.head = grown, 0
+	if r.n == 0 {
+		r.base, r.head = t, 0
 	}
-	r.times[(r.head+r.n)%len(r.times)] = t
+	if r.n == len(r.offs) {
+		grown := make([]time.Duration, max(2*len(r.offs), 4))
+		for i := range r.n {
+			grown[i] = r.off(i)
+		}
+		r.offs, r.head = grown, 0
+	}
+	r.offs[(r.head+r.n)%len(r.offs)] = t.Sub(r.base)
 	r.n++
 }
 
 // remove takes out the i-th oldest, keeping the order of the others.
 func (r *ring) remove(i int) {
 	for ; i < r.n-1; i++ {
-		r.times[(r.head+i)%len(r.times)] = r.at(i + 1)
+		r.offs[(r.head+i)%len(r.offs)] = r.off(i + 1)
 	}
 	r.n--
 }
@@ -93,11 +101,11 @@ func (w *Window) Allow(key string, limit int, now time.Time) Decision {
 	}
 	r := s.keys[key]
 	if r == nil {
-		r = &ring{times: make([]time.Time, min(limit, 16))}
+		r = &ring{offs: make([]time.Duration, min(limit, 16))}
 		s.keys[key] = r
 	}
-	cutoff := now.Add(-w.window)
-	for r.n > 0 && !r.at(0).After(cutoff) {
+	cutoff := now.Add(-w.window).Sub(r.base)
+	for r.n > 0 && r.off(0) <= cutoff {
 		r.dropOldest()
 	}
 	if r.n >= limit {
@@ -119,7 +127,7 @@ func (w *Window) Undo(key string, at time.Time) {
 		return
 	}
 	for i := r.n - 1; i >= 0; i-- {
-		if r.at(i).Equal(at) {
+		if r.off(i) == at.Sub(r.base) {
 			r.remove(i)
 			return
 		}
