@@ -25,7 +25,8 @@ type options struct {
 	users      int           // imported for memory per user
 	coldRuns   int           // cold starts per binary
 	rtdbN      int           // proxied requests counted against the RTDB fake
-	cpuProfile string        // CPU profile of the proxied throughput runs
+	cpuProfile string        // CPU profile of the throughput runs
+	mutexProf  string        // mutex contention profile of the throughput runs
 }
 
 func main() {
@@ -35,7 +36,8 @@ func main() {
 	flag.IntVar(&o.users, "users", 100000, "users imported for the memory-per-user figure (0: skip)")
 	flag.IntVar(&o.coldRuns, "cold", 7, "cold starts per binary (0: skip)")
 	flag.IntVar(&o.rtdbN, "rtdb", 1000, "proxied requests counted against the RTDB fake (0: skip)")
-	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the proxied throughput runs to this file")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput runs to this file")
+	flag.StringVar(&o.mutexProf, "mutexprofile", "", "write a mutex contention profile of the throughput runs to this file")
 	flag.Parse()
 	if err := run(os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -107,6 +109,9 @@ func run(out io.Writer, o options) error {
 			return err
 		}
 	}
+	if o.mutexProf != "" {
+		runtime.SetMutexProfileFraction(1)
+	}
 	for _, c := range []int{1, 8, 32} {
 		d, b, p, err := env.throughput(c, o.duration)
 		if err != nil {
@@ -115,6 +120,12 @@ func run(out io.Writer, o options) error {
 		t.rate(fmt.Sprintf("throughput, concurrency %d", c), d, b, p)
 	}
 	pprof.StopCPUProfile()
+	if o.mutexProf != "" {
+		if err := writeProfile("mutex", o.mutexProf); err != nil {
+			return err
+		}
+		runtime.SetMutexProfileFraction(0)
+	}
 
 	ttfc, err := env.firstChunks(300)
 	if err != nil {
@@ -156,6 +167,15 @@ func run(out io.Writer, o options) error {
 	fmt.Fprintln(out, "binary (bare RP column), exec to the first proxied chat completion answered 200; added and")
 	fmt.Fprintln(out, "ratio are against that binary.")
 	return nil
+}
+
+func writeProfile(name, path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return pprof.Lookup(name).WriteTo(f, 0)
 }
 
 func us(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

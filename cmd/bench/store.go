@@ -136,7 +136,7 @@ func rtdbRoundTrips(upstreamURL string, n int) (string, error) {
 	}
 	srv := httptest.NewServer(proxy.New(d))
 	defer srv.Close()
-	tg := target{url: srv.URL + "/openai/v1/chat/completions", auth: u.Token}
+	tg := target{url: srv.URL + "/openai/v1/chat/completions", auths: []string{u.Token}}
 	client := srv.Client()
 
 	before := fake.Requests()

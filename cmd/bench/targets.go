@@ -36,7 +36,9 @@ const (
 )
 
 // proxyEnv is tollgate's configuration in the bench: user_token mode
-// with every limit on, set high enough for one user to load the machine.
+// with every limit on. Each client goroutine is one user, so the default
+// concurrency limit (one request in flight per user) holds; the rate limit
+// is set high enough for one user to load the machine.
 func proxyEnv(upstreamURL string) map[string]string {
 	return map[string]string{
 		"GATEKEEPER":             "user_token",
@@ -45,11 +47,15 @@ func proxyEnv(upstreamURL string) map[string]string {
 		"OPENAI_KEY":             operatorKey,
 		"OPENAI_BASE_URL":        upstreamURL,
 		"TEXT_MODEL_RATE_LIMIT":  "1000000", // per minute: the most allowed
-		"USER_CONCURRENCY_LIMIT": "64",
+		"USER_CONCURRENCY_LIMIT": "1",
 		"MAX_IPS_PER_USER":       "5",
 		"TOKEN_QUOTA_GPT4O":      "1000000000000",
 	}
 }
+
+// benchUsers is how many users send tollgate's requests: one per client
+// goroutine at the highest concurrency.
+const benchUsers = 32
 
 // targets are the three ways to the fake upstream. Each has an upstream
 // server of its own (the same handler), so that the connections each
@@ -95,10 +101,14 @@ func startTargets() (*targets, error) {
 	}
 	t.store = &countingStore{Store: memory.New()}
 	d := &app.Deps{Config: cfg, Store: t.store, Log: logging.New(io.Discard, "info"), Now: time.Now, Drain: app.NewDrain()}
-	u, err := d.Service().Create(context.Background(), users.Patch{})
-	if err != nil {
-		t.close()
-		return nil, err
+	tokens := make([]string, benchUsers)
+	for i := range tokens {
+		u, err := d.Service().Create(context.Background(), users.Patch{})
+		if err != nil {
+			t.close()
+			return nil, err
+		}
+		tokens[i] = u.Token
 	}
 	upURL, _ := url.Parse(t.upBare.URL)
 	bare := httputil.NewSingleHostReverseProxy(upURL)
@@ -108,9 +118,9 @@ func startTargets() (*targets, error) {
 	t.bareSrv = httptest.NewServer(bare)
 	t.proxySrv = httptest.NewServer(d.Drain.Wrap(proxy.New(d)))
 	t.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}}
-	t.direct = target{url: t.upDirect.URL + "/v1/chat/completions", auth: operatorKey}
-	t.bare = target{url: t.bareSrv.URL + "/v1/chat/completions", auth: operatorKey}
-	t.proxied = target{url: t.proxySrv.URL + "/openai/v1/chat/completions", auth: u.Token}
+	t.direct = target{url: t.upDirect.URL + "/v1/chat/completions", auths: []string{operatorKey}}
+	t.bare = target{url: t.bareSrv.URL + "/v1/chat/completions", auths: []string{operatorKey}}
+	t.proxied = target{url: t.proxySrv.URL + "/openai/v1/chat/completions", auths: tokens}
 	return t, nil
 }
 
@@ -141,9 +151,9 @@ func (t *targets) conns() string {
 // warm opens connections and fills caches on all three paths, and takes
 // the user's first use (its IP recorded) out of the figures.
 func (t *targets) warm() error {
-	for range 300 {
+	for i := range 300 {
 		for _, tg := range []target{t.direct, t.bare, t.proxied} {
-			if _, err := tg.do(t.client, chatBody); err != nil {
+			if _, err := tg.as(i).do(t.client, chatBody); err != nil {
 				return err
 			}
 		}
@@ -196,7 +206,8 @@ func load(client *http.Client, tg target, c int, d time.Duration) (int64, error)
 	var firstErr atomic.Value
 	stop := time.Now().Add(d)
 	var wg sync.WaitGroup
-	for range c {
+	for g := range c {
+		tg := tg.as(g) // each goroutine is one user
 		wg.Go(func() {
 			for time.Now().Before(stop) {
 				if _, err := tg.do(client, chatBody); err != nil {
@@ -239,11 +250,22 @@ func pct(ds []time.Duration, p float64) time.Duration {
 	return s[int(float64(len(s)-1)*p)]
 }
 
-type target struct{ url, auth string }
+// target is a URL and the keys or user tokens to send it, one per client
+// goroutine (requests use the first).
+type target struct {
+	url   string
+	auths []string
+}
+
+// as is the target as client goroutine i sends it.
+func (t target) as(i int) target {
+	t.auths = t.auths[i%len(t.auths):]
+	return t
+}
 
 func (t target) req(body string) *http.Request {
 	r, _ := http.NewRequest(http.MethodPost, t.url, strings.NewReader(body))
-	r.Header.Set("Authorization", "Bearer "+t.auth)
+	r.Header.Set("Authorization", "Bearer "+t.auths[0])
 	r.Header.Set("Content-Type", "application/json")
 	return r
 }

@@ -323,8 +323,14 @@ func (x *exchange) relayStream(resp *http.Response, s splitter, sse bool) {
 	if sse {
 		sr.brokenEvent = f.streamError
 	}
-	// Charged when the stream's end passes, before the client sees it.
-	sr.onEnd = func() { x.charge(x.st.tokens(x.rq.promptTokens)) }
+	// Charged when the stream's end passes, before the client sees it; the
+	// upstream's work is done then, so the concurrency slot is freed too:
+	// a client that sends its next request as soon as it reads the end
+	// must not find its own finished request still in flight.
+	sr.onEnd = func() {
+		x.charge(x.st.tokens(x.rq.promptTokens))
+		x.adm.Release()
+	}
 	resp.Body = sr
 	// The relayed body may differ from the upstream's.
 	resp.Header.Del("Content-Length")
@@ -354,6 +360,9 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		_, text, _ := scanObject(body, 0, true)
 		x.charge(x.rq.promptTokens + (text+3)/4)
 	}
+	// The upstream has answered in full: the slot is free before the
+	// client can read the answer (see relayStream).
+	x.adm.Release()
 	x.setBody(resp, body)
 	return nil
 }

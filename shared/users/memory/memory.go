@@ -17,7 +17,10 @@ import (
 const shards = 64
 
 // Store keeps users in maps, each guarded by its own RWMutex; reads (the
-// proxy's hot path) share the lock.
+// proxy's hot path) share the lock. Charges change the stored user in
+// place: copying it on write instead would let readers copy it outside the
+// lock, but costs every charge a copy, and by default a user has only one
+// request in flight to contend with.
 type Store struct {
 	seed   maphash.Seed
 	shards [shards]shard
