@@ -2,7 +2,6 @@ package admin
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -185,7 +184,7 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ps, err := users.ParsePatchList(withoutCount(data))
+	ps, err := users.ParsePatchList(data)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -209,29 +208,6 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	writeJSON(w, http.StatusOK, importBody{Upserted: out, Count: len(out)})
-}
-
-// withoutCount drops the top-level "count" of a GET /users export, so an
-// export imports as it is. Anything else is left for ParsePatchList to
-// judge (and to word its errors).
-func withoutCount(data []byte) []byte {
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(data, &doc) != nil {
-		return data
-	}
-	c, ok := doc["count"]
-	if !ok {
-		return data
-	}
-	if n, err := strconv.ParseInt(string(c), 10, 64); err != nil || n < 0 {
-		return data // a bad count is reported as an unknown field
-	}
-	delete(doc, "count")
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return data
-	}
-	return out
 }
 
 func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {

@@ -88,7 +88,8 @@ func ParsePatch(data []byte) (Patch, error) {
 	return p, nil
 }
 
-// ParsePatchList decodes {"users":[partial…]} for a bulk import. Every entry
+// ParsePatchList decodes {"users":[partial…]} (optionally with an
+// export's "count", ignored) for a bulk import. Every entry
 // must name its token. All issues of all entries are reported at once.
 func ParsePatchList(data []byte) ([]Patch, error) {
 	var doc map[string]json.RawMessage
@@ -97,7 +98,15 @@ func ParsePatchList(data []byte) ([]Patch, error) {
 	}
 	var issues []Issue
 	for _, k := range slices.Sorted(maps.Keys(doc)) {
-		if k != "users" {
+		switch k {
+		case "users":
+		case "count":
+			// GET /users answers {users, count}: an export imports as it is,
+			// its count ignored, but a bad count is not silently dropped.
+			if _, msg := integer(doc[k]); msg != "" {
+				issues = append(issues, Issue{Path: k, Message: msg})
+			}
+		default:
 			issues = append(issues, Issue{Path: k, Message: "unknown field"})
 		}
 	}

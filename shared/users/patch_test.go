@@ -393,3 +393,26 @@ func FuzzParsePatch(f *testing.F) {
 		}
 	})
 }
+
+// An export from GET /users ({users, count}) imports as it is: a valid
+// count is ignored, a bad one is reported rather than dropped.
+func TestParsePatchListExportCount(t *testing.T) {
+	plain, err := users.ParsePatchList([]byte(`{"users":[{"token":"tok-a","nickname":"a"}]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withCount, err := users.ParsePatchList([]byte(`{"count":1,"users":[{"token":"tok-a","nickname":"a"}]}`))
+	if err != nil {
+		t.Fatalf("export with count: %v", err)
+	}
+	if !reflect.DeepEqual(plain, withCount) {
+		t.Fatalf("count changed the import: %+v vs %+v", plain, withCount)
+	}
+	for _, bad := range []string{`"four"`, `-1`, `1.5`, `null`} {
+		_, err := users.ParsePatchList([]byte(`{"count":` + bad + `,"users":[]}`))
+		var e *users.Error
+		if !errors.As(err, &e) || len(e.Issues) != 1 || e.Issues[0].Path != "count" {
+			t.Errorf("count %s: %v, want one issue at count", bad, err)
+		}
+	}
+}

@@ -41,7 +41,7 @@ func (h *handler) importUsers(w http.ResponseWriter, r *http.Request, s session)
 		fail(http.StatusBadRequest, invalid("file", "could not be read"))
 		return
 	}
-	ps, err := users.ParsePatchList(withoutCount(data))
+	ps, err := users.ParsePatchList(data)
 	if err != nil {
 		fail(http.StatusBadRequest, err)
 		return
@@ -58,29 +58,6 @@ func (h *handler) importUsers(w http.ResponseWriter, r *http.Request, s session)
 		return
 	}
 	redirect(w, r, "/manage/import?done=imported&n="+strconv.Itoa(len(written)))
-}
-
-// withoutCount drops the top-level "count" of a GET /users answer, so that
-// one imports as it is (as PUT /users does); anything else is left for
-// ParsePatchList to judge.
-func withoutCount(data []byte) []byte {
-	var doc map[string]json.RawMessage
-	if json.Unmarshal(data, &doc) != nil {
-		return data
-	}
-	c, ok := doc["count"]
-	if !ok {
-		return data
-	}
-	if n, err := strconv.ParseInt(string(bytes.TrimSpace(c)), 10, 64); err != nil || n < 0 {
-		return data
-	}
-	delete(doc, "count")
-	out, err := json.Marshal(doc)
-	if err != nil {
-		return data
-	}
-	return out
 }
 
 // exportBody is users.json: what the import (and PUT /users) takes.
