@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/internal/framing"
 	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
 )
@@ -149,7 +151,7 @@ func BenchmarkParseRequest(b *testing.B) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := parseRequest(fmtChat, body, 1024, true); err != nil {
+		if _, err := providers.OpenAIChat.Parse(body, 1024, true, false); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -166,7 +168,7 @@ func BenchmarkParseRequestInPlace(b *testing.B) {
 	for b.Loop() {
 		own = own[:len(body)]
 		copy(own, body) // as if read from the client again
-		if _, err := parseBody(fmtChat, own, 1024, true, true); err != nil {
+		if _, err := providers.OpenAIChat.Parse(own, 1024, true, true); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -180,7 +182,7 @@ func BenchmarkStreamReader(b *testing.B) {
 	b.ReportAllocs()
 	buf := make([]byte, 32<<10)
 	for b.Loop() {
-		r := newStreamReader(context.Background(), io.NopCloser(strings.NewReader(stream)), &sseSplitter{}, &streamState{}, chatEvent)
+		r := newStreamReader(context.Background(), io.NopCloser(strings.NewReader(stream)), &framing.SSE{}, &providers.StreamState{}, providers.OpenAIChat.Event)
 		for {
 			if _, err := r.Read(buf); err != nil {
 				break
@@ -193,12 +195,12 @@ func BenchmarkStreamReader(b *testing.B) {
 func BenchmarkAnswerUsage(b *testing.B) {
 	for _, c := range []struct {
 		name string
-		read func([]byte) (usage, bool)
+		read func([]byte) (providers.Usage, bool)
 		body string
 	}{
-		{"openai", openAIUsage, benchAnswer},
-		{"anthropic", anthropicUsage, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}`},
-		{"google", googleUsage, `{"candidates":[{"content":{"parts":[{"text":"Hello"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1,"totalTokenCount":13},"modelVersion":"gemini-2.5-flash"}`},
+		{"openai", providers.OpenAIChat.Usage, benchAnswer},
+		{"anthropic", providers.AnthropicMessages.Usage, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"Hello"}],"stop_reason":"end_turn","usage":{"input_tokens":12,"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}`},
+		{"google", providers.GoogleGenerate.Usage, `{"candidates":[{"content":{"parts":[{"text":"Hello"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1,"totalTokenCount":13},"modelVersion":"gemini-2.5-flash"}`},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			body := []byte(c.body)
@@ -218,15 +220,15 @@ func BenchmarkStreamUsage(b *testing.B) {
 	text := func(s string) string { return strings.Repeat(s, 50) }
 	for _, c := range []struct {
 		name   string
-		f      *apiFormat
+		f      *providers.Format
 		stream string
 	}{
-		{"openai-chat", fmtChat, text(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}`+"\n\n") +
+		{"openai-chat", providers.OpenAIChat, text(`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"word "},"finish_reason":null}]}`+"\n\n") +
 			`data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":{"prompt_tokens":12,"completion_tokens":50,"total_tokens":62}}` + "\n\ndata: [DONE]\n\n"},
-		{"anthropic", fmtMessages, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n" +
+		{"anthropic", providers.AnthropicMessages, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":12,\"output_tokens\":1}}}\n\n" +
 			text("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"word \"}}\n\n") +
 			"event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":50}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n"},
-		{"google", fmtGenerate, text(`data: {"candidates":[{"content":{"parts":[{"text":"word "}],"role":"model"}}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1,"totalTokenCount":13}}` + "\n\n")},
+		{"google", providers.GoogleGenerate, text(`data: {"candidates":[{"content":{"parts":[{"text":"word "}],"role":"model"}}],"usageMetadata":{"promptTokenCount":12,"candidatesTokenCount":1,"totalTokenCount":13}}` + "\n\n")},
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			pool := newChunkPool()
@@ -234,16 +236,16 @@ func BenchmarkStreamUsage(b *testing.B) {
 			b.SetBytes(int64(len(c.stream)))
 			b.ReportAllocs()
 			for b.Loop() {
-				st := &streamState{}
-				r := newStreamReader(context.Background(), io.NopCloser(strings.NewReader(c.stream)), &sseSplitter{}, st, c.f.event)
+				st := &providers.StreamState{}
+				r := newStreamReader(context.Background(), io.NopCloser(strings.NewReader(c.stream)), &framing.SSE{}, st, c.f.Event)
 				r.pool = pool
-				r.endsAtEOF = c.f == fmtGenerate
+				r.endsAtEOF = c.f == providers.GoogleGenerate
 				for {
 					if _, err := r.Read(buf); err != nil {
 						break
 					}
 				}
-				if st.tokens(0) == 0 {
+				if st.Tokens(0) == 0 {
 					b.Fatal("no usage read")
 				}
 			}

@@ -1,78 +1,16 @@
 package proxy
 
 import (
-	"bytes"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
+
+	"tollgate.dev/tollgate/internal/framing"
+	"tollgate.dev/tollgate/shared/providers"
 )
-
-// Edits made in place give the same bytes as edits made in a copy, for
-// every mix of growing, shrinking and same-size edits.
-func TestApplyEditsInPlace(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for i := range 5000 {
-		src := make([]byte, rng.IntN(40))
-		for j := range src {
-			src[j] = byte('a' + rng.IntN(26))
-		}
-		var edits []edit
-		for at := 0; at <= len(src); {
-			start := at + rng.IntN(len(src)-at+1)
-			end := start + rng.IntN(len(src)-start+1)
-			if rng.IntN(3) == 0 {
-				end = start // an insertion
-			}
-			edits = append(edits, edit{start, end, bytes.Repeat([]byte{byte('0' + i%10)}, rng.IntN(6))})
-			at = end + 1
-			if rng.IntN(3) == 0 {
-				break
-			}
-		}
-		want := applyEdits(src, append([]edit(nil), edits...), false)
-		b := make([]byte, len(src), len(src)+rng.IntN(30))
-		copy(b, src)
-		got := applyEdits(b, append([]edit(nil), edits...), true)
-		if !bytes.Equal(got, want) {
-			t.Fatalf("%q with %v: in place %q, copied %q", src, edits, got, want)
-		}
-		if len(want) <= cap(b) && cap(b) > 0 && &got[:1][0] != &b[:1][0] {
-			t.Fatalf("%q with %v: copied although the capacity sufficed", src, edits)
-		}
-	}
-}
-
-// parseRequest never changes the caller's bytes; the exchange's in-place
-// parse gives the same request.
-func TestParseInPlaceMatchesCopy(t *testing.T) {
-	for _, body := range []string{
-		`{"model":"gpt-4o","stream":true,"max_tokens":100000,"messages":[{"role":"user","content":"hi"}]}`,
-		`{"max_tokens":5,"stream":true,"stream_options":null,"max_completion_tokens":1e9}`,
-		`{"stream":true,"stream_options":{"include_usage":false},"max_tokens":2048}`,
-	} {
-		orig := []byte(body)
-		rq, err := parseRequest(fmtChat, orig, 1024, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if string(orig) != body {
-			t.Fatalf("parseRequest changed its input: %s", orig)
-		}
-		own := make([]byte, len(body), len(body)+editRoom)
-		copy(own, body)
-		rq2, err := parseBody(fmtChat, own, 1024, true, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(rq.body, rq2.body) || &rq2.body[0] != &own[0] {
-			t.Errorf("in place %s (same buffer %v), copied %s", rq2.body, &rq2.body[0] == &own[0], rq.body)
-		}
-	}
-}
 
 // readAll reads a body of the announced length without growing its
 // buffer, and any body whatever its announced length.
@@ -106,7 +44,7 @@ func TestPooledStreamReaders(t *testing.T) {
 			for i := range 50 {
 				ev := "data: {\"choices\":[{\"delta\":{\"content\":\"g" + strconv.Itoa(g) + "-" + strconv.Itoa(i) + "\"}}]}\n\n"
 				stream := strings.Repeat(ev, 200+i) + "data: [DONE]\n\n"
-				r := newStreamReader(t.Context(), io.NopCloser(strings.NewReader(stream)), &sseSplitter{}, &streamState{}, chatEvent)
+				r := newStreamReader(t.Context(), io.NopCloser(strings.NewReader(stream)), &framing.SSE{}, &providers.StreamState{}, providers.OpenAIChat.Event)
 				r.pool = pool
 				out, err := io.ReadAll(r)
 				if err != nil || string(out) != stream {

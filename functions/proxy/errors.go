@@ -7,40 +7,42 @@ import (
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
-// errorKind is how one application error code is shown: the one place
-// that maps codes to HTTP statuses on the proxy.
-type errorKind struct {
-	status    int
-	title     string // x-oai-proxy-error
-	openai    string // OpenAI error type
-	anthropic string // Anthropic error type
+// titles are the x-oai-proxy-error titles of the application error codes;
+// their statuses come from the one table, web.Status, and their bodies
+// from each provider's error shape.
+var titles = map[users.Code]string{
+	users.CodeInvalid:      "Bad request",
+	users.CodeUnauthorized: "Unauthorized",
+	users.CodeForbidden:    "Forbidden",
+	users.CodeNotFound:     "Not found",
+	web.CodeUnknownRoute:   "Unknown route",
+	users.CodeTooLarge:     "Request too large",
+	users.CodeUnsupported:  "Unsupported media type",
+	users.CodeQuota:        "Quota exceeded",
+	users.CodeRateLimited:  "Rate limited",
+	users.CodeConcurrency:  "Too many concurrent requests",
+	web.CodeBadGateway:     "Upstream unreachable",
+	web.CodeTimeout:        "Upstream timeout",
+	web.CodeNotServed:      "Provider not served",
+	users.CodeUnavailable:  "Service unavailable",
+	users.CodeInternal:     "Internal error",
 }
 
-var errorKinds = map[users.Code]errorKind{
-	users.CodeInvalid:      {http.StatusBadRequest, "Bad request", "invalid_request_error", "invalid_request_error"},
-	users.CodeUnauthorized: {http.StatusUnauthorized, "Unauthorized", "invalid_request_error", "authentication_error"},
-	users.CodeForbidden:    {http.StatusForbidden, "Forbidden", "permission_error", "permission_error"},
-	users.CodeNotFound:     {http.StatusNotFound, "Not found", "invalid_request_error", "not_found_error"},
-	users.CodeUnknownRoute: {http.StatusNotFound, "Unknown route", "invalid_request_error", "not_found_error"},
-	users.CodeTooLarge:     {http.StatusRequestEntityTooLarge, "Request too large", "invalid_request_error", "request_too_large"},
-	users.CodeUnsupported:  {http.StatusUnsupportedMediaType, "Unsupported media type", "invalid_request_error", "invalid_request_error"},
-	users.CodeQuota:        {http.StatusTooManyRequests, "Quota exceeded", "insufficient_quota", "rate_limit_error"},
-	users.CodeRateLimited:  {http.StatusTooManyRequests, "Rate limited", "rate_limit_error", "rate_limit_error"},
-	users.CodeConcurrency:  {http.StatusTooManyRequests, "Too many concurrent requests", "rate_limit_error", "rate_limit_error"},
-	users.CodeBadGateway:   {http.StatusBadGateway, "Upstream unreachable", "server_error", "api_error"},
-	users.CodeTimeout:      {http.StatusGatewayTimeout, "Upstream timeout", "server_error", "api_error"},
-	users.CodeNotServed:    {http.StatusServiceUnavailable, "Provider not served", "server_error", "api_error"},
-	users.CodeUnavailable:  {http.StatusServiceUnavailable, "Service unavailable", "server_error", "api_error"},
-	users.CodeInternal:     {http.StatusInternalServerError, "Internal error", "server_error", "api_error"},
+// errorKind is how one application error is shown.
+type errorKind struct {
+	status int
+	title  string
 }
 
 func kindOf(c users.Code) errorKind {
-	if k, ok := errorKinds[c]; ok {
-		return k
+	title, ok := titles[c]
+	if !ok {
+		c, title = users.CodeInternal, titles[users.CodeInternal]
 	}
-	return errorKinds[users.CodeInternal]
+	return errorKind{status: web.Status(c), title: title}
 }
 
 // Headers of proxy-made errors.
@@ -56,7 +58,7 @@ func (x *exchange) writeError(err error, rate *ratelimit.Decision) {
 	k := kindOf(e.Code)
 	x.log.SetError(e.Message)
 	if e.Err != nil {
-		x.h.log.Warn().Err(e.Err).Str("route", x.ep.route).Msg("proxy request failed")
+		x.h.log.Warn().Err(e.Err).Str("route", x.ep.Route).Msg("proxy request failed")
 	}
 	h := x.w.Header()
 	h.Set(headerError, k.title)
@@ -67,15 +69,15 @@ func (x *exchange) writeError(err error, rate *ratelimit.Decision) {
 	if e.RetryAfterSeconds > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}
-	if x.h.cfg.ErrorFormat == config.ErrorsCompletion && x.ep.format != nil && x.ep.format.fake != nil {
-		ct, body := x.ep.format.fake(x.fakeAnswer(errorText(k, e)))
+	if x.h.cfg.ErrorFormat == config.ErrorsCompletion && x.ep.Format != nil && x.ep.Format.Fake != nil {
+		ct, body := x.ep.Format.Fake(x.fakeAnswer(errorText(k, e)))
 		h.Set("Content-Type", ct)
 		h.Del("Content-Length")
 		x.w.WriteHeader(http.StatusOK)
 		_, _ = x.w.Write(body)
 		return
 	}
-	body := x.prov.errorBody(k.status, e)
+	body := x.prov.ErrorBody(k.status, e)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(k.status)

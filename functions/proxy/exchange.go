@@ -14,33 +14,36 @@ import (
 	"strings"
 	"sync"
 
+	"tollgate.dev/tollgate/internal/framing"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // exchange is one client request on its way through the proxy.
 type exchange struct {
 	h    *handler
 	up   *upstream
-	prov *provider
-	ep   endpoint
+	prov *providers.Provider
+	ep   providers.Endpoint
 	w    http.ResponseWriter
 	r    *http.Request
 	log  *logging.Request
 
 	upstreamPath string
-	raw          []byte   // the request body as received, once read
-	rq           *request // what was learnt from it
+	raw          []byte             // the request body as received, once read
+	rq           *providers.Request // what was learnt from it
 	p            *gatekeeper.Principal
 	adm          *gatekeeper.Admission
 	family       string
 	keyIdx       int
 
-	st         *streamState // set when a 2xx stream is being relayed
+	st         *providers.StreamState // set when a 2xx stream is being relayed
 	chargeOnce sync.Once
 }
 
@@ -52,13 +55,13 @@ func exchangeFrom(ctx context.Context) *exchange {
 }
 
 func unknownRoute(r *http.Request) error {
-	return users.Errorf(users.CodeUnknownRoute, "Unknown route: %s %s. See GET / for the routes this proxy serves.", r.Method, logging.RedactPath(r.URL.Path))
+	return users.Errorf(web.CodeUnknownRoute, "Unknown route: %s %s. See GET / for the routes this proxy serves.", r.Method, logging.RedactPath(r.URL.Path))
 }
 
 // serve runs the checks of SPEC §4 in order, then forwards.
 func (x *exchange) serve() {
-	if !x.h.cfg.Served(x.prov.id) || x.up.base == nil {
-		x.writeError(users.Errorf(users.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.name, x.prov.name), nil)
+	if !x.h.cfg.Served(x.prov.ID) || x.up.base == nil {
+		x.writeError(users.Errorf(web.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.Name, x.prov.Name), nil)
 		return
 	}
 	p, err := x.h.gk.Authenticate(x.r.Context(), x.r)
@@ -69,28 +72,28 @@ func (x *exchange) serve() {
 	x.p = p
 	x.log.SetToken(p.Token)
 	x.log.SetClientIP(p.IP)
-	f := x.ep.format
-	if f.body {
+	f := x.ep.Format
+	if f.Body {
 		if err := x.readBody(); err != nil {
 			x.writeError(err, nil)
 			return
 		}
-		limit := x.h.cfg.MaxOutputTokens[x.prov.id]
-		rq, err := parseBody(f, x.raw, limit, !p.Exempt, true)
+		limit := x.h.cfg.MaxOutputTokens[x.prov.ID]
+		rq, err := f.Parse(x.raw, limit, !p.Exempt, true)
 		if err != nil {
 			x.writeError(users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object."), nil)
 			return
 		}
 		x.rq = rq
-		if x.ep.model != "" {
-			rq.model = x.ep.model
+		if x.ep.Model != "" {
+			rq.Model = x.ep.Model
 		}
-		if x.ep.stream {
-			rq.stream = true
+		if x.ep.Stream {
+			rq.Stream = true
 		}
 	}
-	if f.admitted {
-		x.family = models.FamilyOf(x.prov.id, x.rq.model)
+	if f.Admitted {
+		x.family = models.FamilyOf(x.prov.ID, x.rq.Model)
 		x.log.SetFamily(x.family)
 		adm, err := x.h.gk.Admit(p, x.family, x.requested())
 		if err != nil {
@@ -112,9 +115,9 @@ func (x *exchange) serve() {
 	x.forward()
 }
 
-func noKey(p *provider, err error) *users.Error {
-	return &users.Error{Code: users.CodeNotServed, Err: err,
-		Message: "This proxy has no working " + p.name + " key at the moment; the operator has been told."}
+func noKey(p *providers.Provider, err error) *users.Error {
+	return &users.Error{Code: web.CodeNotServed, Err: err,
+		Message: "This proxy has no working " + p.Name + " key at the moment; the operator has been told."}
 }
 
 // requested is what the quota pre-check counts: the estimated prompt plus
@@ -123,14 +126,14 @@ func (x *exchange) requested() int64 {
 	if x.rq == nil {
 		return 0
 	}
-	if !x.ep.format.charged {
-		return x.rq.promptTokens // token counting generates nothing
+	if !x.ep.Format.Charged {
+		return x.rq.PromptTokens // token counting generates nothing
 	}
-	out := x.rq.maxOut
-	if !x.rq.hasMaxOut {
-		out = x.h.cfg.MaxOutputTokens[x.prov.id]
+	out := x.rq.MaxOut
+	if !x.rq.HasMaxOut {
+		out = x.h.cfg.MaxOutputTokens[x.prov.ID]
 	}
-	return x.rq.promptTokens + max(out, 0)
+	return x.rq.PromptTokens + max(out, 0)
 }
 
 // readBody reads the request body once, up to the size cap.
@@ -190,7 +193,7 @@ func (x *exchange) forward() {
 	defer cancel()
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	if x.rq != nil {
-		body := x.rq.body
+		body := x.rq.Body
 		// rewrite gives the upstream request its body; this one only has
 		// to say there is one.
 		r.Body = http.NoBody
@@ -240,20 +243,20 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		// from the transport that it is in memory: the transport would
 		// then send the headers and the body in two writes. A bytes.Reader
 		// goes out with the headers in one.
-		out.Body = io.NopCloser(bytes.NewReader(x.rq.body))
+		out.Body = io.NopCloser(bytes.NewReader(x.rq.Body))
 	}
-	h := make(http.Header, len(commonHeaders)+len(x.prov.headers)+2)
-	for _, names := range [][]string{commonHeaders, x.prov.headers} {
+	h := make(http.Header, len(providers.CommonHeaders)+len(x.prov.Headers)+2)
+	for _, names := range [][]string{providers.CommonHeaders, x.prov.Headers} {
 		for _, k := range names {
 			if v := pr.In.Header.Values(k); len(v) > 0 {
 				h[http.CanonicalHeaderKey(k)] = v
 			}
 		}
 	}
-	if x.prov.prepare != nil {
-		x.prov.prepare(h)
+	if x.prov.Prepare != nil {
+		x.prov.Prepare(h)
 	}
-	x.prov.setKey(h, x.up.keys.keys[x.keyIdx])
+	x.prov.SetKey(h, x.up.keys.keys[x.keyIdx])
 	out.Header = h
 }
 
@@ -297,16 +300,15 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return x.upstreamError(resp)
 	}
-	f := x.ep.format
-	if !f.charged {
+	if !x.ep.Format.Charged {
 		return nil
 	}
 	ct := resp.Header.Get("Content-Type")
 	switch {
-	case strings.HasPrefix(ct, contentSSE):
-		x.relayStream(resp, &sseSplitter{}, true)
-	case x.rq.stream && x.prov.id == models.GoogleAI:
-		x.relayStream(resp, &arraySplitter{}, false)
+	case strings.HasPrefix(ct, providers.ContentSSE):
+		x.relayStream(resp, &framing.SSE{}, true)
+	case x.rq.Stream && !x.prov.StreamsSSE(x.r):
+		x.relayStream(resp, &framing.Array{}, false)
 	default:
 		return x.readWhole(resp)
 	}
@@ -314,21 +316,21 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 }
 
 // relayStream wraps the body so usage is read while the stream passes.
-func (x *exchange) relayStream(resp *http.Response, s splitter, sse bool) {
-	f := x.ep.format
-	x.st = &streamState{hideUsage: x.rq.hideUsage}
-	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.event)
+func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool) {
+	f := x.ep.Format
+	x.st = &providers.StreamState{HideUsage: x.rq.HideUsage}
+	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
 	sr.pool = x.h.chunks
-	sr.endsAtEOF = x.prov.id == models.GoogleAI
+	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
 	if sse {
-		sr.brokenEvent = f.streamError
+		sr.brokenEvent = f.StreamError
 	}
 	// Charged when the stream's end passes, before the client sees it; the
 	// upstream's work is done then, so the concurrency slot is freed too:
 	// a client that sends its next request as soon as it reads the end
 	// must not find its own finished request still in flight.
 	sr.onEnd = func() {
-		x.charge(x.st.tokens(x.rq.promptTokens))
+		x.charge(x.st.Tokens(x.rq.PromptTokens))
 		x.adm.Release()
 	}
 	resp.Body = sr
@@ -345,7 +347,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 	}
 	if len(body) > maxAnswer {
 		// Too big to hold: relay it as it comes, charging the prompt.
-		x.charge(x.rq.promptTokens)
+		x.charge(x.rq.PromptTokens)
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -353,12 +355,11 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		return nil
 	}
 	resp.Body.Close()
-	if u, ok := x.ep.format.usage(body); ok {
-		x.charge(u.total())
+	if u, ok := x.ep.Format.Usage(body); ok {
+		x.charge(u.Total())
 	} else {
 		// No usage reported (some gateways, DALL-E): estimate from the text.
-		_, text, _ := scanObject(body, 0, true)
-		x.charge(x.rq.promptTokens + (text+3)/4)
+		x.charge(x.rq.PromptTokens + providers.EstimateAnswer(body))
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).
@@ -383,11 +384,11 @@ func (x *exchange) upstreamError(resp *http.Response) error {
 	}
 	body = x.h.scrub(body)
 	x.log.SetError("upstream answered " + strconv.Itoa(resp.StatusCode))
-	f := x.ep.format
-	if x.h.cfg.ErrorFormat == config.ErrorsCompletion && f.fake != nil {
+	f := x.ep.Format
+	if x.h.cfg.ErrorFormat == config.ErrorsCompletion && f.Fake != nil {
 		title := "Upstream error"
-		text := "[tollgate] " + title + " (" + strconv.Itoa(resp.StatusCode) + " from " + x.prov.name + "): " + upstreamMessage(body)
-		ct, fake := f.fake(x.fakeAnswer(text))
+		text := "[tollgate] " + title + " (" + strconv.Itoa(resp.StatusCode) + " from " + x.prov.Name + "): " + upstreamMessage(body)
+		ct, fake := f.Fake(x.fakeAnswer(text))
 		resp.Header = http.Header{}
 		if x.adm != nil {
 			setRateHeaders(resp.Header, x.adm.Rate)
@@ -449,9 +450,9 @@ func (x *exchange) upstreamFailed(err error) {
 		x.log.SetError("the client went away before the answer")
 		x.w.WriteHeader(499)
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
-		x.writeError(&users.Error{Code: users.CodeTimeout, Message: "The " + x.prov.name + " upstream did not answer in time.", Err: err}, x.rate())
+		x.writeError(&users.Error{Code: web.CodeTimeout, Message: "The " + x.prov.Name + " upstream did not answer in time.", Err: err}, x.rate())
 	default:
-		x.writeError(&users.Error{Code: users.CodeBadGateway, Message: "The " + x.prov.name + " upstream could not be reached.", Err: err}, x.rate())
+		x.writeError(&users.Error{Code: web.CodeBadGateway, Message: "The " + x.prov.Name + " upstream could not be reached.", Err: err}, x.rate())
 	}
 }
 
@@ -466,7 +467,7 @@ func (x *exchange) rate() *ratelimit.Decision {
 // the client may be gone.
 func (x *exchange) charge(tokens int64) {
 	x.chargeOnce.Do(func() {
-		if !x.ep.format.charged || x.p == nil {
+		if !x.ep.Format.Charged || x.p == nil {
 			return
 		}
 		x.log.SetTokens(tokens)
@@ -483,32 +484,29 @@ func (x *exchange) charge(tokens int64) {
 // left, or the upstream broke it): an estimate of what was relayed.
 func (x *exchange) finish() {
 	if x.st != nil {
-		x.charge(x.st.tokens(x.rq.promptTokens))
+		x.charge(x.st.Tokens(x.rq.PromptTokens))
 	}
 }
 
 // fakeAnswer describes the request for an error shown as an answer.
-func (x *exchange) fakeAnswer(text string) fakeAnswer {
-	fa := fakeAnswer{text: text, model: x.ep.model, stream: x.ep.stream, created: x.h.now().Unix()}
-	if x.prov.id == models.GoogleAI {
-		fa.sse = x.r.URL.Query().Get("alt") == "sse"
-	}
+func (x *exchange) fakeAnswer(text string) providers.FakeAnswer {
+	fa := providers.FakeAnswer{Text: text, Model: x.ep.Model, Stream: x.ep.Stream, SSE: x.prov.StreamsSSE(x.r), Created: x.h.now().Unix()}
 	rq := x.rq
-	if rq == nil && x.ep.format != nil && x.ep.format.body && x.raw == nil && x.r.Body != nil {
+	if rq == nil && x.ep.Format != nil && x.ep.Format.Body && x.raw == nil && x.r.Body != nil {
 		// The error came before the body was read: peek at it for stream
 		// and model, so the fake answer matches what the client expects.
 		if x.readBody() == nil {
-			rq, _ = parseRequest(x.ep.format, x.raw, 0, false)
+			rq, _ = x.ep.Format.Parse(x.raw, 0, false, false)
 		}
 	}
 	if rq != nil {
-		fa.stream = fa.stream || rq.stream
-		if fa.model == "" {
-			fa.model = rq.model
+		fa.Stream = fa.Stream || rq.Stream
+		if fa.Model == "" {
+			fa.Model = rq.Model
 		}
 	}
-	if fa.model == "" {
-		fa.model = "tollgate"
+	if fa.Model == "" {
+		fa.Model = "tollgate"
 	}
 	return fa
 }

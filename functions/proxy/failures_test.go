@@ -13,20 +13,21 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 )
 
 // formatOf is the API format of pc's request.
-func formatOf(pc provCase) *apiFormat {
+func formatOf(pc provCase) *providers.Format {
 	switch pc.kind {
 	case upstreamfake.Anthropic:
-		return fmtMessages
+		return providers.AnthropicMessages
 	case upstreamfake.Google:
-		return fmtGenerate
+		return providers.GoogleGenerate
 	case upstreamfake.Mistral:
-		return fmtMistralChat
+		return providers.MistralChat
 	}
-	return fmtChat
+	return providers.OpenAIChat
 }
 
 // cutShortCharge is what a stream cut after the fake's first chunk
@@ -39,11 +40,11 @@ func cutShortCharge(t *testing.T, pc provCase) int64 {
 		return 11 + 3
 	}
 	body := pc.stream
-	rq, err := parseRequest(formatOf(pc), []byte(body), 0, false)
+	rq, err := formatOf(pc).Parse([]byte(body), 0, false, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return rq.promptTokens + 3
+	return rq.PromptTokens + 3
 }
 
 // A client that goes away mid-stream cancels the upstream request and is

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"tollgate.dev/tollgate/internal/framing"
+	"tollgate.dev/tollgate/shared/providers"
 )
 
 // The stream usage scanner reads what an upstream (or anything claiming to
@@ -20,18 +23,18 @@ import (
 
 // fuzzStreamFormats are the stream formats, by fuzz target.
 type streamCase struct {
-	format    *apiFormat
-	split     func() splitter
+	format    *providers.Format
+	split     func() framing.Splitter
 	endsAtEOF bool
 	sse       bool
 }
 
 var (
-	chatStreamCase      = streamCase{fmtChat, func() splitter { return &sseSplitter{} }, false, true}
-	responsesStreamCase = streamCase{fmtResponses, func() splitter { return &sseSplitter{} }, false, true}
-	messagesStreamCase  = streamCase{fmtMessages, func() splitter { return &sseSplitter{} }, false, true}
-	googleSSECase       = streamCase{fmtGenerate, func() splitter { return &sseSplitter{} }, true, true}
-	googleArrayCase     = streamCase{fmtGenerate, func() splitter { return &arraySplitter{} }, true, false}
+	chatStreamCase      = streamCase{providers.OpenAIChat, func() framing.Splitter { return &framing.SSE{} }, false, true}
+	responsesStreamCase = streamCase{providers.OpenAIResponses, func() framing.Splitter { return &framing.SSE{} }, false, true}
+	messagesStreamCase  = streamCase{providers.AnthropicMessages, func() framing.Splitter { return &framing.SSE{} }, false, true}
+	googleSSECase       = streamCase{providers.GoogleGenerate, func() framing.Splitter { return &framing.SSE{} }, true, true}
+	googleArrayCase     = streamCase{providers.GoogleGenerate, func() framing.Splitter { return &framing.Array{} }, true, false}
 )
 
 // FuzzChatStreamUsage covers OpenAI chat and legacy completions and
@@ -109,7 +112,7 @@ type streamRun struct {
 	out    []byte
 	ends   int
 	tokens int64
-	st     *streamState
+	st     *providers.StreamState
 }
 
 // runStream relays stream through the scanner in reads cut at cuts, then
@@ -117,12 +120,12 @@ type streamRun struct {
 func runStream(t *testing.T, c streamCase, stream, cuts []byte, hide bool, tail error) streamRun {
 	t.Helper()
 	const prompt = 40 // the request's prompt estimate
-	st := &streamState{hideUsage: hide}
+	st := &providers.StreamState{HideUsage: hide}
 	src := &cutReader{b: stream, cuts: cuts, tail: tail}
-	r := newStreamReader(context.Background(), io.NopCloser(src), c.split(), st, c.format.event)
+	r := newStreamReader(context.Background(), io.NopCloser(src), c.split(), st, c.format.Event)
 	r.endsAtEOF = c.endsAtEOF
 	if c.sse {
-		r.brokenEvent = c.format.streamError
+		r.brokenEvent = c.format.StreamError
 	}
 	run := streamRun{st: st}
 	r.onEnd = func() { run.ends++ }
@@ -142,7 +145,7 @@ func runStream(t *testing.T, c streamCase, stream, cuts []byte, hide bool, tail 
 			t.Fatalf("Read: %v", err)
 		}
 	}
-	run.tokens = st.tokens(prompt)
+	run.tokens = st.Tokens(prompt)
 	return run
 }
 
@@ -163,9 +166,9 @@ func checkStream(t *testing.T, c streamCase, stream, cuts []byte, hide bool) {
 	if !bytes.Equal(whole.out, cut.out) {
 		t.Fatalf("relayed bytes depend on read boundaries %v:\n%q\n%q", cuts, whole.out, cut.out)
 	}
-	if whole.tokens != cut.tokens || whole.st.done != cut.st.done {
+	if whole.tokens != cut.tokens || whole.st.Done != cut.st.Done {
 		t.Fatalf("charge depends on read boundaries %v: %d (done %v) vs %d (done %v) for %q",
-			cuts, whole.tokens, whole.st.done, cut.tokens, cut.st.done, stream)
+			cuts, whole.tokens, whole.st.Done, cut.tokens, cut.st.Done, stream)
 	}
 
 	// The upstream breaks the connection after these bytes.
@@ -174,7 +177,7 @@ func checkStream(t *testing.T, c streamCase, stream, cuts []byte, hide bool) {
 		t.Fatalf("broken stream: end hook %d times, charge %d", broken.ends, broken.tokens)
 	}
 	if c.sse {
-		tailEvent := c.format.streamError("The upstream ended the stream unexpectedly; the answer is incomplete.")
+		tailEvent := c.format.StreamError("The upstream ended the stream unexpectedly; the answer is incomplete.")
 		if !bytes.HasSuffix(broken.out, tailEvent) {
 			t.Fatalf("broken stream does not end with an error event: %q", broken.out)
 		}

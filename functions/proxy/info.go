@@ -8,6 +8,7 @@ import (
 	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/providers"
 )
 
 // serveInfo answers GET / with what a user needs to configure a client:
@@ -23,24 +24,23 @@ func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 		Families []string `json:"families"`
 		Routes   []string `json:"routes"`
 	}
-	providers := []providerInfo{}
-	for _, id := range models.Providers {
-		up := h.up[string(id)]
-		if up == nil || !h.cfg.Served(id) {
+	served := []providerInfo{}
+	for _, p := range providers.All() {
+		if !h.cfg.Served(p.ID) {
 			continue
 		}
 		families := []string{}
 		for _, f := range models.Families {
-			if f.Provider == id && h.cfg.FamilyAllowed(f.Name) {
+			if f.Provider == p.ID && h.cfg.FamilyAllowed(f.Name) {
 				families = append(families, f.Name)
 			}
 		}
-		providers = append(providers, providerInfo{
-			Name:     up.name,
-			Provider: string(id),
-			BaseURL:  root + "/" + string(id) + up.sdkPath,
+		served = append(served, providerInfo{
+			Name:     p.Name,
+			Provider: string(p.ID),
+			BaseURL:  root + "/" + string(p.ID) + p.SDKPath,
 			Families: families,
-			Routes:   routesOf(id),
+			Routes:   p.ListedRoutes(),
 		})
 	}
 	allowed := make([]string, 0, len(h.cfg.AllowedFamilies))
@@ -51,31 +51,16 @@ func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 	info := map[string]any{
 		"service":         "tollgate",
 		"gatekeeper":      string(h.cfg.Gatekeeper),
-		"providers":       providers,
+		"providers":       served,
 		"allowedFamilies": allowed,
 		"errorFormat":     string(h.cfg.ErrorFormat),
 		"lookup":          root + "/user/lookup",
 		"health":          root + "/health",
 	}
-	body := mustJSON(info)
+	body := providers.MustJSON(info)
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write(body)
-}
-
-// routesOf lists a provider's routes (under its base URL's mount).
-func routesOf(id models.Provider) []string {
-	switch id {
-	case models.OpenAI:
-		return []string{"GET /v1/models", "POST /v1/chat/completions", "POST /v1/responses", "POST /v1/completions", "POST /v1/embeddings", "POST /v1/images/generations"}
-	case models.Anthropic:
-		return []string{"GET /v1/models", "POST /v1/messages", "POST /v1/messages/count_tokens"}
-	case models.GoogleAI:
-		return []string{"GET /v1beta/models", "POST /v1beta/models/{model}:generateContent", "POST /v1beta/models/{model}:streamGenerateContent", "POST /v1beta/models/{model}:countTokens"}
-	case models.MistralAI:
-		return []string{"GET /v1/models", "POST /v1/chat/completions"}
-	}
-	return nil
 }
 
 // externalRoot is the proxy's URL as the client reached it: scheme from

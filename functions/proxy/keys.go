@@ -103,7 +103,7 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				out.Body = body
 			}
-			x.prov.setKey(out.Header, pool.keys[key])
+			x.prov.SetKey(out.Header, pool.keys[key])
 		}
 		resp, err := t.base.RoundTrip(out)
 		if err != nil {
@@ -111,8 +111,8 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		tried[key] = true
 		dead := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
-		if !dead && x.prov.keyDead != nil && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests) {
-			dead = x.prov.keyDead(resp.StatusCode, peekBody(resp))
+		if !dead && x.prov.KeyDead != nil && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests) {
+			dead = x.prov.KeyDead(resp.StatusCode, peekBody(resp))
 		}
 		if dead {
 			pool.setAside(key, resp.StatusCode)

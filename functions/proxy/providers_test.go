@@ -262,7 +262,7 @@ func TestAnthropicVersionHeader(t *testing.T) {
 	token := e.user(users.Patch{})
 	up := e.fake(upstreamfake.Anthropic)
 	body := `{"model":"claude-haiku-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`
-	for _, tc := range []struct{ sent, want string }{{"", anthropicVersion}, {"2024-10-22", "2024-10-22"}} {
+	for _, tc := range []struct{ sent, want string }{{"", "2023-06-01"}, {"2024-10-22", "2024-10-22"}} {
 		h := map[string]string{"x-api-key": token, "anthropic-beta": "tools-2024-04-04"}
 		if tc.sent != "" {
 			h["anthropic-version"] = tc.sent

@@ -22,6 +22,7 @@ import (
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/providers"
 )
 
 // Options tune the handler; the zero value is the production setting.
@@ -81,7 +82,7 @@ type handler struct {
 
 // upstream is a provider as configured: adapter, base URL and keys.
 type upstream struct {
-	*provider
+	prov *providers.Provider
 	base *url.URL
 	keys *keyPool
 }
@@ -107,15 +108,15 @@ func newHandler(d *app.Deps, o Options) *handler {
 	if h.timeout <= 0 {
 		h.timeout = defaultUpstreamTimeout
 	}
-	for _, p := range allProviders() {
-		base, err := url.Parse(d.Config.BaseURLs[p.id])
+	for _, p := range providers.All() {
+		base, err := url.Parse(d.Config.BaseURLs[p.ID])
 		if err != nil || base.Host == "" {
 			// config validated it; an unusable URL makes the provider unserved.
 			base = nil
 		}
-		keys := d.Config.ProviderKeys[p.id]
+		keys := d.Config.ProviderKeys[p.ID]
 		h.secrets = append(h.secrets, keys...)
-		h.up[string(p.id)] = &upstream{provider: p, base: base, keys: newKeyPool(p.name, keys, d.Log)}
+		h.up[string(p.ID)] = &upstream{prov: p, base: base, keys: newKeyPool(p.Name, keys, d.Log)}
 	}
 	transport := o.Transport
 	if transport == nil {
@@ -192,13 +193,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{h: h, w: w, r: r, log: logging.FromContext(r.Context())}
 	up, ok := h.up[mount]
 	if !ok {
-		x.prov = h.up["openai"].provider // OpenAI's shape is the lingua franca
+		x.prov = providers.Fallback()
 		x.log.SetRoute("unknown")
 		x.writeError(unknownRoute(r), nil)
 		return
 	}
-	x.up, x.prov = up, up.provider
-	ep, ok := up.match(r.Method, "/"+rest)
+	x.up, x.prov = up, up.prov
+	ep, ok := up.prov.Match(r.Method, "/"+rest)
 	if !ok {
 		x.log.SetRoute("unknown /" + mount)
 		x.writeError(unknownRoute(r), nil)
@@ -206,7 +207,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	x.ep = ep
 	x.upstreamPath = "/" + rest
-	x.log.SetRoute(ep.route)
+	x.log.SetRoute(ep.Route)
 	x.serve()
 }
 

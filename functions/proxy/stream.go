@@ -1,11 +1,13 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"sync"
+
+	"tollgate.dev/tollgate/internal/framing"
+	"tollgate.dev/tollgate/shared/providers"
 )
 
 // streamReader wraps an upstream stream's body: it relays every complete
@@ -15,8 +17,8 @@ import (
 type streamReader struct {
 	src   io.ReadCloser
 	ctx   context.Context
-	split splitter
-	st    *streamState
+	split framing.Splitter
+	st    *providers.StreamState
 	// onEnd is called once: when the stream's end event is about to be
 	// relayed, or when the body ends or breaks.
 	onEnd func()
@@ -26,7 +28,7 @@ type streamReader struct {
 	// endsAtEOF: the stream has no end event; a clean end of the body is
 	// its end (Google).
 	endsAtEOF bool
-	event     func(st *streamState, name, data []byte) bool
+	event     func(st *providers.StreamState, name, data []byte) bool
 
 	chunk []byte     // read buffer
 	pool  *chunkPool // where chunk comes from and goes back to (nil: none)
@@ -34,14 +36,6 @@ type streamReader struct {
 	pos   int        // read position in out
 	err   error      // what to return once out is drained
 	ended bool
-}
-
-// splitter cuts the bytes of a stream into events, calling emit with the
-// raw bytes of each (kept verbatim) and its name and data.
-type splitter interface {
-	feed(p []byte, emit func(raw, name, data []byte))
-	// rest returns the bytes of an incomplete event left at the end.
-	rest() []byte
 }
 
 const chunkSize = 16 << 10
@@ -54,7 +48,7 @@ func newChunkPool() *chunkPool {
 	return &chunkPool{p: sync.Pool{New: func() any { return new([chunkSize]byte) }}}
 }
 
-func newStreamReader(ctx context.Context, src io.ReadCloser, s splitter, st *streamState, event func(*streamState, []byte, []byte) bool) *streamReader {
+func newStreamReader(ctx context.Context, src io.ReadCloser, s framing.Splitter, st *providers.StreamState, event func(*providers.StreamState, []byte, []byte) bool) *streamReader {
 	return &streamReader{src: src, ctx: ctx, split: s, st: st, event: event}
 }
 
@@ -79,7 +73,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		chunk := r.buffer()
 		n, err := r.src.Read(chunk)
 		if n > 0 {
-			r.split.feed(chunk[:n], r.emit)
+			r.split.Feed(chunk[:n], r.emit)
 		}
 		if err != nil {
 			r.finish(err)
@@ -92,7 +86,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 
 func (r *streamReader) emit(raw, name, data []byte) {
 	keep := len(data) == 0 || r.event == nil || r.event(r.st, name, data)
-	if r.st.done {
+	if r.st.Done {
 		// Charged before the client sees the end, so that a client that
 		// stops reading there finds its usage recorded.
 		r.end()
@@ -109,11 +103,11 @@ func (r *streamReader) finish(err error) {
 		r.pool.p.Put((*[chunkSize]byte)(r.chunk))
 	}
 	r.chunk = nil
-	r.out = append(r.out, r.split.rest()...)
+	r.out = append(r.out, r.split.Rest()...)
 	switch {
 	case errors.Is(err, io.EOF):
 		if r.endsAtEOF {
-			r.st.done = true
+			r.st.Done = true
 		}
 		r.err = io.EOF
 	case r.ctx.Err() != nil:
@@ -140,144 +134,3 @@ func (r *streamReader) end() {
 }
 
 func (r *streamReader) Close() error { return r.src.Close() }
-
-// sseSplitter cuts server-sent events at blank lines (LF or CRLF).
-type sseSplitter struct {
-	buf     []byte
-	scanned int // bytes of buf already searched for a blank line
-}
-
-func (s *sseSplitter) feed(p []byte, emit func(raw, name, data []byte)) {
-	s.buf = append(s.buf, p...)
-	start := 0
-	for {
-		end := blankLine(s.buf, start, s.scanned)
-		if end < 0 {
-			break
-		}
-		raw := s.buf[start:end]
-		name, data := parseEvent(raw)
-		emit(raw, name, data)
-		start, s.scanned = end, end
-	}
-	if start > 0 {
-		n := copy(s.buf, s.buf[start:])
-		s.buf = s.buf[:n]
-		s.scanned -= start
-	}
-	// All of buf has been searched; only its tail may yet turn out to
-	// start a blank line once more bytes come.
-	s.scanned = max(0, len(s.buf)-3)
-}
-
-func (s *sseSplitter) rest() []byte {
-	r := s.buf
-	s.buf, s.scanned = nil, 0
-	return r
-}
-
-// blankLine returns the offset just past the first blank line of b after
-// start (searching from from), or -1.
-func blankLine(b []byte, start, from int) int {
-	i := max(start, from)
-	for {
-		j := bytes.IndexByte(b[i:], '\n')
-		if j < 0 {
-			return -1
-		}
-		nl := i + j
-		// The line after this newline is blank if it is "\n" or "\r\n".
-		if nl+1 < len(b) && b[nl+1] == '\n' {
-			return nl + 2
-		}
-		if nl+2 < len(b) && b[nl+1] == '\r' && b[nl+2] == '\n' {
-			return nl + 3
-		}
-		if nl == start || (nl == start+1 && b[start] == '\r') {
-			// A blank line at the very start: an empty event.
-			return nl + 1
-		}
-		i = nl + 1
-	}
-}
-
-// parseEvent returns an event's name and data (data lines joined by
-// newlines, as SSE defines).
-func parseEvent(raw []byte) (name, data []byte) {
-	lines := 0
-	for len(raw) > 0 {
-		line := raw
-		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
-			line, raw = raw[:i], raw[i+1:]
-		} else {
-			raw = nil
-		}
-		line = bytes.TrimSuffix(line, []byte("\r"))
-		field, value, _ := bytes.Cut(line, []byte(":"))
-		value = bytes.TrimPrefix(value, []byte(" "))
-		switch string(field) {
-		case "event":
-			name = value
-		case "data":
-			if lines == 0 {
-				data = value
-			} else {
-				data = append(append(append([]byte(nil), data...), '\n'), value...)
-			}
-			lines++
-		}
-	}
-	return name, data
-}
-
-// arraySplitter finds the elements of a streamed JSON array (Google's
-// streamGenerateContent without alt=sse), relaying bytes as they come.
-type arraySplitter struct {
-	depth    int
-	inString bool
-	escape   bool
-	elem     []byte
-}
-
-// maxElement bounds the copy kept of one element for reading usage.
-const maxElement = 4 << 20
-
-func (s *arraySplitter) feed(p []byte, emit func(raw, name, data []byte)) {
-	from := 0
-	for i, c := range p {
-		if s.depth >= 2 && len(s.elem) < maxElement {
-			s.elem = append(s.elem, c)
-		}
-		switch {
-		case s.inString:
-			switch {
-			case s.escape:
-				s.escape = false
-			case c == '\\':
-				s.escape = true
-			case c == '"':
-				s.inString = false
-			}
-		case c == '"':
-			s.inString = true
-		case c == '{' || c == '[':
-			s.depth++
-			if s.depth == 2 {
-				s.elem = append(s.elem[:0], c)
-			}
-		case c == '}' || c == ']':
-			s.depth--
-			if s.depth == 1 {
-				// Relay everything so far along with the element's data.
-				emit(p[from:i+1], nil, s.elem)
-				from = i + 1
-				s.elem = s.elem[:0]
-			}
-		}
-	}
-	if from < len(p) {
-		emit(p[from:], nil, nil)
-	}
-}
-
-func (s *arraySplitter) rest() []byte { return nil }

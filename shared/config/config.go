@@ -14,6 +14,7 @@ import (
 
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -100,27 +101,11 @@ func (e *Error) Error() string {
 	return fmt.Sprintf("invalid configuration: %s: %s", e.Var, e.Accepted)
 }
 
-// ProviderEnv is the environment-variable infix of each provider.
-var ProviderEnv = map[models.Provider]string{
-	models.OpenAI:    "OPENAI",
-	models.Anthropic: "ANTHROPIC",
-	models.GoogleAI:  "GOOGLE_AI",
-	models.MistralAI: "MISTRAL_AI",
-}
-
-// DefaultBaseURLs are the providers' public API roots.
-var DefaultBaseURLs = map[models.Provider]string{
-	models.OpenAI:    "https://api.openai.com",
-	models.Anthropic: "https://api.anthropic.com",
-	models.GoogleAI:  "https://generativelanguage.googleapis.com",
-	models.MistralAI: "https://api.mistral.ai",
-}
-
 // SecretVars are the variables that may hold Secret Manager references.
 func SecretVars() []string {
 	vars := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY"}
-	for _, p := range models.Providers {
-		vars = append(vars, ProviderEnv[p]+"_KEY")
+	for _, p := range providers.All() {
+		vars = append(vars, p.Env.Key)
 	}
 	return vars
 }
@@ -172,13 +157,12 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.MaxOutputTokens = map[models.Provider]int64{}
 	c.ProviderKeys = map[models.Provider][]string{}
 	c.BaseURLs = map[models.Provider]string{}
-	for _, prov := range models.Providers {
-		infix := ProviderEnv[prov]
-		c.MaxOutputTokens[prov] = int64(p.int("MAX_OUTPUT_TOKENS_"+infix, 1024, 0, 10_000_000))
-		if keys := splitList(env[infix+"_KEY"]); len(keys) > 0 {
-			c.ProviderKeys[prov] = keys
+	for _, prov := range providers.All() {
+		c.MaxOutputTokens[prov.ID] = int64(p.int(prov.Env.MaxOutput, 1024, 0, 10_000_000))
+		if keys := splitList(env[prov.Env.Key]); len(keys) > 0 {
+			c.ProviderKeys[prov.ID] = keys
 		}
-		c.BaseURLs[prov] = p.baseURL(infix+"_BASE_URL", DefaultBaseURLs[prov])
+		c.BaseURLs[prov.ID] = p.baseURL(prov.Env.BaseURL, prov.Env.DefaultBaseURL)
 	}
 	c.SigningKey = strings.TrimSpace(env["SIGNING_KEY"])
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
@@ -227,8 +211,8 @@ func (c *Config) SecretValues() map[string]string {
 	put("ADMIN_KEY", c.AdminKey)
 	put("FIREBASE_KEY", c.FirebaseKey)
 	put("SIGNING_KEY", c.SigningKey)
-	for _, p := range models.Providers {
-		put(ProviderEnv[p]+"_KEY", strings.Join(c.ProviderKeys[p], ","))
+	for _, p := range providers.All() {
+		put(p.Env.Key, strings.Join(c.ProviderKeys[p.ID], ","))
 	}
 	return out
 }
@@ -248,16 +232,16 @@ func (c *Config) ApplySecrets(values map[string]string) {
 		case "SIGNING_KEY":
 			c.SigningKey = v
 		default:
-			for _, p := range models.Providers {
-				if name != ProviderEnv[p]+"_KEY" {
+			for _, p := range providers.All() {
+				if name != p.Env.Key {
 					continue
 				}
 				// A secret holding no key leaves the provider unserved
 				// rather than sending its reference upstream as a key.
 				if keys := splitList(v); len(keys) > 0 {
-					c.ProviderKeys[p] = keys
+					c.ProviderKeys[p.ID] = keys
 				} else {
-					delete(c.ProviderKeys, p)
+					delete(c.ProviderKeys, p.ID)
 				}
 			}
 		}

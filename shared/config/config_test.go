@@ -10,6 +10,7 @@ import (
 
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/providers"
 )
 
 func load(t *testing.T, env map[string]string) *config.Config {
@@ -67,11 +68,12 @@ func TestDefaults(t *testing.T) {
 	if c.FamilyAllowed("dall-e") || c.FamilyAllowed("gpt-image") {
 		t.Error("image families allowed by default")
 	}
-	for _, p := range models.Providers {
+	for _, prov := range providers.All() {
+		p := prov.ID
 		if c.MaxOutputTokens[p] != 1024 {
 			t.Errorf("MaxOutputTokens[%s] = %d, want 1024", p, c.MaxOutputTokens[p])
 		}
-		if c.BaseURLs[p] != config.DefaultBaseURLs[p] {
+		if c.BaseURLs[p] != prov.Env.DefaultBaseURL {
 			t.Errorf("BaseURLs[%s] = %q", p, c.BaseURLs[p])
 		}
 		if c.Served(p) {

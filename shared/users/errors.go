@@ -9,22 +9,18 @@ import (
 type Code string
 
 const (
-	CodeInvalid      Code = "invalid"       // 400: bad input
-	CodeUnauthorized Code = "unauthorized"  // 401: no or unknown credentials
-	CodeForbidden    Code = "forbidden"     // 403: known but not allowed
-	CodeNotFound     Code = "not_found"     // 404
-	CodeConflict     Code = "conflict"      // 409
-	CodeTooLarge     Code = "too_large"     // 413
-	CodeUnsupported  Code = "unsupported"   // 415
-	CodeQuota        Code = "quota"         // 429: token quota exhausted
-	CodeRateLimited  Code = "rate_limited"  // 429: too many requests
-	CodeUnavailable  Code = "unavailable"   // 503: a dependency is down
-	CodeInternal     Code = "internal"      // 500
-	CodeBadGateway   Code = "bad_gateway"   // 502
-	CodeTimeout      Code = "timeout"       // 504
-	CodeNotServed    Code = "not_served"    // 503: provider has no key
-	CodeConcurrency  Code = "concurrency"   // 429: too many in flight
-	CodeUnknownRoute Code = "unknown_route" // 404 on the proxy
+	CodeInvalid      Code = "invalid"      // 400: bad input
+	CodeUnauthorized Code = "unauthorized" // 401: no or unknown credentials
+	CodeForbidden    Code = "forbidden"    // 403: known but not allowed
+	CodeNotFound     Code = "not_found"    // 404
+	CodeConflict     Code = "conflict"     // 409
+	CodeTooLarge     Code = "too_large"    // 413
+	CodeUnsupported  Code = "unsupported"  // 415
+	CodeQuota        Code = "quota"        // 429: token quota exhausted
+	CodeRateLimited  Code = "rate_limited" // 429: too many requests
+	CodeUnavailable  Code = "unavailable"  // 503: a dependency is down
+	CodeInternal     Code = "internal"     // 500
+	CodeConcurrency  Code = "concurrency"  // 429: too many in flight
 )
 
 // Issue points at one bad field of an input document.

@@ -13,7 +13,16 @@ import (
 	"tollgate.dev/tollgate/shared/users"
 )
 
-// Status maps an application error code to its HTTP status.
+// Codes of the edge alone: a user store never fails with them.
+const (
+	CodeUnknownRoute users.Code = "unknown_route" // 404: no such proxy route
+	CodeNotServed    users.Code = "not_served"    // 503: the provider has no key
+	CodeBadGateway   users.Code = "bad_gateway"   // 502: the upstream failed
+	CodeTimeout      users.Code = "timeout"       // 504: the upstream is too slow
+)
+
+// Status maps an application error code to its HTTP status: the one table
+// of the proxy, the admin API, the admin UI and the lookup page.
 func Status(c users.Code) int {
 	switch c {
 	case users.CodeInvalid:
@@ -22,7 +31,7 @@ func Status(c users.Code) int {
 		return http.StatusUnauthorized
 	case users.CodeForbidden:
 		return http.StatusForbidden
-	case users.CodeNotFound, users.CodeUnknownRoute:
+	case users.CodeNotFound, CodeUnknownRoute:
 		return http.StatusNotFound
 	case users.CodeConflict:
 		return http.StatusConflict
@@ -32,10 +41,12 @@ func Status(c users.Code) int {
 		return http.StatusUnsupportedMediaType
 	case users.CodeRateLimited, users.CodeQuota, users.CodeConcurrency:
 		return http.StatusTooManyRequests
-	case users.CodeUnavailable, users.CodeNotServed, users.CodeTimeout:
+	case users.CodeUnavailable, CodeNotServed:
 		return http.StatusServiceUnavailable
-	case users.CodeBadGateway:
+	case CodeBadGateway:
 		return http.StatusBadGateway
+	case CodeTimeout:
+		return http.StatusGatewayTimeout
 	default:
 		return http.StatusInternalServerError
 	}

@@ -1,11 +1,11 @@
-package proxy
+package providers
 
 import "testing"
 
 func TestRoutes(t *testing.T) {
-	provs := map[string]*provider{}
-	for _, p := range allProviders() {
-		provs[string(p.id)] = p
+	provs := map[string]*Provider{}
+	for _, p := range All() {
+		provs[string(p.ID)] = p
 	}
 	cases := []struct {
 		prov, method, path string
@@ -38,8 +38,8 @@ func TestRoutes(t *testing.T) {
 		{"mistral-ai", "POST", "/v1/embeddings", "", "", false},
 	}
 	for _, tc := range cases {
-		ep, ok := provs[tc.prov].match(tc.method, tc.path)
-		if ok != (tc.route != "") || ep.route != tc.route || ep.model != tc.model || ep.stream != tc.stream {
+		ep, ok := provs[tc.prov].Match(tc.method, tc.path)
+		if ok != (tc.route != "") || ep.Route != tc.route || ep.Model != tc.model || ep.Stream != tc.stream {
 			t.Errorf("%s %s %s: got %+v, %v; want route %q model %q stream %v", tc.prov, tc.method, tc.path, ep, ok, tc.route, tc.model, tc.stream)
 		}
 	}

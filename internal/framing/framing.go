@@ -1,0 +1,157 @@
+// Package framing cuts the bytes of a streamed answer into its events as
+// they arrive, keeping every byte: server-sent events, and the elements of
+// a streamed JSON array (Google's streamGenerateContent without alt=sse).
+package framing
+
+import (
+	"bytes"
+)
+
+// Splitter cuts the bytes of a stream into events, calling emit with the
+// raw bytes of each (kept verbatim) and its name and data.
+type Splitter interface {
+	Feed(p []byte, emit func(raw, name, data []byte))
+	// rest returns the bytes of an incomplete event left at the end.
+	Rest() []byte
+}
+
+// SSE cuts server-sent events at blank lines (LF or CRLF).
+type SSE struct {
+	buf     []byte
+	scanned int // bytes of buf already searched for a blank line
+}
+
+func (s *SSE) Feed(p []byte, emit func(raw, name, data []byte)) {
+	s.buf = append(s.buf, p...)
+	start := 0
+	for {
+		end := blankLine(s.buf, start, s.scanned)
+		if end < 0 {
+			break
+		}
+		raw := s.buf[start:end]
+		name, data := parseEvent(raw)
+		emit(raw, name, data)
+		start, s.scanned = end, end
+	}
+	if start > 0 {
+		n := copy(s.buf, s.buf[start:])
+		s.buf = s.buf[:n]
+		s.scanned -= start
+	}
+	// All of buf has been searched; only its tail may yet turn out to
+	// start a blank line once more bytes come.
+	s.scanned = max(0, len(s.buf)-3)
+}
+
+func (s *SSE) Rest() []byte {
+	r := s.buf
+	s.buf, s.scanned = nil, 0
+	return r
+}
+
+// blankLine returns the offset just past the first blank line of b after
+// start (searching from from), or -1.
+func blankLine(b []byte, start, from int) int {
+	i := max(start, from)
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		nl := i + j
+		// The line after this newline is blank if it is "\n" or "\r\n".
+		if nl+1 < len(b) && b[nl+1] == '\n' {
+			return nl + 2
+		}
+		if nl+2 < len(b) && b[nl+1] == '\r' && b[nl+2] == '\n' {
+			return nl + 3
+		}
+		if nl == start || (nl == start+1 && b[start] == '\r') {
+			// A blank line at the very start: an empty event.
+			return nl + 1
+		}
+		i = nl + 1
+	}
+}
+
+// parseEvent returns an event's name and data (data lines joined by
+// newlines, as SSE defines).
+func parseEvent(raw []byte) (name, data []byte) {
+	lines := 0
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		field, value, _ := bytes.Cut(line, []byte(":"))
+		value = bytes.TrimPrefix(value, []byte(" "))
+		switch string(field) {
+		case "event":
+			name = value
+		case "data":
+			if lines == 0 {
+				data = value
+			} else {
+				data = append(append(append([]byte(nil), data...), '\n'), value...)
+			}
+			lines++
+		}
+	}
+	return name, data
+}
+
+// Array finds the elements of a streamed JSON array (Google's
+// streamGenerateContent without alt=sse), relaying bytes as they come.
+type Array struct {
+	depth    int
+	inString bool
+	escape   bool
+	elem     []byte
+}
+
+// maxElement bounds the copy kept of one element for reading usage.
+const maxElement = 4 << 20
+
+func (s *Array) Feed(p []byte, emit func(raw, name, data []byte)) {
+	from := 0
+	for i, c := range p {
+		if s.depth >= 2 && len(s.elem) < maxElement {
+			s.elem = append(s.elem, c)
+		}
+		switch {
+		case s.inString:
+			switch {
+			case s.escape:
+				s.escape = false
+			case c == '\\':
+				s.escape = true
+			case c == '"':
+				s.inString = false
+			}
+		case c == '"':
+			s.inString = true
+		case c == '{' || c == '[':
+			s.depth++
+			if s.depth == 2 {
+				s.elem = append(s.elem[:0], c)
+			}
+		case c == '}' || c == ']':
+			s.depth--
+			if s.depth == 1 {
+				// Relay everything so far along with the element's data.
+				emit(p[from:i+1], nil, s.elem)
+				from = i + 1
+				s.elem = s.elem[:0]
+			}
+		}
+	}
+	if from < len(p) {
+		emit(p[from:], nil, nil)
+	}
+}
+
+func (s *Array) Rest() []byte { return nil }

@@ -1,0 +1,82 @@
+package framing
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// Events are found whatever the read boundaries, in LF and CRLF streams.
+func TestSSESplitter(t *testing.T) {
+	streams := []string{
+		"data: {\"a\":1}\n\ndata: {\"a\":2}\n\nevent: x\ndata: [DONE]\n\n",
+		"data: {\"a\":1}\r\n\r\ndata: {\"a\":2}\r\n\r\nevent: x\r\ndata: [DONE]\r\n\r\n",
+		": comment\n\ndata: {\"a\":1}\n\n\ndata: {\"a\":2}\n\nevent: x\ndata: [DONE]\n\n",
+	}
+	for _, stream := range streams {
+		for _, size := range []int{1, 2, 3, 5, 7, 1000} {
+			s := &SSE{}
+			var raw bytes.Buffer
+			var data []string
+			for i := 0; i < len(stream); i += size {
+				s.Feed([]byte(stream[i:min(i+size, len(stream))]), func(r, name, d []byte) {
+					raw.Write(r)
+					if len(d) > 0 {
+						data = append(data, string(name)+"|"+string(d))
+					}
+				})
+			}
+			raw.Write(s.Rest())
+			if raw.String() != stream {
+				t.Errorf("size %d: relayed bytes differ:\n%q\n%q", size, raw.String(), stream)
+			}
+			if got := strings.Join(data, ","); got != `|{"a":1},|{"a":2},x|[DONE]` {
+				t.Errorf("size %d: events %s", size, got)
+			}
+		}
+	}
+}
+
+func TestArraySplitter(t *testing.T) {
+	stream := `[{"candidates":[{"content":{"parts":[{"text":"a]}\"{"}]}}]}` + "\n,\r\n" + `{"usageMetadata":{"promptTokenCount":3}}]`
+	for _, size := range []int{1, 4, 1000} {
+		s := &Array{}
+		var raw bytes.Buffer
+		var elems []string
+		for i := 0; i < len(stream); i += size {
+			s.Feed([]byte(stream[i:min(i+size, len(stream))]), func(r, _, d []byte) {
+				raw.Write(r)
+				if len(d) > 0 {
+					elems = append(elems, string(d))
+				}
+			})
+		}
+		if raw.String() != stream {
+			t.Errorf("size %d: relayed %q", size, raw.String())
+		}
+		if len(elems) != 2 || !json.Valid([]byte(elems[0])) || elems[1] != `{"usageMetadata":{"promptTokenCount":3}}` {
+			t.Errorf("size %d: elements %q", size, elems)
+		}
+	}
+}
+
+// FuzzSSESplitter: relayed bytes always equal the input.
+func FuzzSSESplitter(f *testing.F) {
+	f.Add("data: {\"a\":1}\n\ndata: x\r\n\r\n", 3)
+	f.Add("\n\n\r\n\r\ndata:\n\n", 1)
+	f.Fuzz(func(t *testing.T, stream string, size int) {
+		if size <= 0 || size > 64 {
+			size = 7
+		}
+		s := &SSE{}
+		var raw bytes.Buffer
+		for i := 0; i < len(stream); i += size {
+			s.Feed([]byte(stream[i:min(i+size, len(stream))]), func(r, _, _ []byte) { raw.Write(r) })
+		}
+		raw.Write(s.Rest())
+		if raw.String() != stream {
+			t.Fatalf("relayed %q, want %q", raw.String(), stream)
+		}
+	})
+}

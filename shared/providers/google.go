@@ -1,0 +1,184 @@
+package providers
+
+import (
+	"bytes"
+	"net/http"
+
+	"tollgate.dev/tollgate/internal/jsonscan"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Google AI (Gemini): key in x-goog-api-key (never in the query); model
+// in the path, models/{model}:generateContent; usage in "usageMetadata":
+// promptTokenCount + toolUsePromptTokenCount + candidatesTokenCount +
+// thoughtsTokenCount (thinking is reported apart from the candidates).
+// Streams repeat usageMetadata in every chunk, complete in the last; they
+// are SSE with ?alt=sse, else one JSON array, and have no end event.
+func googleProvider() *Provider {
+	return &Provider{
+		ID:   models.GoogleAI,
+		Name: "Google AI",
+		Env: Env{Key: "GOOGLE_AI_KEY", BaseURL: "GOOGLE_AI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_GOOGLE_AI",
+			DefaultBaseURL: "https://generativelanguage.googleapis.com"},
+		Routes:    append(googleRoutes("v1beta", false), googleRoutes("v1", true)...),
+		SetKey:    func(h http.Header, key string) { h.Set("X-Goog-Api-Key", key) },
+		Headers:   []string{"X-Goog-Api-Client"},
+		ErrorBody: googleErrorBody,
+		KeyDead:   googleKeyDead,
+		Framing: Framing{
+			SSE:       func(r *http.Request) bool { return r.URL.Query().Get("alt") == "sse" },
+			EndsAtEOF: true,
+		},
+	}
+}
+
+// googleRoutes are the models routes of one API version. countTokens is
+// used by clients such as SillyTavern; it is limited but not charged, as
+// it costs nothing.
+func googleRoutes(version string, unlisted bool) []Route {
+	base := "/" + version + "/models"
+	return []Route{
+		{Method: http.MethodGet, Pattern: base, Format: List, Unlisted: unlisted},
+		{Method: http.MethodGet, Pattern: base + "/{model}", Format: List, Unlisted: true},
+		{Method: http.MethodPost, Pattern: base + "/{model}:generateContent", Format: GoogleGenerate, Unlisted: unlisted},
+		{Method: http.MethodPost, Pattern: base + "/{model}:streamGenerateContent", Format: GoogleGenerate, Stream: true, Unlisted: unlisted},
+		{Method: http.MethodPost, Pattern: base + "/{model}:countTokens", Format: GoogleCountTokens, Unlisted: unlisted},
+	}
+}
+
+var (
+	GoogleGenerate = &Format{
+		Name: "google-generate", Body: true, Admitted: true, Charged: true,
+		MaxTokens: [][]string{
+			{"generationConfig", "maxOutputTokens"}, {"generationConfig", "max_output_tokens"},
+			{"generation_config", "maxOutputTokens"}, {"generation_config", "max_output_tokens"},
+		},
+		Usage:       googleUsage,
+		Event:       googleEvent,
+		StreamError: googleStreamError,
+		Fake:        fakeGenerate,
+	}
+	GoogleCountTokens = &Format{Name: "google-count-tokens", Body: true, Admitted: true}
+)
+
+var googleStatus = map[int]string{
+	http.StatusBadRequest:            "INVALID_ARGUMENT",
+	http.StatusUnauthorized:          "UNAUTHENTICATED",
+	http.StatusForbidden:             "PERMISSION_DENIED",
+	http.StatusNotFound:              "NOT_FOUND",
+	http.StatusRequestEntityTooLarge: "INVALID_ARGUMENT",
+	http.StatusTooManyRequests:       "RESOURCE_EXHAUSTED",
+	http.StatusInternalServerError:   "INTERNAL",
+	http.StatusBadGateway:            "UNAVAILABLE",
+	http.StatusServiceUnavailable:    "UNAVAILABLE",
+	http.StatusGatewayTimeout:        "DEADLINE_EXCEEDED",
+}
+
+func googleErrorBody(status int, e *users.Error) []byte {
+	s := googleStatus[status]
+	if s == "" {
+		s = "UNKNOWN"
+	}
+	body := map[string]any{"code": status, "message": e.Message, "status": s}
+	addQuota(body, e)
+	return MustJSON(map[string]any{"error": body})
+}
+
+// googleKeyDead: Google answers a bad key with 400 API_KEY_INVALID.
+func googleKeyDead(status int, body []byte) bool {
+	return status == http.StatusBadRequest && bytes.Contains(body, []byte("API_KEY_INVALID"))
+}
+
+type googleUsageJSON struct {
+	PromptTokenCount        int64  `json:"promptTokenCount"`
+	ToolUsePromptTokenCount int64  `json:"toolUsePromptTokenCount"`
+	CandidatesTokenCount    *int64 `json:"candidatesTokenCount"`
+	ThoughtsTokenCount      int64  `json:"thoughtsTokenCount"`
+}
+
+func (u *googleUsageJSON) usage() Usage {
+	out := reported(u.ThoughtsTokenCount)
+	if u.CandidatesTokenCount != nil {
+		out += reported(*u.CandidatesTokenCount)
+	}
+	return Usage{Input: reported(u.PromptTokenCount) + reported(u.ToolUsePromptTokenCount), Output: out}
+}
+
+// decode reads a Google usageMetadata object (see usage.go for the rules).
+func (u *googleUsageJSON) decode(b []byte) bool {
+	return jsonscan.EachMember(b, func(k, v []byte) bool {
+		switch {
+		case jsonscan.FoldIs(k, "promptTokenCount"):
+			return jsonscan.IntInto(&u.PromptTokenCount, v)
+		case jsonscan.FoldIs(k, "toolUsePromptTokenCount"):
+			return jsonscan.IntInto(&u.ToolUsePromptTokenCount, v)
+		case jsonscan.FoldIs(k, "thoughtsTokenCount"):
+			return jsonscan.IntInto(&u.ThoughtsTokenCount, v)
+		case jsonscan.FoldIs(k, "candidatesTokenCount"):
+			if jsonscan.IsNull(v) {
+				u.CandidatesTokenCount = nil
+				return true
+			}
+			n, ok := jsonscan.ParseInt(v)
+			u.CandidatesTokenCount = &n
+			return ok
+		}
+		return true
+	})
+}
+
+func topGoogleUsage(body []byte) (*googleUsageJSON, bool) {
+	b := jsonscan.MemberValue(body, "usageMetadata")
+	if b == nil {
+		return nil, false
+	}
+	var u googleUsageJSON
+	if !u.decode(b) {
+		return nil, false
+	}
+	return &u, true
+}
+
+func googleUsage(body []byte) (Usage, bool) {
+	u, ok := topGoogleUsage(body)
+	if !ok {
+		return Usage{}, false
+	}
+	return u.usage(), true
+}
+
+// googleEvent reads one GenerateContentResponse of a stream (an SSE event
+// or a JSON array element).
+func googleEvent(st *StreamState, _, data []byte) bool {
+	st.Text += jsonscan.StringFields(data, "text")
+	if u, ok := topGoogleUsage(data); ok {
+		st.U = u.usage()
+		st.HaveIn = true
+		st.HaveOut = u.CandidatesTokenCount != nil
+	}
+	return true
+}
+
+func fakeGenerate(f FakeAnswer) (string, []byte) {
+	resp := map[string]any{
+		"candidates": []any{map[string]any{
+			"content":      map[string]any{"parts": []any{map[string]any{"text": f.Text}}, "role": "model"},
+			"finishReason": "STOP", "index": 0,
+		}},
+		"usageMetadata": map[string]any{"promptTokenCount": 0, "candidatesTokenCount": 0, "totalTokenCount": 0},
+		"modelVersion":  f.Model,
+	}
+	switch {
+	case !f.Stream:
+		return ContentJSON, MustJSON(resp)
+	case f.SSE:
+		return ContentSSE, sse(true, "", resp)
+	default:
+		return ContentJSON, append(append([]byte("["), MustJSON(resp)...), ']')
+	}
+}
+
+func googleStreamError(msg string) []byte {
+	return sse(true, "", map[string]any{"error": map[string]any{"code": 502, "message": msg, "status": "UNAVAILABLE"}})
+}

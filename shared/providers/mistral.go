@@ -1,0 +1,38 @@
+package providers
+
+import (
+	"net/http"
+
+	"tollgate.dev/tollgate/shared/models"
+)
+
+// Mistral AI: OpenAI-like. Key as a Bearer token; model in the body's
+// "model"; usage in "usage" (prompt_tokens + completion_tokens), which
+// streams carry in their last chunk without being asked (the API refuses
+// OpenAI's stream_options, so none is added). Errors use OpenAI's shape.
+func mistralProvider() *Provider {
+	return &Provider{
+		ID:   models.MistralAI,
+		Name: "Mistral AI",
+		Env: Env{Key: "MISTRAL_AI_KEY", BaseURL: "MISTRAL_AI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_MISTRAL_AI",
+			DefaultBaseURL: "https://api.mistral.ai"},
+		Routes: []Route{
+			{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
+			{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
+			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat},
+		},
+		SetKey:    bearer,
+		ErrorBody: openAIErrorBody,
+	}
+}
+
+// MistralChat is OpenAI chat without stream_options and with max_tokens
+// only.
+var MistralChat = &Format{
+	Name: "mistral-chat", Body: true, Admitted: true, Charged: true,
+	MaxTokens:   [][]string{{"max_tokens"}},
+	Usage:       openAIUsage,
+	Event:       chatEvent,
+	StreamError: openAIStreamError,
+	Fake:        fakeChat,
+}

@@ -1,0 +1,255 @@
+package providers
+
+import (
+	"bytes"
+	"net/http"
+	"strings"
+
+	"tollgate.dev/tollgate/internal/jsonscan"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// OpenAI: key as a Bearer token; model in the body's "model"; usage in
+// "usage" (chat, completions, embeddings: prompt_tokens +
+// completion_tokens; Responses API and images: input_tokens +
+// output_tokens). Reasoning tokens are already part of completion_tokens
+// and output_tokens, so they are not added again.
+func openAIProvider() *Provider {
+	return &Provider{
+		ID:   models.OpenAI,
+		Name: "OpenAI",
+		Env: Env{Key: "OPENAI_KEY", BaseURL: "OPENAI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_OPENAI",
+			DefaultBaseURL: "https://api.openai.com"},
+		Routes: []Route{
+			{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
+			{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
+			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat},
+			{Method: http.MethodPost, Pattern: "/v1/responses", Format: OpenAIResponses},
+			{Method: http.MethodPost, Pattern: "/v1/completions", Format: OpenAICompletions},
+			{Method: http.MethodPost, Pattern: "/v1/embeddings", Format: OpenAIEmbeddings},
+			{Method: http.MethodPost, Pattern: "/v1/images/generations", Format: OpenAIImages},
+		},
+		SDKPath:   "/v1",
+		SetKey:    bearer,
+		Headers:   []string{"OpenAI-Beta"},
+		ErrorBody: openAIErrorBody,
+		KeyDead:   openAIKeyDead,
+	}
+}
+
+// The formats OpenAI speaks (Mistral and OpenAI-compatible gateways too).
+var (
+	OpenAIChat = &Format{
+		Name: "openai-chat", Body: true, Admitted: true, Charged: true,
+		MaxTokens:   [][]string{{"max_tokens"}, {"max_completion_tokens"}},
+		AskUsage:    askStreamUsage,
+		Usage:       openAIUsage,
+		Event:       chatEvent,
+		StreamError: openAIStreamError,
+		Fake:        fakeChat,
+	}
+	OpenAICompletions = &Format{
+		Name: "openai-completions", Body: true, Admitted: true, Charged: true,
+		MaxTokens:   [][]string{{"max_tokens"}},
+		AskUsage:    askStreamUsage,
+		Usage:       openAIUsage,
+		Event:       chatEvent,
+		StreamError: openAIStreamError,
+		Fake:        fakeLegacy,
+	}
+	OpenAIResponses = &Format{
+		Name: "openai-responses", Body: true, Admitted: true, Charged: true,
+		MaxTokens:   [][]string{{"max_output_tokens"}},
+		Usage:       openAIUsage,
+		Event:       responsesEvent,
+		StreamError: responsesStreamError,
+		Fake:        fakeResponses,
+	}
+	OpenAIEmbeddings = &Format{
+		Name: "openai-embeddings", Body: true, Admitted: true, Charged: true,
+		Usage: openAIUsage,
+	}
+	OpenAIImages = &Format{
+		Name: "openai-images", Body: true, Admitted: true, Charged: true,
+		Usage:        openAIUsage,
+		DefaultModel: "dall-e-2",
+	}
+)
+
+// openAIErrorBody is OpenAI's error shape, also used by Mistral.
+func openAIErrorBody(status int, e *users.Error) []byte {
+	body := map[string]any{"message": e.Message, "type": openAIErrorType(status, e.Code), "code": string(e.Code), "param": nil}
+	addQuota(body, e)
+	return MustJSON(map[string]any{"error": body})
+}
+
+func openAIErrorType(status int, code users.Code) string {
+	switch {
+	case code == users.CodeQuota:
+		return "insufficient_quota"
+	case status == http.StatusForbidden:
+		return "permission_error"
+	case status == http.StatusTooManyRequests:
+		return "rate_limit_error"
+	case status >= 500:
+		return "server_error"
+	}
+	return "invalid_request_error"
+}
+
+// addQuota adds a quota refusal's numbers to an error object.
+func addQuota(body map[string]any, e *users.Error) {
+	if e.Code == users.CodeQuota {
+		body["quota"], body["used"], body["requested"] = e.Quota, e.Used, e.Requested
+	}
+}
+
+// openAIKeyDead: a 429 for an exhausted billing quota never clears by
+// retrying, unlike a rate limit.
+func openAIKeyDead(status int, body []byte) bool {
+	return status == http.StatusTooManyRequests && bytes.Contains(body, []byte(`"insufficient_quota"`))
+}
+
+// askStreamUsage makes stream_options.include_usage true. hide is true
+// when the client had not asked for it itself.
+func askStreamUsage(body []byte, obj *jsonscan.Object) ([]jsonscan.Edit, bool, error) {
+	const want = `{"include_usage":true}`
+	so, ok := obj.Get("stream_options")
+	if !ok {
+		return []jsonscan.Edit{jsonscan.InsertMember(obj, "stream_options", want)}, true, nil
+	}
+	if body[so.Start] != '{' {
+		// null or a wrong type: replaced whole.
+		return []jsonscan.Edit{{Start: so.Start, End: so.End, Repl: []byte(want)}}, true, nil
+	}
+	inner, _, err := jsonscan.ScanObject(body, so.Start, false)
+	if err != nil {
+		return nil, false, err
+	}
+	if iu, ok := inner.Get("include_usage"); ok {
+		if string(body[iu.Start:iu.End]) == "true" {
+			return nil, false, nil
+		}
+		var edits []jsonscan.Edit
+		for _, m := range inner.Members {
+			if string(m.Key) == "include_usage" {
+				edits = append(edits, jsonscan.Edit{Start: m.Start, End: m.End, Repl: []byte("true")})
+			}
+		}
+		return edits, true, nil
+	}
+	return []jsonscan.Edit{jsonscan.InsertMember(inner, "include_usage", "true")}, true, nil
+}
+
+func openAIUsage(body []byte) (Usage, bool) {
+	u, ok := topUsage(body)
+	if !ok {
+		return Usage{}, false
+	}
+	return u.openAI(), true
+}
+
+// chatEvent reads OpenAI chat and legacy completion chunks, and Mistral's.
+func chatEvent(st *StreamState, _, data []byte) bool {
+	if bytes.Equal(data, doneData) {
+		st.Done = true
+		return true
+	}
+	st.Text += jsonscan.StringFields(data, "content", "reasoning_content", "reasoning", "refusal", "arguments", "text")
+	if !jsonscan.HasObject(data, "usage") {
+		return true
+	}
+	u, noChoices, ok := chatChunkUsage(data)
+	if !ok || u == nil {
+		return true // not ours to judge: relayed as is
+	}
+	st.U = u.openAI()
+	st.HaveIn, st.HaveOut = true, true
+	// The usage-only chunk the proxy asked for is not the client's.
+	return !(st.HideUsage && noChoices)
+}
+
+// responsesEvent reads Responses API events: text deltas, and usage in
+// the final response.completed (or .incomplete / .failed) event.
+func responsesEvent(st *StreamState, name, data []byte) bool {
+	switch typ := eventName(name, data); typ {
+	case "response.completed", "response.incomplete", "response.failed":
+		st.Done = true
+		if u, ok := nestedUsage(jsonscan.MemberValue(data, "response")); ok && u != nil {
+			st.U = u.openAI()
+			st.HaveIn, st.HaveOut = true, true
+		}
+	default:
+		if strings.HasSuffix(typ, ".delta") {
+			st.Text += jsonscan.StringFields(data, "delta")
+		}
+	}
+	return true
+}
+
+var zeroChatUsage = map[string]any{"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+
+func fakeChat(f FakeAnswer) (string, []byte) {
+	const id = "chatcmpl-tollgate-error"
+	if !f.Stream {
+		return ContentJSON, MustJSON(map[string]any{
+			"id": id, "object": "chat.completion", "created": f.Created, "model": f.Model,
+			"choices": []any{map[string]any{"index": 0, "message": map[string]any{"role": "assistant", "content": f.Text}, "finish_reason": "stop"}},
+			"usage":   zeroChatUsage,
+		})
+	}
+	chunk := func(delta map[string]any, finish any) map[string]any {
+		return map[string]any{"id": id, "object": "chat.completion.chunk", "created": f.Created, "model": f.Model,
+			"choices": []any{map[string]any{"index": 0, "delta": delta, "finish_reason": finish}}}
+	}
+	return ContentSSE, sse(false,
+		"", chunk(map[string]any{"role": "assistant", "content": f.Text}, nil),
+		"", chunk(map[string]any{}, "stop"),
+		"", "[DONE]")
+}
+
+func fakeLegacy(f FakeAnswer) (string, []byte) {
+	obj := func(text string, finish any) map[string]any {
+		return map[string]any{"id": "cmpl-tollgate-error", "object": "text_completion", "created": f.Created, "model": f.Model,
+			"choices": []any{map[string]any{"index": 0, "text": text, "logprobs": nil, "finish_reason": finish}}}
+	}
+	if !f.Stream {
+		o := obj(f.Text, "stop")
+		o["usage"] = zeroChatUsage
+		return ContentJSON, MustJSON(o)
+	}
+	return ContentSSE, sse(false, "", obj(f.Text, nil), "", obj("", "stop"), "", "[DONE]")
+}
+
+func fakeResponses(f FakeAnswer) (string, []byte) {
+	resp := func(status string, text string) map[string]any {
+		out := []any{}
+		if status == "completed" {
+			out = []any{map[string]any{"type": "message", "id": "msg_tollgate_error", "status": "completed", "role": "assistant",
+				"content": []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}}}}}
+		}
+		return map[string]any{"id": "resp_tollgate_error", "object": "response", "created_at": f.Created, "status": status,
+			"model": f.Model, "output": out,
+			"usage": map[string]any{"input_tokens": 0, "output_tokens": 0, "total_tokens": 0}}
+	}
+	if !f.Stream {
+		return ContentJSON, MustJSON(resp("completed", f.Text))
+	}
+	return ContentSSE, sse(false,
+		"response.created", map[string]any{"type": "response.created", "sequence_number": 0, "response": resp("in_progress", "")},
+		"response.output_text.delta", map[string]any{"type": "response.output_text.delta", "sequence_number": 1,
+			"item_id": "msg_tollgate_error", "output_index": 0, "content_index": 0, "delta": f.Text},
+		"response.completed", map[string]any{"type": "response.completed", "sequence_number": 2, "response": resp("completed", f.Text)})
+}
+
+// Events relayed when the upstream breaks a stream, in the format's own
+// error shape, so that SDKs raise an error rather than end quietly.
+
+func openAIStreamError(msg string) []byte {
+	return sse(false, "", map[string]any{"error": map[string]any{"message": msg, "type": "server_error", "code": "upstream_stream_broken", "param": nil}})
+}
+
+func responsesStreamError(msg string) []byte {
+	return sse(false, "error", map[string]any{"type": "error", "code": "upstream_stream_broken", "message": msg, "param": nil})
+}

@@ -1,0 +1,182 @@
+package providers
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestParseRequest(t *testing.T) {
+	cases := []struct {
+		name    string
+		f       *Format
+		body    string
+		limit   int64
+		clamp   bool
+		want    string // body as forwarded
+		model   string
+		stream  bool
+		maxOut  int64
+		hasMax  bool
+		hide    bool
+		invalid bool
+	}{
+		{name: "chat untouched", f: OpenAIChat, body: `{"model":"gpt-4o","messages":[]}`, limit: 1024, clamp: true,
+			want: `{"model":"gpt-4o","messages":[]}`, model: "gpt-4o"},
+		{name: "clamp", f: OpenAIChat, body: `{"max_tokens":4096,"model":"gpt-4o"}`, limit: 1024, clamp: true,
+			want: `{"max_tokens":1024,"model":"gpt-4o"}`, model: "gpt-4o", maxOut: 1024, hasMax: true},
+		{name: "exempt: no clamp", f: OpenAIChat, body: `{"max_tokens":4096}`, limit: 1024, clamp: false,
+			want: `{"max_tokens":4096}`, maxOut: 4096, hasMax: true},
+		{name: "limit 0: no clamp", f: OpenAIChat, body: `{"max_tokens":4096}`, limit: 0, clamp: true,
+			want: `{"max_tokens":4096}`, maxOut: 4096, hasMax: true},
+		{name: "duplicate keys all clamped", f: OpenAIChat, body: `{"max_tokens":10,"max_tokens":99999}`, limit: 100, clamp: true,
+			want: `{"max_tokens":10,"max_tokens":100}`, maxOut: 100, hasMax: true},
+		{name: "null limit", f: OpenAIChat, body: `{"max_tokens":null}`, limit: 100, clamp: true,
+			want: `{"max_tokens":null}`},
+		{name: "string limit left to the upstream", f: OpenAIChat, body: `{"max_tokens":"lots"}`, limit: 100, clamp: true,
+			want: `{"max_tokens":"lots"}`},
+		{name: "nested key of the same name untouched", f: OpenAIChat, body: `{"metadata":{"max_tokens":5000}}`, limit: 100, clamp: true,
+			want: `{"metadata":{"max_tokens":5000}}`},
+		{name: "stream: usage asked", f: OpenAIChat, body: `{"model":"gpt-4o","stream":true}`, limit: 0,
+			want: `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}`, model: "gpt-4o", stream: true, hide: true},
+		{name: "stream, with whitespace", f: OpenAIChat, body: "{ \"stream\" : true }\n", limit: 0,
+			want: "{ \"stream\" : true ,\"stream_options\":{\"include_usage\":true}}\n", stream: true, hide: true},
+		{name: "stream: client asked", f: OpenAIChat, body: `{"stream":true,"stream_options":{"include_usage":true}}`,
+			want: `{"stream":true,"stream_options":{"include_usage":true}}`, stream: true},
+		{name: "stream: client refused", f: OpenAIChat, body: `{"stream":true,"stream_options":{"include_usage":false}}`,
+			want: `{"stream":true,"stream_options":{"include_usage":true}}`, stream: true, hide: true},
+		{name: "stream: other options kept", f: OpenAIChat, body: `{"stream":true,"stream_options":{"include_obfuscation":false}}`,
+			want: `{"stream":true,"stream_options":{"include_obfuscation":false,"include_usage":true}}`, stream: true, hide: true},
+		{name: "stream: empty options", f: OpenAIChat, body: `{"stream":true,"stream_options":{}}`,
+			want: `{"stream":true,"stream_options":{"include_usage":true}}`, stream: true, hide: true},
+		{name: "stream: null options", f: OpenAIChat, body: `{"stream":true,"stream_options":null}`,
+			want: `{"stream":true,"stream_options":{"include_usage":true}}`, stream: true, hide: true},
+		{name: "stream false", f: OpenAIChat, body: `{"stream":false}`, want: `{"stream":false}`},
+		{name: "mistral never asked", f: MistralChat, body: `{"stream":true}`, want: `{"stream":true}`, stream: true},
+		{name: "escaped model", f: AnthropicMessages, body: `{"model":"claude-\u006fpus-4"}`, want: `{"model":"claude-\u006fpus-4"}`, model: "claude-opus-4"},
+		{name: "escaped quotes in strings", f: AnthropicMessages, body: `{"messages":[{"content":"say \"max_tokens\": 99\\"}],"max_tokens":500}`, limit: 100, clamp: true,
+			want: `{"messages":[{"content":"say \"max_tokens\": 99\\"}],"max_tokens":100}`, maxOut: 100, hasMax: true},
+		{name: "google nested", f: GoogleGenerate, body: `{"generationConfig":{"maxOutputTokens":8192,"topK":3}}`, limit: 1024, clamp: true,
+			want: `{"generationConfig":{"maxOutputTokens":1024,"topK":3}}`, maxOut: 1024, hasMax: true},
+		{name: "images default model", f: OpenAIImages, body: `{"prompt":"a cat"}`, want: `{"prompt":"a cat"}`, model: "dall-e-2"},
+		{name: "not an object", f: OpenAIChat, body: `[1,2]`, invalid: true},
+		{name: "empty", f: OpenAIChat, body: ``, invalid: true},
+		{name: "truncated", f: OpenAIChat, body: `{"model":"gpt-4o","messages":[`, invalid: true},
+		{name: "trailing garbage", f: OpenAIChat, body: `{"model":"gpt-4o"} x`, invalid: true},
+		{name: "unterminated string", f: OpenAIChat, body: `{"model":"gpt-4o}`, invalid: true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			rq, err := tc.f.Parse([]byte(tc.body), tc.limit, tc.clamp, false)
+			if tc.invalid {
+				if err == nil {
+					t.Fatalf("accepted %q", tc.body)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(rq.Body) != tc.want {
+				t.Errorf("body\n got %s\nwant %s", rq.Body, tc.want)
+			}
+			if json.Valid([]byte(tc.body)) && !json.Valid(rq.Body) {
+				t.Errorf("edited body is not valid JSON: %s", rq.Body)
+			}
+			if rq.Model != tc.model || rq.Stream != tc.stream || rq.MaxOut != tc.maxOut || rq.HasMaxOut != tc.hasMax || rq.HideUsage != tc.hide {
+				t.Errorf("got model %q stream %v maxOut %d/%v hide %v", rq.Model, rq.Stream, rq.MaxOut, rq.HasMaxOut, rq.HideUsage)
+			}
+		})
+	}
+}
+
+// The prompt estimate counts text, not base64 images.
+func TestPromptEstimate(t *testing.T) {
+	text := strings.Repeat("word ", 400) // 2000 bytes
+	image := strings.Repeat("QUJD", 100000)
+	body := `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"` + text + `"},` +
+		`{"type":"image_url","image_url":{"url":"data:image/png;base64,` + image + `"}},{"type":"input_image","data":"` + image + `"}]}]}`
+	rq, err := OpenAIChat.Parse([]byte(body), 0, false, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rq.PromptTokens < 500 || rq.PromptTokens > 530 {
+		t.Errorf("prompt estimate %d, want about 500 (2000 bytes of text, images left out)", rq.PromptTokens)
+	}
+}
+
+// Streams relayed without their event: lines (some gateways drop them)
+// are still read by their data's type.
+func TestEventsWithoutNames(t *testing.T) {
+	st := &StreamState{}
+	for _, d := range []string{
+		`{"type":"message_start","message":{"usage":{"input_tokens":7,"output_tokens":1}}}`,
+		`{"type":"content_block_delta","delta":{"type":"text_delta","text":"12345678"}}`,
+		`{"type":"message_delta","usage":{"output_tokens":3}}`,
+		`{"type":"message_stop"}`,
+	} {
+		anthropicEvent(st, nil, []byte(d))
+	}
+	if !st.Done || st.Tokens(100) != 10 || st.Text != 8 {
+		t.Errorf("anthropic: %+v", st)
+	}
+	st = &StreamState{}
+	responsesEvent(st, nil, []byte(`{"type":"response.output_text.delta","delta":"abcd"}`))
+	responsesEvent(st, nil, []byte(`{"type":"response.completed","response":{"output":[{"content":[{"text":"abcd"}]}],"usage":{"input_tokens":5,"output_tokens":4}}}`))
+	if !st.Done || st.Tokens(100) != 9 || st.Text != 4 {
+		t.Errorf("responses: %+v", st)
+	}
+}
+
+// FuzzParseRequest: outside input never panics, and any edit keeps valid
+// JSON valid.
+func FuzzParseRequest(f *testing.F) {
+	for _, s := range []string{
+		`{"model":"gpt-4o","stream":true,"max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"stream":true,"stream_options":{"include_usage":false},"max_completion_tokens":1e9}`,
+		`{"generationConfig":{"maxOutputTokens":99999},"contents":[{"parts":[{"text":"\"\\"}]}]}`,
+		`{"a":[{"b":"}"}],"max_tokens":-1}`, `{}`, `{"x":"\u00e9"}`, ` { "stream" : true } `,
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		for _, fm := range []*Format{OpenAIChat, GoogleGenerate} {
+			rq, err := fm.Parse([]byte(body), 100, true, false)
+			if err != nil {
+				continue
+			}
+			if json.Valid([]byte(body)) && !json.Valid(rq.Body) {
+				t.Fatalf("valid %q became invalid %q", body, rq.Body)
+			}
+		}
+	})
+}
+
+// Parse never changes the caller's bytes; the exchange's in-place
+// parse gives the same request.
+func TestParseInPlaceMatchesCopy(t *testing.T) {
+	for _, body := range []string{
+		`{"model":"gpt-4o","stream":true,"max_tokens":100000,"messages":[{"role":"user","content":"hi"}]}`,
+		`{"max_tokens":5,"stream":true,"stream_options":null,"max_completion_tokens":1e9}`,
+		`{"stream":true,"stream_options":{"include_usage":false},"max_tokens":2048}`,
+	} {
+		orig := []byte(body)
+		rq, err := OpenAIChat.Parse(orig, 1024, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(orig) != body {
+			t.Fatalf("Parse changed its input: %s", orig)
+		}
+		own := make([]byte, len(body), len(body)+512) // the room the exchange leaves after a body
+		copy(own, body)
+		rq2, err := OpenAIChat.Parse(own, 1024, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(rq.Body, rq2.Body) || &rq2.Body[0] != &own[0] {
+			t.Errorf("in place %s (same buffer %v), copied %s", rq2.Body, &rq2.Body[0] == &own[0], rq.Body)
+		}
+	}
+}

@@ -1,0 +1,204 @@
+// Package providers is everything tollgate knows about each upstream API,
+// one file per provider: its routes, where its key goes, where requests
+// name their model and output limit, how its answers report usage (whole
+// and streamed), how its streams are framed, its error shapes and fake
+// answers, the answers that mean its key is dead, and its configuration
+// names. The proxy and the configuration only ask these values; neither
+// names a provider.
+package providers
+
+import (
+	"net/http"
+	"strings"
+
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Provider is one upstream API.
+type Provider struct {
+	ID   models.Provider // also its mount: /openai
+	Name string          // for messages: "OpenAI"
+	Env  Env
+	// Routes are the routes served under the mount; the router and the
+	// service-info page are both built from them.
+	Routes []Route
+	// SDKPath is appended to the mount to form the base URL an SDK takes.
+	SDKPath string
+	// SetKey puts the operator's key where the provider expects it.
+	SetKey func(h http.Header, key string)
+	// Headers are the client headers forwarded besides the common ones.
+	Headers []string
+	// Prepare fills in headers the upstream requires (nil: none).
+	Prepare func(h http.Header)
+	// ErrorBody renders a proxy-made error in the provider's shape.
+	ErrorBody func(status int, e *users.Error) []byte
+	// KeyDead reports, from a 400 or 429 answer's body, that the key itself
+	// is unusable (401 and 403 always are). Nil: never.
+	KeyDead func(status int, body []byte) bool
+	// Framing is how streamed answers are framed.
+	Framing Framing
+
+	router router
+}
+
+// Env names the provider's configuration variables.
+type Env struct {
+	Key            string // comma list of upstream keys: OPENAI_KEY
+	BaseURL        string // OPENAI_BASE_URL
+	MaxOutput      string // MAX_OUTPUT_TOKENS_OPENAI
+	DefaultBaseURL string
+}
+
+// Framing says how a provider frames streamed answers.
+type Framing struct {
+	// SSE reports whether a streamed request asked for server-sent events;
+	// nil: streams are always SSE. Otherwise a stream is one JSON array
+	// whose elements arrive one by one (Google without alt=sse).
+	SSE func(r *http.Request) bool
+	// EndsAtEOF: streams have no end event; a clean end of the body is the
+	// end of the answer.
+	EndsAtEOF bool
+}
+
+// StreamsSSE reports whether a streamed answer to r comes as SSE.
+func (p *Provider) StreamsSSE(r *http.Request) bool { return p.Framing.SSE == nil || p.Framing.SSE(r) }
+
+// Route is one route under a provider's mount.
+type Route struct {
+	Method string
+	// Pattern is the path under the mount; "{model}" stands for a path
+	// segment (or the part of one before a literal suffix such as
+	// ":generateContent") naming the model.
+	Pattern string
+	Format  *Format
+	// Stream: the path itself asks for a streamed answer.
+	Stream bool
+	// Unlisted routes are served but not shown on the service-info page
+	// (aliases of a listed route).
+	Unlisted bool
+}
+
+// Endpoint is a matched route.
+type Endpoint struct {
+	Route  string // "POST /openai/v1/chat/completions", for logs
+	Format *Format
+	Model  string // from the path
+	Stream bool   // from the path
+}
+
+// CommonHeaders are forwarded to every upstream. Everything else the
+// client sent (cookies, Origin, organisation headers, forwarding headers,
+// Accept-Encoding: the transport negotiates compression itself) stays
+// behind.
+var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
+
+// All lists the providers in a stable order; adding a provider is one
+// file and one line here.
+func All() []*Provider {
+	return []*Provider{openAI, anthropic, googleAI, mistralAI}
+}
+
+// The providers, built once: their routers are compiled from their routes.
+var (
+	openAI    = newProvider(openAIProvider())
+	anthropic = newProvider(anthropicProvider())
+	googleAI  = newProvider(googleProvider())
+	mistralAI = newProvider(mistralProvider())
+)
+
+func newProvider(p *Provider) *Provider {
+	p.router = newRouter(string(p.ID), p.Routes)
+	return p
+}
+
+// Match finds the endpoint of a path under the provider's mount.
+func (p *Provider) Match(method, path string) (Endpoint, bool) { return p.router.match(method, path) }
+
+// ListedRoutes are the routes shown on the service-info page.
+func (p *Provider) ListedRoutes() []string {
+	var out []string
+	for _, r := range p.Routes {
+		if !r.Unlisted {
+			out = append(out, r.Method+" "+r.Pattern)
+		}
+	}
+	return out
+}
+
+// router matches paths against compiled route patterns; the endpoints,
+// their log routes included, are built once, not per request.
+type router struct{ routes []compiled }
+
+type compiled struct {
+	method   string
+	segments []string // literal segments; "{model}…" holds the suffix after it
+	model    int      // index of the model segment, -1 when none
+	suffix   string   // literal after {model} in its segment
+	ep       Endpoint
+}
+
+const modelParam = "{model}"
+
+func newRouter(mount string, routes []Route) router {
+	var rt router
+	for _, r := range routes {
+		c := compiled{method: r.Method, segments: strings.Split(strings.TrimPrefix(r.Pattern, "/"), "/"), model: -1,
+			ep: Endpoint{Route: r.Method + " /" + mount + r.Pattern, Format: r.Format, Stream: r.Stream}}
+		for i, s := range c.segments {
+			if rest, ok := strings.CutPrefix(s, modelParam); ok {
+				c.model, c.suffix = i, rest
+			}
+		}
+		rt.routes = append(rt.routes, c)
+	}
+	return rt
+}
+
+func (rt router) match(method, path string) (Endpoint, bool) {
+	path, ok := strings.CutPrefix(path, "/")
+	if !ok {
+		return Endpoint{}, false
+	}
+	n := strings.Count(path, "/") + 1
+	for i := range rt.routes {
+		c := &rt.routes[i]
+		if c.method != method || len(c.segments) != n {
+			continue
+		}
+		if ep, ok := c.match(path); ok {
+			return ep, true
+		}
+	}
+	return Endpoint{}, false
+}
+
+func (c *compiled) match(path string) (Endpoint, bool) {
+	ep := c.ep
+	for i, want := range c.segments {
+		seg, rest, _ := strings.Cut(path, "/")
+		path = rest
+		if i != c.model {
+			if seg != want {
+				return Endpoint{}, false
+			}
+			continue
+		}
+		model, ok := strings.CutSuffix(seg, c.suffix)
+		// A model named before an action (models/x:generateContent) holds
+		// no colon of its own.
+		if !ok || model == "" || c.suffix != "" && strings.Contains(model, ":") {
+			return Endpoint{}, false
+		}
+		if c.ep.Format.Body {
+			ep.Model = model
+		}
+	}
+	return ep, true
+}
+
+func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
+
+// Fallback shapes the errors of paths under no provider's mount: OpenAI's
+// shape is the lingua franca of LLM clients.
+func Fallback() *Provider { return openAI }

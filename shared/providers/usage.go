@@ -1,0 +1,121 @@
+package providers
+
+import (
+	"tollgate.dev/tollgate/internal/jsonscan"
+)
+
+// Usage objects are read without encoding/json's reflection, which cost
+// more than the rest of reading an answer, yet they accept and refuse
+// exactly what json.Unmarshal into the usage structs did: the text must be
+// valid JSON, member names match field names whatever their case, later
+// members win, unknown members are skipped, null leaves a field alone, and
+// a field holding anything but an integer fails the whole object.
+
+// usageJSON covers OpenAI's, Mistral's and Anthropic's usage objects.
+type usageJSON struct {
+	PromptTokens             int64 `json:"prompt_tokens"`
+	CompletionTokens         int64 `json:"completion_tokens"`
+	InputTokens              int64 `json:"input_tokens"`
+	OutputTokens             int64 `json:"output_tokens"`
+	CacheCreationInputTokens int64 `json:"cache_creation_input_tokens"`
+	CacheReadInputTokens     int64 `json:"cache_read_input_tokens"`
+}
+
+// openAI reads usage as OpenAI and Mistral report it: chat and legacy
+// completions, embeddings (prompt_tokens only) and the Responses API and
+// images (input_tokens, output_tokens).
+func (u *usageJSON) openAI() Usage {
+	return Usage{Input: reported(u.PromptTokens) + reported(u.InputTokens), Output: reported(u.CompletionTokens) + reported(u.OutputTokens)}
+}
+
+// anthropic counts cached prompt tokens too: they were part of the
+// prompt, only billed differently.
+func (u *usageJSON) anthropic() Usage {
+	return Usage{Input: reported(u.InputTokens) + reported(u.CacheCreationInputTokens) + reported(u.CacheReadInputTokens), Output: reported(u.OutputTokens)}
+}
+
+// decode reads an OpenAI, Mistral or Anthropic usage object.
+func (u *usageJSON) decode(b []byte) bool {
+	return jsonscan.EachMember(b, func(k, v []byte) bool {
+		switch {
+		case jsonscan.FoldIs(k, "prompt_tokens"):
+			return jsonscan.IntInto(&u.PromptTokens, v)
+		case jsonscan.FoldIs(k, "completion_tokens"):
+			return jsonscan.IntInto(&u.CompletionTokens, v)
+		case jsonscan.FoldIs(k, "input_tokens"):
+			return jsonscan.IntInto(&u.InputTokens, v)
+		case jsonscan.FoldIs(k, "output_tokens"):
+			return jsonscan.IntInto(&u.OutputTokens, v)
+		case jsonscan.FoldIs(k, "cache_creation_input_tokens"):
+			return jsonscan.IntInto(&u.CacheCreationInputTokens, v)
+		case jsonscan.FoldIs(k, "cache_read_input_tokens"):
+			return jsonscan.IntInto(&u.CacheReadInputTokens, v)
+		}
+		return true
+	})
+}
+
+// usageMember reads a usage member value as json.Unmarshal reads it into
+// a *usageJSON field: null sets it to nil, an object is read into it.
+func usageMember(dst **usageJSON, v []byte) bool {
+	if jsonscan.IsNull(v) {
+		*dst = nil
+		return true
+	}
+	if *dst == nil {
+		*dst = &usageJSON{}
+	}
+	return (*dst).decode(v)
+}
+
+// nestedUsage reads the object b as json.Unmarshal reads it into
+// struct{ Usage *usageJSON } (a Responses API response, an Anthropic
+// message): nil when it reports none.
+func nestedUsage(b []byte) (*usageJSON, bool) {
+	var u *usageJSON
+	ok := jsonscan.EachMember(b, func(k, v []byte) bool {
+		if jsonscan.FoldIs(k, "usage") {
+			return usageMember(&u, v)
+		}
+		return true
+	})
+	return u, ok
+}
+
+// chatChunkUsage reads a chat stream chunk as json.Unmarshal reads it into
+// struct{ Choices []json.RawMessage; Usage *usageJSON }: its usage (nil
+// when none) and whether it has no choices.
+func chatChunkUsage(data []byte) (u *usageJSON, noChoices bool, ok bool) {
+	noChoices = true
+	ok = jsonscan.EachMember(data, func(k, v []byte) bool {
+		switch {
+		case jsonscan.FoldIs(k, "choices"):
+			if jsonscan.IsNull(v) {
+				noChoices = true
+				return true
+			}
+			if v[0] != '[' {
+				return false
+			}
+			noChoices = jsonscan.EmptyArray(v)
+		case jsonscan.FoldIs(k, "usage"):
+			return usageMember(&u, v)
+		}
+		return true
+	})
+	return u, noChoices, ok
+}
+
+// topUsage reads the top-level usage object of a whole answer (answers
+// may carry megabytes of base64 images: the rest is not decoded).
+func topUsage(body []byte) (*usageJSON, bool) {
+	b := jsonscan.MemberValue(body, "usage")
+	if b == nil {
+		return nil, false
+	}
+	var u usageJSON
+	if !u.decode(b) {
+		return nil, false
+	}
+	return &u, true
+}
