@@ -2,8 +2,13 @@ package jsonscan
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/tidwall/gjson"
+	"github.com/tidwall/sjson"
 )
 
 func TestStringFields(t *testing.T) {
@@ -63,4 +68,72 @@ func TestApplyEditsInPlace(t *testing.T) {
 			t.Fatalf("%q with %v: copied although the capacity sufficed", src, edits)
 		}
 	}
+}
+
+// TestDuplicateKeysLastWins is why this package exists instead of
+// gjson/sjson: a client may send an output limit twice, and the upstream's
+// parser (like encoding/json) takes the last. sjson would clamp the first
+// and let the second through; the scanner sees both.
+func TestDuplicateKeysLastWins(t *testing.T) {
+	body := []byte(`{"max_tokens":5,"max_tokens":999999}`)
+	var upstream struct {
+		MaxTokens int `json:"max_tokens"`
+	}
+
+	bySJSON, err := sjson.SetBytes(body, "max_tokens", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(bySJSON, &upstream); err != nil || upstream.MaxTokens != 999999 {
+		t.Fatalf("sjson now edits every occurrence (%s): this package could give way to it", bySJSON)
+	}
+	if got := gjson.GetBytes(body, "max_tokens").Int(); got != 5 {
+		t.Fatalf("gjson now reads the last occurrence (%d)", got)
+	}
+
+	obj, _, err := ScanObject(body, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var edits []Edit
+	for _, m := range FindPath(body, obj, []string{"max_tokens"}) {
+		edits = append(edits, Edit{Start: m.Start, End: m.End, Repl: []byte("100")})
+	}
+	out := ApplyEdits(body, edits, false)
+	if err := json.Unmarshal(out, &upstream); err != nil || upstream.MaxTokens != 100 {
+		t.Fatalf("clamped body %s reads %d upstream", out, upstream.MaxTokens)
+	}
+}
+
+// The scanner against gjson on what the proxy reads of every request: the
+// model and the output limit of a 1 MiB conversation.
+var benchBody = []byte(`{"model":"gpt-4o","messages":[{"role":"user","content":"` + strings.Repeat("word ", 200_000) + `"}],"max_tokens":4096}`)
+
+func BenchmarkModelAndLimit(b *testing.B) {
+	b.Run("jsonscan", func(b *testing.B) {
+		b.SetBytes(int64(len(benchBody)))
+		for b.Loop() {
+			obj, _, err := ScanObject(benchBody, 0, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m, _ := obj.Get("model")
+			l, _ := obj.Get("max_tokens")
+			if _, ok := Number(benchBody[l.Start:l.End]); !ok || m.End == 0 {
+				b.Fatal("not found")
+			}
+		}
+	})
+	b.Run("gjson", func(b *testing.B) {
+		b.SetBytes(int64(len(benchBody)))
+		for b.Loop() {
+			if !gjson.ValidBytes(benchBody) {
+				b.Fatal("invalid")
+			}
+			r := gjson.GetManyBytes(benchBody, "model", "max_tokens")
+			if r[0].Str == "" || r[1].Int() == 0 {
+				b.Fatal("not found")
+			}
+		}
+	})
 }
