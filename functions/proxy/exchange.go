@@ -15,6 +15,7 @@ import (
 	"sync"
 
 	"tollgate.dev/tollgate/internal/framing"
+	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
@@ -80,8 +81,11 @@ func (x *exchange) serve() {
 		}
 		limit := x.h.cfg.MaxOutputTokens[x.prov.ID]
 		rq, err := f.Parse(x.raw, limit, !p.Exempt, true)
+		if errors.Is(err, jsonscan.ErrSyntax) {
+			err = users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object.")
+		}
 		if err != nil {
-			x.writeError(users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object."), nil)
+			x.writeError(err, nil)
 			return
 		}
 		x.rq = rq

@@ -274,7 +274,7 @@ func TestKeyRotation(t *testing.T) {
 	t.Run("every key rejected", func(t *testing.T) {
 		e := newEnv(t, map[string]string{"OPENAI_KEY": "sk-bad-key-gggg,sk-bad-key-hhhh"})
 		up := e.fake(upstreamfake.OpenAI)
-		up.Set(upstreamfake.Behavior{KeyStatus: map[string]int{"sk-bad-key-gggg": 401, "sk-bad-key-hhhh": 403}})
+		up.Set(upstreamfake.Behavior{KeyStatus: map[string]int{"sk-bad-key-gggg": 401, "sk-bad-key-hhhh": 401}})
 		tk := e.user(users.Patch{})
 		for i := range 2 {
 			a := e.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})

@@ -23,6 +23,8 @@ func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 		BaseURL  string   `json:"baseUrl"`
 		Families []string `json:"families"`
 		Routes   []string `json:"routes"`
+		// Keys counts the operator's keys on this instance (never a key).
+		Keys keyCounts `json:"keys"`
 	}
 	served := []providerInfo{}
 	for _, p := range providers.All() {
@@ -41,6 +43,7 @@ func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 			BaseURL:  root + "/" + string(p.ID) + p.SDKPath,
 			Families: families,
 			Routes:   p.ListedRoutes(),
+			Keys:     h.up[string(p.ID)].keys.keyCounts(),
 		})
 	}
 	allowed := make([]string, 0, len(h.cfg.AllowedFamilies))

@@ -2,31 +2,46 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/rs/zerolog"
 
 	"tollgate.dev/tollgate/shared/logging"
 )
 
-// keyPool hands out a provider's upstream keys in turn. A key the upstream
-// rejects (401/403, or a provider-specific "this key is dead" answer) is
-// set aside for the life of this instance.
+// keyPool hands out a provider's upstream keys in turn. A key is set aside
+// only when the upstream says the key itself is bad (the provider's
+// KeyDead signals), never for a refusal the request provoked. Keys set
+// aside are rechecked with a cheap call, at most one at a time and each at
+// most once per recheckEvery, and put back when they work again. Checks
+// start from requests, never from a timer: an idle instance may get no CPU.
 type keyPool struct {
 	provider string
 	keys     []string
 	next     atomic.Uint32
-	mu       sync.Mutex
-	aside    []bool
 	log      zerolog.Logger
+	// check asks the upstream whether a key works (nil: never rechecked).
+	check func(ctx context.Context, key string) (ok bool, err error)
+	now   func() time.Time
+
+	mu        sync.Mutex
+	aside     []bool
+	nextCheck []time.Time // when a key set aside may be checked again
+	checking  bool
 }
 
+// recheckEvery bounds how often one key set aside is rechecked.
+const recheckEvery = 5 * time.Minute
+
 func newKeyPool(provider string, keys []string, log zerolog.Logger) *keyPool {
-	return &keyPool{provider: provider, keys: keys, aside: make([]bool, len(keys)), log: log}
+	return &keyPool{provider: provider, keys: keys, aside: make([]bool, len(keys)), nextCheck: make([]time.Time, len(keys)), log: log, now: time.Now}
 }
 
 // pick returns the key whose turn it is, skipping keys set aside, or -1.
@@ -34,6 +49,7 @@ func (p *keyPool) pick() int {
 	if len(p.keys) == 0 {
 		return -1
 	}
+	p.maybeRecheck()
 	return p.from(int(p.next.Add(1)-1)%len(p.keys), nil)
 }
 
@@ -61,10 +77,110 @@ func (p *keyPool) setAside(i int, status int) {
 	p.mu.Lock()
 	already := p.aside[i]
 	p.aside[i] = true
+	p.nextCheck[i] = p.now().Add(recheckEvery)
 	p.mu.Unlock()
 	if !already {
 		p.log.Warn().Str("provider", p.provider).Str("key", logging.TokenTail(p.keys[i])).Int("status", status).
-			Msg("upstream key rejected; it is set aside until this instance restarts")
+			Msg("upstream key rejected; it is set aside and rechecked every few minutes")
+	}
+}
+
+// keyCounts is how many keys are in service and set aside.
+type keyCounts struct {
+	InService int `json:"inService"`
+	SetAside  int `json:"setAside"`
+}
+
+func (p *keyPool) keyCounts() keyCounts {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var c keyCounts
+	for _, a := range p.aside {
+		if a {
+			c.SetAside++
+		}
+	}
+	c.InService = len(p.keys) - c.SetAside
+	return c
+}
+
+// maybeRecheck starts the check of one key set aside whose time has come,
+// unless a check is already running.
+func (p *keyPool) maybeRecheck() {
+	if p.check == nil {
+		return
+	}
+	now := p.now()
+	p.mu.Lock()
+	k := -1
+	if !p.checking {
+		for i, a := range p.aside {
+			if a && !now.Before(p.nextCheck[i]) {
+				k = i
+				break
+			}
+		}
+	}
+	if k < 0 {
+		p.mu.Unlock()
+		return
+	}
+	p.checking = true
+	p.nextCheck[k] = now.Add(recheckEvery)
+	p.mu.Unlock()
+	go p.recheck(k)
+}
+
+func (p *keyPool) recheck(k int) {
+	ctx, cancel := context.WithTimeout(context.Background(), recheckTimeout)
+	defer cancel()
+	ok, err := p.check(ctx, p.keys[k])
+	p.mu.Lock()
+	p.checking = false
+	back := ok && p.aside[k]
+	if back {
+		p.aside[k] = false
+	}
+	p.mu.Unlock()
+	l := p.log.Info().Str("provider", p.provider).Str("key", logging.TokenTail(p.keys[k]))
+	switch {
+	case back:
+		l.Msg("upstream key works again; back in service")
+	case err != nil:
+		l.Err(err).Msg("upstream key recheck failed; still set aside")
+	}
+}
+
+// recheckTimeout bounds one key check.
+const recheckTimeout = 15 * time.Second
+
+// newKeyCheck asks the provider's model list (free on every provider)
+// with a key: 2xx means the key works; the provider's dead-key signals
+// mean it does not; anything else (an outage) leaves it set aside.
+func newKeyCheck(up *upstream, rt http.RoundTripper) func(ctx context.Context, key string) (bool, error) {
+	return func(ctx context.Context, key string) (bool, error) {
+		u := *up.base
+		u.Path = strings.TrimRight(u.Path, "/") + up.prov.CheckPath
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+		if err != nil {
+			return false, err
+		}
+		if up.prov.Prepare != nil {
+			up.prov.Prepare(req.Header)
+		}
+		up.prov.SetKey(req.Header, key)
+		resp, err := rt.RoundTrip(req)
+		if err != nil {
+			return false, err
+		}
+		defer discard(resp)
+		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+			return true, nil
+		}
+		if up.prov.KeyDead(resp.StatusCode, peekBody(resp)) {
+			return false, nil
+		}
+		return false, errors.New("the check answered " + resp.Status)
 	}
 }
 
@@ -110,10 +226,10 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err // the upstream itself failed: another key will not help
 		}
 		tried[key] = true
-		dead := resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden
-		if !dead && x.prov.KeyDead != nil && (resp.StatusCode == http.StatusBadRequest || resp.StatusCode == http.StatusTooManyRequests) {
-			dead = x.prov.KeyDead(resp.StatusCode, peekBody(resp))
-		}
+		// Only the provider's own signals say a key is bad: a 401, 403 or
+		// 404 the request provoked (a model the project lacks, someone
+		// else's cached content) is relayed and the key stays.
+		dead := resp.StatusCode >= 400 && resp.StatusCode < 500 && x.prov.KeyDead(resp.StatusCode, peekBody(resp))
 		if dead {
 			pool.setAside(key, resp.StatusCode)
 		}

@@ -122,6 +122,12 @@ func newHandler(d *app.Deps, o Options) *handler {
 	if transport == nil {
 		transport = newTransport(o.ResponseHeaderTimeout)
 	}
+	for _, up := range h.up {
+		up.keys.now = now
+		if up.base != nil && up.prov.CheckPath != "" {
+			up.keys.check = newKeyCheck(up, transport)
+		}
+	}
 	h.rp = &httputil.ReverseProxy{
 		Rewrite:   func(pr *httputil.ProxyRequest) { exchangeFrom(pr.In.Context()).rewrite(pr) },
 		Transport: &keyTransport{base: transport},

@@ -21,7 +21,7 @@ import (
 	"strconv"
 )
 
-var ErrSyntax = errors.New("request body is not a JSON Object")
+var ErrSyntax = errors.New("not a JSON object")
 
 // Member is one Member of a JSON Object: its key and its value's span.
 type Member struct {

@@ -39,6 +39,7 @@ func anthropicProvider() *Provider {
 		},
 		ErrorBody: anthropicErrorBody,
 		KeyDead:   anthropicKeyDead,
+		CheckPath: "/v1/models",
 	}
 }
 
@@ -77,9 +78,12 @@ func anthropicErrorBody(status int, e *users.Error) []byte {
 	return MustJSON(map[string]any{"type": "error", "error": body})
 }
 
-// anthropicKeyDead: an account out of credit answers 400 on every call.
+// anthropicKeyDead: 401 (authentication_error) is about the key; an
+// account out of credit answers 400 on every call. A 403 permission_error
+// is about what the request asked for.
 func anthropicKeyDead(status int, body []byte) bool {
-	return status == http.StatusBadRequest && bytes.Contains(body, []byte("credit balance is too low"))
+	return status == http.StatusUnauthorized ||
+		status == http.StatusBadRequest && bytes.Contains(body, []byte("credit balance is too low"))
 }
 
 func anthropicUsage(body []byte) (Usage, bool) {

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"strconv"
+	"strings"
 
 	"tollgate.dev/tollgate/internal/jsonscan"
+	"tollgate.dev/tollgate/shared/users"
 )
 
 // Format is one API shape: where a request names its output limit, how
@@ -42,6 +44,10 @@ type Format struct {
 // List is the format of model lists and other bodiless GETs.
 var List = &Format{Name: "list"}
 
+// MaxOutputLimit bounds a requested output limit: far above any model's,
+// far below what would wrap an int32 in an upstream's parser.
+const MaxOutputLimit = 1 << 30
+
 // Request is what the proxy learnt from (and changed in) a request body.
 type Request struct {
 	Body   []byte // as forwarded
@@ -58,7 +64,9 @@ type Request struct {
 	HideUsage bool
 }
 
-// Parse reads a request body once: model, stream, output limit. It clamps
+// Parse reads a request body once: model, stream, output limit. A body that
+// is not a JSON object fails with jsonscan.ErrSyntax; an output limit that
+// is not a whole number in range, with a *users.Error to show. It clamps
 // the output limit to limit (when clamp and limit > 0) and asks streams
 // for usage where the format must, editing only those bytes. With inPlace
 // the edits may be made in body itself (the caller's own copy); otherwise
@@ -80,9 +88,16 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	var edits []jsonscan.Edit
 	for _, path := range f.MaxTokens {
 		for _, m := range jsonscan.FindPath(body, obj, path) {
-			n, ok := jsonscan.Number(body[m.Start:m.End])
-			if !ok {
+			v := body[m.Start:m.End]
+			if jsonscan.IsNull(v) {
 				continue
+			}
+			// Only a whole number in range may reach the upstream: a
+			// string, fraction or huge value would pass the clamp and the
+			// quota's count unread, and some upstreams take it all the same.
+			n, ok := jsonscan.ParseInt(v)
+			if !ok || n < 0 || n > MaxOutputLimit {
+				return nil, users.Errorf(users.CodeInvalid, "%s must be a whole number from 0 to %d.", strings.Join(path, "."), MaxOutputLimit)
 			}
 			if clamp && limit > 0 && n > limit {
 				n = limit

@@ -85,10 +85,22 @@ func googleErrorBody(status int, e *users.Error) []byte {
 	return MustJSON(map[string]any{"error": body})
 }
 
-// googleKeyDead: Google answers a bad key with 400 API_KEY_INVALID.
+// googleKeyDead: Google names what is wrong with a key in its error's
+// reason (400 API_KEY_INVALID; 403 for a blocked or suspended key). A 403
+// without one (someone else's cachedContent, a policy) is the request's.
 func googleKeyDead(status int, body []byte) bool {
-	return status == http.StatusBadRequest && bytes.Contains(body, []byte("API_KEY_INVALID"))
+	if status != http.StatusBadRequest && status != http.StatusForbidden {
+		return false
+	}
+	for _, reason := range googleKeyReasons {
+		if bytes.Contains(body, []byte(reason)) {
+			return true
+		}
+	}
+	return false
 }
+
+var googleKeyReasons = []string{`"API_KEY_INVALID"`, `"API_KEY_SERVICE_BLOCKED"`, `"SERVICE_DISABLED"`, `"CONSUMER_SUSPENDED"`}
 
 type googleUsageJSON struct {
 	PromptTokenCount        int64  `json:"promptTokenCount"`

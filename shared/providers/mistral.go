@@ -23,6 +23,9 @@ func mistralProvider() *Provider {
 		},
 		SetKey:    bearer,
 		ErrorBody: openAIErrorBody,
+		// Mistral answers 401 for a bad key, 403 for a model the plan lacks.
+		KeyDead:   func(status int, _ []byte) bool { return status == http.StatusUnauthorized },
+		CheckPath: "/v1/models",
 	}
 }
 

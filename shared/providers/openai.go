@@ -35,6 +35,7 @@ func openAIProvider() *Provider {
 		Headers:   []string{"OpenAI-Beta"},
 		ErrorBody: openAIErrorBody,
 		KeyDead:   openAIKeyDead,
+		CheckPath: "/v1/models",
 	}
 }
 
@@ -105,10 +106,13 @@ func addQuota(body map[string]any, e *users.Error) {
 	}
 }
 
-// openAIKeyDead: a 429 for an exhausted billing quota never clears by
-// retrying, unlike a rate limit.
+// openAIKeyDead: 401 is always about the key (invalid, revoked,
+// deactivated); a 429 for an exhausted billing quota never clears by
+// retrying, unlike a rate limit. A 403 or 404 is about the request (a
+// model or region the project may not use) and is relayed.
 func openAIKeyDead(status int, body []byte) bool {
-	return status == http.StatusTooManyRequests && bytes.Contains(body, []byte(`"insufficient_quota"`))
+	return status == http.StatusUnauthorized ||
+		status == http.StatusTooManyRequests && bytes.Contains(body, []byte(`"insufficient_quota"`))
 }
 
 // askStreamUsage makes stream_options.include_usage true. hide is true

@@ -34,8 +34,14 @@ func TestParseRequest(t *testing.T) {
 			want: `{"max_tokens":10,"max_tokens":100}`, maxOut: 100, hasMax: true},
 		{name: "null limit", f: OpenAIChat, body: `{"max_tokens":null}`, limit: 100, clamp: true,
 			want: `{"max_tokens":null}`},
-		{name: "string limit left to the upstream", f: OpenAIChat, body: `{"max_tokens":"lots"}`, limit: 100, clamp: true,
-			want: `{"max_tokens":"lots"}`},
+		{name: "string limit refused", f: OpenAIChat, body: `{"max_tokens":"lots"}`, limit: 100, clamp: true, invalid: true},
+		{name: "numeric string refused", f: OpenAIChat, body: `{"max_tokens":"999999"}`, limit: 100, clamp: true, invalid: true},
+		{name: "fraction refused", f: OpenAIChat, body: `{"max_tokens":99999.5}`, limit: 100, clamp: true, invalid: true},
+		{name: "exponent refused", f: AnthropicMessages, body: `{"max_tokens":1e9}`, limit: 100, clamp: true, invalid: true},
+		{name: "negative refused", f: OpenAIChat, body: `{"max_completion_tokens":-1}`, limit: 100, clamp: true, invalid: true},
+		{name: "huge refused even unclamped", f: OpenAIChat, body: `{"max_tokens":99999999999}`, limit: 0, clamp: false, invalid: true},
+		{name: "bool refused", f: GoogleGenerate, body: `{"generationConfig":{"maxOutputTokens":true}}`, limit: 100, clamp: true, invalid: true},
+		{name: "second of duplicates refused", f: OpenAIChat, body: `{"max_tokens":10,"max_tokens":"x"}`, limit: 100, clamp: true, invalid: true},
 		{name: "nested key of the same name untouched", f: OpenAIChat, body: `{"metadata":{"max_tokens":5000}}`, limit: 100, clamp: true,
 			want: `{"metadata":{"max_tokens":5000}}`},
 		{name: "stream: usage asked", f: OpenAIChat, body: `{"model":"gpt-4o","stream":true}`, limit: 0,
@@ -134,7 +140,7 @@ func TestEventsWithoutNames(t *testing.T) {
 func FuzzParseRequest(f *testing.F) {
 	for _, s := range []string{
 		`{"model":"gpt-4o","stream":true,"max_tokens":5000,"messages":[{"role":"user","content":"hi"}]}`,
-		`{"stream":true,"stream_options":{"include_usage":false},"max_completion_tokens":1e9}`,
+		`{"stream":true,"stream_options":{"include_usage":false},"max_completion_tokens":1000000000}`,
 		`{"generationConfig":{"maxOutputTokens":99999},"contents":[{"parts":[{"text":"\"\\"}]}]}`,
 		`{"a":[{"b":"}"}],"max_tokens":-1}`, `{}`, `{"x":"\u00e9"}`, ` { "stream" : true } `,
 	} {
@@ -158,7 +164,7 @@ func FuzzParseRequest(f *testing.F) {
 func TestParseInPlaceMatchesCopy(t *testing.T) {
 	for _, body := range []string{
 		`{"model":"gpt-4o","stream":true,"max_tokens":100000,"messages":[{"role":"user","content":"hi"}]}`,
-		`{"max_tokens":5,"stream":true,"stream_options":null,"max_completion_tokens":1e9}`,
+		`{"max_tokens":5,"stream":true,"stream_options":null,"max_completion_tokens":1000000000}`,
 		`{"stream":true,"stream_options":{"include_usage":false},"max_tokens":2048}`,
 	} {
 		orig := []byte(body)

@@ -33,9 +33,13 @@ type Provider struct {
 	Prepare func(h http.Header)
 	// ErrorBody renders a proxy-made error in the provider's shape.
 	ErrorBody func(status int, e *users.Error) []byte
-	// KeyDead reports, from a 400 or 429 answer's body, that the key itself
-	// is unusable (401 and 403 always are). Nil: never.
+	// KeyDead reports, from an error answer's status and body, that the
+	// key itself is bad (invalid, revoked, out of credit), as opposed to a
+	// refusal the request provoked.
 	KeyDead func(status int, body []byte) bool
+	// CheckPath is a free GET (the model list) that tells whether a key
+	// set aside works again.
+	CheckPath string
 	// Framing is how streamed answers are framed.
 	Framing Framing
 
