@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
-	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,6 +36,7 @@ type exchange struct {
 	log  *logging.Request
 
 	upstreamPath string
+	query        string             // as passed upstream: the route's parameters only
 	raw          []byte             // the request body as received, once read
 	rq           *providers.Request // what was learnt from it
 	p            *gatekeeper.Principal
@@ -73,6 +73,10 @@ func (x *exchange) serve() {
 	x.p = p
 	x.log.SetToken(p.Token)
 	x.log.SetClientIP(p.IP)
+	if x.query, err = x.ep.Query(x.r.URL.Query()); err != nil {
+		x.writeError(err, nil)
+		return
+	}
 	f := x.ep.Format
 	if f.Body {
 		if err := x.readBody(); err != nil {
@@ -240,7 +244,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Scheme, out.URL.Host = base.Scheme, base.Host
 	out.URL.Path = basePath + x.upstreamPath
 	out.URL.RawPath = ""
-	out.URL.RawQuery = withoutKey(pr.In.URL.RawQuery)
+	out.URL.RawQuery = x.query
 	out.Host = ""
 	if x.rq != nil {
 		// ReverseProxy wraps the body in a reader of its own, which hides
@@ -262,25 +266,6 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	}
 	x.prov.SetKey(h, x.up.keys.keys[x.keyIdx])
 	out.Header = h
-}
-
-// withoutKey drops any key parameter left in a query (defence in depth:
-// Authenticate has removed the client's, and upstream keys travel in
-// headers).
-func withoutKey(q string) string {
-	if q == "" || !strings.Contains(strings.ToLower(q), "key") && !strings.Contains(q, "%") {
-		return q
-	}
-	parts := strings.Split(q, "&")
-	kept := parts[:0]
-	for _, p := range parts {
-		name, _, _ := strings.Cut(p, "=")
-		if n, err := url.QueryUnescape(name); err != nil || n == "key" {
-			continue
-		}
-		kept = append(kept, p)
-	}
-	return strings.Join(kept, "&")
 }
 
 // Upstream response headers the client must not see: the operator's

@@ -32,19 +32,3 @@ func TestStreamReaderHidesOnlyTheAskedUsage(t *testing.T) {
 		}
 	}
 }
-
-func TestWithoutKey(t *testing.T) {
-	cases := map[string]string{
-		"":                      "",
-		"alt=sse":               "alt=sse",
-		"alt=sse&key=abc":       "alt=sse",
-		"k%65y=abc&alt=sse":     "alt=sse",
-		"KEY=abc&monkey=1":      "KEY=abc&monkey=1",
-		"pageSize=5&key=a&key=": "pageSize=5",
-	}
-	for in, want := range cases {
-		if got := withoutKey(in); got != want {
-			t.Errorf("withoutKey(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

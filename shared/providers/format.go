@@ -3,6 +3,7 @@ package providers
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"strconv"
 	"strings"
 
@@ -95,9 +96,17 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			// Only a whole number in range may reach the upstream: a
 			// string, fraction or huge value would pass the clamp and the
 			// quota's count unread, and some upstreams take it all the same.
+			// A whole number written otherwise (1e5) is taken as it is.
 			n, ok := jsonscan.ParseInt(v)
-			if !ok || n < 0 || n > MaxOutputLimit {
-				return nil, users.Errorf(users.CodeInvalid, "%s must be a whole number from 0 to %d.", strings.Join(path, "."), MaxOutputLimit)
+			if !ok {
+				f, err := strconv.ParseFloat(string(v), 64)
+				if err != nil || f != math.Trunc(f) || f < 0 || f > MaxOutputLimit {
+					return nil, limitError(path)
+				}
+				n = int64(f)
+			}
+			if n < 0 || n > MaxOutputLimit {
+				return nil, limitError(path)
 			}
 			if clamp && limit > 0 && n > limit {
 				n = limit
@@ -117,6 +126,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	}
 	rq.Body = jsonscan.ApplyEdits(body, edits, inPlace)
 	return rq, nil
+}
+
+func limitError(path []string) error {
+	return users.Errorf(users.CodeInvalid, "%s must be a whole number from 0 to %d.", strings.Join(path, "."), MaxOutputLimit)
 }
 
 // Usage is what an upstream reported: input (prompt) and output

@@ -38,11 +38,15 @@ func googleProvider() *Provider {
 // it costs nothing.
 func googleRoutes(version string, unlisted bool) []Route {
 	base := "/" + version + "/models"
+	// alt=sse frames a stream as SSE; alt=json is the default. Any other
+	// answer format (proto, media) would carry no usage to charge.
+	alt := map[string][]string{"alt": {"sse", "json"}}
+	page := map[string][]string{"pageSize": nil, "pageToken": nil}
 	return []Route{
-		{Method: http.MethodGet, Pattern: base, Format: List, Unlisted: unlisted},
+		{Method: http.MethodGet, Pattern: base, Format: List, Unlisted: unlisted, Query: page},
 		{Method: http.MethodGet, Pattern: base + "/{model}", Format: List, Unlisted: true},
-		{Method: http.MethodPost, Pattern: base + "/{model}:generateContent", Format: GoogleGenerate, Unlisted: unlisted},
-		{Method: http.MethodPost, Pattern: base + "/{model}:streamGenerateContent", Format: GoogleGenerate, Stream: true, Unlisted: unlisted},
+		{Method: http.MethodPost, Pattern: base + "/{model}:generateContent", Format: GoogleGenerate, Unlisted: unlisted, Query: alt},
+		{Method: http.MethodPost, Pattern: base + "/{model}:streamGenerateContent", Format: GoogleGenerate, Stream: true, Unlisted: unlisted, Query: alt},
 		{Method: http.MethodPost, Pattern: base + "/{model}:countTokens", Format: GoogleCountTokens, Unlisted: unlisted},
 	}
 }

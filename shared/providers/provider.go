@@ -9,6 +9,8 @@ package providers
 
 import (
 	"net/http"
+	"net/url"
+	"slices"
 	"strings"
 
 	"tollgate.dev/tollgate/shared/models"
@@ -81,6 +83,10 @@ type Route struct {
 	// Unlisted routes are served but not shown on the service-info page
 	// (aliases of a listed route).
 	Unlisted bool
+	// Query lists the query parameters passed upstream, each with the
+	// values allowed (nil: any). Every other parameter is dropped, so no
+	// client can ask for an answer format that hides its usage.
+	Query map[string][]string
 }
 
 // Endpoint is a matched route.
@@ -89,6 +95,27 @@ type Endpoint struct {
 	Format *Format
 	Model  string // from the path
 	Stream bool   // from the path
+	query  map[string][]string
+}
+
+// Query is the query passed upstream: the route's parameters only. A
+// parameter given a value the route does not allow is refused (an answer
+// format such as Google's alt=proto would hide the usage to charge).
+func (ep Endpoint) Query(q url.Values) (string, error) {
+	out := url.Values{}
+	for name, vals := range q {
+		allowed, ok := ep.query[strings.TrimPrefix(name, "$")] // $alt is Google's alias of alt
+		if !ok {
+			continue
+		}
+		for _, v := range vals {
+			if allowed != nil && !slices.Contains(allowed, v) {
+				return "", users.Errorf(users.CodeInvalid, "The query parameter %s=%s is not supported here; accepted: %s.", name, v, strings.Join(allowed, ", "))
+			}
+			out.Add(strings.TrimPrefix(name, "$"), v)
+		}
+	}
+	return out.Encode(), nil
 }
 
 // CommonHeaders are forwarded to every upstream. Everything else the
@@ -148,7 +175,7 @@ func newRouter(mount string, routes []Route) router {
 	var rt router
 	for _, r := range routes {
 		c := compiled{method: r.Method, segments: strings.Split(strings.TrimPrefix(r.Pattern, "/"), "/"), model: -1,
-			ep: Endpoint{Route: r.Method + " /" + mount + r.Pattern, Format: r.Format, Stream: r.Stream}}
+			ep: Endpoint{Route: r.Method + " /" + mount + r.Pattern, Format: r.Format, Stream: r.Stream, query: r.Query}}
 		for i, s := range c.segments {
 			if rest, ok := strings.CutPrefix(s, modelParam); ok {
 				c.model, c.suffix = i, rest

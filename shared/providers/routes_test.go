@@ -1,6 +1,9 @@
 package providers
 
-import "testing"
+import (
+	"net/url"
+	"testing"
+)
 
 func TestRoutes(t *testing.T) {
 	provs := map[string]*Provider{}
@@ -41,6 +44,40 @@ func TestRoutes(t *testing.T) {
 		ep, ok := provs[tc.prov].Match(tc.method, tc.path)
 		if ok != (tc.route != "") || ep.Route != tc.route || ep.Model != tc.model || ep.Stream != tc.stream {
 			t.Errorf("%s %s %s: got %+v, %v; want route %q model %q stream %v", tc.prov, tc.method, tc.path, ep, ok, tc.route, tc.model, tc.stream)
+		}
+	}
+}
+
+// Only the parameters a route needs reach the upstream; an answer format
+// that would hide the usage is refused.
+func TestEndpointQuery(t *testing.T) {
+	gen, _ := googleAI.Match("POST", "/v1beta/models/gemini-2.5-flash:streamGenerateContent")
+	list, _ := googleAI.Match("GET", "/v1beta/models")
+	chat, _ := openAI.Match("POST", "/v1/chat/completions")
+	cases := []struct {
+		ep      Endpoint
+		in      string
+		want    string
+		refused bool
+	}{
+		{gen, "", "", false},
+		{gen, "alt=sse", "alt=sse", false},
+		{gen, "alt=sse&key=abc", "alt=sse", false},
+		{gen, "k%65y=abc&alt=sse", "alt=sse", false},
+		{gen, "$alt=sse", "alt=sse", false},
+		{gen, "alt=sse&fields=candidates&prettyPrint=false", "alt=sse", false},
+		{gen, "alt=proto", "", true},
+		{gen, "alt=media", "", true},
+		{gen, "$alt=proto", "", true},
+		{gen, "alt=sse&alt=proto", "", true},
+		{list, "pageSize=5&key=a&key=", "pageSize=5", false},
+		{chat, "KEY=abc&monkey=1", "", false},
+	}
+	for _, tc := range cases {
+		q, _ := url.ParseQuery(tc.in)
+		got, err := tc.ep.Query(q)
+		if (err != nil) != tc.refused || got != tc.want {
+			t.Errorf("%s ?%s: %q, %v; want %q refused %v", tc.ep.Route, tc.in, got, err, tc.want, tc.refused)
 		}
 	}
 }

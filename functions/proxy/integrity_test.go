@@ -1,0 +1,71 @@
+package proxy
+
+import (
+	"strings"
+	"testing"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// An answer format that hides usage (Google's alt=proto, alt=media) is
+// refused in Google's shape before the upstream is called; parameters the
+// route does not need (fields, prettyPrint) never reach it.
+func TestQueryHidingUsageRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	up := e.fake(upstreamfake.Google)
+	gc := provCases[2]
+	tk := e.user(users.Patch{})
+	for _, q := range []string{"alt=proto", "alt=media", "$alt=proto", "alt=sse&alt=proto"} {
+		a := e.do(call{path: gc.path + "?" + q, body: gc.body, header: gc.auth(tk)})
+		if a.status != 400 {
+			t.Fatalf("?%s: %d %s", q, a.status, a.body)
+		}
+		googleShape(t, a)
+	}
+	if up.Count() != 0 {
+		t.Fatalf("the upstream was called %d times", up.Count())
+	}
+	a := e.do(call{path: gc.path + "?fields=candidates&prettyPrint=false&$alt=json", body: gc.body, header: gc.auth(tk)})
+	if a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	if q := up.Last(t).RawQuery; q != "alt=json" {
+		t.Errorf("upstream query %q, want alt=json only", q)
+	}
+	if u := e.get(tk); u.TokenCounts["gemini-flash"] != 18 {
+		t.Errorf("charged %d, want the 18 tokens reported", u.TokenCounts["gemini-flash"])
+	}
+}
+
+// Output limits given as strings, fractions or out-of-range numbers are
+// refused in the provider's shape; none reaches the upstream unclamped.
+func TestOutputLimitTypesRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	special := e.user(users.Patch{Type: users.Opt[users.Type]{Set: true, Value: users.Special}})
+	for _, tc := range []struct {
+		pc   provCase
+		body string
+	}{
+		{provCases[0], `{"model":"gpt-4o","max_tokens":"999999","messages":[{"role":"user","content":"hi"}]}`},
+		{provCases[0], `{"model":"gpt-4o","max_completion_tokens":99999.5,"messages":[]}`},
+		{provCases[1], `{"model":"claude-sonnet-4-5","max_tokens":0.5,"messages":[]}`},
+		{provCases[1], `{"model":"claude-sonnet-4-5","max_tokens":10,"max_tokens":"lots","messages":[]}`},
+		{provCases[2], `{"contents":[],"generationConfig":{"maxOutputTokens":-5}}`},
+		{provCases[3], `{"model":"mistral-small-latest","max_tokens":99999999999999,"messages":[]}`},
+	} {
+		for _, who := range []string{tk, special} {
+			a := e.do(call{path: tc.pc.path, body: tc.body, header: tc.pc.auth(who)})
+			if a.status != 400 || !strings.Contains(string(a.body), "whole number") {
+				t.Fatalf("%s: %d %s", tc.body, a.status, a.body)
+			}
+			tc.pc.shape(t, a)
+		}
+	}
+	for k, f := range e.fakes {
+		if f.Count() != 0 {
+			t.Errorf("%s upstream called %d times", k, f.Count())
+		}
+	}
+}
