@@ -69,6 +69,12 @@ func (x *exchange) writeError(err error, rate *ratelimit.Decision) {
 	if e.RetryAfterSeconds > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}
+	if k.status == http.StatusTooManyRequests {
+		// The OpenAI and Anthropic SDKs retry a 429 unless told not to:
+		// a quota refusal never clears by retrying, and a limit says when
+		// it clears in Retry-After, for the user to decide.
+		h.Set("X-Should-Retry", "false")
+	}
 	if x.h.cfg.ErrorFormat == config.ErrorsCompletion && x.ep.Format != nil && x.ep.Format.Fake != nil {
 		ct, body := x.ep.Format.Fake(x.fakeAnswer(errorText(k, e)))
 		h.Set("Content-Type", ct)

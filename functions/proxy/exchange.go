@@ -310,6 +310,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	x.st = &providers.StreamState{HideUsage: x.rq.HideUsage}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
 	sr.pool = x.h.chunks
+	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
 	if sse {
 		sr.brokenEvent = f.StreamError

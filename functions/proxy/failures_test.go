@@ -101,7 +101,7 @@ func TestClientDisconnectMidStream(t *testing.T) {
 func TestUpstreamBreaksStream(t *testing.T) {
 	marker := map[upstreamfake.Kind]string{
 		upstreamfake.OpenAI:    `"code":"upstream_stream_broken"`,
-		upstreamfake.Mistral:   `"code":"upstream_stream_broken"`,
+		upstreamfake.Mistral:   `"finish_reason":"error"`, // the Mistral SDK validates every chunk
 		upstreamfake.Anthropic: "event: error\ndata: {\"error\":{\"message\":",
 		upstreamfake.Google:    `"status":"UNAVAILABLE"`,
 	}

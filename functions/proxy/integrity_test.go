@@ -1,9 +1,12 @@
 package proxy
 
 import (
+	"context"
 	"strings"
 	"testing"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -67,5 +70,58 @@ func TestOutputLimitTypesRefused(t *testing.T) {
 		if f.Count() != 0 {
 			t.Errorf("%s upstream called %d times", k, f.Count())
 		}
+	}
+}
+
+// When the proxy, not the client, asked OpenAI for streamed usage, the
+// client sees the chunks it would have seen directly: no usage chunk and
+// no "usage":null in every chunk. A client that asked sees both.
+func TestStreamUsageNullOnlyWhenAsked(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	pc := provCases[0]
+	a := e.do(call{path: pc.path, body: pc.stream, header: pc.auth(tk)})
+	if a.status != 200 || strings.Contains(string(a.body), `"usage"`) {
+		t.Fatalf("%d: the client sees usage it did not ask for:\n%s", a.status, a.body)
+	}
+	mustContain(t, "stream", string(a.body), "data: [DONE]")
+	e.logs.waitLines(t, `"httpRequest"`, 1)
+	if got := e.get(tk).TokenCounts["gpt4o"]; got != 18 {
+		t.Errorf("charged %d, want 18", got)
+	}
+	asked := strings.Replace(pc.stream, `"stream":true`, `"stream":true,"stream_options":{"include_usage":true}`, 1)
+	a = e.do(call{path: pc.path, body: asked, header: pc.auth(tk)})
+	mustContain(t, "stream", string(a.body), `"usage":null`)
+	mustContain(t, "stream", string(a.body), `"prompt_tokens":11`)
+}
+
+// Quota and limit refusals tell the SDKs not to retry; the official
+// OpenAI client, with its default retries, sends a quota refusal once.
+func TestRefusalsSayDoNotRetry(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{TokenLimits: setOpt(map[string]int64{"gpt4o": 10}), TokenCounts: setOpt(map[string]int64{"gpt4o": 10})})
+	pc := provCases[0]
+	a := e.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
+	if a.status != 429 || a.header.Get("X-Should-Retry") != "false" || a.header.Get("Retry-After") != "" {
+		t.Fatalf("quota refusal: %d, x-should-retry %q, retry-after %q", a.status, a.header.Get("X-Should-Retry"), a.header.Get("Retry-After"))
+	}
+	client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/openai/v1"), option.WithAPIKey(tk))
+	_, err := client.Chat.Completions.New(context.Background(), openai.ChatCompletionNewParams{
+		Model: "gpt-4o", Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("hi")},
+	})
+	if err == nil {
+		t.Fatal("the quota refusal reached the SDK as a success")
+	}
+	e.logs.waitLines(t, `"httpRequest"`, 2)
+	if n := strings.Count(e.logs.String(), `"httpRequest"`); n != 2 {
+		t.Errorf("%d requests logged: the SDK retried a quota refusal", n)
+	}
+
+	r := newEnv(t, map[string]string{"TEXT_MODEL_RATE_LIMIT": "1"})
+	tk = r.user(users.Patch{})
+	r.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
+	a = r.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
+	if a.status != 429 || a.header.Get("X-Should-Retry") != "false" || a.header.Get("Retry-After") == "" {
+		t.Fatalf("rate limit: %d, x-should-retry %q, retry-after %q", a.status, a.header.Get("X-Should-Retry"), a.header.Get("Retry-After"))
 	}
 }

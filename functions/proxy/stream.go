@@ -29,6 +29,8 @@ type streamReader struct {
 	// its end (Google).
 	endsAtEOF bool
 	event     func(st *providers.StreamState, name, data []byte) bool
+	// clean edits the bytes of a relayed event (nil: none).
+	clean func(st *providers.StreamState, raw []byte) []byte
 
 	chunk []byte     // read buffer
 	pool  *chunkPool // where chunk comes from and goes back to (nil: none)
@@ -92,6 +94,9 @@ func (r *streamReader) emit(raw, name, data []byte) {
 		r.end()
 	}
 	if keep {
+		if r.clean != nil {
+			raw = r.clean(r.st, raw)
+		}
 		r.out = append(r.out, raw...)
 	}
 }

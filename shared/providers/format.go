@@ -33,6 +33,8 @@ type Format struct {
 	// Event reads one stream event (its end included); it reports whether
 	// to relay it.
 	Event func(st *StreamState, name, data []byte) bool
+	// Clean edits a relayed event's bytes (nil: relayed verbatim).
+	Clean func(st *StreamState, raw []byte) []byte
 	// StreamError renders an error event for a stream the upstream broke.
 	StreamError func(msg string) []byte
 	// Fake renders an error as a 200 answer (ERROR_FORMAT=completion);

@@ -36,6 +36,17 @@ var MistralChat = &Format{
 	MaxTokens:   [][]string{{"max_tokens"}},
 	Usage:       openAIUsage,
 	Event:       chatEvent,
-	StreamError: openAIStreamError,
+	StreamError: mistralStreamError,
 	Fake:        fakeChat,
+}
+
+// mistralStreamError ends a broken stream with a chunk of Mistral's own
+// schema (finish_reason "error", the message as content): the Mistral SDK
+// validates every chunk, and an OpenAI error object fails its schema
+// instead of showing the message.
+func mistralStreamError(msg string) []byte {
+	return sse(false,
+		"", map[string]any{"id": "tollgate-error", "object": "chat.completion.chunk", "created": 0, "model": "tollgate",
+			"choices": []any{map[string]any{"index": 0, "delta": map[string]any{"role": "assistant", "content": msg}, "finish_reason": "error"}}},
+		"", "[DONE]")
 }

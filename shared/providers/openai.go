@@ -47,6 +47,7 @@ var (
 		AskUsage:    askStreamUsage,
 		Usage:       openAIUsage,
 		Event:       chatEvent,
+		Clean:       withoutNullUsage,
 		StreamError: openAIStreamError,
 		Fake:        fakeChat,
 	}
@@ -56,6 +57,7 @@ var (
 		AskUsage:    askStreamUsage,
 		Usage:       openAIUsage,
 		Event:       chatEvent,
+		Clean:       withoutNullUsage,
 		StreamError: openAIStreamError,
 		Fake:        fakeLegacy,
 	}
@@ -173,6 +175,20 @@ func chatEvent(st *StreamState, _, data []byte) bool {
 	// The usage-only chunk the proxy asked for is not the client's.
 	return !(st.HideUsage && noChoices)
 }
+
+// withoutNullUsage drops the "usage":null that OpenAI adds to every chunk
+// once usage is asked for, when it was the proxy, not the client, that
+// asked: the client's SDK must see the chunks it would see directly. In
+// the raw bytes, `,"usage":null` can only be a member: quotes inside
+// strings are escaped.
+func withoutNullUsage(st *StreamState, raw []byte) []byte {
+	if !st.HideUsage || !bytes.Contains(raw, nullUsage) {
+		return raw
+	}
+	return bytes.ReplaceAll(raw, nullUsage, nil)
+}
+
+var nullUsage = []byte(`,"usage":null`)
 
 // responsesEvent reads Responses API events: text deltas, and usage in
 // the final response.completed (or .incomplete / .failed) event.
