@@ -73,6 +73,10 @@ func (x *exchange) serve() {
 	x.p = p
 	x.log.SetToken(p.Token)
 	x.log.SetClientIP(p.IP)
+	if x.credentialInPath() {
+		x.writeError(users.Errorf(web.CodeUnknownRoute, "Unknown route: a path never holds a key. See GET / for the routes this proxy serves."), nil)
+		return
+	}
 	if x.query, err = x.ep.Query(x.r.URL.Query()); err != nil {
 		x.writeError(err, nil)
 		return
@@ -126,6 +130,18 @@ func (x *exchange) serve() {
 func noKey(p *providers.Provider, err error) *users.Error {
 	return &users.Error{Code: web.CodeNotServed, Err: err,
 		Message: "This proxy has no working " + p.Name + " key at the moment; the operator has been told."}
+}
+
+// credentialInPath reports a proxy credential (the caller's token, the
+// admin or proxy key) anywhere in the path: it would be sent upstream and
+// written to every log on the way.
+func (x *exchange) credentialInPath() bool {
+	for _, c := range []string{x.p.Token, x.h.cfg.AdminKey, x.h.cfg.ProxyKey} {
+		if len(c) >= 8 && strings.Contains(x.upstreamPath, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // requested is what the quota pre-check counts: the estimated prompt plus
@@ -283,6 +299,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	for _, k := range dropResponseHeaders {
 		delete(resp.Header, k) // the names are canonical, as the transport's are
 	}
+	x.h.dropEchoes(resp.Header)
 	if x.adm != nil {
 		setRateHeaders(resp.Header, x.adm.Rate)
 	}
@@ -416,16 +433,6 @@ func upstreamMessage(body []byte) string {
 		msg = msg[:500] + "…"
 	}
 	return msg
-}
-
-// scrub replaces every upstream key in b.
-func (h *handler) scrub(b []byte) []byte {
-	for _, k := range h.secrets {
-		if len(k) >= 4 && bytes.Contains(b, []byte(k)) {
-			b = bytes.ReplaceAll(b, []byte(k), []byte("[redacted]"))
-		}
-	}
-	return b
 }
 
 // upstreamFailed answers when no upstream answer could be relayed.

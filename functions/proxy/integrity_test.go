@@ -2,6 +2,10 @@ package proxy
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -123,5 +127,89 @@ func TestRefusalsSayDoNotRetry(t *testing.T) {
 	a = r.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
 	if a.status != 429 || a.header.Get("X-Should-Retry") != "false" || a.header.Get("Retry-After") == "" {
 		t.Fatalf("rate limit: %d, x-should-retry %q, retry-after %q", a.status, a.header.Get("X-Should-Retry"), a.header.Get("Retry-After"))
+	}
+}
+
+// A proxy credential in the path is never sent upstream, and "." or ".."
+// segments are answered 404 before any routing.
+func TestCredentialsAndDotSegmentsInPaths(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	gc := provCases[2]
+	for _, path := range []string{
+		"/proxy/google-ai/v1beta/models/" + tk + ":generateContent",
+		"/proxy/google-ai/v1beta/models/x" + tk + ":generateContent",
+		"/proxy/google-ai/v1beta/models/" + adminKey + ":generateContent",
+		"/proxy/openai/v1/models/" + tk,
+	} {
+		method := "POST"
+		if strings.HasPrefix(path, "/proxy/openai") {
+			method = "GET"
+		}
+		a := e.do(call{method: method, path: path, body: map[bool]string{true: gc.body}[method == "POST"], header: gc.auth(tk)})
+		if a.status != 404 {
+			t.Errorf("%s: %d %s", path, a.status, a.body)
+		}
+		if strings.Contains(string(a.body), tk) {
+			t.Errorf("%s: the answer shows the token: %s", path, a.body)
+		}
+	}
+	for _, path := range []string{
+		"/proxy/openai/v1/../v1/chat/completions",
+		"/proxy/openai/v1/./chat/completions",
+		"/proxy/google-ai/v1beta/models/../models/gemini-2.5-flash:generateContent",
+		"/proxy/openai/v1/chat/completions/..",
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, strings.NewReader(provCases[0].body))
+		req.URL.Opaque = path // sent as is, not cleaned by the client
+		req.Header.Set("Authorization", "Bearer "+tk)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 404 {
+			t.Errorf("%s: %d", path, resp.StatusCode)
+		}
+	}
+	e.neverSaw(tk)
+	e.neverSaw(adminKey)
+	for k, f := range e.fakes {
+		if f.Count() != 0 {
+			t.Errorf("%s upstream called %d times", k, f.Count())
+		}
+	}
+}
+
+// Upstream text quoting an operator key is relayed with the key replaced
+// in any casing and in \u-escaped form; headers echoing it are dropped.
+func TestScrubCatchesCasingsAndEscapes(t *testing.T) {
+	upper := strings.ToUpper(openAIKey)
+	escaped := strings.ReplaceAll(openAIKey, "-", `\u002d`)
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Echo-Auth", r.Header.Get("Authorization"))
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(400)
+		io.WriteString(w, `{"error":{"message":"bad key `+upper+` or `+escaped+`","type":"invalid_request_error"}}`)
+	}))
+	defer upstream.Close()
+	e := newEnv(t, map[string]string{"OPENAI_BASE_URL": upstream.URL})
+	tk := e.user(users.Patch{})
+	a := e.do(call{path: provCases[0].path, body: provCases[0].body, header: bearerH(tk)})
+	if a.status != 400 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(a.body, &m); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := dig(m, "error", "message").(string)
+	if strings.Contains(strings.ToLower(msg), strings.ToLower(openAIKey)) || strings.Count(msg, "[redacted]") != 2 {
+		t.Errorf("relayed message %q", msg)
+	}
+	for name, v := range a.header {
+		if strings.Contains(strings.ToLower(strings.Join(v, ",")), strings.ToLower(openAIKey)) {
+			t.Errorf("header %s echoes the operator key", name)
+		}
 	}
 }

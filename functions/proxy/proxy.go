@@ -75,9 +75,10 @@ type handler struct {
 	lookup  http.Handler
 	maxBody int64
 	timeout time.Duration
-	// secrets are every upstream key, scrubbed from relayed error text.
-	secrets []string
-	chunks  *chunkPool // read buffers of relayed streams
+	// lowerSecrets are every upstream key (of 4 bytes or more), lower
+	// case, scrubbed from relayed error text and headers.
+	lowerSecrets []string
+	chunks       *chunkPool // read buffers of relayed streams
 }
 
 // upstream is a provider as configured: adapter, base URL and keys.
@@ -115,7 +116,11 @@ func newHandler(d *app.Deps, o Options) *handler {
 			base = nil
 		}
 		keys := d.Config.ProviderKeys[p.ID]
-		h.secrets = append(h.secrets, keys...)
+		for _, k := range keys {
+			if len(k) >= 4 {
+				h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(k))
+			}
+		}
 		h.up[string(p.ID)] = &upstream{prov: p, base: base, keys: newKeyPool(p.Name, keys, d.Log)}
 	}
 	transport := o.Transport
@@ -197,6 +202,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mount, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	x := &exchange{h: h, w: w, r: r, log: logging.FromContext(r.Context())}
+	if hasDotSegment(path) {
+		// Never relayed: an upstream or a gateway in between would
+		// resolve it to another route than the one checked here.
+		x.prov = providers.Fallback()
+		x.log.SetRoute("unknown")
+		x.writeError(unknownRoute(r), nil)
+		return
+	}
 	up, ok := h.up[mount]
 	if !ok {
 		x.prov = providers.Fallback()
@@ -215,6 +228,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.upstreamPath = "/" + rest
 	x.log.SetRoute(ep.Route)
 	x.serve()
+}
+
+// hasDotSegment reports a "." or ".." segment in a (decoded) path.
+func hasDotSegment(path string) bool {
+	for seg := range strings.SplitSeq(path, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // debugWriter sends ReverseProxy's own log lines to the debug level: the

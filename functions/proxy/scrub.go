@@ -1,0 +1,106 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"strings"
+)
+
+// Upstream error text may quote the operator's key ("Incorrect API key
+// provided: sk-…"); it is relayed with every key replaced, whatever its
+// casing and however JSON escapes it.
+
+const redacted = "[redacted]"
+
+// scrub replaces every upstream key in b: in the raw bytes (any casing),
+// then in the decoded strings of a JSON body (\u-escaped forms).
+func (h *handler) scrub(b []byte) []byte {
+	b = h.scrubBytes(b)
+	if !bytes.Contains(b, []byte(`\u`)) || !json.Valid(b) {
+		return b
+	}
+	var doc any
+	if json.Unmarshal(b, &doc) != nil {
+		return b
+	}
+	changed := false
+	doc = h.scrubValue(doc, &changed)
+	if !changed {
+		return b
+	}
+	out, err := json.Marshal(doc)
+	if err != nil {
+		return b
+	}
+	return out
+}
+
+// scrubBytes replaces every key in b, matching case-insensitively.
+func (h *handler) scrubBytes(b []byte) []byte {
+	var lower []byte
+	for _, k := range h.lowerSecrets {
+		if lower == nil {
+			lower = bytes.ToLower(b)
+		}
+		lk := []byte(k)
+		if !bytes.Contains(lower, lk) {
+			continue
+		}
+		var out []byte
+		for {
+			i := bytes.Index(lower, lk)
+			if i < 0 {
+				break
+			}
+			out = append(append(out, b[:i]...), redacted...)
+			b, lower = b[i+len(lk):], lower[i+len(lk):]
+		}
+		b = append(out, b...)
+		lower = bytes.ToLower(b)
+	}
+	return b
+}
+
+func (h *handler) scrubValue(v any, changed *bool) any {
+	switch v := v.(type) {
+	case string:
+		s := string(h.scrubBytes([]byte(v)))
+		if s != v {
+			*changed = true
+		}
+		return s
+	case []any:
+		for i := range v {
+			v[i] = h.scrubValue(v[i], changed)
+		}
+	case map[string]any:
+		for k, e := range v {
+			v[k] = h.scrubValue(e, changed)
+		}
+	}
+	return v
+}
+
+// dropEchoes removes upstream response headers that carry an operator key
+// (an upstream or gateway echoing the request's credentials).
+func (h *handler) dropEchoes(hdr http.Header) {
+	for name, vals := range hdr {
+		for _, v := range vals {
+			if h.holdsSecret(v) {
+				delete(hdr, name)
+				break
+			}
+		}
+	}
+}
+
+func (h *handler) holdsSecret(v string) bool {
+	lv := strings.ToLower(v) // no copy when v has no upper case
+	for _, k := range h.lowerSecrets {
+		if strings.Contains(lv, k) {
+			return true
+		}
+	}
+	return false
+}
