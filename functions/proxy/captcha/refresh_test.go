@@ -1,12 +1,14 @@
 package captcha_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
 )
 
 func refreshOnce(t *testing.T, e *env, ip, token string) reply {
@@ -113,5 +115,41 @@ func TestRefreshRecheckedAtVerify(t *testing.T) {
 	}
 	if u, _ := e.store.Get(ctx(t), tok); !u.Disabled() {
 		t.Error("the disabled token was revived")
+	}
+}
+
+// An issued and refreshed user is an ordinary record: its JSON (what the
+// admin API and the users.json export show) imports back unchanged.
+func TestIssuedUserRoundTripsThroughExport(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := earn(t, e.h, ipA).Token
+	e.clock.Advance(time.Minute)
+	if r := refreshOnce(t, e, ipA, tok); r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	u, _ := e.store.Get(ctx(t), tok)
+	doc, err := json.Marshal(map[string]any{"users": []*users.User{u}, "count": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"type":"temporary"`, `"expiresAt":`, `"maxIps":2`, `"refreshable":true`, `"powRefreshes":1`} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("export %s lacks %s", doc, want)
+		}
+	}
+	ps, err := users.ParsePatchList(doc)
+	if err != nil {
+		t.Fatalf("the export does not import: %v", err)
+	}
+	other := memory.New()
+	svc := &users.Service{Store: other, Now: e.clock.Now}
+	if _, err := svc.Import(ctx(t), ps); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := other.Get(ctx(t), tok)
+	a, _ := json.Marshal(u)
+	b, _ := json.Marshal(back)
+	if string(a) != string(b) {
+		t.Errorf("re-imported user differs:\n%s\n%s", a, b)
 	}
 }
