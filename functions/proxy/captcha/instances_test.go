@@ -3,6 +3,7 @@ package captcha_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,6 +38,15 @@ func TestReplayedOnAnotherInstance(t *testing.T) {
 	r := verify(t, a, ipA, c, sol)
 	if r.status != http.StatusConflict {
 		t.Fatalf("replayed on A: %d %s, want 409", r.status, r.body)
+	}
+	marks, _ := srv.Data("users_marks").(map[string]any)
+	if len(marks) < 2 {
+		t.Errorf("marks in the database: %v; want the spent challenge and the address's minute", marks)
+	}
+	for k := range marks {
+		if strings.Contains(k, ipA) || strings.Contains(k, "203-0-113-7") {
+			t.Errorf("mark %q stores the client address", k)
+		}
 	}
 	list, err := storeA.List(ctx(t))
 	if err != nil || len(list) != 1 {
