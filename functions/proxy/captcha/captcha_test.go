@@ -59,6 +59,13 @@ func TestSolutionIsSingleUse(t *testing.T) {
 	if len(list) != 1 {
 		t.Errorf("%d users after a replay, want 1", len(list))
 	}
+	// Replays cost a hash each, so they lock the address out like wrong
+	// solutions do.
+	verify(t, e.h, ipA, c, sol)
+	verify(t, e.h, ipA, c, sol)
+	if r := verify(t, e.h, ipA, c, sol); r.status != http.StatusTooManyRequests {
+		t.Errorf("after 3 replays: %d %s, want 429", r.status, r.body)
+	}
 }
 
 func TestVerifyRefuses(t *testing.T) {

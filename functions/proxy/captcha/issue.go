@@ -129,6 +129,8 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !fresh {
+		// Each replay cost a hash: it counts as a failure, like a wrong solution.
+		h.lockout.Fail(ip, now)
 		fail(w, r, http.StatusConflict, "This challenge was already used; request a new one.")
 		return
 	}
