@@ -213,3 +213,10 @@ func TestIssuancePrunesExpiredMarks(t *testing.T) {
 		t.Errorf("the expired mark survived an issuance: Mark = %v, %v", ok, err)
 	}
 }
+
+// A lifetime under a millisecond (POW_TOKEN_HOURS accepts fractions) still
+// windows the per-address cap instead of dividing by zero.
+func TestTinyTokenLifetime(t *testing.T) {
+	e := newEnv(t, map[string]string{"POW_TOKEN_HOURS": "0.0000000001", "POW_MAX_TOKENS_PER_IP": "1"})
+	earn(t, e.h, ipA)
+}

@@ -199,9 +199,9 @@ func (h *handler) claimIssuance(ctx context.Context, ip string, newToken bool, n
 	if !newToken || h.cfg.MaxTokensPerIP <= 0 {
 		return 0, "", nil
 	}
-	span := h.cfg.TokenLifetime
-	window := now.UnixMilli() / span.Milliseconds()
-	end := time.UnixMilli((window + 1) * span.Milliseconds())
+	span := max(h.cfg.TokenLifetime.Milliseconds(), 1) // a tiny POW_TOKEN_HOURS must not divide by 0
+	window := now.UnixMilli() / span
+	end := time.UnixMilli((window + 1) * span)
 	for k := range h.cfg.MaxTokensPerIP {
 		ok, err := h.marks.Mark(ctx, fmt.Sprintf("ipt-%s-%d-%d", id, window, k), end)
 		if err != nil || ok {
