@@ -220,3 +220,24 @@ func TestTinyTokenLifetime(t *testing.T) {
 	e := newEnv(t, map[string]string{"POW_TOKEN_HOURS": "0.0000000001", "POW_MAX_TOKENS_PER_IP": "1"})
 	earn(t, e.h, ipA)
 }
+
+// A spent mark outlives its challenge by a margin, so that an instance
+// whose clock runs behind cannot accept a replay after a pruning.
+func TestSpentMarkOutlivesTheChallenge(t *testing.T) {
+	e := newEnv(t, map[string]string{"POW_CHALLENGE_TIMEOUT": "1"})
+	c := getChallenge(t, e.h, ipA, map[string]string{"action": "new"})
+	if r := verify(t, e.h, ipA, c, solve(t, c)); r.status != http.StatusOK {
+		t.Fatalf("verify: %d %s", r.status, r.body)
+	}
+	marks := e.store.(users.Marks)
+	n, err := marks.PruneMarks(ctx(t), time.UnixMilli(c.Params.Expires).Add(time.Second), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 { // the address's minute only
+		t.Errorf("pruned %d marks a second after the challenge expired, want 1 (not the spent one)", n)
+	}
+	if n, _ := marks.PruneMarks(ctx(t), time.UnixMilli(c.Params.Expires).Add(time.Minute+time.Millisecond), 100); n != 1 {
+		t.Errorf("pruned %d marks after the margin, want the spent one", n)
+	}
+}

@@ -17,6 +17,9 @@ import (
 	"tollgate.dev/tollgate/shared/web"
 )
 
+// markMargin keeps a spent mark past its challenge's expiry.
+const markMargin = time.Minute
+
 // Refreshes counted in meta, beside the original's meta.refreshable.
 const metaRefreshes = "powRefreshes"
 
@@ -123,7 +126,9 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	// Spent before anything is issued: of two instances given the same
 	// solution, only the one that creates the mark goes on.
-	fresh, err := h.marks.Mark(ctx, "pow-"+c.ID(), time.UnixMilli(c.Expires))
+	// The mark outlives the challenge by a margin for instances' clock skew:
+	// none may accept the challenge once its mark can be pruned.
+	fresh, err := h.marks.Mark(ctx, "pow-"+c.ID(), time.UnixMilli(c.Expires).Add(markMargin))
 	if err != nil {
 		h.storeFailed(w, r, err)
 		return
