@@ -61,6 +61,7 @@ func NewWithOptions(d *app.Deps, o Options) http.Handler {
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, cfg.TrustedProxies) }
 	h := newHandler(d, o)
 	h.lookup = lookupHandler(d, clientIP)
+	h.captcha = captchaHandler(d, clientIP)
 	return app.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h))
 }
 
@@ -73,6 +74,7 @@ type handler struct {
 	up      map[string]*upstream // by mount name
 	rp      *httputil.ReverseProxy
 	lookup  http.Handler
+	captcha http.Handler
 	maxBody int64
 	timeout time.Duration
 	// lowerSecrets are every upstream key (of 4 bytes or more), lower
@@ -180,6 +182,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if path == "/user/lookup" || strings.HasPrefix(path, "/user/lookup/") {
 		logging.FromContext(r.Context()).SetRoute(r.Method + " /user/lookup")
 		h.lookup.ServeHTTP(w, r)
+		return
+	}
+	if path == "/user/captcha" || strings.HasPrefix(path, "/user/captcha/") {
+		h.captcha.ServeHTTP(w, r) // it names its routes in the log line
 		return
 	}
 	setCORS(w.Header())

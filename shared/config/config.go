@@ -79,6 +79,7 @@ type Config struct {
 	ErrorFormat  ErrorFormat
 	UserCacheTTL time.Duration
 	LogLevel     string
+	PoW          PoW // CAPTCHA_MODE and POW_*
 
 	// Environment of the platform.
 	Project              string // GOOGLE_CLOUD_PROJECT
@@ -165,6 +166,7 @@ func FromMap(env map[string]string) (*Config, error) {
 		c.BaseURLs[prov.ID] = p.baseURL(prov.Env.BaseURL, prov.Env.DefaultBaseURL)
 	}
 	c.SigningKey = strings.TrimSpace(env["SIGNING_KEY"])
+	c.PoW = p.pow(c.Gatekeeper)
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")

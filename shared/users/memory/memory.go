@@ -24,6 +24,7 @@ const shards = 64
 type Store struct {
 	seed   maphash.Seed
 	shards [shards]shard
+	marks  marks
 }
 
 type shard struct {

@@ -1,0 +1,155 @@
+package captcha_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
+)
+
+func refreshOnce(t *testing.T, e *env, ip, token string) reply {
+	t.Helper()
+	c := getChallenge(t, e.h, ip, map[string]string{"action": "refresh", "token": token})
+	if c.Work != 2 || c.Params.Refresh != token {
+		t.Fatalf("refresh challenge: work %d (want half of 4), refresh %q", c.Work, c.Params.Refresh)
+	}
+	return verify(t, e.h, ip, c, solve(t, c))
+}
+
+func TestRefreshExtendsAnExpiredToken(t *testing.T) {
+	e := newEnv(t, map[string]string{"POW_TOKEN_HOURS": "2"})
+	tok := earn(t, e.h, ipA).Token
+	// It expires, the maintenance sweep disables it; until the purge
+	// window ends it can still be refreshed.
+	e.clock.Advance(3 * time.Hour)
+	svc := &users.Service{Store: e.store, Now: e.clock.Now}
+	if n, err := svc.Maintain(ctx(t), users.ActionExpireTemporary); n != 1 || err != nil {
+		t.Fatalf("expire-temporary = %d, %v", n, err)
+	}
+	r := refreshOnce(t, e, ipA, tok)
+	if r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	var got issued
+	r.decode(t, &got)
+	want := e.clock.Now().Add(2 * time.Hour).UnixMilli()
+	if got.Token != tok || !got.Refreshed || got.ExpiresAt != want {
+		t.Errorf("refresh answer = %+v, want the same token until %d", got, want)
+	}
+	u, _ := e.store.Get(ctx(t), tok)
+	if u.Disabled() || u.ExpiresAt != want || u.Expired(e.clock.Now()) {
+		t.Errorf("refreshed user = %+v: still disabled or expired", u)
+	}
+	list, _ := e.store.List(ctx(t))
+	if len(list) != 1 {
+		t.Errorf("%d users after a refresh, want 1", len(list))
+	}
+}
+
+func TestRefreshLimits(t *testing.T) {
+	e := newEnv(t, map[string]string{"POW_TOKEN_MAX_REFRESHES": "1", "POW_TOKEN_PURGE_HOURS": "1", "POW_TOKEN_MAX_IPS": "1"})
+	tok := earn(t, e.h, ipA).Token
+	e.clock.Advance(time.Minute)
+	if r := refreshOnce(t, e, ipA, tok); r.status != http.StatusOK {
+		t.Fatalf("first refresh: %d %s", r.status, r.body)
+	}
+	e.clock.Advance(time.Minute)
+	r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": tok})
+	if r.status != http.StatusForbidden || !strings.Contains(r.errorText(t), "refreshed 1 times") {
+		t.Errorf("refresh beyond POW_TOKEN_MAX_REFRESHES: %d %s", r.status, r.body)
+	}
+
+	other := earn(t, e.h, ipB).Token
+	// From an address beyond the token's POW_TOKEN_MAX_IPS (1).
+	e.clock.Advance(time.Minute)
+	r = do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": other})
+	if r.status != http.StatusForbidden || !strings.Contains(r.errorText(t), "too many addresses") {
+		t.Errorf("refresh from a new address over the limit: %d %s", r.status, r.body)
+	}
+	// Past expiry plus POW_TOKEN_PURGE_HOURS.
+	e.clock.Advance(24*time.Hour + time.Hour + time.Second)
+	r = do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipB, map[string]string{"action": "refresh", "token": other})
+	if r.status != http.StatusForbidden || !strings.Contains(r.errorText(t), "too long ago") {
+		t.Errorf("refresh after the purge window: %d %s", r.status, r.body)
+	}
+}
+
+func TestRefreshRefusesOtherTokens(t *testing.T) {
+	e := newEnv(t, nil)
+	svc := &users.Service{Store: e.store, Now: e.clock.Now}
+	normal, _ := svc.Create(ctx(t), users.Patch{})
+	banned, _ := svc.Create(ctx(t), users.Patch{
+		Type:      users.Opt[users.Type]{Set: true, Value: users.Temporary},
+		ExpiresAt: users.Opt[int64]{Set: true, Value: e.clock.Now().Add(time.Hour).UnixMilli()},
+		Meta:      users.Opt[map[string]any]{Set: true, Value: map[string]any{"refreshable": true}},
+	})
+	if _, err := svc.Disable(ctx(t), banned.Token, "abuse"); err != nil {
+		t.Fatal(err)
+	}
+	for name, tok := range map[string]string{"normal": normal.Token, "disabled by an admin": banned.Token} {
+		r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": tok})
+		if r.status != http.StatusForbidden {
+			t.Errorf("%s: %d %s, want 403", name, r.status, r.body)
+		}
+	}
+}
+
+// The rule is checked again when the solution comes back: an admin who
+// disables the token meanwhile wins.
+func TestRefreshRecheckedAtVerify(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := earn(t, e.h, ipA).Token
+	e.clock.Advance(time.Minute)
+	c := getChallenge(t, e.h, ipA, map[string]string{"action": "refresh", "token": tok})
+	svc := &users.Service{Store: e.store, Now: e.clock.Now}
+	if _, err := svc.Disable(ctx(t), tok, "abuse"); err != nil {
+		t.Fatal(err)
+	}
+	r := verify(t, e.h, ipA, c, solve(t, c))
+	if r.status != http.StatusForbidden {
+		t.Fatalf("verify of a refresh for a token disabled meanwhile: %d %s", r.status, r.body)
+	}
+	if u, _ := e.store.Get(ctx(t), tok); !u.Disabled() {
+		t.Error("the disabled token was revived")
+	}
+}
+
+// An issued and refreshed user is an ordinary record: its JSON (what the
+// admin API and the users.json export show) imports back unchanged.
+func TestIssuedUserRoundTripsThroughExport(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := earn(t, e.h, ipA).Token
+	e.clock.Advance(time.Minute)
+	if r := refreshOnce(t, e, ipA, tok); r.status != http.StatusOK {
+		t.Fatalf("refresh: %d %s", r.status, r.body)
+	}
+	u, _ := e.store.Get(ctx(t), tok)
+	doc, err := json.Marshal(map[string]any{"users": []*users.User{u}, "count": 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`"type":"temporary"`, `"expiresAt":`, `"maxIps":2`, `"refreshable":true`, `"powRefreshes":1`} {
+		if !strings.Contains(string(doc), want) {
+			t.Errorf("export %s lacks %s", doc, want)
+		}
+	}
+	ps, err := users.ParsePatchList(doc)
+	if err != nil {
+		t.Fatalf("the export does not import: %v", err)
+	}
+	other := memory.New()
+	svc := &users.Service{Store: other, Now: e.clock.Now}
+	if _, err := svc.Import(ctx(t), ps); err != nil {
+		t.Fatal(err)
+	}
+	back, _ := other.Get(ctx(t), tok)
+	a, _ := json.Marshal(u)
+	b, _ := json.Marshal(back)
+	if string(a) != string(b) {
+		t.Errorf("re-imported user differs:\n%s\n%s", a, b)
+	}
+}

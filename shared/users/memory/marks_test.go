@@ -1,0 +1,13 @@
+package memory_test
+
+import (
+	"testing"
+
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/users/userstest"
+)
+
+func TestMarksConformance(t *testing.T) {
+	userstest.RunMarks(t, func(t *testing.T) users.Marks { return memory.New() })
+}

@@ -1,0 +1,47 @@
+package rtdb_test
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/userstest"
+)
+
+func TestMarksConformance(t *testing.T) {
+	if host := os.Getenv(emulatorEnv); host != "" {
+		userstest.RunMarks(t, func(t *testing.T) users.Marks { return open(t, emulatorOptions(t, host)) })
+		return
+	}
+	userstest.RunMarks(t, func(t *testing.T) users.Marks { return open(t, fakeOptions(t, rtdbfake.Start(t))) })
+}
+
+// Two instances on one database: a mark made by one holds for the other,
+// and marks never show up as users.
+func TestMarksAcrossInstances(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	a := open(t, fakeOptions(t, srv))
+	b := open(t, fakeOptions(t, srv))
+	exp := t0.Add(time.Hour)
+	if ok, err := a.Mark(ctx(t), "spent-x", exp); !ok || err != nil {
+		t.Fatalf("instance a: Mark = %v, %v", ok, err)
+	}
+	if ok, err := b.Mark(ctx(t), "spent-x", exp); ok || err != nil {
+		t.Fatalf("instance b: Mark of a's key = %v, %v; want false", ok, err)
+	}
+	list, err := b.List(ctx(t))
+	if err != nil || len(list) != 0 {
+		t.Fatalf("List = %d users, %v; marks must live outside the users node", len(list), err)
+	}
+	if m, ok := srv.Data("users_marks").(map[string]any); !ok || len(m) != 1 {
+		t.Errorf("users_marks holds %v; want the one mark", srv.Data("users_marks"))
+	}
+	if n, err := b.PruneMarks(ctx(t), exp.Add(time.Millisecond), 10); n != 1 || err != nil {
+		t.Fatalf("PruneMarks on b = %d, %v", n, err)
+	}
+	if ok, err := a.Mark(ctx(t), "spent-x", exp); !ok || err != nil {
+		t.Errorf("after b pruned it, a: Mark = %v, %v; want true", ok, err)
+	}
+}
