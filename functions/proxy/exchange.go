@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"tollgate.dev/tollgate/internal/framing"
 	"tollgate.dev/tollgate/internal/jsonscan"
@@ -44,8 +46,11 @@ type exchange struct {
 	family       string
 	keyIdx       int
 
-	st         *providers.StreamState // set when a 2xx stream is being relayed
-	chargeOnce sync.Once
+	st *providers.StreamState // set when a 2xx stream is being relayed
+	// final: the stream's last text has passed (see forward).
+	final          atomic.Bool
+	cancelUpstream context.CancelFunc
+	chargeOnce     sync.Once
 }
 
 type exchangeKey struct{}
@@ -160,6 +165,14 @@ func (x *exchange) requested() int64 {
 	return x.rq.PromptTokens + max(out, 0)
 }
 
+// usageDrainTime and usageDrainBytes bound how long and how much of an
+// upstream stream is still read, for its usage, once the client has left
+// after the last text.
+const (
+	usageDrainTime  = 30 * time.Second
+	usageDrainBytes = 1 << 20
+)
+
 // readBody reads the request body once, up to the size cap.
 func (x *exchange) readBody() error {
 	if x.raw != nil {
@@ -213,8 +226,20 @@ func tooLarge(limit int64) error {
 // forward sends the request upstream through the ReverseProxy and makes
 // sure a stream cut short is charged.
 func (x *exchange) forward() {
-	ctx, cancel := context.WithTimeout(x.r.Context(), x.h.timeout)
+	// The upstream request outlives the client by a bounded while when the
+	// client leaves after the answer's last text: its usage is still to
+	// come. Leaving earlier cancels it at once.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
 	defer cancel()
+	x.cancelUpstream = cancel
+	stop := context.AfterFunc(x.r.Context(), func() {
+		if x.final.Load() {
+			time.AfterFunc(usageDrainTime, cancel)
+			return
+		}
+		cancel()
+	})
+	defer stop()
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	if x.rq != nil {
 		body := x.rq.Body
@@ -325,7 +350,14 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool) {
 	f := x.ep.Format
 	x.st = &providers.StreamState{HideUsage: x.rq.HideUsage}
+	if x.rq.Thinking || models.Reasoning(x.family) {
+		// Thinking is billed but not relayed: a stream cut short is
+		// charged its whole output limit, never less than the upstream's bill.
+		x.st.Hidden = x.requested() - x.rq.PromptTokens
+	}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
+	sr.final = &x.final
+	sr.cancel = x.cancelUpstream
 	sr.pool = x.h.chunks
 	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"io"
@@ -8,10 +9,12 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -211,5 +214,100 @@ func TestScrubCatchesCasingsAndEscapes(t *testing.T) {
 		if strings.Contains(strings.ToLower(strings.Join(v, ",")), strings.ToLower(openAIKey)) {
 			t.Errorf("header %s echoes the operator key", name)
 		}
+	}
+}
+
+// A client that leaves after the answer's last text but before its usage
+// is charged what the upstream reports: the upstream is read on (bounded)
+// rather than cancelled.
+func TestLeavingBeforeUsageChargesTheReport(t *testing.T) {
+	for _, pc := range provCases[:2] {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, nil)
+			tk := e.user(users.Patch{})
+			up := e.fake(pc.kind)
+			hold := make(chan struct{})
+			up.Set(upstreamfake.Behavior{HoldBeforeUsage: hold})
+			finalMark := `"finish_reason":"stop"`
+			if pc.kind == upstreamfake.Anthropic {
+				finalMark = "content_block_stop"
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			c := pc.streamCall(tk)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+c.path, strings.NewReader(c.body))
+			for k, v := range c.header {
+				req.Header.Set(k, v)
+			}
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(resp.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stream ended before its last text: %v", err)
+				}
+				if strings.Contains(line, finalMark) {
+					break
+				}
+			}
+			cancel()
+			resp.Body.Close()
+			time.Sleep(50 * time.Millisecond) // the proxy notices the client is gone
+			close(hold)
+			e.logs.waitLines(t, `"httpRequest"`, 1)
+			if got := e.get(tk).TokenCounts[pc.family]; got != 18 {
+				t.Errorf("charged %d, want the 18 tokens the upstream reported", got)
+			}
+			if up.Cancelled() != 0 {
+				t.Error("the upstream was cancelled although only its usage was left")
+			}
+		})
+	}
+}
+
+// A client leaving mid-stream from a reasoning model is charged at least
+// the requested output limit: the thinking is billed though never relayed.
+func TestCutShortReasoningCountsHiddenOutput(t *testing.T) {
+	for _, tc := range []struct{ name, body, family string }{
+		{"reasoning family", `{"model":"o3","max_completion_tokens":100,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}`, "o3"},
+		{"thinking asked", `{"model":"gpt-4o","max_tokens":100,"reasoning_effort":"high","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`, "gpt4o"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "gpt4o,o3"})
+			tk := e.user(users.Patch{})
+			up := e.fake(upstreamfake.OpenAI)
+			hold := make(chan struct{})
+			defer close(hold)
+			up.Set(upstreamfake.Behavior{HoldAfterFirst: hold})
+			ctx, cancel := context.WithCancel(context.Background())
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+provCases[0].path, strings.NewReader(tc.body))
+			req.Header.Set("Authorization", "Bearer "+tk)
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(resp.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatal(err)
+				}
+				if strings.Contains(line, "Hello from") {
+					break
+				}
+			}
+			cancel()
+			resp.Body.Close()
+			if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
+				t.Fatal("the upstream was not cancelled")
+			}
+			e.logs.waitLines(t, `"httpRequest"`, 1)
+			rq, _ := providers.OpenAIChat.Parse([]byte(tc.body), 0, false, false)
+			if got, want := e.get(tk).TokenCounts[tc.family], rq.PromptTokens+100; got != want {
+				t.Errorf("charged %d, want prompt estimate + the 100 output tokens asked (%d)", got, want)
+			}
+		})
 	}
 }

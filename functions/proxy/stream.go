@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"tollgate.dev/tollgate/internal/framing"
 	"tollgate.dev/tollgate/shared/providers"
@@ -31,6 +33,13 @@ type streamReader struct {
 	event     func(st *providers.StreamState, name, data []byte) bool
 	// clean edits the bytes of a relayed event (nil: none).
 	clean func(st *providers.StreamState, raw []byte) []byte
+
+	// final mirrors st.Final for the goroutine that decides, when the
+	// client leaves, whether to cancel the upstream.
+	final *atomic.Bool
+	// cancel ends the upstream request (nil: nothing to cancel).
+	cancel   context.CancelFunc
+	draining bool // reading on for usage after the client left: nothing kept
 
 	chunk []byte     // read buffer
 	pool  *chunkPool // where chunk comes from and goes back to (nil: none)
@@ -88,12 +97,15 @@ func (r *streamReader) Read(p []byte) (int, error) {
 
 func (r *streamReader) emit(raw, name, data []byte) {
 	keep := len(data) == 0 || r.event == nil || r.event(r.st, name, data)
+	if r.final != nil && r.final.Load() != r.st.Final {
+		r.final.Store(r.st.Final)
+	}
 	if r.st.Done {
 		// Charged before the client sees the end, so that a client that
 		// stops reading there finds its usage recorded.
 		r.end()
 	}
-	if keep {
+	if keep && !r.draining {
 		if r.clean != nil {
 			raw = r.clean(r.st, raw)
 		}
@@ -138,4 +150,34 @@ func (r *streamReader) end() {
 	}
 }
 
-func (r *streamReader) Close() error { return r.src.Close() }
+// Close ends the relay. When the client left after the answer's last text
+// and before its usage, the rest of the upstream stream is read first (at
+// most usageDrainBytes, within usageDrainTime) to charge what the upstream
+// reports rather than an estimate.
+func (r *streamReader) Close() error {
+	if !r.ended && r.st.Final && r.err == nil {
+		r.drain()
+	}
+	return r.src.Close()
+}
+
+func (r *streamReader) drain() {
+	if r.cancel != nil {
+		t := time.AfterFunc(usageDrainTime, r.cancel)
+		defer t.Stop()
+	}
+	r.draining = true
+	r.out, r.pos = r.out[:0], 0
+	for read := 0; !r.ended && read < usageDrainBytes; {
+		chunk := r.buffer()
+		n, err := r.src.Read(chunk)
+		read += n
+		if n > 0 {
+			r.split.Feed(chunk[:n], r.emit)
+		}
+		if err != nil {
+			r.finish(err)
+		}
+	}
+	r.out = r.out[:0]
+}

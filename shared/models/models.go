@@ -260,3 +260,14 @@ func Names() []string {
 	}
 	return out
 }
+
+// reasoningFamilies think before they answer whatever the request says,
+// and are billed for it: an answer cut short may have cost up to its
+// whole output limit.
+var reasoningFamilies = map[string]bool{
+	"o1": true, "o1-mini": true, "o1-pro": true, "o3": true, "o3-mini": true, "o3-pro": true, "o4-mini": true,
+	"gpt5": true, "gpt5-mini": true, "gpt5-nano": true, "gpt5-pro": true, "gemini-pro": true,
+}
+
+// Reasoning reports whether family's models always reason.
+func Reasoning(family string) bool { return reasoningFamilies[family] }

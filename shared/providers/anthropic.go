@@ -47,6 +47,7 @@ var (
 	AnthropicMessages = &Format{
 		Name: "anthropic-messages", Body: true, Admitted: true, Charged: true,
 		MaxTokens:   [][]string{{"max_tokens"}},
+		Thinking:    [][]string{{"thinking"}},
 		Usage:       anthropicUsage,
 		Event:       anthropicEvent,
 		StreamError: anthropicStreamError,
@@ -100,7 +101,12 @@ func anthropicUsage(body []byte) (Usage, bool) {
 func anthropicEvent(st *StreamState, name, data []byte) bool {
 	switch eventName(name, data) {
 	case "content_block_delta":
+		st.Final = false
 		st.Text += jsonscan.StringFields(data, "text", "partial_json", "thinking")
+	case "content_block_stop":
+		// The last block's end may be this one: a client leaving now
+		// keeps the upstream going, for its usage, for a bounded while.
+		st.Final = true
 	case "message_stop":
 		st.Done = true
 	case "message_start":

@@ -28,6 +28,9 @@ type Format struct {
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
 	AskUsage func(body []byte, obj *jsonscan.Object) (edits []jsonscan.Edit, hide bool, err error)
+	// Thinking paths: a member at any of them, not null, false or 0,
+	// asks for hidden reasoning.
+	Thinking [][]string
 	// Usage reads a whole answer's usage.
 	Usage func(body []byte) (Usage, bool)
 	// Event reads one stream event (its end included); it reports whether
@@ -65,6 +68,8 @@ type Request struct {
 	// HideUsage: the proxy asked for streamed usage the client did not ask
 	// for, so the usage-only chunk is not relayed.
 	HideUsage bool
+	// Thinking: the request asks for reasoning the answer may not show.
+	Thinking bool
 }
 
 // Parse reads a request body once: model, stream, output limit. A body that
@@ -118,6 +123,15 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			rq.MaxOut, rq.HasMaxOut = n, true
 		}
 	}
+	for _, path := range f.Thinking {
+		for _, m := range jsonscan.FindPath(body, obj, path) {
+			switch v := string(body[m.Start:m.End]); v {
+			case "null", "false", "0", `{"type":"disabled"}`, `{"thinkingBudget":0}`:
+			default:
+				rq.Thinking = true
+			}
+		}
+	}
 	if f.AskUsage != nil && rq.Stream {
 		e, hide, err := f.AskUsage(body, obj)
 		if err != nil {
@@ -159,6 +173,13 @@ type StreamState struct {
 	HaveOut   bool // the final output count was reported
 	Text      int64
 	Done      bool // the stream's own end passed
+	// Final: the answer's last text has passed; only the usage and the
+	// end may follow, so a client leaving now does not cancel the upstream.
+	Final bool
+	// Hidden is output the upstream may bill without it being relayed
+	// (a reasoning model's thinking): an answer cut short is charged at
+	// least this much output.
+	Hidden int64
 }
 
 // Tokens is the charge: the reported usage for a finished stream, else an
@@ -172,10 +193,7 @@ func (st *StreamState) Tokens(promptEstimate int64) int64 {
 	if st.HaveIn {
 		in = st.U.Input
 	}
-	out := (st.Text + 3) / 4
-	if st.U.Output > out {
-		out = st.U.Output
-	}
+	out := max((st.Text+3)/4, st.U.Output, st.Hidden)
 	return in + out
 }
 

@@ -58,6 +58,7 @@ var (
 			{"generationConfig", "maxOutputTokens"}, {"generationConfig", "max_output_tokens"},
 			{"generation_config", "maxOutputTokens"}, {"generation_config", "max_output_tokens"},
 		},
+		Thinking:    [][]string{{"generationConfig", "thinkingConfig"}, {"generation_config", "thinking_config"}},
 		Usage:       googleUsage,
 		Event:       googleEvent,
 		StreamError: googleStreamError,
@@ -168,6 +169,9 @@ func googleUsage(body []byte) (Usage, bool) {
 // or a JSON array element).
 func googleEvent(st *StreamState, _, data []byte) bool {
 	st.Text += jsonscan.StringFields(data, "text")
+	if bytes.Contains(data, []byte(`"finishReason"`)) {
+		st.Final = true
+	}
 	if u, ok := topGoogleUsage(data); ok {
 		st.U = u.usage()
 		st.HaveIn = true

@@ -44,6 +44,7 @@ var (
 	OpenAIChat = &Format{
 		Name: "openai-chat", Body: true, Admitted: true, Charged: true,
 		MaxTokens:   [][]string{{"max_tokens"}, {"max_completion_tokens"}},
+		Thinking:    [][]string{{"reasoning_effort"}},
 		AskUsage:    askStreamUsage,
 		Usage:       openAIUsage,
 		Event:       chatEvent,
@@ -64,6 +65,7 @@ var (
 	OpenAIResponses = &Format{
 		Name: "openai-responses", Body: true, Admitted: true, Charged: true,
 		MaxTokens:   [][]string{{"max_output_tokens"}},
+		Thinking:    [][]string{{"reasoning"}},
 		Usage:       openAIUsage,
 		Event:       responsesEvent,
 		StreamError: responsesStreamError,
@@ -163,6 +165,9 @@ func chatEvent(st *StreamState, _, data []byte) bool {
 		return true
 	}
 	st.Text += jsonscan.StringFields(data, "content", "reasoning_content", "reasoning", "refusal", "arguments", "text")
+	if bytes.Contains(data, finishReason) {
+		st.Final = true
+	}
 	if !jsonscan.HasObject(data, "usage") {
 		return true
 	}
@@ -190,10 +195,15 @@ func withoutNullUsage(st *StreamState, raw []byte) []byte {
 
 var nullUsage = []byte(`,"usage":null`)
 
+// finishReason starts a set finish reason (null is not one).
+var finishReason = []byte(`"finish_reason":"`)
+
 // responsesEvent reads Responses API events: text deltas, and usage in
 // the final response.completed (or .incomplete / .failed) event.
 func responsesEvent(st *StreamState, name, data []byte) bool {
 	switch typ := eventName(name, data); typ {
+	case "response.output_text.done", "response.output_item.done":
+		st.Final = true
 	case "response.completed", "response.incomplete", "response.failed":
 		st.Done = true
 		if u, ok := nestedUsage(jsonscan.MemberValue(data, "response")); ok && u != nil {

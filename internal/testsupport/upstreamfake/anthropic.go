@@ -111,6 +111,7 @@ func messagesStream(x *exchange, m map[string]any) {
 	if !x.b.NoUsage {
 		delta["usage"] = map[string]any{"output_tokens": x.b.OutputTokens}
 	}
+	x.holdBeforeUsage()
 	if !x.event("message_delta", delta, false) {
 		return
 	}

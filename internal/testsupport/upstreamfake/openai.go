@@ -168,6 +168,7 @@ func chatStream(x *exchange, m map[string]any, openai bool) {
 		return
 	}
 	if openai && includeUsage && !x.b.NoUsage {
+		x.holdBeforeUsage()
 		if !x.event("", map[string]any{
 			"id": id("chatcmpl", 1), "object": "chat.completion.chunk", "created": created, "model": model,
 			"choices": []any{}, "usage": x.chatUsage(),

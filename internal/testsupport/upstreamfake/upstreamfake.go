@@ -54,6 +54,12 @@ type Behavior struct {
 	// HoldAfterFirst, when set, stops a stream after its first content
 	// chunk until the channel is closed (or the client goes away).
 	HoldAfterFirst <-chan struct{}
+	// HoldBeforeUsage, when set, stops a stream after its last text and
+	// before the event that reports its usage (OpenAI's usage chunk,
+	// Anthropic's message_delta) until the channel is closed; it goes on
+	// even if the client has gone away, as a real upstream finishing its
+	// answer does.
+	HoldBeforeUsage <-chan struct{}
 	// CloseAfter aborts the connection after this many content chunks,
 	// without ending the stream properly (0: never).
 	CloseAfter int
@@ -404,6 +410,13 @@ func (x *exchange) afterChunk() bool {
 		panic(http.ErrAbortHandler)
 	}
 	return x.r.Context().Err() == nil
+}
+
+// holdBeforeUsage waits for HoldBeforeUsage, if set.
+func (x *exchange) holdBeforeUsage() {
+	if x.b.HoldBeforeUsage != nil {
+		<-x.b.HoldBeforeUsage
+	}
 }
 
 // pieces splits the reply text into the configured number of chunks.
