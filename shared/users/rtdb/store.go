@@ -21,7 +21,7 @@ import (
 // listPage is how many users List reads per request.
 const listPage = 500
 
-// readParallel bounds the concurrent reads of ModifyMany and flushes.
+// readParallel bounds the concurrent reads of a flush.
 const readParallel = 8
 
 // errGone aborts a transaction on a user that does not exist.
