@@ -78,6 +78,7 @@ type Config struct {
 	ErrorFormat  ErrorFormat
 	UserCacheTTL time.Duration
 	LogLevel     string
+	Scheduler    Scheduler // SCHEDULER_*: Cloud Scheduler's OIDC token on the maintenance routes
 
 	// Environment of the platform.
 	Project              string // GOOGLE_CLOUD_PROJECT
@@ -183,6 +184,7 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.SigningKey = strings.TrimSpace(env["SIGNING_KEY"])
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
+	c.Scheduler = p.scheduler()
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")
 	if p.err != nil {
 		return nil, p.err
