@@ -31,7 +31,7 @@ type listBody struct {
 
 func (a *api) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	keys, err := users.ParseSort(strings.Join(q["sort"], ","))
+	keys, err := users.ParseAPISort(strings.Join(q["sort"], ","))
 	if err != nil {
 		a.fail(w, r, err)
 		return
