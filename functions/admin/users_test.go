@@ -454,3 +454,31 @@ type httpResult struct {
 	Users []users.User `json:"users"`
 	Count int          `json:"count"`
 }
+
+// TestNumericStringsAsTheOriginal: "maxIps":"3" and counts or limits given
+// as numeric strings are taken (and stored as numbers), single and bulk; a
+// non-numeric string is still a 400 naming the field.
+func TestNumericStringsAsTheOriginal(t *testing.T) {
+	e := newEnv(t, nil)
+	rec := e.do(req{method: http.MethodPut, path: "/admin/users/num-user-000000000001",
+		body: `{"maxIps":"3","tokenLimits":{"gpt4o":"1000"},"promptCount":"7"}`})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("numeric strings: %d %s", rec.Code, rec.Body.String())
+	}
+	for _, want := range []string{`"maxIps":3`, `"gpt4o":1000`, `"promptCount":7`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("answer %s lacks %s", rec.Body.String(), want)
+		}
+	}
+	rec = e.do(req{method: http.MethodPut, path: "/admin/users",
+		body: `{"users":[{"token":"num-user-000000000002","tokenCounts":{"claude":"42"},"maxIps":"0"}]}`})
+	if rec.Code != http.StatusOK || e.stored("num-user-000000000002").TokenCounts["claude"] != 42 {
+		t.Fatalf("bulk numeric strings: %d %s", rec.Code, rec.Body.String())
+	}
+	wantError(t, e.do(req{method: http.MethodPut, path: "/admin/users/num-user-000000000001", body: `{"maxIps":"three"}`}), 400, "maxIps")
+	wantError(t, e.do(req{method: http.MethodPut, path: "/admin/users",
+		body: `{"users":[{"token":"num-user-000000000003","tokenLimits":{"gpt4o":"lots"}}]}`}), 400, "users[0].tokenLimits.gpt4o")
+	if u := e.stored("num-user-000000000001"); *u.MaxIPs != 3 {
+		t.Fatalf("a refused update changed maxIps: %v", *u.MaxIPs)
+	}
+}
