@@ -377,6 +377,7 @@ func FuzzParsePatch(f *testing.F) {
 	f.Add([]byte(`{"token":"a","ip":["1.2.3.4"],"tokenLimits":{"gpt4o":5},"maxIps":null}`))
 	f.Add([]byte(`{"meta":{"a":[1,{"b":null}]},"tokenCount":3}`))
 	f.Add([]byte(`{"promptCount":1e400}`))
+	f.Add([]byte(`{"maxIps":" 1e3 ","tokenLimits":{"gpt4o":"+7"},"promptCount":"0x10"}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := users.ParsePatch(data)
