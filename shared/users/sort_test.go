@@ -111,6 +111,11 @@ func FuzzParseSort(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
+		if _, err := ParseAPISort(spec); err != nil {
+			if e, ok := err.(*Error); !ok || e.Code != CodeInvalid {
+				t.Fatalf("ParseAPISort(%q): %v is not an invalid-input error", spec, err)
+			}
+		}
 		keys, err := ParseSort(spec)
 		if err != nil {
 			if e, ok := err.(*Error); !ok || e.Code != CodeInvalid {
