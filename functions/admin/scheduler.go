@@ -2,9 +2,9 @@ package admin
 
 import (
 	"context"
-	"crypto/rsa"
 	"errors"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -54,41 +54,38 @@ func looksLikeJWT(s string) bool {
 }
 
 // verify checks tok; the error says which check failed (never the
-// token). An outage fetching the keys is errSchedulerUnavailable.
+// token). An outage fetching the keys is errSchedulerUnavailable. The
+// signature is checked first, so that a forged token learns nothing about
+// the expected audience or account.
 func (s *schedulerAuth) verify(ctx context.Context, tok string) error {
-	// The claims first, unverified, for a precise reason; the signature
-	// check below covers them all.
-	claims, err := idtoken.ParsePayload(tok)
-	if err != nil {
-		return errors.New("not a JWT")
-	}
-	switch {
-	case !googleIssuers[claims.Issuer]:
-		return errors.New("wrong issuer")
-	case claims.Audience != s.cfg.Audience:
-		return errors.New("wrong audience")
-	case time.Now().Unix() > claims.Expires:
-		return errors.New("expired")
-	case claims.Claims["email"] != s.cfg.ServiceAccount:
-		return errors.New("wrong service account")
-	case claims.Claims["email_verified"] != true:
-		return errors.New("email not verified")
-	}
 	v, err := s.getValidator()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, certsTimeout)
 	defer cancel()
-	if _, err := v.Validate(ctx, tok, s.cfg.Audience); err != nil {
+	// No audience here: idtoken would compare it before the signature.
+	claims, err := v.Validate(ctx, tok, "")
+	if err != nil {
+		var netErr *url.Error
 		switch {
-		case errors.Is(err, rsa.ErrVerification), strings.Contains(err.Error(), "could not find matching cert"),
-			strings.Contains(err.Error(), "expected JWT signed with"):
-			return errors.New("bad signature")
-		case strings.Contains(err.Error(), "expired"), strings.Contains(err.Error(), "audience"):
-			return errors.New("expired or wrong audience")
+		case errors.As(err, &netErr), strings.Contains(err.Error(), "unable to retrieve cert"):
+			// The keys could not be fetched: not the caller's fault.
+			return &users.Error{Code: errSchedulerUnavailable.Code, Message: errSchedulerUnavailable.Message, Err: err}
+		case strings.Contains(err.Error(), "token expired"):
+			return errors.New("expired")
 		}
-		return &users.Error{Code: errSchedulerUnavailable.Code, Message: errSchedulerUnavailable.Message, Err: err}
+		return errors.New("bad signature") // or not a well-formed RS256 token
+	}
+	switch {
+	case !googleIssuers[claims.Issuer]:
+		return errors.New("wrong issuer")
+	case claims.Audience != s.cfg.Audience:
+		return errors.New("wrong audience")
+	case claims.Claims["email"] != s.cfg.ServiceAccount:
+		return errors.New("wrong service account")
+	case claims.Claims["email_verified"] != true:
+		return errors.New("email not verified")
 	}
 	return nil
 }

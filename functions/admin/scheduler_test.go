@@ -173,3 +173,23 @@ func TestSchedulerTokenNotConfiguredOrKeysDown(t *testing.T) {
 		t.Fatalf("keys down: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// A token with a mangled signature, or signed by an unknown key id, is a
+// 401, never a 503.
+func TestSchedulerTokenMalformed(t *testing.T) {
+	j := newJWKS(t)
+	valid := j.token(t, j.key, nil)
+	head, _, _ := strings.Cut(valid, ".")
+	unknownKid := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"RS256","typ":"JWT","kid":"nope"}`)) + valid[len(head):]
+	for name, tok := range map[string]string{
+		"signature not base64": valid[:strings.LastIndex(valid, ".")+1] + "!!!",
+		"unknown key id":       unknownKid,
+		"alg none":             base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"none"}`)) + valid[len(head):],
+	} {
+		e := schedulerEnv(t, j)
+		rec := e.do(req{method: http.MethodPost, path: "/admin/maintenance/expire-temporary", key: tok})
+		if rec.Code != http.StatusUnauthorized || decode[apiError](t, rec).Error.Message != "Invalid scheduler token (bad signature)." {
+			t.Errorf("%s: %d %s", name, rec.Code, rec.Body.String())
+		}
+	}
+}
