@@ -219,54 +219,34 @@ step_urls() {
 		die "could not read the functions' URLs (got '$PROXY_URL', '$ADMIN_URL')"
 }
 
-# admin_key_value: the admin key for the scheduler's header, in REPLY.
-admin_key_value() {
-	local ref=${CFG[ADMIN_KEY]} name version secret_project
-	if [[ -n ${SECRET_VALUE[ADMIN_KEY]:-} ]]; then
-		REPLY=${SECRET_VALUE[ADMIN_KEY]}
+step_scheduler_account() {
+	[[ ${CFG[DEPLOY_SCHEDULER]} == true ]] || return 0
+	note "The scheduler's identity (its jobs call the admin function with an OIDC token, no admin key): $SCHED_EMAIL"
+	if [[ ${CFG[DEPLOY_SCHEDULER_SERVICE_ACCOUNT]} == *@* ]]; then
+		note "using the existing account named in DEPLOY_SCHEDULER_SERVICE_ACCOUNT"
 		return 0
 	fi
-	if [[ $ref == sm://* ]]; then
-		name=${ref#sm://} version=latest secret_project=$PROJECT
-	else
-		secret_project=${ref#projects/}
-		secret_project=${secret_project%%/*}
-		name=${ref#*/secrets/}
-		name=${name%%/*}
-		version=${ref##*/}
+	if probe gcloud iam service-accounts describe "$SCHED_EMAIL" --project="$PROJECT"; then
+		return 0
 	fi
-	note "The job sends the admin key; read it from Secret Manager (output not shown)."
-	capture REPLY '****' gcloud secrets versions access "$version" --secret="$name" \
-		--project="$secret_project"
-	MASK_VALUES+=("$REPLY")
-}
-
-# write_headers_file PATH FLAG KEY: a gcloud --flags-file holding the
-# Authorization header, so the admin key stays out of process arguments.
-write_headers_file() {
-	printf '%s:\n  Authorization: %s\n' "$2" "$(yaml_quote "Bearer $3")" >"$1"
+	note "if missing:"
+	run gcloud iam service-accounts create "${CFG[DEPLOY_SCHEDULER_SERVICE_ACCOUNT]}" \
+		--project="$PROJECT" --display-name="tollgate scheduler"
 }
 
 step_scheduler() {
-	local action job uri key
+	local action job uri
 	local -a actions common
 	note "Cloud Scheduler: maintenance of temporary users."
 	if [[ ${CFG[DEPLOY_SCHEDULER]} != true ]]; then
 		note "skipped (DEPLOY_SCHEDULER: false)"
 		return 0
 	fi
-	if [[ -z ${CFG[ADMIN_KEY]:-} ]]; then
-		warn "no ADMIN_KEY: the maintenance routes cannot be called; no scheduler job"
-		return 0
-	fi
-	if [[ ${CFG[DEPLOY_ADMIN_PUBLIC]} != true ]]; then
-		warn "DEPLOY_ADMIN_PUBLIC is false: Cloud Scheduler cannot send the admin key to an IAM-only function; no scheduler job"
-		return 0
-	fi
-	admin_key_value
-	key=$REPLY
-	write_headers_file "$TMP_DIR/headers-create.yaml" --headers "$key"
-	write_headers_file "$TMP_DIR/headers-update.yaml" --update-headers "$key"
+	note "Let the scheduler's account invoke the admin function (needed when it is IAM-only)."
+	run_retry gcloud functions add-invoker-policy-binding admin --project="$PROJECT" \
+		--region="$REGION" --member="serviceAccount:$SCHED_EMAIL" --format=none
+	note "The jobs authenticate with a Google OIDC ID token for $SCHED_EMAIL, audience $SCHED_AUDIENCE;"
+	note "the admin function accepts it on /maintenance/* only (SCHEDULER_SERVICE_ACCOUNT, SCHEDULER_AUDIENCE)."
 	IFS=, read -r -a actions <<<"${CFG[DEPLOY_SCHEDULER_ACTIONS]}"
 	for action in "${actions[@]}"; do
 		job="tollgate-$action"
@@ -275,24 +255,20 @@ step_scheduler() {
 			--schedule="${CFG[DEPLOY_SCHEDULER_SCHEDULE]}"
 			--time-zone="${CFG[DEPLOY_SCHEDULER_TIME_ZONE]}" --uri="$uri"
 			--http-method=post --attempt-deadline=180s --max-retry-attempts=3
+			--oidc-service-account-email="$SCHED_EMAIL" --oidc-token-audience="$SCHED_AUDIENCE"
 			--description="tollgate maintenance: $action")
 		if probe gcloud scheduler jobs describe "$job" --project="$PROJECT" \
 			--location="${CFG[DEPLOY_SCHEDULER_LOCATION]}"; then
-			show_file "$TMP_DIR/headers-update.yaml"
-			run gcloud scheduler jobs update http "$job" "${common[@]}" \
-				--flags-file="$TMP_DIR/headers-update.yaml"
+			# --clear-headers drops the admin key older deployments put there.
+			run gcloud scheduler jobs update http "$job" "${common[@]}" --clear-headers
 			continue
 		fi
 		if ((DRY_RUN)); then
-			note "if the job exists:"
-			show_file "$TMP_DIR/headers-update.yaml"
-			print_cmd gcloud scheduler jobs update http "$job" "${common[@]}" \
-				--flags-file="$TMP_DIR/headers-update.yaml"
+			note "if the job exists (--clear-headers drops an admin key older deployments put there):"
+			print_cmd gcloud scheduler jobs update http "$job" "${common[@]}" --clear-headers
 		fi
 		note "if missing:"
-		show_file "$TMP_DIR/headers-create.yaml"
-		run gcloud scheduler jobs create http "$job" "${common[@]}" \
-			--flags-file="$TMP_DIR/headers-create.yaml"
+		run gcloud scheduler jobs create http "$job" "${common[@]}"
 	done
 }
 
@@ -322,6 +298,8 @@ main() {
 	PROJECT=${CFG[DEPLOY_PROJECT]}
 	REGION=${CFG[DEPLOY_REGION]}
 	SA_EMAIL=$(service_account_email)
+	SCHED_EMAIL=$(scheduler_account_email)
+	SCHED_AUDIENCE=$(scheduler_audience)
 	PROXY_URL="" ADMIN_URL=""
 
 	umask 077
@@ -337,6 +315,7 @@ main() {
 	print_cmd cd "$root"
 	step_enable_apis
 	step_service_account
+	step_scheduler_account
 	step_database_role
 	step_secrets
 	note "The functions' environment (Secret Manager references only, no values):"

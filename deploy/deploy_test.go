@@ -13,6 +13,8 @@ import (
 //   - projects/add-iam-policy-binding (--condition=None: binding without condition)
 //   - secrets/{create,describe,add-iam-policy-binding}, secrets/versions/{add,access}
 //   - scheduler/jobs/create/http, scheduler/jobs/update/http, scheduler/jobs/describe
+//     (--oidc-service-account-email, --oidc-token-audience; --clear-headers on update)
+//   - functions/add-invoker-policy-binding (--region, --member)
 //   - topic/flags-file (gcloud-wide --flags-file, YAML dict for dict flags),
 //     topic/escaping (why the env goes in --env-vars-file instead).
 //
@@ -22,21 +24,24 @@ var gcloudFlags = map[string][]string{
 		"--source", "--service-account", "--build-service-account", "--memory", "--cpu",
 		"--concurrency", "--timeout", "--min-instances", "--max-instances", "--env-vars-file",
 		"--allow-unauthenticated", "--no-allow-unauthenticated"},
-	"functions describe":              {"--region"},
-	"services enable":                 {"--async"},
-	"iam service-accounts create":     {"--display-name", "--description"},
-	"iam service-accounts describe":   {},
-	"projects add-iam-policy-binding": {"--member", "--role", "--condition"},
-	"secrets create":                  {"--data-file", "--replication-policy"},
-	"secrets describe":                {},
-	"secrets add-iam-policy-binding":  {"--member", "--role"},
-	"secrets versions add":            {"--data-file"},
-	"secrets versions access":         {"--secret"},
-	"scheduler jobs describe":         {"--location"},
+	"functions describe":                   {"--region"},
+	"functions add-invoker-policy-binding": {"--region", "--member"},
+	"services enable":                      {"--async"},
+	"iam service-accounts create":          {"--display-name", "--description"},
+	"iam service-accounts describe":        {},
+	"projects add-iam-policy-binding":      {"--member", "--role", "--condition"},
+	"secrets create":                       {"--data-file", "--replication-policy"},
+	"secrets describe":                     {},
+	"secrets add-iam-policy-binding":       {"--member", "--role"},
+	"secrets versions add":                 {"--data-file"},
+	"secrets versions access":              {"--secret"},
+	"scheduler jobs describe":              {"--location"},
 	"scheduler jobs create http": {"--location", "--schedule", "--uri", "--time-zone", "--http-method",
-		"--attempt-deadline", "--max-retry-attempts", "--description", "--headers"},
+		"--attempt-deadline", "--max-retry-attempts", "--description", "--headers",
+		"--oidc-service-account-email", "--oidc-token-audience"},
 	"scheduler jobs update http": {"--location", "--schedule", "--uri", "--time-zone", "--http-method",
-		"--attempt-deadline", "--max-retry-attempts", "--description", "--update-headers"},
+		"--attempt-deadline", "--max-retry-attempts", "--description", "--update-headers",
+		"--clear-headers", "--oidc-service-account-email", "--oidc-token-audience"},
 }
 
 // Flags every gcloud command takes (GCLOUD WIDE FLAGS in each reference page).
@@ -192,6 +197,9 @@ func TestDryRunExampleConfig(t *testing.T) {
 		"ANTHROPIC_KEY":            "sm://tollgate-anthropic-key",
 		"ADMIN_WHITELIST":          "0.0.0.0/0,::/0",
 		"MAX_OUTPUT_TOKENS_OPENAI": "1024",
+		// The admin function accepts the scheduler's OIDC token.
+		"SCHEDULER_SERVICE_ACCOUNT": "tollgate-scheduler@example-project.iam.gserviceaccount.com",
+		"SCHEDULER_AUDIENCE":        "https://us-central1-example-project.cloudfunctions.net/admin",
 	} {
 		if vars[k] != v {
 			t.Errorf("env %s = %q, want %q", k, vars[k], v)
@@ -234,6 +242,17 @@ func TestDryRunExampleConfig(t *testing.T) {
 	}
 
 	adminURL := "https://us-central1-example-project.cloudfunctions.net/admin"
+	schedSA := "tollgate-scheduler@example-project.iam.gserviceaccount.com"
+	if len(l.find("gcloud", "iam", "service-accounts", "create", "tollgate-scheduler")) != 1 {
+		t.Error("the scheduler's service account is not created when missing")
+	}
+	inv := l.find("gcloud", "functions", "add-invoker-policy-binding", "admin")
+	if len(inv) != 1 || !hasArg(inv[0], "--member=serviceAccount:"+schedSA) || !hasArg(inv[0], "--region=us-central1") {
+		t.Errorf("want the invoker role on admin for the scheduler's account, got %q", inv)
+	}
+	if len(l.find("gcloud", "secrets", "versions", "access")) != 0 {
+		t.Error("the admin key is read for the scheduler, which no longer sends it")
+	}
 	for _, action := range []string{"expire-temporary", "purge-temporary"} {
 		for _, verb := range []string{"create", "update"} {
 			jobs := l.find("gcloud", "scheduler", "jobs", verb, "http", "tollgate-"+action)
@@ -249,10 +268,16 @@ func TestDryRunExampleConfig(t *testing.T) {
 					t.Errorf("scheduler %s %s lacks %s: %q", verb, action, a, j)
 				}
 			}
-			path, _ := flagValue(j, "--flags-file")
-			flag := map[string]string{"create": "--headers:", "update": "--update-headers:"}[verb]
-			if want := flag + "\n  Authorization: \"Bearer ****\""; l.files[path] != want {
-				t.Errorf("scheduler %s flags file = %q, want %q", verb, l.files[path], want)
+			for _, a := range []string{"--oidc-service-account-email=" + schedSA, "--oidc-token-audience=" + adminURL} {
+				if !hasArg(j, a) {
+					t.Errorf("scheduler %s %s lacks %s: %q", verb, action, a, j)
+				}
+			}
+			if _, ok := flagValue(j, "--flags-file"); ok || hasArg(j, "--headers") || strings.Contains(strings.Join(j, " "), "Authorization") {
+				t.Errorf("scheduler %s %s still sends a header: %q", verb, action, j)
+			}
+			if verb == "update" && !hasArg(j, "--clear-headers") {
+				t.Errorf("updating %s does not drop the old admin key header: %q", action, j)
 			}
 		}
 	}

@@ -48,7 +48,11 @@ declare -gA DEPLOY_DEFAULTS=(
 	[DEPLOY_SCHEDULER_SCHEDULE]="0 * * * *"
 	[DEPLOY_SCHEDULER_TIME_ZONE]="Etc/UTC"
 	[DEPLOY_SCHEDULER_ACTIONS]="expire-temporary,purge-temporary"
+	[DEPLOY_SCHEDULER_SERVICE_ACCOUNT]="tollgate-scheduler"
 )
+
+# Set by the deploy from DEPLOY_SCHEDULER_*, never by hand.
+SCHEDULER_VARS=(SCHEDULER_SERVICE_ACCOUNT SCHEDULER_AUDIENCE SCHEDULER_CERTS_URL)
 
 die() {
 	printf 'deploy: error: %s\n' "$*" >&2
@@ -239,7 +243,8 @@ cfg_validate() {
 	for key in "${CFG_KEYS[@]}"; do
 		if [[ $key == DEPLOY_* ]]; then
 			[[ -n ${DEPLOY_DEFAULTS[$key]+set} ]] || die "unknown deploy setting $key"
-		elif [[ $key == GOOGLE_CLOUD_PROJECT || $key == K_* || $key == PORT || $key == FUNCTION_TARGET ]]; then
+		elif [[ $key == GOOGLE_CLOUD_PROJECT || $key == K_* || $key == PORT || $key == FUNCTION_TARGET ]] ||
+			is_one_of "$key" "${SCHEDULER_VARS[@]}"; then
 			die "$key is set by the deploy or the platform; remove it from the config"
 		elif ! is_one_of "$key" "${APP_VARS[@]}" && [[ ! $key =~ ^TOKEN_QUOTA_[A-Z0-9_]+$ ]]; then
 			warn "$key is not a tollgate variable (typo?); passing it on anyway"
@@ -259,6 +264,9 @@ cfg_validate() {
 	v=${CFG[DEPLOY_SERVICE_ACCOUNT]}
 	[[ $v =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ || $v =~ ^[^@[:space:]]+@[^@[:space:]]+$ ]] ||
 		die "DEPLOY_SERVICE_ACCOUNT must be an account name (6-30 of a-z 0-9 -) or an email"
+	v=${CFG[DEPLOY_SCHEDULER_SERVICE_ACCOUNT]}
+	[[ $v =~ ^[a-z][a-z0-9-]{4,28}[a-z0-9]$ || $v =~ ^[a-z0-9][a-z0-9._-]*@[a-z0-9.-]+\.gserviceaccount\.com$ ]] ||
+		die "DEPLOY_SCHEDULER_SERVICE_ACCOUNT must be an account name (6-30 of a-z 0-9 -) or a service account's email"
 	for key in DEPLOY_ENABLE_APIS DEPLOY_PROXY_PUBLIC DEPLOY_ADMIN_PUBLIC DEPLOY_SCHEDULER; do
 		need_bool "$key"
 	done
@@ -323,6 +331,22 @@ service_account_email() {
 	fi
 }
 
+# scheduler_account_email: the identity of the scheduler's OIDC tokens.
+scheduler_account_email() {
+	local sa=${CFG[DEPLOY_SCHEDULER_SERVICE_ACCOUNT]}
+	if [[ $sa == *@* ]]; then
+		printf '%s' "$sa"
+	else
+		printf '%s@%s.iam.gserviceaccount.com' "$sa" "${CFG[DEPLOY_PROJECT]}"
+	fi
+}
+
+# scheduler_audience: the audience of the scheduler's tokens, the admin
+# function's URL (2nd gen functions keep the cloudfunctions.net address).
+scheduler_audience() {
+	printf 'https://%s-%s.cloudfunctions.net/admin' "${CFG[DEPLOY_REGION]}" "${CFG[DEPLOY_PROJECT]}"
+}
+
 # write_env_file PATH: the functions' environment as a YAML map. A file, not
 # --set-env-vars, because values hold commas, spaces and '*' (whitelists, cron
 # periods) that no single gcloud list delimiter is guaranteed to avoid.
@@ -334,5 +358,9 @@ write_env_file() {
 			[[ $key == DEPLOY_* || -z ${CFG[$key]} ]] && continue
 			printf '%s: %s\n' "$key" "$(yaml_quote "${CFG[$key]}")"
 		done
+		if [[ ${CFG[DEPLOY_SCHEDULER]} == true ]]; then
+			printf 'SCHEDULER_SERVICE_ACCOUNT: %s\n' "$(yaml_quote "$(scheduler_account_email)")"
+			printf 'SCHEDULER_AUDIENCE: %s\n' "$(yaml_quote "$(scheduler_audience)")"
+		fi
 	} >"$path"
 }

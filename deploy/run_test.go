@@ -54,21 +54,20 @@ func TestRunWithFakeGcloudCreatesMissing(t *testing.T) {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Errorf("secret values written = %q, want %q", got, want)
 	}
-	// The scheduler jobs carry the admin key, through the flags file only.
-	flags := logCalls(res.gcloudLog, "FLAGSFILE")
-	if len(flags) != 2 {
-		t.Fatalf("want 2 scheduler flags files, got %q", flags)
-	}
-	for _, f := range flags {
-		if f[0] != `--headers:|  Authorization: "Bearer sekrit-admin_key-Zq8Yx"|` {
-			t.Errorf("scheduler headers file = %q", f[0])
-		}
+	// The scheduler jobs carry no admin key: an OIDC token for their own
+	// account, with the admin URL as audience.
+	if flags := logCalls(res.gcloudLog, "FLAGSFILE"); len(flags) != 0 {
+		t.Errorf("flags files (headers) given to gcloud: %q", flags)
 	}
 	var uris []string
 	for _, a := range argv {
 		if len(a) > 3 && a[0] == "scheduler" && a[2] == "create" {
 			u, _ := flagValue(a, "--uri")
 			uris = append(uris, u)
+			if !hasArg(a, "--oidc-service-account-email=tollgate-scheduler@example-project.iam.gserviceaccount.com") ||
+				!hasArg(a, "--oidc-token-audience=https://us-central1-example-project.cloudfunctions.net/admin") {
+				t.Errorf("scheduler job without the OIDC token: %q", a)
+			}
 		}
 	}
 	if strings.Join(uris, " ") != "https://fake-admin.example/maintenance/expire-temporary https://fake-admin.example/maintenance/purge-temporary" {
@@ -113,9 +112,17 @@ func TestRunWithFakeGcloudUpdatesExisting(t *testing.T) {
 	if logCalls(res.gcloudLog, "STDIN") != nil {
 		t.Error("existing secrets got new versions without --update-secrets")
 	}
-	flags := logCalls(res.gcloudLog, "FLAGSFILE")
-	if len(flags) != 2 || flags[0][0] != `--update-headers:|  Authorization: "Bearer `+adminKey+`"|` {
-		t.Errorf("scheduler update headers = %q", flags)
+	var updates int
+	for _, a := range logCalls(res.gcloudLog, "ARGV") {
+		if len(a) > 3 && a[0] == "scheduler" && a[2] == "update" {
+			updates++
+			if !hasArg(a, "--clear-headers") || !hasArg(a, "--oidc-service-account-email=tollgate-scheduler@example-project.iam.gserviceaccount.com") {
+				t.Errorf("existing job not moved to the OIDC token: %q", a)
+			}
+		}
+	}
+	if updates != 2 || logCalls(res.gcloudLog, "FLAGSFILE") != nil {
+		t.Errorf("%d job updates, flags files %q", updates, logCalls(res.gcloudLog, "FLAGSFILE"))
 	}
 }
 

@@ -34,17 +34,17 @@ func TestDryRunConfigVariants(t *testing.T) {
 			},
 		},
 		{
-			name:   "private admin has no scheduler",
+			name:   "private admin is reached by the scheduler's invoker account",
 			config: baseConfig + "DEPLOY_ADMIN_PUBLIC: false\n",
 			check: func(t *testing.T, l listing, _, stderr string) {
 				if a := l.find("gcloud", "functions", "deploy", "admin")[0]; !hasArg(a, "--no-allow-unauthenticated") {
 					t.Errorf("admin should be IAM-only: %q", a)
 				}
-				if len(l.find("gcloud", "scheduler")) != 0 {
-					t.Error("a scheduler job cannot reach an IAM-only admin with the admin key")
+				if len(l.find("gcloud", "scheduler", "jobs", "create")) == 0 {
+					t.Error("no scheduler job for an IAM-only admin")
 				}
-				if !strings.Contains(stderr, "DEPLOY_ADMIN_PUBLIC") {
-					t.Errorf("no warning about the skipped job: %s", stderr)
+				if len(l.find("gcloud", "functions", "add-invoker-policy-binding", "admin")) != 1 {
+					t.Error("the scheduler's account may not invoke the IAM-only admin")
 				}
 			},
 		},
@@ -97,6 +97,16 @@ func TestDryRunConfigVariants(t *testing.T) {
 			name:    "platform variable refused",
 			config:  baseConfig + "GOOGLE_CLOUD_PROJECT: other\n",
 			wantErr: "GOOGLE_CLOUD_PROJECT is set by the deploy",
+		},
+		{
+			name:    "scheduler variables are the deploy's",
+			config:  baseConfig + "SCHEDULER_AUDIENCE: https://elsewhere.example/admin\n",
+			wantErr: "SCHEDULER_AUDIENCE is set by the deploy",
+		},
+		{
+			name:    "bad scheduler account",
+			config:  baseConfig + "DEPLOY_SCHEDULER_SERVICE_ACCOUNT: Cron Job\n",
+			wantErr: "DEPLOY_SCHEDULER_SERVICE_ACCOUNT must be",
 		},
 		{
 			name:    "bad scheduler action",
@@ -160,7 +170,9 @@ func TestDryRunConfigVariants(t *testing.T) {
 			name:   "scheduler off",
 			config: baseConfig + "DEPLOY_SCHEDULER: false\n",
 			check: func(t *testing.T, l listing, _, _ string) {
-				if len(l.find("gcloud", "scheduler")) != 0 || len(l.find("gcloud", "secrets", "versions", "access")) != 0 {
+				if len(l.find("gcloud", "scheduler")) != 0 || len(l.find("gcloud", "secrets", "versions", "access")) != 0 ||
+					len(l.find("gcloud", "iam", "service-accounts", "create", "tollgate-scheduler")) != 0 ||
+					len(l.find("gcloud", "functions", "add-invoker-policy-binding")) != 0 {
 					t.Errorf("scheduler disabled but listed: %q", l.commands)
 				}
 			},
@@ -179,14 +191,24 @@ func TestDryRunConfigVariants(t *testing.T) {
 			},
 		},
 		{
-			name:   "existing service account by email",
-			config: baseConfig + "DEPLOY_SERVICE_ACCOUNT: runner@other-proj.iam.gserviceaccount.com\n",
+			name: "existing service accounts by email",
+			config: baseConfig + "DEPLOY_SERVICE_ACCOUNT: runner@other-proj.iam.gserviceaccount.com\n" +
+				"DEPLOY_SCHEDULER_SERVICE_ACCOUNT: cron@other-proj.iam.gserviceaccount.com\n",
 			check: func(t *testing.T, l listing, _, _ string) {
 				if len(l.find("gcloud", "iam", "service-accounts")) != 0 {
 					t.Errorf("an existing account is neither probed nor created: %q", l.find("gcloud", "iam"))
 				}
 				if !hasArg(l.find("gcloud", "functions", "deploy", "admin")[0], "--service-account=runner@other-proj.iam.gserviceaccount.com") {
 					t.Error("deploy does not run as the given account")
+				}
+				for _, j := range l.find("gcloud", "scheduler", "jobs", "create") {
+					if !hasArg(j, "--oidc-service-account-email=cron@other-proj.iam.gserviceaccount.com") {
+						t.Errorf("job does not use the given scheduler account: %q", j)
+					}
+				}
+				path, _ := flagValue(l.find("gcloud", "functions", "deploy", "admin")[0], "--env-vars-file")
+				if v := parseEnvFile(t, l.files[path])["SCHEDULER_SERVICE_ACCOUNT"]; v != "cron@other-proj.iam.gserviceaccount.com" {
+					t.Errorf("SCHEDULER_SERVICE_ACCOUNT = %q", v)
 				}
 			},
 		},

@@ -53,11 +53,6 @@ func (s *countingStore) Modify(ctx context.Context, t string, create bool, fn us
 	return s.Store.Modify(ctx, t, create, fn)
 }
 
-func (s *countingStore) ModifyMany(ctx context.Context, fns map[string]users.ModifyFunc) ([]*users.User, error) {
-	s.other.Add(1)
-	return s.Store.ModifyMany(ctx, fns)
-}
-
 func (s *countingStore) List(ctx context.Context) ([]*users.User, error) {
 	s.other.Add(1)
 	return s.Store.List(ctx)

@@ -59,6 +59,8 @@ type api struct {
 	clientIP func(*http.Request) string
 	keyHash  [sha256.Size]byte // of ADMIN_KEY; compared, never the key itself
 	keySet   bool
+
+	scheduler *schedulerAuth // nil: no scheduler tokens
 }
 
 func newAPI(d *app.Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string) *api {
@@ -71,6 +73,7 @@ func newAPI(d *app.Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request
 		keyHash:  sha256.Sum256([]byte(d.Config.AdminKey)),
 		keySet:   d.Config.AdminKey != "",
 	}
+	a.scheduler = newSchedulerAuth(d.Config.Scheduler)
 	a.mux.HandleFunc("GET /users", a.listUsers)
 	a.mux.HandleFunc("POST /users", a.createUser)
 	a.mux.HandleFunc("PUT /users", a.importUsers)

@@ -3,6 +3,7 @@ package admin
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"math"
 	"net/http"
 	"strings"
@@ -10,12 +11,15 @@ import (
 	"tollgate.dev/tollgate/shared/users"
 )
 
-// authenticate checks Authorization: Bearer <ADMIN_KEY>. A locked-out IP is
-// refused before its key is even looked at, so the right key cannot be
-// found by guessing through the lockout. Only a wrong key counts as a
-// failure; a missing one guesses nothing.
+// authenticate checks Authorization: Bearer <ADMIN_KEY>, or, on the
+// maintenance route only, Cloud Scheduler's OIDC ID token. A locked-out IP
+// is refused before its credential is even looked at, so the right key
+// cannot be found by guessing through the lockout. Only a wrong credential
+// counts as a failure; a missing one guesses nothing.
 func (a *api) authenticate(r *http.Request) error {
-	if !a.keySet {
+	_, pattern := a.mux.Handler(r)
+	scheduler := a.scheduler != nil && pattern == maintenancePattern
+	if !a.keySet && !scheduler {
 		return users.Errorf(users.CodeForbidden, "Admin API disabled: set ADMIN_KEY")
 	}
 	ip := a.clientIP(r)
@@ -32,15 +36,37 @@ func (a *api) authenticate(r *http.Request) error {
 	if !ok {
 		return users.Errorf(users.CodeUnauthorized, "Missing admin key: send Authorization: Bearer <ADMIN_KEY>.")
 	}
-	// Hashing both sides first makes the comparison's time independent of
-	// the key's length as well as its content.
-	sum := sha256.Sum256([]byte(key))
-	if subtle.ConstantTimeCompare(sum[:], a.keyHash[:]) != 1 {
+	if scheduler && looksLikeJWT(key) {
+		err := a.scheduler.verify(r.Context(), key)
+		if err == nil {
+			a.lockout.Succeed(ip)
+			return nil
+		}
+		if e := (*users.Error)(nil); errors.As(err, &e) {
+			return err // the keys could not be fetched: not the caller's fault
+		}
+		if !a.keySet || !a.keyMatches(key) {
+			a.lockout.Fail(ip, now)
+			return users.Errorf(users.CodeUnauthorized, "Invalid scheduler token (%s).", err)
+		}
+	}
+	if !a.keySet {
+		return users.Errorf(users.CodeForbidden, "Admin API disabled: set ADMIN_KEY")
+	}
+	if !a.keyMatches(key) {
 		a.lockout.Fail(ip, now)
 		return users.Errorf(users.CodeUnauthorized, "Invalid admin key.")
 	}
 	a.lockout.Succeed(ip)
 	return nil
+}
+
+// keyMatches compares key with ADMIN_KEY. Hashing both sides first makes
+// the comparison's time independent of the key's length as well as its
+// content.
+func (a *api) keyMatches(key string) bool {
+	sum := sha256.Sum256([]byte(key))
+	return subtle.ConstantTimeCompare(sum[:], a.keyHash[:]) == 1
 }
 
 // bearer extracts the credential of an "Authorization: Bearer x" header;

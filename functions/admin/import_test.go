@@ -1,11 +1,17 @@
 package admin
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
+
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
 )
 
 // TestOriginalExportRoundTrips imports the original project's export
@@ -85,4 +91,62 @@ func TestOriginalExportRoundTrips(t *testing.T) {
 	}
 	// A bad count is not silently dropped.
 	wantError(t, e.do(req{method: http.MethodPut, path: "/admin/users", body: `{"users":[],"count":"four"}`}), 400, "count")
+}
+
+// purgingStore deletes a user just before the import's write of it, as the
+// scheduler's purge would between the import's read and its write.
+type purgingStore struct {
+	*memory.Store
+	victim string
+	once   sync.Once
+}
+
+func (s *purgingStore) Modify(ctx context.Context, token string, create bool, fn users.ModifyFunc) (*users.User, error) {
+	if token == s.victim && !create {
+		s.once.Do(func() { _ = s.Store.Delete(ctx, token) })
+	}
+	return s.Store.Modify(ctx, token, create, fn)
+}
+
+// TestImportReportsUsersNotWritten: the answer is the original's
+// {upserted_users, count} for the users written, plus "failed" for an
+// entry whose user was deleted during the import (not re-created).
+func TestImportReportsUsersNotWritten(t *testing.T) {
+	store := &purgingStore{Store: memory.New(), victim: "tok-purged"}
+	e := newEnv(t, nil, withStore(store))
+	if rec := e.do(req{method: http.MethodPut, path: "/admin/users/tok-purged", body: `{"type":"normal"}`}); rec.Code != http.StatusOK {
+		t.Fatalf("seed: %d %s", rec.Code, rec.Body.String())
+	}
+	rec := e.do(req{method: http.MethodPut, path: "/admin/users", body: `{"users":[{"token":"tok-a","nickname":"a"},{"token":"tok-purged","nickname":"p"},{"token":"tok-b"}]}`})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("import: %d %s", rec.Code, rec.Body.String())
+	}
+	var got struct {
+		Upserted []users.User `json:"upserted_users"`
+		Count    int
+		Failed   []struct {
+			Index  int
+			Token  string
+			Status int
+			Error  struct{ Message string }
+		}
+	}
+	if err := json.Unmarshal(rec.Body.Bytes(), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Count != 2 || len(got.Upserted) != 2 || got.Upserted[0].Token != "tok-a" || got.Upserted[1].Token != "tok-b" {
+		t.Fatalf("upserted %+v, count %d", got.Upserted, got.Count)
+	}
+	if len(got.Failed) != 1 || got.Failed[0].Index != 1 || got.Failed[0].Token != "tok-purged" || got.Failed[0].Status != 404 ||
+		got.Failed[0].Error.Message != "The user was deleted during the import; it is not re-created." {
+		t.Fatalf("failed = %+v", got.Failed)
+	}
+	if rec := e.do(req{path: "/admin/users/tok-purged"}); rec.Code != http.StatusNotFound {
+		t.Fatalf("purged user is back: %d %s", rec.Code, rec.Body.String())
+	}
+	// Everything written: "failed" is there, empty.
+	rec = e.do(req{method: http.MethodPut, path: "/admin/users", body: `{"users":[{"token":"tok-a","nickname":"again"}]}`})
+	if !strings.Contains(rec.Body.String(), `"failed":[]`) {
+		t.Fatalf("answer %s", rec.Body.String())
+	}
 }

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -30,7 +31,7 @@ type listBody struct {
 
 func (a *api) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	keys, err := users.ParseSort(strings.Join(q["sort"], ","))
+	keys, err := users.ParseAPISort(strings.Join(q["sort"], ","))
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -171,13 +172,26 @@ func (a *api) upsertUser(w http.ResponseWriter, r *http.Request) {
 	a.answerUser(w, r, u, err)
 }
 
-// importBody is PUT /users's answer, the original's.
+// importBody is PUT /users's answer: the original's {upserted_users,
+// count}, plus the entries that validated but could not be written.
 type importBody struct {
-	Upserted []*users.User `json:"upserted_users"`
-	Count    int           `json:"count"`
+	Upserted []*users.User   `json:"upserted_users"`
+	Count    int             `json:"count"`
+	Failed   []importFailure `json:"failed"`
 }
 
-// importUsers upserts {users:[…]} all or nothing.
+// importFailure is one entry not written, with the status a single-user
+// call would have got and its error in the API's error shape.
+type importFailure struct {
+	Index  int         `json:"index"`
+	Token  string      `json:"token"`
+	Status int         `json:"status"`
+	Error  errorDetail `json:"error"`
+}
+
+// importUsers validates {users:[…]} all or nothing, then writes each user
+// on its own (see users.Service.ImportEach) and reports the entries it
+// could not write.
 func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 	data, err := readJSON(w, r, maxImportBody, false)
 	if err != nil {
@@ -191,23 +205,26 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
 	defer cancel()
-	written, err := a.svc.Import(ctx, ps)
+	rep, err := a.svc.ImportEach(ctx, ps)
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	// Answer in the request's order, whatever order the store wrote in.
-	byToken := make(map[string]*users.User, len(written))
-	for _, u := range written {
-		byToken[u.Token] = u
-	}
-	out := make([]*users.User, 0, len(ps))
-	for _, p := range ps {
-		if u := byToken[p.Token.Value]; u != nil {
-			out = append(out, u)
+	body := importBody{Upserted: rep.Written, Count: len(rep.Written), Failed: []importFailure{}}
+	for _, f := range rep.Failed {
+		st := status(f.Err.Code)
+		msg := f.Err.Message
+		if st == http.StatusInternalServerError {
+			msg = "Internal error."
 		}
+		body.Failed = append(body.Failed, importFailure{Index: f.Index, Token: f.Token, Status: st,
+			Error: errorDetail{Message: msg, Issues: f.Err.Issues}})
 	}
-	writeJSON(w, http.StatusOK, importBody{Upserted: out, Count: len(out)})
+	if len(rep.Failed) > 0 {
+		logging.FromContext(r.Context()).SetError(fmt.Sprintf("import: %d of %d users not written; first: %s",
+			len(rep.Failed), len(ps), redact(rep.Failed[0].Err.Error())))
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {

@@ -416,14 +416,19 @@ func TestListUsers(t *testing.T) {
 		count int
 	}{
 		{"", "1203", 4}, // the original's: -promptCount,-lastUsedAt
-		{"?sort=nickname", "1203", 4},
+		// As the original, a plain field sorts descending (ties by token).
+		{"?sort=promptCount", "1023", 4},
+		{"?sort=promptCount,lastUsedAt", "1203", 4},
+		{"?sort=nickname", "0213", 4}, // no nickname last
 		{"?sort=-nickname", "0213", 4},
-		{"?sort=promptCount,lastUsedAt", "3021", 4},
-		{"?sort=token&limit=2", "01", 4},
-		{"?sort=token&limit=2&offset=3", "3", 4},
-		{"?sort=token&offset=9", "", 4},
-		{"?sort=token&limit=0", "0123", 4},
-		{"?sort=-lastUsedAt&sort=token", "2013", 4},
+		{"?sort=nickname:asc", "1203", 4},
+		{"?sort=promptCount:asc,lastUsedAt:asc", "3021", 4},
+		{"?sort=token", "3210", 4},
+		{"?sort=token:asc&limit=2", "01", 4},
+		{"?sort=token:asc&limit=2&offset=3", "3", 4},
+		{"?sort=token:asc&offset=9", "", 4},
+		{"?sort=token:asc&limit=0", "0123", 4},
+		{"?sort=-lastUsedAt&sort=token:asc", "2013", 4},
 	}
 	for _, tc := range tests {
 		rec := e.do(req{path: "/admin/users" + tc.query})
@@ -435,7 +440,7 @@ func TestListUsers(t *testing.T) {
 			t.Errorf("%s: order %s count %d, want %s %d", tc.query, order(&got), got.Count, tc.want, tc.count)
 		}
 	}
-	for q, issue := range map[string]string{"?sort=password": "sort", "?limit=-1": "limit", "?offset=x": "offset", "?limit=1.5": "limit"} {
+	for q, issue := range map[string]string{"?sort=password": "sort", "?sort=token:up": "sort", "?limit=-1": "limit", "?offset=x": "offset", "?limit=1.5": "limit"} {
 		wantError(t, e.do(req{path: "/admin/users" + q}), 400, issue)
 	}
 	// An empty store lists as [] rather than null.
@@ -448,4 +453,32 @@ func TestListUsers(t *testing.T) {
 type httpResult struct {
 	Users []users.User `json:"users"`
 	Count int          `json:"count"`
+}
+
+// TestNumericStringsAsTheOriginal: "maxIps":"3" and counts or limits given
+// as numeric strings are taken (and stored as numbers), single and bulk; a
+// non-numeric string is still a 400 naming the field.
+func TestNumericStringsAsTheOriginal(t *testing.T) {
+	e := newEnv(t, nil)
+	rec := e.do(req{method: http.MethodPut, path: "/admin/users/num-user-000000000001",
+		body: `{"maxIps":"3","tokenLimits":{"gpt4o":"1000"},"promptCount":"7"}`})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("numeric strings: %d %s", rec.Code, rec.Body.String())
+	}
+	for _, want := range []string{`"maxIps":3`, `"gpt4o":1000`, `"promptCount":7`} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("answer %s lacks %s", rec.Body.String(), want)
+		}
+	}
+	rec = e.do(req{method: http.MethodPut, path: "/admin/users",
+		body: `{"users":[{"token":"num-user-000000000002","tokenCounts":{"claude":"42"},"maxIps":"0"}]}`})
+	if rec.Code != http.StatusOK || e.stored("num-user-000000000002").TokenCounts["claude"] != 42 {
+		t.Fatalf("bulk numeric strings: %d %s", rec.Code, rec.Body.String())
+	}
+	wantError(t, e.do(req{method: http.MethodPut, path: "/admin/users/num-user-000000000001", body: `{"maxIps":"three"}`}), 400, "maxIps")
+	wantError(t, e.do(req{method: http.MethodPut, path: "/admin/users",
+		body: `{"users":[{"token":"num-user-000000000003","tokenLimits":{"gpt4o":"lots"}}]}`}), 400, "users[0].tokenLimits.gpt4o")
+	if u := e.stored("num-user-000000000001"); *u.MaxIPs != 3 {
+		t.Fatalf("a refused update changed maxIps: %v", *u.MaxIPs)
+	}
 }

@@ -79,7 +79,8 @@ type Config struct {
 	ErrorFormat  ErrorFormat
 	UserCacheTTL time.Duration
 	LogLevel     string
-	PoW          PoW // CAPTCHA_MODE and POW_*
+	PoW          PoW       // CAPTCHA_MODE and POW_*
+	Scheduler    Scheduler // SCHEDULER_*: Cloud Scheduler's OIDC token on the maintenance routes
 
 	// Environment of the platform.
 	Project              string // GOOGLE_CLOUD_PROJECT
@@ -169,6 +170,7 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.PoW = p.pow(c.Gatekeeper)
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
+	c.Scheduler = p.scheduler()
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")
 	if p.err != nil {
 		return nil, p.err

@@ -3,9 +3,12 @@ package users
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -296,18 +299,47 @@ func (d *fieldDecoder) userType(k string, raw json.RawMessage) Type {
 	return Type(s)
 }
 
-// integer parses a non-negative JSON integer (no fraction, no exponent).
+// maxExact is the largest integer a JSON number (a double, in the
+// original) holds exactly: 2^53.
+const maxExact = 1 << 53
+
+// numericString is what the original's Number() coercion turns into a
+// number, less hex/octal/binary, Infinity and the empty string.
+var numericString = regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`)
+
+// integer parses a non-negative integer given as a JSON number (1000, and
+// as the original also 1e3 or 1000.0) or, as the original coerced maxIps,
+// as a numeric string ("1000", " 1e3 "). Fractions and other strings are
+// refused.
 func integer(raw json.RawMessage) (int64, string) {
 	s := string(bytes.TrimSpace(raw))
-	if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
+	if strings.HasPrefix(s, `"`) {
+		var str string
+		if err := json.Unmarshal(raw, &str); err != nil {
+			return 0, "must be an integer"
+		}
+		str = strings.TrimSpace(str)
+		if !numericString.MatchString(str) {
+			return 0, "must be an integer"
+		}
+		s = strings.TrimPrefix(str, "+")
+	} else if s == "" || (s[0] != '-' && (s[0] < '0' || s[0] > '9')) {
 		return 0, "must be an integer"
 	}
 	n, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
-		if _, ferr := strconv.ParseFloat(s, 64); ferr == nil {
+		f, ferr := strconv.ParseFloat(s, 64)
+		switch {
+		case ferr != nil && !errors.Is(ferr, strconv.ErrRange):
+			return 0, "must be an integer"
+		case f != math.Trunc(f):
 			return 0, "must be a whole number"
+		case f < 0:
+			return 0, "must be 0 or more"
+		case f > maxExact || errors.Is(ferr, strconv.ErrRange):
+			return 0, "must be at most 2^53"
 		}
-		return 0, "must be an integer"
+		n = int64(f)
 	}
 	if n < 0 {
 		return 0, "must be 0 or more"

@@ -82,9 +82,13 @@ func TestParsePatchIssues(t *testing.T) {
 		{"disabled reason too long", `{"disabledReason":"` + long(2001) + `"}`, []users.Issue{{"disabledReason", "must be at most 2000 characters"}}},
 		{"type unknown", `{"type":"admin"}`, []users.Issue{{"type", `must be one of "normal", "special", "temporary"`}}},
 		{"type null", `{"type":null}`, []users.Issue{{"type", "may not be null"}}},
-		{"count as string", `{"promptCount":"3"}`, []users.Issue{{"promptCount", "must be an integer"}}},
+		{"count as a word", `{"promptCount":"three"}`, []users.Issue{{"promptCount", "must be an integer"}}},
+		{"count as empty string", `{"maxIps":""}`, []users.Issue{{"maxIps", "must be an integer"}}},
+		{"count as hex string", `{"maxIps":"0x10"}`, []users.Issue{{"maxIps", "must be an integer"}}},
 		{"count fraction", `{"promptCount":1.5}`, []users.Issue{{"promptCount", "must be a whole number"}}},
-		{"count exponent", `{"promptCount":1e3}`, []users.Issue{{"promptCount", "must be a whole number"}}},
+		{"count fraction string", `{"maxIps":"2.5"}`, []users.Issue{{"maxIps", "must be a whole number"}}},
+		{"count negative string", `{"tokenLimits":{"gpt4o":"-3"}}`, []users.Issue{{"tokenLimits.gpt4o", "must be 0 or more"}}},
+		{"count too large", `{"promptCount":1e300}`, []users.Issue{{"promptCount", "must be at most 2^53"}}},
 		{"count negative", `{"promptCount":-1}`, []users.Issue{{"promptCount", "must be 0 or more"}}},
 		{"count bool", `{"promptCount":true}`, []users.Issue{{"promptCount", "must be an integer"}}},
 		{"count null", `{"promptCount":null}`, []users.Issue{{"promptCount", "may not be null"}}},
@@ -373,6 +377,7 @@ func FuzzParsePatch(f *testing.F) {
 	f.Add([]byte(`{"token":"a","ip":["1.2.3.4"],"tokenLimits":{"gpt4o":5},"maxIps":null}`))
 	f.Add([]byte(`{"meta":{"a":[1,{"b":null}]},"tokenCount":3}`))
 	f.Add([]byte(`{"promptCount":1e400}`))
+	f.Add([]byte(`{"maxIps":" 1e3 ","tokenLimits":{"gpt4o":"+7"},"promptCount":"0x10"}`))
 	f.Add([]byte(`[]`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := users.ParsePatch(data)
@@ -414,5 +419,27 @@ func TestParsePatchListExportCount(t *testing.T) {
 		if !errors.As(err, &e) || len(e.Issues) != 1 || e.Issues[0].Path != "count" {
 			t.Errorf("count %s: %v, want one issue at count", bad, err)
 		}
+	}
+}
+
+// TestNumericStrings: integer fields take numeric strings, as the original
+// coerced maxIps ("maxIps":"3"), and integral numbers in any JSON form.
+func TestNumericStrings(t *testing.T) {
+	p, err := users.ParsePatch([]byte(`{"maxIps":"3","promptCount":" 12 ","tokenCounts":{"gpt4o":"1500"},
+		"tokenLimits":{"gpt4o":"1e4","claude":"+7"},"tokenRefresh":{"gpt4o":"250.0"},"createdAt":1.7e12,"expiresAt":"1893456000000"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := users.New("tok", users.Normal, t0, nil)
+	p.Apply(u)
+	if u.MaxIPs == nil || *u.MaxIPs != 3 || u.PromptCount != 12 || u.TokenCounts["gpt4o"] != 1500 ||
+		u.TokenLimits["gpt4o"] != 10000 || u.TokenLimits["claude"] != 7 || u.TokenRefresh["gpt4o"] != 250 ||
+		u.CreatedAt != 1_700_000_000_000 || u.ExpiresAt != 1_893_456_000_000 {
+		t.Fatalf("parsed %+v (maxIps %v)", u, u.MaxIPs)
+	}
+	// Written back as numbers.
+	b, _ := json.Marshal(u)
+	if !strings.Contains(string(b), `"maxIps":3`) || !strings.Contains(string(b), `"gpt4o":1500`) {
+		t.Fatalf("encoded %s", b)
 	}
 }

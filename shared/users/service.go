@@ -2,8 +2,6 @@ package users
 
 import (
 	"context"
-	"errors"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -79,40 +77,6 @@ func (s *Service) Update(ctx context.Context, token string, p Patch) (*User, err
 		return u.Validate()
 	})
 }
-
-// Import upserts every entry, all or nothing.
-func (s *Service) Import(ctx context.Context, ps []Patch) ([]*User, error) {
-	fns := make(map[string]ModifyFunc, len(ps))
-	for i := range ps {
-		p := ps[i]
-		token := p.Token.Value
-		fns[token] = func(u *User, exists bool) error {
-			var err error
-			if !exists {
-				err = s.fill(u, token, p)
-			} else {
-				p.Apply(u)
-				err = u.Validate()
-			}
-			return prefixIssues(err, i)
-		}
-	}
-	return s.Store.ModifyMany(ctx, fns)
-}
-
-func prefixIssues(err error, i int) error {
-	var e *Error
-	if !errors.As(err, &e) || e.Code != CodeInvalid {
-		return err
-	}
-	issues := make([]Issue, len(e.Issues))
-	for j, is := range e.Issues {
-		issues[j] = Issue{Path: usersPath(i) + "." + is.Path, Message: is.Message}
-	}
-	return invalid(issues)
-}
-
-func usersPath(i int) string { return "users[" + strconv.Itoa(i) + "]" }
 
 // Disable soft-deletes the user with reason (a default when empty).
 func (s *Service) Disable(ctx context.Context, token, reason string) (*User, error) {

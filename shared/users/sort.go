@@ -35,8 +35,17 @@ func SortFields() []string {
 const maxSortKeys = 8
 
 // ParseSort reads "f1,-f2": fields in priority order, ascending unless
-// prefixed with "-". Empty input gives DefaultSort.
-func ParseSort(spec string) ([]SortKey, error) {
+// prefixed with "-" or suffixed ":desc" (":asc" is ascending too). Empty
+// input gives DefaultSort. The admin UI's order links use it.
+func ParseSort(spec string) ([]SortKey, error) { return parseSort(spec, false) }
+
+// ParseAPISort reads the admin API's sort parameter the original's way:
+// a plain field sorts descending, every field alike (the original sorted
+// every given field descending). "-f" and "f:desc" are descending too;
+// "f:asc" is the only way to ascend. Empty input gives DefaultSort.
+func ParseAPISort(spec string) ([]SortKey, error) { return parseSort(spec, true) }
+
+func parseSort(spec string, plainDesc bool) ([]SortKey, error) {
 	if strings.TrimSpace(spec) == "" {
 		return DefaultSort(), nil
 	}
@@ -46,9 +55,13 @@ func ParseSort(spec string) ([]SortKey, error) {
 		if part == "" {
 			continue
 		}
-		k := SortKey{Field: part}
+		k := SortKey{Field: part, Desc: plainDesc}
 		if rest, ok := strings.CutPrefix(part, "-"); ok {
 			k = SortKey{Field: rest, Desc: true}
+		} else if rest, ok := strings.CutSuffix(part, ":desc"); ok {
+			k = SortKey{Field: rest, Desc: true}
+		} else if rest, ok := strings.CutSuffix(part, ":asc"); ok {
+			k = SortKey{Field: rest, Desc: false}
 		}
 		if sortValueOf(k.Field) == nil {
 			return nil, &Error{Code: CodeInvalid, Message: "Invalid value at sort: unknown field " + quoteField(k.Field),

@@ -111,6 +111,11 @@ func FuzzParseSort(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, spec string) {
+		if _, err := ParseAPISort(spec); err != nil {
+			if e, ok := err.(*Error); !ok || e.Code != CodeInvalid {
+				t.Fatalf("ParseAPISort(%q): %v is not an invalid-input error", spec, err)
+			}
+		}
 		keys, err := ParseSort(spec)
 		if err != nil {
 			if e, ok := err.(*Error); !ok || e.Code != CodeInvalid {
@@ -144,5 +149,59 @@ func BenchmarkSort10k(b *testing.B) {
 	for b.Loop() {
 		copy(list, base)
 		Sort(list, keys)
+	}
+}
+
+// TestParseAPISort: the admin API sorts a plain field descending, every
+// field alike, as the original's sortBy(fields, false) did; "-f" and
+// "f:desc" descend too, "f:asc" ascends. Missing values stay last.
+func TestParseAPISort(t *testing.T) {
+	tests := []struct {
+		spec string
+		want string
+	}{
+		{"", "b,c,a,d"},
+		{"promptCount", "b,a,c,d"},
+		{"promptCount:desc", "b,a,c,d"},
+		{"-promptCount", "b,a,c,d"},
+		{"promptCount:asc", "d,a,c,b"},
+		{"promptCount,lastUsedAt", "b,c,a,d"},
+		{"promptCount,lastUsedAt:asc", "b,a,c,d"},
+		{"createdAt", "a,c,d,b"},
+		{"lastUsedAt", "c,a,b,d"}, // never used: last
+		{"nickname", "a,c,b,d"},   // strings descending too (no nickname last)
+		{"ip", "c,a,d,b"},         // arrays by length
+		{"type", "c,b,a,d"},
+		{"tokenCounts", "d,a,b,c"}, // maps by total
+		{"token", "d,c,b,a"},
+		{"token:asc", "a,b,c,d"},
+	}
+	for _, tc := range tests {
+		keys, err := ParseAPISort(tc.spec)
+		if err != nil {
+			t.Fatalf("ParseAPISort(%q): %v", tc.spec, err)
+		}
+		list := sortFixture()
+		Sort(list, keys)
+		if got := tokens(list); got != tc.want {
+			t.Errorf("API sort %q = %s, want %s", tc.spec, got, tc.want)
+		}
+	}
+	for _, spec := range []string{"password", "token:up", ":asc"} {
+		if _, err := ParseAPISort(spec); ErrorCode(err) != CodeInvalid {
+			t.Errorf("ParseAPISort(%q) = %v, want invalid", spec, err)
+		}
+	}
+	// The UI's parser keeps plain = ascending, and takes the suffixes too.
+	for spec, want := range map[string]string{"promptCount": "d,a,c,b", "promptCount:desc": "b,a,c,d", "token:asc": "a,b,c,d"} {
+		keys, err := ParseSort(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		list := sortFixture()
+		Sort(list, keys)
+		if got := tokens(list); got != want {
+			t.Errorf("UI sort %q = %s, want %s", spec, got, want)
+		}
 	}
 }

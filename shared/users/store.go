@@ -33,9 +33,6 @@ type Store interface {
 	// as New-like empty record (Token set, exists false) only when create is
 	// true; otherwise ErrNotFound. Returns the user as written.
 	Modify(ctx context.Context, token string, create bool, fn ModifyFunc) (*User, error)
-	// ModifyMany applies one fn per token, all or nothing: if any fn fails,
-	// nothing is written. Missing users are created.
-	ModifyMany(ctx context.Context, fns map[string]ModifyFunc) ([]*User, error)
 	// Delete removes the user. ErrNotFound if missing.
 	Delete(ctx context.Context, token string) error
 

@@ -5,8 +5,10 @@
 //   - paths /<path>.json; GET, PUT, PATCH (multi-path update, atomic),
 //     POST (push ids), DELETE, and X-HTTP-Method-Override on POST;
 //   - X-Firebase-ETag: true → ETag header; If-Match on PUT and DELETE → 412
-//     with the current value and its ETag on mismatch (what db.Ref.Transaction
-//     retries on); If-None-Match on GET → 304;
+//     with the current value and its ETag on mismatch (what conditional
+//     writes retry on); If-None-Match on GET → 304;
+//   - OnWrite: a test hook run before each write, to interleave another
+//     writer between a client's read and its conditional write;
 //   - print=silent (204), shallow=true, orderBy="$key" with
 //     limitToFirst/limitToLast/startAt/endAt/equalTo;
 //   - server values {".sv":"timestamp"} and {".sv":{"increment":n}};
@@ -69,6 +71,7 @@ type Server struct {
 	requests atomic.Int64
 	down     atomic.Bool
 	delay    atomic.Int64 // time.Duration
+	onWrite  atomic.Pointer[WriteHook]
 
 	mu         sync.Mutex
 	root       any
@@ -158,6 +161,23 @@ func (s *Server) SetDown(down bool) { s.down.Store(down) }
 // SetDelay holds every request for d before serving it (0: no delay). A
 // request whose client gives up meanwhile is dropped unserved.
 func (s *Server) SetDelay(d time.Duration) { s.delay.Store(int64(d)) }
+
+// WriteHook sees a write request (PUT, PATCH, POST, DELETE) before it is
+// served: path is the database path ("/users/tok-a"), conditional tells an
+// If-Match write. It runs outside the server's lock, so it may change the
+// data (SetData) as another client writing between a reader's read and its
+// conditional write would.
+type WriteHook func(method, path string, conditional bool)
+
+// OnWrite installs h (nil removes it). Requests are served concurrently,
+// so h must be safe for concurrent use.
+func (s *Server) OnWrite(h WriteHook) {
+	if h == nil {
+		s.onWrite.Store(nil)
+		return
+	}
+	s.onWrite.Store(&h)
+}
 
 // RequireToken makes the server refuse requests without "Bearer token"
 // with 401; "" accepts every request.
@@ -305,6 +325,10 @@ func (s *Server) handle(w http.ResponseWriter, r *http.Request) *httpError {
 	silent := q.Get("print") == "silent"
 	if method != http.MethodPut && method != http.MethodDelete && r.Header.Get("If-Match") != "" {
 		return badRequest("If-Match is supported with PUT and DELETE only")
+	}
+
+	if h := s.onWrite.Load(); h != nil && method != http.MethodGet {
+		(*h)(method, "/"+strings.Join(segs, "/"), r.Header.Get("If-Match") != "")
 	}
 
 	switch method {

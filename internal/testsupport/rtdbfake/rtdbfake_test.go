@@ -147,6 +147,37 @@ func TestETagIfMatchAnd412(t *testing.T) {
 	wantBody(t, "If-None-Match stale", do(t, s, "GET", "/c.json", "", "If-None-Match", tag1), 200, `{"n":3}`)
 }
 
+// TestOnWrite: the hook sees each write (not reads) before it is served,
+// and a change it makes lands between a client's read and its conditional
+// write, which then fails with 412.
+func TestOnWrite(t *testing.T) {
+	s := Start(t)
+	do(t, s, "PUT", "/u/a.json", `{"n":1}`)
+	tag := do(t, s, "GET", "/u/a.json", "", "X-Firebase-ETag", "true").header.Get("ETag")
+	var mu sync.Mutex
+	var seen []string
+	s.OnWrite(func(method, path string, conditional bool) {
+		mu.Lock()
+		seen = append(seen, method+" "+path+" "+map[bool]string{true: "if-match", false: "plain"}[conditional])
+		mu.Unlock()
+		if conditional {
+			s.SetData(path+"/n", 2)
+		}
+	})
+	wantBody(t, "interleaved PUT", do(t, s, "PUT", "/u/a.json", `{"n":100}`, "If-Match", tag), 412, `{"n":2}`)
+	do(t, s, "GET", "/u/a.json", "")
+	do(t, s, "PATCH", "/u.json", `{"b/n":5}`)
+	s.OnWrite(nil)
+	do(t, s, "DELETE", "/u/b.json", "", "If-Match", "x")
+	want := []string{"PUT /u/a if-match", "PATCH /u plain"}
+	if !reflect.DeepEqual(seen, want) {
+		t.Fatalf("hook saw %q, want %q", seen, want)
+	}
+	if got := s.Data("u/a/n"); got != 2.0 {
+		t.Fatalf("u/a/n = %v after the hook's write and the refused PUT", got)
+	}
+}
+
 func TestMultiPathPatch(t *testing.T) {
 	s := Start(t)
 	do(t, s, "PUT", "/u.json", `{"a":{"b":1,"keep":true},"c":{"old":1},"e":5}`)

@@ -47,20 +47,6 @@ func (s *Store) shard(token string) *shard {
 	return &s.shards[maphash.String(s.seed, token)%shards]
 }
 
-// lockAll takes every shard's write lock, in order, for the calls that see
-// or change many users at once.
-func (s *Store) lockAll() {
-	for i := range s.shards {
-		s.shards[i].mu.Lock()
-	}
-}
-
-func (s *Store) unlockAll() {
-	for i := range s.shards {
-		s.shards[i].mu.Unlock()
-	}
-}
-
 func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
 	sh := s.shard(token)
 	sh.mu.RLock()
@@ -113,30 +99,6 @@ func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.
 	}
 	sh.users[token] = next
 	return next.Clone(), nil
-}
-
-// ModifyMany holds every shard's lock, so that the batch is all or nothing
-// for readers too.
-func (s *Store) ModifyMany(ctx context.Context, fns map[string]users.ModifyFunc) ([]*users.User, error) {
-	s.lockAll()
-	defer s.unlockAll()
-	staged := make(map[string]*users.User, len(fns))
-	for token, fn := range fns {
-		next, err := s.shard(token).apply(token, true, fn)
-		if errors.Is(err, users.ErrNoWrite) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		staged[token] = next
-	}
-	out := make([]*users.User, 0, len(staged))
-	for token, u := range staged {
-		s.shard(token).users[token] = u
-		out = append(out, u.Clone())
-	}
-	return out, nil
 }
 
 // apply runs fn on a copy; the caller holds the shard's write lock.

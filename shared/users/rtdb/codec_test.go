@@ -1,7 +1,6 @@
 package rtdb
 
 import (
-	"reflect"
 	"strings"
 	"testing"
 )
@@ -34,38 +33,5 @@ func TestKeyEncodingRoundTrips(t *testing.T) {
 		if got := decodeKey(raw); got != want {
 			t.Errorf("decodeKey(%q) = %q, want %q", raw, got, want)
 		}
-	}
-}
-
-func TestDiffWritesOnlyChangedLeaves(t *testing.T) {
-	old := map[string]any{
-		"nickname":    "a",
-		"promptCount": 5,
-		"tokenCounts": map[string]any{"gpt4o": 10, "claude": 3},
-		"meta":        map[string]any{"x": map[string]any{"y": 1}},
-		"adminNote":   "gone soon",
-		"ip":          []any{"192.0.2.1"},
-	}
-	new := map[string]any{
-		"nickname":    "a",
-		"promptCount": 5,
-		"tokenCounts": map[string]any{"gpt4o": 11, "mistral": 1},
-		"meta":        "%{}",
-		"ip":          []any{"192.0.2.1", "192.0.2.2"},
-		"maxIps":      2,
-	}
-	got := map[string]any{}
-	diff("tok", old, new, got)
-	want := map[string]any{
-		"tok/tokenCounts/gpt4o":   11,
-		"tok/tokenCounts/mistral": 1,
-		"tok/tokenCounts/claude":  nil,
-		"tok/meta":                "%{}",
-		"tok/adminNote":           nil,
-		"tok/ip":                  []any{"192.0.2.1", "192.0.2.2"},
-		"tok/maxIps":              2,
-	}
-	if !reflect.DeepEqual(got, want) {
-		t.Fatalf("diff =\n %v\nwant\n %v", got, want)
 	}
 }

@@ -10,8 +10,8 @@ import (
 )
 
 // What RTDB cannot hold as-is goes in and comes back exactly: each user is
-// written through Modify (whole-node transaction) and through ModifyMany
-// (multi-path update), then read back with Get and List.
+// written through Modify (a conditional write of the whole node), as a new
+// node and over an existing one, then read back with Get and List.
 func TestEncodingRoundTrips(t *testing.T) {
 	zero := int64(0)
 	cases := []struct {
@@ -76,7 +76,7 @@ func TestEncodingRoundTrips(t *testing.T) {
 			sameJSON(t, "Modify's result", toJSON(t, got), wantJSON)
 			sameJSON(t, "Get after Modify", toJSON(t, mustGet(t, s, "tok-enc")), wantJSON)
 
-			// ModifyMany: a new node, then a change of every field in place.
+			// A new node, then a change of every field in place.
 			other := users.New("tok-enc2", users.Special, t0, map[string]int64{"x": 1})
 			other.Meta = map[string]any{"before": []any{1.0, 2.0}}
 			for _, start := range []*users.User{nil, other} {
@@ -86,15 +86,15 @@ func TestEncodingRoundTrips(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
-				if _, err := s.ModifyMany(ctx(t), map[string]users.ModifyFunc{"tok-enc2": func(u *users.User, _ bool) error {
+				if _, err := s.Modify(ctx(t), "tok-enc2", true, func(u *users.User, _ bool) error {
 					*u = *want.Clone()
 					return nil
-				}}); err != nil {
+				}); err != nil {
 					t.Fatal(err)
 				}
 				w := want.Clone()
 				w.Token = "tok-enc2"
-				sameJSON(t, "Get after ModifyMany", toJSON(t, mustGet(t, s, "tok-enc2")), toJSON(t, w))
+				sameJSON(t, "Get after Modify", toJSON(t, mustGet(t, s, "tok-enc2")), toJSON(t, w))
 			}
 			list := listJSON(t, s)
 			sameJSON(t, "List", list["tok-enc"], wantJSON)
@@ -119,7 +119,7 @@ func sameJSON(t *testing.T, what, got, want string) {
 // Data written by others (the original project, the console) reads back:
 // integer-keyed objects that RTDB serves as arrays, unencoded keys, unknown
 // fields. The next write stores it in this package's encoding, and a field
-// change through ModifyMany does not leave two spellings of one key behind.
+// change does not leave two spellings of one key behind.
 func TestForeignDataReads(t *testing.T) {
 	srv := rtdbfake.Start(t)
 	s := open(t, fakeOptions(t, srv))
@@ -137,14 +137,14 @@ func TestForeignDataReads(t *testing.T) {
 	want := `{"token":"tok-raw","ip":["192.0.2.7"],"type":"normal","promptCount":3,"tokenCounts":{"0":5,"1":6},"tokenLimits":{"gpt4o":100},"createdAt":1,"meta":{"0":"a","1":"b"}}`
 	sameJSON(t, "Get", toJSON(t, mustGet(t, s, "tok-raw")), want)
 
-	if _, err := s.ModifyMany(ctx(t), map[string]users.ModifyFunc{"tok-raw": func(u *users.User, _ bool) error {
+	if _, err := s.Modify(ctx(t), "tok-raw", false, func(u *users.User, _ bool) error {
 		u.TokenCounts["0"] = 50
 		return nil
-	}}); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 	wantAfter := `{"token":"tok-raw","ip":["192.0.2.7"],"type":"normal","promptCount":3,"tokenCounts":{"0":50,"1":6},"tokenLimits":{"gpt4o":100},"createdAt":1,"meta":{"0":"a","1":"b"}}`
-	sameJSON(t, "Get after ModifyMany", toJSON(t, mustGet(t, s, "tok-raw")), wantAfter)
+	sameJSON(t, "Get after Modify", toJSON(t, mustGet(t, s, "tok-raw")), wantAfter)
 	stored := srv.Data("users/tok-raw").(map[string]any)
 	if counts := stored["tokenCounts"].(map[string]any); len(counts) != 2 || counts["%30"] != 50.0 {
 		t.Fatalf("stored tokenCounts = %v, want only the encoded keys", counts)

@@ -139,10 +139,6 @@ func TestSlowDatabaseIsUnavailablePromptly(t *testing.T) {
 			_, err := s.Modify(ctx(t), "tok-slow", false, func(u *users.User, _ bool) error { u.Nickname = "x"; return nil })
 			return err
 		},
-		"ModifyMany": func() error {
-			_, err := s.ModifyMany(ctx(t), map[string]users.ModifyFunc{"tok-slow": func(u *users.User, _ bool) error { return nil }})
-			return err
-		},
 		"Delete": func() error { return s.Delete(ctx(t), "tok-slow") },
 	}
 	for name, call := range calls {

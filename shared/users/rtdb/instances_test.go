@@ -314,7 +314,7 @@ func toJSON(t *testing.T, v any) string {
 func TestListPages(t *testing.T) {
 	srv := rtdbfake.Start(t)
 	s := open(t, fakeOptions(t, srv))
-	fns := map[string]users.ModifyFunc{}
+	seed := map[string]any{}
 	var want []string
 	for i := range 1203 {
 		tok := "tok-" + strings.Repeat("0", 4-len(itoa(i))) + itoa(i)
@@ -322,14 +322,9 @@ func TestListPages(t *testing.T) {
 			tok = itoa(i) // "0", "1", "2"
 		}
 		want = append(want, tok)
-		fns[tok] = func(u *users.User, _ bool) error {
-			*u = *users.New(u.Token, users.Normal, t0, nil)
-			return nil
-		}
+		seed[tok] = map[string]any{"token": tok, "type": "normal", "promptCount": 0, "createdAt": t0.UnixMilli()}
 	}
-	if _, err := s.ModifyMany(ctx(t), fns); err != nil {
-		t.Fatal(err)
-	}
+	srv.SetData("users", seed)
 	list, err := s.List(ctx(t))
 	if err != nil {
 		t.Fatal(err)

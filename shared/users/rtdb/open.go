@@ -13,10 +13,10 @@
 //     lost in transit may be applied twice (at-least-once, never lost).
 //   - Single-user changes (admin edits, disable, IP admission) are
 //     transactions on the user node: retried on conflict, no lost updates.
-//   - Imports (ModifyMany) are all-or-nothing: every change is computed first,
-//     then written in one atomic multi-path update of only the fields that
-//     changed; a concurrent write to one of those same fields between the
-//     read and the write is overwritten (last writer wins).
+//   - Imports (users.Service.ImportEach) validate every entry first, then
+//     write each user with its own Modify: a concurrent charge or edit is
+//     kept, no record is written in part, and a user deleted during the
+//     import is not re-created.
 //   - One instance's quota checks do not see other instances' unflushed usage:
 //     a quota can be overshot by at most what the other instances charged
 //     within one FlushEvery.

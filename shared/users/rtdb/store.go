@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"firebase.google.com/go/v4/db"
 
@@ -19,7 +21,7 @@ import (
 // listPage is how many users List reads per request.
 const listPage = 500
 
-// readParallel bounds the concurrent reads of ModifyMany and flushes.
+// readParallel bounds the concurrent reads of a flush.
 const readParallel = 8
 
 // errGone aborts a transaction on a user that does not exist.
@@ -278,17 +280,60 @@ func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.
 	return result.Clone(), nil
 }
 
-// transaction runs an SDK transaction on token's node. The SDK gives up
-// after 25 conflicting writes; under that much contention (many instances
-// flushing one busy user) it starts again while the deadline allows.
+// maxAttempts bounds one transaction's conditional writes. Beyond that
+// much contention on one user the caller gets the store's "unavailable"
+// error (a flush keeps its usage and retries it later).
+const maxAttempts = 25
+
+// transaction runs fn on token's node as a conditional write of our own
+// (not the SDK's Transaction): read the value with its ETag, run fn on it,
+// and write fn's result only if the ETag still matches; on a mismatch,
+// after a short jittered pause, read again and rerun fn, at most
+// maxAttempts times and within ctx's deadline. fn's error is returned as
+// is; a nil result deletes the node.
 func (s *Store) transaction(ctx context.Context, token string, fn db.UpdateFn) error {
-	for {
-		err := s.users.Child(token).Transaction(ctx, fn)
-		if err == nil || err.Error() != "transaction aborted after failed retries" || ctx.Err() != nil {
+	ref := s.users.Child(token)
+	for attempt := range maxAttempts {
+		if attempt > 0 {
+			if err := pause(ctx, attempt); err != nil {
+				return err
+			}
+		}
+		var raw json.RawMessage
+		etag, err := ref.GetWithETag(ctx, &raw)
+		if err != nil {
+			return err
+		}
+		next, err := fn(node(raw))
+		if err != nil {
+			return err
+		}
+		written, err := ref.SetIfUnchanged(ctx, etag, next)
+		if err != nil || written {
 			return err
 		}
 	}
+	return fmt.Errorf("user %s: %d conditional writes in a row lost to other writers", mask(token), maxAttempts)
 }
+
+// pause waits a random 0-2×attempt ms (at most 50 ms), so that writers
+// that collided do not collide again in step.
+func pause(ctx context.Context, attempt int) error {
+	d := time.Duration(rand.Int64N(int64(min(2*attempt, 50))*int64(time.Millisecond) + 1))
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// node is a value read for a transaction.
+type node json.RawMessage
+
+func (n node) Unmarshal(v any) error { return json.Unmarshal(n, v) }
 
 // decodeNode reads a transaction's current value, raw (json.Number) and
 // decoded; exists is false for null.

@@ -38,7 +38,6 @@ func Run(t *testing.T, newStore Factory) {
 		{"ModifyAbortWritesNothing", testModifyAbort},
 		{"ModifyNoWrite", testModifyNoWrite},
 		{"ReturnedUsersAreCopies", testCopies},
-		{"ModifyManyAllOrNothing", testModifyManyAllOrNothing},
 		{"DeleteAndList", testDeleteAndList},
 		{"UsageVisibleToLookupAndAfterFlush", testUsage},
 		{"ConcurrentUsageExact", testConcurrentUsage},
@@ -175,41 +174,6 @@ func testCopies(t *testing.T, s users.Store) {
 	got := mustGet(t, s, "tok-d")
 	if got.IP[0] != "192.0.2.1" || got.TokenLimits["gpt4o"] != 1000 || got.Nickname != "" {
 		t.Fatalf("mutating a returned user changed the store: %+v", got)
-	}
-}
-
-func testModifyManyAllOrNothing(t *testing.T, s users.Store) {
-	create(t, s, "tok-e", func(u *users.User) { u.Nickname = "before" })
-	setNick := func(n string) users.ModifyFunc {
-		return func(u *users.User, exists bool) error {
-			if !exists {
-				*u = *users.New(u.Token, users.Normal, t0, nil)
-			}
-			u.Nickname = n
-			return nil
-		}
-	}
-	bad := errors.New("bad entry")
-	_, err := s.ModifyMany(ctx(t), map[string]users.ModifyFunc{
-		"tok-e": setNick("after"),
-		"tok-f": setNick("new"),
-		"tok-g": func(u *users.User, _ bool) error { return bad },
-	})
-	if !errors.Is(err, bad) {
-		t.Fatalf("ModifyMany error = %v, want bad entry", err)
-	}
-	if got := mustGet(t, s, "tok-e"); got.Nickname != "before" {
-		t.Fatalf("failed import changed tok-e: %+v", got)
-	}
-	if _, err := s.Get(ctx(t), "tok-f"); !users.IsNotFound(err) {
-		t.Fatalf("failed import created tok-f: %v", err)
-	}
-	out, err := s.ModifyMany(ctx(t), map[string]users.ModifyFunc{"tok-e": setNick("after"), "tok-f": setNick("new")})
-	if err != nil || len(out) != 2 {
-		t.Fatalf("ModifyMany = %d users, %v", len(out), err)
-	}
-	if mustGet(t, s, "tok-e").Nickname != "after" || mustGet(t, s, "tok-f").Nickname != "new" {
-		t.Fatal("ModifyMany did not write both users")
 	}
 }
 
@@ -373,12 +337,10 @@ func testOriginalExport(t *testing.T, s users.Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fns := map[string]users.ModifyFunc{}
 	for _, p := range ps {
-		fns[p.Token.Value] = func(u *users.User, _ bool) error { p.Apply(u); return u.Validate() }
-	}
-	if _, err := s.ModifyMany(ctx(t), fns); err != nil {
-		t.Fatal(err)
+		if _, err := s.Modify(ctx(t), p.Token.Value, true, func(u *users.User, _ bool) error { p.Apply(u); return u.Validate() }); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var want struct{ Users []map[string]any }
 	if err := json.Unmarshal(OriginalExport, &want); err != nil {
