@@ -55,30 +55,57 @@ func unknownRoute(r *http.Request) error {
 	return users.Errorf(users.CodeUnknownRoute, "Unknown route: %s %s. See GET / for the routes this proxy serves.", r.Method, logging.RedactPath(r.URL.Path))
 }
 
-// serve runs the checks of SPEC §4 in order, then forwards.
+// serve runs the checks of SPEC §4 in order, then forwards. Every check
+// that needs no body runs before the body is read; a request they refuse
+// has its body left unread, even to shape a fake completion.
 func (x *exchange) serve() {
 	if !x.h.cfg.Served(x.prov.id) || x.up.base == nil {
 		x.writeError(users.Errorf(users.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.name, x.prov.name), nil)
 		return
 	}
+	refuse := func(err error, rate *ratelimit.Decision) {
+		x.r.Body = nil
+		x.writeError(err, rate)
+	}
 	p, err := x.h.gk.Authenticate(x.r.Context(), x.r)
 	if err != nil {
-		x.writeError(err, nil)
+		refuse(err, nil)
 		return
 	}
 	x.p = p
 	x.log.SetToken(p.Token)
 	x.log.SetClientIP(p.IP)
 	f := x.ep.format
+	kind := models.Text
+	if f == fmtImages {
+		kind = models.Image
+	}
+	if f.admitted {
+		reach := models.Reachable(x.prov.id, kind)
+		if x.ep.model != "" {
+			reach = []string{models.FamilyFor(x.prov.id, x.ep.model, kind)}
+		}
+		adm, err := x.h.gk.Enter(p, reach)
+		if err != nil {
+			var rate *ratelimit.Decision
+			if adm != nil {
+				rate = &adm.Rate
+			}
+			refuse(err, rate)
+			return
+		}
+		x.adm = adm
+		defer adm.Release()
+	}
 	if f.body {
 		if err := x.readBody(); err != nil {
-			x.writeError(err, nil)
+			x.writeError(err, x.rate())
 			return
 		}
 		limit := x.h.cfg.MaxOutputTokens[x.prov.id]
 		rq, err := parseBody(f, x.raw, limit, !p.Exempt, true)
 		if err != nil {
-			x.writeError(users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object."), nil)
+			x.writeError(users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object."), x.rate())
 			return
 		}
 		x.rq = rq
@@ -90,19 +117,12 @@ func (x *exchange) serve() {
 		}
 	}
 	if f.admitted {
-		x.family = models.FamilyOf(x.prov.id, x.rq.model)
+		x.family = models.FamilyFor(x.prov.id, x.rq.model, kind)
 		x.log.SetFamily(x.family)
-		adm, err := x.h.gk.Admit(p, x.family, x.requested())
-		if err != nil {
-			var rate *ratelimit.Decision
-			if adm != nil {
-				rate = &adm.Rate
-			}
-			x.writeError(err, rate)
+		if err := x.h.gk.Reserve(x.r.Context(), x.adm, x.family, x.requested()); err != nil {
+			x.writeError(err, x.rate())
 			return
 		}
-		x.adm = adm
-		defer adm.Release()
 	}
 	x.keyIdx = x.up.keys.pick()
 	if x.keyIdx < 0 {
