@@ -201,3 +201,29 @@ func checkRefusal(t *testing.T, format, what string, rec *httptest.ResponseRecor
 		t.Errorf("%s: status %d, want %d: %s", what, rec.Code, want, rec.Body)
 	}
 }
+
+// On the image route a model the table does not know counts in the image
+// family: it gets the image quota and rate limit, never a text family's.
+func TestUnknownImageModelCountsAsImage(t *testing.T) {
+	s := newStack(t, stackOptions{vars: map[string]string{
+		"ALLOWED_MODEL_FAMILIES": "gpt4o,dall-e",
+		"TEXT_MODEL_RATE_LIMIT":  "100",
+		"IMAGE_MODEL_RATE_LIMIT": "1",
+	}})
+	tok := s.createUser("")
+	url := s.proxy.URL + "/proxy/openai/v1/images/generations"
+	body := func(model string) string { return `{"model":"` + model + `","prompt":"a lighthouse","n":1}` }
+	if r := s.do(http.MethodPost, url, body("brand-new-image-model"), bearer(tok)); r.status != http.StatusOK {
+		t.Fatalf("%d %s", r.status, r.body)
+	}
+	// A text model's name does not move an image request to the text
+	// limit: the second image request of the minute is over the image one.
+	r := s.do(http.MethodPost, url, body("gpt-4o"), bearer(tok))
+	if r.status != http.StatusTooManyRequests || r.header.Get("X-Ratelimit-Limit") != "1" {
+		t.Fatalf("second image request: %d, limit %q: %s", r.status, r.header.Get("X-Ratelimit-Limit"), r.body)
+	}
+	u := s.user(tok)
+	if u.TokenCounts["dall-e"] == 0 || u.TokenCounts["gpt4o"] != 0 || u.PromptCount != 1 {
+		t.Errorf("counts %v over %d prompts, want one prompt charged to dall-e", u.TokenCounts, u.PromptCount)
+	}
+}
