@@ -159,6 +159,16 @@ func TestRefusedRequestsLeaveTheBodyUnread(t *testing.T) {
 				}
 			}
 
+			// A model the path names (Google) in a family not allowed.
+			notAllowed := provCases[2]
+			notAllowed.path = "/proxy/google-ai/v1beta/models/gemini-2.5-pro:generateContent"
+			body := newWatchedBody(strings.NewReader(notAllowed.body))
+			rec := s.serveDirect(notAllowed, "203.0.113.5", notAllowed.auth(s.createUser("")), body)
+			checkRefusal(t, format, "family not allowed", rec, http.StatusForbidden)
+			if n := body.reads.Load(); n != 0 {
+				t.Errorf("family not allowed: the body was read (%d reads)", n)
+			}
+
 			// Concurrency: a request still sending its body holds the
 			// user's slot; a second one is refused unread.
 			pc := provCases[0]
@@ -176,7 +186,7 @@ func TestRefusedRequestsLeaveTheBodyUnread(t *testing.T) {
 				t.Fatal("the first request's body was never read")
 			}
 			second := newWatchedBody(strings.NewReader(pc.body))
-			rec := s.serveDirect(pc, "203.0.113.5", pc.auth(tok), second)
+			rec = s.serveDirect(pc, "203.0.113.5", pc.auth(tok), second)
 			checkRefusal(t, format, "concurrency", rec, http.StatusTooManyRequests)
 			if n := second.reads.Load(); n != 0 {
 				t.Errorf("concurrency: the body was read (%d reads)", n)
@@ -225,5 +235,42 @@ func TestUnknownImageModelCountsAsImage(t *testing.T) {
 	u := s.user(tok)
 	if u.TokenCounts["dall-e"] == 0 || u.TokenCounts["gpt4o"] != 0 || u.PromptCount != 1 {
 		t.Errorf("counts %v over %d prompts, want one prompt charged to dall-e", u.TokenCounts, u.PromptCount)
+	}
+}
+
+// A request that fails gives its reservation back: after many upstream
+// errors and clients that left before the answer, the whole quota is
+// still there.
+func TestFailedRequestsReleaseTheirReservation(t *testing.T) {
+	s := newStack(t, stackOptions{vars: map[string]string{"TOKEN_QUOTA_GPT4O": "300"}})
+	tok := s.createUser("")
+	url := s.proxy.URL + "/proxy/openai/v1/chat/completions"
+	// Each request reserves about 210 of the 300: two at once do not fit,
+	// so one leaked reservation would refuse the last request.
+	body := `{"model":"gpt-4o","max_tokens":200,"messages":[{"role":"user","content":"Say hello."}]}`
+	fake := s.fakes[upstreamfake.OpenAI]
+	fake.Set(upstreamfake.Behavior{Status: http.StatusInternalServerError})
+	for range 5 {
+		if r := s.do(http.MethodPost, url, body, bearer(tok)); r.status != http.StatusInternalServerError {
+			t.Fatalf("upstream error relayed as %d: %s", r.status, r.body)
+		}
+	}
+	fake.Set(upstreamfake.Behavior{FirstByteDelay: 5 * time.Second})
+	for i := range 5 {
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if _, err := s.client.Do(req); err == nil {
+			t.Fatal("the client was meant to leave before the answer")
+		}
+		cancel()
+		waitFor(t, "the abandoned request to end", func() bool { return fake.Cancelled() == i+1 && fake.InFlight() == 0 })
+	}
+	fake.Set(upstreamfake.Behavior{})
+	if r := s.do(http.MethodPost, url, body, bearer(tok)); r.status != http.StatusOK {
+		t.Fatalf("after failed requests: %d %s", r.status, r.body)
+	}
+	if u := s.user(tok); u.PromptCount != 1 || u.TokenCounts["gpt4o"] != fullCharge {
+		t.Errorf("charged %d prompts, %v; want only the last request", u.PromptCount, u.TokenCounts)
 	}
 }
