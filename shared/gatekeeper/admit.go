@@ -110,7 +110,9 @@ func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, r
 		a.refuse()
 		return notAllowed(family)
 	}
-	if p.Exempt || p.User == nil || p.Token == "" {
+	if p.Exempt || p.User == nil || p.Token == "" || p.User.TokenLimits[family] <= 0 {
+		// No quota to keep (as of authentication, USER_CACHE_TTL old at
+		// most): nothing to reserve, and no second read of the user.
 		return nil
 	}
 	settled0 := g.ledger.open(p.Token, family)
