@@ -31,25 +31,9 @@ func main() {
 }
 
 func run(environ []string, stdout, stderr io.Writer) error {
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			env[k] = v
-		}
-	}
 	// The Functions Framework would serve only one function if this is set.
 	os.Unsetenv("FUNCTION_TARGET")
-	generated := false
-	if env["GATEKEEPER"] == "" {
-		environ = append(environ, "GATEKEEPER=user_token")
-		env["GATEKEEPER"] = "user_token"
-	}
-	if env["ADMIN_KEY"] == "" && env["GATEKEEPER"] == "user_token" {
-		key := devKey()
-		environ = append(environ, "ADMIN_KEY="+key)
-		env["ADMIN_KEY"] = key
-		generated = true
-	}
+	environ, env, generated := localDefaults(environ)
 	host := env["HOST"]
 	if host == "" {
 		host = "127.0.0.1"
@@ -136,6 +120,38 @@ func newServer(addr string, h http.Handler, t timeouts) *http.Server {
 		IdleTimeout:       t.idle,
 		MaxHeaderBytes:    http.DefaultMaxHeaderBytes,
 	}
+}
+
+// localDefaults adds the runner's own defaults to environ: user_token
+// mode with a generated ADMIN_KEY (generated reports it), and no trusted
+// proxy hop. It returns environ and its variables as a map.
+func localDefaults(environ []string) (_ []string, env map[string]string, generated bool) {
+	env = map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	set := func(k, v string) {
+		environ = append(environ, k+"="+v)
+		env[k] = v
+	}
+	if env["GATEKEEPER"] == "" {
+		set("GATEKEEPER", "user_token")
+	}
+	if env["ADMIN_KEY"] == "" && env["GATEKEEPER"] == "user_token" {
+		set("ADMIN_KEY", devKey())
+		generated = true
+	}
+	// This server faces its clients directly: no proxy hop appends to
+	// X-Forwarded-For, so trusting one would let any client pick its own
+	// address (past IP_BLACKLIST, ADMIN_WHITELIST and the per-IP limits)
+	// and the URLs it is shown. Cloud Functions keeps 1: Google's front
+	// end appends the client's address.
+	if env["TRUSTED_PROXIES"] == "" {
+		set("TRUSTED_PROXIES", "0")
+	}
+	return environ, env, generated
 }
 
 func displayHost(h string) string {

@@ -64,32 +64,55 @@ func unknownRoute(r *http.Request) error {
 	return users.Errorf(web.CodeUnknownRoute, "Unknown route: %s %s. See GET / for the routes this proxy serves.", r.Method, logging.RedactPath(r.URL.Path))
 }
 
-// serve runs the checks of SPEC §4 in order, then forwards.
+// serve runs the checks of SPEC §4 in order, then forwards. Every check
+// that needs no body runs before the body is read; a request they refuse
+// has its body left unread, even to shape a fake completion.
 func (x *exchange) serve() {
 	if !x.h.cfg.Served(x.prov.ID) || x.up.base == nil {
 		x.writeError(users.Errorf(web.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.Name, x.prov.Name), nil)
 		return
 	}
+	refuse := func(err error, rate *ratelimit.Decision) {
+		x.r.Body = nil
+		x.writeError(err, rate)
+	}
 	p, err := x.h.gk.Authenticate(x.r.Context(), x.r)
 	if err != nil {
-		x.writeError(err, nil)
+		refuse(err, nil)
 		return
 	}
 	x.p = p
 	x.log.SetToken(p.Token)
 	x.log.SetClientIP(p.IP)
 	if x.credentialInPath() {
-		x.writeError(users.Errorf(web.CodeUnknownRoute, "Unknown route: a path never holds a key. See GET / for the routes this proxy serves."), nil)
+		refuse(users.Errorf(web.CodeUnknownRoute, "Unknown route: a path never holds a key. See GET / for the routes this proxy serves."), nil)
 		return
 	}
 	if x.query, err = x.ep.Query(x.r.URL.Query()); err != nil {
-		x.writeError(err, nil)
+		refuse(err, nil)
 		return
 	}
 	f := x.ep.Format
+	if f.Admitted {
+		reach := models.Reachable(x.prov.ID, f.Kind)
+		if x.ep.Model != "" {
+			reach = []string{models.FamilyFor(x.prov.ID, x.ep.Model, f.Kind)}
+		}
+		adm, err := x.h.gk.Enter(p, reach)
+		if err != nil {
+			var rate *ratelimit.Decision
+			if adm != nil {
+				rate = &adm.Rate
+			}
+			refuse(err, rate)
+			return
+		}
+		x.adm = adm
+		defer adm.Release()
+	}
 	if f.Body {
 		if err := x.readBody(); err != nil {
-			x.writeError(err, nil)
+			x.writeError(err, x.rate())
 			return
 		}
 		limit := x.h.cfg.MaxOutputTokens[x.prov.ID]
@@ -98,7 +121,7 @@ func (x *exchange) serve() {
 			err = users.Errorf(users.CodeInvalid, "The request body is not a valid JSON object.")
 		}
 		if err != nil {
-			x.writeError(err, nil)
+			x.writeError(err, x.rate())
 			return
 		}
 		x.rq = rq
@@ -110,19 +133,12 @@ func (x *exchange) serve() {
 		}
 	}
 	if f.Admitted {
-		x.family = models.FamilyOf(x.prov.ID, x.rq.Model)
+		x.family = models.FamilyFor(x.prov.ID, x.rq.Model, f.Kind)
 		x.log.SetFamily(x.family)
-		adm, err := x.h.gk.Admit(p, x.family, x.requested())
-		if err != nil {
-			var rate *ratelimit.Decision
-			if adm != nil {
-				rate = &adm.Rate
-			}
-			x.writeError(err, rate)
+		if err := x.h.gk.Reserve(x.r.Context(), x.adm, x.family, x.requested()); err != nil {
+			x.writeError(err, x.rate())
 			return
 		}
-		x.adm = adm
-		defer adm.Release()
 	}
 	x.keyIdx = x.up.keys.pick()
 	if x.keyIdx < 0 {

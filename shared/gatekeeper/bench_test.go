@@ -89,7 +89,7 @@ func BenchmarkDecision(b *testing.B) {
 				b.Error(err)
 				return
 			}
-			a, err := gk.Admit(p, "gpt4o", 1040)
+			a, err := gk.Admit(context.Background(), p, "gpt4o", 1040)
 			if err != nil {
 				b.Error(err)
 				return

@@ -8,14 +8,13 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"math"
 	"net/http"
 	"net/url"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"tollgate.dev/tollgate/shared/config"
-	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
@@ -28,6 +27,8 @@ type Gatekeeper struct {
 	now      func() time.Time
 	window   *ratelimit.Window
 	inflight *ratelimit.Concurrency
+	ledger   *ledger
+	lockout  *ratelimit.Lockout
 	adminKey [32]byte
 	proxyKey [32]byte
 }
@@ -43,6 +44,8 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 		now:      now,
 		window:   ratelimit.NewWindow(time.Minute),
 		inflight: ratelimit.NewConcurrency(),
+		ledger:   newLedger(),
+		lockout:  ratelimit.NewKeyLockout(),
 		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
 		proxyKey: sha256.Sum256([]byte(cfg.ProxyKey)),
 	}
@@ -127,28 +130,62 @@ func equalKey(token string, want [32]byte) bool {
 }
 
 // Authenticate identifies the request's client; it removes the token from r.
+//
+// ADMIN_KEY is honoured only from ADMIN_WHITELIST and from an address not
+// locked out; elsewhere it is an ordinary (wrong) token, so the answer
+// tells nothing about it. Wrong keys count towards the address's lockout
+// (per instance: the admin function keeps its own): in proxy_key mode a
+// locked-out address is refused before its key is looked at; in
+// user_token mode a known user's token still works from it, and any
+// other token gets the lockout refusal.
 func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
 	ip := netutil.ClientIP(r, g.cfg.TrustedProxies)
 	token := ExtractToken(r)
 	if g.cfg.IPBlacklist.Contains(ip) {
 		return nil, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
 	}
-	if token != "" && g.cfg.AdminKey != "" && equalKey(token, g.adminKey) {
+	now := g.now()
+	locked, wait := g.lockout.Locked(ip, now)
+	if token != "" && g.cfg.AdminKey != "" && !locked && g.cfg.AdminWhitelist.Contains(ip) && equalKey(token, g.adminKey) {
 		return &Principal{IP: ip, Key: "admin", Admin: true, Exempt: true}, nil
 	}
 	switch g.cfg.Gatekeeper {
 	case config.ModeProxyKey:
+		if locked {
+			return nil, lockedOut(wait)
+		}
 		if token == "" {
 			return nil, users.Errorf(users.CodeUnauthorized, "Missing proxy key: send it as a Bearer token or an API key.")
 		}
 		if !equalKey(token, g.proxyKey) {
+			g.lockout.Fail(ip, now)
 			return nil, users.Errorf(users.CodeUnauthorized, "Invalid proxy key.")
 		}
 		return &Principal{IP: ip, Key: "ip:" + ip}, nil
 	case config.ModeUserToken:
-		return g.authenticateUser(ctx, token, ip)
+		p, err := g.authenticateUser(ctx, token, ip)
+		if token != "" && users.ErrorCode(err) == users.CodeUnauthorized {
+			if locked {
+				return nil, lockedOut(wait)
+			}
+			g.lockout.Fail(ip, now)
+		}
+		return p, err
 	default:
+		// Tokens are no credential here, but one may be a guess at
+		// ADMIN_KEY (which lifts the limits): it counts as a failure.
+		if token != "" && g.cfg.AdminKey != "" && !locked {
+			g.lockout.Fail(ip, now)
+		}
 		return &Principal{IP: ip, Key: "ip:" + ip}, nil
+	}
+}
+
+func lockedOut(wait time.Duration) error {
+	return &users.Error{
+		Code:              users.CodeRateLimited,
+		Message:           "Too many failed keys from your address; try again later.",
+		RetryAfterSeconds: max(1, int(math.Ceil(wait.Seconds()))),
 	}
 }
 
@@ -239,65 +276,16 @@ func unavailable(err error) error {
 	return &users.Error{Code: users.CodeUnavailable, Message: "The user database is unavailable; try again shortly.", Err: err}
 }
 
-// Admission is a request let through: release it when the request ends.
-type Admission struct {
-	Rate     ratelimit.Decision
-	slot     ratelimit.Slot
-	released atomic.Bool
-}
-
-// Release frees the request's concurrency slot; safe to call more than once.
-func (a *Admission) Release() {
-	if a != nil && a.released.CompareAndSwap(false, true) {
-		a.slot.Release()
-	}
-}
-
-// Admit applies the family allow-list, quota (requested = estimated prompt
-// plus requested output tokens), rate limit and concurrency limit.
-func (g *Gatekeeper) Admit(p *Principal, family string, requested int64) (*Admission, error) {
-	if !p.Admin && !g.cfg.FamilyAllowed(family) {
-		return nil, users.Errorf(users.CodeForbidden, "The %s model family is not allowed on this proxy.", family)
-	}
-	if p.Exempt {
-		return &Admission{}, nil
-	}
-	if p.User != nil {
-		if err := users.CheckQuota(p.User, family, requested); err != nil {
-			return nil, err
-		}
-	}
-	key := p.Key
-	if f, ok := models.Lookup(family); ok && f.Image {
-		key += "|image" // image and text requests have separate limits
-	}
-	now := g.now()
-	rate := g.window.Allow(key, g.cfg.RateLimitFor(family), now)
-	if !rate.Allowed {
-		retry := int(rate.RetryIn.Round(time.Second) / time.Second)
-		if retry < 1 {
-			retry = 1
-		}
-		return &Admission{Rate: rate}, &users.Error{
-			Code:              users.CodeRateLimited,
-			Message:           "Rate limit exceeded: too many requests per minute; try again later.",
-			RetryAfterSeconds: retry,
-		}
-	}
-	slot, ok := g.inflight.Take(p.Key, g.cfg.ConcurrencyLimit)
-	if !ok {
-		// A request refused here never ran: it must not use up the rate limit.
-		g.window.Undo(key, now)
-		rate.Remaining++
-		return &Admission{Rate: rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
-	}
-	return &Admission{Rate: rate, slot: slot}, nil
-}
-
 // Charge records a served request's tokens against the user, if any.
 func (g *Gatekeeper) Charge(ctx context.Context, p *Principal, family string, tokens int64) error {
 	if p.User == nil || p.Token == "" {
 		return nil
 	}
-	return g.store.RecordUsage(ctx, p.Token, users.Usage{Family: family, Tokens: tokens, At: g.now()})
+	if err := g.store.RecordUsage(ctx, p.Token, users.Usage{Family: family, Tokens: tokens, At: g.now()}); err != nil {
+		return err
+	}
+	// The charge is in this instance's view of the user now: checks under
+	// way that read the user before it count it from the ledger.
+	g.ledger.settle(p.Token, family, tokens)
+	return nil
 }

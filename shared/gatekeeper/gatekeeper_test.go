@@ -552,7 +552,7 @@ func TestAdmitFamilyAndQuota(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := f.gk.Admit(tt.p, tt.family, tt.requested)
+			a, err := f.gk.Admit(context.Background(), tt.p, tt.family, tt.requested)
 			defer a.Release()
 			if tt.code == "" {
 				if err != nil {
@@ -591,7 +591,7 @@ func TestAdmitRateLimit(t *testing.T) {
 
 	admit := func(p *gatekeeper.Principal, family string) (*gatekeeper.Admission, error) {
 		t.Helper()
-		a, err := f.gk.Admit(p, family, 10)
+		a, err := f.gk.Admit(context.Background(), p, family, 10)
 		a.Release()
 		return a, err
 	}
@@ -651,14 +651,14 @@ func TestAdmitRateLimitByIPWithoutToken(t *testing.T) {
 		}
 		p1again, _ := f.auth(t, "203.0.113.1", proxyKey)
 		p2, _ := f.auth(t, "203.0.113.2", proxyKey)
-		if a, err := f.gk.Admit(p1, "gpt4o", 1); err != nil {
+		if a, err := f.gk.Admit(context.Background(), p1, "gpt4o", 1); err != nil {
 			t.Fatal(err)
 		} else {
 			a.Release()
 		}
-		_, err = f.gk.Admit(p1again, "gpt4o", 1)
+		_, err = f.gk.Admit(context.Background(), p1again, "gpt4o", 1)
 		wantCode(t, err, users.CodeRateLimited, "")
-		if a, err := f.gk.Admit(p2, "gpt4o", 1); err != nil {
+		if a, err := f.gk.Admit(context.Background(), p2, "gpt4o", 1); err != nil {
 			t.Fatalf("%v: another IP limited: %v", env, err)
 		} else {
 			a.Release()
@@ -673,16 +673,16 @@ func TestAdmitConcurrency(t *testing.T) {
 	pa, _ := f.auth(t, clientIP, tokA)
 	pb, _ := f.auth(t, clientIP, tokB)
 
-	first, err := f.gk.Admit(pa, "gpt4o", 1)
+	first, err := f.gk.Admit(context.Background(), pa, "gpt4o", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.gk.Admit(pa, "claude", 1)
+	_, err = f.gk.Admit(context.Background(), pa, "claude", 1)
 	wantCode(t, err, users.CodeConcurrency, "")
 	// Special users are never limited.
 	var held []*gatekeeper.Admission
 	for range 5 {
-		a, err := f.gk.Admit(pb, "gpt4o", 1)
+		a, err := f.gk.Admit(context.Background(), pb, "gpt4o", 1)
 		if err != nil {
 			t.Fatalf("special: %v", err)
 		}
@@ -690,11 +690,11 @@ func TestAdmitConcurrency(t *testing.T) {
 	}
 	first.Release()
 	first.Release() // safe, and frees nothing more
-	second, err := f.gk.Admit(pa, "gpt4o", 1)
+	second, err := f.gk.Admit(context.Background(), pa, "gpt4o", 1)
 	if err != nil {
 		t.Fatalf("after release: %v", err)
 	}
-	_, err = f.gk.Admit(pa, "gpt4o", 1)
+	_, err = f.gk.Admit(context.Background(), pa, "gpt4o", 1)
 	wantCode(t, err, users.CodeConcurrency, "")
 	second.Release()
 	for _, a := range held {
@@ -863,7 +863,7 @@ func TestConcurrentRequests(t *testing.T) {
 			if err != nil {
 				return
 			}
-			a, err := f.gk.Admit(p, "gpt4o", 1)
+			a, err := f.gk.Admit(context.Background(), p, "gpt4o", 1)
 			if err != nil {
 				t.Error(err)
 				return
@@ -906,7 +906,7 @@ func BenchmarkAuthenticateAdmit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		a, err := gk.Admit(p, "gpt4o", 100)
+		a, err := gk.Admit(context.Background(), p, "gpt4o", 100)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -920,19 +920,19 @@ func TestConcurrencyRefusalKeepsRateBudget(t *testing.T) {
 	f := newFixture(t, userEnv("TEXT_MODEL_RATE_LIMIT", "2", "USER_CONCURRENCY_LIMIT", "1"))
 	f.addUser(t, tokA, nil)
 	pa, _ := f.auth(t, clientIP, tokA)
-	first, err := f.gk.Admit(pa, "gpt4o", 1)
+	first, err := f.gk.Admit(context.Background(), pa, "gpt4o", 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for range 3 {
-		a, err := f.gk.Admit(pa, "gpt4o", 1)
+		a, err := f.gk.Admit(context.Background(), pa, "gpt4o", 1)
 		wantCode(t, err, users.CodeConcurrency, "")
 		if a.Rate.Remaining != 1 {
 			t.Fatalf("remaining after a concurrency refusal = %d, want 1", a.Rate.Remaining)
 		}
 	}
 	first.Release()
-	second, err := f.gk.Admit(pa, "gpt4o", 1)
+	second, err := f.gk.Admit(context.Background(), pa, "gpt4o", 1)
 	if err != nil {
 		t.Fatalf("second request of a 2/min budget refused: %v", err)
 	}

@@ -104,17 +104,25 @@ func Trace(header, project string) string {
 	return "projects/" + project + "/traces/" + id
 }
 
-// RedactPath shortens every path segment that could be a token (16 or more
-// letters, digits, '-' or '_', or anything right after "users") to its
-// tail, since admin routes carry tokens in the path.
+// RedactPath shortens to its tail everything in a path that could be a
+// token, since admin routes carry tokens in the path and a client may
+// paste one anywhere in a URL: a segment right after "users" (a token of
+// any length), a whole segment of 16 or more letters, digits, '-' or '_',
+// and, within a segment, any such run of 16 or more that holds a digit,
+// '-' or '_' (models/<token>:generateContent, x:<token>, <token>.json).
+// Runs of letters only inside a segment are taken for words: API
+// methods such as streamGenerateContent.
 func RedactPath(p string) string {
 	if !needsRedaction(p) {
 		return p
 	}
 	parts := strings.Split(p, "/")
 	for i, seg := range parts {
-		if tokenLike(seg) || (i > 0 && parts[i-1] == "users" && seg != "") {
+		switch {
+		case tokenLike(seg) || (i > 0 && parts[i-1] == "users" && seg != ""):
 			parts[i] = TokenTail(seg)
+		case hasTokenRun(seg):
+			parts[i] = redactRuns(seg)
 		}
 	}
 	return strings.Join(parts, "/")
@@ -125,7 +133,7 @@ func RedactPath(p string) string {
 func needsRedaction(p string) bool {
 	prev := ""
 	for seg := range strings.SplitSeq(p, "/") {
-		if tokenLike(seg) || (prev == "users" && seg != "") {
+		if tokenLike(seg) || (prev == "users" && seg != "") || hasTokenRun(seg) {
 			return true
 		}
 		prev = seg
@@ -134,16 +142,63 @@ func needsRedaction(p string) bool {
 }
 
 func tokenLike(seg string) bool {
-	if len(seg) < 16 {
+	if len(seg) < minTokenLen {
 		return false
 	}
 	for i := 0; i < len(seg); i++ {
-		c := seg[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+		if !tokenChar(seg[i]) {
 			return false
 		}
 	}
 	return true
+}
+
+const minTokenLen = 16
+
+func tokenChar(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_'
+}
+
+// runs calls fn with the bounds of each maximal run of token characters
+// in seg that could be a token; fn returns false to stop.
+func runs(seg string, fn func(start, end int) bool) {
+	for i := 0; i < len(seg); {
+		if !tokenChar(seg[i]) {
+			i++
+			continue
+		}
+		j, word := i, true
+		for j < len(seg) && tokenChar(seg[j]) {
+			if c := seg[j]; !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z') {
+				word = false
+			}
+			j++
+		}
+		if j-i >= minTokenLen && !word && !fn(i, j) {
+			return
+		}
+		i = j
+	}
+}
+
+func hasTokenRun(seg string) bool {
+	found := false
+	runs(seg, func(int, int) bool { found = true; return false })
+	return found
+}
+
+// redactRuns replaces each token-like run of seg by its tail.
+func redactRuns(seg string) string {
+	var b strings.Builder
+	last := 0
+	runs(seg, func(start, end int) bool {
+		b.WriteString(seg[last:start])
+		b.WriteString(TokenTail(seg[start:end]))
+		last = end
+		return true
+	})
+	b.WriteString(seg[last:])
+	return b.String()
 }
 
 // Request is what a handler adds to its request's log line.

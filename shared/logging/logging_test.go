@@ -149,6 +149,17 @@ func TestRedactPath(t *testing.T) {
 		{"/v1/short-seg", "/v1/short-seg"},                 // elsewhere, under 16: not token-like
 		{"/google-ai/v1beta/models/gemini-2.5-flash:generateContent", "/google-ai/v1beta/models/gemini-2.5-flash:generateContent"},
 		{"/a/sk_live_0123456789abcdef/b/sk_live_fedcba9876543210", "/a/…cdef/b/…3210"},
+		// A token inside a segment, wherever a client put it.
+		{"/google-ai/v1beta/models/8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50:generateContent", "/google-ai/v1beta/models/…4f50:generateContent"},
+		{"/google-ai/v1beta/models/gemini-2.5-flash:streamGenerateContent", "/google-ai/v1beta/models/gemini-2.5-flash:streamGenerateContent"},
+		{"/x:8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50", "/x:…4f50"},
+		{"/8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50.json", "/…4f50.json"},
+		{"/a/AIzaSyA0123456789abcdefghijklmnopqrs.x.sk-live-0123456789abcd", "/a/…pqrs.x.…abcd"},
+		{"/v1/models/claude-sonnet-4-5-20250929:streamRawPredict", "/v1/models/…0929:streamRawPredict"},
+		{"/v1/models/gemini-2.5-pro-preview-06-05", "/v1/models/gemini-2.…6-05"},
+		{"/v1/abc:defghijklmnopqrst", "/v1/abc:defghijklmnopqrst"}, // letters only: a word
+		{"/v1/a.0123456789abcde", "/v1/a.0123456789abcde"},         // 15: too short
+		{"/v1/%38d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50", "/v1/%…4f50"},
 	}
 	for _, tt := range tests {
 		if got := logging.RedactPath(tt.in); got != tt.want {

@@ -225,6 +225,62 @@ func FamilyOf(p Provider, model string) string {
 	return DefaultFamily[p]
 }
 
+// Kind is what a route generates, which decides the families its models
+// can count in.
+type Kind int
+
+const (
+	Text  Kind = iota // chat, completions, embeddings, token counts
+	Image             // image generation
+)
+
+// DefaultImageFamily is where a provider's image routes count a model
+// that is not an image model. Providers without image routes have none.
+var DefaultImageFamily = map[Provider]string{
+	OpenAI: "dall-e",
+}
+
+// ImageFamilyOf returns the family of model on an image route of
+// provider: its own family when that is an image family, else the
+// provider's default image family. An unknown (or text) model named on
+// an image route must not be counted under a text family's quota and
+// rate limit. A provider with no image family answers FamilyOf.
+func ImageFamilyOf(p Provider, model string) string {
+	def, ok := DefaultImageFamily[p]
+	if !ok {
+		return FamilyOf(p, model)
+	}
+	if f, found := byName[FamilyOf(p, model)]; found && f.Image {
+		return f.Name
+	}
+	return def
+}
+
+// FamilyFor is FamilyOf on text routes and ImageFamilyOf on image routes.
+func FamilyFor(p Provider, model string, k Kind) string {
+	if k == Image {
+		return ImageFamilyOf(p, model)
+	}
+	return FamilyOf(p, model)
+}
+
+// Reachable lists the families a route of kind k on provider can count a
+// request in, whatever model the request names: what FamilyFor can
+// answer. The gatekeeper checks them before the request's body is read.
+func Reachable(p Provider, k Kind) []string {
+	if _, ok := DefaultImageFamily[p]; k == Image && !ok {
+		k = Text // ImageFamilyOf answers FamilyOf
+	}
+	var out []string
+	for _, f := range Families {
+		// On a text route an image model's name still maps to its family.
+		if f.Provider == p && (k == Text || f.Image) {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
+
 // byName indexes Families, which every admitted request looks up.
 var byName = func() map[string]Family {
 	m := make(map[string]Family, len(Families))

@@ -122,3 +122,26 @@ func FuzzIPSetMembers(f *testing.F) {
 		}
 	})
 }
+
+// FuzzExternal: directly facing clients, the forwarding headers change
+// nothing; behind proxies, the host is the Host header or a forwarded
+// value that cannot change a URL's meaning, and the scheme is http(s).
+func FuzzExternal(f *testing.F) {
+	f.Add("fn.run.app", "https", "tollgate.web.app")
+	f.Add("h.example", "HTTPS, http", "[2001:db8::1]:443, b")
+	f.Add("h.example", "javascript", "evil.example/x?y#z")
+	f.Add("h.example", "", "user@evil.example:80")
+	f.Fuzz(func(t *testing.T, host, proto, fwHost string) {
+		r := &http.Request{Host: host, Header: http.Header{"X-Forwarded-Proto": {proto}, "X-Forwarded-Host": {fwHost}}}
+		if scheme, h := netutil.External(r, 0); scheme != "http" || h != host {
+			t.Fatalf("direct: %q %q, want http %q", scheme, h, host)
+		}
+		scheme, h := netutil.External(r, 1)
+		if scheme != "http" && scheme != "https" {
+			t.Fatalf("scheme %q", scheme)
+		}
+		if h != host && (h == "" || strings.ContainsAny(h, "/?#@\"'<> \\%,") || !strings.Contains(fwHost, h)) {
+			t.Fatalf("host %q from X-Forwarded-Host %q", h, fwHost)
+		}
+	})
+}

@@ -147,3 +147,68 @@ func PeerIP(r *http.Request) string {
 	}
 	return host
 }
+
+// External is the scheme and host the client used to reach r. The
+// forwarding headers X-Forwarded-Proto and X-Forwarded-Host (their first
+// value, as Express reads them) are believed only behind trusted proxies
+// (trustedHops > 0, as TRUSTED_PROXIES): a server facing clients directly
+// would otherwise let any client choose the URLs it is shown. Else the
+// scheme is https when the connection is TLS, and the host is the Host
+// header. A forwarded value that is not a plain http/https scheme or a
+// host[:port] is ignored.
+func External(r *http.Request, trustedHops int) (scheme, host string) {
+	scheme, host = "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if trustedHops <= 0 {
+		return scheme, host
+	}
+	if p := strings.ToLower(firstValue(r.Header.Get("X-Forwarded-Proto"))); p == "https" || p == "http" {
+		scheme = p
+	}
+	if h := firstValue(r.Header.Get("X-Forwarded-Host")); validHost(h) {
+		host = h
+	}
+	return scheme, host
+}
+
+func firstValue(v string) string {
+	v, _, _ = strings.Cut(v, ",")
+	return strings.TrimSpace(v)
+}
+
+// validHost accepts a DNS name or an IP address (IPv6 in brackets), with
+// an optional port: nothing that could change a URL's meaning when
+// pasted into one.
+func validHost(h string) bool {
+	if h == "" || len(h) > 261 {
+		return false
+	}
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 0 {
+			return false
+		}
+		if a, err := netip.ParseAddr(h[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
+			return false
+		}
+		rest := h[end+1:]
+		return rest == "" || rest[0] == ':' && validPort(rest[1:])
+	}
+	name, port, hasPort := strings.Cut(h, ":")
+	if hasPort && !validPort(port) || name == "" {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func validPort(p string) bool {
+	return p != "" && len(p) <= 5 && strings.Trim(p, "0123456789") == ""
+}

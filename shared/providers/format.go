@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"tollgate.dev/tollgate/internal/jsonscan"
+	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -22,6 +23,8 @@ type Format struct {
 	Admitted bool
 	// Charged: a 2xx answer is charged.
 	Charged bool
+	// Kind is what the route makes: its families and rate limit.
+	Kind models.Kind
 	// MaxTokens are the paths of the requested output limit.
 	MaxTokens [][]string
 	// AskUsage edits a streamed request so that the stream reports usage

@@ -76,7 +76,7 @@ var (
 		Usage: openAIUsage,
 	}
 	OpenAIImages = &Format{
-		Name: "openai-images", Body: true, Admitted: true, Charged: true,
+		Name: "openai-images", Body: true, Admitted: true, Charged: true, Kind: models.Image,
 		Usage:        openAIUsage,
 		DefaultModel: "dall-e-2",
 	}

@@ -230,6 +230,17 @@ func NewLockout(max int, window time.Duration) *Lockout {
 	return &Lockout{max: max, window: window, fails: make(map[string][]time.Time)}
 }
 
+// Failed keys (admin or proxy keys) allowed per client address within
+// KeyLockoutWindow before the address is locked out.
+const (
+	KeyLockoutMax    = 5
+	KeyLockoutWindow = 15 * time.Minute
+)
+
+// NewKeyLockout is the lockout for guessed keys: KeyLockoutMax failures
+// within KeyLockoutWindow.
+func NewKeyLockout() *Lockout { return NewLockout(KeyLockoutMax, KeyLockoutWindow) }
+
 // Locked reports whether key is locked out at now, and for how long.
 func (l *Lockout) Locked(key string, now time.Time) (bool, time.Duration) {
 	if l.max <= 0 { // no lockout configured

@@ -1,0 +1,209 @@
+package gatekeeper
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/ratelimit"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Admission is a request let through Enter: it holds the request's
+// concurrency slot and, once Reserve has passed, its quota reservation.
+// Release it when the request ends, whatever the path.
+type Admission struct {
+	Rate ratelimit.Decision
+
+	g        *Gatekeeper
+	p        *Principal
+	slot     ratelimit.Slot
+	rateKey  string
+	rateAt   time.Time
+	counted  bool   // the rate limiter counted this request
+	family   string // the reservation's, once Reserve passed
+	reserved int64
+	holds    bool
+	released atomic.Bool
+}
+
+// Release frees the request's concurrency slot and quota reservation
+// (after its charge: see Gatekeeper.Charge); safe to call more than once.
+func (a *Admission) Release() {
+	if a == nil || !a.released.CompareAndSwap(false, true) {
+		return
+	}
+	a.slot.Release()
+	if a.holds {
+		a.g.ledger.release(a.p.Token, a.family, a.reserved)
+	}
+}
+
+// refuse ends an admission refused after Enter: the request never ran, so
+// it must not use up the rate limit either.
+func (a *Admission) refuse() {
+	if a.counted {
+		a.g.window.Undo(a.rateKey, a.rateAt)
+		a.counted = false
+		a.Rate.Remaining++
+	}
+	a.Release()
+}
+
+// Enter runs the checks that need no request body, so that nothing is
+// read for a request they refuse: the model allow-list and a quota
+// already used up, both over reach (the families the route can count the
+// request in: models.Reachable, or the one family a path names), then the
+// rate limit (image or text, by reach) and the concurrency limit. On a
+// rate-limit refusal the returned Admission carries the rate headers'
+// values. Reserve finishes the admission once the body is known.
+func (g *Gatekeeper) Enter(p *Principal, reach []string) (*Admission, error) {
+	if !p.Admin {
+		if err := g.allowedAny(reach); err != nil {
+			return nil, err
+		}
+	}
+	if p.Exempt {
+		return &Admission{g: g, p: p}, nil
+	}
+	if p.User != nil {
+		if err := g.usedUp(p, reach); err != nil {
+			return nil, err
+		}
+	}
+	key, limit := p.Key, g.cfg.TextRateLimit
+	if allImage(reach) {
+		key, limit = key+"|image", g.cfg.ImageRateLimit // image and text requests have separate limits
+	}
+	now := g.now()
+	rate := g.window.Allow(key, limit, now)
+	if !rate.Allowed {
+		retry := int(rate.RetryIn.Round(time.Second) / time.Second)
+		return &Admission{Rate: rate}, &users.Error{
+			Code:              users.CodeRateLimited,
+			Message:           "Rate limit exceeded: too many requests per minute; try again later.",
+			RetryAfterSeconds: max(retry, 1),
+		}
+	}
+	a := &Admission{Rate: rate, g: g, p: p, rateKey: key, rateAt: now, counted: limit > 0}
+	slot, ok := g.inflight.Take(p.Key, g.cfg.ConcurrencyLimit)
+	if !ok {
+		a.refuse()
+		return &Admission{Rate: a.Rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
+	}
+	a.slot = slot
+	return a, nil
+}
+
+// Reserve finishes an admission once the request's family and its
+// requested tokens (estimated prompt plus requested output) are known:
+// the allow-list for that family, then the quota, counting what the
+// user's other admitted requests on this instance have reserved and not
+// yet been charged. What fits is reserved until the admission is
+// released. On refusal the admission is released and its rate-limit
+// count taken back.
+func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, requested int64) error {
+	p := a.p
+	if !p.Admin && !g.cfg.FamilyAllowed(family) {
+		a.refuse()
+		return notAllowed(family)
+	}
+	if p.Exempt || p.User == nil || p.Token == "" || p.User.TokenLimits[family] <= 0 {
+		// No quota to keep (as of authentication, USER_CACHE_TTL old at
+		// most): nothing to reserve, and no second read of the user.
+		return nil
+	}
+	settled0 := g.ledger.open(p.Token, family)
+	// The copy read at authentication may predate charges of requests
+	// that have since released their reservations: read the current one.
+	u, err := g.store.Lookup(ctx, p.Token)
+	if err != nil {
+		g.ledger.close(p.Token)
+		a.refuse()
+		if users.IsNotFound(err) {
+			return users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+		}
+		return unavailable(err)
+	}
+	if err := g.ledger.reserve(u, family, requested, settled0); err != nil {
+		a.refuse()
+		return err
+	}
+	a.family, a.reserved, a.holds = family, requested, true
+	if a.released.Load() {
+		// Released meanwhile (a caller's bug): give the reservation back.
+		g.ledger.release(p.Token, family, requested)
+	}
+	return nil
+}
+
+// Admit is Enter and Reserve at once, for a request whose family and size
+// are known before anything is admitted.
+func (g *Gatekeeper) Admit(ctx context.Context, p *Principal, family string, requested int64) (*Admission, error) {
+	a, err := g.Enter(p, []string{family})
+	if err != nil {
+		return a, err
+	}
+	if err := g.Reserve(ctx, a, family, requested); err != nil {
+		return a, err
+	}
+	return a, nil
+}
+
+func notAllowed(family string) error {
+	return users.Errorf(users.CodeForbidden, "The %s model family is not allowed on this proxy.", family)
+}
+
+// allowedAny refuses a route none of whose families is allowed.
+func (g *Gatekeeper) allowedAny(reach []string) error {
+	for _, f := range reach {
+		if g.cfg.FamilyAllowed(f) {
+			return nil
+		}
+	}
+	if len(reach) == 1 {
+		return notAllowed(reach[0])
+	}
+	return users.Errorf(users.CodeForbidden, "None of the model families this route serves is allowed on this proxy.")
+}
+
+// usedUp refuses a user whose quota is already used up (counting this
+// instance's reservations) in every allowed family of reach: no request
+// body could then be served. A request asks for at least one token.
+func (g *Gatekeeper) usedUp(p *Principal, reach []string) error {
+	var quota, used int64
+	var spent []string
+	for _, f := range reach {
+		if !g.cfg.FamilyAllowed(f) {
+			continue
+		}
+		limit := p.User.TokenLimits[f]
+		if limit <= 0 || p.User.Type == users.Special {
+			return nil
+		}
+		u := satAdd(p.User.TokenCounts[f], g.ledger.reserved(p.Token, f))
+		if u < limit {
+			return nil
+		}
+		quota, used, spent = quota+limit, satAdd(used, u), append(spent, f)
+	}
+	if len(spent) == 0 {
+		return nil
+	}
+	msg := "You have exceeded your token quota for the " + spent[0] + " model family."
+	if len(spent) > 1 {
+		msg = "You have exceeded your token quota for every model family this route serves (" + strings.Join(spent, ", ") + ")."
+	}
+	return &users.Error{Code: users.CodeQuota, Message: msg, Quota: quota, Used: used}
+}
+
+func allImage(reach []string) bool {
+	for _, name := range reach {
+		if f, ok := models.Lookup(name); !ok || !f.Image {
+			return false
+		}
+	}
+	return len(reach) > 0
+}

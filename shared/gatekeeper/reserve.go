@@ -1,0 +1,129 @@
+package gatekeeper
+
+import (
+	"errors"
+	"math"
+	"sync"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// ledger holds, per user, the tokens that this instance's admitted
+// requests have reserved and not yet released, so that the quota check of
+// one request counts what the requests running beside it may still charge:
+// used + reserved + requested ≤ quota.
+type ledger struct {
+	mu       sync.Mutex
+	accounts map[string]*account // by user token; only while in use
+}
+
+// account is one user's open reservations. settled counts the tokens
+// charged while the account was open, which lets a check that read the
+// user's counts before a charge landed count that charge anyway: a
+// request releases its reservation right after its charge, and the copy
+// of the user read by a concurrent check may predate the charge.
+type account struct {
+	refs     int              // reservations held plus checks under way
+	reserved map[string]int64 // family → tokens
+	settled  map[string]int64 // family → tokens charged since opened
+}
+
+func newLedger() *ledger { return &ledger{accounts: map[string]*account{}} }
+
+// open starts a check for token and returns the family's settled count,
+// to be given back to reserve or close.
+func (l *ledger) open(token, family string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.accounts[token]
+	if a == nil {
+		a = &account{reserved: map[string]int64{}, settled: map[string]int64{}}
+		l.accounts[token] = a
+	}
+	a.refs++
+	return a.settled[family]
+}
+
+// close ends a check that reserved nothing.
+func (l *ledger) close(token string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropLocked(token)
+}
+
+func (l *ledger) dropLocked(token string) {
+	a := l.accounts[token]
+	if a == nil {
+		return
+	}
+	if a.refs--; a.refs <= 0 {
+		delete(l.accounts, token)
+	}
+}
+
+// reserve checks the quota of u (read after open returned settled0) for
+// requested more tokens, counting the reservations of other requests and
+// what was charged since, and reserves them when they fit. On refusal
+// the check is closed.
+func (l *ledger) reserve(u *users.User, family string, requested, settled0 int64) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	a := l.accounts[u.Token]
+	extra := satAdd(a.reserved[family], a.settled[family]-settled0)
+	asked := satAdd(requested, extra)
+	if limit := u.TokenLimits[family]; limit > 0 && asked > limit {
+		asked = limit + 1 // over either way; CheckQuota's sum must not wrap
+	}
+	if err := users.CheckQuota(u, family, asked); err != nil {
+		l.dropLocked(u.Token)
+		var e *users.Error
+		if errors.As(err, &e) && e.Code == users.CodeQuota {
+			e.Used, e.Requested = satAdd(e.Used, extra), requested
+		}
+		return err
+	}
+	a.reserved[family] += requested
+	return nil
+}
+
+// release gives back a reservation made by reserve; exactly once.
+func (l *ledger) release(token, family string, tokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.accounts[token]; a != nil {
+		if a.reserved[family] -= tokens; a.reserved[family] <= 0 {
+			delete(a.reserved, family)
+		}
+	}
+	l.dropLocked(token)
+}
+
+// settle notes tokens just charged to token's family, for the checks
+// under way (see account).
+func (l *ledger) settle(token, family string, tokens int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.accounts[token]; a != nil {
+		a.settled[family] = satAdd(a.settled[family], tokens)
+	}
+}
+
+// reserved is what token's admitted requests hold for family now.
+func (l *ledger) reserved(token, family string) int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if a := l.accounts[token]; a != nil {
+		return a.reserved[family]
+	}
+	return 0
+}
+
+// satAdd adds non-negative counts without wrapping: a hostile request
+// asking for nearly MaxInt64 tokens must not come out negative and pass
+// the quota check. A negative count is taken as the largest.
+func satAdd(a, b int64) int64 {
+	if a < 0 || b < 0 || a > math.MaxInt64-b {
+		return math.MaxInt64
+	}
+	return a + b
+}
