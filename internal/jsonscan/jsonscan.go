@@ -18,7 +18,8 @@ import (
 	"encoding/json"
 	"errors"
 	"slices"
-	"strconv"
+	"unicode/utf16"
+	"unicode/utf8"
 )
 
 var ErrSyntax = errors.New("not a JSON object")
@@ -58,6 +59,7 @@ type scanner struct {
 	b    []byte
 	i    int
 	text int64
+	key  []byte // scratch for decoding escaped keys
 }
 
 // ScanObject scans the Object at b[at:]; with top set, only whitespace
@@ -90,57 +92,180 @@ func (s *scanner) ws() {
 }
 
 func (s *scanner) object() (*Object, error) {
-	if s.i >= len(s.b) || s.b[s.i] != '{' {
-		return nil, ErrSyntax
-	}
 	o := &Object{Open: s.i}
 	o.Members = o.inline[:0]
+	close, err := s.walk(func(key []byte, start, end int) error {
+		if len(key) > 0 && len(s.key) > 0 && &key[0] == &s.key[0] {
+			key = append([]byte(nil), key...) // decoded in the scratch buffer
+		}
+		o.Members = append(o.Members, Member{Key: key, Start: start, End: end})
+		return nil
+	})
+	o.Close = close
+	return o, err
+}
+
+// Walk calls fn with each member of the object at b[at:], in order,
+// without keeping them: memory does not grow with the number of members.
+// key is valid during the call only. An error from fn ends the walk. It
+// returns the offset of the closing brace and the text bytes counted (see
+// ScanObject); with top set, only whitespace may follow the object.
+func Walk(b []byte, at int, top bool, fn func(key []byte, start, end int) error) (close int, text int64, err error) {
+	s := &scanner{b: b, i: at}
+	s.ws()
+	if close, err = s.walk(fn); err != nil {
+		return 0, 0, err
+	}
+	if top {
+		s.ws()
+		if s.i != len(b) {
+			return 0, 0, ErrSyntax
+		}
+	}
+	return close, s.text, nil
+}
+
+func (s *scanner) walk(fn func(key []byte, start, end int) error) (int, error) {
+	if s.i >= len(s.b) || s.b[s.i] != '{' {
+		return 0, ErrSyntax
+	}
 	s.i++
 	s.ws()
 	if s.i < len(s.b) && s.b[s.i] == '}' {
-		o.Close = s.i
 		s.i++
-		return o, nil
+		return s.i - 1, nil
 	}
 	for {
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != '"' {
-			return nil, ErrSyntax
+			return 0, ErrSyntax
 		}
 		ks := s.i
 		if err := s.str(false); err != nil {
-			return nil, err
+			return 0, err
 		}
-		key, err := unquoteBytes(s.b[ks:s.i])
+		key, err := s.keyOf(s.b[ks:s.i])
 		if err != nil {
-			return nil, err
+			return 0, err
 		}
 		s.ws()
 		if s.i >= len(s.b) || s.b[s.i] != ':' {
-			return nil, ErrSyntax
+			return 0, ErrSyntax
 		}
 		s.i++
 		s.ws()
 		vs := s.i
 		if err := s.value(); err != nil {
-			return nil, err
+			return 0, err
 		}
-		o.Members = append(o.Members, Member{Key: key, Start: vs, End: s.i})
+		if err := fn(key, vs, s.i); err != nil {
+			return 0, err
+		}
 		s.ws()
 		if s.i >= len(s.b) {
-			return nil, ErrSyntax
+			return 0, ErrSyntax
 		}
 		switch s.b[s.i] {
 		case ',':
 			s.i++
 		case '}':
-			o.Close = s.i
 			s.i++
-			return o, nil
+			return s.i - 1, nil
 		default:
-			return nil, ErrSyntax
+			return 0, ErrSyntax
 		}
 	}
+}
+
+// keyOf decodes a key literal: the escape-free case is the literal's own
+// bytes; an escaped key is decoded into the scanner's scratch buffer, so
+// that a body of many escaped keys costs no allocation per key.
+func (s *scanner) keyOf(lit []byte) ([]byte, error) {
+	inner := lit[1 : len(lit)-1]
+	if bytes.IndexByte(inner, '\\') < 0 {
+		return inner, nil
+	}
+	if s.key == nil {
+		s.key = make([]byte, 0, 64)
+	}
+	out, ok := unescape(s.key[:0], inner)
+	if !ok {
+		return nil, ErrSyntax
+	}
+	if len(out) == 0 {
+		return nil, nil
+	}
+	s.key = out
+	return out, nil
+}
+
+// unescape appends the decoded JSON string contents lit to dst.
+func unescape(dst, lit []byte) ([]byte, bool) {
+	for i := 0; i < len(lit); i++ {
+		c := lit[i]
+		if c != '\\' {
+			dst = append(dst, c)
+			continue
+		}
+		i++
+		if i >= len(lit) {
+			return nil, false
+		}
+		switch lit[i] {
+		case '"', '\\', '/':
+			dst = append(dst, lit[i])
+		case 'b':
+			dst = append(dst, '\b')
+		case 'f':
+			dst = append(dst, '\f')
+		case 'n':
+			dst = append(dst, '\n')
+		case 'r':
+			dst = append(dst, '\r')
+		case 't':
+			dst = append(dst, '\t')
+		case 'u':
+			r, n := hex4(lit[i+1:])
+			if n < 0 {
+				return nil, false
+			}
+			i += 4
+			if utf16.IsSurrogate(r) {
+				if r2, n2 := hex4(lit[min(i+3, len(lit)):]); n2 >= 0 && i+2 < len(lit) && lit[i+1] == '\\' && lit[i+2] == 'u' {
+					if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
+						r = dec
+						i += 6
+					}
+				}
+			}
+			dst = utf8.AppendRune(dst, r)
+		default:
+			return nil, false
+		}
+	}
+	return dst, true
+}
+
+// hex4 reads four hex digits; n is -1 when they are not.
+func hex4(b []byte) (rune, int) {
+	if len(b) < 4 {
+		return 0, -1
+	}
+	var r rune
+	for _, c := range b[:4] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		default:
+			return 0, -1
+		}
+		r = r<<4 | rune(c)
+	}
+	return r, 4
 }
 
 func (s *scanner) value() error {
@@ -246,28 +371,6 @@ func Unquote(lit []byte) (string, error) {
 	return s, nil
 }
 
-// unquoteBytes is unquote for keys: the escape-free case returns the
-// literal's own bytes, without a copy.
-func unquoteBytes(lit []byte) ([]byte, error) {
-	if len(lit) >= 2 && lit[0] == '"' && lit[len(lit)-1] == '"' && bytes.IndexByte(lit, '\\') < 0 {
-		return lit[1 : len(lit)-1], nil
-	}
-	s, err := Unquote(lit)
-	return []byte(s), err
-}
-
-// number reads a JSON number value as an integer (fractions truncated);
-// ok is false for anything else, null included.
-func Number(v []byte) (int64, bool) {
-	if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-		return n, true
-	}
-	if f, err := strconv.ParseFloat(string(v), 64); err == nil && f >= -1e18 && f <= 1e18 {
-		return int64(f), true
-	}
-	return 0, false
-}
-
 // Edit replaces b[start:end] with repl (an insertion when start == end).
 type Edit struct {
 	Start, End int
@@ -332,15 +435,6 @@ func editInPlace(b []byte, edits []Edit, size int) []byte {
 		copy(buf[e.Start+runs[i].shift:], e.Repl)
 	}
 	return buf[:size]
-}
-
-// InsertMember returns the Edit adding "key":value as the last Member of o.
-func InsertMember(o *Object, key, value string) Edit {
-	sep := ","
-	if len(o.Members) == 0 {
-		sep = ""
-	}
-	return Edit{Start: o.Close, End: o.Close, Repl: []byte(sep + strconv.Quote(key) + ":" + value)}
 }
 
 // EachMember calls fn with each Member of the JSON Object b, in order,
@@ -497,32 +591,19 @@ func EventType(data []byte) string {
 	return t
 }
 
-// FindPath returns every Member at path (one or two levels deep).
-func FindPath(body []byte, obj *Object, path []string) []Member {
-	var out []Member
-	for _, m := range obj.Members {
-		if string(m.Key) != path[0] {
-			continue
-		}
-		if len(path) == 1 {
-			out = append(out, m)
-			continue
-		}
-		if body[m.Start] != '{' {
-			continue
-		}
-		inner, _, err := ScanObject(body, m.Start, false)
-		if err != nil {
-			continue
-		}
-		out = append(out, FindPath(body, inner, path[1:])...)
-	}
-	return out
-}
-
 // EmptyArray reports whether v, a valid JSON array, has no elements.
 func EmptyArray(v []byte) bool {
 	s := &scanner{b: v, i: 1}
 	s.ws()
 	return s.i < len(v) && v[s.i] == ']'
+}
+
+// EmptyObject reports whether b, ending with an object's closing brace,
+// is an object without members.
+func EmptyObject(b []byte) bool {
+	i := len(b) - 2
+	for i >= 0 && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
+		i--
+	}
+	return i >= 0 && b[i] == '{'
 }

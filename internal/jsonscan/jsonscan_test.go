@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 	"github.com/tidwall/sjson"
@@ -91,13 +92,14 @@ func TestDuplicateKeysLastWins(t *testing.T) {
 		t.Fatalf("gjson now reads the last occurrence (%d)", got)
 	}
 
-	obj, _, err := ScanObject(body, 0, true)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var edits []Edit
-	for _, m := range FindPath(body, obj, []string{"max_tokens"}) {
-		edits = append(edits, Edit{Start: m.Start, End: m.End, Repl: []byte("100")})
+	if _, _, err := Walk(body, 0, true, func(key []byte, start, end int) error {
+		if string(key) == "max_tokens" {
+			edits = append(edits, Edit{Start: start, End: end, Repl: []byte("100")})
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 	out := ApplyEdits(body, edits, false)
 	if err := json.Unmarshal(out, &upstream); err != nil || upstream.MaxTokens != 100 {
@@ -113,13 +115,19 @@ func BenchmarkModelAndLimit(b *testing.B) {
 	b.Run("jsonscan", func(b *testing.B) {
 		b.SetBytes(int64(len(benchBody)))
 		for b.Loop() {
-			obj, _, err := ScanObject(benchBody, 0, true)
-			if err != nil {
+			var model, limit []byte
+			if _, _, err := Walk(benchBody, 0, true, func(key []byte, start, end int) error {
+				switch string(key) {
+				case "model":
+					model = benchBody[start:end]
+				case "max_tokens":
+					limit = benchBody[start:end]
+				}
+				return nil
+			}); err != nil {
 				b.Fatal(err)
 			}
-			m, _ := obj.Get("model")
-			l, _ := obj.Get("max_tokens")
-			if _, ok := Number(benchBody[l.Start:l.End]); !ok || m.End == 0 {
+			if _, ok := ParseInt(limit); !ok || len(model) == 0 {
 				b.Fatal("not found")
 			}
 		}
@@ -134,6 +142,36 @@ func BenchmarkModelAndLimit(b *testing.B) {
 			if r[0].Str == "" || r[1].Int() == 0 {
 				b.Fatal("not found")
 			}
+		}
+	})
+}
+
+// FuzzWalkKeys: keys are decoded as encoding/json decodes them, escaped
+// or not, without a per-key allocation kept.
+func FuzzWalkKeys(f *testing.F) {
+	for _, k := range []string{`a`, `max\u005ftokens`, `\ud83d\ude00`, `\ud83d`, `\n\t\"\\\/`, `\u00e9`, `x\uZZZZ`} {
+		f.Add(k)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		if !utf8.ValidString(key) {
+			return // encoding/json makes invalid bytes U+FFFD; no name the proxy reads has them
+		}
+		doc := []byte(`{"` + key + `":1}`)
+		var want map[string]int
+		wantErr := json.Unmarshal(doc, &want) != nil
+		var got []string
+		_, _, err := Walk(doc, 0, true, func(k []byte, _, _ int) error {
+			got = append(got, string(k))
+			return nil
+		})
+		if wantErr {
+			return // the scanner may accept more than encoding/json
+		}
+		if err != nil || len(got) != 1 {
+			t.Fatalf("%s: %v %q", doc, err, got)
+		}
+		if _, ok := want[got[0]]; !ok {
+			t.Fatalf("%s: key %q, encoding/json has %v", doc, got[0], want)
 		}
 	})
 }

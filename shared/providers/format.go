@@ -30,7 +30,9 @@ type Format struct {
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
-	AskUsage func(body []byte, obj *jsonscan.Object) (edits []jsonscan.Edit, hide bool, err error)
+	// It is given the offset of the body's closing brace and the
+	// stream_options member (nil when absent).
+	AskUsage func(body []byte, close int, so *jsonscan.Member) (edits []jsonscan.Edit, hide bool, err error)
 	// Thinking paths: a member at any of them, not null, false or 0,
 	// asks for hidden reasoning.
 	Thinking [][]string
@@ -83,68 +85,176 @@ type Request struct {
 // the edits may be made in body itself (the caller's own copy); otherwise
 // body is left unchanged.
 func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request, error) {
-	obj, text, err := jsonscan.ScanObject(body, 0, true)
+	rq := &Request{Body: body, Model: f.DefaultModel}
+	// One pass reads every member the proxy cares about without keeping
+	// the others: a body of a million repeated keys costs no more memory
+	// than its bytes.
+	var model, streamOpts jsonscan.Member
+	var hasModel, hasStreamOpts bool
+	clamps, grow := 0, false
+	lim := []byte(strconv.FormatInt(limit, 10))
+	onLimit := func(path []string, start, end int) error {
+		v := body[start:end]
+		if jsonscan.IsNull(v) {
+			return nil
+		}
+		n, err := outputLimit(path, v)
+		if err != nil {
+			return err
+		}
+		if clamp && limit > 0 && n > limit {
+			n = limit
+			clamps++
+			grow = grow || len(lim) > end-start
+		}
+		// The last occurrence wins, as in the upstream's parser.
+		rq.MaxOut, rq.HasMaxOut = n, true
+		return nil
+	}
+	onThinking := func(_ []string, start, end int) error {
+		switch string(body[start:end]) {
+		case "null", "false", "0", `{"type":"disabled"}`, `{"thinkingBudget":0}`:
+		default:
+			rq.Thinking = true
+		}
+		return nil
+	}
+	close, text, err := jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
+		switch string(key) {
+		case "model":
+			model, hasModel = jsonscan.Member{Start: start, End: end}, true
+		case "stream":
+			rq.Stream = string(body[start:end]) == "true"
+		case "stream_options":
+			streamOpts, hasStreamOpts = jsonscan.Member{Start: start, End: end}, true
+		}
+		if err := atPaths(body, f.MaxTokens, key, start, end, onLimit); err != nil {
+			return err
+		}
+		return atPaths(body, f.Thinking, key, start, end, onThinking)
+	})
 	if err != nil {
 		return nil, err
 	}
-	rq := &Request{Body: body, PromptTokens: (text + 3) / 4, Model: f.DefaultModel}
-	if m, ok := obj.Get("model"); ok {
-		if s, err := jsonscan.Unquote(body[m.Start:m.End]); err == nil && s != "" {
+	rq.PromptTokens = (text + 3) / 4
+	if hasModel {
+		if s, err := jsonscan.Unquote(body[model.Start:model.End]); err == nil && s != "" {
 			rq.Model = s
 		}
 	}
-	if m, ok := obj.Get("stream"); ok {
-		rq.Stream = string(body[m.Start:m.End]) == "true"
-	}
-	var edits []jsonscan.Edit
-	for _, path := range f.MaxTokens {
-		for _, m := range jsonscan.FindPath(body, obj, path) {
-			v := body[m.Start:m.End]
-			if jsonscan.IsNull(v) {
-				continue
-			}
-			// Only a whole number in range may reach the upstream: a
-			// string, fraction or huge value would pass the clamp and the
-			// quota's count unread, and some upstreams take it all the same.
-			// A whole number written otherwise (1e5) is taken as it is.
-			n, ok := jsonscan.ParseInt(v)
-			if !ok {
-				f, err := strconv.ParseFloat(string(v), 64)
-				if err != nil || f != math.Trunc(f) || f < 0 || f > MaxOutputLimit {
-					return nil, limitError(path)
-				}
-				n = int64(f)
-			}
-			if n < 0 || n > MaxOutputLimit {
-				return nil, limitError(path)
-			}
-			if clamp && limit > 0 && n > limit {
-				n = limit
-				edits = append(edits, jsonscan.Edit{Start: m.Start, End: m.End, Repl: []byte(strconv.FormatInt(limit, 10))})
-			}
-			// The last occurrence wins, as in the upstream's parser.
-			rq.MaxOut, rq.HasMaxOut = n, true
-		}
-	}
-	for _, path := range f.Thinking {
-		for _, m := range jsonscan.FindPath(body, obj, path) {
-			switch v := string(body[m.Start:m.End]); v {
-			case "null", "false", "0", `{"type":"disabled"}`, `{"thinkingBudget":0}`:
-			default:
-				rq.Thinking = true
-			}
-		}
-	}
-	if f.AskUsage != nil && rq.Stream {
-		e, hide, err := f.AskUsage(body, obj)
+	if clamps > 0 {
+		// A second pass writes the clamped limits: in place, the bytes
+		// only move left, unless a limit grows in length (1e9 → 1024).
+		body, err = f.clampAll(body, lim, inPlace && !grow)
 		if err != nil {
 			return nil, err
 		}
-		edits = append(edits, e...)
+		if hasStreamOpts || f.AskUsage != nil && rq.Stream {
+			// Offsets moved: find the members edited next again.
+			if close, _, err = jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
+				if string(key) == "stream_options" {
+					streamOpts = jsonscan.Member{Start: start, End: end}
+				}
+				return nil
+			}); err != nil {
+				return nil, err
+			}
+		}
+		inPlace = true // body is now the proxy's own
+	}
+	if f.AskUsage != nil && rq.Stream {
+		var so *jsonscan.Member
+		if hasStreamOpts {
+			so = &streamOpts
+		}
+		edits, hide, err := f.AskUsage(body, close, so)
+		if err != nil {
+			return nil, err
+		}
+		body = jsonscan.ApplyEdits(body, edits, inPlace)
 		rq.HideUsage = hide
 	}
-	rq.Body = jsonscan.ApplyEdits(body, edits, inPlace)
+	rq.Body = body
 	return rq, nil
+}
+
+// atPaths calls fn for the member (key, value at start:end) of a top-level
+// object if it lies at one of paths (one or two levels deep), or for the
+// members of its value that do.
+func atPaths(body []byte, paths [][]string, key []byte, start, end int, fn func(path []string, start, end int) error) error {
+	for _, path := range paths {
+		if string(key) != path[0] {
+			continue
+		}
+		if len(path) == 1 {
+			if err := fn(path, start, end); err != nil {
+				return err
+			}
+			continue
+		}
+		if body[start] != '{' {
+			continue
+		}
+		if _, _, err := jsonscan.Walk(body[:end], start, false, func(k []byte, s, e int) error {
+			if string(k) == path[1] {
+				return fn(path, s, e)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// outputLimit reads a requested output limit: only a whole number in
+// range may reach the upstream (a string, fraction or huge value would
+// pass the clamp and the quota's count unread, and some upstreams take it
+// all the same). A whole number written otherwise (1e5) is one.
+func outputLimit(path []string, v []byte) (int64, error) {
+	n, ok := jsonscan.ParseInt(v)
+	if !ok {
+		f, err := strconv.ParseFloat(string(v), 64)
+		if err != nil || f != math.Trunc(f) || f < 0 || f > MaxOutputLimit {
+			return 0, limitError(path)
+		}
+		n = int64(f)
+	}
+	if n < 0 || n > MaxOutputLimit {
+		return 0, limitError(path)
+	}
+	return n, nil
+}
+
+// clampAll rewrites every output limit above lim (already validated) as
+// lim, in one pass: in body itself when inPlace (every replacement is no
+// longer than what it replaces, so bytes only move left), else in a copy.
+func (f *Format) clampAll(body, lim []byte, inPlace bool) ([]byte, error) {
+	limit, _ := jsonscan.ParseInt(lim)
+	out := body[:0]
+	if !inPlace {
+		out = make([]byte, 0, len(body)+len(body)/2)
+	}
+	at := 0 // body[at:] is not yet in out
+	onLimit := func(_ []string, start, end int) error {
+		v := body[start:end]
+		if jsonscan.IsNull(v) {
+			return nil
+		}
+		if n, _ := outputLimit(nil, v); n <= limit {
+			return nil
+		}
+		out = append(out, body[at:start]...) // moves left, or copies
+		out = append(out, lim...)
+		at = end
+		return nil
+	}
+	if _, _, err := jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
+		return atPaths(body, f.MaxTokens, key, start, end, onLimit)
+	}); err != nil {
+		return nil, err
+	}
+	return append(out, body[at:]...), nil
 }
 
 func limitError(path []string) error {
@@ -203,7 +313,7 @@ func (st *StreamState) Tokens(promptEstimate int64) int64 {
 // EstimateAnswer estimates the usage of a whole answer that reported
 // none (some gateways, DALL-E): a quarter of its text bytes.
 func EstimateAnswer(body []byte) int64 {
-	_, text, _ := jsonscan.ScanObject(body, 0, true)
+	_, text, _ := jsonscan.Walk(body, 0, true, func([]byte, int, int) error { return nil })
 	return (text + 3) / 4
 }
 

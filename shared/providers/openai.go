@@ -121,34 +121,53 @@ func openAIKeyDead(status int, body []byte) bool {
 
 // askStreamUsage makes stream_options.include_usage true. hide is true
 // when the client had not asked for it itself.
-func askStreamUsage(body []byte, obj *jsonscan.Object) ([]jsonscan.Edit, bool, error) {
+func askStreamUsage(body []byte, close int, so *jsonscan.Member) ([]jsonscan.Edit, bool, error) {
 	const want = `{"include_usage":true}`
-	so, ok := obj.Get("stream_options")
-	if !ok {
-		return []jsonscan.Edit{jsonscan.InsertMember(obj, "stream_options", want)}, true, nil
+	if so == nil {
+		sep := ","
+		if jsonscan.EmptyObject(body[:close+1]) {
+			sep = ""
+		}
+		return []jsonscan.Edit{{Start: close, End: close, Repl: []byte(sep + `"stream_options":` + want)}}, true, nil
 	}
+	replaceAll := []jsonscan.Edit{{Start: so.Start, End: so.End, Repl: []byte(want)}}
 	if body[so.Start] != '{' {
-		// null or a wrong type: replaced whole.
-		return []jsonscan.Edit{{Start: so.Start, End: so.End, Repl: []byte(want)}}, true, nil
+		return replaceAll, true, nil // null or a wrong type
 	}
-	inner, _, err := jsonscan.ScanObject(body, so.Start, false)
-	if err != nil {
+	// Every include_usage member is made true (the last one counts
+	// upstream); past a few, the options are replaced whole rather than
+	// edited one by one.
+	var edits []jsonscan.Edit
+	found, last := 0, ""
+	innerClose, _, err := jsonscan.Walk(body[:so.End], so.Start, false, func(k []byte, start, end int) error {
+		if string(k) != "include_usage" {
+			return nil
+		}
+		found, last = found+1, string(body[start:end])
+		if found <= maxOptionEdits && last != "true" {
+			edits = append(edits, jsonscan.Edit{Start: start, End: end, Repl: []byte("true")})
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
 		return nil, false, err
-	}
-	if iu, ok := inner.Get("include_usage"); ok {
-		if string(body[iu.Start:iu.End]) == "true" {
-			return nil, false, nil
-		}
-		var edits []jsonscan.Edit
-		for _, m := range inner.Members {
-			if string(m.Key) == "include_usage" {
-				edits = append(edits, jsonscan.Edit{Start: m.Start, End: m.End, Repl: []byte("true")})
-			}
-		}
+	case found > maxOptionEdits:
+		return replaceAll, true, nil
+	case found > 0 && last == "true" && len(edits) == 0:
+		return nil, false, nil // the client asked itself
+	case found > 0:
 		return edits, true, nil
 	}
-	return []jsonscan.Edit{jsonscan.InsertMember(inner, "include_usage", "true")}, true, nil
+	sep := ","
+	if jsonscan.EmptyObject(body[so.Start:so.End]) {
+		sep = ""
+	}
+	return []jsonscan.Edit{{Start: innerClose, End: innerClose, Repl: []byte(sep + `"include_usage":true`)}}, true, nil
 }
+
+// maxOptionEdits bounds the include_usage members edited one by one.
+const maxOptionEdits = 4
 
 func openAIUsage(body []byte) (Usage, bool) {
 	u, ok := topUsage(body)
