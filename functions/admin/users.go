@@ -9,9 +9,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Deadlines of the store calls one request makes: single users are quick,
@@ -147,7 +147,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	logging.FromContext(r.Context()).SetToken(u.Token)
-	w.Header().Set("Location", app.BasePath(r.Context())+"/users/"+u.Token)
+	w.Header().Set("Location", web.BasePath(r.Context())+"/users/"+u.Token)
 	writeJSON(w, http.StatusCreated, createdBody{Token: u.Token})
 }
 

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Opt is one field of a partial update: absent (Set false), null (Set and
@@ -190,7 +189,7 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 				p.IP.Value = d.ips(k, raw)
 			}
 		case "nickname":
-			p.Nickname = d.text(k, raw, null, MaxNicknameLen)
+			p.Nickname = d.text(k, raw, null)
 		case "type":
 			d.required(k, null, func() { p.Type = Opt[Type]{Set: true, Value: d.userType(k, raw)} })
 		case "promptCount":
@@ -214,9 +213,9 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 		case "maxIps":
 			p.MaxIPs = d.optCount(k, raw, null)
 		case "disabledReason":
-			p.DisabledReason = d.text(k, raw, null, MaxTextLen)
+			p.DisabledReason = d.text(k, raw, null)
 		case "adminNote":
-			p.AdminNote = d.text(k, raw, null, MaxTextLen)
+			p.AdminNote = d.text(k, raw, null)
 		case "meta":
 			p.Meta = Opt[map[string]any]{Set: true, Null: null}
 			if !null {
@@ -272,18 +271,18 @@ func (d *fieldDecoder) str(k string, raw json.RawMessage) (string, bool) {
 func (d *fieldDecoder) token(k string, raw json.RawMessage) string {
 	s, ok := d.str(k, raw)
 	if ok && !ValidToken(s) {
-		d.fail(k, "must be 1-128 letters, digits, '-' or '_'")
+		d.fail(k, tokenShape)
 	}
 	return s
 }
 
-func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool, max int) Opt[string] {
+func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool) Opt[string] {
 	if null {
 		return Opt[string]{Set: true, Null: true}
 	}
 	s, ok := d.str(k, raw)
-	if ok && utf8.RuneCountInString(s) > max {
-		d.fail(k, fmt.Sprintf("must be at most %d characters", max))
+	if msg := textTooLong(s, k); ok && msg != "" {
+		d.fail(k, msg)
 	}
 	return Opt[string]{Set: true, Value: s}
 }
@@ -291,7 +290,7 @@ func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool, max int) O
 func (d *fieldDecoder) userType(k string, raw json.RawMessage) Type {
 	s, ok := d.str(k, raw)
 	if ok && !Type(s).Valid() {
-		d.fail(k, `must be one of "normal", "special", "temporary"`)
+		d.fail(k, typeValues)
 	}
 	return Type(s)
 }
@@ -310,7 +309,7 @@ func integer(raw json.RawMessage) (int64, string) {
 		return 0, "must be an integer"
 	}
 	if n < 0 {
-		return 0, "must be 0 or more"
+		return 0, notNegative
 	}
 	return n, ""
 }
@@ -343,7 +342,7 @@ func (d *fieldDecoder) families(k string, raw json.RawMessage, null bool) Opt[ma
 	for _, f := range slices.Sorted(maps.Keys(m)) {
 		v := m[f]
 		if !ValidFamily(f) {
-			d.fail(k+"."+f, "is not a valid model family name")
+			d.fail(k+"."+f, familyName)
 			continue
 		}
 		n, msg := integer(v)
@@ -462,10 +461,10 @@ func orEmptyMap(m map[string]int64) map[string]int64 {
 func (u *User) Validate() error {
 	var issues []Issue
 	if !ValidToken(u.Token) {
-		issues = append(issues, Issue{Path: "token", Message: "must be 1-128 letters, digits, '-' or '_'"})
+		issues = append(issues, Issue{Path: "token", Message: tokenShape})
 	}
 	if !u.Type.Valid() {
-		issues = append(issues, Issue{Path: "type", Message: `must be one of "normal", "special", "temporary"`})
+		issues = append(issues, Issue{Path: "type", Message: typeValues})
 	}
 	if u.Type == Temporary && u.ExpiresAt == 0 {
 		issues = append(issues, Issue{Path: "expiresAt", Message: "required for temporary users"})

@@ -13,9 +13,16 @@ import (
 	"tollgate.dev/tollgate/shared/users"
 )
 
-// Status maps an application error code to its HTTP status.
+// CodeMethodNotAllowed is a route that exists under other methods: an
+// edge's code, with no meaning in the users domain.
+const CodeMethodNotAllowed users.Code = "method_not_allowed"
+
+// Status maps an application error code to its HTTP status: the one table
+// of the edges.
 func Status(c users.Code) int {
 	switch c {
+	case CodeMethodNotAllowed:
+		return http.StatusMethodNotAllowed
 	case users.CodeInvalid:
 		return http.StatusBadRequest
 	case users.CodeUnauthorized:
@@ -32,8 +39,10 @@ func Status(c users.Code) int {
 		return http.StatusUnsupportedMediaType
 	case users.CodeRateLimited, users.CodeQuota, users.CodeConcurrency:
 		return http.StatusTooManyRequests
-	case users.CodeUnavailable, users.CodeNotServed, users.CodeTimeout:
+	case users.CodeUnavailable, users.CodeNotServed:
 		return http.StatusServiceUnavailable
+	case users.CodeTimeout:
+		return http.StatusGatewayTimeout
 	case users.CodeBadGateway:
 		return http.StatusBadGateway
 	default:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"tollgate.dev/tollgate/shared/users"
@@ -16,6 +17,8 @@ func TestStatus(t *testing.T) {
 		users.CodeNotFound: 404, users.CodeConflict: 409, users.CodeTooLarge: 413,
 		users.CodeUnsupported: 415, users.CodeQuota: 429, users.CodeRateLimited: 429,
 		users.CodeUnavailable: 503, users.CodeInternal: 500, "whatever": 500,
+		users.CodeNotServed: 503, users.CodeTimeout: 504, users.CodeBadGateway: 502,
+		users.CodeConcurrency: 429, users.CodeUnknownRoute: 404, web.CodeMethodNotAllowed: 405,
 	} {
 		if got := web.Status(code); got != want {
 			t.Errorf("Status(%s) = %d, want %d", code, got, want)
@@ -43,5 +46,63 @@ func TestFormat(t *testing.T) {
 	}
 	if web.FormatTime(0) != "—" || web.FormatTime(1700000000000) != "2023-11-14 22:13 UTC" {
 		t.Errorf("FormatTime: %q %q", web.FormatTime(0), web.FormatTime(1700000000000))
+	}
+}
+
+func TestMount(t *testing.T) {
+	tests := []struct {
+		target   string
+		wantPath string
+		wantRaw  string // EscapedPath seen by the handler
+		wantBase string
+	}{
+		{"/", "/", "/", ""},
+		{"/users", "/users", "/users", ""},
+		{"/users/abc", "/users/abc", "/users/abc", ""},
+		{"/admin", "/", "/", "/admin"},
+		{"/admin/", "/", "/", "/admin"},
+		{"/admin/users", "/users", "/users", "/admin"},
+		{"/admin/users/abc/reactivate", "/users/abc/reactivate", "/users/abc/reactivate", "/admin"},
+		{"/admin/users/a%2Fb", "/users/a/b", "/users/a%2Fb", "/admin"},
+		{"/adminx", "/adminx", "/adminx", ""},
+		{"/adminx/users", "/adminx/users", "/adminx/users", ""},
+		{"/proxy/admin/users", "/proxy/admin/users", "/proxy/admin/users", ""},
+		{"/admin/admin/users", "/admin/users", "/admin/users", "/admin"}, // stripped once
+	}
+	for _, tt := range tests {
+		t.Run(tt.target, func(t *testing.T) {
+			var gotPath, gotRaw, gotBase, gotQuery string
+			h := web.Mount("admin", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				gotPath, gotRaw, gotBase, gotQuery = r.URL.Path, r.URL.EscapedPath(), web.BasePath(r.Context()), r.URL.RawQuery
+			}))
+			r := httptest.NewRequest(http.MethodGet, tt.target+"?sort=a,b&x=%2F", nil)
+			before := r.URL.Path
+			h.ServeHTTP(httptest.NewRecorder(), r)
+			if gotPath != tt.wantPath || gotRaw != tt.wantRaw || gotBase != tt.wantBase {
+				t.Errorf("path %q escaped %q base %q; want %q %q %q", gotPath, gotRaw, gotBase, tt.wantPath, tt.wantRaw, tt.wantBase)
+			}
+			if gotQuery != "sort=a,b&x=%2F" {
+				t.Errorf("query = %q", gotQuery)
+			}
+			if r.URL.Path != before {
+				t.Errorf("caller's request changed: %q", r.URL.Path)
+			}
+		})
+	}
+	// With a real ServeMux behind it, both forms reach the same route.
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /users/{token}", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte(web.BasePath(r.Context()) + "|" + r.PathValue("token")))
+	})
+	h := web.Mount("admin", mux)
+	for target, want := range map[string]string{"/users/t1": "|t1", "/admin/users/t1": "/admin|t1"} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, target, nil))
+		if w.Code != 200 || w.Body.String() != want {
+			t.Errorf("%s: %d %q, want %q", target, w.Code, w.Body.String(), want)
+		}
+	}
+	if got := web.BasePath(context.Background()); got != "" {
+		t.Errorf("BasePath outside Mount = %q", got)
 	}
 }

@@ -10,13 +10,12 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
+
 	"tollgate.dev/tollgate/shared/web"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -113,7 +112,7 @@ func (h *handler) layout(r *http.Request, s *session, title, nav string) *layout
 	l := &layout{
 		Title:  title,
 		Nav:    nav,
-		Base:   app.BasePath(r.Context()),
+		Base:   web.BasePath(r.Context()),
 		Flash:  flash(r.URL.Query()),
 		sign:   h.sign,
 		assets: h.static,
@@ -121,7 +120,7 @@ func (h *handler) layout(r *http.Request, s *session, title, nav string) *layout
 	if s != nil {
 		l.LoggedIn = true
 		l.sid = s.ID
-		l.Banners = banners(h.d.Config)
+		l.Banners = banners(h.cfg)
 	}
 	return l
 }
@@ -199,19 +198,12 @@ func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
 	msg := e.Message
 	if code == http.StatusInternalServerError {
 		msg = "Internal error."
-		logging.FromContext(r.Context()).SetError(redact(e.Error()))
+		logging.FromContext(r.Context()).SetError(logging.Redact(e.Error()))
 	} else {
-		logging.FromContext(r.Context()).SetError(redact(msg))
+		logging.FromContext(r.Context()).SetError(logging.Redact(msg))
 	}
 	h.renderError(w, r, code, msg)
 }
-
-// tokenLike matches what could be a user token or a key in an error text.
-var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
-
-// redact shortens token-like words of a log text to their tails: store
-// errors can name a user's path.
-func redact(s string) string { return tokenLike.ReplaceAllStringFunc(s, logging.TokenTail) }
 
 // asset is one embedded static file.
 type asset struct {

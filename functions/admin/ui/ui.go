@@ -12,16 +12,19 @@ import (
 	"strings"
 	"time"
 
-	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Options are the UI's dependencies.
 type Options struct {
-	Deps *app.Deps
+	Config *config.Config
+	Store  users.Store
+	Now    func() time.Time // default time.Now
 	// Lockout is shared with the REST API: failed logins and failed API
 	// keys count together per client IP. Nil: the UI makes its own.
 	Lockout  *ratelimit.Lockout
@@ -45,7 +48,8 @@ const (
 )
 
 type handler struct {
-	d          *app.Deps
+	cfg        *config.Config
+	clock      func() time.Time
 	svc        *users.Service
 	lockout    *ratelimit.Lockout
 	clientIP   func(*http.Request) string
@@ -59,12 +63,17 @@ type handler struct {
 // New returns the UI handler. Paths are relative to the admin function's
 // root; links are built with app.BasePath.
 func New(o Options) http.Handler {
+	clock := o.Now
+	if clock == nil {
+		clock = time.Now
+	}
 	h := &handler{
-		d:          o.Deps,
-		svc:        o.Deps.Service(),
+		cfg:        o.Config,
+		clock:      clock,
+		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: clock},
 		lockout:    o.Lockout,
 		clientIP:   o.ClientIP,
-		sign:       newSigner(o.Deps.Config.SigningKey, o.Deps.Config.AdminKey),
+		sign:       newSigner(o.Config.SigningKey, o.Config.AdminKey),
 		sessionTTL: o.SessionTTL,
 		static:     loadAssets(),
 		mux:        http.NewServeMux(),
@@ -73,7 +82,7 @@ func New(o Options) http.Handler {
 		h.lockout = ratelimit.NewLockout(5, 15*time.Minute)
 	}
 	if h.clientIP == nil {
-		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Deps.Config.TrustedProxies) }
+		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Config.TrustedProxies) }
 	}
 	if h.sessionTTL <= 0 {
 		h.sessionTTL = defaultSessionTTL
@@ -105,12 +114,7 @@ func New(o Options) http.Handler {
 	return h
 }
 
-func (h *handler) now() time.Time {
-	if h.d.Now != nil {
-		return h.d.Now()
-	}
-	return time.Now()
-}
+func (h *handler) now() time.Time { return h.clock() }
 
 // ServeHTTP names the route for the request log, sets the headers every
 // page shares, and routes.
@@ -136,7 +140,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // link is path under the function's mount, for links and redirects.
-func link(r *http.Request, path string) string { return app.BasePath(r.Context()) + path }
+func link(r *http.Request, path string) string { return web.BasePath(r.Context()) + path }
 
 func redirect(w http.ResponseWriter, r *http.Request, path string) {
 	http.Redirect(w, r, link(r, path), http.StatusSeeOther)
@@ -171,7 +175,7 @@ func (h *handler) clearSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
-	path := app.BasePath(r.Context())
+	path := web.BasePath(r.Context())
 	if path == "" {
 		path = "/"
 	}

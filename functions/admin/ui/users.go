@@ -219,14 +219,14 @@ func (h *handler) showUser(w http.ResponseWriter, r *http.Request, s session, u 
 		U:        u,
 		Path:     userPath(u.Token),
 		Status:   status(u, h.now()),
-		IPLimit:  u.MaxIPsOr(h.d.Config.MaxIPsPerUser),
-		Schedule: h.d.Config.QuotaRefreshSpec,
+		IPLimit:  u.MaxIPsOr(h.cfg.MaxIPsPerUser),
+		Schedule: h.cfg.QuotaRefreshSpec,
 	}
 	if err != nil {
 		p.SetError(err)
 	}
 	for _, f := range familiesOf(u.TokenCounts, u.TokenLimits, u.TokenRefresh) {
-		row := quotaRow{Family: f, Used: u.TokenCounts[f], Limit: u.TokenLimits[f], Refresh: u.TokenRefresh[f], DefaultRefresh: h.d.Config.TokenQuota[f]}
+		row := quotaRow{Family: f, Used: u.TokenCounts[f], Limit: u.TokenLimits[f], Refresh: u.TokenRefresh[f], DefaultRefresh: h.cfg.TokenQuota[f]}
 		if row.Limit > 0 {
 			row.Remaining = max(0, row.Limit-row.Used)
 		}

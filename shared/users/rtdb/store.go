@@ -13,6 +13,7 @@ import (
 
 	"firebase.google.com/go/v4/db"
 
+	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -75,7 +76,7 @@ func (s *Store) readRaw(ctx context.Context, token string) (any, error) {
 	}
 	v, err := decodeJSON(raw)
 	if err != nil {
-		return nil, users.AsError(fmt.Errorf("rtdb: user %s: %w", mask(token), err))
+		return nil, users.AsError(fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), err))
 	}
 	return v, nil
 }
@@ -295,10 +296,10 @@ func (s *Store) transaction(ctx context.Context, token string, fn db.UpdateFn) e
 func decodeNode(token string, node db.TransactionNode) (raw any, u *users.User, exists bool, err error) {
 	var b json.RawMessage
 	if err := node.Unmarshal(&b); err != nil {
-		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", mask(token), err)
+		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), err)
 	}
 	if raw, err = decodeJSON(b); err != nil {
-		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", mask(token), err)
+		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), err)
 	}
 	if raw == nil {
 		return nil, nil, false, nil
@@ -343,7 +344,7 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 	if err == nil || users.IsNotFound(err) {
 		s.installLocked(token, nil, 0, true)
 		if d := s.pending[token]; d != nil {
-			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", mask(token), d.prompts)
+			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
 			delete(s.pending, token)
 		}
 	}
