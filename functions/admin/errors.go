@@ -26,18 +26,8 @@ type errorDetail struct {
 // error that is not an *users.Error is an internal one: clients see only
 // "Internal error.", the log line gets a redacted cause.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := web.AsError(err)
-	code := web.Status(e.Code)
-	msg := e.Message
-	if code == http.StatusInternalServerError {
-		msg = "Internal error."
-	}
-	rec := logging.FromContext(r.Context())
-	if code >= 500 {
-		rec.SetError(logging.Redact(e.Error()))
-	} else {
-		rec.SetError(logging.Redact(msg))
-	}
+	e, code, msg, logText := web.Failure(err)
+	logging.FromContext(r.Context()).SetError(logText)
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}

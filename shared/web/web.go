@@ -6,10 +6,13 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
 
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -17,37 +20,64 @@ import (
 // edge's code, with no meaning in the users domain.
 const CodeMethodNotAllowed users.Code = "method_not_allowed"
 
-// Status maps an application error code to its HTTP status: the one table
-// of the edges.
+// statuses is the one table of the edges from application error codes to
+// HTTP statuses.
+var statuses = map[users.Code]int{
+	CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	users.CodeInvalid:      http.StatusBadRequest,
+	users.CodeUnauthorized: http.StatusUnauthorized,
+	users.CodeForbidden:    http.StatusForbidden,
+	users.CodeNotFound:     http.StatusNotFound,
+	users.CodeUnknownRoute: http.StatusNotFound,
+	users.CodeConflict:     http.StatusConflict,
+	users.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	users.CodeUnsupported:  http.StatusUnsupportedMediaType,
+	users.CodeRateLimited:  http.StatusTooManyRequests,
+	users.CodeQuota:        http.StatusTooManyRequests,
+	users.CodeConcurrency:  http.StatusTooManyRequests,
+	users.CodeUnavailable:  http.StatusServiceUnavailable,
+	users.CodeNotServed:    http.StatusServiceUnavailable,
+	users.CodeTimeout:      http.StatusGatewayTimeout,
+	users.CodeBadGateway:   http.StatusBadGateway,
+}
+
+// Status maps an application error code to its HTTP status; an unknown
+// code is an internal error.
 func Status(c users.Code) int {
-	switch c {
-	case CodeMethodNotAllowed:
-		return http.StatusMethodNotAllowed
-	case users.CodeInvalid:
-		return http.StatusBadRequest
-	case users.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case users.CodeForbidden:
-		return http.StatusForbidden
-	case users.CodeNotFound, users.CodeUnknownRoute:
-		return http.StatusNotFound
-	case users.CodeConflict:
-		return http.StatusConflict
-	case users.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case users.CodeUnsupported:
-		return http.StatusUnsupportedMediaType
-	case users.CodeRateLimited, users.CodeQuota, users.CodeConcurrency:
-		return http.StatusTooManyRequests
-	case users.CodeUnavailable, users.CodeNotServed:
-		return http.StatusServiceUnavailable
-	case users.CodeTimeout:
-		return http.StatusGatewayTimeout
-	case users.CodeBadGateway:
-		return http.StatusBadGateway
-	default:
-		return http.StatusInternalServerError
+	if s, ok := statuses[c]; ok {
+		return s
 	}
+	return http.StatusInternalServerError
+}
+
+// Failure is how an edge shows err: the application error, its status,
+// the message a client may see (an internal error shows nothing of its
+// cause), and the redacted text for the request's log line (the cause,
+// for a 5xx).
+func Failure(err error) (e *users.Error, status int, msg, logText string) {
+	e = AsError(err)
+	status = Status(e.Code)
+	msg = e.Message
+	if status == http.StatusInternalServerError {
+		msg = "Internal error."
+	}
+	logText = logging.Redact(msg)
+	if status >= 500 {
+		logText = logging.Redact(e.Error())
+	}
+	return e, status, msg, logText
+}
+
+// LockedOut reports whether key is locked out at now and, if so, sets
+// Retry-After and returns the wait in whole seconds (at least 1).
+func LockedOut(w http.ResponseWriter, l *ratelimit.Lockout, key string, now time.Time) (secs int, locked bool) {
+	locked, wait := l.Locked(key, now)
+	if !locked {
+		return 0, false
+	}
+	secs = max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs, true
 }
 
 // AsError is users.AsError, except that a store deadline or cancellation
@@ -60,6 +90,15 @@ func AsError(err error) *users.Error {
 		}
 	}
 	return users.AsError(err)
+}
+
+// PageHeaders sets what every HTML page of tollgate sends: no sniffing,
+// no framing, no referrer, and its content security policy.
+func PageHeaders(h http.Header, csp string) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", csp)
 }
 
 // FormatNum writes n with thousands separators.

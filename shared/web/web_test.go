@@ -2,11 +2,15 @@ package web_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
+	"time"
 
+	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
 )
@@ -104,5 +108,49 @@ func TestMount(t *testing.T) {
 	}
 	if got := web.BasePath(context.Background()); got != "" {
 		t.Errorf("BasePath outside Mount = %q", got)
+	}
+}
+
+func TestFailure(t *testing.T) {
+	const tok = "8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50"
+	tests := []struct {
+		err              error
+		status           int
+		msg, log, notLog string
+	}{
+		{users.Errorf(users.CodeNotFound, "No user %s.", tok), 404, "No user " + tok + ".", "No user …4f50.", tok},
+		{fmt.Errorf("rtdb: user %s: %w", tok, errors.New("disk on fire")), 500, "Internal error.", "rtdb: user …4f50: disk on fire", tok},
+		{fmt.Errorf("get %s: %w", tok, context.DeadlineExceeded), 503, "The user store did not answer in time; try again.", "…4f50", tok},
+	}
+	for _, tt := range tests {
+		e, status, msg, log := web.Failure(tt.err)
+		if e == nil || status != tt.status || msg != tt.msg || !strings.Contains(log, tt.log) || strings.Contains(log, tt.notLog) {
+			t.Errorf("Failure(%v) = %v, %d, %q, %q", tt.err, e, status, msg, log)
+		}
+	}
+}
+
+func TestLockedOut(t *testing.T) {
+	l := ratelimit.NewLockout(1, time.Minute)
+	now := time.Unix(1_700_000_000, 0)
+	w := httptest.NewRecorder()
+	if _, locked := web.LockedOut(w, l, "ip", now); locked || w.Header().Get("Retry-After") != "" {
+		t.Fatal("locked before any failure")
+	}
+	l.Fail("ip", now)
+	secs, locked := web.LockedOut(w, l, "ip", now.Add(30500*time.Millisecond))
+	if !locked || secs != 30 || w.Header().Get("Retry-After") != "30" {
+		t.Errorf("locked %v for %d s, Retry-After %q; want 30", locked, secs, w.Header().Get("Retry-After"))
+	}
+}
+
+func TestPageHeaders(t *testing.T) {
+	h := http.Header{}
+	web.PageHeaders(h, "default-src 'none'")
+	for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY",
+		"Referrer-Policy": "no-referrer", "Content-Security-Policy": "default-src 'none'"} {
+		if h.Get(k) != v {
+			t.Errorf("%s = %q, want %q", k, h.Get(k), v)
+		}
 	}
 }

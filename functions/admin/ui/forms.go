@@ -11,8 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"tollgate.dev/tollgate/shared/web"
-
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -121,19 +119,8 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, s session) 
 		fail(http.StatusBadRequest, invalidIssues(issues))
 		return
 	}
-	if err := patch.Check(); err != nil {
-		fail(http.StatusBadRequest, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := h.svc.Create(ctx, patch)
-	if err != nil {
-		if e := web.AsError(err); web.Status(e.Code) < 500 {
-			fail(web.Status(e.Code), e)
-			return
-		}
-		h.fail(w, r, err)
+	u, ok := h.save(w, r, patch, fail, func(ctx context.Context) (*users.User, error) { return h.svc.Create(ctx, patch) })
+	if !ok {
 		return
 	}
 	redirect(w, r, userPath(u.Token)+"?done=created")
@@ -242,21 +229,27 @@ func (h *handler) editUser(w http.ResponseWriter, r *http.Request, s session) {
 		redirect(w, r, userPath(u.Token)+"?done=unchanged")
 		return
 	}
-	if err := patch.Check(); err != nil {
-		fail(http.StatusBadRequest, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	if _, err := h.svc.Update(ctx, u.Token, patch); err != nil {
-		if e := web.AsError(err); web.Status(e.Code) < 500 {
-			fail(web.Status(e.Code), e)
-			return
-		}
-		h.fail(w, r, err)
+	if _, ok := h.save(w, r, patch, fail, func(ctx context.Context) (*users.User, error) { return h.svc.Update(ctx, u.Token, patch) }); !ok {
 		return
 	}
 	redirect(w, r, userPath(u.Token)+"?done=saved")
+}
+
+// save holds patch to the API's value rules, then runs call with it; a
+// failure is shown on the form through fail.
+func (h *handler) save(w http.ResponseWriter, r *http.Request, patch users.Patch, fail func(int, error), call func(context.Context) (*users.User, error)) (*users.User, bool) {
+	if err := patch.Check(); err != nil {
+		fail(http.StatusBadRequest, err)
+		return nil, false
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := call(ctx)
+	if err != nil {
+		h.formFailed(w, r, err, fail)
+		return nil, false
+	}
+	return u, true
 }
 
 // editPatch is the partial user holding only what the form changed, so

@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
+
+	"tollgate.dev/tollgate/shared/web"
 )
 
 type loginPage struct {
@@ -60,9 +60,7 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := h.clientIP(r)
 	now := h.now()
-	if locked, wait := h.lockout.Locked(ip, now); locked {
-		secs := max(1, int(math.Ceil(wait.Seconds())))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	if secs, locked := web.LockedOut(w, h.lockout, ip, now); locked {
 		h.renderError(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from your address. Try again in %s.", waitText(secs)))
 		return
 	}

@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -193,16 +194,31 @@ func (h *handler) renderError(w http.ResponseWriter, r *http.Request, status int
 // fail shows an error of the users service with its status. Internal
 // errors show nothing of their cause; the log line gets it.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := web.AsError(err)
-	code := web.Status(e.Code)
-	msg := e.Message
-	if code == http.StatusInternalServerError {
-		msg = "Internal error."
-		logging.FromContext(r.Context()).SetError(logging.Redact(e.Error()))
-	} else {
-		logging.FromContext(r.Context()).SetError(logging.Redact(msg))
-	}
+	_, code, msg, logText := web.Failure(err)
+	logging.FromContext(r.Context()).SetError(logText)
 	h.renderError(w, r, code, msg)
+}
+
+// formFailed shows a service error: a client's (4xx) on the form, through
+// fail, anything else as an error page.
+func (h *handler) formFailed(w http.ResponseWriter, r *http.Request, err error, fail func(int, error)) {
+	if e := web.AsError(err); web.Status(e.Code) < 500 {
+		fail(web.Status(e.Code), e)
+		return
+	}
+	h.fail(w, r, err)
+}
+
+// listAll reads every user, or shows why it could not.
+func (h *handler) listAll(w http.ResponseWriter, r *http.Request) ([]*users.User, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	list, err := h.svc.Store.List(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return nil, false
+	}
+	return list, true
 }
 
 // asset is one embedded static file.

@@ -63,14 +63,10 @@ type handler struct {
 // New returns the UI handler. Paths are relative to the admin function's
 // root; links are built with app.BasePath.
 func New(o Options) http.Handler {
-	clock := o.Now
-	if clock == nil {
-		clock = time.Now
-	}
 	h := &handler{
 		cfg:        o.Config,
-		clock:      clock,
-		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: clock},
+		clock:      o.Now,
+		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now},
 		lockout:    o.Lockout,
 		clientIP:   o.ClientIP,
 		sign:       newSigner(o.Config.SigningKey, o.Config.AdminKey),
@@ -104,8 +100,8 @@ func New(o Options) http.Handler {
 	m.HandleFunc("GET /manage/users/{token}/edit", h.authed(h.editUserForm))
 	m.HandleFunc("POST /manage/users/{token}/edit", h.form(maxFormBody, h.editUser))
 	m.HandleFunc("POST /manage/users/{token}/disable", h.form(maxFormBody, h.disableUser))
-	m.HandleFunc("POST /manage/users/{token}/reactivate", h.form(maxFormBody, h.reactivateUser))
-	m.HandleFunc("POST /manage/users/{token}/refresh-quota", h.form(maxFormBody, h.refreshQuota))
+	m.HandleFunc("POST /manage/users/{token}/reactivate", h.form(maxFormBody, h.simpleAction("reactivated", h.svc.Reactivate)))
+	m.HandleFunc("POST /manage/users/{token}/refresh-quota", h.form(maxFormBody, h.simpleAction("refreshed", h.svc.RefreshQuota)))
 	m.HandleFunc("GET /manage/import", h.authed(h.importForm))
 	m.HandleFunc("POST /manage/import", h.form(maxImportBody, h.importUsers))
 	m.HandleFunc("GET /manage/export", h.authed(h.exportUsers))
@@ -114,7 +110,12 @@ func New(o Options) http.Handler {
 	return h
 }
 
-func (h *handler) now() time.Time { return h.clock() }
+func (h *handler) now() time.Time {
+	if h.clock != nil {
+		return h.clock()
+	}
+	return time.Now()
+}
 
 // ServeHTTP names the route for the request log, sets the headers every
 // page shares, and routes.
@@ -122,10 +123,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := h.mux.Handler(r)
 	rec := logging.FromContext(r.Context())
 	hdr := w.Header()
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	web.PageHeaders(hdr, "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if pattern == "" {
 		rec.SetRoute("ui unmatched")
 		h.renderError(w, r, http.StatusNotFound, "Page not found.")

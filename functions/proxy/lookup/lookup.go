@@ -12,7 +12,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"html/template"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -161,10 +160,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := logging.FromContext(r.Context())
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", h.csp)
+	web.PageHeaders(hdr, h.csp)
 	if r.URL.Path != Path && r.URL.Path != Path+"/" {
 		rec.SetRoute("lookup unmatched")
 		h.render(w, r, http.StatusNotFound, &view{Error: "Page not found."})
@@ -190,11 +186,8 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, &view{Error: "The form could not be read."})
 		return
 	}
-	ip := h.clientIP(r)
-	now := h.now()
-	if locked, wait := h.lockout.Locked(ip, now); locked {
-		secs := max(1, int(math.Ceil(wait.Seconds())))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	ip, now := h.clientIP(r), h.now()
+	if secs, locked := web.LockedOut(w, h.lockout, ip, now); locked {
 		h.render(w, r, http.StatusTooManyRequests, &view{Error: "Too many unknown tokens from your address. Try again in " + strconv.Itoa((secs+59)/60) + " min."})
 		return
 	}
