@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -151,6 +152,24 @@ func TestPageHeaders(t *testing.T) {
 		"Referrer-Policy": "no-referrer", "Content-Security-Policy": "default-src 'none'"} {
 		if h.Get(k) != v {
 			t.Errorf("%s = %q, want %q", k, h.Get(k), v)
+		}
+	}
+}
+
+func TestPartials(t *testing.T) {
+	page := web.Partials(template.Must(template.New("p").Parse(`{{template "notices" .}}|{{template "quota-head"}}|{{template "no-usage"}}`)))
+	var b strings.Builder
+	err := page.Execute(&b, struct {
+		Banners []string
+		Flash   string
+	}{[]string{"store is <memory>"}, "Saved."})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`<p class="banner" role="note">store is &lt;memory&gt;</p>`, `<p class="flash" role="status">Saved.</p>`,
+		`<th scope="col" class="num">Remaining</th>`, `No usage and no limits yet.`} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("rendered %q lacks %q", b.String(), want)
 		}
 	}
 }

@@ -25,7 +25,9 @@ type quotaInput struct {
 	Used    int64
 	Limit   string
 	Refresh string
-	More    bool // folded under "more families"
+	More    bool   // folded under "more families"
+	Form    string // the id of the form the inputs belong to
+	Edit    bool   // the edit form: used tokens and refresh too
 }
 
 // Temporary users' duration units.
@@ -56,7 +58,7 @@ func (h *handler) newUserForm(w http.ResponseWriter, r *http.Request, s session)
 	p := &newPage{layout: h.layout(r, &s, "New user", "new"), Types: userTypes(), Units: durationUnits(),
 		Type: string(users.Normal), Duration: "24", Unit: "hours"}
 	for _, f := range models.Families {
-		q := quotaInput{Family: f.Name, More: h.folded(f.Name)}
+		q := quotaInput{Family: f.Name, More: h.folded(f.Name), Form: "new-form"}
 		if d := h.cfg.TokenQuota[f.Name]; d > 0 {
 			q.Limit = strconv.FormatInt(d, 10)
 		}
@@ -72,7 +74,7 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, s session) 
 		MaxIPs: strings.TrimSpace(f.Get("maxIps")), Duration: strings.TrimSpace(f.Get("duration")), Unit: f.Get("unit"),
 		Refreshable: f.Get("refreshable") != ""}
 	for _, fam := range models.Families {
-		p.Quotas = append(p.Quotas, quotaInput{Family: fam.Name, Limit: f.Get("limit:" + fam.Name), More: h.folded(fam.Name)})
+		p.Quotas = append(p.Quotas, quotaInput{Family: fam.Name, Limit: f.Get("limit:" + fam.Name), More: h.folded(fam.Name), Form: "new-form"})
 	}
 	fail := func(status int, err error) {
 		p.SetError(err)
@@ -193,11 +195,11 @@ func (h *handler) editPage(r *http.Request, s session, u *users.User) *editPage 
 	listed := map[string]bool{}
 	for _, f := range own {
 		listed[f] = true
-		p.Quotas = append(p.Quotas, quotaInput{Family: f, Used: u.TokenCounts[f]})
+		p.Quotas = append(p.Quotas, quotaInput{Family: f, Used: u.TokenCounts[f], Form: "edit-form", Edit: true})
 	}
 	for _, f := range models.Families {
 		if !listed[f.Name] {
-			p.Quotas = append(p.Quotas, quotaInput{Family: f.Name, More: h.folded(f.Name)})
+			p.Quotas = append(p.Quotas, quotaInput{Family: f.Name, More: h.folded(f.Name), Form: "edit-form", Edit: true})
 		}
 	}
 	return p

@@ -42,7 +42,7 @@ func loadPages(now func() time.Time) *pages {
 		"when": web.FormatTime,
 		"rel":  func(ms int64) string { return relative(ms, now()) },
 	}
-	base := template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html"))
+	base := web.Partials(template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/quotas.html")))
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, n := range []string{"login", "message", "list", "user", "edit", "new", "import", "maintenance"} {
 		t := template.Must(base.Clone())

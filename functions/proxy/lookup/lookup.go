@@ -94,10 +94,10 @@ func New(o Options) http.Handler {
 	// The stylesheet is inline (the page owns no other route), allowed by
 	// its hash; nothing else may load or run.
 	h.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-	h.page = template.Must(template.New("page.html").Funcs(template.FuncMap{
+	h.page = web.Partials(template.Must(template.New("page.html").Funcs(template.FuncMap{
 		"num":  web.FormatNum,
 		"when": web.FormatTime,
-	}).ParseFS(files, "page.html"))
+	}).ParseFS(files, "page.html")))
 	return h
 }
 
@@ -121,12 +121,12 @@ func formSigner(c *config.Config) *web.Signer {
 
 // view is what the page shows.
 type view struct {
-	Action string
-	Style  template.CSS
-	Notice string
-	Error  string
-	Flash  string
-	Result *result
+	Action  string
+	Style   template.CSS
+	Banners []string
+	Error   string
+	Flash   string
+	Result  *result
 }
 
 type result struct {
@@ -352,7 +352,7 @@ func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, v *
 	v.Action = web.BasePath(r.Context()) + Path
 	v.Style = h.style
 	if h.cfg.Gatekeeper != config.ModeUserToken {
-		v.Notice = "This proxy does not use personal tokens at the moment, so there may be nothing to look up."
+		v.Banners = []string{"This proxy does not use personal tokens at the moment, so there may be nothing to look up."}
 	}
 	var buf bytes.Buffer
 	if err := h.page.Execute(&buf, v); err != nil {
