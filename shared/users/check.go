@@ -25,18 +25,22 @@ func (p *Patch) Check() error {
 	if p.Type.has() && !p.Type.Value.Valid() {
 		add("type", typeValues)
 	}
-	for path, o := range map[string]Opt[string]{"nickname": p.Nickname, "adminNote": p.AdminNote, "disabledReason": p.DisabledReason} {
-		if o.has() {
+	for path, field := range textFields {
+		if o := *field(p); o.has() {
 			add(path, textTooLong(o.Value, path))
 		}
 	}
-	for path, o := range map[string]Opt[int64]{"promptCount": p.PromptCount, "createdAt": p.CreatedAt, "lastUsedAt": p.LastUsedAt,
-		"disabledAt": p.DisabledAt, "expiresAt": p.ExpiresAt, "maxIps": p.MaxIPs, "refreshedAt": p.RefreshedAt} {
+	counts := map[string]Opt[int64]{"promptCount": p.PromptCount, "createdAt": p.CreatedAt}
+	for path, field := range optCountFields {
+		counts[path] = *field(p)
+	}
+	for path, o := range counts {
 		if o.has() && o.Value < 0 {
 			add(path, notNegative)
 		}
 	}
-	for path, o := range map[string]Opt[map[string]int64]{"tokenCounts": p.TokenCounts, "tokenLimits": p.TokenLimits, "tokenRefresh": p.TokenRefresh} {
+	for path, field := range familyFields {
+		o := *field(p)
 		for _, f := range slices.Sorted(maps.Keys(o.Value)) {
 			if !ValidFamily(f) {
 				add(path+"."+f, familyName)

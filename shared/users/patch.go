@@ -188,34 +188,12 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 			if !null {
 				p.IP.Value = d.ips(k, raw)
 			}
-		case "nickname":
-			p.Nickname = d.text(k, raw, null)
 		case "type":
 			d.required(k, null, func() { p.Type = Opt[Type]{Set: true, Value: d.userType(k, raw)} })
 		case "promptCount":
 			d.required(k, null, func() { p.PromptCount = Opt[int64]{Set: true, Value: d.count(k, raw)} })
-		case "tokenCounts":
-			p.TokenCounts = d.families(k, raw, null)
-		case "tokenLimits":
-			p.TokenLimits = d.families(k, raw, null)
-		case "tokenRefresh":
-			p.TokenRefresh = d.families(k, raw, null)
 		case "createdAt":
 			d.required(k, null, func() { p.CreatedAt = Opt[int64]{Set: true, Value: d.count(k, raw)} })
-		case "lastUsedAt":
-			p.LastUsedAt = d.optCount(k, raw, null)
-		case "disabledAt":
-			p.DisabledAt = d.optCount(k, raw, null)
-		case "expiresAt":
-			p.ExpiresAt = d.optCount(k, raw, null)
-		case "refreshedAt":
-			p.RefreshedAt = d.optCount(k, raw, null)
-		case "maxIps":
-			p.MaxIPs = d.optCount(k, raw, null)
-		case "disabledReason":
-			p.DisabledReason = d.text(k, raw, null)
-		case "adminNote":
-			p.AdminNote = d.text(k, raw, null)
 		case "meta":
 			p.Meta = Opt[map[string]any]{Set: true, Null: null}
 			if !null {
@@ -229,11 +207,41 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 				d.count(k, raw)
 			}
 		default:
-			d.fail(k, "unknown field")
+			switch {
+			case textFields[k] != nil:
+				*textFields[k](p) = d.text(k, raw, null)
+			case optCountFields[k] != nil:
+				*optCountFields[k](p) = d.optCount(k, raw, null)
+			case familyFields[k] != nil:
+				*familyFields[k](p) = d.families(k, raw, null)
+			default:
+				d.fail(k, "unknown field")
+			}
 		}
 	}
 	return d.issues
 }
+
+// The fields of a partial user decoded alike, by JSON name.
+var (
+	textFields = map[string]func(*Patch) *Opt[string]{
+		"nickname":       func(p *Patch) *Opt[string] { return &p.Nickname },
+		"disabledReason": func(p *Patch) *Opt[string] { return &p.DisabledReason },
+		"adminNote":      func(p *Patch) *Opt[string] { return &p.AdminNote },
+	}
+	optCountFields = map[string]func(*Patch) *Opt[int64]{
+		"lastUsedAt":  func(p *Patch) *Opt[int64] { return &p.LastUsedAt },
+		"disabledAt":  func(p *Patch) *Opt[int64] { return &p.DisabledAt },
+		"expiresAt":   func(p *Patch) *Opt[int64] { return &p.ExpiresAt },
+		"refreshedAt": func(p *Patch) *Opt[int64] { return &p.RefreshedAt },
+		"maxIps":      func(p *Patch) *Opt[int64] { return &p.MaxIPs },
+	}
+	familyFields = map[string]func(*Patch) *Opt[map[string]int64]{
+		"tokenCounts":  func(p *Patch) *Opt[map[string]int64] { return &p.TokenCounts },
+		"tokenLimits":  func(p *Patch) *Opt[map[string]int64] { return &p.TokenLimits },
+		"tokenRefresh": func(p *Patch) *Opt[map[string]int64] { return &p.TokenRefresh },
+	}
+)
 
 type fieldDecoder struct {
 	prefix string
