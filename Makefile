@@ -28,7 +28,7 @@ deploy-dry-run:
 
 ## bench: hot-path Go benchmarks (-benchmem), then the end-to-end table:
 ## direct vs a bare ReverseProxy vs tollgate, side by side in one run
-## (cmd/bench/PERFORMANCE.md explains it). One to two minutes.
+## (README.md, "Performance", explains it). One to two minutes.
 BENCH_PKGS = ./functions/proxy ./shared/gatekeeper ./shared/models ./shared/ratelimit ./shared/users/...
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem -benchtime 300ms $(BENCH_PKGS)

@@ -4,13 +4,41 @@
 package tollgate
 
 import (
+	"context"
+	"net/http"
+	"os"
+
 	"github.com/GoogleCloudPlatform/functions-framework-go/functions"
 
 	"tollgate.dev/tollgate/functions/admin"
 	"tollgate.dev/tollgate/functions/proxy"
+	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/lifecycle"
 )
 
 func init() {
-	functions.HTTP("proxy", proxy.FromEnv().ServeHTTP)
-	functions.HTTP("admin", admin.FromEnv().ServeHTTP)
+	functions.HTTP("proxy", onFirstRequest(func(in *app.Instance) http.Handler {
+		return proxy.New(proxy.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})
+	}).ServeHTTP)
+	functions.HTTP("admin", onFirstRequest(func(in *app.Instance) http.Handler {
+		return admin.New(admin.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})
+	}).ServeHTTP)
+}
+
+// onFirstRequest is a function's handler: the first request builds the
+// configuration, secrets and store from the environment (only the instance
+// of the function actually served pays for it), then every request is
+// counted so that SIGTERM lets them finish before usage is flushed.
+func onFirstRequest(newHandler func(*app.Instance) http.Handler) http.Handler {
+	return lifecycle.NewLazy(func(ctx context.Context) (http.Handler, error) {
+		in, err := app.Build(ctx, app.Options{Environ: os.Environ(), OpenShared: app.OpenFirebase})
+		if err != nil {
+			return nil, err
+		}
+		drain := lifecycle.NewDrain()
+		lifecycle.OnSIGTERM(in.Log, func(ctx context.Context) error {
+			return lifecycle.Shutdown(ctx, drain, in.Store.Close)
+		})
+		return drain.Wrap(newHandler(in)), nil
+	}, nil)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,6 +15,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/rtdb"
 )
 
 // bareProxy is the cold-start baseline: the least a Go binary does to
@@ -41,13 +46,25 @@ type coldResult struct {
 	sizes          string        // the binaries' sizes
 }
 
-// coldStart builds the local runner (cmd/local: both functions on the
-// Functions Framework, memory store) and the baseline, then times, for
-// each, exec to the first proxied chat completion answered 200: start-up,
-// configuration, the store, listening, and one request through to the
-// upstream. Runs alternate between the two binaries.
+// coldStart builds the deployed path (cmd/bench/deployed: the root
+// package's Cloud Functions served by the Functions Framework, as the Go
+// buildpack builds them, serving FUNCTION_TARGET=proxy) and the baseline,
+// then times, for each, exec to the first proxied chat completion answered
+// 200: start-up, configuration, opening the Firebase RTDB store (the real
+// SDK against the in-process wire-protocol fake), listening, the user's
+// token looked up, and one request through to the upstream. Runs
+// alternate between the two binaries.
 func coldStart(upstreamURL string, runs int) (coldResult, error) {
 	var res coldResult
+	// The SDK would go to a real emulator named in the environment.
+	os.Unsetenv("FIREBASE_DATABASE_EMULATOR_HOST")
+	tb := &benchTB{}
+	defer tb.cleanup()
+	db := rtdbfake.Start(tb)
+	token, err := seedUser(db.URL())
+	if err != nil {
+		return res, err
+	}
 	dir, err := os.MkdirTemp("", "tollgate-cold")
 	if err != nil {
 		return res, err
@@ -61,12 +78,13 @@ func coldStart(upstreamURL string, runs int) (coldResult, error) {
 	if out, err := exec.Command("go", "build", "-o", bareBin, bareSrc).CombinedOutput(); err != nil {
 		return res, fmt.Errorf("build baseline: %v %s", err, out)
 	}
-	if out, err := exec.Command("go", "build", "-o", tgBin, "./cmd/local").CombinedOutput(); err != nil {
-		return res, fmt.Errorf("build cmd/local (run from the repo root): %v %s", err, out)
+	if out, err := exec.Command("go", "build", "-o", tgBin, "./cmd/bench/deployed").CombinedOutput(); err != nil {
+		return res, fmt.Errorf("build cmd/bench/deployed (run from the repo root): %v %s", err, out)
 	}
 	env := func(port string) []string {
 		return []string{"PORT=" + port, "PATH=" + os.Getenv("PATH"), "UPSTREAM=" + upstreamURL,
-			"GATEKEEPER=user_token", "GATEKEEPER_STORE=memory", "ADMIN_KEY=cold-admin",
+			"FUNCTION_TARGET=proxy", "GATEKEEPER=user_token", "ADMIN_KEY=cold-admin",
+			"GATEKEEPER_STORE=firebase_rtdb", "FIREBASE_RTDB_URL=" + db.URL(),
 			"OPENAI_KEY=" + operatorKey, "OPENAI_BASE_URL=" + upstreamURL}
 	}
 	var bare, tg []time.Duration
@@ -75,7 +93,7 @@ func coldStart(upstreamURL string, runs int) (coldResult, error) {
 			bin string
 			out *[]time.Duration
 		}{{bareBin, &bare}, {tgBin, &tg}} {
-			d, err := firstAnswer(x.bin, env)
+			d, err := firstAnswer(x.bin, env, token)
 			if err != nil {
 				return res, err
 			}
@@ -100,9 +118,9 @@ func fileMB(path string) float64 {
 }
 
 // firstAnswer starts bin and returns how long it took to answer a
-// proxied request. The request is retried every 200µs until the port
-// accepts it.
-func firstAnswer(bin string, env func(port string) []string) (time.Duration, error) {
+// proxied request carrying token. The request is retried every 200µs
+// until the port accepts it.
+func firstAnswer(bin string, env func(port string) []string, token string) (time.Duration, error) {
 	port := freePort()
 	cmd := exec.Command(bin)
 	cmd.Env = env(port)
@@ -118,7 +136,7 @@ func firstAnswer(bin string, env func(port string) []string) (time.Duration, err
 	}()
 	for deadline := t0.Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Microsecond) {
 		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(chatBody))
-		req.Header.Set("Authorization", "Bearer cold-admin")
+		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/json")
 		resp, err := client.Do(req)
 		if err != nil {
@@ -199,4 +217,21 @@ func initTrace(bin string, env func(port string) []string, runs int) (string, er
 	}
 	return fmt.Sprintf("%d packages, %.1f ms in init functions (traced), of which tollgate's own %.1f ms; top: %s ms",
 		len(med.pkgs), med.total, own, strings.Join(top, ", ")), nil
+}
+
+// seedUser creates, through the RTDB store, the user whose token the cold
+// starts carry.
+func seedUser(url string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store, err := rtdb.Open(ctx, rtdb.Options{URL: url})
+	if err != nil {
+		return "", err
+	}
+	defer store.Close(ctx)
+	u, err := (&users.Service{Store: store, Now: time.Now}).Create(ctx, users.Patch{})
+	if err != nil {
+		return "", err
+	}
+	return u.Token, nil
 }

@@ -163,9 +163,10 @@ func run(out io.Writer, o options) error {
 	fmt.Fprintln(out, "parsing, usage or logging), the floor of any Go reverse proxy; tollgate: through the proxy function.")
 	fmt.Fprintln(out, "added = tollgate − direct; ratio = tollgate / direct (throughput: tollgate as % of direct).")
 	fmt.Fprintln(out, "All three run in this process on the same cores, measured in the same run, interleaved.")
-	fmt.Fprintln(out, "Cold start: median of runs alternating cmd/local (memory store) with a bare Go reverse-proxy")
-	fmt.Fprintln(out, "binary (bare RP column), exec to the first proxied chat completion answered 200; added and")
-	fmt.Fprintln(out, "ratio are against that binary.")
+	fmt.Fprintln(out, "Cold start: median of runs alternating the deployed path (the proxy function registered by")
+	fmt.Fprintln(out, "function.go, served by the Functions Framework, Firebase RTDB store) with a bare Go")
+	fmt.Fprintln(out, "reverse-proxy binary (bare RP column), exec to the first chat completion answered 200 for a")
+	fmt.Fprintln(out, "user's token; added and ratio are against that binary.")
 	return nil
 }
 

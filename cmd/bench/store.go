@@ -13,7 +13,6 @@ import (
 
 	"tollgate.dev/tollgate/functions/proxy"
 	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -124,8 +123,8 @@ func rtdbRoundTrips(upstreamURL string, n int) (string, error) {
 		return "", err
 	}
 	defer store.Close(context.Background())
-	d := &app.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: time.Now, Drain: app.NewDrain()}
-	u, err := d.Service().Create(ctx, users.Patch{})
+	d := proxy.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: time.Now}
+	u, err := (&users.Service{Store: store, Defaults: cfg.TokenQuota, Now: time.Now}).Create(ctx, users.Patch{})
 	if err != nil {
 		return "", err
 	}

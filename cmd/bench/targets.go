@@ -19,8 +19,8 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/functions/proxy"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/lifecycle"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
@@ -100,10 +100,11 @@ func startTargets() (*targets, error) {
 		return nil, err
 	}
 	t.store = &countingStore{Store: memory.New()}
-	d := &app.Deps{Config: cfg, Store: t.store, Log: logging.New(io.Discard, "info"), Now: time.Now, Drain: app.NewDrain()}
+	d := proxy.Deps{Config: cfg, Store: t.store, Log: logging.New(io.Discard, "info"), Now: time.Now}
+	svc := &users.Service{Store: d.Store, Defaults: cfg.TokenQuota, Now: d.Now}
 	tokens := make([]string, benchUsers)
 	for i := range tokens {
-		u, err := d.Service().Create(context.Background(), users.Patch{})
+		u, err := svc.Create(context.Background(), users.Patch{})
 		if err != nil {
 			t.close()
 			return nil, err
@@ -116,7 +117,7 @@ func startTargets() (*targets, error) {
 	bare.BufferPool = &bufferPool{} // as tollgate has: the floor is the cheapest setup
 	bare.ErrorLog = log.New(io.Discard, "", 0)
 	t.bareSrv = httptest.NewServer(bare)
-	t.proxySrv = httptest.NewServer(d.Drain.Wrap(proxy.New(d)))
+	t.proxySrv = httptest.NewServer(lifecycle.NewDrain().Wrap(proxy.New(d)))
 	t.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 512, DisableCompression: true}}
 	t.direct = target{url: t.upDirect.URL + "/v1/chat/completions", auths: []string{operatorKey}}
 	t.bare = target{url: t.bareSrv.URL + "/v1/chat/completions", auths: []string{operatorKey}}

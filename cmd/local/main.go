@@ -21,6 +21,7 @@ import (
 	"tollgate.dev/tollgate/functions/admin"
 	"tollgate.dev/tollgate/functions/proxy"
 	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/lifecycle"
 )
 
 func main() {
@@ -44,21 +45,27 @@ func run(environ []string, stdout, stderr io.Writer) error {
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	d, err := app.Build(ctx, app.Options{Environ: environ, LogOutput: stderr, OpenShared: app.OpenFirebase})
+	in, err := app.Build(ctx, app.Options{Environ: environ, LogOutput: stderr, OpenShared: app.OpenFirebase})
 	cancel()
 	if err != nil {
 		return err
 	}
-	app.OnSIGTERM(d.Log, d.Shutdown)
-
-	mux, err := register(d.Drain.Wrap(proxy.New(d)), d.Drain.Wrap(admin.New(d)))
+	// Both functions share the store, so one drain covers them both.
+	drain := lifecycle.NewDrain()
+	lifecycle.OnSIGTERM(in.Log, func(ctx context.Context) error {
+		return lifecycle.Shutdown(ctx, drain, in.Store.Close)
+	})
+	mux, err := register(
+		drain.Wrap(proxy.New(proxy.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})),
+		drain.Wrap(admin.New(admin.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})),
+	)
 	if err != nil {
 		return err
 	}
 	srv := newServer(net.JoinHostPort(host, port), mux, defaultTimeouts())
 
 	base := "http://" + net.JoinHostPort(displayHost(host), port)
-	fmt.Fprintf(stdout, "tollgate is running (gatekeeper %s, store %s)\n", d.Config.Gatekeeper, d.Config.Store)
+	fmt.Fprintf(stdout, "tollgate is running (gatekeeper %s, store %s)\n", in.Config.Gatekeeper, in.Config.Store)
 	fmt.Fprintf(stdout, "  proxy:    %s/proxy   (OpenAI SDK base URL: %s/proxy/openai/v1)\n", base, base)
 	fmt.Fprintf(stdout, "  admin UI: %s/admin\n", base)
 	fmt.Fprintf(stdout, "  admin API: %s/admin/users\n", base)

@@ -14,8 +14,8 @@ import (
 
 	"tollgate.dev/tollgate/functions/admin"
 	"tollgate.dev/tollgate/functions/proxy"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/lifecycle"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
@@ -43,8 +43,12 @@ func serve(t *testing.T, vars map[string]string, tm timeouts) (addr string, stor
 		t.Fatal(err)
 	}
 	store = memory.New()
-	d := &app.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: time.Now, Drain: app.NewDrain()}
-	mux, err := register(d.Drain.Wrap(proxy.New(d)), d.Drain.Wrap(admin.New(d)))
+	log := logging.New(io.Discard, "info")
+	drain := lifecycle.NewDrain()
+	mux, err := register(
+		drain.Wrap(proxy.New(proxy.Deps{Config: cfg, Store: store, Log: log, Now: time.Now})),
+		drain.Wrap(admin.New(admin.Deps{Config: cfg, Store: store, Log: log, Now: time.Now})),
+	)
 	if err != nil {
 		t.Fatal(err)
 	}

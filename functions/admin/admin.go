@@ -9,12 +9,15 @@ import (
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
+
 	"tollgate.dev/tollgate/functions/admin/ui"
-	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Failed admin keys (API and UI logins together) allowed per client IP
@@ -24,14 +27,26 @@ const (
 	lockoutWindow = 15 * time.Minute
 )
 
+// Deps are what the admin function is built from; the caller
+// (function.go, cmd/local) builds them once per instance.
+type Deps struct {
+	Config *config.Config
+	Store  users.Store
+	Log    zerolog.Logger
+	Now    func() time.Time // default time.Now
+}
+
 // New returns the admin function's handler: served at its root and under
 // /admin, one log line per request, the IP checks, then the REST API or,
 // for any other path, the web UI.
-func New(d *app.Deps) http.Handler {
+func New(d Deps) http.Handler {
+	if d.Now == nil {
+		d.Now = time.Now
+	}
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
 	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
 	a := newAPI(d, lockout, clientIP)
-	page := ui.New(ui.Options{Deps: d, Lockout: lockout, ClientIP: clientIP})
+	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP})
 
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
@@ -40,7 +55,7 @@ func New(d *app.Deps) http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	})
-	return app.Mount("admin", logging.Middleware(d.Log, d.Config.Project, clientIP, a.guardIP(root)))
+	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, clientIP, a.guardIP(root)))
 }
 
 // isAPIPath reports whether p belongs to the REST API rather than the UI.
@@ -52,7 +67,7 @@ func isAPIPath(p string) bool {
 
 // api is the REST API.
 type api struct {
-	d        *app.Deps
+	d        Deps
 	svc      *users.Service
 	mux      *http.ServeMux
 	lockout  *ratelimit.Lockout
@@ -63,10 +78,10 @@ type api struct {
 	scheduler *schedulerAuth // nil: no scheduler tokens
 }
 
-func newAPI(d *app.Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string) *api {
+func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string) *api {
 	a := &api{
 		d:        d,
-		svc:      d.Service(),
+		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now},
 		mux:      http.NewServeMux(),
 		lockout:  lockout,
 		clientIP: clientIP,
@@ -87,12 +102,7 @@ func newAPI(d *app.Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request
 	return a
 }
 
-func (a *api) now() time.Time {
-	if a.d.Now != nil {
-		return a.d.Now()
-	}
-	return time.Now()
-}
+func (a *api) now() time.Time { return a.d.Now() }
 
 // guardIP refuses clients outside ADMIN_WHITELIST or inside IP_BLACKLIST
 // before anything else runs, UI included.
@@ -150,5 +160,5 @@ func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Allow", strings.Join(allow, ", "))
-	a.fail(w, r, users.Errorf(codeMethodNotAllowed, "Method %s is not allowed here; allowed: %s.", r.Method, strings.Join(allow, ", ")))
+	a.fail(w, r, users.Errorf(web.CodeMethodNotAllowed, "Method %s is not allowed here; allowed: %s.", r.Method, strings.Join(allow, ", ")))
 }

@@ -4,16 +4,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"regexp"
 	"strconv"
+
 	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 )
-
-// codeMethodNotAllowed is the API's one status with no domain code.
-const codeMethodNotAllowed users.Code = "method_not_allowed"
 
 // errorBody is the API's error shape.
 type errorBody struct {
@@ -25,31 +22,12 @@ type errorDetail struct {
 	Issues  []users.Issue `json:"issues,omitempty"`
 }
 
-// status maps an application error code to its HTTP status: the only place
-// the API does so.
-func status(c users.Code) int {
-	if c == codeMethodNotAllowed {
-		return http.StatusMethodNotAllowed
-	}
-	return web.Status(c)
-}
-
 // fail writes err as {"error":{"message","issues"?}} with its status. An
 // error that is not an *users.Error is an internal one: clients see only
 // "Internal error.", the log line gets a redacted cause.
 func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := web.AsError(err)
-	code := status(e.Code)
-	msg := e.Message
-	if code == http.StatusInternalServerError {
-		msg = "Internal error."
-	}
-	rec := logging.FromContext(r.Context())
-	if code >= 500 {
-		rec.SetError(redact(e.Error()))
-	} else {
-		rec.SetError(redact(msg))
-	}
+	e, code, msg, logText := web.Failure(err)
+	logging.FromContext(r.Context()).SetError(logText)
 	if e.RetryAfterSeconds > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfterSeconds))
 	}
@@ -61,15 +39,6 @@ func (a *api) fail(w http.ResponseWriter, r *http.Request, err error) {
 		body.Error.Issues = e.Issues
 	}
 	writeJSON(w, code, body)
-}
-
-// tokenLike matches what could be a user token or a key in an error text.
-var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
-
-// redact keeps only the tail of token-like words, so store errors that
-// name a user's path never put a whole token in the logs.
-func redact(s string) string {
-	return tokenLike.ReplaceAllStringFunc(s, logging.TokenTail)
 }
 
 // writeJSON writes v with status. Encoding our own types cannot fail.

@@ -17,7 +17,6 @@ import (
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -63,9 +62,9 @@ type env struct {
 	spec  *spec
 }
 
-type envOption func(*app.Deps)
+type envOption func(*Deps)
 
-func withStore(s users.Store) envOption { return func(d *app.Deps) { d.Store = s } }
+func withStore(s users.Store) envOption { return func(d *Deps) { d.Store = s } }
 
 // newEnv builds New(d) with GATEKEEPER=user_token and testKey unless vars
 // say otherwise. Every response it serves is checked against openapi.yaml.
@@ -85,12 +84,12 @@ func newEnv(t *testing.T, vars map[string]string, opts ...envOption) *env {
 	}
 	e := &env{t: t, log: &syncBuffer{}, clock: &clock{t: time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)}}
 	e.store = memory.New()
-	d := &app.Deps{Config: cfg, Store: e.store, Log: logging.New(e.log, "info"), Now: e.clock.Now, Drain: app.NewDrain()}
+	d := &Deps{Config: cfg, Store: e.store, Log: logging.New(e.log, "info"), Now: e.clock.Now}
 	for _, o := range opts {
 		o(d)
 	}
 	e.store = d.Store
-	e.h = New(d)
+	e.h = New(*d)
 	e.spec = loadSpec(t)
 	return e
 }

@@ -10,9 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Deadlines of the store calls one request makes: single users are quick,
@@ -148,7 +148,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	logging.FromContext(r.Context()).SetToken(u.Token)
-	w.Header().Set("Location", app.BasePath(r.Context())+"/users/"+u.Token)
+	w.Header().Set("Location", web.BasePath(r.Context())+"/users/"+u.Token)
 	writeJSON(w, http.StatusCreated, createdBody{Token: u.Token})
 }
 
@@ -212,17 +212,13 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	body := importBody{Upserted: rep.Written, Count: len(rep.Written), Failed: []importFailure{}}
 	for _, f := range rep.Failed {
-		st := status(f.Err.Code)
-		msg := f.Err.Message
-		if st == http.StatusInternalServerError {
-			msg = "Internal error."
-		}
+		_, st, msg, _ := web.Failure(f.Err)
 		body.Failed = append(body.Failed, importFailure{Index: f.Index, Token: f.Token, Status: st,
 			Error: errorDetail{Message: msg, Issues: f.Err.Issues}})
 	}
 	if len(rep.Failed) > 0 {
 		logging.FromContext(r.Context()).SetError(fmt.Sprintf("import: %d of %d users not written; first: %s",
-			len(rep.Failed), len(ps), redact(rep.Failed[0].Err.Error())))
+			len(rep.Failed), len(ps), logging.Redact(rep.Failed[0].Err.Error())))
 	}
 	writeJSON(w, http.StatusOK, body)
 }

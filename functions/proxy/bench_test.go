@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/internal/framing"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/providers"
@@ -55,8 +54,8 @@ func benchProxy(b *testing.B) (*httptest.Server, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := &app.Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: time.Now, Drain: app.NewDrain()}
-	u, err := d.Service().Create(context.Background(), users.Patch{})
+	d := Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: time.Now}
+	u, err := (&users.Service{Store: d.Store, Defaults: cfg.TokenQuota, Now: d.Now}).Create(context.Background(), users.Patch{})
 	if err != nil {
 		b.Fatal(err)
 	}

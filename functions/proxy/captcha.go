@@ -4,12 +4,11 @@ import (
 	"net/http"
 
 	"tollgate.dev/tollgate/functions/proxy/captcha"
-	"tollgate.dev/tollgate/shared/app"
 )
 
 // captchaHandler serves /user/captcha, where visitors earn temporary
 // tokens by proof of work (CAPTCHA_MODE=proof_of_work; else 404).
-func captchaHandler(d *app.Deps, clientIP func(*http.Request) string) http.Handler {
+func captchaHandler(d Deps, clientIP func(*http.Request) string) http.Handler {
 	h, err := captcha.New(captcha.Options{Config: d.Config, Store: d.Store, Log: d.Log, Now: d.Now, ClientIP: clientIP})
 	if err != nil {
 		// Config validation leaves only a store without marks here.

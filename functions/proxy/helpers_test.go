@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/lifecycle"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
@@ -35,7 +35,7 @@ const (
 type env struct {
 	t     *testing.T
 	srv   *httptest.Server
-	d     *app.Deps
+	d     Deps
 	logs  *logBuffer
 	fakes map[upstreamfake.Kind]*upstreamfake.Fake
 	clock *clock
@@ -146,7 +146,7 @@ func newEnv(t *testing.T, vars map[string]string, opts ...Options) *env {
 	}
 	logs := newLogBuffer()
 	clk := &clock{now: time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)}
-	d := &app.Deps{Config: cfg, Store: memory.New(), Log: logging.New(logs, "info"), Now: clk.Now, Drain: app.NewDrain()}
+	d := Deps{Config: cfg, Store: memory.New(), Log: logging.New(logs, "info"), Now: clk.Now}
 	var o Options
 	if len(opts) > 0 {
 		o = opts[0]
@@ -157,7 +157,7 @@ func newEnv(t *testing.T, vars map[string]string, opts ...Options) *env {
 	} else {
 		h = New(d)
 	}
-	srv := httptest.NewServer(d.Drain.Wrap(h))
+	srv := httptest.NewServer(lifecycle.NewDrain().Wrap(h))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, d: d, logs: logs, fakes: fakes, clock: clk}
 }
@@ -167,7 +167,7 @@ func (e *env) fake(k upstreamfake.Kind) *upstreamfake.Fake { return e.fakes[k] }
 // user creates a user; patch may set its type, limits and the like.
 func (e *env) user(patch users.Patch) string {
 	e.t.Helper()
-	u, err := e.d.Service().Create(context.Background(), patch)
+	u, err := (&users.Service{Store: e.d.Store, Defaults: e.d.Config.TokenQuota, Now: e.d.Now}).Create(context.Background(), patch)
 	if err != nil {
 		e.t.Fatalf("create user: %v", err)
 	}

@@ -5,10 +5,10 @@ import (
 	"sort"
 	"strings"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/providers"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // serveInfo answers GET / with what a user needs to configure a client:
@@ -81,7 +81,7 @@ func externalRoot(r *http.Request) string {
 	if fh := firstValue(r.Header.Get("X-Forwarded-Host")); fh != "" && !strings.ContainsAny(fh, "/ \"<>") {
 		host = fh
 	}
-	return scheme + "://" + host + app.BasePath(r.Context())
+	return scheme + "://" + host + web.BasePath(r.Context())
 }
 
 func firstValue(v string) string {

@@ -17,12 +17,13 @@ import (
 
 	"github.com/rs/zerolog"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/providers"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Options tune the handler; the zero value is the production setting.
@@ -52,17 +53,26 @@ const (
 	chargeTimeout = 5 * time.Second
 )
 
+// Deps are what the proxy is built from; the caller (function.go,
+// cmd/local) builds them once per instance.
+type Deps struct {
+	Config *config.Config
+	Store  users.Store
+	Log    zerolog.Logger
+	Now    func() time.Time // default time.Now
+}
+
 // New is the proxy function's handler.
-func New(d *app.Deps) http.Handler { return NewWithOptions(d, Options{}) }
+func New(d Deps) http.Handler { return NewWithOptions(d, Options{}) }
 
 // NewWithOptions is New with tuning (tests, benchmarks).
-func NewWithOptions(d *app.Deps, o Options) http.Handler {
+func NewWithOptions(d Deps, o Options) http.Handler {
 	cfg := d.Config
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, cfg.TrustedProxies) }
 	h := newHandler(d, o)
 	h.lookup = lookupHandler(d, clientIP)
 	h.captcha = captchaHandler(d, clientIP)
-	return app.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h))
+	return web.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h))
 }
 
 // handler routes proxy requests; one per instance.
@@ -90,7 +100,7 @@ type upstream struct {
 	keys *keyPool
 }
 
-func newHandler(d *app.Deps, o Options) *handler {
+func newHandler(d Deps, o Options) *handler {
 	now := d.Now
 	if now == nil {
 		now = time.Now

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -49,8 +48,8 @@ func TestConcurrencySlotFreedAtStreamEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &app.Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: time.Now, Drain: app.NewDrain()}
-	u, err := d.Service().Create(context.Background(), users.Patch{})
+	d := Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: time.Now}
+	u, err := (&users.Service{Store: d.Store, Defaults: cfg.TokenQuota, Now: d.Now}).Create(context.Background(), users.Patch{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,8 +25,8 @@ import (
 	"tollgate.dev/tollgate/functions/proxy"
 	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/lifecycle"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
@@ -92,11 +92,11 @@ func (c *connTracker) open() (open, active int) {
 	return open, active
 }
 
-// stack is one instance of each function, as entry.go builds them, over
-// one store, with the four fake upstreams.
+// stack is one instance of each function, as function.go wires them,
+// over one store and one drain, with the four fake upstreams.
 type stack struct {
 	t      testing.TB
-	d      *app.Deps
+	d      *instance
 	proxy  *httptest.Server
 	admin  *httptest.Server
 	logs   *syncBuffer
@@ -105,6 +105,17 @@ type stack struct {
 	tr     *http.Transport
 	conns  *connTracker
 	record *transcript
+}
+
+// instance is what function.go builds for a function on its first request.
+type instance struct {
+	Store users.Store
+	Drain *lifecycle.Drain
+}
+
+// Shutdown is what SIGTERM runs.
+func (in *instance) Shutdown(ctx context.Context) error {
+	return lifecycle.Shutdown(ctx, in.Drain, in.Store.Close)
 }
 
 type stackOptions struct {
@@ -165,14 +176,15 @@ func newStack(t testing.TB, o stackOptions) *stack {
 		now = time.Now
 	}
 	logs := &syncBuffer{}
-	d := &app.Deps{Config: cfg, Store: store, Log: logging.New(logs, "debug"), Now: now, Drain: app.NewDrain()}
+	log := logging.New(logs, "debug")
+	d := &instance{Store: store, Drain: lifecycle.NewDrain()}
 	s := &stack{t: t, d: d, logs: logs, fakes: fakes, conns: &connTracker{state: map[net.Conn]http.ConnState{}}, record: &transcript{}}
 
-	s.proxy = httptest.NewUnstartedServer(d.Drain.Wrap(proxy.NewWithOptions(d, o.proxy)))
+	s.proxy = httptest.NewUnstartedServer(d.Drain.Wrap(proxy.NewWithOptions(proxy.Deps{Config: cfg, Store: store, Log: log, Now: now}, o.proxy)))
 	s.proxy.Config.ConnState = s.conns.track
 	s.proxy.Start()
 	t.Cleanup(s.proxy.Close)
-	s.admin = httptest.NewServer(d.Drain.Wrap(admin.New(d)))
+	s.admin = httptest.NewServer(d.Drain.Wrap(admin.New(admin.Deps{Config: cfg, Store: store, Log: log, Now: now})))
 	t.Cleanup(s.admin.Close)
 
 	s.tr = &http.Transport{MaxIdleConnsPerHost: 64, MaxIdleConns: 256, IdleConnTimeout: 30 * time.Second}

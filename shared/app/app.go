@@ -1,5 +1,7 @@
-// Package app wires tollgate from the environment: configuration, secrets,
-// logger and store, built once per instance on its first request.
+// Package app builds tollgate from the environment: configuration,
+// secrets, logger and store, once per instance on its first request. Only
+// the edges import it (the root package's Cloud Functions, cmd/local,
+// cmd/bench); the functions receive what it builds.
 package app
 
 import (
@@ -19,19 +21,12 @@ import (
 	"tollgate.dev/tollgate/shared/users/memory"
 )
 
-// Deps is everything a function's handler needs, built once per instance.
-type Deps struct {
+// Instance is what Build makes: what a function's handler is built from.
+type Instance struct {
 	Config *config.Config
 	Store  users.Store
 	Log    zerolog.Logger
 	Now    func() time.Time
-	// Drain counts in-flight requests so shutdown can wait for them.
-	Drain *Drain
-}
-
-// Service returns the users service over d's store.
-func (d *Deps) Service() *users.Service {
-	return &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now}
 }
 
 // StoreOpener opens the configured shared store; the memory store needs none.
@@ -49,7 +44,7 @@ type Options struct {
 
 // Build validates the configuration, resolves secret references, and opens
 // the store. Its errors are one line naming the variable at fault.
-func Build(ctx context.Context, o Options) (*Deps, error) {
+func Build(ctx context.Context, o Options) (*Instance, error) {
 	out := o.LogOutput
 	if out == nil {
 		out = os.Stdout
@@ -66,7 +61,7 @@ func Build(ctx context.Context, o Options) (*Deps, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Deps{Config: cfg, Store: store, Log: log, Now: time.Now, Drain: NewDrain()}, nil
+	return &Instance{Config: cfg, Store: store, Log: log, Now: time.Now}, nil
 }
 
 // ResolveSecrets replaces Secret Manager references in cfg by their values.

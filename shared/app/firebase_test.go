@@ -28,14 +28,14 @@ func TestOpenFirebase(t *testing.T) {
 	if _, ok := d.Store.(*rtdb.Store); !ok {
 		t.Fatalf("store is %T, want *rtdb.Store", d.Store)
 	}
-	u, err := d.Service().Create(ctx(t), users.Patch{})
+	u, err := (&users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now}).Create(ctx(t), users.Patch{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if db.Data("tg/users/"+u.Token) == nil {
 		t.Fatalf("user not written under FIREBASE_USERS_REF_NAME")
 	}
-	if err := d.Shutdown(ctx(t)); err != nil {
+	if err := d.Store.Close(ctx(t)); err != nil {
 		t.Fatal(err)
 	}
 }

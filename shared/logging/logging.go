@@ -74,7 +74,8 @@ func parseLevel(level string) zerolog.Level {
 	}
 }
 
-// TokenTail is how a token appears in logs: its last four characters.
+// TokenTail is how a token appears in logs, errors and pages: its last
+// four characters. It is tollgate's one token mask.
 func TokenTail(token string) string {
 	if token == "" {
 		return ""
@@ -102,6 +103,31 @@ func Trace(header, project string) string {
 		}
 	}
 	return "projects/" + project + "/traces/" + id
+}
+
+// Redact shortens every word of s that could be a token or a key (16 or
+// more letters, digits, '-' or '_') to its tail: error texts can name a
+// user's path or quote a credential.
+func Redact(s string) string {
+	var b strings.Builder
+	start := 0 // of the current run of token characters
+	done := 0  // s[:done] is in b
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && tokenChar(s[i]) {
+			continue
+		}
+		if i-start >= 16 {
+			b.WriteString(s[done:start])
+			b.WriteString(TokenTail(s[start:i]))
+			done = i
+		}
+		start = i + 1
+	}
+	if done == 0 {
+		return s
+	}
+	b.WriteString(s[done:])
+	return b.String()
 }
 
 // RedactPath shortens to its tail everything in a path that could be a

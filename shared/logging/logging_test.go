@@ -303,3 +303,51 @@ func TestFromContextOutsideMiddleware(t *testing.T) {
 	rec.SetTokens(1)
 	rec.SetError("e")
 }
+
+func TestRedact(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"", ""},
+		{"store down", "store down"},
+		{"rtdb: user 8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50: timeout", "rtdb: user …4f50: timeout"},
+		{"8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50", "…4f50"},
+		{"key sk-abcdefghijklmnop,sk-qrstuvwxyz012345.", "key …mnop,…2345."},
+		{"fifteen-chars-x 16-characters-xx", "fifteen-chars-x …s-xx"},
+		{"ünïcode around a_token_of_20_chars!", "ünïcode around …hars!"},
+	}
+	for _, tt := range tests {
+		if got := logging.Redact(tt.in); got != tt.want {
+			t.Errorf("Redact(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+// FuzzRedact: whatever the text, no run of 16 token characters survives,
+// and text without one comes back unchanged.
+func FuzzRedact(f *testing.F) {
+	f.Add("rtdb: user 8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50: timeout")
+	f.Add("short words only")
+	f.Add("aaaaaaaaaaaaaaaa/bbbbbbbbbbbbbbbbbbbb")
+	f.Fuzz(func(t *testing.T, s string) {
+		got := logging.Redact(s)
+		if longRun(got) >= 16 {
+			t.Fatalf("Redact(%q) = %q keeps a token", s, got)
+		}
+		if longRun(s) < 16 && got != s {
+			t.Fatalf("Redact(%q) = %q changed a text without tokens", s, got)
+		}
+	})
+}
+
+func longRun(s string) int {
+	best, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return best
+}

@@ -55,15 +55,6 @@ func ParseIPSet(s string) (IPSet, error) {
 	return set, nil
 }
 
-// MustParseIPSet is ParseIPSet for constants.
-func MustParseIPSet(s string) IPSet {
-	set, err := ParseIPSet(s)
-	if err != nil {
-		panic(err)
-	}
-	return set
-}
-
 // Contains reports whether ip (any textual form) is in the set.
 func (s IPSet) Contains(ip string) bool {
 	a, err := netip.ParseAddr(ip)
@@ -83,9 +74,6 @@ func (s IPSet) ContainsAddr(a netip.Addr) bool {
 	}
 	return false
 }
-
-// Empty reports whether the set has no entries.
-func (s IPSet) Empty() bool { return len(s.prefixes) == 0 }
 
 func (s IPSet) String() string { return s.raw }
 

@@ -203,17 +203,6 @@ func (sl Slot) Release() {
 	s.mu.Unlock()
 }
 
-// Acquire is Take with a release func that is safe to call more than
-// once.
-func (c *Concurrency) Acquire(key string, limit int) (release func(), ok bool) {
-	slot, ok := c.Take(key, limit)
-	if !ok {
-		return nil, false
-	}
-	var once sync.Once
-	return func() { once.Do(slot.Release) }, true
-}
-
 // Lockout locks out a key (a client IP) after too many failures within a
 // window; old failures decay out of the window, so the lock lifts by
 // itself.

@@ -114,48 +114,53 @@ func TestWindowKeysAreIndependent(t *testing.T) {
 
 func TestConcurrency(t *testing.T) {
 	c := ratelimit.NewConcurrency()
-	r1, ok := c.Acquire("a", 2)
+	s1, ok := c.Take("a", 2)
 	if !ok {
-		t.Fatal("first acquire refused")
+		t.Fatal("first take refused")
 	}
-	r2, ok := c.Acquire("a", 2)
+	s2, ok := c.Take("a", 2)
 	if !ok {
-		t.Fatal("second acquire refused")
+		t.Fatal("second take refused")
 	}
-	if r, ok := c.Acquire("a", 2); ok || r != nil {
-		t.Fatal("third acquire over limit 2 allowed")
+	if _, ok := c.Take("a", 2); ok {
+		t.Fatal("third take over limit 2 allowed")
 	}
-	if _, ok := c.Acquire("b", 2); !ok {
+	if _, ok := c.Take("b", 2); !ok {
 		t.Fatal("another key refused")
 	}
-	r1()
-	r1() // a second release must not free another slot
-	r1()
-	r3, ok := c.Acquire("a", 2)
+	s1.Release()
+	s3, ok := c.Take("a", 2)
 	if !ok {
-		t.Fatal("acquire after release refused")
+		t.Fatal("take after release refused")
 	}
-	if _, ok := c.Acquire("a", 2); ok {
-		t.Fatal("double release freed two slots")
+	if _, ok := c.Take("a", 2); ok {
+		t.Fatal("one release freed two slots")
 	}
-	r2()
-	r3()
-	// Limit 0 (or less) never refuses and its release is a safe no-op.
+	s2.Release()
+	s3.Release()
+	// Limit 0 (or less) never refuses and its slot holds nothing.
 	for range 100 {
-		r, ok := c.Acquire("a", 0)
-		if !ok || r == nil {
-			t.Fatal("limit 0 refused or gave no release")
+		sl, ok := c.Take("a", 0)
+		if !ok {
+			t.Fatal("limit 0 refused")
 		}
-		r()
+		sl.Release()
 	}
-	if r, ok := c.Acquire("a", -3); !ok || r == nil {
+	if sl, ok := c.Take("a", -3); !ok {
 		t.Fatal("negative limit refused")
+	} else {
+		sl.Release()
 	}
-	// All released: the full limit is available again.
+	var zero ratelimit.Slot
+	zero.Release() // holds nothing: frees nothing
+	// All released: the full limit is available again, and no more.
 	for i := range 2 {
-		if _, ok := c.Acquire("a", 2); !ok {
+		if _, ok := c.Take("a", 2); !ok {
 			t.Fatalf("slot %d not available after all releases", i)
 		}
+	}
+	if _, ok := c.Take("a", 2); ok {
+		t.Fatal("limit-0 slots or the zero slot freed a slot")
 	}
 }
 
@@ -240,7 +245,7 @@ func TestRace(t *testing.T) {
 					allowed.Add(1)
 				}
 				w.Allow(fmt.Sprintf("g%d-%d", g, i%7), 3, now)
-				if rel, ok := c.Acquire("shared", 4); ok {
+				if sl, ok := c.Take("shared", 4); ok {
 					n := inflight.Add(1)
 					for {
 						p := peak.Load()
@@ -249,8 +254,7 @@ func TestRace(t *testing.T) {
 						}
 					}
 					inflight.Add(-1)
-					rel()
-					rel()
+					sl.Release()
 				}
 				key := fmt.Sprintf("ip%d", i%3)
 				l.Fail(key, now)
@@ -270,7 +274,7 @@ func TestRace(t *testing.T) {
 		t.Errorf("%d in flight under limit 4", peak.Load())
 	}
 	for i := range 4 {
-		if _, ok := c.Acquire("shared", 4); !ok {
+		if _, ok := c.Take("shared", 4); !ok {
 			t.Fatalf("slot %d leaked", i)
 		}
 	}
@@ -295,8 +299,8 @@ func BenchmarkConcurrency(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if rel, ok := c.Acquire("k", 1<<20); ok {
-				rel()
+			if sl, ok := c.Take("k", 1<<20); ok {
+				sl.Release()
 			}
 		}
 	})

@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // Opt is one field of a partial update: absent (Set false), null (Set and
@@ -192,34 +191,12 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 			if !null {
 				p.IP.Value = d.ips(k, raw)
 			}
-		case "nickname":
-			p.Nickname = d.text(k, raw, null, MaxNicknameLen)
 		case "type":
 			d.required(k, null, func() { p.Type = Opt[Type]{Set: true, Value: d.userType(k, raw)} })
 		case "promptCount":
 			d.required(k, null, func() { p.PromptCount = Opt[int64]{Set: true, Value: d.count(k, raw)} })
-		case "tokenCounts":
-			p.TokenCounts = d.families(k, raw, null)
-		case "tokenLimits":
-			p.TokenLimits = d.families(k, raw, null)
-		case "tokenRefresh":
-			p.TokenRefresh = d.families(k, raw, null)
 		case "createdAt":
 			d.required(k, null, func() { p.CreatedAt = Opt[int64]{Set: true, Value: d.count(k, raw)} })
-		case "lastUsedAt":
-			p.LastUsedAt = d.optCount(k, raw, null)
-		case "disabledAt":
-			p.DisabledAt = d.optCount(k, raw, null)
-		case "expiresAt":
-			p.ExpiresAt = d.optCount(k, raw, null)
-		case "refreshedAt":
-			p.RefreshedAt = d.optCount(k, raw, null)
-		case "maxIps":
-			p.MaxIPs = d.optCount(k, raw, null)
-		case "disabledReason":
-			p.DisabledReason = d.text(k, raw, null, MaxTextLen)
-		case "adminNote":
-			p.AdminNote = d.text(k, raw, null, MaxTextLen)
 		case "meta":
 			p.Meta = Opt[map[string]any]{Set: true, Null: null}
 			if !null {
@@ -233,11 +210,41 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 				d.count(k, raw)
 			}
 		default:
-			d.fail(k, "unknown field")
+			switch {
+			case textFields[k] != nil:
+				*textFields[k](p) = d.text(k, raw, null)
+			case optCountFields[k] != nil:
+				*optCountFields[k](p) = d.optCount(k, raw, null)
+			case familyFields[k] != nil:
+				*familyFields[k](p) = d.families(k, raw, null)
+			default:
+				d.fail(k, "unknown field")
+			}
 		}
 	}
 	return d.issues
 }
+
+// The fields of a partial user decoded alike, by JSON name.
+var (
+	textFields = map[string]func(*Patch) *Opt[string]{
+		"nickname":       func(p *Patch) *Opt[string] { return &p.Nickname },
+		"disabledReason": func(p *Patch) *Opt[string] { return &p.DisabledReason },
+		"adminNote":      func(p *Patch) *Opt[string] { return &p.AdminNote },
+	}
+	optCountFields = map[string]func(*Patch) *Opt[int64]{
+		"lastUsedAt":  func(p *Patch) *Opt[int64] { return &p.LastUsedAt },
+		"disabledAt":  func(p *Patch) *Opt[int64] { return &p.DisabledAt },
+		"expiresAt":   func(p *Patch) *Opt[int64] { return &p.ExpiresAt },
+		"refreshedAt": func(p *Patch) *Opt[int64] { return &p.RefreshedAt },
+		"maxIps":      func(p *Patch) *Opt[int64] { return &p.MaxIPs },
+	}
+	familyFields = map[string]func(*Patch) *Opt[map[string]int64]{
+		"tokenCounts":  func(p *Patch) *Opt[map[string]int64] { return &p.TokenCounts },
+		"tokenLimits":  func(p *Patch) *Opt[map[string]int64] { return &p.TokenLimits },
+		"tokenRefresh": func(p *Patch) *Opt[map[string]int64] { return &p.TokenRefresh },
+	}
+)
 
 type fieldDecoder struct {
 	prefix string
@@ -275,18 +282,18 @@ func (d *fieldDecoder) str(k string, raw json.RawMessage) (string, bool) {
 func (d *fieldDecoder) token(k string, raw json.RawMessage) string {
 	s, ok := d.str(k, raw)
 	if ok && !ValidToken(s) {
-		d.fail(k, "must be 1-128 letters, digits, '-' or '_'")
+		d.fail(k, tokenShape)
 	}
 	return s
 }
 
-func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool, max int) Opt[string] {
+func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool) Opt[string] {
 	if null {
 		return Opt[string]{Set: true, Null: true}
 	}
 	s, ok := d.str(k, raw)
-	if ok && utf8.RuneCountInString(s) > max {
-		d.fail(k, fmt.Sprintf("must be at most %d characters", max))
+	if msg := textTooLong(s, k); ok && msg != "" {
+		d.fail(k, msg)
 	}
 	return Opt[string]{Set: true, Value: s}
 }
@@ -294,7 +301,7 @@ func (d *fieldDecoder) text(k string, raw json.RawMessage, null bool, max int) O
 func (d *fieldDecoder) userType(k string, raw json.RawMessage) Type {
 	s, ok := d.str(k, raw)
 	if ok && !Type(s).Valid() {
-		d.fail(k, `must be one of "normal", "special", "temporary"`)
+		d.fail(k, typeValues)
 	}
 	return Type(s)
 }
@@ -342,7 +349,7 @@ func integer(raw json.RawMessage) (int64, string) {
 		n = int64(f)
 	}
 	if n < 0 {
-		return 0, "must be 0 or more"
+		return 0, notNegative
 	}
 	return n, ""
 }
@@ -375,7 +382,7 @@ func (d *fieldDecoder) families(k string, raw json.RawMessage, null bool) Opt[ma
 	for _, f := range slices.Sorted(maps.Keys(m)) {
 		v := m[f]
 		if !ValidFamily(f) {
-			d.fail(k+"."+f, "is not a valid model family name")
+			d.fail(k+"."+f, familyName)
 			continue
 		}
 		n, msg := integer(v)
@@ -494,10 +501,10 @@ func orEmptyMap(m map[string]int64) map[string]int64 {
 func (u *User) Validate() error {
 	var issues []Issue
 	if !ValidToken(u.Token) {
-		issues = append(issues, Issue{Path: "token", Message: "must be 1-128 letters, digits, '-' or '_'"})
+		issues = append(issues, Issue{Path: "token", Message: tokenShape})
 	}
 	if !u.Type.Valid() {
-		issues = append(issues, Issue{Path: "type", Message: `must be one of "normal", "special", "temporary"`})
+		issues = append(issues, Issue{Path: "type", Message: typeValues})
 	}
 	if u.Type == Temporary && u.ExpiresAt == 0 {
 		issues = append(issues, Issue{Path: "expiresAt", Message: "required for temporary users"})

@@ -6,50 +6,84 @@ package web
 import (
 	"context"
 	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
 
+	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 )
 
-// Codes of the edge alone: a user store never fails with them.
+// Codes of the edges alone: a user store never fails with them.
 const (
-	CodeUnknownRoute users.Code = "unknown_route" // 404: no such proxy route
-	CodeNotServed    users.Code = "not_served"    // 503: the provider has no key
-	CodeBadGateway   users.Code = "bad_gateway"   // 502: the upstream failed
-	CodeTimeout      users.Code = "timeout"       // 504: the upstream is too slow
+	CodeMethodNotAllowed users.Code = "method_not_allowed" // 405: the route exists under other methods
+	CodeUnknownRoute     users.Code = "unknown_route"      // 404: no such proxy route
+	CodeNotServed        users.Code = "not_served"         // 503: the provider has no key
+	CodeBadGateway       users.Code = "bad_gateway"        // 502: the upstream failed
+	CodeTimeout          users.Code = "timeout"            // 504: the upstream is too slow
 )
 
-// Status maps an application error code to its HTTP status: the one table
-// of the proxy, the admin API, the admin UI and the lookup page.
+// statuses is the one table of the edges (the proxy, the admin API, the
+// admin UI and the lookup page) from application error codes to
+// HTTP statuses.
+var statuses = map[users.Code]int{
+	CodeMethodNotAllowed:   http.StatusMethodNotAllowed,
+	users.CodeInvalid:      http.StatusBadRequest,
+	users.CodeUnauthorized: http.StatusUnauthorized,
+	users.CodeForbidden:    http.StatusForbidden,
+	users.CodeNotFound:     http.StatusNotFound,
+	CodeUnknownRoute:       http.StatusNotFound,
+	users.CodeConflict:     http.StatusConflict,
+	users.CodeTooLarge:     http.StatusRequestEntityTooLarge,
+	users.CodeUnsupported:  http.StatusUnsupportedMediaType,
+	users.CodeRateLimited:  http.StatusTooManyRequests,
+	users.CodeQuota:        http.StatusTooManyRequests,
+	users.CodeConcurrency:  http.StatusTooManyRequests,
+	users.CodeUnavailable:  http.StatusServiceUnavailable,
+	CodeNotServed:          http.StatusServiceUnavailable,
+	CodeTimeout:            http.StatusGatewayTimeout,
+	CodeBadGateway:         http.StatusBadGateway,
+}
+
+// Status maps an application error code to its HTTP status; an unknown
+// code is an internal error.
 func Status(c users.Code) int {
-	switch c {
-	case users.CodeInvalid:
-		return http.StatusBadRequest
-	case users.CodeUnauthorized:
-		return http.StatusUnauthorized
-	case users.CodeForbidden:
-		return http.StatusForbidden
-	case users.CodeNotFound, CodeUnknownRoute:
-		return http.StatusNotFound
-	case users.CodeConflict:
-		return http.StatusConflict
-	case users.CodeTooLarge:
-		return http.StatusRequestEntityTooLarge
-	case users.CodeUnsupported:
-		return http.StatusUnsupportedMediaType
-	case users.CodeRateLimited, users.CodeQuota, users.CodeConcurrency:
-		return http.StatusTooManyRequests
-	case users.CodeUnavailable, CodeNotServed:
-		return http.StatusServiceUnavailable
-	case CodeBadGateway:
-		return http.StatusBadGateway
-	case CodeTimeout:
-		return http.StatusGatewayTimeout
-	default:
-		return http.StatusInternalServerError
+	if s, ok := statuses[c]; ok {
+		return s
 	}
+	return http.StatusInternalServerError
+}
+
+// Failure is how an edge shows err: the application error, its status,
+// the message a client may see (an internal error shows nothing of its
+// cause), and the redacted text for the request's log line (the cause,
+// for a 5xx).
+func Failure(err error) (e *users.Error, status int, msg, logText string) {
+	e = AsError(err)
+	status = Status(e.Code)
+	msg = e.Message
+	if status == http.StatusInternalServerError {
+		msg = "Internal error."
+	}
+	logText = logging.Redact(msg)
+	if status >= 500 {
+		logText = logging.Redact(e.Error())
+	}
+	return e, status, msg, logText
+}
+
+// LockedOut reports whether key is locked out at now and, if so, sets
+// Retry-After and returns the wait in whole seconds (at least 1).
+func LockedOut(w http.ResponseWriter, l *ratelimit.Lockout, key string, now time.Time) (secs int, locked bool) {
+	locked, wait := l.Locked(key, now)
+	if !locked {
+		return 0, false
+	}
+	secs = max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs, true
 }
 
 // AsError is users.AsError, except that a store deadline or cancellation
@@ -62,6 +96,15 @@ func AsError(err error) *users.Error {
 		}
 	}
 	return users.AsError(err)
+}
+
+// PageHeaders sets what every HTML page of tollgate sends: no sniffing,
+// no framing, no referrer, and its content security policy.
+func PageHeaders(h http.Header, csp string) {
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("Content-Security-Policy", csp)
 }
 
 // FormatNum writes n with thousands separators.

@@ -20,9 +20,9 @@ import (
 
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/proxy/lookup"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // findChromium returns the browser to drive. Under CI=true a missing
@@ -71,8 +71,10 @@ func TestBrowser(t *testing.T) {
 	started := time.Now()
 
 	deps := newDeps(t, nil, nil, time.Now)
-	admin := app.Mount("admin", ui.New(ui.Options{Deps: deps, Lockout: ratelimit.NewLockout(5, 15*time.Minute)}))
-	proxy := app.Mount("proxy", lookup.New(lookup.Options{Deps: deps}))
+	o := deps.ui()
+	o.Lockout = ratelimit.NewLockout(5, 15*time.Minute)
+	admin := web.Mount("admin", ui.New(o))
+	proxy := web.Mount("proxy", lookup.New(deps.lookup()))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/proxy/") {
 			proxy.ServeHTTP(w, r)
@@ -326,7 +328,7 @@ func TestBrowser(t *testing.T) {
 	if resp.Status != http.StatusOK || strings.Contains(resp.URL, token) {
 		t.Fatalf("lookup answered %d at %s", resp.Status, resp.URL)
 	}
-	if got, want := text("#masked"), token[:4]+"…"+token[len(token)-4:]; got != want {
+	if got, want := text("#masked"), "…"+token[len(token)-4:]; got != want {
 		t.Fatalf("masked token %q, want %q", got, want)
 	}
 	if got := text("dd#nickname"); got != "renamed guest" {

@@ -2,7 +2,6 @@ package ui
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -11,15 +10,14 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
 )
 
-// Forms are turned into the same partial-user JSON the REST API takes and
-// parsed by users.ParsePatch, so the UI and the API validate alike (types,
-// lengths, family names) and report the same issue paths.
+// Forms are turned into the same users.Patch the REST API parses, held to
+// the same value rules by Patch.Check, so the UI and the API validate
+// alike (types, lengths, family names) and report the same issue paths.
 
 // quotaInput is one family's row of a form's quota table.
 type quotaInput struct {
@@ -27,7 +25,9 @@ type quotaInput struct {
 	Used    int64
 	Limit   string
 	Refresh string
-	More    bool // folded under "more families"
+	More    bool   // folded under "more families"
+	Form    string // the id of the form the inputs belong to
+	Edit    bool   // the edit form: used tokens and refresh too
 }
 
 // Temporary users' duration units.
@@ -58,8 +58,8 @@ func (h *handler) newUserForm(w http.ResponseWriter, r *http.Request, s session)
 	p := &newPage{layout: h.layout(r, &s, "New user", "new"), Types: userTypes(), Units: durationUnits(),
 		Type: string(users.Normal), Duration: "24", Unit: "hours"}
 	for _, f := range models.Families {
-		q := quotaInput{Family: f.Name, More: h.folded(f.Name)}
-		if d := h.d.Config.TokenQuota[f.Name]; d > 0 {
+		q := quotaInput{Family: f.Name, More: h.folded(f.Name), Form: "new-form"}
+		if d := h.cfg.TokenQuota[f.Name]; d > 0 {
 			q.Limit = strconv.FormatInt(d, 10)
 		}
 		p.Quotas = append(p.Quotas, q)
@@ -74,7 +74,7 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, s session) 
 		MaxIPs: strings.TrimSpace(f.Get("maxIps")), Duration: strings.TrimSpace(f.Get("duration")), Unit: f.Get("unit"),
 		Refreshable: f.Get("refreshable") != ""}
 	for _, fam := range models.Families {
-		p.Quotas = append(p.Quotas, quotaInput{Family: fam.Name, Limit: f.Get("limit:" + fam.Name), More: h.folded(fam.Name)})
+		p.Quotas = append(p.Quotas, quotaInput{Family: fam.Name, Limit: f.Get("limit:" + fam.Name), More: h.folded(fam.Name), Form: "new-form"})
 	}
 	fail := func(status int, err error) {
 		p.SetError(err)
@@ -82,16 +82,16 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, s session) 
 	}
 
 	var issues []users.Issue
-	doc := map[string]any{"type": p.Type}
+	patch := users.Patch{Type: set(users.Type(p.Type))}
 	if p.Nickname != "" {
-		doc["nickname"] = p.Nickname
+		patch.Nickname = set(p.Nickname)
 	}
 	if p.AdminNote != "" {
-		doc["adminNote"] = p.AdminNote
+		patch.AdminNote = set(p.AdminNote)
 	}
 	if p.MaxIPs != "" {
 		if n, ok := parseCount(p.MaxIPs); ok {
-			doc["maxIps"] = n
+			patch.MaxIPs = set(n)
 		} else {
 			issues = append(issues, users.Issue{Path: "maxIps", Message: "must be a whole number, 0 or more"})
 		}
@@ -109,32 +109,20 @@ func (h *handler) createUser(w http.ResponseWriter, r *http.Request, s session) 
 		if err != "" {
 			issues = append(issues, users.Issue{Path: "duration", Message: err})
 		}
-		doc["expiresAt"] = h.now().Add(d).UnixMilli()
-		doc["tokenLimits"] = positive
+		patch.ExpiresAt = set(h.now().Add(d).UnixMilli())
+		patch.TokenLimits = set(positive)
 		if p.Refreshable {
-			doc["meta"] = map[string]any{"refreshable": true}
+			patch.Meta = set(map[string]any{"refreshable": true})
 		}
-	} else if !maps.Equal(positive, positiveOnly(h.d.Config.TokenQuota)) {
-		doc["tokenLimits"] = positive
+	} else if !maps.Equal(positive, positiveOnly(h.cfg.TokenQuota)) {
+		patch.TokenLimits = set(positive)
 	}
 	if len(issues) > 0 {
 		fail(http.StatusBadRequest, invalidIssues(issues))
 		return
 	}
-	patch, err := toPatch(doc)
-	if err != nil {
-		fail(http.StatusBadRequest, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := h.svc.Create(ctx, patch)
-	if err != nil {
-		if e := web.AsError(err); web.Status(e.Code) < 500 {
-			fail(web.Status(e.Code), e)
-			return
-		}
-		h.fail(w, r, err)
+	u, ok := h.save(w, r, patch, fail, func(ctx context.Context) (*users.User, error) { return h.svc.Create(ctx, patch) })
+	if !ok {
 		return
 	}
 	redirect(w, r, userPath(u.Token)+"?done=created")
@@ -187,7 +175,7 @@ func (h *handler) editUserForm(w http.ResponseWriter, r *http.Request, s session
 // families": all but those with a default quota and each provider's
 // default family, so the form stays short.
 func (h *handler) folded(family string) bool {
-	if h.d.Config.TokenQuota[family] > 0 {
+	if h.cfg.TokenQuota[family] > 0 {
 		return false
 	}
 	for _, f := range models.DefaultFamily {
@@ -202,16 +190,16 @@ func (h *handler) folded(family string) bool {
 // for every known family (most folded away).
 func (h *handler) editPage(r *http.Request, s session, u *users.User) *editPage {
 	p := &editPage{layout: h.layout(r, &s, "Edit "+shortToken(u.Token), "users"), Types: userTypes(),
-		Token: u.Token, Path: userPath(u.Token), DefaultIPs: h.d.Config.MaxIPsPerUser}
+		Token: u.Token, Path: userPath(u.Token), DefaultIPs: h.cfg.MaxIPsPerUser}
 	own := familiesOf(u.TokenCounts, u.TokenLimits, u.TokenRefresh)
 	listed := map[string]bool{}
 	for _, f := range own {
 		listed[f] = true
-		p.Quotas = append(p.Quotas, quotaInput{Family: f, Used: u.TokenCounts[f]})
+		p.Quotas = append(p.Quotas, quotaInput{Family: f, Used: u.TokenCounts[f], Form: "edit-form", Edit: true})
 	}
 	for _, f := range models.Families {
 		if !listed[f.Name] {
-			p.Quotas = append(p.Quotas, quotaInput{Family: f.Name, More: h.folded(f.Name)})
+			p.Quotas = append(p.Quotas, quotaInput{Family: f.Name, More: h.folded(f.Name), Form: "edit-form", Edit: true})
 		}
 	}
 	return p
@@ -234,68 +222,71 @@ func (h *handler) editUser(w http.ResponseWriter, r *http.Request, s session) {
 		h.render(w, r, status, "edit", p)
 	}
 
-	doc, issues := editDoc(u, p, f)
+	patch, changed, issues := editPatch(u, p, f)
 	if len(issues) > 0 {
 		fail(http.StatusBadRequest, invalidIssues(issues))
 		return
 	}
-	if len(doc) == 0 {
+	if !changed {
 		redirect(w, r, userPath(u.Token)+"?done=unchanged")
 		return
 	}
-	patch, err := toPatch(doc)
-	if err != nil {
-		fail(http.StatusBadRequest, err)
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	if _, err := h.svc.Update(ctx, u.Token, patch); err != nil {
-		if e := web.AsError(err); web.Status(e.Code) < 500 {
-			fail(web.Status(e.Code), e)
-			return
-		}
-		h.fail(w, r, err)
+	if _, ok := h.save(w, r, patch, fail, func(ctx context.Context) (*users.User, error) { return h.svc.Update(ctx, u.Token, patch) }); !ok {
 		return
 	}
 	redirect(w, r, userPath(u.Token)+"?done=saved")
 }
 
-// editDoc is the partial user holding only what the form changed, so
-// saving one field leaves the others exactly as stored (an imported
-// "turbo": 0 stays).
-func editDoc(u *users.User, p *editPage, f url.Values) (map[string]any, []users.Issue) {
-	doc := map[string]any{}
-	var issues []users.Issue
-	if p.Type != string(u.Type) {
-		doc["type"] = p.Type
+// save holds patch to the API's value rules, then runs call with it; a
+// failure is shown on the form through fail.
+func (h *handler) save(w http.ResponseWriter, r *http.Request, patch users.Patch, fail func(int, error), call func(context.Context) (*users.User, error)) (*users.User, bool) {
+	if err := patch.Check(); err != nil {
+		fail(http.StatusBadRequest, err)
+		return nil, false
 	}
-	setText := func(field, v, cur string) {
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	u, err := call(ctx)
+	if err != nil {
+		h.formFailed(w, r, err, fail)
+		return nil, false
+	}
+	return u, true
+}
+
+// editPatch is the partial user holding only what the form changed, so
+// saving one field leaves the others exactly as stored (an imported
+// "turbo": 0 stays); changed is false when the form changed nothing.
+func editPatch(u *users.User, p *editPage, f url.Values) (patch users.Patch, changed bool, issues []users.Issue) {
+	if p.Type != string(u.Type) {
+		patch.Type, changed = set(users.Type(p.Type)), true
+	}
+	setText := func(field *users.Opt[string], v, cur string) {
 		switch {
 		case v == cur:
 		case v == "":
-			doc[field] = nil
+			*field, changed = users.Opt[string]{Set: true, Null: true}, true
 		default:
-			doc[field] = v
+			*field, changed = set(v), true
 		}
 	}
-	setText("nickname", p.Nickname, u.Nickname)
-	setText("adminNote", p.AdminNote, u.AdminNote)
+	setText(&patch.Nickname, p.Nickname, u.Nickname)
+	setText(&patch.AdminNote, p.AdminNote, u.AdminNote)
 	switch n, ok := parseCount(p.MaxIPs); {
 	case p.MaxIPs == "":
 		if u.MaxIPs != nil {
-			doc["maxIps"] = nil
+			patch.MaxIPs, changed = users.Opt[int64]{Set: true, Null: true}, true
 		}
 	case !ok:
 		issues = append(issues, users.Issue{Path: "maxIps", Message: "must be a whole number, 0 or more (empty: the default)"})
 	case u.MaxIPs == nil || *u.MaxIPs != n:
-		doc["maxIps"] = n
+		patch.MaxIPs, changed = set(n), true
 	}
 	if p.Type == string(users.Temporary) {
 		switch {
 		case p.Expires == "":
 			if u.ExpiresAt != 0 {
-				doc["expiresAt"] = nil
+				patch.ExpiresAt, changed = users.Opt[int64]{Set: true, Null: true}, true
 			}
 		default:
 			t, err := parseExpires(p.Expires)
@@ -305,7 +296,7 @@ func editDoc(u *users.User, p *editPage, f url.Values) (map[string]any, []users.
 			}
 			// The form shows minutes: unchanged minutes keep the stored ms.
 			if cur := time.UnixMilli(u.ExpiresAt).UTC().Truncate(time.Minute); u.ExpiresAt == 0 || !t.Equal(cur) {
-				doc["expiresAt"] = t.UnixMilli()
+				patch.ExpiresAt, changed = set(t.UnixMilli()), true
 			}
 		}
 		if p.Refreshable != u.Refreshable() {
@@ -318,21 +309,24 @@ func editDoc(u *users.User, p *editPage, f url.Values) (map[string]any, []users.
 			} else {
 				delete(meta, "refreshable")
 			}
-			doc["meta"] = meta
+			patch.Meta, changed = set(meta), true
 		}
 	}
 	limits, qi := parseQuotas(f, "limit:", "tokenLimits")
 	issues = append(issues, qi...)
-	if next, changed := mergeQuotas(u.TokenLimits, limits); changed {
-		doc["tokenLimits"] = next
+	if next, ok := mergeQuotas(u.TokenLimits, limits); ok {
+		patch.TokenLimits, changed = set(next), true
 	}
 	refresh, qi := parseQuotas(f, "refresh:", "tokenRefresh")
 	issues = append(issues, qi...)
-	if next, changed := mergeQuotas(u.TokenRefresh, refresh); changed {
-		doc["tokenRefresh"] = next
+	if next, ok := mergeQuotas(u.TokenRefresh, refresh); ok {
+		patch.TokenRefresh, changed = set(next), true
 	}
-	return doc, issues
+	return patch, changed, issues
 }
+
+// set is a patch field given a value.
+func set[T any](v T) users.Opt[T] { return users.Opt[T]{Set: true, Value: v} }
 
 // mergeQuotas applies the posted per-family numbers to cur; a family left
 // at its value (a missing one reads as 0) is not touched.
@@ -430,15 +424,6 @@ func positiveOnly(m map[string]int64) map[string]int64 {
 		}
 	}
 	return out
-}
-
-// toPatch runs doc through the REST API's parser.
-func toPatch(doc map[string]any) (users.Patch, error) {
-	data, err := json.Marshal(doc)
-	if err != nil {
-		return users.Patch{}, fmt.Errorf("encoding form: %w", err)
-	}
-	return users.ParsePatch(data)
 }
 
 func invalidIssues(issues []users.Issue) *users.Error {

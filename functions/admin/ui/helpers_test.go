@@ -17,12 +17,12 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/functions/admin/ui"
-	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/functions/proxy/lookup"
 	"tollgate.dev/tollgate/shared/config"
-	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 const adminKey = "test-admin-key-0123456789"
@@ -39,9 +39,27 @@ func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// newDeps builds Deps by hand: the given variables (GATEKEEPER=user_token
+// deps are what the admin function hands the UI (and the proxy the
+// lookup page).
+type deps struct {
+	Config *config.Config
+	Store  users.Store
+	Now    func() time.Time
+}
+
+func (d *deps) ui() ui.Options { return ui.Options{Config: d.Config, Store: d.Store, Now: d.Now} }
+
+func (d *deps) lookup() lookup.Options {
+	return lookup.Options{Config: d.Config, Store: d.Store, Now: d.Now}
+}
+
+func (d *deps) Service() *users.Service {
+	return &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now}
+}
+
+// newDeps builds deps by hand: the given variables (GATEKEEPER=user_token
 // and ADMIN_KEY unless overridden), a memory store, the clock.
-func newDeps(t testing.TB, vars map[string]string, store users.Store, now func() time.Time) *app.Deps {
+func newDeps(t testing.TB, vars map[string]string, store users.Store, now func() time.Time) *deps {
 	t.Helper()
 	env := map[string]string{"GATEKEEPER": "user_token", "ADMIN_KEY": adminKey}
 	for k, v := range vars {
@@ -54,14 +72,14 @@ func newDeps(t testing.TB, vars map[string]string, store users.Store, now func()
 	if store == nil {
 		store = memory.New()
 	}
-	return &app.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: now, Drain: app.NewDrain()}
+	return &deps{Config: cfg, Store: store, Now: now}
 }
 
 // env is one admin UI behind an httptest server, mounted as the admin
 // function mounts it.
 type env struct {
 	t       *testing.T
-	deps    *app.Deps
+	deps    *deps
 	clock   *clock
 	lockout *ratelimit.Lockout
 	srv     *httptest.Server
@@ -71,7 +89,9 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 	t.Helper()
 	c := newClock()
 	e := &env{t: t, clock: c, deps: newDeps(t, vars, nil, c.Now), lockout: ratelimit.NewLockout(5, 15*time.Minute)}
-	e.srv = httptest.NewServer(app.Mount("admin", ui.New(ui.Options{Deps: e.deps, Lockout: e.lockout})))
+	o := e.deps.ui()
+	o.Lockout = e.lockout
+	e.srv = httptest.NewServer(web.Mount("admin", ui.New(o)))
 	t.Cleanup(e.srv.Close)
 	return e
 }

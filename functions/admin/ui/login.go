@@ -4,10 +4,10 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"fmt"
-	"math"
 	"net/http"
-	"strconv"
 	"strings"
+
+	"tollgate.dev/tollgate/shared/web"
 )
 
 type loginPage struct {
@@ -28,7 +28,7 @@ func (h *handler) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) showLogin(w http.ResponseWriter, r *http.Request, status int, errMsg string) {
-	p := &loginPage{Next: safeNext(r.FormValue("next")), Disabled: h.d.Config.AdminKey == ""}
+	p := &loginPage{Next: safeNext(r.FormValue("next")), Disabled: h.cfg.AdminKey == ""}
 	p.layout = h.layout(r, nil, "Log in", "")
 	p.Error = errMsg
 	if !p.Disabled {
@@ -46,7 +46,7 @@ func (h *handler) showLogin(w http.ResponseWriter, r *http.Request, status int, 
 // refused before its key is looked at; each wrong key counts in the
 // lockout shared with the REST API.
 func (h *handler) login(w http.ResponseWriter, r *http.Request) {
-	if h.d.Config.AdminKey == "" {
+	if h.cfg.AdminKey == "" {
 		h.renderError(w, r, http.StatusForbidden, "The admin UI is disabled: set ADMIN_KEY.")
 		return
 	}
@@ -60,14 +60,12 @@ func (h *handler) login(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := h.clientIP(r)
 	now := h.now()
-	if locked, wait := h.lockout.Locked(ip, now); locked {
-		secs := max(1, int(math.Ceil(wait.Seconds())))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	if secs, locked := web.LockedOut(w, h.lockout, ip, now); locked {
 		h.renderError(w, r, http.StatusTooManyRequests, fmt.Sprintf("Too many failed attempts from your address. Try again in %s.", waitText(secs)))
 		return
 	}
 	key := strings.TrimSpace(r.PostFormValue("key"))
-	got, want := sha256.Sum256([]byte(key)), sha256.Sum256([]byte(h.d.Config.AdminKey))
+	got, want := sha256.Sum256([]byte(key)), sha256.Sum256([]byte(h.cfg.AdminKey))
 	if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
 		h.lockout.Fail(ip, now)
 		h.showLogin(w, r, http.StatusUnauthorized, "Wrong admin key.")

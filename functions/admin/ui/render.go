@@ -2,6 +2,7 @@ package ui
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
@@ -10,13 +11,12 @@ import (
 	"net/http"
 	"net/url"
 	"path"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
+
 	"tollgate.dev/tollgate/shared/web"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -42,7 +42,7 @@ func loadPages(now func() time.Time) *pages {
 		"when": web.FormatTime,
 		"rel":  func(ms int64) string { return relative(ms, now()) },
 	}
-	base := template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html"))
+	base := web.Partials(template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/quotas.html")))
 	p := &pages{byName: map[string]*template.Template{}}
 	for _, n := range []string{"login", "message", "list", "user", "edit", "new", "import", "maintenance"} {
 		t := template.Must(base.Clone())
@@ -113,7 +113,7 @@ func (h *handler) layout(r *http.Request, s *session, title, nav string) *layout
 	l := &layout{
 		Title:  title,
 		Nav:    nav,
-		Base:   app.BasePath(r.Context()),
+		Base:   web.BasePath(r.Context()),
 		Flash:  flash(r.URL.Query()),
 		sign:   h.sign,
 		assets: h.static,
@@ -121,7 +121,7 @@ func (h *handler) layout(r *http.Request, s *session, title, nav string) *layout
 	if s != nil {
 		l.LoggedIn = true
 		l.sid = s.ID
-		l.Banners = banners(h.d.Config)
+		l.Banners = banners(h.cfg)
 	}
 	return l
 }
@@ -194,24 +194,32 @@ func (h *handler) renderError(w http.ResponseWriter, r *http.Request, status int
 // fail shows an error of the users service with its status. Internal
 // errors show nothing of their cause; the log line gets it.
 func (h *handler) fail(w http.ResponseWriter, r *http.Request, err error) {
-	e := web.AsError(err)
-	code := web.Status(e.Code)
-	msg := e.Message
-	if code == http.StatusInternalServerError {
-		msg = "Internal error."
-		logging.FromContext(r.Context()).SetError(redact(e.Error()))
-	} else {
-		logging.FromContext(r.Context()).SetError(redact(msg))
-	}
+	_, code, msg, logText := web.Failure(err)
+	logging.FromContext(r.Context()).SetError(logText)
 	h.renderError(w, r, code, msg)
 }
 
-// tokenLike matches what could be a user token or a key in an error text.
-var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
+// formFailed shows a service error: a client's (4xx) on the form, through
+// fail, anything else as an error page.
+func (h *handler) formFailed(w http.ResponseWriter, r *http.Request, err error, fail func(int, error)) {
+	if e := web.AsError(err); web.Status(e.Code) < 500 {
+		fail(web.Status(e.Code), e)
+		return
+	}
+	h.fail(w, r, err)
+}
 
-// redact shortens token-like words of a log text to their tails: store
-// errors can name a user's path.
-func redact(s string) string { return tokenLike.ReplaceAllStringFunc(s, logging.TokenTail) }
+// listAll reads every user, or shows why it could not.
+func (h *handler) listAll(w http.ResponseWriter, r *http.Request) ([]*users.User, bool) {
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	list, err := h.svc.Store.List(ctx)
+	if err != nil {
+		h.fail(w, r, err)
+		return nil, false
+	}
+	return list, true
+}
 
 // asset is one embedded static file.
 type asset struct {

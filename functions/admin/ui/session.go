@@ -1,13 +1,13 @@
 package ui
 
 import (
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"strconv"
 	"strings"
 	"time"
+
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // cookieName is the only cookie Firebase Hosting forwards to functions.
@@ -39,8 +39,8 @@ type session struct {
 // derives the same key; the ADMIN_KEY fingerprint is in every session MAC,
 // so changing ADMIN_KEY logs everybody out even with a fixed SIGNING_KEY.
 type signer struct {
-	key     []byte
-	adminFP [sha256.Size]byte
+	*web.Signer
+	adminFP string
 	enabled bool // false without ADMIN_KEY: no session is ever valid
 }
 
@@ -49,26 +49,12 @@ func newSigner(signingKey, adminKey string) *signer {
 	if base == "" {
 		base = adminKey
 	}
-	m := hmac.New(sha256.New, []byte(base))
-	m.Write([]byte("tollgate-session"))
+	fp := sha256.Sum256([]byte("tollgate-admin-key\x00" + adminKey))
 	return &signer{
-		key:     m.Sum(nil),
-		adminFP: sha256.Sum256([]byte("tollgate-admin-key\x00" + adminKey)),
+		Signer:  web.NewSigner([]byte(base), "tollgate-session"),
+		adminFP: string(fp[:]),
 		enabled: adminKey != "",
 	}
-}
-
-func (s *signer) mac(parts ...string) []byte {
-	m := hmac.New(sha256.New, s.key)
-	for _, p := range parts {
-		m.Write([]byte(p))
-		m.Write([]byte{0})
-	}
-	return m.Sum(nil)
-}
-
-func (s *signer) sessionMAC(kind, id, exp string) []byte {
-	return s.mac("session-v1", kind, id, exp, string(s.adminFP[:]))
 }
 
 // newSession returns a fresh session of kind that ends ttl after now.
@@ -80,9 +66,7 @@ func newSession(kind string, now time.Time, ttl time.Duration) session {
 
 // encode is the cookie value: v1.kind.id.expiry.mac, all cookie-safe.
 func (s *signer) encode(ss session) string {
-	exp := strconv.FormatInt(ss.Expires.Unix(), 10)
-	mac := base64.RawURLEncoding.EncodeToString(s.sessionMAC(ss.Kind, ss.ID, exp))
-	return strings.Join([]string{"v1", ss.Kind, ss.ID, exp, mac}, ".")
+	return strings.Join([]string{"v1", ss.Kind, ss.ID, s.Seal(ss.Expires, "session-v1", ss.Kind, ss.ID, s.adminFP)}, ".")
 }
 
 // decode verifies a cookie value at now: a bad MAC (tampered, or signed
@@ -96,17 +80,8 @@ func (s *signer) decode(v string, now time.Time, maxTTL time.Duration) (session,
 	if len(parts) != 5 || parts[0] != "v1" || (parts[1] != kindAdmin && parts[1] != kindLogin) || parts[2] == "" {
 		return session{}, false
 	}
-	// MACs are compared as text, so exactly one spelling is valid.
-	want := base64.RawURLEncoding.EncodeToString(s.sessionMAC(parts[1], parts[2], parts[3]))
-	if !hmac.Equal([]byte(parts[4]), []byte(want)) {
-		return session{}, false
-	}
-	sec, err := strconv.ParseInt(parts[3], 10, 64)
-	if err != nil {
-		return session{}, false
-	}
-	exp := time.Unix(sec, 0)
-	if !now.Before(exp) || exp.Sub(now) > maxTTL {
+	exp, ok := s.Open(parts[3]+"."+parts[4], now, maxTTL, "session-v1", parts[1], parts[2], s.adminFP)
+	if !ok {
 		return session{}, false
 	}
 	return session{ID: parts[2], Kind: parts[1], Expires: exp}, true
@@ -114,11 +89,9 @@ func (s *signer) decode(v string, now time.Time, maxTTL time.Duration) (session,
 
 // csrf is the token a form posting to purpose (its action path) carries
 // within session sid.
-func (s *signer) csrf(sid, purpose string) string {
-	return base64.RawURLEncoding.EncodeToString(s.mac("csrf-v1", sid, purpose))
-}
+func (s *signer) csrf(sid, purpose string) string { return s.Sign("csrf-v1", sid, purpose) }
 
 // checkCSRF compares in constant time, as text (one valid spelling).
 func (s *signer) checkCSRF(sid, purpose, got string) bool {
-	return got != "" && hmac.Equal([]byte(got), []byte(s.csrf(sid, purpose)))
+	return s.Verify(got, "csrf-v1", sid, purpose)
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"strconv"
-	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -50,11 +49,7 @@ func (h *handler) importUsers(w http.ResponseWriter, r *http.Request, s session)
 	defer cancel()
 	written, err := h.svc.Import(ctx, ps)
 	if err != nil {
-		if e := web.AsError(err); web.Status(e.Code) < 500 {
-			fail(web.Status(e.Code), e)
-			return
-		}
-		h.fail(w, r, err)
+		h.formFailed(w, r, err, fail)
 		return
 	}
 	redirect(w, r, "/manage/import?done=imported&n="+strconv.Itoa(len(written)))
@@ -67,11 +62,8 @@ type exportBody struct {
 
 // exportUsers downloads every user as users.json, oldest first.
 func (h *handler) exportUsers(w http.ResponseWriter, r *http.Request, _ session) {
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
-	defer cancel()
-	list, err := h.svc.Store.List(ctx)
-	if err != nil {
-		h.fail(w, r, err)
+	list, ok := h.listAll(w, r)
+	if !ok {
 		return
 	}
 	if list == nil {

@@ -12,16 +12,19 @@ import (
 	"strings"
 	"time"
 
-	"tollgate.dev/tollgate/shared/app"
+	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Options are the UI's dependencies.
 type Options struct {
-	Deps *app.Deps
+	Config *config.Config
+	Store  users.Store
+	Now    func() time.Time // default time.Now
 	// Lockout is shared with the REST API: failed logins and failed API
 	// keys count together per client IP. Nil: the UI makes its own.
 	Lockout  *ratelimit.Lockout
@@ -45,7 +48,8 @@ const (
 )
 
 type handler struct {
-	d          *app.Deps
+	cfg        *config.Config
+	clock      func() time.Time
 	svc        *users.Service
 	lockout    *ratelimit.Lockout
 	clientIP   func(*http.Request) string
@@ -60,11 +64,12 @@ type handler struct {
 // root; links are built with app.BasePath.
 func New(o Options) http.Handler {
 	h := &handler{
-		d:          o.Deps,
-		svc:        o.Deps.Service(),
+		cfg:        o.Config,
+		clock:      o.Now,
+		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now},
 		lockout:    o.Lockout,
 		clientIP:   o.ClientIP,
-		sign:       newSigner(o.Deps.Config.SigningKey, o.Deps.Config.AdminKey),
+		sign:       newSigner(o.Config.SigningKey, o.Config.AdminKey),
 		sessionTTL: o.SessionTTL,
 		static:     loadAssets(),
 		mux:        http.NewServeMux(),
@@ -73,7 +78,7 @@ func New(o Options) http.Handler {
 		h.lockout = ratelimit.NewLockout(5, 15*time.Minute)
 	}
 	if h.clientIP == nil {
-		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Deps.Config.TrustedProxies) }
+		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Config.TrustedProxies) }
 	}
 	if h.sessionTTL <= 0 {
 		h.sessionTTL = defaultSessionTTL
@@ -95,8 +100,8 @@ func New(o Options) http.Handler {
 	m.HandleFunc("GET /manage/users/{token}/edit", h.authed(h.editUserForm))
 	m.HandleFunc("POST /manage/users/{token}/edit", h.form(maxFormBody, h.editUser))
 	m.HandleFunc("POST /manage/users/{token}/disable", h.form(maxFormBody, h.disableUser))
-	m.HandleFunc("POST /manage/users/{token}/reactivate", h.form(maxFormBody, h.reactivateUser))
-	m.HandleFunc("POST /manage/users/{token}/refresh-quota", h.form(maxFormBody, h.refreshQuota))
+	m.HandleFunc("POST /manage/users/{token}/reactivate", h.form(maxFormBody, h.simpleAction("reactivated", h.svc.Reactivate)))
+	m.HandleFunc("POST /manage/users/{token}/refresh-quota", h.form(maxFormBody, h.simpleAction("refreshed", h.svc.RefreshQuota)))
 	m.HandleFunc("GET /manage/import", h.authed(h.importForm))
 	m.HandleFunc("POST /manage/import", h.form(maxImportBody, h.importUsers))
 	m.HandleFunc("GET /manage/export", h.authed(h.exportUsers))
@@ -106,8 +111,8 @@ func New(o Options) http.Handler {
 }
 
 func (h *handler) now() time.Time {
-	if h.d.Now != nil {
-		return h.d.Now()
+	if h.clock != nil {
+		return h.clock()
 	}
 	return time.Now()
 }
@@ -118,10 +123,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := h.mux.Handler(r)
 	rec := logging.FromContext(r.Context())
 	hdr := w.Header()
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	web.PageHeaders(hdr, "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	if pattern == "" {
 		rec.SetRoute("ui unmatched")
 		h.renderError(w, r, http.StatusNotFound, "Page not found.")
@@ -136,7 +138,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // link is path under the function's mount, for links and redirects.
-func link(r *http.Request, path string) string { return app.BasePath(r.Context()) + path }
+func link(r *http.Request, path string) string { return web.BasePath(r.Context()) + path }
 
 func redirect(w http.ResponseWriter, r *http.Request, path string) {
 	http.Redirect(w, r, link(r, path), http.StatusSeeOther)
@@ -171,7 +173,7 @@ func (h *handler) clearSession(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *handler) cookie(r *http.Request, value string, maxAge int) *http.Cookie {
-	path := app.BasePath(r.Context())
+	path := web.BasePath(r.Context())
 	if path == "" {
 		path = "/"
 	}

@@ -14,9 +14,9 @@ import (
 
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/proxy/lookup"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 func TestLoginWrongKeyThenLockout(t *testing.T) {
@@ -52,7 +52,7 @@ func TestLoginWrongKeyThenLockout(t *testing.T) {
 
 func TestLoginSucceedsAndSetsSecureCookie(t *testing.T) {
 	e := newEnv(t, nil)
-	h := app.Mount("admin", ui.New(ui.Options{Deps: e.deps}))
+	h := web.Mount("admin", ui.New(e.deps.ui()))
 	for _, tc := range []struct {
 		host   string
 		secure bool
@@ -313,7 +313,7 @@ func TestNicknameIsEscaped(t *testing.T) {
 		"user": c.get("/admin/manage/users/" + tok).body,
 		"edit": c.get("/admin/manage/users/" + tok + "/edit").body,
 	}
-	lk := httptest.NewServer(lookup.New(lookup.Options{Deps: e.deps}))
+	lk := httptest.NewServer(lookup.New(e.deps.lookup()))
 	defer lk.Close()
 	res, err := http.PostForm(lk.URL+"/user/lookup", url.Values{"token": {tok}})
 	if err != nil {
@@ -702,7 +702,7 @@ func TestMountedAtRoot(t *testing.T) {
 	// Served at the function's root (a function URL): links have no /admin.
 	c := newClock()
 	d := newDeps(t, nil, memory.New(), c.Now)
-	srv := httptest.NewServer(app.Mount("admin", ui.New(ui.Options{Deps: d})))
+	srv := httptest.NewServer(web.Mount("admin", ui.New(d.ui())))
 	defer srv.Close()
 	cl := &client{t: t, base: srv.URL, http: &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	page := cl.get("/login")

@@ -9,8 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"tollgate.dev/tollgate/shared/web"
 	"unicode/utf8"
+
+	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
@@ -100,11 +101,8 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	search := strings.TrimSpace(q.Get("q"))
 
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
-	defer cancel()
-	list, err := h.svc.Store.List(ctx)
-	if err != nil {
-		h.fail(w, r, err)
+	list, ok := h.listAll(w, r)
+	if !ok {
 		return
 	}
 	if search != "" {
@@ -219,14 +217,14 @@ func (h *handler) showUser(w http.ResponseWriter, r *http.Request, s session, u 
 		U:        u,
 		Path:     userPath(u.Token),
 		Status:   status(u, h.now()),
-		IPLimit:  u.MaxIPsOr(h.d.Config.MaxIPsPerUser),
-		Schedule: h.d.Config.QuotaRefreshSpec,
+		IPLimit:  u.MaxIPsOr(h.cfg.MaxIPsPerUser),
+		Schedule: h.cfg.QuotaRefreshSpec,
 	}
 	if err != nil {
 		p.SetError(err)
 	}
 	for _, f := range familiesOf(u.TokenCounts, u.TokenLimits, u.TokenRefresh) {
-		row := quotaRow{Family: f, Used: u.TokenCounts[f], Limit: u.TokenLimits[f], Refresh: u.TokenRefresh[f], DefaultRefresh: h.d.Config.TokenQuota[f]}
+		row := quotaRow{Family: f, Used: u.TokenCounts[f], Limit: u.TokenLimits[f], Refresh: u.TokenRefresh[f], DefaultRefresh: h.cfg.TokenQuota[f]}
 		if row.Limit > 0 {
 			row.Remaining = max(0, row.Limit-row.Used)
 		}
@@ -275,24 +273,18 @@ func (h *handler) disableUser(w http.ResponseWriter, r *http.Request, s session)
 	})
 }
 
-func (h *handler) reactivateUser(w http.ResponseWriter, r *http.Request, s session) {
-	u, ok := h.loadUser(w, r)
-	if !ok {
-		return
+// simpleAction is a user page's button that needs nothing but the user:
+// do runs on its token, then the page shows done's message.
+func (h *handler) simpleAction(done string, do func(context.Context, string) (*users.User, error)) func(http.ResponseWriter, *http.Request, session) {
+	return func(w http.ResponseWriter, r *http.Request, s session) {
+		u, ok := h.loadUser(w, r)
+		if !ok {
+			return
+		}
+		h.userAction(w, r, s, u, done, func(ctx context.Context) (*users.User, error) {
+			return do(ctx, u.Token)
+		})
 	}
-	h.userAction(w, r, s, u, "reactivated", func(ctx context.Context) (*users.User, error) {
-		return h.svc.Reactivate(ctx, u.Token)
-	})
-}
-
-func (h *handler) refreshQuota(w http.ResponseWriter, r *http.Request, s session) {
-	u, ok := h.loadUser(w, r)
-	if !ok {
-		return
-	}
-	h.userAction(w, r, s, u, "refreshed", func(ctx context.Context) (*users.User, error) {
-		return h.svc.RefreshQuota(ctx, u.Token)
-	})
 }
 
 // userAction runs one service call on u, then goes back to the user page

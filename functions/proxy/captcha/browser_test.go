@@ -19,7 +19,6 @@ import (
 
 	"tollgate.dev/tollgate/functions/proxy"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/users/memory"
@@ -67,8 +66,7 @@ func TestBrowserEarnsAndUsesAToken(t *testing.T) {
 	})
 	clk := newClock()
 	store := memory.New()
-	deps := &app.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: clk.Now, Drain: app.NewDrain()}
-	srv := httptest.NewServer(proxy.New(deps))
+	srv := httptest.NewServer(proxy.New(proxy.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: clk.Now}))
 	defer srv.Close()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],

@@ -1,13 +1,10 @@
 package lookup
 
 import (
-	"io"
 	"testing"
 	"time"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
-	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users/memory"
 )
 
@@ -16,21 +13,7 @@ func testHandler(t testing.TB, now time.Time) *handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &app.Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: func() time.Time { return now }, Drain: app.NewDrain()}
-	return New(Options{Deps: d}).(*handler)
-}
-
-func TestMask(t *testing.T) {
-	for in, want := range map[string]string{
-		"8d5f0b9e-3c1a-4f7e-9b2d-6a1e2c3d4f50": "8d5f…4f50",
-		"abcdefghijkl":                         "abcd…ijkl",
-		"abcdefgh":                             "…gh",
-		"abcd":                                 "…",
-	} {
-		if got := mask(in); got != want {
-			t.Errorf("mask(%q) = %q, want %q", in, got, want)
-		}
-	}
+	return New(Options{Config: cfg, Store: memory.New(), Now: func() time.Time { return now }}).(*handler)
 }
 
 // FuzzCheckCSRF: the nickname form's token is outside input. Checking never

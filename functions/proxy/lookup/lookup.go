@@ -6,24 +6,20 @@ package lookup
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"embed"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"html/template"
-	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
 	"tollgate.dev/tollgate/shared/web"
 
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
@@ -34,7 +30,9 @@ import (
 
 // Options are the page's dependencies.
 type Options struct {
-	Deps     *app.Deps
+	Config   *config.Config
+	Store    users.Store
+	Now      func() time.Time // default time.Now
 	ClientIP func(*http.Request) string
 }
 
@@ -55,19 +53,16 @@ const (
 	csrfTTL = time.Hour
 )
 
-// tokenLike matches what could be a token in an error text, which the log
-// line shortens to its tail.
-var tokenLike = regexp.MustCompile(`[A-Za-z0-9_-]{16,}`)
-
 //go:embed page.html style.css
 var files embed.FS
 
 type handler struct {
-	d        *app.Deps
+	cfg      *config.Config
+	now      func() time.Time
 	svc      *users.Service
 	clientIP func(*http.Request) string
 	lockout  *ratelimit.Lockout
-	key      []byte
+	sign     *web.Signer
 	page     *template.Template
 	style    template.CSS
 	csp      string
@@ -75,15 +70,20 @@ type handler struct {
 
 // New returns the /user/lookup handler.
 func New(o Options) http.Handler {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
 	h := &handler{
-		d:        o.Deps,
-		svc:      o.Deps.Service(),
+		cfg:      o.Config,
+		now:      now,
+		svc:      &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: now},
 		clientIP: o.ClientIP,
 		lockout:  ratelimit.NewLockout(failMax, failWindow),
-		key:      formKey(o.Deps.Config),
+		sign:     formSigner(o.Config),
 	}
 	if h.clientIP == nil {
-		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Deps.Config.TrustedProxies) }
+		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Config.TrustedProxies) }
 	}
 	css, err := files.ReadFile("style.css")
 	if err != nil {
@@ -94,17 +94,17 @@ func New(o Options) http.Handler {
 	// The stylesheet is inline (the page owns no other route), allowed by
 	// its hash; nothing else may load or run.
 	h.csp = "default-src 'none'; style-src 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; img-src data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-	h.page = template.Must(template.New("page.html").Funcs(template.FuncMap{
+	h.page = web.Partials(template.Must(template.New("page.html").Funcs(template.FuncMap{
 		"num":  web.FormatNum,
 		"when": web.FormatTime,
-	}).ParseFS(files, "page.html"))
+	}).ParseFS(files, "page.html")))
 	return h
 }
 
-// formKey keys the nickname form's CSRF tokens. Every proxy instance must
-// agree, so it comes from a configured secret; only a proxy with none
-// (GATEKEEPER=none and no keys at all) uses a per-instance random key.
-func formKey(c *config.Config) []byte {
+// formSigner signs the nickname form's CSRF tokens. Every proxy instance
+// must agree, so its key comes from a configured secret; only a proxy with
+// none (GATEKEEPER=none and no keys at all) uses a per-instance random key.
+func formSigner(c *config.Config) *web.Signer {
 	base := c.SigningKey
 	for _, k := range []string{c.AdminKey, c.ProxyKey} {
 		if base == "" {
@@ -116,26 +116,17 @@ func formKey(c *config.Config) []byte {
 		_, _ = rand.Read(b)
 		base = string(b)
 	}
-	m := hmac.New(sha256.New, []byte(base))
-	m.Write([]byte("tollgate-lookup"))
-	return m.Sum(nil)
-}
-
-func (h *handler) now() time.Time {
-	if h.d.Now != nil {
-		return h.d.Now()
-	}
-	return time.Now()
+	return web.NewSigner([]byte(base), "tollgate-lookup")
 }
 
 // view is what the page shows.
 type view struct {
-	Action string
-	Style  template.CSS
-	Notice string
-	Error  string
-	Flash  string
-	Result *result
+	Action  string
+	Style   template.CSS
+	Banners []string
+	Error   string
+	Flash   string
+	Result  *result
 }
 
 type result struct {
@@ -169,10 +160,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := logging.FromContext(r.Context())
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("X-Frame-Options", "DENY")
-	hdr.Set("Referrer-Policy", "no-referrer")
-	hdr.Set("Content-Security-Policy", h.csp)
+	web.PageHeaders(hdr, h.csp)
 	if r.URL.Path != Path && r.URL.Path != Path+"/" {
 		rec.SetRoute("lookup unmatched")
 		h.render(w, r, http.StatusNotFound, &view{Error: "Page not found."})
@@ -198,11 +186,8 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, &view{Error: "The form could not be read."})
 		return
 	}
-	ip := h.clientIP(r)
-	now := h.now()
-	if locked, wait := h.lockout.Locked(ip, now); locked {
-		secs := max(1, int(math.Ceil(wait.Seconds())))
-		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	ip, now := h.clientIP(r), h.now()
+	if secs, locked := web.LockedOut(w, h.lockout, ip, now); locked {
 		h.render(w, r, http.StatusTooManyRequests, &view{Error: "Too many unknown tokens from your address. Try again in " + strconv.Itoa((secs+59)/60) + " min."})
 		return
 	}
@@ -242,13 +227,8 @@ func (h *handler) rename(w http.ResponseWriter, r *http.Request, u *users.User) 
 		return
 	}
 	nick := strings.TrimSpace(r.PostFormValue("nickname"))
-	doc := map[string]any{"nickname": nil}
-	if nick != "" {
-		doc["nickname"] = nick
-	}
-	data, _ := json.Marshal(doc)
-	p, err := users.ParsePatch(data)
-	if err != nil {
+	p := users.Patch{Nickname: users.Opt[string]{Set: true, Null: nick == "", Value: nick}}
+	if err := p.Check(); err != nil {
 		res := h.result(u)
 		res.NicknameValue = nick
 		h.render(w, r, http.StatusBadRequest, &view{Error: nicknameError(err), Result: res})
@@ -284,15 +264,15 @@ func (h *handler) get(ctx context.Context, token string) (*users.User, error) {
 // unavailable answers a store failure without its cause; the log line
 // gets the cause.
 func (h *handler) unavailable(w http.ResponseWriter, r *http.Request, err error) {
-	logging.FromContext(r.Context()).SetError(tokenLike.ReplaceAllStringFunc(err.Error(), logging.TokenTail))
+	logging.FromContext(r.Context()).SetError(logging.Redact(err.Error()))
 	h.render(w, r, http.StatusServiceUnavailable, &view{Error: "The service cannot look tokens up right now. Try again in a moment."})
 }
 
 func (h *handler) result(u *users.User) *result {
-	cfg := h.d.Config
+	cfg := h.cfg
 	now := h.now()
 	res := &result{
-		Token: u.Token, Masked: mask(u.Token), Nickname: u.Nickname, NicknameValue: u.Nickname,
+		Token: u.Token, Masked: logging.TokenTail(u.Token), Nickname: u.Nickname, NicknameValue: u.Nickname,
 		Type: string(u.Type), DisabledReason: u.DisabledReason,
 		Prompts: u.PromptCount, Created: u.CreatedAt, LastUsed: u.LastUsedAt, IPs: len(u.IP),
 		CSRF: h.csrf(u.Token), CanRename: !u.Disabled(),
@@ -357,49 +337,22 @@ func families(u *users.User) []string {
 	return append(out, rest...)
 }
 
-// mask shows a token's first and last four characters only.
-func mask(t string) string {
-	if len(t) < 12 {
-		if len(t) <= 4 {
-			return "…"
-		}
-		return "…" + t[len(t)-2:]
-	}
-	return t[:4] + "…" + t[len(t)-4:]
-}
-
-// csrf is "expiry.mac": bound to the token and valid for csrfTTL.
+// csrf is the nickname form's token: bound to the user's token and valid
+// for csrfTTL.
 func (h *handler) csrf(token string) string {
-	exp := strconv.FormatInt(h.now().Add(csrfTTL).Unix(), 10)
-	return exp + "." + base64.RawURLEncoding.EncodeToString(h.mac(token, exp))
+	return h.sign.Seal(h.now().Add(csrfTTL), "nickname", token)
 }
 
 func (h *handler) checkCSRF(token, got string) bool {
-	exp, sig, ok := strings.Cut(got, ".")
-	if !ok {
-		return false
-	}
-	sec, err := strconv.ParseInt(exp, 10, 64)
-	if err != nil || !h.now().Before(time.Unix(sec, 0)) || time.Unix(sec, 0).Sub(h.now()) > csrfTTL {
-		return false
-	}
-	// Compared as text: base64 decoding would let other spellings (with
-	// line breaks) of the same bytes through.
-	want := base64.RawURLEncoding.EncodeToString(h.mac(token, exp))
-	return hmac.Equal([]byte(sig), []byte(want))
-}
-
-func (h *handler) mac(token, exp string) []byte {
-	m := hmac.New(sha256.New, h.key)
-	m.Write([]byte("nickname\x00" + token + "\x00" + exp))
-	return m.Sum(nil)
+	_, ok := h.sign.Open(got, h.now(), csrfTTL, "nickname", token)
+	return ok
 }
 
 func (h *handler) render(w http.ResponseWriter, r *http.Request, status int, v *view) {
-	v.Action = app.BasePath(r.Context()) + Path
+	v.Action = web.BasePath(r.Context()) + Path
 	v.Style = h.style
-	if h.d.Config.Gatekeeper != config.ModeUserToken {
-		v.Notice = "This proxy does not use personal tokens at the moment, so there may be nothing to look up."
+	if h.cfg.Gatekeeper != config.ModeUserToken {
+		v.Banners = []string{"This proxy does not use personal tokens at the moment, so there may be nothing to look up."}
 	}
 	var buf bytes.Buffer
 	if err := h.page.Execute(&buf, v); err != nil {

@@ -17,11 +17,10 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/functions/proxy/lookup"
-	"tollgate.dev/tollgate/shared/app"
 	"tollgate.dev/tollgate/shared/config"
-	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 type clock struct {
@@ -34,12 +33,12 @@ func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unloc
 
 type env struct {
 	t     *testing.T
-	deps  *app.Deps
+	deps  lookup.Options
 	clock *clock
 	srv   *httptest.Server
 }
 
-// newEnv serves the page as the proxy function will: under app.Mount.
+// newEnv serves the page as the proxy function will: under web.Mount.
 func newEnv(t *testing.T, vars map[string]string) *env {
 	t.Helper()
 	vals := map[string]string{"GATEKEEPER": "user_token", "ADMIN_KEY": "admin-key-for-tests", "MAX_IPS_PER_USER": "5"}
@@ -51,9 +50,9 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)}
-	d := &app.Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: c.Now, Drain: app.NewDrain()}
+	d := lookup.Options{Config: cfg, Store: memory.New(), Now: c.Now}
 	e := &env{t: t, deps: d, clock: c}
-	e.srv = httptest.NewServer(app.Mount("proxy", lookup.New(lookup.Options{Deps: d})))
+	e.srv = httptest.NewServer(web.Mount("proxy", lookup.New(d)))
 	t.Cleanup(e.srv.Close)
 	return e
 }
@@ -64,7 +63,7 @@ func (e *env) put(token, doc string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if _, _, err := e.deps.Service().Upsert(context.Background(), token, p); err != nil {
+	if _, _, err := (&users.Service{Store: e.deps.Store, Now: e.deps.Now}).Upsert(context.Background(), token, p); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -163,7 +162,7 @@ func TestLookup(t *testing.T) {
 		t.Fatalf("lookup: %d\n%s", res.status, res.body)
 	}
 	for _, want := range []string{
-		"8d5f…4f50", "night owl", "normal", "1,523", `id="status">active`,
+		`id="masked">…4f50<`, "night owl", "normal", "1,523", `id="status">active`,
 		"2024-04-29 08:40 UTC", // created
 		"2 of 3",               // IPs and the user's own limit
 		"<td>gpt4o</td><td class=\"num\">910,233</td><td class=\"num\">1,000,000</td><td class=\"num\">89,767</td><td class=\"num\">+250,000 (daily)</td>",

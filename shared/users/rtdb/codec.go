@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -273,7 +274,7 @@ func encodeValue(path string, v any, depth int) (any, error) {
 func userFromValue(token string, v any) (*users.User, error) {
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("rtdb: user %s: stored value is a %T, not an object", mask(token), v)
+		return nil, fmt.Errorf("rtdb: user %s: stored value is a %T, not an object", logging.TokenTail(token), v)
 	}
 	d := decoder{}
 	u := &users.User{Token: token}
@@ -315,7 +316,7 @@ func userFromValue(token string, v any) (*users.User, error) {
 		}
 	}
 	if d.err != nil {
-		return nil, fmt.Errorf("rtdb: user %s: %w", mask(token), d.err)
+		return nil, fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), d.err)
 	}
 	u.Normalize()
 	return u, nil
@@ -478,12 +479,4 @@ func decodeValue(v any) any {
 		return out
 	}
 	return v
-}
-
-// mask shows only a token's last four characters, for logs and errors.
-func mask(token string) string {
-	if len(token) <= 4 {
-		return "…"
-	}
-	return "…" + token[len(token)-4:]
 }

@@ -360,8 +360,11 @@ func TestLookupDuringFlushCountsOnce(t *testing.T) {
 	before := srv.Requests()
 	done := make(chan error, 1)
 	go func() { done <- s.Flush(ctx(t)) }()
-	for srv.Requests() == before { // the flush's first request has arrived
-		time.Sleep(time.Millisecond)
+	// Wait until the flush's first request has arrived.
+	for deadline := time.Now().Add(10 * time.Second); srv.Requests() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the flush sent no request within 10s")
+		}
 	}
 	clk.Advance(time.Minute) // the cached copy is now stale
 	mid := srv.Requests()
@@ -371,8 +374,13 @@ func TestLookupDuringFlushCountsOnce(t *testing.T) {
 	if srv.Requests() != mid {
 		t.Fatal("Lookup read the user while its flush was in flight")
 	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the flush did not end within 10s")
 	}
 	srv.SetDelay(0)
 	if u := mustLookup(t, s, "tok-fl"); u.PromptCount != 1 || u.TokenCounts["gpt4o"] != 4 {

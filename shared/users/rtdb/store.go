@@ -15,6 +15,7 @@ import (
 
 	"firebase.google.com/go/v4/db"
 
+	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -77,7 +78,7 @@ func (s *Store) readRaw(ctx context.Context, token string) (any, error) {
 	}
 	v, err := decodeJSON(raw)
 	if err != nil {
-		return nil, users.AsError(fmt.Errorf("rtdb: user %s: %w", mask(token), err))
+		return nil, users.AsError(fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), err))
 	}
 	return v, nil
 }
@@ -313,7 +314,7 @@ func (s *Store) transaction(ctx context.Context, token string, fn db.UpdateFn) e
 			return err
 		}
 	}
-	return fmt.Errorf("user %s: %d conditional writes in a row lost to other writers", mask(token), maxAttempts)
+	return fmt.Errorf("user %s: %d conditional writes in a row lost to other writers", logging.TokenTail(token), maxAttempts)
 }
 
 // pause waits a random 0-2×attempt ms (at most 50 ms), so that writers
@@ -340,10 +341,10 @@ func (n node) Unmarshal(v any) error { return json.Unmarshal(n, v) }
 func decodeNode(token string, node db.TransactionNode) (raw any, u *users.User, exists bool, err error) {
 	var b json.RawMessage
 	if err := node.Unmarshal(&b); err != nil {
-		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", mask(token), err)
+		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), err)
 	}
 	if raw, err = decodeJSON(b); err != nil {
-		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", mask(token), err)
+		return nil, nil, false, fmt.Errorf("rtdb: user %s: %w", logging.TokenTail(token), err)
 	}
 	if raw == nil {
 		return nil, nil, false, nil
@@ -388,7 +389,7 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 	if err == nil || users.IsNotFound(err) {
 		s.installLocked(token, nil, 0, true)
 		if d := s.pending[token]; d != nil {
-			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", mask(token), d.prompts)
+			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
 			delete(s.pending, token)
 		}
 	}

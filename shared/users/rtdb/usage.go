@@ -10,6 +10,7 @@ import (
 
 	"firebase.google.com/go/v4/db"
 
+	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -236,7 +237,7 @@ func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
 		return nil
 	case errors.Is(err, errGone):
 		s.installLocked(token, nil, 0, true)
-		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", mask(token), d.prompts)
+		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
 		return nil
 	}
 	s.keepLocked(token, d)

@@ -1,4 +1,8 @@
-package app
+// Package lifecycle is how a function instance lives and ends: its handler
+// built on the first request, requests counted so that shutdown lets them
+// finish, and on SIGTERM a drain then a flush of the store, within the
+// platform's shutdown window.
+package lifecycle
 
 import (
 	"context"
@@ -7,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -108,20 +111,20 @@ const (
 	flushBudget = 2500 * time.Millisecond // the store flushes pending usage
 )
 
-// Shutdown drains requests (cutting those that outlast the window), then
-// closes the store, flushing pending usage. A deadline on ctx shortens the
-// drain, never the flush's budget.
-func (d *Deps) Shutdown(ctx context.Context) error {
+// Shutdown drains d's requests (cutting those that outlast the window),
+// then calls closeStore, which flushes pending usage. A deadline on ctx
+// shortens the drain, never the flush's budget.
+func Shutdown(ctx context.Context, d *Drain, closeStore func(context.Context) error) error {
 	window := drainWindow
 	if dl, ok := ctx.Deadline(); ok {
 		window = min(window, time.Until(dl)-cutGrace-flushBudget)
 	}
 	drainCtx, cancel := context.WithTimeout(ctx, max(window, 0))
-	d.Drain.Close(drainCtx)
+	d.Close(drainCtx)
 	cancel()
 	closeCtx, cancel := context.WithTimeout(ctx, flushBudget)
 	defer cancel()
-	return d.Store.Close(closeCtx)
+	return closeStore(closeCtx)
 }
 
 // OnSIGTERM runs shutdown once when the process gets SIGTERM or SIGINT,
@@ -139,41 +142,6 @@ func OnSIGTERM(log zerolog.Logger, shutdown func(context.Context) error) {
 		log.Info().Msg("shutdown complete")
 		os.Exit(0)
 	}()
-}
-
-type baseKey struct{}
-
-// Mount serves h both at the function's root and under /name, as a
-// function URL, Firebase Hosting rewrites and the local runner need. The
-// prefix that was stripped is available to h as BasePath.
-func Mount(name string, h http.Handler) http.Handler {
-	prefix := "/" + name
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		base := ""
-		if p := r.URL.Path; p == prefix || strings.HasPrefix(p, prefix+"/") {
-			base = prefix
-			r2 := new(http.Request)
-			*r2 = *r
-			u := *r.URL
-			u.Path = strings.TrimPrefix(p, prefix)
-			if u.Path == "" {
-				u.Path = "/"
-			}
-			// Keep escapes such as %2F: the prefix has none, so trimming it
-			// from both forms keeps them consistent.
-			u.RawPath = strings.TrimPrefix(u.RawPath, prefix)
-			r2.URL = &u
-			r = r2
-		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, base)))
-	})
-}
-
-// BasePath is the prefix Mount stripped ("" at the function's root), for
-// building links.
-func BasePath(ctx context.Context) string {
-	s, _ := ctx.Value(baseKey{}).(string)
-	return s
 }
 
 // Lazy builds its handler on the first request, once per instance, so cold
@@ -219,18 +187,4 @@ func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
-}
-
-// Entry is a Cloud Function's handler: configuration, secrets and the store
-// are built on the first request, and SIGTERM drains requests and flushes
-// usage. newHandler builds the function's own handler from them.
-func Entry(newHandler func(*Deps) http.Handler) http.Handler {
-	return NewLazy(func(ctx context.Context) (http.Handler, error) {
-		d, err := Build(ctx, Options{Environ: os.Environ(), OpenShared: OpenFirebase})
-		if err != nil {
-			return nil, err
-		}
-		OnSIGTERM(d.Log, d.Shutdown)
-		return d.Drain.Wrap(newHandler(d)), nil
-	}, nil)
 }

@@ -1,0 +1,282 @@
+package lifecycle_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/lifecycle"
+)
+
+func TestLazyBuildsOnce(t *testing.T) {
+	var builds atomic.Int32
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	l := lifecycle.NewLazy(func(ctx context.Context) (http.Handler, error) {
+		builds.Add(1)
+		if _, ok := ctx.Deadline(); !ok {
+			t.Error("build context has no deadline")
+		}
+		close(entered)
+		<-release
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("built")) }), nil
+	}, func(err error) { t.Errorf("fail called: %v", err) })
+
+	const n = 20
+	var wg sync.WaitGroup
+	codes := make([]int, n)
+	bodies := make([]string, n)
+	for i := range n {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			l.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+			codes[i], bodies[i] = w.Code, w.Body.String()
+		})
+	}
+	<-entered
+	close(release)
+	wg.Wait()
+	if builds.Load() != 1 {
+		t.Fatalf("built %d times", builds.Load())
+	}
+	for i := range n {
+		if codes[i] != 200 || bodies[i] != "built" {
+			t.Errorf("request %d: %d %q", i, codes[i], bodies[i])
+		}
+	}
+}
+
+func TestLazyFailure(t *testing.T) {
+	var builds, fails atomic.Int32
+	var failErr error
+	cause := &config.Error{Var: "GATEKEEPER", Value: "foo", Accepted: "none, proxy_key, user_token"}
+	l := lifecycle.NewLazy(func(ctx context.Context) (http.Handler, error) {
+		builds.Add(1)
+		return nil, cause
+	}, func(err error) {
+		fails.Add(1)
+		failErr = err
+	})
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			w := httptest.NewRecorder()
+			l.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+			if w.Code != http.StatusServiceUnavailable {
+				t.Errorf("status %d, want 503", w.Code)
+			}
+			if strings.Contains(w.Body.String(), "GATEKEEPER") {
+				t.Errorf("client sees the configuration error: %q", w.Body.String())
+			}
+		})
+	}
+	wg.Wait()
+	if builds.Load() != 1 || fails.Load() != 1 {
+		t.Errorf("builds %d fails %d, want 1 and 1", builds.Load(), fails.Load())
+	}
+	if failErr != cause {
+		t.Errorf("fail got %v", failErr)
+	}
+}
+
+func TestDrain(t *testing.T) {
+	d := lifecycle.NewDrain()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	h := d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			close(entered)
+			<-release
+		}
+		w.Write([]byte("ok"))
+	}))
+	serve := func(path string) *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
+		return w
+	}
+	if w := serve("/fast"); w.Code != 200 || d.InFlight() != 0 {
+		t.Fatalf("open drain: %d, in flight %d", w.Code, d.InFlight())
+	}
+
+	slowDone := make(chan *httptest.ResponseRecorder)
+	go func() { slowDone <- serve("/slow") }()
+	<-entered
+	if d.InFlight() != 1 {
+		t.Fatalf("in flight = %d, want 1", d.InFlight())
+	}
+	closed := make(chan struct{})
+	go func() {
+		d.Close(context.Background())
+		close(closed)
+	}()
+	// Once Close has begun, new requests are refused.
+	var refused *httptest.ResponseRecorder
+	for range 10000 {
+		if w := serve("/fast"); w.Code == http.StatusServiceUnavailable {
+			refused = w
+			break
+		}
+		runtime.Gosched()
+	}
+	if refused == nil {
+		t.Fatal("new requests still served while closing")
+	}
+	if refused.Header().Get("Connection") != "close" {
+		t.Error("refusal does not close the connection")
+	}
+	select {
+	case <-closed:
+		t.Fatal("Close returned with a request in flight")
+	default:
+	}
+	close(release)
+	if w := <-slowDone; w.Code != 200 || w.Body.String() != "ok" {
+		t.Errorf("in-flight request cut short: %d %q", w.Code, w.Body.String())
+	}
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return once idle")
+	}
+	if d.InFlight() != 0 {
+		t.Errorf("in flight = %d after drain", d.InFlight())
+	}
+}
+
+func TestDrainCloseGivesUpAtDeadline(t *testing.T) {
+	d := lifecycle.NewDrain()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	defer close(release)
+	h := d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+	}))
+	go h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	<-entered
+	c, cancel := context.WithCancel(context.Background())
+	cancel()
+	d.Close(c) // must return although a request is stuck
+	if d.InFlight() != 1 {
+		t.Errorf("in flight = %d", d.InFlight())
+	}
+}
+
+// Many requests racing with Close: every one either completes fully
+// before Close returns or is refused.
+func TestDrainRace(t *testing.T) {
+	for range 20 {
+		d := lifecycle.NewDrain()
+		var finished atomic.Int32
+		var closedAt atomic.Int32
+		closedAt.Store(-1)
+		h := d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			runtime.Gosched()
+			finished.Add(1)
+		}))
+		var wg sync.WaitGroup
+		served := atomic.Int32{}
+		for range 50 {
+			wg.Go(func() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+				if w.Code == 200 {
+					served.Add(1)
+				}
+			})
+		}
+		d.Close(context.Background())
+		closedAt.Store(finished.Load())
+		wg.Wait()
+		if got := closedAt.Load(); got != served.Load() {
+			t.Fatalf("%d requests served but only %d had finished when Close returned", served.Load(), got)
+		}
+	}
+}
+
+// Shutdown lets the request in flight finish before the store is closed
+// (so its usage reaches the flush), and gives the close a deadline.
+func TestShutdownOrder(t *testing.T) {
+	d := lifecycle.NewDrain()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	var finished atomic.Bool
+	h := d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		finished.Store(true)
+	}))
+	go h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	<-entered
+	go func() { time.Sleep(50 * time.Millisecond); close(release) }()
+
+	var closes atomic.Int32
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	err := lifecycle.Shutdown(ctx, d, func(ctx context.Context) error {
+		if !finished.Load() {
+			return errors.New("store closed while a request was in flight")
+		}
+		if _, ok := ctx.Deadline(); !ok {
+			return errors.New("store closed without a deadline")
+		}
+		closes.Add(1)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if closes.Load() != 1 {
+		t.Errorf("store closed %d times", closes.Load())
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+	if w.Code != http.StatusServiceUnavailable {
+		t.Errorf("request after shutdown: %d, want 503", w.Code)
+	}
+}
+
+// A request that outlasts the drain window is cut with ErrShuttingDown,
+// and the store is still closed, within the caller's deadline.
+func TestShutdownCutsStuckRequests(t *testing.T) {
+	d := lifecycle.NewDrain()
+	entered := make(chan struct{})
+	cause := make(chan error, 1)
+	h := d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-r.Context().Done()
+		cause <- context.Cause(r.Context())
+	}))
+	go h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/", nil))
+	<-entered
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second)
+	defer cancel()
+	closed := false
+	start := time.Now()
+	if err := lifecycle.Shutdown(ctx, d, func(context.Context) error { closed = true; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if !closed {
+		t.Error("store not closed")
+	}
+	if el := time.Since(start); el > 4*time.Second {
+		t.Errorf("shutdown took %v, beyond the caller's deadline", el)
+	}
+	select {
+	case err := <-cause:
+		if !errors.Is(err, lifecycle.ErrShuttingDown) {
+			t.Errorf("cut with %v, want ErrShuttingDown", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("stuck request never cut")
+	}
+}

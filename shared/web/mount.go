@@ -1,0 +1,42 @@
+package web
+
+import (
+	"context"
+	"net/http"
+	"strings"
+)
+
+type baseKey struct{}
+
+// Mount serves h both at the function's root and under /name, as a
+// function URL, Firebase Hosting rewrites and the local runner need. The
+// prefix that was stripped is available to h as BasePath.
+func Mount(name string, h http.Handler) http.Handler {
+	prefix := "/" + name
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		base := ""
+		if p := r.URL.Path; p == prefix || strings.HasPrefix(p, prefix+"/") {
+			base = prefix
+			r2 := new(http.Request)
+			*r2 = *r
+			u := *r.URL
+			u.Path = strings.TrimPrefix(p, prefix)
+			if u.Path == "" {
+				u.Path = "/"
+			}
+			// Keep escapes such as %2F: the prefix has none, so trimming it
+			// from both forms keeps them consistent.
+			u.RawPath = strings.TrimPrefix(u.RawPath, prefix)
+			r2.URL = &u
+			r = r2
+		}
+		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, base)))
+	})
+}
+
+// BasePath is the prefix Mount stripped ("" at the function's root), for
+// building links.
+func BasePath(ctx context.Context) string {
+	s, _ := ctx.Value(baseKey{}).(string)
+	return s
+}
