@@ -3,10 +3,10 @@ package proxy
 import (
 	"net/http"
 	"sort"
-	"strings"
 
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/web"
 )
@@ -16,7 +16,7 @@ import (
 // and the model families allowed. It tells nothing secret.
 func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 	logging.FromContext(r.Context()).SetRoute("GET /")
-	root := externalRoot(r)
+	root := externalRoot(r, h.cfg.TrustedProxies)
 	type providerInfo struct {
 		Name     string   `json:"name"`
 		Provider string   `json:"provider"`
@@ -66,27 +66,12 @@ func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 	_, _ = w.Write(body)
 }
 
-// externalRoot is the proxy's URL as the client reached it: scheme from
-// X-Forwarded-Proto (the platform's front end terminates TLS), host from
-// X-Forwarded-Host (Firebase Hosting) or Host, and the mount prefix.
-func externalRoot(r *http.Request) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	if p := firstValue(r.Header.Get("X-Forwarded-Proto")); p == "https" || p == "http" {
-		scheme = p
-	}
-	host := r.Host
-	if fh := firstValue(r.Header.Get("X-Forwarded-Host")); fh != "" && !strings.ContainsAny(fh, "/ \"<>") {
-		host = fh
-	}
+// externalRoot is the proxy's URL as the client reached it, with the
+// forwarding headers trusted only behind trusted proxies (netutil.External),
+// and the mount prefix.
+func externalRoot(r *http.Request, trustedProxies int) string {
+	scheme, host := netutil.External(r, trustedProxies)
 	return scheme + "://" + host + web.BasePath(r.Context())
-}
-
-func firstValue(v string) string {
-	v, _, _ = strings.Cut(v, ",")
-	return strings.TrimSpace(strings.ToLower(v))
 }
 
 // CORS: browser clients (SillyTavern in a browser) call the proxy from

@@ -182,6 +182,10 @@ func TestCredentialsAndDotSegmentsInPaths(t *testing.T) {
 			t.Errorf("%s upstream called %d times", k, f.Count())
 		}
 	}
+	e.logs.waitLines(t, `"httpRequest"`, 8)
+	if logs := e.logs.String(); strings.Contains(logs, tk) || strings.Contains(logs, adminKey) {
+		t.Error("a log line shows a whole credential")
+	}
 }
 
 // Upstream text quoting an operator key is relayed with the key replaced
@@ -309,5 +313,29 @@ func TestCutShortReasoningCountsHiddenOutput(t *testing.T) {
 				t.Errorf("charged %d, want prompt estimate + the 100 output tokens asked (%d)", got, want)
 			}
 		})
+	}
+}
+
+// X-Forwarded-Host and -Proto shape the URLs GET / gives only behind a
+// trusted proxy: facing clients directly, a client cannot make the page
+// point others' SDKs elsewhere.
+func TestForwardedHostTrustedOnlyBehindAProxy(t *testing.T) {
+	fwd := map[string]string{"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https"}
+	for _, tc := range []struct {
+		trusted, want string
+	}{{"0", "http://tollgate.example/proxy/openai/v1"}, {"1", "https://evil.example/proxy/openai/v1"}} {
+		e := newEnv(t, map[string]string{"TRUSTED_PROXIES": tc.trusted})
+		req, _ := http.NewRequest(http.MethodGet, e.srv.URL+"/proxy/", nil)
+		req.Host = "tollgate.example"
+		for k, v := range fwd {
+			req.Header.Set(k, v)
+		}
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		mustContain(t, "TRUSTED_PROXIES="+tc.trusted, string(b), `"baseUrl":"`+tc.want+`"`)
 	}
 }

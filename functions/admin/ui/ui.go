@@ -183,9 +183,16 @@ func (h *handler) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 		Path:     path,
 		MaxAge:   maxAge,
 		HttpOnly: true,
-		Secure:   !isLoopbackHost(r.Host),
+		Secure:   !isLoopbackHost(h.externalHost(r)),
 		SameSite: http.SameSiteStrictMode,
 	}
+}
+
+// externalHost is the host the browser reached, as forwarded by trusted
+// proxies only.
+func (h *handler) externalHost(r *http.Request) string {
+	_, host := netutil.External(r, h.cfg.TrustedProxies)
+	return host
 }
 
 // isLoopbackHost reports whether a Host header names this machine, where
