@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -154,33 +153,10 @@ func (p *keyPool) recheck(k int) {
 // recheckTimeout bounds one key check.
 const recheckTimeout = 15 * time.Second
 
-// newKeyCheck asks the provider's model list (free on every provider)
-// with a key: 2xx means the key works; the provider's dead-key signals
-// mean it does not; anything else (an outage) leaves it set aside.
+// newKeyCheck checks a key of up's provider through the proxy's transport.
 func newKeyCheck(up *upstream, rt http.RoundTripper) func(ctx context.Context, key string) (bool, error) {
 	return func(ctx context.Context, key string) (bool, error) {
-		u := *up.base
-		u.Path = strings.TrimRight(u.Path, "/") + up.prov.CheckPath
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
-		if err != nil {
-			return false, err
-		}
-		if up.prov.Prepare != nil {
-			up.prov.Prepare(req.Header)
-		}
-		up.prov.SetKey(req.Header, key)
-		resp, err := rt.RoundTrip(req)
-		if err != nil {
-			return false, err
-		}
-		defer discard(resp)
-		if resp.StatusCode >= 200 && resp.StatusCode <= 299 {
-			return true, nil
-		}
-		if up.prov.KeyDead(resp.StatusCode, peekBody(resp)) {
-			return false, nil
-		}
-		return false, errors.New("the check answered " + resp.Status)
+		return up.prov.CheckKey(ctx, rt, up.base, key)
 	}
 }
 

@@ -8,6 +8,9 @@
 package providers
 
 import (
+	"context"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -233,3 +236,33 @@ func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
 // Fallback shapes the errors of paths under no provider's mount: OpenAI's
 // shape is the lingua franca of LLM clients.
 func Fallback() *Provider { return openAI }
+
+// CheckKey asks the provider's model list (free on every provider) with a
+// key, at base: 2xx means the key works; the provider's bad-key signals
+// mean it does not; anything else (an outage) is an error, the key's state
+// unknown.
+func (p *Provider) CheckKey(ctx context.Context, rt http.RoundTripper, base *url.URL, key string) (bool, error) {
+	u := *base
+	u.Path = strings.TrimRight(u.Path, "/") + p.CheckPath
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return false, err
+	}
+	if p.Prepare != nil {
+		p.Prepare(req.Header)
+	}
+	p.SetKey(req.Header, key)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return false, err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	switch {
+	case resp.StatusCode >= 200 && resp.StatusCode <= 299:
+		return true, nil
+	case p.KeyDead(resp.StatusCode, body):
+		return false, nil
+	}
+	return false, errors.New("the key check answered " + resp.Status)
+}

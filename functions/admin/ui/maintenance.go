@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -20,6 +21,8 @@ type maintenanceAction struct {
 type maintenancePage struct {
 	*layout
 	Actions []maintenanceAction
+	Keys    []keyCount
+	KeysAt  time.Time
 }
 
 // maintenanceActions describes users.Actions for people.
@@ -50,7 +53,8 @@ func maintenanceActions() []maintenanceAction {
 }
 
 func (h *handler) maintenanceForm(w http.ResponseWriter, r *http.Request, s session) {
-	h.render(w, r, http.StatusOK, "maintenance", &maintenancePage{layout: h.layout(r, &s, "Maintenance", "maintenance"), Actions: maintenanceActions()})
+	keys, at := h.keys.counts(r.Context())
+	h.render(w, r, http.StatusOK, "maintenance", &maintenancePage{layout: h.layout(r, &s, "Maintenance", "maintenance"), Actions: maintenanceActions(), Keys: keys, KeysAt: at})
 }
 
 func (h *handler) maintain(w http.ResponseWriter, r *http.Request, s session) {

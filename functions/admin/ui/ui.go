@@ -56,6 +56,7 @@ type handler struct {
 	sign       *signer
 	sessionTTL time.Duration
 	pages      *pages
+	keys       *keyChecker
 	static     assets
 	mux        *http.ServeMux
 }
@@ -84,6 +85,7 @@ func New(o Options) http.Handler {
 		h.sessionTTL = defaultSessionTTL
 	}
 	h.pages = loadPages(h.now)
+	h.keys = &keyChecker{cfg: o.Config, rt: http.DefaultTransport, now: h.now}
 
 	m := h.mux
 	m.HandleFunc("GET /{$}", h.root)

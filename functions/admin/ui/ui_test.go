@@ -14,6 +14,7 @@ import (
 
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/proxy/lookup"
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
 	"tollgate.dev/tollgate/shared/web"
@@ -723,4 +724,28 @@ func readBody(t testing.TB, res *http.Response) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// The maintenance page counts each served provider's keys that work and
+// that are set aside, checked with the provider's model list and kept for
+// five minutes; it never shows a key.
+func TestUpstreamKeyCounts(t *testing.T) {
+	up := upstreamfake.Start(t, upstreamfake.OpenAI)
+	up.Set(upstreamfake.Behavior{KeyStatus: map[string]int{"sk-revoked-key-0002": 401}})
+	e := newEnv(t, map[string]string{"OPENAI_KEY": "sk-good-key-0001,sk-revoked-key-0002,sk-good-key-0003", "OPENAI_BASE_URL": up.URL})
+	c := e.loggedIn()
+	page := c.get("/admin/manage/maintenance").body
+	if !strings.Contains(page, "<tr><td>OpenAI</td><td>2</td><td>1</td></tr>") {
+		t.Fatalf("no key counts for OpenAI:\n%s", page)
+	}
+	for _, k := range []string{"sk-good-key-0001", "sk-revoked-key-0002", "0002"} {
+		if strings.Contains(page, k) {
+			t.Errorf("the page shows %q", k)
+		}
+	}
+	checks := up.Count()
+	c.get("/admin/manage/maintenance")
+	if up.Count() != checks {
+		t.Error("the keys were checked again within five minutes")
+	}
 }
