@@ -8,7 +8,6 @@ import (
 	"maps"
 	"math"
 	"net/netip"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -310,9 +309,16 @@ func (d *fieldDecoder) userType(k string, raw json.RawMessage) Type {
 // original) holds exactly: 2^53.
 const maxExact = 1 << 53
 
-// numericString is what the original's Number() coercion turns into a
-// number, less hex/octal/binary, Infinity and the empty string.
-var numericString = regexp.MustCompile(`^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$`)
+// numericString reports what the original's Number() coercion turns into
+// a number, less hex/octal/binary, Infinity and the empty string: a
+// decimal number (no regexp: it would be compiled at every cold start).
+func numericString(s string) bool {
+	if s == "" || strings.Trim(s, "0123456789+-.eE") != "" {
+		return false
+	}
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil || errors.Is(err, strconv.ErrRange)
+}
 
 // integer parses a non-negative integer given as a JSON number (1000, and
 // as the original also 1e3 or 1000.0) or, as the original coerced maxIps,
@@ -326,7 +332,7 @@ func integer(raw json.RawMessage) (int64, string) {
 			return 0, "must be an integer"
 		}
 		str = strings.TrimSpace(str)
-		if !numericString.MatchString(str) {
+		if !numericString(str) {
 			return 0, "must be an integer"
 		}
 		s = strings.TrimPrefix(str, "+")
