@@ -88,7 +88,9 @@ func (x *exchange) serve() {
 		refuse(users.Errorf(web.CodeUnknownRoute, "Unknown route: a path never holds a key. See GET / for the routes this proxy serves."), nil)
 		return
 	}
-	if x.query, err = x.ep.Query(x.r.URL.Query()); err != nil {
+	if x.r.URL.RawQuery == "" {
+		x.query = ""
+	} else if x.query, err = x.ep.Query(x.r.URL.Query()); err != nil {
 		refuse(err, nil)
 		return
 	}

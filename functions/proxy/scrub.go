@@ -96,9 +96,19 @@ func (h *handler) dropEchoes(hdr http.Header) {
 }
 
 func (h *handler) holdsSecret(v string) bool {
-	lv := strings.ToLower(v) // no copy when v has no upper case
 	for _, k := range h.lowerSecrets {
-		if strings.Contains(lv, k) {
+		if containsFold(v, k) {
+			return true
+		}
+	}
+	return false
+}
+
+// containsFold is strings.Contains ignoring case, without a copy: every
+// response header of every request is looked at.
+func containsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if strings.EqualFold(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}

@@ -105,6 +105,9 @@ type Endpoint struct {
 // parameter given a value the route does not allow is refused (an answer
 // format such as Google's alt=proto would hide the usage to charge).
 func (ep Endpoint) Query(q url.Values) (string, error) {
+	if len(q) == 0 {
+		return "", nil
+	}
 	out := url.Values{}
 	for name, vals := range q {
 		allowed, ok := ep.query[strings.TrimPrefix(name, "$")] // $alt is Google's alias of alt
