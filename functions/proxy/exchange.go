@@ -520,7 +520,12 @@ func (x *exchange) charge(tokens int64) {
 		x.log.SetTokens(tokens)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), chargeTimeout)
 		defer cancel()
-		if err := x.h.gk.Charge(ctx, x.p, x.family, tokens); err != nil {
+		err := x.h.gk.Charge(ctx, x.p, x.family, tokens)
+		switch {
+		case errors.Is(err, gatekeeper.ErrChargeKept):
+			x.h.log.Warn().Err(err).Str("family", x.family).Int64("tokens", tokens).
+				Str("token", logging.TokenTail(x.p.Token)).Msg("usage not yet in the database; kept for a later flush")
+		case err != nil:
 			x.h.log.Error().Err(err).Str("family", x.family).Int64("tokens", tokens).
 				Str("token", logging.TokenTail(x.p.Token)).Msg("usage could not be recorded")
 		}

@@ -8,6 +8,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"net/url"
@@ -287,5 +289,38 @@ func (g *Gatekeeper) Charge(ctx context.Context, p *Principal, family string, to
 	// The charge is in this instance's view of the user now: checks under
 	// way that read the user before it count it from the ledger.
 	g.ledger.settle(p.Token, family, tokens)
-	return nil
+	return g.persist(ctx)
+}
+
+// ErrChargeKept means a charge could not be written to the database within
+// its request: it is kept by the store and written by a later flush (at the
+// latest at SIGTERM), never lost.
+var ErrChargeKept = errors.New("usage kept for a later flush")
+
+// persistTries bounds the flushes one charge tries before leaving its
+// usage to a later flush.
+const persistTries = 3
+
+// persist writes the instance's pending usage before the answer's end
+// reaches the client: Cloud Functions may give an idle instance no CPU,
+// so usage left to a background flush could wait for the next request
+// while other instances trust an old count. Concurrent charges share one
+// flush (a shared store writes each user's pending usage in one
+// transaction); the memory store has nothing to write.
+func (g *Gatekeeper) persist(ctx context.Context) error {
+	var err error
+	for try := 1; try <= persistTries; try++ {
+		if err = g.store.Flush(ctx); err == nil {
+			return nil
+		}
+		if try == persistTries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrChargeKept, err)
+		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("%w: %w", ErrChargeKept, err)
 }

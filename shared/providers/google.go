@@ -177,6 +177,12 @@ func googleEvent(st *StreamState, _, data []byte) bool {
 		st.HaveIn = true
 		st.HaveOut = u.CandidatesTokenCount != nil
 	}
+	// Google streams have no end event: the chunk that finishes the
+	// answer with its complete usage is the end, charged before it is
+	// relayed (the body's end would come after the client has it all).
+	if st.Final && st.HaveOut {
+		st.Done = true
+	}
 	return true
 }
 

@@ -1,0 +1,41 @@
+package rtdb_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/rtdb"
+)
+
+// BenchmarkDurableCharge is what a charge written before the answer ends
+// adds to it, against the in-process RTDB server (loopback, no network
+// latency): recording the usage and flushing it, one user's transaction
+// (read with its ETag, conditional write).
+func BenchmarkDurableCharge(b *testing.B) {
+	srv := rtdbfake.Start(b)
+	ctx := context.Background()
+	s, err := rtdb.Open(ctx, rtdb.Options{URL: srv.URL(), CacheTTL: 5 * time.Second, FlushEvery: time.Hour, CallTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(ctx)
+	svc := &users.Service{Store: s}
+	u, err := svc.Create(ctx, users.Patch{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Lookup(ctx, u.Token); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := s.RecordUsage(ctx, u.Token, users.Usage{Family: "gpt4o", Tokens: 18, At: time.Now()}); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Flush(ctx); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
