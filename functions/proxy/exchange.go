@@ -100,7 +100,7 @@ func (x *exchange) serve() {
 		if x.ep.Model != "" {
 			reach = []string{models.FamilyFor(x.prov.ID, x.ep.Model, f.Kind)}
 		}
-		adm, err := x.h.gk.Enter(p, reach)
+		adm, err := x.h.gk.Enter(x.r.Context(), p, reach)
 		if err != nil {
 			var rate *ratelimit.Decision
 			if adm != nil {

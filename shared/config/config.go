@@ -35,6 +35,16 @@ const (
 	StoreFirebase StoreKind = "firebase_rtdb"
 )
 
+// LimitsScope says where rate and concurrency limits are kept.
+type LimitsScope string
+
+const (
+	// LimitsInstance: in each instance (N instances give N× the limits).
+	LimitsInstance LimitsScope = "instance"
+	// LimitsCluster: in the store, enforced across instances.
+	LimitsCluster LimitsScope = "cluster"
+)
+
 // ErrorFormat selects how proxy-made errors are shown.
 type ErrorFormat string
 
@@ -69,6 +79,8 @@ type Config struct {
 	TextRateLimit    int
 	ImageRateLimit   int
 	ConcurrencyLimit int
+	// LimitsScope is where rate and concurrency limits are kept.
+	LimitsScope LimitsScope
 	AllowedFamilies  map[string]bool
 
 	MaxOutputTokens map[models.Provider]int64
@@ -155,6 +167,7 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.TextRateLimit = p.int("TEXT_MODEL_RATE_LIMIT", 4, 0, 1_000_000)
 	c.ImageRateLimit = p.int("IMAGE_MODEL_RATE_LIMIT", 4, 0, 1_000_000)
 	c.ConcurrencyLimit = p.int("USER_CONCURRENCY_LIMIT", 1, 0, 10_000)
+	c.LimitsScope = LimitsScope(p.oneOf("LIMITS_SCOPE", "instance", "instance", "cluster"))
 	c.AllowedFamilies = p.families("ALLOWED_MODEL_FAMILIES")
 	c.MaxOutputTokens = map[models.Provider]int64{}
 	c.ProviderKeys = map[models.Provider][]string{}

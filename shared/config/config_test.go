@@ -193,6 +193,11 @@ func TestValidValues(t *testing.T) {
 				t.Errorf("BaseURLs = %v", c.BaseURLs)
 			}
 		}},
+		{"limits scope", map[string]string{"LIMITS_SCOPE": "Cluster"}, func(t *testing.T, c *config.Config) {
+			if c.LimitsScope != config.LimitsCluster {
+				t.Errorf("LimitsScope = %q", c.LimitsScope)
+			}
+		}},
 		{"error format, cache, log level", map[string]string{"ERROR_FORMAT": "completion", "USER_CACHE_TTL": "0s", "LOG_LEVEL": "DEBUG"}, func(t *testing.T, c *config.Config) {
 			if c.ErrorFormat != config.ErrorsCompletion || c.UserCacheTTL != 0 || c.LogLevel != "debug" {
 				t.Errorf("got %q %s %q", c.ErrorFormat, c.UserCacheTTL, c.LogLevel)
@@ -258,6 +263,7 @@ func TestInvalidValues(t *testing.T) {
 		{"cache ttl negative", map[string]string{"USER_CACHE_TTL": "-1s"}, "USER_CACHE_TTL", []string{"duration"}},
 		{"cache ttl too long", map[string]string{"USER_CACHE_TTL": "2h"}, "USER_CACHE_TTL", []string{"1h0m0s"}},
 		{"error format", map[string]string{"ERROR_FORMAT": "xml"}, "ERROR_FORMAT", []string{`"xml"`, "native", "completion"}},
+		{"limits scope", map[string]string{"LIMITS_SCOPE": "global"}, "LIMITS_SCOPE", []string{`"global"`, "instance", "cluster"}},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", []string{`"loud"`, "debug", "info", "warn"}},
 		{"base url scheme", map[string]string{"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL", []string{"ftp://x", "http(s) URL"}},
 		{"base url without host", map[string]string{"ANTHROPIC_BASE_URL": "https://"}, "ANTHROPIC_BASE_URL", []string{"http(s) URL"}},

@@ -22,6 +22,8 @@ type Admission struct {
 	slot     ratelimit.Slot
 	rateKey  string
 	rateAt   time.Time
+	lease    string // the request's id in the cluster-wide limits
+	refund   bool   // on release, take back its count there too
 	counted  bool   // the rate limiter counted this request
 	family   string // the reservation's, once Reserve passed
 	reserved int64
@@ -36,6 +38,9 @@ func (a *Admission) Release() {
 		return
 	}
 	a.slot.Release()
+	if a.lease != "" {
+		a.g.leave(a.p.Key, a.lease, a.refund)
+	}
 	if a.holds {
 		a.g.ledger.release(a.p.Token, a.family, a.reserved)
 	}
@@ -49,6 +54,7 @@ func (a *Admission) refuse() {
 		a.counted = false
 		a.Rate.Remaining++
 	}
+	a.refund = true
 	a.Release()
 }
 
@@ -59,7 +65,7 @@ func (a *Admission) refuse() {
 // rate limit (image or text, by reach) and the concurrency limit. On a
 // rate-limit refusal the returned Admission carries the rate headers'
 // values. Reserve finishes the admission once the body is known.
-func (g *Gatekeeper) Enter(p *Principal, reach []string) (*Admission, error) {
+func (g *Gatekeeper) Enter(ctx context.Context, p *Principal, reach []string) (*Admission, error) {
 	if !p.Admin {
 		if err := g.allowedAny(reach); err != nil {
 			return nil, err
@@ -73,9 +79,12 @@ func (g *Gatekeeper) Enter(p *Principal, reach []string) (*Admission, error) {
 			return nil, err
 		}
 	}
-	key, limit := p.Key, g.cfg.TextRateLimit
+	key, limit, kind := p.Key, g.cfg.TextRateLimit, "text"
 	if allImage(reach) {
-		key, limit = key+"|image", g.cfg.ImageRateLimit // image and text requests have separate limits
+		key, limit, kind = key+"|image", g.cfg.ImageRateLimit, "image" // image and text requests have separate limits
+	}
+	if g.cluster != nil {
+		return g.enterCluster(ctx, p, kind, limit)
 	}
 	now := g.now()
 	rate := g.window.Allow(key, limit, now)
@@ -142,7 +151,7 @@ func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, r
 // Admit is Enter and Reserve at once, for a request whose family and size
 // are known before anything is admitted.
 func (g *Gatekeeper) Admit(ctx context.Context, p *Principal, family string, requested int64) (*Admission, error) {
-	a, err := g.Enter(p, []string{family})
+	a, err := g.Enter(ctx, p, []string{family})
 	if err != nil {
 		return a, err
 	}

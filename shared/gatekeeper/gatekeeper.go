@@ -30,6 +30,9 @@ type Gatekeeper struct {
 	window   *ratelimit.Window
 	inflight *ratelimit.Concurrency
 	ledger   *ledger
+	// cluster keeps rate and concurrency limits in the store
+	// (LIMITS_SCOPE=cluster); nil: in this instance.
+	cluster  users.Limits
 	lockout  *ratelimit.Lockout
 	adminKey [32]byte
 	proxyKey [32]byte
@@ -40,7 +43,7 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 	if now == nil {
 		now = time.Now
 	}
-	return &Gatekeeper{
+	g := &Gatekeeper{
 		cfg:      cfg,
 		store:    store,
 		now:      now,
@@ -51,6 +54,10 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
 		proxyKey: sha256.Sum256([]byte(cfg.ProxyKey)),
 	}
+	if l, ok := store.(users.Limits); ok && cfg.LimitsScope == config.LimitsCluster {
+		g.cluster = l
+	}
+	return g
 }
 
 // Principal is who a request is from.
@@ -306,20 +313,29 @@ const persistTries = 3
 // so usage left to a background flush could wait for the next request
 // while other instances trust an old count. Concurrent charges share one
 // flush (a shared store writes each user's pending usage in one
-// transaction); the memory store has nothing to write.
+// transaction); the memory store has nothing to write. The flush runs
+// with the store's own call deadlines, not the request's: a write cut off
+// by the request's deadline after the database applied it would be kept
+// and applied twice. The request waits for it until its own deadline.
 func (g *Gatekeeper) persist(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- g.flush(context.WithoutCancel(ctx)) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrChargeKept, ctx.Err())
+	}
+}
+
+func (g *Gatekeeper) flush(ctx context.Context) error {
 	var err error
 	for try := 1; try <= persistTries; try++ {
 		if err = g.store.Flush(ctx); err == nil {
 			return nil
 		}
-		if try == persistTries {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: %w", ErrChargeKept, err)
-		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
+		if try < persistTries {
+			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
 		}
 	}
 	return fmt.Errorf("%w: %w", ErrChargeKept, err)

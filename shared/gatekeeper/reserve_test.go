@@ -219,14 +219,14 @@ func TestReserveRefusalKeepsRateBudget(t *testing.T) {
 	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
 	p := f.mustAuth(t, tokA)
 	for range 5 {
-		a, err := f.gk.Enter(p, []string{"gpt4o", "gpt4"})
+		a, err := f.gk.Enter(context.Background(), p, []string{"gpt4o", "gpt4"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := f.gk.Reserve(ctx(t), a, "gpt4o", 5000); users.ErrorCode(err) != users.CodeQuota {
 			t.Fatalf("Reserve = %v, want a quota refusal", err)
 		}
-		a, err = f.gk.Enter(p, []string{"gpt4o", "gpt4"})
+		a, err = f.gk.Enter(context.Background(), p, []string{"gpt4o", "gpt4"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +270,7 @@ func TestEnterBeforeTheBody(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a, err := f.gk.Enter(p, tt.reach)
+			a, err := f.gk.Enter(context.Background(), p, tt.reach)
 			if tt.code == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -286,12 +286,12 @@ func TestEnterBeforeTheBody(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = f.gk.Enter(p, []string{"o3"})
+	_, err = f.gk.Enter(context.Background(), p, []string{"o3"})
 	if e := wantCode(t, err, users.CodeQuota, ""); e.Quota != 1000 || e.Used != 1000 {
 		t.Errorf("quota %d used %d, want 1000 1000", e.Quota, e.Used)
 	}
 	a.Release()
-	if a, err := f.gk.Enter(p, []string{"o3"}); err != nil {
+	if a, err := f.gk.Enter(context.Background(), p, []string{"o3"}); err != nil {
 		t.Fatal(err)
 	} else {
 		a.Release()
@@ -303,17 +303,17 @@ func TestEnterImageRoutesUseTheImageLimit(t *testing.T) {
 	f.addUser(t, tokA, nil)
 	p := f.mustAuth(t, tokA)
 	image := []string{"dall-e", "gpt-image"}
-	a, err := f.gk.Enter(p, image)
+	a, err := f.gk.Enter(context.Background(), p, image)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if a.Rate.Limit != 1 {
 		t.Errorf("image limit = %d, want 1", a.Rate.Limit)
 	}
-	if _, err := f.gk.Enter(p, image); users.ErrorCode(err) != users.CodeRateLimited {
+	if _, err := f.gk.Enter(context.Background(), p, image); users.ErrorCode(err) != users.CodeRateLimited {
 		t.Fatalf("second image request = %v, want rate limited", err)
 	}
-	text, err := f.gk.Enter(p, []string{"gpt4o", "dall-e"})
+	text, err := f.gk.Enter(context.Background(), p, []string{"gpt4o", "dall-e"})
 	if err != nil {
 		t.Fatalf("text route: %v", err)
 	}
@@ -326,17 +326,17 @@ func TestEnterHoldsTheConcurrencySlot(t *testing.T) {
 	f := newFixture(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "1"))
 	f.addUser(t, tokA, nil)
 	p := f.mustAuth(t, tokA)
-	a, err := f.gk.Enter(p, []string{"gpt4o"})
+	a, err := f.gk.Enter(context.Background(), p, []string{"gpt4o"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// While its body is still being read, the request is in flight.
-	_, err = f.gk.Enter(p, []string{"gpt4o"})
+	_, err = f.gk.Enter(context.Background(), p, []string{"gpt4o"})
 	if e := wantCode(t, err, users.CodeConcurrency, ""); !strings.Contains(e.Message, "in flight") {
 		t.Errorf("message %q", e.Message)
 	}
 	a.Release()
-	if b, err := f.gk.Enter(p, []string{"gpt4o"}); err != nil {
+	if b, err := f.gk.Enter(context.Background(), p, []string{"gpt4o"}); err != nil {
 		t.Fatal(err)
 	} else {
 		b.Release()

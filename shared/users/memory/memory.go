@@ -25,6 +25,7 @@ type Store struct {
 	seed   maphash.Seed
 	shards [shards]shard
 	marks  marks
+	limits limits
 }
 
 type shard struct {

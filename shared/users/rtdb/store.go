@@ -293,7 +293,11 @@ const maxAttempts = 25
 // maxAttempts times and within ctx's deadline. fn's error is returned as
 // is; a nil result deletes the node.
 func (s *Store) transaction(ctx context.Context, token string, fn db.UpdateFn) error {
-	ref := s.users.Child(token)
+	return transactionAt(ctx, s.users.Child(token), "user "+logging.TokenTail(token), fn)
+}
+
+// transactionAt is transaction on any node; what names it in errors.
+func transactionAt(ctx context.Context, ref *db.Ref, what string, fn db.UpdateFn) error {
 	for attempt := range maxAttempts {
 		if attempt > 0 {
 			if err := pause(ctx, attempt); err != nil {
@@ -314,7 +318,7 @@ func (s *Store) transaction(ctx context.Context, token string, fn db.UpdateFn) e
 			return err
 		}
 	}
-	return fmt.Errorf("user %s: %d conditional writes in a row lost to other writers", logging.TokenTail(token), maxAttempts)
+	return fmt.Errorf("%s: %d conditional writes in a row lost to other writers", what, maxAttempts)
 }
 
 // pause waits a random 0-2×attempt ms (at most 50 ms), so that writers

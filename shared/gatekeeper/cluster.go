@@ -1,0 +1,57 @@
+package gatekeeper
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"time"
+
+	"tollgate.dev/tollgate/shared/ratelimit"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// With LIMITS_SCOPE=cluster a request's rate count and its place in flight
+// are kept in the store, for every instance: one conditional write to
+// enter, one to leave. A place in flight is a lease: an instance that
+// crashes mid-request frees it when the lease runs out.
+const (
+	clusterWindow = time.Minute
+	leaseTTL      = 10 * time.Minute
+	leaveTimeout  = 5 * time.Second
+)
+
+func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string, limit int) (*Admission, error) {
+	now := g.now()
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	id := kind + "-" + hex.EncodeToString(b[:])
+	d, err := g.cluster.EnterLimits(ctx, p.Key, users.LimitsEntry{
+		ID: id, Kind: kind, Now: now, Window: clusterWindow,
+		Rate: limit, Inflight: g.cfg.ConcurrencyLimit, LeaseUntil: now.Add(leaseTTL),
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	rate := ratelimit.Decision{Allowed: d.RateOK, Limit: limit, Remaining: max(d.Remaining, 0), Reset: d.Reset}
+	switch {
+	case !d.RateOK:
+		rate.RetryIn = d.Reset.Sub(now)
+		return &Admission{Rate: rate}, &users.Error{
+			Code:              users.CodeRateLimited,
+			Message:           "Rate limit exceeded: too many requests per minute; try again later.",
+			RetryAfterSeconds: max(int(rate.RetryIn.Round(time.Second)/time.Second), 1),
+		}
+	case !d.InflightOK:
+		return &Admission{Rate: rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
+	}
+	return &Admission{Rate: rate, g: g, p: p, lease: id}, nil
+}
+
+// leave ends a request's lease in the cluster-wide limits. It runs when
+// the request ends, with a deadline of its own: the client may be gone.
+// Should the write fail, the lease runs out by itself.
+func (g *Gatekeeper) leave(key, id string, refund bool) {
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	_ = g.cluster.LeaveLimits(ctx, key, id, refund)
+}

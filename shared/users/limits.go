@@ -1,0 +1,108 @@
+package users
+
+import (
+	"context"
+	"strings"
+	"time"
+)
+
+// Limits keeps the rate window and the requests in flight of a key (a
+// user token, or a client IP) for every instance at once
+// (LIMITS_SCOPE=cluster). Shared stores keep them in the database.
+type Limits interface {
+	// EnterLimits admits a request of kind ("text", "image") for key at
+	// now: at most rate requests of that kind in the window ending now (0:
+	// no limit) and at most inflight requests in flight (0: no limit). An
+	// admitted request is recorded under id, in flight until leaseUntil
+	// at the latest (so that a crashed instance frees its requests).
+	EnterLimits(ctx context.Context, key string, e LimitsEntry) (LimitsDecision, error)
+	// LeaveLimits ends request id's lease; refund also takes back its
+	// count in the rate window (a request refused after it entered).
+	LeaveLimits(ctx context.Context, key, id string, refund bool) error
+}
+
+// LimitsEntry is one request asking to enter.
+type LimitsEntry struct {
+	ID, Kind       string
+	Now            time.Time
+	Window         time.Duration
+	Rate, Inflight int
+	LeaseUntil     time.Time
+}
+
+// LimitsDecision is what EnterLimits decided.
+type LimitsDecision struct {
+	RateOK, InflightOK bool
+	Remaining          int       // requests left in the window
+	Reset              time.Time // when the oldest counted request leaves it
+}
+
+// LimitsRecord is a key's cluster-wide limits as stored: request id →
+// time (ms) for the rate window, request id → lease expiry (ms) for the
+// requests in flight. Ids start with their kind.
+type LimitsRecord struct {
+	Hits   map[string]int64 `json:"hits,omitempty"`
+	Leases map[string]int64 `json:"leases,omitempty"`
+}
+
+// Enter applies one entry to the record: old hits and expired leases are
+// dropped, then the request is counted if it fits.
+func (r *LimitsRecord) Enter(e LimitsEntry) LimitsDecision {
+	now := e.Now.UnixMilli()
+	prefix := e.Kind + "-"
+	oldest, counted := int64(0), 0
+	for id, at := range r.Hits {
+		if at <= now-e.Window.Milliseconds() {
+			delete(r.Hits, id)
+			continue
+		}
+		if strings.HasPrefix(id, prefix) {
+			counted++
+			if oldest == 0 || at < oldest {
+				oldest = at
+			}
+		}
+	}
+	for id, until := range r.Leases {
+		if until <= now {
+			delete(r.Leases, id)
+		}
+	}
+	d := LimitsDecision{RateOK: true, InflightOK: true, Reset: e.Now.Add(e.Window)}
+	if oldest != 0 {
+		d.Reset = time.UnixMilli(oldest).Add(e.Window)
+	}
+	if e.Rate > 0 && counted >= e.Rate {
+		d.RateOK = false
+		return d
+	}
+	if e.Inflight > 0 && len(r.Leases) >= e.Inflight {
+		d.InflightOK = false
+		return d
+	}
+	if e.Rate > 0 {
+		if r.Hits == nil {
+			r.Hits = map[string]int64{}
+		}
+		r.Hits[e.ID] = now
+		d.Remaining = e.Rate - counted - 1
+	}
+	if e.Inflight > 0 {
+		if r.Leases == nil {
+			r.Leases = map[string]int64{}
+		}
+		r.Leases[e.ID] = e.LeaseUntil.UnixMilli()
+	}
+	return d
+}
+
+// Leave ends a request's lease (and, with refund, its count).
+func (r *LimitsRecord) Leave(id string, refund bool) {
+	delete(r.Leases, id)
+	if refund {
+		delete(r.Hits, id)
+	}
+}
+
+// Empty reports a record with nothing left to keep.
+func (r *LimitsRecord) Empty() bool { return len(r.Hits) == 0 && len(r.Leases) == 0 }

@@ -1,0 +1,51 @@
+package users_test
+
+import (
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+func TestLimitsRecord(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	r := &users.LimitsRecord{}
+	entry := func(id string, at time.Time) users.LimitsEntry {
+		return users.LimitsEntry{ID: "text-" + id, Kind: "text", Now: at, Window: time.Minute, Rate: 2, Inflight: 1, LeaseUntil: at.Add(10 * time.Minute)}
+	}
+	if d := r.Enter(entry("a", t0)); !d.RateOK || !d.InflightOK || d.Remaining != 1 {
+		t.Fatalf("first: %+v", d)
+	}
+	if d := r.Enter(entry("b", t0)); d.InflightOK {
+		t.Fatalf("second while the first is in flight: %+v", d)
+	}
+	r.Leave("text-a", false)
+	if d := r.Enter(entry("c", t0.Add(time.Second))); !d.RateOK || !d.InflightOK || d.Remaining != 0 {
+		t.Fatalf("after the first left: %+v", d)
+	}
+	r.Leave("text-c", false)
+	d := r.Enter(entry("d", t0.Add(2*time.Second)))
+	if d.RateOK || !d.Reset.Equal(t0.Add(time.Minute)) {
+		t.Fatalf("third within the minute: %+v", d)
+	}
+	if r.Enter(users.LimitsEntry{ID: "image-x", Kind: "image", Now: t0, Window: time.Minute, Rate: 1}).RateOK != true {
+		t.Fatal("image requests counted with text ones")
+	}
+	if d := r.Enter(entry("e", t0.Add(61*time.Second))); !d.RateOK {
+		t.Fatalf("after the window: %+v", d)
+	}
+	r.Leave("text-e", true) // refused after entering: its count is taken back
+	if _, ok := r.Hits["text-e"]; ok {
+		t.Fatal("refund kept the count")
+	}
+	// A lease of an instance that crashed runs out.
+	r = &users.LimitsRecord{}
+	r.Enter(entry("crashed", t0))
+	if d := r.Enter(entry("next", t0.Add(10*time.Minute))); !d.InflightOK {
+		t.Fatalf("an expired lease still holds the place: %+v", d)
+	}
+	r.Leave("text-next", false)
+	if !r.Empty() && len(r.Leases) != 0 {
+		t.Fatalf("leases left: %+v", r.Leases)
+	}
+}

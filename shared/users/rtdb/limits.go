@@ -1,0 +1,81 @@
+package rtdb
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+
+	"firebase.google.com/go/v4/db"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Cluster-wide limits (LIMITS_SCOPE=cluster) live beside the users node,
+// under <ref>_limits/<hash of the key>: a user's token or a client IP is
+// never a path in the database. Each request is one conditional write to
+// enter and one to leave.
+
+func (s *Store) limitsRef(key string) *db.Ref {
+	sum := sha256.Sum256([]byte(key))
+	return s.users.Parent().Child(s.users.Key + "_limits").Child(hex.EncodeToString(sum[:16]))
+}
+
+// EnterLimits implements users.Limits.
+func (s *Store) EnterLimits(ctx context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	var d users.LimitsDecision
+	err := transactionAt(ctx, s.limitsRef(key), "limits", func(n db.TransactionNode) (any, error) {
+		r, err := limitsRecord(n)
+		if err != nil {
+			return nil, err
+		}
+		d = r.Enter(e)
+		return limitsValue(r), nil
+	})
+	if err != nil {
+		return users.LimitsDecision{}, unavailable(err)
+	}
+	return d, nil
+}
+
+// LeaveLimits implements users.Limits.
+func (s *Store) LeaveLimits(ctx context.Context, key, id string, refund bool) error {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	err := transactionAt(ctx, s.limitsRef(key), "limits", func(n db.TransactionNode) (any, error) {
+		r, err := limitsRecord(n)
+		if err != nil {
+			return nil, err
+		}
+		r.Leave(id, refund)
+		return limitsValue(r), nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+func limitsRecord(n db.TransactionNode) (*users.LimitsRecord, error) {
+	var raw json.RawMessage
+	if err := n.Unmarshal(&raw); err != nil {
+		return nil, err
+	}
+	r := &users.LimitsRecord{}
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, r); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// limitsValue is what is written: nothing (the node deleted) when empty.
+func limitsValue(r *users.LimitsRecord) any {
+	if r.Empty() {
+		return nil
+	}
+	return r
+}
