@@ -80,8 +80,8 @@ type Config struct {
 	ImageRateLimit   int
 	ConcurrencyLimit int
 	// LimitsScope is where rate and concurrency limits are kept.
-	LimitsScope LimitsScope
-	AllowedFamilies  map[string]bool
+	LimitsScope     LimitsScope
+	AllowedFamilies map[string]bool
 
 	MaxOutputTokens map[models.Provider]int64
 	ProviderKeys    map[models.Provider][]string
