@@ -313,29 +313,23 @@ const persistTries = 3
 // so usage left to a background flush could wait for the next request
 // while other instances trust an old count. Concurrent charges share one
 // flush (a shared store writes each user's pending usage in one
-// transaction); the memory store has nothing to write. The flush runs
-// with the store's own call deadlines, not the request's: a write cut off
+// transaction); the memory store has nothing to write. Each flush runs
+// with the store's own call deadlines, not the request's (a write cut off
 // by the request's deadline after the database applied it would be kept
-// and applied twice. The request waits for it until its own deadline.
+// and applied twice); the request's deadline only stops further tries.
 func (g *Gatekeeper) persist(ctx context.Context) error {
-	done := make(chan error, 1)
-	go func() { done <- g.flush(context.WithoutCancel(ctx)) }()
-	select {
-	case err := <-done:
-		return err
-	case <-ctx.Done():
-		return fmt.Errorf("%w: %w", ErrChargeKept, ctx.Err())
-	}
-}
-
-func (g *Gatekeeper) flush(ctx context.Context) error {
 	var err error
 	for try := 1; try <= persistTries; try++ {
-		if err = g.store.Flush(ctx); err == nil {
+		if err = g.store.Flush(context.WithoutCancel(ctx)); err == nil {
 			return nil
 		}
-		if try < persistTries {
-			time.Sleep(time.Duration(try) * 100 * time.Millisecond)
+		if try == persistTries {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrChargeKept, err)
+		case <-time.After(time.Duration(try) * 100 * time.Millisecond):
 		}
 	}
 	return fmt.Errorf("%w: %w", ErrChargeKept, err)
