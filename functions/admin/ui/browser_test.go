@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,35 +19,11 @@ import (
 
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/proxy/lookup"
+	"tollgate.dev/tollgate/internal/testsupport/chromium"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
 )
-
-// findChromium returns the browser to drive. Under CI=true a missing
-// browser fails the test; elsewhere it skips.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("CHROMIUM_PATH"), "/usr/bin/chromium"}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			candidates = append(candidates, p)
-		}
-	}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
-			return c
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is required under CI=true (install Debian's chromium, or set CHROMIUM_PATH)")
-	}
-	t.Skip("chromium not found; set CHROMIUM_PATH to run the browser test")
-	return ""
-}
 
 // artifactsDir is where screenshots go: $ARTIFACTS_DIR, else a temp dir,
 // never the repository.
@@ -67,7 +42,7 @@ func artifactsDir(t *testing.T) string {
 // TestBrowser drives the admin UI and the self-service page in a real
 // headless Chromium, the way an operator and a user would.
 func TestBrowser(t *testing.T) {
-	chromium := findChromium(t)
+	exe := chromium.Path(t)
 	started := time.Now()
 
 	deps := newDeps(t, nil, nil, time.Now)
@@ -85,7 +60,7 @@ func TestBrowser(t *testing.T) {
 	defer srv.Close()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
+		chromedp.ExecPath(exe),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,

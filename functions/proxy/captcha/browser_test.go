@@ -6,8 +6,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -18,36 +16,12 @@ import (
 	"golang.org/x/crypto/argon2"
 
 	"tollgate.dev/tollgate/functions/proxy"
+	"tollgate.dev/tollgate/internal/testsupport/chromium"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/users/memory"
 )
-
-// findChromium returns the browser to drive. Under CI=true a missing
-// browser fails the test; elsewhere it skips.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	candidates := []string{os.Getenv("CHROMIUM_PATH"), "/usr/bin/chromium"}
-	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
-		if p, err := exec.LookPath(name); err == nil {
-			candidates = append(candidates, p)
-		}
-	}
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if fi, err := os.Stat(c); err == nil && !fi.IsDir() {
-			return c
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is required under CI=true (install Debian's chromium, or set CHROMIUM_PATH)")
-	}
-	t.Skip("chromium not found; set CHROMIUM_PATH to run the browser test")
-	return ""
-}
 
 // TestBrowserEarnsAndUsesAToken opens /user/captcha under the /proxy
 // prefix (as Firebase Hosting serves it) in headless Chromium, lets the
@@ -55,7 +29,7 @@ func findChromium(t *testing.T) string {
 // its Web Workers, reads the token from the page and uses it through the
 // proxy to a fake upstream; then extends it on the same page.
 func TestBrowserEarnsAndUsesAToken(t *testing.T) {
-	chromium := findChromium(t)
+	exe := chromium.Path(t)
 	up := upstreamfake.Start(t, upstreamfake.OpenAI)
 	cfg := loadConfig(t, map[string]string{
 		"POW_DIFFICULTY_LEVEL":   "4",
@@ -70,7 +44,7 @@ func TestBrowserEarnsAndUsesAToken(t *testing.T) {
 	defer srv.Close()
 
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
+		chromedp.ExecPath(exe),
 		chromedp.Headless,
 		chromedp.NoSandbox,
 		chromedp.DisableGPU,
