@@ -52,6 +52,14 @@ type Format struct {
 	DefaultModel string
 }
 
+// variant is a copy of f changed by edit: an API that speaks a format
+// with a few differences (Mistral's chat, OpenAI's legacy completions).
+func (f *Format) variant(edit func(*Format)) *Format {
+	v := *f
+	edit(&v)
+	return &v
+}
+
 // List is the format of model lists and other bodiless GETs.
 var List = &Format{Name: "list"}
 

@@ -29,16 +29,13 @@ func mistralProvider() *Provider {
 	}
 }
 
-// MistralChat is OpenAI chat without stream_options and with max_tokens
-// only.
-var MistralChat = &Format{
-	Name: "mistral-chat", Body: true, Admitted: true, Charged: true,
-	MaxTokens:   [][]string{{"max_tokens"}},
-	Usage:       openAIUsage,
-	Event:       chatEvent,
-	StreamError: mistralStreamError,
-	Fake:        fakeChat,
-}
+// MistralChat is OpenAI chat with max_tokens only, without stream_options
+// (its streams report usage unasked) and with its own end of a broken
+// stream.
+var MistralChat = OpenAIChat.variant(func(f *Format) {
+	f.Name, f.MaxTokens, f.Thinking = "mistral-chat", [][]string{{"max_tokens"}}, nil
+	f.AskUsage, f.Clean, f.StreamError = nil, nil, mistralStreamError
+})
 
 // mistralStreamError ends a broken stream with a chunk of Mistral's own
 // schema (finish_reason "error", the message as content): the Mistral SDK

@@ -52,16 +52,10 @@ var (
 		StreamError: openAIStreamError,
 		Fake:        fakeChat,
 	}
-	OpenAICompletions = &Format{
-		Name: "openai-completions", Body: true, Admitted: true, Charged: true,
-		MaxTokens:   [][]string{{"max_tokens"}},
-		AskUsage:    askStreamUsage,
-		Usage:       openAIUsage,
-		Event:       chatEvent,
-		Clean:       withoutNullUsage,
-		StreamError: openAIStreamError,
-		Fake:        fakeLegacy,
-	}
+	// Legacy completions stream and report usage as chat does.
+	OpenAICompletions = OpenAIChat.variant(func(f *Format) {
+		f.Name, f.MaxTokens, f.Thinking, f.Fake = "openai-completions", [][]string{{"max_tokens"}}, nil, fakeLegacy
+	})
 	OpenAIResponses = &Format{
 		Name: "openai-responses", Body: true, Admitted: true, Charged: true,
 		MaxTokens:   [][]string{{"max_output_tokens"}},
