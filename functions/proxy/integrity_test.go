@@ -258,7 +258,7 @@ func TestLeavingBeforeUsageChargesTheReport(t *testing.T) {
 			}
 			cancel()
 			resp.Body.Close()
-			time.Sleep(50 * time.Millisecond) // the proxy notices the client is gone
+			time.Sleep(200 * time.Millisecond) // the proxy notices the client is gone
 			close(hold)
 			e.logs.waitLines(t, `"httpRequest"`, 1)
 			if got := e.get(tk).TokenCounts[pc.family]; got != 18 {

@@ -50,6 +50,24 @@ func TestClusterLimitsAcrossInstances(t *testing.T) {
 		})
 	}
 
+	t.Run("database down", func(t *testing.T) {
+		srv := rtdbfake.Start(t)
+		fakes := startFakes(t)
+		vars := map[string]string{"LIMITS_SCOPE": "cluster", "TEXT_MODEL_RATE_LIMIT": "3"}
+		a := newStack(t, stackOptions{vars: vars, fakes: fakes, store: rtdbStore(t, srv, time.Hour, 300*time.Millisecond, &syncBuffer{})})
+		tok := a.createUser("")
+		if r := a.do(http.MethodPost, a.proxy.URL+pc.path, pc.body, pc.auth(tok)); r.status != 200 {
+			t.Fatalf("%d %s", r.status, r.body) // the user is now in A's cache
+		}
+		before := fakes[pc.kind].Count()
+		srv.SetDown(true)
+		r := a.do(http.MethodPost, a.proxy.URL+pc.path, pc.body, pc.auth(tok))
+		srv.SetDown(false)
+		if r.status != 503 || fakes[pc.kind].Count() != before {
+			t.Fatalf("limits unreadable: %d %s, upstream called %d times", r.status, r.body, fakes[pc.kind].Count()-before)
+		}
+	})
+
 	t.Run("in flight cluster", func(t *testing.T) {
 		srv := rtdbfake.Start(t)
 		fakes := startFakes(t)
