@@ -42,7 +42,6 @@ func artifactsDir(t *testing.T) string {
 // TestBrowser drives the admin UI and the self-service page in a real
 // headless Chromium, the way an operator and a user would.
 func TestBrowser(t *testing.T) {
-	exe := chromium.Path(t)
 	started := time.Now()
 
 	deps := newDeps(t, nil, nil, time.Now)
@@ -59,18 +58,7 @@ func TestBrowser(t *testing.T) {
 	}))
 	defer srv.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1280, 900),
-	)
+	opts := chromium.Options(t, chromedp.WindowSize(1280, 900))
 	actx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	actx, cancelAlloc := chromedp.NewExecAllocator(actx, opts...)

@@ -29,7 +29,6 @@ import (
 // its Web Workers, reads the token from the page and uses it through the
 // proxy to a fake upstream; then extends it on the same page.
 func TestBrowserEarnsAndUsesAToken(t *testing.T) {
-	exe := chromium.Path(t)
 	up := upstreamfake.Start(t, upstreamfake.OpenAI)
 	cfg := loadConfig(t, map[string]string{
 		"POW_DIFFICULTY_LEVEL":   "4",
@@ -43,17 +42,7 @@ func TestBrowserEarnsAndUsesAToken(t *testing.T) {
 	srv := httptest.NewServer(proxy.New(proxy.Deps{Config: cfg, Store: store, Log: logging.New(io.Discard, "info"), Now: clk.Now}))
 	defer srv.Close()
 
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(exe),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
+	opts := chromium.Options(t)
 	actx, cancel := context.WithTimeout(context.Background(), 150*time.Second)
 	defer cancel()
 	actx, cancelAlloc := chromedp.NewExecAllocator(actx, opts...)

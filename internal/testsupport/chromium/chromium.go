@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/chromedp/chromedp"
 )
 
 // Path returns the browser to drive. Under CI=true a missing browser
@@ -31,4 +33,23 @@ func Path(t testing.TB) string {
 	}
 	t.Skip("chromium not found; set CHROMIUM_PATH to run the browser test")
 	return ""
+}
+
+// Options are the allocator options of the browser tests: the browser at
+// Path, headless, sandbox off (CI runs as root), no background traffic, a
+// fresh profile; extra options are added last.
+func Options(t testing.TB, extra ...chromedp.ExecAllocatorOption) []chromedp.ExecAllocatorOption {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(Path(t)),
+		chromedp.Headless,
+		chromedp.NoSandbox,
+		chromedp.DisableGPU,
+		chromedp.NoFirstRun,
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.UserDataDir(t.TempDir()),
+	)
+	return append(opts, extra...)
 }
