@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 )
 
 // Provider names an upstream API; it is also the proxy's mount path.
@@ -267,19 +268,31 @@ func FamilyFor(p Provider, model string, k Kind) string {
 // Reachable lists the families a route of kind k on provider can count a
 // request in, whatever model the request names: what FamilyFor can
 // answer. The gatekeeper checks them before the request's body is read.
+// The slice is shared: callers must not change it.
 func Reachable(p Provider, k Kind) []string {
 	if _, ok := DefaultImageFamily[p]; k == Image && !ok {
 		k = Text // ImageFamilyOf answers FamilyOf
 	}
-	var out []string
+	// Every admitted request asks: the lists are built once, on first use.
+	return reachable()[reachKey{p, k}]
+}
+
+type reachKey struct {
+	p Provider
+	k Kind
+}
+
+var reachable = sync.OnceValue(func() map[reachKey][]string {
+	out := map[reachKey][]string{}
 	for _, f := range Families {
 		// On a text route an image model's name still maps to its family.
-		if f.Provider == p && (k == Text || f.Image) {
-			out = append(out, f.Name)
+		out[reachKey{f.Provider, Text}] = append(out[reachKey{f.Provider, Text}], f.Name)
+		if f.Image {
+			out[reachKey{f.Provider, Image}] = append(out[reachKey{f.Provider, Image}], f.Name)
 		}
 	}
 	return out
-}
+})
 
 // byName indexes Families, which every admitted request looks up.
 var byName = func() map[string]Family {
