@@ -17,10 +17,16 @@ const (
 	Anthropic Provider = "anthropic"
 	GoogleAI  Provider = "google-ai"
 	MistralAI Provider = "mistral-ai"
+	// Cloud providers, mounted as the original mounts them.
+	AWSClaude   Provider = "aws/claude"   // Claude on AWS Bedrock
+	AWSMistral  Provider = "aws/mistral"  // Mistral on AWS Bedrock
+	GCPClaude   Provider = "gcp/claude"   // Claude on Google Vertex AI
+	GCPGemini   Provider = "gcp/gemini"   // Gemini on Google Vertex AI
+	AzureOpenAI Provider = "azure/openai" // OpenAI models on Azure
 )
 
 // Providers lists every provider in a stable order.
-var Providers = []Provider{OpenAI, Anthropic, GoogleAI, MistralAI}
+var Providers = []Provider{OpenAI, Anthropic, GoogleAI, MistralAI, AWSClaude, AWSMistral, GCPClaude, GCPGemini, AzureOpenAI}
 
 // Family is a group of models sharing one quota.
 type Family struct {
@@ -63,14 +69,51 @@ var Families = []Family{
 	{"mistral-small", MistralAI, false},
 	{"mistral-medium", MistralAI, false},
 	{"mistral-large", MistralAI, false},
+	{"aws-claude", AWSClaude, false},
+	{"aws-claude-opus", AWSClaude, false},
+	{"aws-mistral-tiny", AWSMistral, false},
+	{"aws-mistral-small", AWSMistral, false},
+	{"aws-mistral-medium", AWSMistral, false},
+	{"aws-mistral-large", AWSMistral, false},
+	{"gcp-claude", GCPClaude, false},
+	{"gcp-claude-opus", GCPClaude, false},
+	{"gcp-gemini-flash", GCPGemini, false},
+	{"gcp-gemini-pro", GCPGemini, false},
+	{"azure-turbo", AzureOpenAI, false},
+	{"azure-gpt4", AzureOpenAI, false},
+	{"azure-gpt4-32k", AzureOpenAI, false},
+	{"azure-gpt4-turbo", AzureOpenAI, false},
+	{"azure-gpt4o", AzureOpenAI, false},
+	{"azure-gpt41", AzureOpenAI, false},
+	{"azure-gpt41-mini", AzureOpenAI, false},
+	{"azure-gpt41-nano", AzureOpenAI, false},
+	{"azure-gpt45", AzureOpenAI, false},
+	{"azure-gpt5", AzureOpenAI, false},
+	{"azure-gpt5-mini", AzureOpenAI, false},
+	{"azure-gpt5-nano", AzureOpenAI, false},
+	{"azure-gpt5-pro", AzureOpenAI, false},
+	{"azure-o1", AzureOpenAI, false},
+	{"azure-o1-mini", AzureOpenAI, false},
+	{"azure-o1-pro", AzureOpenAI, false},
+	{"azure-o3", AzureOpenAI, false},
+	{"azure-o3-mini", AzureOpenAI, false},
+	{"azure-o3-pro", AzureOpenAI, false},
+	{"azure-o4-mini", AzureOpenAI, false},
+	{"azure-dall-e", AzureOpenAI, true},
+	{"azure-gpt-image", AzureOpenAI, true},
 }
 
 // DefaultFamily is where a provider's unknown models are counted.
 var DefaultFamily = map[Provider]string{
-	OpenAI:    "gpt4o",
-	Anthropic: "claude",
-	GoogleAI:  "gemini-flash",
-	MistralAI: "mistral-small",
+	OpenAI:      "gpt4o",
+	Anthropic:   "claude",
+	GoogleAI:    "gemini-flash",
+	MistralAI:   "mistral-small",
+	AWSClaude:   "aws-claude",
+	AWSMistral:  "aws-mistral-small",
+	GCPClaude:   "gcp-claude",
+	GCPGemini:   "gcp-gemini-flash",
+	AzureOpenAI: "azure-gpt4o",
 }
 
 type rule struct {
@@ -172,38 +215,32 @@ func literalPrefix(re *syntax.Regexp) (string, bool) {
 
 // rules are tried in order; the first match wins.
 var rules = map[Provider][]rule{
-	OpenAI: {
-		r(`^gpt-image`, "gpt-image"),
-		r(`^dall-e`, "dall-e"),
-		r(`^gpt-5(\.\d+)?(-codex)?-nano`, "gpt5-nano"),
-		r(`^gpt-5(\.\d+)?(-codex)?-mini`, "gpt5-mini"),
-		r(`^gpt-5(\.\d+)?-pro`, "gpt5-pro"),
-		r(`^gpt-5`, "gpt5"),
-		r(`^gpt-4\.1-nano`, "gpt41-nano"),
-		r(`^gpt-4\.1-mini`, "gpt41-mini"),
-		r(`^gpt-4\.1`, "gpt41"),
-		r(`^gpt-4\.5`, "gpt45"),
-		r(`^(chatgpt-)?gpt-4o|^chatgpt-4o`, "gpt4o"),
-		r(`^gpt-4-turbo|^gpt-4-\d{4}-preview|^gpt-4-vision`, "gpt4-turbo"),
-		r(`^gpt-4-32k`, "gpt4-32k"),
-		r(`^gpt-4`, "gpt4"),
-		r(`^gpt-3\.5|^text-embedding|^babbage|^davinci|^(omni|text)-moderation`, "turbo"),
-		r(`^o1-mini`, "o1-mini"),
-		r(`^o1-pro`, "o1-pro"),
-		r(`^o1`, "o1"),
-		r(`^o3-mini`, "o3-mini"),
-		r(`^o3-pro`, "o3-pro"),
-		r(`^o3`, "o3"),
-		r(`^o4-mini|^codex-mini`, "o4-mini"),
-	},
+	OpenAI: openAIRules(""),
+	// Azure deployments run OpenAI's models; their families are OpenAI's
+	// with a prefix, as the original names them.
+	AzureOpenAI: openAIRules("azure-"),
 	Anthropic: {
 		r(`opus`, "claude-opus"),
 		r(`^claude`, "claude"),
+	},
+	// Bedrock and Vertex name Claude models with a vendor prefix and a
+	// version suffix (us.anthropic.claude-…-v1:0, claude-…@20240620).
+	AWSClaude: {
+		r(`opus`, "aws-claude-opus"),
+		r(`claude`, "aws-claude"),
+	},
+	GCPClaude: {
+		r(`opus`, "gcp-claude-opus"),
+		r(`claude`, "gcp-claude"),
 	},
 	GoogleAI: {
 		r(`ultra`, "gemini-ultra"),
 		r(`pro`, "gemini-pro"),
 		r(`flash|^gemini|^gemma`, "gemini-flash"),
+	},
+	GCPGemini: {
+		r(`pro`, "gcp-gemini-pro"),
+		r(`flash|gemini|gemma`, "gcp-gemini-flash"),
 	},
 	MistralAI: {
 		r(`^mistral-tiny|^open-mistral-7b`, "mistral-tiny"),
@@ -211,6 +248,43 @@ var rules = map[Provider][]rule{
 		r(`^mistral-medium|^magistral-medium|^devstral-medium`, "mistral-medium"),
 		r(`^mistral-large|^pixtral-large`, "mistral-large"),
 	},
+	// Bedrock's Mistral model IDs: mistral.mistral-7b-instruct-v0:2,
+	// mistral.mixtral-8x7b-instruct-v0:1, mistral.mistral-large-2402-v1:0.
+	AWSMistral: {
+		r(`mistral-7b|tiny`, "aws-mistral-tiny"),
+		r(`mixtral|small|ministral|nemo`, "aws-mistral-small"),
+		r(`medium`, "aws-mistral-medium"),
+		r(`large`, "aws-mistral-large"),
+	},
+}
+
+// openAIRules are OpenAI's model families, named with prefix.
+func openAIRules(prefix string) []rule {
+	p := func(pattern, family string) rule { return r(pattern, prefix+family) }
+	return []rule{
+		p(`^gpt-image`, "gpt-image"),
+		p(`^dall-e`, "dall-e"),
+		p(`^gpt-5(\.\d+)?(-codex)?-nano`, "gpt5-nano"),
+		p(`^gpt-5(\.\d+)?(-codex)?-mini`, "gpt5-mini"),
+		p(`^gpt-5(\.\d+)?-pro`, "gpt5-pro"),
+		p(`^gpt-5`, "gpt5"),
+		p(`^gpt-4\.1-nano`, "gpt41-nano"),
+		p(`^gpt-4\.1-mini`, "gpt41-mini"),
+		p(`^gpt-4\.1`, "gpt41"),
+		p(`^gpt-4\.5`, "gpt45"),
+		p(`^(chatgpt-)?gpt-4o|^chatgpt-4o`, "gpt4o"),
+		p(`^gpt-4-turbo|^gpt-4-\d{4}-preview|^gpt-4-vision`, "gpt4-turbo"),
+		p(`^gpt-4-32k`, "gpt4-32k"),
+		p(`^gpt-4`, "gpt4"),
+		p(`^gpt-3\.5|^gpt-35|^text-embedding|^babbage|^davinci|^(omni|text)-moderation`, "turbo"),
+		p(`^o1-mini`, "o1-mini"),
+		p(`^o1-pro`, "o1-pro"),
+		p(`^o1`, "o1"),
+		p(`^o3-mini`, "o3-mini"),
+		p(`^o3-pro`, "o3-pro"),
+		p(`^o3`, "o3"),
+		p(`^o4-mini|^codex-mini`, "o4-mini"),
+	}
 }
 
 // FamilyOf returns the family of model on provider; unknown models map to
@@ -238,7 +312,8 @@ const (
 // DefaultImageFamily is where a provider's image routes count a model
 // that is not an image model. Providers without image routes have none.
 var DefaultImageFamily = map[Provider]string{
-	OpenAI: "dall-e",
+	OpenAI:      "dall-e",
+	AzureOpenAI: "azure-dall-e",
 }
 
 // ImageFamilyOf returns the family of model on an image route of
@@ -336,6 +411,9 @@ func Names() []string {
 var reasoningFamilies = map[string]bool{
 	"o1": true, "o1-mini": true, "o1-pro": true, "o3": true, "o3-mini": true, "o3-pro": true, "o4-mini": true,
 	"gpt5": true, "gpt5-mini": true, "gpt5-nano": true, "gpt5-pro": true, "gemini-pro": true,
+	"azure-o1": true, "azure-o1-mini": true, "azure-o1-pro": true, "azure-o3": true, "azure-o3-mini": true,
+	"azure-o3-pro": true, "azure-o4-mini": true, "azure-gpt5": true, "azure-gpt5-mini": true,
+	"azure-gpt5-nano": true, "azure-gpt5-pro": true, "gcp-gemini-pro": true,
 }
 
 // Reasoning reports whether family's models always reason.

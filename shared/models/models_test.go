@@ -90,6 +90,27 @@ func TestFamilyOf(t *testing.T) {
 		{MistralAI, "mistral-large-latest", "mistral-large"},
 		{MistralAI, "pixtral-large-latest", "mistral-large"},
 		{MistralAI, "mistral-saba-latest", "mistral-small"},
+		// Cloud providers: the original's families, from the model IDs each
+		// service uses.
+		{AWSClaude, "anthropic.claude-3-5-sonnet-20240620-v1:0", "aws-claude"},
+		{AWSClaude, "us.anthropic.claude-3-7-sonnet-20250219-v1:0", "aws-claude"},
+		{AWSClaude, "us.anthropic.claude-opus-4-20250514-v1:0", "aws-claude-opus"},
+		{AWSClaude, "claude-3-opus-20240229", "aws-claude-opus"},
+		{AWSMistral, "mistral.mistral-7b-instruct-v0:2", "aws-mistral-tiny"},
+		{AWSMistral, "mistral.mixtral-8x7b-instruct-v0:1", "aws-mistral-small"},
+		{AWSMistral, "mistral.mistral-small-2402-v1:0", "aws-mistral-small"},
+		{AWSMistral, "mistral.mistral-large-2407-v1:0", "aws-mistral-large"},
+		{GCPClaude, "claude-3-5-sonnet@20240620", "gcp-claude"},
+		{GCPClaude, "claude-opus-4@20250514", "gcp-claude-opus"},
+		{GCPGemini, "gemini-2.5-pro", "gcp-gemini-pro"},
+		{GCPGemini, "gemini-2.0-flash-001", "gcp-gemini-flash"},
+		{AzureOpenAI, "gpt-35-turbo", "azure-turbo"},
+		{AzureOpenAI, "gpt-4-32k", "azure-gpt4-32k"},
+		{AzureOpenAI, "gpt-4o-2024-08-06", "azure-gpt4o"},
+		{AzureOpenAI, "o3-mini", "azure-o3-mini"},
+		{AzureOpenAI, "gpt-4.1", "azure-gpt41"},
+		{AzureOpenAI, "dall-e-3", "azure-dall-e"},
+		{AzureOpenAI, "my-deployment", "azure-gpt4o"},
 	}
 	for _, tc := range cases {
 		if got := FamilyOf(tc.p, tc.model); got != tc.want {
