@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httputil"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,6 +46,7 @@ type exchange struct {
 	adm          *gatekeeper.Admission
 	family       string
 	keyIdx       int
+	call         *providers.Call // the upstream request, as the provider's hooks see it
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -68,7 +70,7 @@ func unknownRoute(r *http.Request) error {
 // that needs no body runs before the body is read; a request they refuse
 // has its body left unread, even to shape a fake completion.
 func (x *exchange) serve() {
-	if !x.h.cfg.Served(x.prov.ID) || x.up.base == nil {
+	if !x.h.cfg.Served(x.prov.ID) || !x.up.usable() {
 		x.writeError(users.Errorf(web.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.Name, x.prov.Name), nil)
 		return
 	}
@@ -132,6 +134,15 @@ func (x *exchange) serve() {
 		}
 		if x.ep.Stream {
 			rq.Stream = true
+		}
+		if t := x.ep.Translate; t != nil {
+			native, err := t.Request(rq)
+			if err != nil {
+				x.writeError(err, x.rate())
+				return
+			}
+			rq.Body = native
+			x.upstreamPath, x.query = t.Native(rq.Model, rq.Stream)
 		}
 	}
 	if f.Admitted {
@@ -259,7 +270,9 @@ func (x *exchange) forward() {
 	})
 	defer stop()
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	x.call = &providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {
+		x.call.Model, x.call.Stream, x.call.Body = x.rq.Model, x.rq.Stream, x.rq.Body
 		body := x.rq.Body
 		// rewrite gives the upstream request its body; this one only has
 		// to say there is one.
@@ -294,6 +307,10 @@ func (x *exchange) forward() {
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	base := x.up.base
+	if base == nil {
+		// A template: Outbound builds the URL. Never the proxy's own host.
+		base = &url.URL{Scheme: "http", Host: "upstream.invalid"}
+	}
 	// A base URL ending in the API version (an OpenAI-compatible gateway
 	// given as https://host/v1) is not doubled.
 	basePath := strings.TrimRight(base.Path, "/")
@@ -323,8 +340,7 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	if x.prov.Prepare != nil {
 		x.prov.Prepare(h)
 	}
-	x.prov.SetKey(h, x.up.keys.keys[x.keyIdx])
-	out.Header = h
+	out.Header = h // the key is keyTransport's to set, per attempt
 }
 
 // Upstream response headers the client must not see: the operator's
@@ -339,6 +355,16 @@ var dropResponseHeaders = []string{
 // whole answer at once), and cleans up error answers. Nothing is charged
 // for an error answer.
 func (x *exchange) modifyResponse(resp *http.Response) error {
+	if x.prov.Inbound != nil {
+		if err := x.prov.Inbound(resp, x.call); err != nil {
+			return err
+		}
+	}
+	if t := x.ep.Translate; t != nil {
+		if err := t.Response(resp, x.rq); err != nil {
+			return err
+		}
+	}
 	for _, k := range dropResponseHeaders {
 		delete(resp.Header, k) // the names are canonical, as the transport's are
 	}
@@ -492,6 +518,9 @@ func (x *exchange) upstreamFailed(err error) {
 	switch {
 	case errors.Is(err, errNoKey):
 		x.writeError(noKey(x.prov, err), x.rate())
+	case errors.As(err, new(*outboundError)):
+		// The reason (a token endpoint's answer) is for the operator's log.
+		x.writeError(&users.Error{Code: web.CodeBadGateway, Message: "The request to " + x.prov.Name + " could not be authorised with the operator's credentials; the operator has been told.", Err: err}, x.rate())
 	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// The client went away; there is no one to answer.
 		x.log.SetError("the client went away before the answer")

@@ -156,7 +156,7 @@ const recheckTimeout = 15 * time.Second
 // newKeyCheck checks a key of up's provider through the proxy's transport.
 func newKeyCheck(up *upstream, rt http.RoundTripper) func(ctx context.Context, key string) (bool, error) {
 	return func(ctx context.Context, key string) (bool, error) {
-		return up.prov.CheckKey(ctx, rt, up.base, key)
+		return up.prov.CheckKey(ctx, rt, up.target, key)
 	}
 }
 
@@ -186,7 +186,10 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	key := x.keyIdx
 	for attempt := 1; ; attempt++ {
 		out := req
-		if attempt > 1 {
+		// req stays as the rewrite built it, but for the key header that
+		// every attempt sets again; Outbound changes more, so it is given
+		// a copy.
+		if attempt > 1 || x.prov.Outbound != nil {
 			out = req.Clone(req.Context())
 			if req.GetBody != nil {
 				body, err := req.GetBody()
@@ -195,7 +198,10 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 				out.Body = body
 			}
-			x.prov.SetKey(out.Header, pool.keys[key])
+		}
+		x.call.Cred = pool.keys[key]
+		if err := x.prov.Authorize(req.Context(), out, x.call); err != nil {
+			return nil, &outboundError{err}
 		}
 		resp, err := t.base.RoundTrip(out)
 		if err != nil {
@@ -224,6 +230,13 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		key = next
 	}
 }
+
+// outboundError is a request the provider could not prepare for its
+// service (a token endpoint down, a credential it cannot use).
+type outboundError struct{ err error }
+
+func (e *outboundError) Error() string { return "preparing the upstream request: " + e.err.Error() }
+func (e *outboundError) Unwrap() error { return e.err }
 
 // peekBody reads the start of an error answer and puts it back.
 func peekBody(resp *http.Response) []byte {

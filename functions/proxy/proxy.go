@@ -95,10 +95,15 @@ type handler struct {
 
 // upstream is a provider as configured: adapter, base URL and keys.
 type upstream struct {
-	prov *providers.Provider
-	base *url.URL
-	keys *keyPool
+	prov   *providers.Provider
+	base   *url.URL // nil when the base URL is a template Outbound fills in
+	target providers.Upstream
+	keys   *keyPool
 }
+
+// usable reports whether requests can be sent: a base URL, or a provider
+// that builds its own.
+func (up *upstream) usable() bool { return up.base != nil || up.prov.Outbound != nil }
 
 func newHandler(d Deps, o Options) *handler {
 	now := d.Now
@@ -121,19 +126,29 @@ func newHandler(d Deps, o Options) *handler {
 	if h.timeout <= 0 {
 		h.timeout = defaultUpstreamTimeout
 	}
+	// Providers that share a key variable share its pool: a key set aside
+	// on one mount is set aside on the others.
+	pools := map[string]*keyPool{}
 	for _, p := range providers.All() {
-		base, err := url.Parse(d.Config.BaseURLs[p.ID])
-		if err != nil || base.Host == "" {
-			// config validated it; an unusable URL makes the provider unserved.
+		raw := d.Config.BaseURLs[p.ID]
+		base, err := url.Parse(raw)
+		if err != nil || base.Host == "" || strings.ContainsAny(raw, "{}") {
+			// config validated it; a template is Outbound's to fill in.
 			base = nil
 		}
 		keys := d.Config.ProviderKeys[p.ID]
-		for _, k := range keys {
-			if len(k) >= 4 {
-				h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(k))
+		pool, shared := pools[p.Env.Key]
+		if !shared {
+			for _, k := range keys {
+				if len(k) >= 4 {
+					h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(k))
+				}
 			}
+			pool = newKeyPool(p.Name, keys, d.Log)
+			pools[p.Env.Key] = pool
 		}
-		h.up[string(p.ID)] = &upstream{prov: p, base: base, keys: newKeyPool(p.Name, keys, d.Log)}
+		h.up[string(p.ID)] = &upstream{prov: p, base: base, keys: pool,
+			target: providers.Upstream{Base: raw, Settings: d.Config.ProviderSettings}}
 	}
 	transport := o.Transport
 	if transport == nil {
@@ -141,7 +156,7 @@ func newHandler(d Deps, o Options) *handler {
 	}
 	for _, up := range h.up {
 		up.keys.now = now
-		if up.base != nil && up.prov.CheckPath != "" {
+		if up.usable() && up.prov.CheckPath != "" && up.keys.check == nil {
 			up.keys.check = newKeyCheck(up, transport)
 		}
 	}
@@ -216,7 +231,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, `{"status":"ok"}`)
 		return
 	}
-	mount, rest, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	x := &exchange{h: h, w: w, r: r, log: logging.FromContext(r.Context())}
 	if hasDotSegment(path) {
 		// Never relayed: an upstream or a gateway in between would
@@ -226,7 +240,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		x.writeError(unknownRoute(r), nil)
 		return
 	}
-	up, ok := h.up[mount]
+	up, rest, ok := providers.Mount(path, h.up)
 	if !ok {
 		x.prov = providers.Fallback()
 		x.log.SetRoute("unknown")
@@ -234,14 +248,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.up, x.prov = up, up.prov
-	ep, ok := up.prov.Match(r.Method, "/"+rest)
+	ep, ok := up.prov.Match(r.Method, rest)
 	if !ok {
-		x.log.SetRoute("unknown /" + mount)
+		x.log.SetRoute("unknown /" + string(up.prov.ID))
 		x.writeError(unknownRoute(r), nil)
 		return
 	}
 	x.ep = ep
-	x.upstreamPath = "/" + rest
+	x.upstreamPath = rest
 	x.log.SetRoute(ep.Route)
 	x.serve()
 }

@@ -5,6 +5,7 @@ package config
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -86,6 +87,9 @@ type Config struct {
 	MaxOutputTokens map[models.Provider]int64
 	ProviderKeys    map[models.Provider][]string
 	BaseURLs        map[models.Provider]string
+	// ProviderSettings are the providers' other variables (GCP_REGION),
+	// by name, defaults filled in.
+	ProviderSettings map[string]string
 
 	SigningKey   string
 	ErrorFormat  ErrorFormat
@@ -119,7 +123,9 @@ func (e *Error) Error() string {
 func SecretVars() []string {
 	vars := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY"}
 	for _, p := range providers.All() {
-		vars = append(vars, p.Env.Key)
+		if !slices.Contains(vars, p.Env.Key) { // providers may share one
+			vars = append(vars, p.Env.Key)
+		}
 	}
 	return vars
 }
@@ -172,7 +178,11 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.MaxOutputTokens = map[models.Provider]int64{}
 	c.ProviderKeys = map[models.Provider][]string{}
 	c.BaseURLs = map[models.Provider]string{}
+	c.ProviderSettings = map[string]string{}
 	for _, prov := range providers.All() {
+		for _, st := range prov.Env.Settings {
+			c.ProviderSettings[st.Name] = p.setting(st)
+		}
 		c.MaxOutputTokens[prov.ID] = int64(p.int(prov.Env.MaxOutput, 1024, 0, 10_000_000))
 		if keys := splitList(env[prov.Env.Key]); len(keys) > 0 {
 			c.ProviderKeys[prov.ID] = keys
@@ -355,14 +365,28 @@ func (p *parser) ipSet(name, def string) netutil.IPSet {
 	return set
 }
 
+// baseURL reads a base URL; {placeholders} (a template the provider fills
+// in per credential: {region}) stand for host or path characters.
 func (p *parser) baseURL(name, def string) string {
 	raw := p.str(name, def)
-	u, err := url.Parse(raw)
+	u, err := url.Parse(placeholders.Replace(raw))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 		p.fail(&Error{Var: name, Value: raw, Accepted: "must be an http(s) URL without a query, such as " + def})
 		return def
 	}
 	return strings.TrimRight(raw, "/")
+}
+
+var placeholders = strings.NewReplacer("{", "", "}", "")
+
+func (p *parser) setting(st providers.Setting) string {
+	v := p.str(st.Name, st.Default)
+	if st.Check != nil {
+		if err := st.Check(v); err != nil {
+			p.fail(&Error{Var: st.Name, Value: v, Accepted: err.Error()})
+		}
+	}
+	return v
 }
 
 // quotas reads TOKEN_QUOTA_<FAMILY>: gpt4-turbo is TOKEN_QUOTA_GPT4_TURBO.

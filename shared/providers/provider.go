@@ -8,6 +8,7 @@
 package providers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -30,8 +31,21 @@ type Provider struct {
 	Routes []Route
 	// SDKPath is appended to the mount to form the base URL an SDK takes.
 	SDKPath string
-	// SetKey puts the operator's key where the provider expects it.
+	// SetKey puts the operator's key where the provider expects it (nil
+	// when Outbound does).
 	SetKey func(h http.Header, key string)
+	// Outbound, when set, adapts every upstream attempt to a service whose
+	// credentials are more than a header (a cloud API): it is given the
+	// request as tollgate built it (URL = base URL + path under the mount,
+	// unless the base is a template; the forwarded headers, Prepare
+	// applied, no key) and the call, and sets what the service needs:
+	// host, path, body, signature or token. It returns the body to send.
+	// It runs for each key tried, so it must not keep the request.
+	Outbound func(ctx context.Context, req *http.Request, c *Call) ([]byte, error)
+	// Inbound, when set, adapts the upstream's answer (any status) before
+	// tollgate reads it: a binary event stream becomes the SSE its format
+	// reads, an error becomes the error shape clients of the mount expect.
+	Inbound func(resp *http.Response, c *Call) error
 	// Headers are the client headers forwarded besides the common ones.
 	Headers []string
 	// Prepare fills in headers the upstream requires (nil: none).
@@ -53,10 +67,45 @@ type Provider struct {
 
 // Env names the provider's configuration variables.
 type Env struct {
-	Key            string // comma list of upstream keys: OPENAI_KEY
-	BaseURL        string // OPENAI_BASE_URL
-	MaxOutput      string // MAX_OUTPUT_TOKENS_OPENAI
+	// Key is the comma list of upstream keys or credentials: OPENAI_KEY.
+	// Providers that share it (Bedrock's Claude and Mistral mounts) share
+	// their keys, and which of them are set aside.
+	Key     string
+	BaseURL string // OPENAI_BASE_URL
+	// MaxOutput is MAX_OUTPUT_TOKENS_OPENAI; providers may share one.
+	MaxOutput string
+	// DefaultBaseURL may be a template with {placeholders} that Outbound
+	// fills in per credential (https://bedrock-runtime.{region}.amazonaws.com).
 	DefaultBaseURL string
+	// Settings are the provider's other variables (GCP_REGION).
+	Settings []Setting
+}
+
+// Setting is a provider variable besides its keys, base URL and clamp.
+type Setting struct {
+	Name    string
+	Default string
+	// Check validates a value (nil: any); its error says what is accepted.
+	Check func(v string) error
+}
+
+// Upstream is where a provider's requests go, as configured.
+type Upstream struct {
+	Base     string            // the base URL, or its template
+	Settings map[string]string // values of Env.Settings, by name
+}
+
+// Call is one upstream request, as Outbound and Inbound see it.
+type Call struct {
+	Upstream
+	Cred   string // the key or credential tried, as the operator gave it
+	Path   string // the path under the mount, as forwarded
+	Query  string // the query, as forwarded
+	Model  string
+	Stream bool
+	Body   []byte // the body as forwarded (nil: none)
+	// Check: a key check (GET CheckPath), not a client's request.
+	Check bool
 }
 
 // Framing says how a provider frames streamed answers.
@@ -90,15 +139,35 @@ type Route struct {
 	// values allowed (nil: any). Every other parameter is dropped, so no
 	// client can ask for an answer format that hides its usage.
 	Query map[string][]string
+	// Translate, when set, serves the route (of Format, another API's
+	// shape) from the provider's own API.
+	Translate *Translation
+}
+
+// Translation serves a route of another API (OpenAI chat) from the
+// provider's own: the request becomes a native one and the answer is
+// translated back, a stream event by event as it arrives. The route's
+// Format is the client's: limits, usage and errors are read in it.
+type Translation struct {
+	// Native is the native request: its path under the mount and query.
+	Native func(model string, stream bool) (path, query string)
+	// Request translates the client's body (parsed, limits clamped) to
+	// the native body; what cannot be translated is a *users.Error
+	// naming the field.
+	Request func(rq *Request) ([]byte, error)
+	// Response translates the native answer (any status; the provider's
+	// Inbound already applied) to the client's format.
+	Response func(resp *http.Response, rq *Request) error
 }
 
 // Endpoint is a matched route.
 type Endpoint struct {
-	Route  string // "POST /openai/v1/chat/completions", for logs
-	Format *Format
-	Model  string // from the path
-	Stream bool   // from the path
-	query  map[string][]string
+	Route     string // "POST /openai/v1/chat/completions", for logs
+	Format    *Format
+	Model     string // from the path
+	Stream    bool   // from the path
+	Translate *Translation
+	query     map[string][]string
 }
 
 // Query is the query passed upstream: the route's parameters only. A
@@ -181,7 +250,7 @@ func newRouter(mount string, routes []Route) router {
 	var rt router
 	for _, r := range routes {
 		c := compiled{method: r.Method, segments: strings.Split(strings.TrimPrefix(r.Pattern, "/"), "/"), model: -1,
-			ep: Endpoint{Route: r.Method + " /" + mount + r.Pattern, Format: r.Format, Stream: r.Stream, query: r.Query}}
+			ep: Endpoint{Route: r.Method + " /" + mount + r.Pattern, Format: r.Format, Stream: r.Stream, Translate: r.Translate, query: r.Query}}
 		for i, s := range c.segments {
 			if rest, ok := strings.CutPrefix(s, modelParam); ok {
 				c.model, c.suffix = i, rest
@@ -236,25 +305,68 @@ func (c *compiled) match(path string) (Endpoint, bool) {
 
 func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
 
+// Authorize gives req the call's credential: SetKey, or Outbound with the
+// body it returns (the call's body, adapted) set on req.
+func (p *Provider) Authorize(ctx context.Context, req *http.Request, c *Call) error {
+	if p.Outbound == nil {
+		p.SetKey(req.Header, c.Cred)
+		return nil
+	}
+	body, err := p.Outbound(ctx, req, c)
+	if err != nil {
+		return err
+	}
+	if body == nil {
+		req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
+		return nil
+	}
+	req.ContentLength = int64(len(body))
+	req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+	req.Body, _ = req.GetBody()
+	return nil
+}
+
+// Mount finds what is mounted at the start of path, by mount name: a
+// mount is one segment (/openai) or two (/aws/claude). It returns the rest
+// of the path ("/" at least).
+func Mount[T any](path string, byMount map[string]T) (T, string, bool) {
+	first, after, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
+	if v, ok := byMount[first]; ok {
+		return v, "/" + after, true
+	}
+	if second, after2, _ := strings.Cut(after, "/"); second != "" {
+		if v, ok := byMount[first+"/"+second]; ok {
+			return v, "/" + after2, true
+		}
+	}
+	var zero T
+	return zero, "", false
+}
+
 // Fallback shapes the errors of paths under no provider's mount: OpenAI's
 // shape is the lingua franca of LLM clients.
 func Fallback() *Provider { return openAI }
 
 // CheckKey asks the provider's model list (free on every provider) with a
-// key, at base: 2xx means the key works; the provider's bad-key signals
-// mean it does not; anything else (an outage) is an error, the key's state
+// key, at up: 2xx means the key works; the provider's bad-key signals mean
+// it does not; anything else (an outage) is an error, the key's state
 // unknown.
-func (p *Provider) CheckKey(ctx context.Context, rt http.RoundTripper, base *url.URL, key string) (bool, error) {
-	u := *base
-	u.Path = strings.TrimRight(u.Path, "/") + p.CheckPath
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+func (p *Provider) CheckKey(ctx context.Context, rt http.RoundTripper, up Upstream, key string) (bool, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://upstream.invalid", nil)
 	if err != nil {
 		return false, err
+	}
+	if base, err := url.Parse(up.Base); err == nil && base.Host != "" {
+		u := *base
+		u.Path = strings.TrimRight(u.Path, "/") + p.CheckPath
+		req.URL = &u
 	}
 	if p.Prepare != nil {
 		p.Prepare(req.Header)
 	}
-	p.SetKey(req.Header, key)
+	if err := p.Authorize(ctx, req, &Call{Upstream: up, Cred: key, Path: p.CheckPath, Check: true}); err != nil {
+		return false, err
+	}
 	resp, err := rt.RoundTrip(req)
 	if err != nil {
 		return false, err

@@ -3,7 +3,6 @@ package ui
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"sync"
 	"time"
 
@@ -49,14 +48,14 @@ func (k *keyChecker) counts(ctx context.Context) ([]keyCount, time.Time) {
 	var out []keyCount
 	for _, p := range providers.All() {
 		keys := k.cfg.ProviderKeys[p.ID]
-		base, err := url.Parse(k.cfg.BaseURLs[p.ID])
-		if len(keys) == 0 || err != nil {
+		if len(keys) == 0 {
 			continue
 		}
+		up := providers.Upstream{Base: k.cfg.BaseURLs[p.ID], Settings: k.cfg.ProviderSettings}
 		ok := make([]bool, len(keys))
 		var wg sync.WaitGroup
 		for i, key := range keys {
-			wg.Go(func() { ok[i], _ = p.CheckKey(ctx, k.rt, base, key) })
+			wg.Go(func() { ok[i], _ = p.CheckKey(ctx, k.rt, up, key) })
 		}
 		wg.Wait()
 		c := keyCount{Provider: p.Name}
