@@ -1,0 +1,170 @@
+package providers
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/tidwall/gjson"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// The original's project:email:region:privateKey form: the key stored
+// with \n escapes, the region from the entry, a token from the token
+// endpoint, kept for the next request.
+func TestVertexColonCredential(t *testing.T) {
+	f := upstreamfake.Start(t, upstreamfake.Vertex)
+	a := newVertexAuth()
+	a.tokenURL = f.URL + upstreamfake.VertexTokenPath
+	key := strings.ReplaceAll(string(upstreamfake.VertexPrivateKeyPEM()), "\n", `\n`)
+	cred := "colon-proj:" + upstreamfake.ServiceAccountEmail("tg", "colon-proj") + ":europe-west4:" + key
+	out := a.outbound("google", vertexGeminiTarget)
+	body := `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`
+	for i := range 2 {
+		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1beta/models/gemini-2.5-pro:generateContent", nil)
+		c := &Call{Upstream: Upstream{Base: f.URL, Settings: map[string]string{vertexRegionVar: "us-east5"}}, Cred: cred,
+			Path: "/v1beta/models/gemini-2.5-pro:generateContent", Model: "gemini-2.5-pro", Body: []byte(body)}
+		b, err := out(context.Background(), req, c)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		req.Body, req.ContentLength = io.NopCloser(strings.NewReader(string(b))), int64(len(b))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		answer, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !gjson.GetBytes(answer, "usageMetadata").Exists() {
+			t.Fatalf("request %d: %d %s", i, resp.StatusCode, answer)
+		}
+	}
+	last := f.Last(t)
+	if want := "/v1/projects/colon-proj/locations/europe-west4/publishers/google/models/gemini-2.5-pro:generateContent"; last.Path != want {
+		t.Errorf("path %s, want %s", last.Path, want)
+	}
+	if n := f.TokenRequests(); n != 1 {
+		t.Errorf("%d token requests for two calls, want 1", n)
+	}
+}
+
+func TestVertexCredentialErrors(t *testing.T) {
+	f := upstreamfake.Start(t, upstreamfake.Vertex)
+	email := upstreamfake.ServiceAccountEmail("tg", "p")
+	key := string(upstreamfake.VertexPrivateKeyPEM())
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ecDER, _ := x509.MarshalPKCS8PrivateKey(ec)
+	ecPEM := string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: ecDER}))
+	sa := func(edit func(m map[string]any)) string {
+		var m map[string]any
+		_ = json.Unmarshal(f.ServiceAccountJSON("tg", "p"), &m)
+		edit(m)
+		raw, _ := json.Marshal(m)
+		return base64.StdEncoding.EncodeToString(raw)
+	}
+	cases := []struct{ cred, want string }{
+		{"not-a-credential", "neither adc, project:email:region:privateKey nor a base64 service-account JSON"},
+		{"not a credential!", "neither adc, project:email:region:privateKey nor a base64 service-account JSON"},
+		{base64.StdEncoding.EncodeToString([]byte(`{"type":"authorized_user"}`)), "not a service-account JSON key"},
+		{sa(func(m map[string]any) { delete(m, "project_id") }), "has no project_id"},
+		{sa(func(m map[string]any) { m["private_key"] = ecPEM }), "not an RSA key"},
+		{"p::us-east5:" + key, "is not project:email:region:privateKey"},
+		{"p:" + email + ":evil.example/x:" + key, `region "evil.example/x"`},
+		{"p:" + email + ":us-east5:not base64!", "not base64"},
+		{"p:" + email + ":us-east5:" + base64.StdEncoding.EncodeToString([]byte("junk")), "not a PKCS#8 key"},
+		{"p:" + email + ":us-east5:" + ecPEM, "not an RSA key"},
+	}
+	for _, tc := range cases {
+		_, err := newVertexAuth().credential(tc.cred)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("credential %.40q: error %v, want one saying %q", tc.cred, err, tc.want)
+			continue
+		}
+		if !strings.Contains(err.Error(), "GCP_CREDENTIALS") || strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("error %q must name the variable and never show the key", err)
+		}
+	}
+}
+
+// A request Vertex cannot take is the client's error, not the operator's.
+func TestVertexNoModel(t *testing.T) {
+	f := upstreamfake.Start(t, upstreamfake.Vertex)
+	req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages", nil)
+	c := &Call{Upstream: Upstream{Base: f.URL, Settings: map[string]string{vertexRegionVar: "us-east5"}},
+		Cred: base64.StdEncoding.EncodeToString(f.ServiceAccountJSON("tg", "p")), Path: "/v1/messages", Body: []byte(`{"max_tokens":5}`)}
+	_, err := newVertexAuth().outbound("anthropic", vertexClaudeTarget)(context.Background(), req, c)
+	if users.AsError(err).Code != users.CodeInvalid {
+		t.Errorf("a request without a model: %v, want an invalid-request error", err)
+	}
+}
+
+func TestVertexClaudeTarget(t *testing.T) {
+	model, method, body, err := vertexClaudeTarget(&Call{Path: "/v1/messages", Model: "claude-sonnet-4-5@20250929", Stream: true,
+		Body: []byte(`{"model":"claude-sonnet-4-5@20250929","max_tokens":5,"stream":true,"messages":[]}`)})
+	if err != nil || model != "claude-sonnet-4-5@20250929" || method != "streamRawPredict" {
+		t.Fatalf("%s %s %v", model, method, err)
+	}
+	if gjson.GetBytes(body, "model").Exists() || gjson.GetBytes(body, "anthropic_version").String() != "vertex-2023-10-16" || gjson.GetBytes(body, "max_tokens").Int() != 5 {
+		t.Errorf("body %s: want no model, the Vertex version, the rest kept", body)
+	}
+	model, method, body, _ = vertexClaudeTarget(&Call{Path: "/v1/messages/count_tokens", Model: "claude-opus-4-1", Body: []byte(`{"model":"claude-opus-4-1","messages":[]}`)})
+	if model != "count-tokens" || method != "rawPredict" || gjson.GetBytes(body, "model").String() != "claude-opus-4-1" {
+		t.Errorf("count tokens: %s %s %s", model, method, body)
+	}
+	if _, _, _, err := vertexGeminiTarget(&Call{Path: "/v1beta/models/gemini-2.5-pro:embedContent", Model: "gemini-2.5-pro"}); err == nil {
+		t.Error("an unserved Gemini method was mapped")
+	}
+}
+
+func TestVertexBase(t *testing.T) {
+	cases := []struct{ base, region, want string }{
+		{"https://{region}-aiplatform.googleapis.com", "us-east5", "https://us-east5-aiplatform.googleapis.com"},
+		{"https://{region}-aiplatform.googleapis.com", "global", "https://aiplatform.googleapis.com"},
+		{"http://127.0.0.1:9999", "europe-west1", "http://127.0.0.1:9999"},
+	}
+	for _, tc := range cases {
+		if got := vertexBase(tc.base, tc.region); got != tc.want {
+			t.Errorf("vertexBase(%s, %s) = %s, want %s", tc.base, tc.region, got, tc.want)
+		}
+	}
+	for region, ok := range map[string]bool{"us-east5": true, "europe-west1": true, "global": true, "us": true,
+		"": false, "US-EAST5": false, "us-east5.evil.example": false, "us-east5/x": false} {
+		if got := checkVertexRegion(region) == nil; got != ok {
+			t.Errorf("region %q accepted %v, want %v", region, got, ok)
+		}
+	}
+}
+
+func TestVertexKeyDead(t *testing.T) {
+	cases := []struct {
+		status int
+		body   string
+		dead   bool
+	}{
+		{401, `{"error":{"code":401,"status":"UNAUTHENTICATED"}}`, true},
+		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"IAM_PERMISSION_DENIED"}]}}`, true},
+		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"BILLING_DISABLED"}]}}`, true},
+		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","message":"Anthropic models are not enabled for this organisation"}}`, false},
+		{404, `{"error":{"code":404,"status":"NOT_FOUND","message":"Publisher Model was not found or your project does not have access to it."}}`, false},
+		{429, `{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}`, false},
+		{400, `{"type":"error","error":{"type":"invalid_request_error"}}`, false},
+	}
+	for _, tc := range cases {
+		for _, p := range []*Provider{gcpClaude, gcpGemini} {
+			if got := p.KeyDead(tc.status, []byte(tc.body)); got != tc.dead {
+				t.Errorf("%s %d %s: dead %v, want %v", p.Name, tc.status, tc.body, got, tc.dead)
+			}
+		}
+	}
+}
