@@ -405,3 +405,53 @@ func TestVertexADC(t *testing.T) {
 		t.Errorf("counts %v", u.TokenCounts)
 	}
 }
+
+// The service info lists both mounts with the base URL each SDK takes;
+// ERROR_FORMAT=completion turns a Vertex refusal into an answer in the
+// client's format; Gemini's JSON-array stream (no alt=sse) is charged.
+func TestVertexInfoErrorsAndArrayStream(t *testing.T) {
+	e, up := vertexEnv(t, nil, map[string]string{"ERROR_FORMAT": "completion"})
+	token := e.user(users.Patch{})
+	a := e.do(call{method: http.MethodGet, path: "/proxy/"})
+	var info struct {
+		Providers []struct {
+			Provider string   `json:"provider"`
+			BaseURL  string   `json:"baseUrl"`
+			Families []string `json:"families"`
+		} `json:"providers"`
+	}
+	if err := json.Unmarshal(a.body, &info); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]string{}
+	for _, p := range info.Providers {
+		found[p.Provider] = p.BaseURL + " " + strings.Join(p.Families, ",")
+	}
+	for mount, families := range map[string]string{"gcp/claude": "gcp-claude,gcp-claude-opus", "gcp/gemini": "gcp-gemini-flash,gcp-gemini-pro"} {
+		if !strings.HasSuffix(found[mount], "/proxy/"+mount+" "+families) {
+			t.Errorf("info for %s: %q", mount, found[mount])
+		}
+	}
+
+	up.Set(upstreamfake.Behavior{Status: http.StatusTooManyRequests})
+	a = e.do(call{path: "/proxy/gcp/claude/v1/messages", header: map[string]string{"X-Api-Key": token},
+		body: `{"model":"claude-sonnet-4-5@20250929","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`})
+	m := a.json(t)
+	if a.status != http.StatusOK || dig(m, "type") != "message" || !strings.Contains(string(a.body), "429 from Vertex AI (Claude)") {
+		t.Errorf("ERROR_FORMAT=completion: %d %s", a.status, a.body)
+	}
+
+	up.Set(upstreamfake.Behavior{InputTokens: 5, OutputTokens: 3})
+	a = e.do(call{path: "/proxy/gcp/gemini/v1beta/models/gemini-2.5-flash:streamGenerateContent", header: map[string]string{"X-Goog-Api-Key": token},
+		body: `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`})
+	var chunks []map[string]any
+	if err := json.Unmarshal(a.body, &chunks); a.status != http.StatusOK || err != nil || len(chunks) != 3 {
+		t.Fatalf("array stream: %d %v %s", a.status, err, a.body)
+	}
+	if up.Last(t).RawQuery != "" {
+		t.Errorf("upstream query %q", up.Last(t).RawQuery)
+	}
+	if u := e.get(token); u.TokenCounts["gcp-gemini-flash"] != 8 || u.TokenCounts["gcp-claude"] != 0 {
+		t.Errorf("counts %v; want gcp-gemini-flash=8 and nothing for the refusal", u.TokenCounts)
+	}
+}
