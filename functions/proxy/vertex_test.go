@@ -138,11 +138,14 @@ func TestVertexClaudeSDK(t *testing.T) {
 		}
 	})
 
-	t.Run("opus family", func(t *testing.T) {
+	t.Run("opus family, named as Anthropic names it", func(t *testing.T) {
 		p := params
-		p.Model = "claude-opus-4-1@20250805"
+		p.Model = "claude-opus-4-1-20250805"
 		if _, err := client.Messages.New(ctx, p); err != nil {
 			t.Fatal(err)
+		}
+		if path := up.Last(t).Path; path != base+"claude-opus-4-1@20250805:rawPredict" {
+			t.Errorf("upstream path %s", path)
 		}
 		if u := e.get(token); u.TokenCounts["gcp-claude-opus"] != 18 || u.TokenCounts["gcp-claude"] != 60 {
 			t.Errorf("counts %v; want gcp-claude-opus=18", u.TokenCounts)

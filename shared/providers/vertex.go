@@ -122,16 +122,27 @@ func vertexClaudeTarget(c *Call) (model, method string, body []byte, err error) 
 		if body, err = sjson.DeleteBytes(c.Body, "model"); err != nil {
 			return "", "", nil, err
 		}
-		model = c.Model
+		model = vertexClaudeModel(c.Model)
 	case "/v1/messages/count_tokens":
 		// Vertex counts at a model of its own, the model named in the body.
-		model, method, body = "count-tokens", "rawPredict", c.Body
+		model, method = "count-tokens", "rawPredict"
+		if body, err = sjson.SetBytes(c.Body, "model", vertexClaudeModel(c.Model)); err != nil {
+			return "", "", nil, err
+		}
 	default:
 		return "", "", nil, fmt.Errorf("no Vertex AI route for %s", c.Path)
 	}
 	body, err = sjson.SetBytes(body, "anthropic_version", vertexAnthropicVersion)
 	return model, method, body, err
 }
+
+// anthropicDated is a model ID as Anthropic's API names it, with its date.
+var anthropicDated = regexp.MustCompile(`^(claude-[a-z0-9.-]+)-([0-9]{8})$`)
+
+// vertexClaudeModel names a model as Vertex does: Anthropic's
+// claude-sonnet-4-5-20250929 is claude-sonnet-4-5@20250929 there, so the
+// IDs Anthropic's SDKs know work too. Vertex IDs pass as they are.
+func vertexClaudeModel(m string) string { return anthropicDated.ReplaceAllString(m, "$1@$2") }
 
 // vertexGeminiTarget maps a Gemini request (…/models/{model}:{method}) to
 // the same method of Google's publisher model on Vertex.

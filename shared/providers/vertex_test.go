@@ -118,12 +118,28 @@ func TestVertexClaudeTarget(t *testing.T) {
 	if gjson.GetBytes(body, "model").Exists() || gjson.GetBytes(body, "anthropic_version").String() != "vertex-2023-10-16" || gjson.GetBytes(body, "max_tokens").Int() != 5 {
 		t.Errorf("body %s: want no model, the Vertex version, the rest kept", body)
 	}
-	model, method, body, _ = vertexClaudeTarget(&Call{Path: "/v1/messages/count_tokens", Model: "claude-opus-4-1", Body: []byte(`{"model":"claude-opus-4-1","messages":[]}`)})
-	if model != "count-tokens" || method != "rawPredict" || gjson.GetBytes(body, "model").String() != "claude-opus-4-1" {
+	model, method, body, _ = vertexClaudeTarget(&Call{Path: "/v1/messages/count_tokens", Model: "claude-opus-4-1-20250805", Body: []byte(`{"model":"claude-opus-4-1-20250805","messages":[]}`)})
+	if model != "count-tokens" || method != "rawPredict" || gjson.GetBytes(body, "model").String() != "claude-opus-4-1@20250805" ||
+		gjson.GetBytes(body, "anthropic_version").String() != "vertex-2023-10-16" {
 		t.Errorf("count tokens: %s %s %s", model, method, body)
 	}
 	if _, _, _, err := vertexGeminiTarget(&Call{Path: "/v1beta/models/gemini-2.5-pro:embedContent", Model: "gemini-2.5-pro"}); err == nil {
 		t.Error("an unserved Gemini method was mapped")
+	}
+}
+
+func TestVertexClaudeModel(t *testing.T) {
+	for in, want := range map[string]string{
+		"claude-sonnet-4-5-20250929":    "claude-sonnet-4-5@20250929",
+		"claude-3-5-sonnet-v2-20241022": "claude-3-5-sonnet-v2@20241022",
+		"claude-sonnet-4-5@20250929":    "claude-sonnet-4-5@20250929",
+		"claude-sonnet-4-5":             "claude-sonnet-4-5",
+		"claude-opus-4-1-2025":          "claude-opus-4-1-2025",
+		"x-claude-opus-4-1-20250805":    "x-claude-opus-4-1-20250805",
+	} {
+		if got := vertexClaudeModel(in); got != want {
+			t.Errorf("vertexClaudeModel(%s) = %s, want %s", in, got, want)
+		}
 	}
 }
 
