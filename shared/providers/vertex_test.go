@@ -11,10 +11,12 @@ import (
 	"encoding/pem"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/tidwall/gjson"
+	"golang.org/x/oauth2"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
@@ -181,6 +183,69 @@ func TestVertexKeyDead(t *testing.T) {
 			if got := p.KeyDead(tc.status, []byte(tc.body)); got != tc.dead {
 				t.Errorf("%s %d %s: dead %v, want %v", p.Name, tc.status, tc.body, got, tc.dead)
 			}
+		}
+	}
+}
+
+// staticVertex is a vertexAuth whose one credential, "k", has a token
+// already: Outbound without a token endpoint.
+func staticVertex() *vertexAuth {
+	a := newVertexAuth()
+	a.creds["k"] = &vertexCred{name: "test", project: "p", tokens: oauth2.StaticTokenSource(&oauth2.Token{AccessToken: "ya29.t", TokenType: "Bearer"})}
+	return a
+}
+
+// Whatever model a client names, the request stays on the Vertex host,
+// under the publisher's models, in one path segment: a model is never a
+// way to another resource of the operator's project.
+func FuzzVertexModel(f *testing.F) {
+	for _, s := range []string{"claude-sonnet-4-5@20250929", "..", "../../endpoints/x", "a%2F..%2Fb", "x:predict", "a?b#c", "a b", "ü"} {
+		f.Add(s)
+	}
+	out := staticVertex().outbound("anthropic", vertexClaudeTarget)
+	const prefix = "/v1/projects/p/locations/us-east5/publishers/anthropic/models/"
+	f.Fuzz(func(t *testing.T, model string) {
+		body, _ := json.Marshal(map[string]any{"model": model, "max_tokens": 5, "messages": []any{}})
+		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages", nil)
+		c := &Call{Upstream: Upstream{Base: "https://{region}-aiplatform.googleapis.com", Settings: map[string]string{vertexRegionVar: "us-east5"}},
+			Cred: "k", Path: "/v1/messages", Model: model, Body: body}
+		sent, err := out(context.Background(), req, c)
+		if model == "" {
+			if err == nil {
+				t.Fatal("no model, no error")
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := url.Parse(req.URL.String())
+		if err != nil || u.Host != "us-east5-aiplatform.googleapis.com" || u.RawQuery != "" || u.Fragment != "" {
+			t.Fatalf("model %q: URL %s (%v)", model, req.URL, err)
+		}
+		rest, ok := strings.CutPrefix(u.EscapedPath(), prefix)
+		if !ok || strings.Contains(rest, "/") || !strings.HasSuffix(rest, ":rawPredict") {
+			t.Fatalf("model %q: path %s", model, u.EscapedPath())
+		}
+		if gjson.GetBytes(sent, "model").Exists() || !gjson.ValidBytes(sent) {
+			t.Fatalf("model %q: body %s", model, sent)
+		}
+	})
+}
+
+// The per-request work of a Vertex call once its token is cached: the
+// body's two edits and the URL.
+func BenchmarkVertexOutbound(b *testing.B) {
+	out := staticVertex().outbound("anthropic", vertexClaudeTarget)
+	body := []byte(`{"model":"claude-sonnet-4-5-20250929","max_tokens":1024,"stream":true,"messages":[{"role":"user","content":"` + strings.Repeat("lorem ipsum ", 400) + `"}]}`)
+	c := &Call{Upstream: Upstream{Base: "https://{region}-aiplatform.googleapis.com", Settings: map[string]string{vertexRegionVar: "us-east5"}},
+		Cred: "k", Path: "/v1/messages", Model: "claude-sonnet-4-5-20250929", Stream: true, Body: body}
+	b.ReportAllocs()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages", nil)
+		if _, err := out(context.Background(), req, c); err != nil {
+			b.Fatal(err)
 		}
 	}
 }
