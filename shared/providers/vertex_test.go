@@ -9,14 +9,18 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tidwall/gjson"
 	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/google"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
@@ -246,6 +250,62 @@ func BenchmarkVertexOutbound(b *testing.B) {
 		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages", nil)
 		if _, err := out(context.Background(), req, c); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+type countingSource struct {
+	calls    int
+	lifetime time.Duration
+}
+
+func (s *countingSource) Token() (*oauth2.Token, error) {
+	s.calls++
+	return &oauth2.Token{AccessToken: fmt.Sprintf("ya29.%d", s.calls), TokenType: "Bearer", Expiry: time.Now().Add(s.lifetime)}, nil
+}
+
+// A token is reused until two minutes before it expires, never later; ADC
+// not found is said so and looked for again at the next request.
+func TestVertexTokenReuse(t *testing.T) {
+	call := func(a *vertexAuth) (string, error) {
+		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1beta/models/gemini-2.5-flash:generateContent", nil)
+		_, err := a.outbound("google", vertexGeminiTarget)(context.Background(), req, &Call{
+			Upstream: Upstream{Base: "https://{region}-aiplatform.googleapis.com", Settings: map[string]string{vertexRegionVar: "global"}},
+			Cred:     "adc", Path: "/v1beta/models/gemini-2.5-flash:generateContent", Model: "gemini-2.5-flash", Body: []byte(`{}`)})
+		if err != nil {
+			return "", err
+		}
+		if req.URL.String() != "https://aiplatform.googleapis.com/v1/projects/adc-proj/locations/global/publishers/google/models/gemini-2.5-flash:generateContent" {
+			t.Errorf("URL %s", req.URL)
+		}
+		return req.Header.Get("Authorization"), nil
+	}
+	for _, tc := range []struct {
+		lifetime time.Duration
+		fetches  int
+	}{{time.Hour, 1}, {tokenEarly + 5*time.Second, 1}, {tokenEarly - 5*time.Second, 3}} {
+		src := &countingSource{lifetime: tc.lifetime}
+		found := 0
+		a := newVertexAuth()
+		a.findDefault = func(context.Context, ...string) (*google.Credentials, error) {
+			if found++; found == 1 {
+				return nil, errors.New("could not find default credentials")
+			}
+			return &google.Credentials{ProjectID: "adc-proj", TokenSource: src}, nil
+		}
+		if _, err := call(a); err == nil || !strings.Contains(err.Error(), "GCP_CREDENTIALS=adc: no Application Default Credentials") {
+			t.Errorf("ADC missing: %v", err)
+		}
+		var auth string
+		for range 3 {
+			h, err := call(a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			auth = h
+		}
+		if src.calls != tc.fetches || auth != fmt.Sprintf("Bearer ya29.%d", tc.fetches) {
+			t.Errorf("tokens living %v: %d fetched for 3 calls (last sent %q), want %d", tc.lifetime, src.calls, auth, tc.fetches)
 		}
 	}
 }
