@@ -200,8 +200,8 @@ func TestVertexGeminiSDK(t *testing.T) {
 		if last.Path != base+"gemini-2.5-flash:generateContent" || !strings.HasPrefix(last.Header.Get("Authorization"), "Bearer ya29.fake-") {
 			t.Errorf("upstream saw %s with Authorization %q", last.Path, last.Header.Get("Authorization"))
 		}
-		if last.Header.Get("X-Goog-Api-Key") != "" {
-			t.Error("upstream saw an x-goog-api-key")
+		if last.Header.Get("X-Goog-Api-Key") != "" || last.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("upstream saw x-goog-api-key %q, content-type %q", last.Header.Get("X-Goog-Api-Key"), last.Header.Get("Content-Type"))
 		}
 		if u := e.get(token); u.PromptCount != 1 || u.TokenCounts["gcp-gemini-flash"] != 18 {
 			t.Errorf("charged: promptCount %d, counts %v; want 1 and gcp-gemini-flash=18", u.PromptCount, u.TokenCounts)
@@ -395,10 +395,14 @@ func TestVertexADC(t *testing.T) {
 	}, nil)
 	token := e.user(users.Patch{})
 	for range 2 {
-		a := e.do(call{path: "/proxy/gcp/gemini/v1beta/models/gemini-2.5-flash:generateContent", header: map[string]string{"X-Goog-Api-Key": token},
+		// A client that names no JSON type still reaches Vertex as JSON.
+		a := e.do(call{path: "/proxy/gcp/gemini/v1beta/models/gemini-2.5-flash:generateContent", header: map[string]string{"X-Goog-Api-Key": token, "Content-Type": "text/plain"},
 			body: `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`})
 		if a.status != http.StatusOK {
 			t.Fatalf("%d %s", a.status, a.body)
+		}
+		if ct := up.Last(t).Header.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("upstream content-type %q", ct)
 		}
 	}
 	if n := up.TokenRequests(); n != 1 {

@@ -206,6 +206,9 @@ func (a *vertexAuth) outbound(publisher string, target func(*Call) (string, stri
 		u.RawQuery = query
 		req.URL, req.Host = &u, ""
 		req.Header.Set("Authorization", tok.Type()+" "+tok.AccessToken)
+		if body != nil {
+			req.Header.Set("Content-Type", ContentJSON) // Vertex refuses a body of no type
+		}
 		return body, nil
 	}
 }
