@@ -160,9 +160,11 @@ func vertexGeminiTarget(c *Call) (model, method string, body []byte, err error) 
 }
 
 // outbound builds the Vertex request of publisher's model for a
-// credential: host from the region, project path, bearer token.
+// credential: host from the region, project path, bearer token. A token
+// request is bounded by its own client, not by the request it serves: the
+// token is kept for the requests after it.
 func (a *vertexAuth) outbound(publisher string, target func(*Call) (string, string, []byte, error)) func(context.Context, *http.Request, *Call) ([]byte, error) {
-	return func(ctx context.Context, req *http.Request, c *Call) ([]byte, error) {
+	return func(_ context.Context, req *http.Request, c *Call) ([]byte, error) {
 		cred, err := a.credential(c.Cred)
 		if err != nil {
 			return nil, err
