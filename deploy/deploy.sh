@@ -100,11 +100,15 @@ step_enable_apis() {
 		note "skipped (DEPLOY_ENABLE_APIS: false)"
 		return 0
 	fi
+	local -a vertex=()
+	if is_own_identity GCP_CREDENTIALS; then
+		vertex=(aiplatform.googleapis.com)
+	fi
 	run gcloud services enable cloudfunctions.googleapis.com run.googleapis.com \
 		cloudbuild.googleapis.com artifactregistry.googleapis.com \
 		secretmanager.googleapis.com cloudscheduler.googleapis.com \
 		firebasedatabase.googleapis.com iam.googleapis.com logging.googleapis.com \
-		--project="$PROJECT"
+		"${vertex[@]}" --project="$PROJECT"
 }
 
 step_service_account() {
@@ -131,6 +135,18 @@ step_database_role() {
 	note "Let the functions read and write the Realtime Database."
 	run_retry gcloud projects add-iam-policy-binding "$PROJECT" \
 		--member="serviceAccount:$SA_EMAIL" --role=roles/firebasedatabase.admin \
+		--condition=None --format=none
+}
+
+step_vertex_role() {
+	if ! is_own_identity GCP_CREDENTIALS; then
+		return 0
+	fi
+	# GCP_CREDENTIALS: adc: Vertex AI is called as the functions' own
+	# account (Application Default Credentials); no key exists anywhere.
+	note "Let the functions call Vertex AI (Claude, Gemini) in $PROJECT as themselves."
+	run_retry gcloud projects add-iam-policy-binding "$PROJECT" \
+		--member="serviceAccount:$SA_EMAIL" --role=roles/aiplatform.user \
 		--condition=None --format=none
 }
 
@@ -164,6 +180,7 @@ step_secrets() {
 	for var in "${SECRET_VARS[@]}"; do
 		ref=${CFG[$var]:-}
 		[[ -n $ref ]] || continue
+		is_own_identity "$var" && continue
 		note "Secret for $var: $ref"
 		if [[ $ref == sm://* ]]; then
 			name=${ref#sm://}
@@ -317,6 +334,7 @@ main() {
 	step_service_account
 	step_scheduler_account
 	step_database_role
+	step_vertex_role
 	step_secrets
 	note "The functions' environment (Secret Manager references only, no values):"
 	show_file "$ENV_FILE"

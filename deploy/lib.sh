@@ -13,7 +13,7 @@ DRY_RUN=${DRY_RUN:-0}
 # The variables that may name a secret. The deploy accepts only Secret Manager
 # references for them so no secret value ever lands in a function's config.
 SECRET_VARS=(ADMIN_KEY PROXY_KEY SIGNING_KEY FIREBASE_KEY
-	OPENAI_KEY ANTHROPIC_KEY GOOGLE_AI_KEY MISTRAL_AI_KEY)
+	OPENAI_KEY ANTHROPIC_KEY GOOGLE_AI_KEY MISTRAL_AI_KEY GCP_CREDENTIALS)
 
 # The application's variables (SPEC §2); others draw a typo warning.
 APP_VARS=(GATEKEEPER GATEKEEPER_STORE PROXY_KEY ADMIN_KEY ADMIN_WHITELIST
@@ -24,7 +24,7 @@ APP_VARS=(GATEKEEPER GATEKEEPER_STORE PROXY_KEY ADMIN_KEY ADMIN_WHITELIST
 	MAX_OUTPUT_TOKENS_GOOGLE_AI MAX_OUTPUT_TOKENS_MISTRAL_AI OPENAI_KEY
 	ANTHROPIC_KEY GOOGLE_AI_KEY MISTRAL_AI_KEY OPENAI_BASE_URL ANTHROPIC_BASE_URL
 	GOOGLE_AI_BASE_URL MISTRAL_AI_BASE_URL SIGNING_KEY ERROR_FORMAT USER_CACHE_TTL
-	LOG_LEVEL)
+	LOG_LEVEL GCP_CREDENTIALS GCP_REGION GCP_VERTEX_BASE_URL MAX_OUTPUT_TOKENS_GCP)
 
 # Deployment settings with their defaults; "" means required or optional-empty.
 declare -gA DEPLOY_DEFAULTS=(
@@ -295,7 +295,7 @@ cfg_validate() {
 
 	for key in "${SECRET_VARS[@]}"; do
 		v=${CFG[$key]:-}
-		if [[ -n $v ]] && ! is_secret_ref "$v"; then
+		if [[ -n $v ]] && ! is_secret_ref "$v" && ! is_own_identity "$key"; then
 			# Never echo the value: it may be the secret itself.
 			die "$key must be a Secret Manager reference (sm://NAME or projects/P/secrets/S/versions/V), not a value; give the value through ${key}_FILE or the prompt"
 		fi
@@ -317,6 +317,10 @@ cfg_validate() {
 		warn "GATEKEEPER_STORE=memory: every instance keeps its own users and loses them when it stops; use it for trials only"
 	fi
 }
+
+# is_own_identity VAR: VAR names the functions' own identity (GCP_CREDENTIALS:
+# adc, Vertex AI through Application Default Credentials): no secret at all.
+is_own_identity() { [[ $1 == GCP_CREDENTIALS && ${CFG[$1]:-} == adc ]]; }
 
 # effective_store: the store the functions will use (SPEC §2 default on GCP).
 effective_store() { printf '%s' "${CFG[GATEKEEPER_STORE]:-firebase_rtdb}"; }

@@ -202,7 +202,7 @@ var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
 // All lists the providers in a stable order; adding a provider is one
 // file and one line here.
 func All() []*Provider {
-	return []*Provider{openAI, anthropic, googleAI, mistralAI}
+	return []*Provider{openAI, anthropic, googleAI, mistralAI, gcpClaude, gcpGemini}
 }
 
 // The providers, built once: their routers are compiled from their routes.
@@ -211,6 +211,10 @@ var (
 	anthropic = newProvider(anthropicProvider())
 	googleAI  = newProvider(googleProvider())
 	mistralAI = newProvider(mistralProvider())
+	// Both Vertex mounts share one token cache: a token serves either.
+	gcpTokens = newVertexAuth()
+	gcpClaude = newProvider(vertexClaudeProvider(gcpTokens))
+	gcpGemini = newProvider(vertexGeminiProvider(gcpTokens))
 )
 
 func newProvider(p *Provider) *Provider {

@@ -264,6 +264,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		serveGoogle(x)
 	case Mistral:
 		serveMistral(x)
+	case Vertex:
+		serveVertex(f, x)
 	}
 }
 
