@@ -134,6 +134,9 @@ func (x *exchange) serve() {
 			rq.Stream = true
 		}
 	}
+	if !x.policies() {
+		return
+	}
 	if f.Admitted {
 		x.family = models.FamilyFor(x.prov.ID, x.rq.Model, f.Kind)
 		x.log.SetFamily(x.family)
