@@ -102,7 +102,7 @@ func TestOpenAIToolUsage(t *testing.T) {
 
 func TestVisionServices(t *testing.T) {
 	images := map[upstreamfake.Kind]string{
-		upstreamfake.OpenAI: `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`,
+		upstreamfake.OpenAI:    `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`,
 		upstreamfake.Anthropic: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}]}`,
 		upstreamfake.Google:    `{"contents":[{"role":"user","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"AAAA"}}]}]}`,
 		upstreamfake.Mistral:   `{"model":"mistral-small-latest","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image_url","image_url":"https://example.com/a.png"}]}]}`,
