@@ -119,6 +119,7 @@ func TestDifferencesWarnOnce(t *testing.T) {
 		{"ALLOW_AWS_LOGGING", "true", "every AWS credential"},
 		{"PROMPT_LOGGING", "true", "never logs prompts"},
 		{"SQLITE_DATA_PATH", "/data/db", "GATEKEEPER_STORE"},
+		{"EVENT_LOGGING", "true", "no per-request event log"},
 		{"MODEL_RATE_LIMIT", "6", "TEXT_MODEL_RATE_LIMIT=6, IMAGE_MODEL_RATE_LIMIT=3"},
 		{"MAX_OUTPUT_TOKENS", "300", "MAX_OUTPUT_TOKENS_OPENAI=300, MAX_OUTPUT_TOKENS_ANTHROPIC=300"},
 		{"COOKIE_SECRET", "s3cret", "used as SIGNING_KEY"},
@@ -294,5 +295,100 @@ func TestQuotaRefreshSecondsAndZone(t *testing.T) {
 				t.Errorf("Next(%s) = %s, want %s", tt.from, got.UTC(), tt.want)
 			}
 		})
+	}
+}
+
+// originalVars reads testdata/original-vars.txt: every variable of the
+// original's config.ts with a value it accepts (quotes as a .env has them).
+func originalVars(t *testing.T) (names []string, env map[string]string) {
+	t.Helper()
+	raw, err := os.ReadFile("testdata/original-vars.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env = map[string]string{}
+	for _, line := range strings.Split(string(raw), "\n") {
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		if len(v) >= 2 && v[0] == '"' && v[len(v)-1] == '"' {
+			v = v[1 : len(v)-1]
+		}
+		names = append(names, k)
+		if k == "TOKEN_QUOTA_<FAMILY>" {
+			for _, f := range []string{"turbo", "gpt4", "gpt4-32k", "gpt4-turbo", "gpt4o", "dall-e", "claude", "claude-opus", "gemini-pro",
+				"mistral-tiny", "mistral-small", "mistral-medium", "mistral-large", "aws-claude", "aws-claude-opus", "gcp-claude",
+				"gcp-claude-opus", "azure-turbo", "azure-gpt4", "azure-gpt4-32k", "azure-gpt4-turbo", "azure-gpt4o", "azure-dall-e"} {
+				env["TOKEN_QUOTA_"+strings.ToUpper(strings.ReplaceAll(f, "-", "_"))] = v
+			}
+			continue
+		}
+		env[k] = v
+	}
+	if len(names) < 60 {
+		t.Fatalf("only %d variables listed", len(names))
+	}
+	return names, env
+}
+
+// Every variable of the original, alone and all together, starts tollgate
+// with the values the original accepts.
+func TestEveryOriginalVariableStarts(t *testing.T) {
+	names, all := originalVars(t)
+	for _, name := range names {
+		env := map[string]string{}
+		for k, v := range all {
+			if k == name || (name == "TOKEN_QUOTA_<FAMILY>" && strings.HasPrefix(k, "TOKEN_QUOTA_")) {
+				env[k] = v
+			}
+		}
+		if name == "GATEKEEPER" {
+			env["ADMIN_KEY"] = all["ADMIN_KEY"]
+		}
+		if _, err := config.FromMap(env); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	c, err := config.FromMap(all)
+	if err != nil {
+		t.Fatalf("all together: %v", err)
+	}
+	if c.TokenQuota["azure-dall-e"] != 100000 || c.QuotaRefreshSpec != "*/45 * * * * *" || !c.FamilyAllowed("azure-gpt4-32k") {
+		t.Errorf("quota %v, refresh %q", c.TokenQuota, c.QuotaRefreshSpec)
+	}
+}
+
+// The README's migration table has a row for every variable of the
+// original.
+func TestReadmeMigrationTableIsComplete(t *testing.T) {
+	raw, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	start := strings.Index(readme, "## Migrating from oai-reverse-proxy")
+	if start < 0 {
+		t.Fatal("README has no migration section")
+	}
+	section := readme[start+3:]
+	if end := strings.Index(section, "\n## "); end >= 0 {
+		section = section[:end]
+	}
+	rows := map[string]bool{}
+	for _, line := range strings.Split(section, "\n") {
+		if !strings.HasPrefix(line, "| `") {
+			continue
+		}
+		first := strings.SplitN(line, "|", 3)[1]
+		for _, m := range regexp.MustCompile("`([^`]+)`").FindAllStringSubmatch(first, -1) {
+			rows[m[1]] = true
+		}
+	}
+	names, _ := originalVars(t)
+	for _, name := range names {
+		if !rows[name] {
+			t.Errorf("no row for %s", name)
+		}
 	}
 }
