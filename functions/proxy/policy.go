@@ -75,13 +75,8 @@ func (x *exchange) blocked(pol *config.Policies) {
 // the admin key) are exempt from the image and context limits, as in the
 // original; rejected phrases and tool use apply to everyone.
 func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text bool, prompt, requested int64) error {
-	if len(pol.RejectPhrases) > 0 {
-		t := promptText(body)
-		for _, re := range pol.RejectPhrases {
-			if re.MatchString(t) {
-				return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
-			}
-		}
+	if !pol.RejectPhrases.Empty() && pol.RejectPhrases.Match(promptText(body)) {
+		return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
 	}
 	if !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI) && usesTools(body) {
 		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
@@ -100,20 +95,27 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 }
 
 // usesTools reports a non-empty tools or functions member (OpenAI's chat
-// and responses formats).
+// and responses formats). Every member is read with its name unescaped:
+// a repeated or \u-escaped name is what an upstream's parser may take.
 func usesTools(body []byte) bool {
-	for _, k := range []string{"tools", "functions"} {
-		v := gjson.GetBytes(body, k)
-		if v.Exists() && v.Type != gjson.Null && !(v.IsArray() && len(v.Array()) == 0) {
-			return true
-		}
+	if !bytes.Contains(body, []byte("tools")) && !bytes.Contains(body, []byte("functions")) && !bytes.Contains(body, []byte(`\u`)) {
+		return false
 	}
-	return false
+	found := false
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.String() {
+		case "tools", "functions":
+			found = v.Type != gjson.Null && !(v.IsArray() && len(v.Array()) == 0)
+		}
+		return !found
+	})
+	return found
 }
 
 // imageMarkers are byte sequences every image input contains in one
-// format or another; a body with none of them is not walked.
-var imageMarkers = [][]byte{[]byte(`image`), []byte(`inline_data`), []byte(`inlineData`), []byte(`file_data`), []byte(`fileData`)}
+// format or another; a body with none of them (and no \u escape, which
+// could spell them otherwise) is not walked.
+var imageMarkers = [][]byte{[]byte(`image`), []byte(`inline_data`), []byte(`inlineData`), []byte(`file_data`), []byte(`fileData`), []byte(`\u`)}
 
 // hasImage reports an image input in any of the formats served: OpenAI's
 // image_url and input_image parts, Anthropic's image blocks, Google's
@@ -138,18 +140,18 @@ func walkImage(v gjson.Result, depth int) bool {
 	}
 	switch {
 	case v.IsObject():
-		switch v.Get("type").String() {
-		case "image_url", "image", "input_image":
-			return true
-		}
 		hit := false
 		v.ForEach(func(k, val gjson.Result) bool {
 			switch k.String() {
+			case "type":
+				switch val.String() {
+				case "image_url", "image", "input_image":
+					hit = true
+				}
 			case "image_url":
 				hit = val.Exists() && val.Type != gjson.Null
 			case "inline_data", "inlineData", "file_data", "fileData":
-				mime := val.Get("mime_type").String() + val.Get("mimeType").String()
-				hit = strings.HasPrefix(strings.ToLower(mime), "image/")
+				hit = imageData(val)
 			default:
 				hit = walkImage(val, depth+1)
 			}
@@ -200,4 +202,17 @@ func promptText(body []byte) string {
 	}
 	walk(gjson.ParseBytes(body), 0)
 	return b.String()
+}
+
+// imageData reports Google inline or file data of an image type.
+func imageData(v gjson.Result) bool {
+	hit := false
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch k.String() {
+		case "mime_type", "mimeType":
+			hit = strings.HasPrefix(strings.ToLower(val.String()), "image/")
+		}
+		return !hit
+	})
+	return hit
 }

@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -75,7 +77,11 @@ func TestOpenAIToolUsage(t *testing.T) {
 	t.Run("refused by default", func(t *testing.T) {
 		e := newEnv(t, nil)
 		tk := e.user(users.Patch{})
-		for _, body := range []string{tools, functions} {
+		// A hostile client may spell a member so that a naive reader
+		// misses what the upstream's parser takes: escaped, or repeated.
+		escaped := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"t\u006fols":[{"type":"function","function":{"name":"f"}}]}`
+		repeated := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[],"tools":[{"type":"function","function":{"name":"f"}}]}`
+		for _, body := range []string{tools, functions, escaped, repeated} {
 			a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: body, header: bearerH(tk)})
 			refusedUnsent(t, e, provCases[0], tk, a, 400, "Tool use")
 		}
@@ -132,6 +138,23 @@ func TestVisionServices(t *testing.T) {
 			want := map[upstreamfake.Kind]int{upstreamfake.OpenAI: 200, upstreamfake.Google: 200, upstreamfake.Anthropic: 403, upstreamfake.Mistral: 403}[pc.kind]
 			if a.status != want {
 				t.Errorf("%s: %d, want %d: %s", pc.kind, a.status, want, a.body)
+			}
+		}
+	})
+	t.Run("escaped or repeated members", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		for _, body := range []string{
+			`{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"\u0069mage_url","\u0069mage_url":{"url":"x"}}]}]}`,
+			`{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","type":"image_url","image_url":{"url":"x"}}]}]}`,
+			`{"contents":[{"parts":[{"inlineData":{"mimeType":"text/plain","mimeType":"IMAGE/png"}}]}]}`,
+		} {
+			pc := provCases[0]
+			if strings.Contains(body, "contents") {
+				pc = provCases[2]
+			}
+			if a := e.do(call{path: pc.path, body: body, header: pc.auth(tk)}); a.status != 403 {
+				t.Errorf("%s: %d %s", body, a.status, a.body)
 			}
 		}
 	})
@@ -219,7 +242,7 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Add([]byte(`[1,{"a":null},"zz"`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		img := hasImage(body)
-		if img && !strings.Contains(string(body), "image") && !strings.Contains(string(body), "Data") && !strings.Contains(string(body), "_data") {
+		if img && !strings.Contains(string(body), "image") && !strings.Contains(string(body), "Data") && !strings.Contains(string(body), "_data") && !strings.Contains(string(body), `\u`) {
 			t.Errorf("image found without a marker in %q", body)
 		}
 		text := promptText(body)
@@ -227,4 +250,32 @@ func FuzzPolicyBody(f *testing.F) {
 			t.Errorf("prompt text longer than the body allows: %d from %d", len(text), len(body))
 		}
 	})
+}
+
+// BenchmarkPolicies: the body checks every admitted request passes with
+// the defaults (images and tools refused) and with rejected phrases.
+func BenchmarkPolicies(b *testing.B) {
+	body := []byte(`{"model":"gpt-4o","max_tokens":300,"messages":[{"role":"system","content":"` + strings.Repeat("You are a helpful assistant. ", 40) +
+		`"},{"role":"user","content":"` + strings.Repeat("Tell me a story about a lighthouse. ", 60) + `"}]}`)
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"defaults", nil},
+		{"phrases", map[string]string{"REJECT_PHRASES": "forbidden topic,another phrase,third one"}},
+	} {
+		cfg, err := config.FromMap(tt.env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, 600, 900); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -78,8 +78,13 @@ func TestOriginalEnvExampleStarts(t *testing.T) {
 		if c.QuotaRefresh == nil || c.QuotaRefreshSpec != "daily" || !c.MaxIPsAutoBan {
 			t.Errorf("QUOTA_REFRESH_PERIOD %q, MAX_IPS_AUTO_BAN %v", c.QuotaRefreshSpec, c.MaxIPsAutoBan)
 		}
-		if got := c.Policies.RejectPhrases; len(got) != 4 || !got[2].MatchString("PHRASE THREE, which has a comma") {
-			t.Errorf("REJECT_PHRASES = %v", got)
+		for _, phrase := range []string{"phrase one", "PHRASE TWO", "Phrase three, which has a comma", "phrase four"} {
+			if !c.Policies.RejectPhrases.Match("x " + phrase + " y") {
+				t.Errorf("REJECT_PHRASES does not match %q", phrase)
+			}
+		}
+		if c.Policies.RejectPhrases.Match("phrase three") {
+			t.Error("a quoted phrase was split at its comma")
 		}
 		if c.Policies.RejectMessage != "You can't say that here." || c.Policies.BlockRedirect != "https://roblox.com/" ||
 			!slices.Equal(c.Policies.BlockedOrigins, []string{"reddit.com", "9gag.com"}) {
@@ -180,7 +185,7 @@ func TestDeprecatedAliases(t *testing.T) {
 func TestPolicySettings(t *testing.T) {
 	c := load(t, map[string]string{})
 	p := c.Policies
-	if len(p.VisionServices) != 0 || p.AllowTools || len(p.RejectPhrases) != 0 || len(p.BlockedOrigins) != 0 {
+	if len(p.VisionServices) != 0 || p.AllowTools || !p.RejectPhrases.Empty() || len(p.BlockedOrigins) != 0 {
 		t.Errorf("default policies refuse nothing but images and tools: %+v", p)
 	}
 	if p.RejectMessage == "" || p.BlockMessage == "" || p.MaxContext[models.OpenAI] != 0 {
@@ -205,9 +210,10 @@ func TestPolicySettings(t *testing.T) {
 	if config.VisionService(models.AWSMistral) != "aws" || config.VisionService(models.GoogleAI) != "google-ai" {
 		t.Error("VisionService names")
 	}
-	if len(p.RejectPhrases) != 3 || !p.RejectPhrases[0].MatchString("a BAD   Word") || !p.RejectPhrases[1].MatchString("x a, b y") ||
-		!p.RejectPhrases[2].MatchString("(?=x)y") || p.RejectPhrases[2].MatchString("xy") {
-		t.Errorf("phrases = %v", p.RejectPhrases)
+	for s, want := range map[string]bool{"a BAD   Word": true, "x A, B y": true, "(?=X)y": true, "xy": false, "bad": false, "a b": false} {
+		if p.RejectPhrases.Match(s) != want {
+			t.Errorf("phrases match %q: %v", s, !want)
+		}
 	}
 	if len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "plain text") {
 		t.Errorf("warnings = %q", c.Warnings)
