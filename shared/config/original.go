@@ -257,7 +257,7 @@ func (p *parser) differences(c *Config) {
 		return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
 	}
 	if _, ok := set("SERVICE_INFO_PASSWORD"); ok {
-		c.warn("SERVICE_INFO_PASSWORD is not applied: tollgate's service info (GET /) is public and shows only the providers, gatekeeper mode, families and endpoints, never usage statistics or keys")
+		c.warn("SERVICE_INFO_PASSWORD is not applied: tollgate's service info (GET /) is public and shows only the providers served (with how many keys are in service), gatekeeper mode, families and endpoints, never usage statistics or a key")
 	}
 	if v, ok := set("STATIC_SERVICE_INFO"); ok && !isTrue(v) {
 		c.warn("STATIC_SERVICE_INFO=%s is not applied: tollgate's service info is always static (no traffic, prompt or queue statistics)", v)

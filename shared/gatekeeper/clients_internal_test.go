@@ -244,3 +244,21 @@ func TestAgnaiSharedAddresses(t *testing.T) {
 		}
 	}
 }
+
+// FuzzRisuToken: any header is read without failing, and only a token
+// signed with the key yields an id, one fit for a store key.
+func FuzzRisuToken(f *testing.F) {
+	k := risuSigner(nil)
+	f.Add("")
+	f.Add("e30=")
+	f.Add(base64.StdEncoding.EncodeToString([]byte(`{"data":{"id":"x","expiresIn":99999999999},"sig":"AAAA"}`)))
+	f.Add(url.QueryEscape(base64.StdEncoding.EncodeToString([]byte(`{"data":[],"sig":null}`))))
+	g := &Gatekeeper{risuKey: &k.PublicKey}
+	f.Fuzz(func(t *testing.T, header string) {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		r.Header.Set("X-Risu-Tk", header)
+		if id := g.risuID(r, tRisu); id != "" {
+			t.Errorf("an unsigned header gave id %q", id)
+		}
+	})
+}
