@@ -180,8 +180,8 @@ func TestRisuUsersCountAsAddresses(t *testing.T) {
 	tok := func(id string) string {
 		return risuToken(t, k, fmt.Sprintf(`{"id":%q,"expiresIn":%d}`, id, tRisu.Add(time.Hour).Unix()))
 	}
-	if _, err := g.Authenticate(ctx, risuRequest("203.0.113.9", tk, tok("alice"))); err != nil {
-		t.Fatal(err)
+	if p, err := g.Authenticate(ctx, risuRequest("203.0.113.9", tk, tok("alice"))); err != nil || p.IP != "203.0.113.9" || p.Key != tk {
+		t.Fatalf("%+v %v", p, err)
 	}
 	u, _ := mem.Get(ctx, tk)
 	if !slices.Equal(u.IP, []string{"risualice-203.0.113.9"}) {

@@ -180,6 +180,9 @@ func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Princi
 		return addressed(ip, risu), nil
 	case config.ModeUserToken:
 		p, err := g.authenticateUser(ctx, token, userIP(ip, risu))
+		if p != nil {
+			p.IP = ip // the address, whatever the IP list records
+		}
 		if token != "" && users.ErrorCode(err) == users.CodeUnauthorized {
 			if locked {
 				return nil, lockedOut(wait)
