@@ -217,6 +217,15 @@ func (p *parser) phrases(c *Config, name string) Phrases {
 // the built-in table.
 func (p *parser) prices() map[string]float64 {
 	out := models.Prices()
+	known := map[string]bool{}
+	for _, f := range models.Names() {
+		known["TOKEN_COST_"+envFamily(f)] = true
+	}
+	for k := range p.env {
+		if strings.HasPrefix(k, "TOKEN_COST_") && !known[k] {
+			p.fail(&Error{Var: k, Accepted: "unknown model family; known: " + strings.Join(models.Names(), ", ")})
+		}
+	}
 	for _, f := range models.Names() {
 		name := "TOKEN_COST_" + envFamily(f)
 		raw := p.str(name, "")

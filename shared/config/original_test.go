@@ -253,6 +253,7 @@ func TestOriginalInvalidValues(t *testing.T) {
 		{map[string]string{"SHOW_TOKEN_COSTS": "yes please"}, "SHOW_TOKEN_COSTS", "true or false"},
 		{map[string]string{"TOKEN_COST_GPT4O": "-2"}, "TOKEN_COST_GPT4O", "US dollars per million"},
 		{map[string]string{"TOKEN_COST_CLAUDE": "NaN"}, "TOKEN_COST_CLAUDE", "US dollars per million"},
+		{map[string]string{"TOKEN_COST_GPT9": "1"}, "TOKEN_COST_GPT9", "unknown model family"},
 		{map[string]string{"BLOCK_REDIRECT": "javascript:alert(1)"}, "BLOCK_REDIRECT", "http(s) URL"},
 		{map[string]string{"MODEL_RATE_LIMIT": "fast"}, "MODEL_RATE_LIMIT", "whole number"},
 		{map[string]string{"MAX_OUTPUT_TOKENS": "-4"}, "MAX_OUTPUT_TOKENS", "whole number"},
