@@ -92,6 +92,7 @@ func TestFirebaseJSON(t *testing.T) {
 	for source, fn := range map[string]string{
 		"/proxy/**": "proxy", "/proxy": "proxy",
 		"/admin/**": "admin", "/admin": "admin",
+		"/user/**": "proxy", "/user": "proxy", // the self-service pages, as the original's URLs
 	} {
 		if got[source] != fn {
 			t.Errorf("rewrite %s -> %q, want function %s", source, got[source], fn)

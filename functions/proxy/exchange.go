@@ -145,6 +145,9 @@ func (x *exchange) serve() {
 			x.upstreamPath, x.query = t.Native(rq.Model, rq.Stream)
 		}
 	}
+	if !x.policies() {
+		return
+	}
 	if f.Admitted {
 		x.family = models.FamilyFor(x.prov.ID, x.rq.Model, f.Kind)
 		x.log.SetFamily(x.family)

@@ -57,6 +57,9 @@ func Build(ctx context.Context, o Options) (*Instance, error) {
 		return nil, err
 	}
 	log := logging.New(out, cfg.LogLevel)
+	for _, w := range cfg.Warnings {
+		log.Warn().Msg(w)
+	}
 	store, err := OpenStore(ctx, cfg, log, o.OpenShared)
 	if err != nil {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	_ "time/tzdata" // QUOTA_REFRESH_TZ: the platform may have no zone files
 
 	"github.com/robfig/cron/v3"
 
@@ -97,6 +98,12 @@ type Config struct {
 	LogLevel     string
 	PoW          PoW       // CAPTCHA_MODE and POW_*
 	Scheduler    Scheduler // SCHEDULER_*: Cloud Scheduler's OIDC token on the maintenance routes
+
+	Policies    Policies    // the original's request policies (original.go)
+	SelfService SelfService // the /user/lookup page's options
+	// Warnings are one line each about the original's variables that are
+	// accepted but applied differently; the caller logs them once at start.
+	Warnings []string
 
 	// Environment of the platform.
 	Project              string // GOOGLE_CLOUD_PROJECT
@@ -194,6 +201,7 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
 	c.Scheduler = p.scheduler()
+	p.original(c)
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")
 	if p.err != nil {
 		return nil, p.err
@@ -433,10 +441,20 @@ func (p *parser) families(name string) map[string]bool {
 	return out
 }
 
-var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
+// cronParser reads 5-field cron and, as the original's node-schedule did,
+// 6-field cron whose first field is seconds.
+var cronParser = cron.NewParser(cron.SecondOptional | cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow)
 
+// schedule reads QUOTA_REFRESH_PERIOD in the time zone QUOTA_REFRESH_TZ
+// (default UTC; the original used the server's).
 func (p *parser) schedule(name string) (string, users.Schedule) {
-	raw := p.str(name, "")
+	raw := p.message(name, "")
+	tz := p.str("QUOTA_REFRESH_TZ", "UTC")
+	loc, err := time.LoadLocation(tz)
+	if err != nil || tz == "Local" {
+		p.fail(&Error{Var: "QUOTA_REFRESH_TZ", Value: tz, Accepted: "must be an IANA time zone such as UTC or Europe/Berlin"})
+		loc = time.UTC
+	}
 	spec := raw
 	switch strings.ToLower(raw) {
 	case "":
@@ -448,8 +466,11 @@ func (p *parser) schedule(name string) (string, users.Schedule) {
 	}
 	s, err := cronParser.Parse(spec)
 	if err != nil {
-		p.fail(&Error{Var: name, Value: raw, Accepted: "must be hourly, daily, or a 5-field cron expression in UTC such as \"0 */6 * * *\""})
+		p.fail(&Error{Var: name, Value: raw, Accepted: "must be hourly, daily, or a cron expression of 5 fields (\"0 */6 * * *\") or 6 with seconds first (\"*/45 * * * * *\"), in QUOTA_REFRESH_TZ (default UTC)"})
 		return "", nil
+	}
+	if spec, ok := s.(*cron.SpecSchedule); ok && !strings.Contains(raw, "TZ=") {
+		spec.Location = loc
 	}
 	return raw, s
 }

@@ -83,6 +83,9 @@ func (g *Gatekeeper) Enter(ctx context.Context, p *Principal, reach []string) (*
 	if allImage(reach) {
 		key, limit, kind = key+"|image", g.cfg.ImageRateLimit, "image" // image and text requests have separate limits
 	}
+	if p.Shared {
+		limit = 0
+	}
 	if g.cluster != nil {
 		return g.enterCluster(ctx, p, kind, limit)
 	}
@@ -97,7 +100,7 @@ func (g *Gatekeeper) Enter(ctx context.Context, p *Principal, reach []string) (*
 		}
 	}
 	a := &Admission{Rate: rate, g: g, p: p, rateKey: key, rateAt: now, counted: limit > 0}
-	slot, ok := g.inflight.Take(p.Key, g.cfg.ConcurrencyLimit)
+	slot, ok := g.inflight.Take(p.Key, inflightLimit(g.cfg.ConcurrencyLimit, p))
 	if !ok {
 		a.refuse()
 		return &Admission{Rate: a.Rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")

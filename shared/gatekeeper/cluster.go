@@ -27,7 +27,7 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	id := kind + "-" + hex.EncodeToString(b[:])
 	d, err := g.cluster.EnterLimits(ctx, p.Key, users.LimitsEntry{
 		ID: id, Kind: kind, Now: now, Window: clusterWindow,
-		Rate: limit, Inflight: g.cfg.ConcurrencyLimit, LeaseUntil: now.Add(leaseTTL),
+		Rate: limit, Inflight: inflightLimit(g.cfg.ConcurrencyLimit, p), LeaseUntil: now.Add(leaseTTL),
 	})
 	if err != nil {
 		return nil, unavailable(err)

@@ -6,6 +6,7 @@ package gatekeeper
 
 import (
 	"context"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -36,6 +37,7 @@ type Gatekeeper struct {
 	lockout  *ratelimit.Lockout
 	adminKey [32]byte
 	proxyKey [32]byte
+	risuKey  *rsa.PublicKey // verifies x-risu-tk (clients.go)
 }
 
 // New returns a gatekeeper over store; now is the clock.
@@ -53,6 +55,7 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 		lockout:  ratelimit.NewKeyLockout(),
 		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
 		proxyKey: sha256.Sum256([]byte(cfg.ProxyKey)),
+		risuKey:  parseRisuKey(),
 	}
 	if l, ok := store.(users.Limits); ok && cfg.LimitsScope == config.LimitsCluster {
 		g.cluster = l
@@ -73,6 +76,9 @@ type Principal struct {
 	// Exempt principals (admin, special users) skip quotas, IP, rate and
 	// concurrency limits and output clamps.
 	Exempt bool
+	// Shared: no user token, from a chat front-end's shared address
+	// (Agnai): no rate limit, SharedConcurrencyFactor× the concurrency.
+	Shared bool
 }
 
 // TokenSources are where a client's token may travel, first found wins.
@@ -150,6 +156,7 @@ func equalKey(token string, want [32]byte) bool {
 func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
 	ip := netutil.ClientIP(r, g.cfg.TrustedProxies)
 	token := ExtractToken(r)
+	risu := g.risuID(r, g.now())
 	if g.cfg.IPBlacklist.Contains(ip) {
 		return nil, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
 	}
@@ -170,9 +177,12 @@ func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Princi
 			g.lockout.Fail(ip, now)
 			return nil, users.Errorf(users.CodeUnauthorized, "Invalid proxy key.")
 		}
-		return &Principal{IP: ip, Key: "ip:" + ip}, nil
+		return addressed(ip, risu), nil
 	case config.ModeUserToken:
-		p, err := g.authenticateUser(ctx, token, ip)
+		p, err := g.authenticateUser(ctx, token, userIP(ip, risu))
+		if p != nil {
+			p.IP = ip // the address, whatever the IP list records
+		}
 		if token != "" && users.ErrorCode(err) == users.CodeUnauthorized {
 			if locked {
 				return nil, lockedOut(wait)
@@ -186,7 +196,7 @@ func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Princi
 		if token != "" && g.cfg.AdminKey != "" && !locked {
 			g.lockout.Fail(ip, now)
 		}
-		return &Principal{IP: ip, Key: "ip:" + ip}, nil
+		return addressed(ip, risu), nil
 	}
 }
 

@@ -408,6 +408,12 @@ func (d *fieldDecoder) ips(k string, raw json.RawMessage) []string {
 	}
 	out := make([]string, 0, len(list))
 	for i, s := range list {
+		if _, ok := risuAddr(s); ok { // a RisuAI user's (RisuIP): kept as written
+			if !containsStr(out, s) {
+				out = append(out, s)
+			}
+			continue
+		}
 		a, err := netip.ParseAddr(s)
 		if err != nil {
 			d.fail(fmt.Sprintf("%s[%d]", k, i), "is not an IP address")

@@ -97,6 +97,7 @@ func New(o Options) http.Handler {
 	h.page = web.Partials(template.Must(template.New("page.html").Funcs(template.FuncMap{
 		"num":  web.FormatNum,
 		"when": web.FormatTime,
+		"at":   formatAt,
 	}).ParseFS(files, "page.html")))
 	return h
 }
@@ -142,7 +143,11 @@ type result struct {
 	Expires        int64
 	IPs            int
 	IPLimit        string
+	IPList         []string // redacted
+	NextRefresh    int64    // the next quota refresh (epoch ms); 0: none
 	Quotas         []quotaRow
+	Costs          bool   // SHOW_TOKEN_COSTS
+	TotalCost      string // with Costs
 	CSRF           string
 	CanRename      bool
 	NicknameValue  string
@@ -154,6 +159,7 @@ type quotaRow struct {
 	Limit     string
 	Remaining string
 	Refresh   string
+	Cost      string // with SHOW_TOKEN_COSTS
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -226,6 +232,10 @@ func (h *handler) rename(w http.ResponseWriter, r *http.Request, u *users.User) 
 		h.render(w, r, http.StatusForbidden, &view{Error: "This token is disabled; its nickname cannot be changed.", Result: h.result(u)})
 		return
 	}
+	if msg := h.renameRefusal(r, u); msg != "" {
+		h.render(w, r, http.StatusForbidden, &view{Error: msg, Result: h.result(u)})
+		return
+	}
 	nick := strings.TrimSpace(r.PostFormValue("nickname"))
 	p := users.Patch{Nickname: users.Opt[string]{Set: true, Null: nick == "", Value: nick}}
 	if err := p.Check(); err != nil {
@@ -275,8 +285,13 @@ func (h *handler) result(u *users.User) *result {
 		Token: u.Token, Masked: logging.TokenTail(u.Token), Nickname: u.Nickname, NicknameValue: u.Nickname,
 		Type: string(u.Type), DisabledReason: u.DisabledReason,
 		Prompts: u.PromptCount, Created: u.CreatedAt, LastUsed: u.LastUsedAt, IPs: len(u.IP),
-		CSRF: h.csrf(u.Token), CanRename: !u.Disabled(),
+		CSRF: h.csrf(u.Token), CanRename: !u.Disabled() && cfg.SelfService.AllowNicknameChanges,
+		IPList: redactIPs(u.IP), Costs: cfg.SelfService.ShowTokenCosts,
 	}
+	if cfg.QuotaRefresh != nil && u.Type != users.Temporary {
+		res.NextRefresh = cfg.QuotaRefresh.Next(now).UnixMilli()
+	}
+	total := 0.0
 	switch {
 	case u.Disabled():
 		res.Status = "disabled"
@@ -309,8 +324,14 @@ func (h *handler) result(u *users.User) *result {
 				row.Refresh = "+" + web.FormatNum(q) + " (" + cfg.QuotaRefreshSpec + ")"
 			}
 		}
+		if res.Costs {
+			c := cost(cfg.SelfService.Prices[f], row.Used)
+			total += c
+			row.Cost = formatUSD(c)
+		}
 		res.Quotas = append(res.Quotas, row)
 	}
+	res.TotalCost = formatUSD(total)
 	return res
 }
 

@@ -256,6 +256,7 @@ func TestDisabledUser(t *testing.T) {
 func TestRename(t *testing.T) {
 	e := newEnv(t, nil)
 	e.put(tok, nightOwl)
+	e.put(tok, `{"ip":["203.0.113.7","2001:db8::42","127.0.0.1"]}`) // renamed from an address of its own
 	e.put("other-user-00000001", `{"type":"normal"}`)
 	csrf := csrfIn(t, e.lookup(tok).body)
 	otherCSRF := csrfIn(t, e.lookup("other-user-00000001").body)

@@ -1,0 +1,218 @@
+package proxy
+
+import (
+	"bytes"
+	"html"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// policies applies the original's request policies once the request is
+// authenticated and its body read: blocked origins, rejected phrases, tool
+// use, images and context size. A refusal is answered here; it reports
+// whether the request may go on.
+func (x *exchange) policies() bool {
+	pol := &x.h.cfg.Policies
+	if blockedOrigin(pol, x.r) {
+		x.blocked(pol)
+		return false
+	}
+	if x.rq == nil || !x.ep.Format.Admitted {
+		return true
+	}
+	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, x.rq.PromptTokens, x.requested()); err != nil {
+		x.writeError(err, x.rate())
+		return false
+	}
+	return true
+}
+
+// blockedOrigin reports an Origin or Referer naming a blocked site (a
+// substring match, as the original's BLOCKED_ORIGINS).
+func blockedOrigin(pol *config.Policies, r *http.Request) bool {
+	if len(pol.BlockedOrigins) == 0 {
+		return false
+	}
+	origin, referer := r.Header.Get("Origin"), r.Header.Get("Referer")
+	for _, b := range pol.BlockedOrigins {
+		if (origin != "" && strings.Contains(origin, b)) || (referer != "" && strings.Contains(referer, b)) {
+			return true
+		}
+	}
+	return false
+}
+
+// blocked refuses a blocked origin: API clients get the provider's error
+// shape; a browser page (it accepts HTML and sent no JSON) is sent on to
+// BLOCK_REDIRECT, as the original did.
+func (x *exchange) blocked(pol *config.Policies) {
+	accept := x.r.Header.Get("Accept")
+	if !strings.Contains(accept, "text/html") || strings.Contains(x.r.Header.Get("Content-Type"), "application/json") {
+		x.writeError(users.Errorf(users.CodeForbidden, "%s", pol.BlockMessage), nil)
+		return
+	}
+	x.log.SetError(pol.BlockMessage)
+	msg, dest := html.EscapeString(pol.BlockMessage), html.EscapeString(pol.BlockRedirect)
+	page := `<!doctype html><html><head><title>Redirecting</title><meta http-equiv="refresh" content="3; url=` + dest +
+		`"></head><body><h2>` + msg + `</h2><p><a href="` + dest + `">Continue</a></p></body></html>`
+	h := x.w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Length", strconv.Itoa(len(page)))
+	h.Set(headerError, titles[users.CodeForbidden])
+	h.Set(headerErrorStatus, strconv.Itoa(http.StatusForbidden))
+	x.w.WriteHeader(http.StatusForbidden)
+	_, _ = x.w.Write([]byte(page))
+}
+
+// checkBody applies the policies that read the body. Special users (and
+// the admin key) are exempt from the image and context limits, as in the
+// original; rejected phrases and tool use apply to everyone.
+func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text bool, prompt, requested int64) error {
+	if !pol.RejectPhrases.Empty() && pol.RejectPhrases.Match(promptText(body)) {
+		return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
+	}
+	if !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI) && usesTools(body) {
+		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
+	}
+	if exempt {
+		return nil
+	}
+	if !pol.VisionServices[config.VisionService(prov)] && hasImage(body) {
+		return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
+	}
+	if limit := pol.MaxContext[prov]; text && limit > 0 && requested > limit {
+		return users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
+			limit, prompt, requested-prompt, requested)
+	}
+	return nil
+}
+
+// usesTools reports a non-empty tools or functions member (OpenAI's chat
+// and responses formats). Every member is read with its name unescaped:
+// a repeated or \u-escaped name is what an upstream's parser may take.
+func usesTools(body []byte) bool {
+	if !bytes.Contains(body, []byte("tools")) && !bytes.Contains(body, []byte("functions")) && !bytes.Contains(body, []byte(`\u`)) {
+		return false
+	}
+	found := false
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.String() {
+		case "tools", "functions":
+			found = v.Type != gjson.Null && !(v.IsArray() && len(v.Array()) == 0)
+		}
+		return !found
+	})
+	return found
+}
+
+// imageMarkers are byte sequences every image input contains in one
+// format or another; a body with none of them (and no \u escape, which
+// could spell them otherwise) is not walked.
+var imageMarkers = [][]byte{[]byte(`image`), []byte(`inline_data`), []byte(`inlineData`), []byte(`file_data`), []byte(`fileData`), []byte(`\u`)}
+
+// hasImage reports an image input in any of the formats served: OpenAI's
+// image_url and input_image parts, Anthropic's image blocks, Google's
+// inline and file data of an image type.
+func hasImage(body []byte) bool {
+	found := false
+	for _, m := range imageMarkers {
+		if bytes.Contains(body, m) {
+			found = true
+			break
+		}
+	}
+	return found && walkImage(gjson.ParseBytes(body), 0)
+}
+
+// maxDepth bounds the walk over hostile bodies; formats nest a few levels.
+const maxDepth = 32
+
+func walkImage(v gjson.Result, depth int) bool {
+	if depth > maxDepth {
+		return false
+	}
+	switch {
+	case v.IsObject():
+		hit := false
+		v.ForEach(func(k, val gjson.Result) bool {
+			switch k.String() {
+			case "type":
+				switch val.String() {
+				case "image_url", "image", "input_image":
+					hit = true
+				}
+			case "image_url":
+				hit = val.Exists() && val.Type != gjson.Null
+			case "inline_data", "inlineData", "file_data", "fileData":
+				hit = imageData(val)
+			default:
+				hit = walkImage(val, depth+1)
+			}
+			return !hit
+		})
+		return hit
+	case v.IsArray():
+		hit := false
+		v.ForEach(func(_, val gjson.Result) bool {
+			hit = walkImage(val, depth+1)
+			return !hit
+		})
+		return hit
+	}
+	return false
+}
+
+// notPrompt are members whose strings are no prompt text.
+var notPrompt = map[string]bool{"model": true, "role": true, "type": true, "url": true, "data": true,
+	"mime_type": true, "mimeType": true, "media_type": true, "image_url": true, "id": true, "tool_call_id": true}
+
+// promptText is every string of the body a prompt can hold, one a line:
+// whatever the format, a phrase cannot hide in a member the walk skips.
+func promptText(body []byte) string {
+	var b strings.Builder
+	var walk func(v gjson.Result, depth int)
+	walk = func(v gjson.Result, depth int) {
+		if depth > maxDepth {
+			return
+		}
+		switch {
+		case v.Type == gjson.String:
+			b.WriteString(v.String())
+			b.WriteByte('\n')
+		case v.IsObject():
+			v.ForEach(func(k, val gjson.Result) bool {
+				if !notPrompt[k.String()] {
+					walk(val, depth+1)
+				}
+				return true
+			})
+		case v.IsArray():
+			v.ForEach(func(_, val gjson.Result) bool {
+				walk(val, depth+1)
+				return true
+			})
+		}
+	}
+	walk(gjson.ParseBytes(body), 0)
+	return b.String()
+}
+
+// imageData reports Google inline or file data of an image type.
+func imageData(v gjson.Result) bool {
+	hit := false
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch k.String() {
+		case "mime_type", "mimeType":
+			hit = strings.HasPrefix(strings.ToLower(val.String()), "image/")
+		}
+		return !hit
+	})
+	return hit
+}

@@ -1,0 +1,281 @@
+package proxy
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// withText is pc's request with the user's message replaced by text.
+func withText(pc provCase, text string) string {
+	return strings.Replace(pc.body, "Say hello.", text, 1)
+}
+
+// refusedUnsent checks a policy refusal: status, the provider's error
+// shape with msg, the error headers, nothing sent upstream or charged.
+func refusedUnsent(t *testing.T, e *env, pc provCase, tk string, a answer, status int, msg string) {
+	t.Helper()
+	if a.status != status {
+		t.Fatalf("status %d, want %d: %s", a.status, status, a.body)
+	}
+	pc.shape(t, a)
+	got, _ := dig(a.json(t), "error", "message").(string)
+	mustContain(t, "error message", got, msg)
+	if a.header.Get(headerErrorStatus) != strconv.Itoa(status) || a.header.Get(headerError) == "" {
+		t.Errorf("error headers missing: %v", a.header)
+	}
+	if n := e.fake(pc.kind).Count(); n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+	if tk != "" {
+		if u := e.get(tk); u.PromptCount != 0 {
+			t.Errorf("a refused request was charged: %+v", u)
+		}
+	}
+}
+
+func TestRejectPhrases(t *testing.T) {
+	for _, pc := range provCases {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, map[string]string{"REJECT_PHRASES": `forbidden\s+topic,"one, two"`, "REJECT_MESSAGE": "Not here."})
+			// Special users are not exempt, as in the original.
+			tk := e.user(users.Patch{Type: setOpt(users.Special)})
+			a := e.do(call{path: pc.path, body: withText(pc, "Tell me about the FORBIDDEN   topic."), header: pc.auth(tk)})
+			refusedUnsent(t, e, pc, tk, a, 400, "Not here.")
+			a = e.do(call{path: pc.path, body: withText(pc, "say one, two"), header: pc.auth(tk)})
+			refusedUnsent(t, e, pc, tk, a, 400, "Not here.")
+			if a := e.do(call{path: pc.path, body: withText(pc, "A topic that is forbidden? No."), header: pc.auth(tk)}); a.status != 200 {
+				t.Errorf("an innocent prompt: %d %s", a.status, a.body)
+			}
+		})
+	}
+	t.Run("a phrase in the system prompt or a part", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"REJECT_PHRASES": "secret plan"})
+		tk := e.user(users.Patch{})
+		for _, c := range []call{
+			{path: "/proxy/anthropic/v1/messages", header: map[string]string{"x-api-key": tk},
+				body: `{"model":"claude-sonnet-4-5","max_tokens":10,"system":[{"type":"text","text":"the Secret Plan"}],"messages":[{"role":"user","content":"hi"}]}`},
+			{path: "/proxy/openai/v1/chat/completions", header: bearerH(tk),
+				body: `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"my secret plan"}]}]}`},
+			{path: "/proxy/openai/v1/responses", header: bearerH(tk), body: `{"model":"gpt-4o","input":"a secret plan"}`},
+		} {
+			if a := e.do(c); a.status != 400 || !strings.Contains(string(a.body), "acceptable use policy") {
+				t.Errorf("%s: %d %s", c.path, a.status, a.body)
+			}
+		}
+	})
+}
+
+func TestOpenAIToolUsage(t *testing.T) {
+	tools := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`
+	functions := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"functions":[{"name":"f"}]}`
+	t.Run("refused by default", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		// A hostile client may spell a member so that a naive reader
+		// misses what the upstream's parser takes: escaped, or repeated.
+		escaped := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"t\u006fols":[{"type":"function","function":{"name":"f"}}]}`
+		repeated := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[],"tools":[{"type":"function","function":{"name":"f"}}]}`
+		for _, body := range []string{tools, functions, escaped, repeated} {
+			a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: body, header: bearerH(tk)})
+			refusedUnsent(t, e, provCases[0], tk, a, 400, "Tool use")
+		}
+		// An empty list asks for no tool.
+		empty := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[]}`
+		if a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: empty, header: bearerH(tk)}); a.status != 200 {
+			t.Errorf("empty tools: %d %s", a.status, a.body)
+		}
+		// The setting is OpenAI's only, as in the original.
+		claude := `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"tools":[{"name":"f","input_schema":{"type":"object"}}]}`
+		if a := e.do(call{path: "/proxy/anthropic/v1/messages", body: claude, header: map[string]string{"x-api-key": tk}}); a.status != 200 {
+			t.Errorf("Anthropic tools: %d %s", a.status, a.body)
+		}
+	})
+	t.Run("allowed", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true"})
+		tk := e.user(users.Patch{})
+		if a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: tools, header: bearerH(tk)}); a.status != 200 {
+			t.Fatalf("%d %s", a.status, a.body)
+		}
+		mustContain(t, "upstream body", string(e.fake(upstreamfake.OpenAI).Last(t).Body), `"tools"`)
+	})
+}
+
+func TestVisionServices(t *testing.T) {
+	images := map[upstreamfake.Kind]string{
+		upstreamfake.OpenAI:    `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}`,
+		upstreamfake.Anthropic: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}}]}]}`,
+		upstreamfake.Google:    `{"contents":[{"role":"user","parts":[{"inlineData":{"mimeType":"image/jpeg","data":"AAAA"}}]}]}`,
+		upstreamfake.Mistral:   `{"model":"mistral-small-latest","max_tokens":10,"messages":[{"role":"user","content":[{"type":"image_url","image_url":"https://example.com/a.png"}]}]}`,
+	}
+	for _, pc := range provCases {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, nil)
+			tk := e.user(users.Patch{})
+			a := e.do(call{path: pc.path, body: images[pc.kind], header: pc.auth(tk)})
+			refusedUnsent(t, e, pc, tk, a, 403, "images are not permitted")
+			// A prompt that only speaks of images is no image.
+			if a := e.do(call{path: pc.path, body: withText(pc, `draw an \"image\" of inline_data`), header: pc.auth(tk)}); a.status != 200 {
+				t.Errorf("text about images: %d %s", a.status, a.body)
+			}
+			// Special users are exempt, as in the original.
+			sp := e.user(users.Patch{Type: setOpt(users.Special)})
+			if a := e.do(call{path: pc.path, body: images[pc.kind], header: pc.auth(sp)}); a.status != 200 {
+				t.Errorf("special user: %d %s", a.status, a.body)
+			}
+		})
+	}
+	t.Run("listed services only", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"ALLOWED_VISION_SERVICES": "openai,google-ai"})
+		tk := e.user(users.Patch{})
+		for _, pc := range provCases {
+			a := e.do(call{path: pc.path, body: images[pc.kind], header: pc.auth(tk)})
+			want := map[upstreamfake.Kind]int{upstreamfake.OpenAI: 200, upstreamfake.Google: 200, upstreamfake.Anthropic: 403, upstreamfake.Mistral: 403}[pc.kind]
+			if a.status != want {
+				t.Errorf("%s: %d, want %d: %s", pc.kind, a.status, want, a.body)
+			}
+		}
+	})
+	t.Run("escaped or repeated members", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		for _, body := range []string{
+			`{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"\u0069mage_url","\u0069mage_url":{"url":"x"}}]}]}`,
+			`{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","type":"image_url","image_url":{"url":"x"}}]}]}`,
+			`{"contents":[{"parts":[{"inlineData":{"mimeType":"text/plain","mimeType":"IMAGE/png"}}]}]}`,
+		} {
+			pc := provCases[0]
+			if strings.Contains(body, "contents") {
+				pc = provCases[2]
+			}
+			if a := e.do(call{path: pc.path, body: body, header: pc.auth(tk)}); a.status != 403 {
+				t.Errorf("%s: %d %s", body, a.status, a.body)
+			}
+		}
+	})
+	t.Run("Google data that is no image", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		pdf := `{"contents":[{"role":"user","parts":[{"inline_data":{"mime_type":"application/pdf","data":"AAAA"}}]}]}`
+		if a := e.do(call{path: provCases[2].path, body: pdf, header: provCases[2].auth(tk)}); a.status != 200 {
+			t.Errorf("%d %s", a.status, a.body)
+		}
+	})
+}
+
+func TestMaxContextTokens(t *testing.T) {
+	long := strings.Repeat("word ", 160) // 800 bytes: about 200 tokens
+	for _, pc := range provCases {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "150", "MAX_CONTEXT_TOKENS_ANTHROPIC": "150"})
+			tk := e.user(users.Patch{})
+			a := e.do(call{path: pc.path, body: withText(pc, long), header: pc.auth(tk)})
+			if pc.kind == upstreamfake.Google || pc.kind == upstreamfake.Mistral {
+				// The original's two variables name OpenAI and Anthropic only.
+				if a.status != 200 {
+					t.Errorf("%d %s", a.status, a.body)
+				}
+				return
+			}
+			refusedUnsent(t, e, pc, tk, a, 400, "exceeds the context size limit. (max: 150 tokens")
+			mustContain(t, "error", string(a.body), "+ 100 output")
+			if a := e.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)}); a.status != 200 {
+				t.Errorf("a small request: %d %s", a.status, a.body)
+			}
+			sp := e.user(users.Patch{Type: setOpt(users.Special)})
+			if a := e.do(call{path: pc.path, body: withText(pc, long), header: pc.auth(sp)}); a.status != 200 {
+				t.Errorf("special user: %d %s", a.status, a.body)
+			}
+		})
+	}
+}
+
+func TestBlockedOrigins(t *testing.T) {
+	vars := map[string]string{"BLOCKED_ORIGINS": "badsite.example,evil", "BLOCK_MESSAGE": "Adults only <here>.", "BLOCK_REDIRECT": `https://elsewhere.example/?a=1&b="2"`}
+	for _, pc := range provCases {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, vars)
+			tk := e.user(users.Patch{})
+			h := pc.auth(tk)
+			h["Origin"] = "https://www.badsite.example"
+			a := e.do(call{path: pc.path, body: pc.body, header: h})
+			refusedUnsent(t, e, pc, tk, a, 403, "Adults only <here>.")
+			h = pc.auth(tk)
+			h["Origin"] = "https://good.example"
+			if a := e.do(call{path: pc.path, body: pc.body, header: h}); a.status != 200 {
+				t.Errorf("another origin: %d %s", a.status, a.body)
+			}
+		})
+	}
+	t.Run("a browser is sent on", func(t *testing.T) {
+		e := newEnv(t, vars)
+		tk := e.user(users.Patch{})
+		a := e.do(call{method: "GET", path: "/proxy/openai/v1/models", header: map[string]string{
+			"Authorization": "Bearer " + tk, "Accept": "text/html,application/xhtml+xml", "Referer": "https://evil.example/page"}})
+		if a.status != 403 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("%d %v %s", a.status, a.header, a.body)
+		}
+		body := string(a.body)
+		mustContain(t, "page", body, `content="3; url=https://elsewhere.example/?a=1&amp;b=&#34;2&#34;"`)
+		mustContain(t, "page", body, "Adults only &lt;here&gt;.")
+		if a.header.Get(headerErrorStatus) != "403" {
+			t.Errorf("error headers %v", a.header)
+		}
+		if n := e.fake(upstreamfake.OpenAI).Count(); n != 0 {
+			t.Errorf("%d requests reached the upstream", n)
+		}
+	})
+}
+
+// FuzzPolicyBody: the policies read any body without failing, an image is
+// only ever found where an image marker is, and the prompt text read is
+// bounded by the body.
+func FuzzPolicyBody(f *testing.F) {
+	f.Add([]byte(`{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"x"}}]}]}`))
+	f.Add([]byte(`{"contents":[{"parts":[{"inlineData":{"mimeType":"image/png"}}]}]}`))
+	f.Add([]byte(`{"system":"zz","messages":[[[[[[{"text":"zz"}]]]]]]}`))
+	f.Add([]byte(`[1,{"a":null},"zz"`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		img := hasImage(body)
+		if img && !strings.Contains(string(body), "image") && !strings.Contains(string(body), "Data") && !strings.Contains(string(body), "_data") && !strings.Contains(string(body), `\u`) {
+			t.Errorf("image found without a marker in %q", body)
+		}
+		text := promptText(body)
+		if len(text) > 2*len(body)+16 {
+			t.Errorf("prompt text longer than the body allows: %d from %d", len(text), len(body))
+		}
+	})
+}
+
+// BenchmarkPolicies: the body checks every admitted request passes with
+// the defaults (images and tools refused) and with rejected phrases.
+func BenchmarkPolicies(b *testing.B) {
+	body := []byte(`{"model":"gpt-4o","max_tokens":300,"messages":[{"role":"system","content":"` + strings.Repeat("You are a helpful assistant. ", 40) +
+		`"},{"role":"user","content":"` + strings.Repeat("Tell me a story about a lighthouse. ", 60) + `"}]}`)
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+	}{
+		{"defaults", nil},
+		{"phrases", map[string]string{"REJECT_PHRASES": "forbidden topic,another phrase,third one"}},
+	} {
+		cfg, err := config.FromMap(tt.env)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(tt.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, 600, 900); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,41 @@
+package proxy
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Firebase Hosting rewrites /user/** to the proxy function with the path
+// unchanged: the self-service page answers there, and its form posts back
+// there.
+func TestLookupAtHostingPath(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, path := range []string{"/user/lookup", "/proxy/user/lookup"} {
+		a := e.do(call{method: http.MethodGet, path: path})
+		if a.status != http.StatusOK || !strings.Contains(string(a.body), `action="`+path+`"`) {
+			t.Errorf("GET %s: %d\n%s", path, a.status, a.body)
+		}
+	}
+}
+
+// A RisuAI client's x-risu-tk header identifies it to the proxy only: it
+// never reaches the upstream.
+func TestRisuHeaderNotForwarded(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	h := bearerH(tk)
+	h["X-Risu-Tk"] = "eyJkYXRhIjp7ImlkIjoieCIsImV4cGlyZXNJbiI6OTk5OTk5OTk5OTl9LCJzaWciOiJBQUFBIn0="
+	if a := e.do(call{path: provCases[0].path, body: provCases[0].body, header: h}); a.status != http.StatusOK {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	if got := e.fake(upstreamfake.OpenAI).Last(t).Header.Get("X-Risu-Tk"); got != "" {
+		t.Errorf("upstream got x-risu-tk %q", got)
+	}
+	if u := e.get(tk); len(u.IP) != 1 || u.IP[0] != "127.0.0.1" {
+		t.Errorf("an unsigned header changed the recorded address: %v", u.IP)
+	}
+}
