@@ -74,6 +74,9 @@ type Behavior struct {
 	// Status, when set, answers every generation request with that error
 	// status.
 	Status int
+	// BedrockException, when set, makes a Bedrock stream send an exception
+	// frame of that type (throttlingException) after its first chunk.
+	BedrockException string
 }
 
 func (b Behavior) withDefaults() Behavior {
@@ -264,11 +267,15 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		serveGoogle(x)
 	case Mistral:
 		serveMistral(x)
+	case Bedrock:
+		serveBedrock(x)
 	}
 }
 
 func keyOf(k Kind, r *http.Request) string {
 	switch k {
+	case Bedrock:
+		return bedrockAccessKey(r)
 	case Anthropic:
 		return r.Header.Get("X-Api-Key")
 	case Google:

@@ -1,0 +1,312 @@
+package providers
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+	"github.com/tidwall/gjson"
+
+	"tollgate.dev/tollgate/internal/jsonscan"
+	"tollgate.dev/tollgate/shared/models"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// AWS Bedrock serves Claude (/aws/claude, Anthropic Messages in) and
+// Mistral (/aws/mistral, Mistral chat in) through InvokeModel and
+// InvokeModelWithResponseStream. Both mounts share AWS_CREDENTIALS
+// (key:secret:region per entry) and sign every attempt with SigV4; streams
+// come back as binary event streams that Inbound turns into the SSE of
+// the mount's API, chunk by chunk.
+func awsClaudeProvider() *Provider {
+	return &Provider{
+		ID:   models.AWSClaude,
+		Name: "AWS Bedrock (Claude)",
+		Env:  bedrockEnv,
+		Routes: []Route{
+			{Method: http.MethodPost, Pattern: "/v1/messages", Format: BedrockMessages},
+		},
+		// The Anthropic SDKs send these: the beta list goes into the
+		// body, where Bedrock reads it.
+		Headers:   []string{"Anthropic-Version", "Anthropic-Beta"},
+		Outbound:  bedrockClaude.outbound,
+		Inbound:   bedrockClaude.inbound,
+		ErrorBody: anthropicErrorBody,
+		KeyDead:   bedrockKeyDead,
+		CheckPath: bedrockCheckPath,
+	}
+}
+
+func awsMistralProvider() *Provider {
+	return &Provider{
+		ID:   models.AWSMistral,
+		Name: "AWS Bedrock (Mistral)",
+		Env:  bedrockEnv,
+		Routes: []Route{
+			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat},
+		},
+		Outbound:  bedrockMistral.outbound,
+		Inbound:   bedrockMistral.inbound,
+		ErrorBody: openAIErrorBody,
+		KeyDead:   bedrockKeyDead,
+		CheckPath: bedrockCheckPath,
+	}
+}
+
+var bedrockEnv = Env{Key: "AWS_CREDENTIALS", BaseURL: "AWS_BEDROCK_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_AWS",
+	DefaultBaseURL: "https://bedrock-runtime.{region}.amazonaws.com"}
+
+// BedrockMessages is Anthropic Messages as Bedrock streams it: the last
+// event also carries amazon-bedrock-invocationMetrics, the counts Bedrock
+// bills, which take precedence over the events' own usage.
+var BedrockMessages = AnthropicMessages.variant(func(f *Format) {
+	f.Name, f.Event = "bedrock-messages", bedrockMessagesEvent
+})
+
+func bedrockMessagesEvent(st *StreamState, name, data []byte) bool {
+	relay := anthropicEvent(st, name, data)
+	if u, ok := invocationMetrics(data); ok {
+		st.U, st.HaveIn, st.HaveOut = u, true, true
+	}
+	return relay
+}
+
+const metricsMember = "amazon-bedrock-invocationMetrics"
+
+// invocationMetrics reads the counts Bedrock adds to a stream's last
+// chunk: cached prompt tokens are part of the prompt, as for Anthropic.
+func invocationMetrics(data []byte) (Usage, bool) {
+	if !bytes.Contains(data, []byte(metricsMember)) {
+		return Usage{}, false
+	}
+	m := jsonscan.MemberValue(data, metricsMember)
+	if m == nil {
+		return Usage{}, false
+	}
+	var in, out, cacheRead, cacheWrite int64
+	ok := jsonscan.EachMember(m, func(k, v []byte) bool {
+		switch {
+		case jsonscan.FoldIs(k, "inputTokenCount"):
+			return jsonscan.IntInto(&in, v)
+		case jsonscan.FoldIs(k, "outputTokenCount"):
+			return jsonscan.IntInto(&out, v)
+		case jsonscan.FoldIs(k, "cacheReadInputTokenCount"):
+			return jsonscan.IntInto(&cacheRead, v)
+		case jsonscan.FoldIs(k, "cacheWriteInputTokenCount"):
+			return jsonscan.IntInto(&cacheWrite, v)
+		}
+		return true
+	})
+	if !ok {
+		return Usage{}, false
+	}
+	return Usage{Input: reported(in) + reported(cacheRead) + reported(cacheWrite), Output: reported(out)}, true
+}
+
+// bedrockKeyDead: Bedrock answers 403 for a credential it does not know,
+// a secret that does not match (the signature fails) or an expired one.
+// A 403 AccessDeniedException is about the model asked for (access not
+// granted in that account or region) and is the request's.
+func bedrockKeyDead(status int, body []byte) bool {
+	if status != http.StatusForbidden {
+		return false
+	}
+	for _, s := range bedrockKeySignals {
+		if bytes.Contains(body, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
+var bedrockKeySignals = []string{
+	"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
+	"The security token included in the request is", // invalid, expired
+	"The request signature we calculated does not match",
+}
+
+// bedrockCheckPath is ListFoundationModels, free: a key check sends it to
+// the control-plane host (bedrock.{region} rather than bedrock-runtime).
+const bedrockCheckPath = "/foundation-models"
+
+// awsCredential is one entry of AWS_CREDENTIALS: key:secret:region.
+type awsCredential struct {
+	aws.Credentials
+	Region string
+}
+
+var awsRegion = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+
+func parseAWSCredential(s string) (awsCredential, error) {
+	parts := strings.Split(strings.TrimSpace(s), ":")
+	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
+		return awsCredential{}, errors.New("AWS_CREDENTIALS entries must be accessKeyId:secretAccessKey:region")
+	}
+	if !awsRegion.MatchString(parts[2]) {
+		return awsCredential{}, fmt.Errorf("AWS_CREDENTIALS: %q is not an AWS region (such as us-east-1)", parts[2])
+	}
+	return awsCredential{Credentials: aws.Credentials{AccessKeyID: parts[0], SecretAccessKey: parts[1], Source: "AWS_CREDENTIALS"}, Region: parts[2]}, nil
+}
+
+// bedrockModel is what one Bedrock mount needs to know of its models and
+// bodies.
+type bedrockModel struct {
+	// ids maps the vendor's model names to Bedrock model IDs; a name that
+	// already is a Bedrock ID (or an inference profile or ARN) is kept.
+	ids func(model, region string) string
+	// body is the request body as Bedrock takes it.
+	body func(c *Call, h http.Header) ([]byte, error)
+	// event turns one decoded stream chunk into SSE; final is the last
+	// (it carries the invocation metrics).
+	event func(payload []byte, c *Call) []byte
+	// end is sent after the last chunk (nil: nothing).
+	end []byte
+	// exception renders an exception frame of a stream.
+	exception func(typ, msg string) []byte
+	// whole adapts a whole 2xx answer (nil: relayed as is).
+	whole func(body []byte, h http.Header, c *Call) []byte
+	// errorBody renders an error answer in the mount's shape.
+	errorBody func(status int, e *users.Error) []byte
+}
+
+var signer = v4.NewSigner()
+
+// outbound builds the InvokeModel request for the credential tried:
+// host from the base URL template and the credential's region, path from
+// the model's Bedrock ID, the body Bedrock accepts, a SigV4 signature.
+func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call) ([]byte, error) {
+	cred, err := parseAWSCredential(c.Cred)
+	if err != nil {
+		return nil, err
+	}
+	base, err := url.Parse(strings.ReplaceAll(c.Base, "{region}", cred.Region))
+	if err != nil || base.Host == "" {
+		return nil, fmt.Errorf("AWS_BEDROCK_BASE_URL: %q does not make a URL", c.Base)
+	}
+	var body []byte
+	var path string
+	h := http.Header{}
+	if c.Check {
+		// The control plane's host is the runtime's without "-runtime".
+		if rest, ok := strings.CutPrefix(base.Host, "bedrock-runtime."); ok {
+			base.Host = "bedrock." + rest
+		}
+		path = bedrockCheckPath
+		h.Set("Accept", ContentJSON)
+	} else {
+		if body, err = m.body(c, req.Header); err != nil {
+			return nil, err
+		}
+		action := "invoke"
+		if c.Stream {
+			action = "invoke-with-response-stream"
+			h.Set("Accept", "application/vnd.amazon.eventstream")
+			h.Set("X-Amzn-Bedrock-Accept", ContentJSON)
+		} else {
+			h.Set("Accept", ContentJSON)
+		}
+		h.Set("Content-Type", ContentJSON)
+		path = "/model/" + bedrockPathID(m.ids(c.Model, cred.Region)) + "/" + action
+	}
+	basePath := strings.TrimRight(base.EscapedPath(), "/")
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, RawPath: basePath + path}
+	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
+		return nil, fmt.Errorf("AWS_BEDROCK_BASE_URL: %w", err)
+	}
+	req.URL, req.Host = u, ""
+	// Nothing the client sent is signed or sent but what Bedrock reads.
+	req.Header = h
+	req.ContentLength = int64(len(body))
+	sum := sha256.Sum256(body)
+	if err := signer.SignHTTP(ctx, cred.Credentials, req, hex.EncodeToString(sum[:]), "bedrock", cred.Region, time.Now()); err != nil {
+		return nil, fmt.Errorf("signing the Bedrock request: %w", err)
+	}
+	return body, nil
+}
+
+// bedrockPathID escapes a model ID as the AWS SDKs do (the colon of
+// "…-v1:0" too); a client's name can never step out of its segment.
+func bedrockPathID(id string) string {
+	esc := strings.ReplaceAll(url.PathEscape(id), ":", "%3A")
+	if esc == "." || esc == ".." {
+		esc = strings.ReplaceAll(esc, ".", "%2E")
+	}
+	return esc
+}
+
+// keepMembers copies the members of a JSON object named in keep, then adds
+// extra members (raw JSON values) not already there.
+func keepMembers(body []byte, keep map[string]bool, extra ...[2]string) ([]byte, error) {
+	if !gjson.ValidBytes(body) {
+		return nil, errors.New("the request body is not valid JSON")
+	}
+	out := make([]byte, 0, len(body)+64)
+	out = append(out, '{')
+	seen := map[string]bool{}
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		if keep[k.Str] && !seen[k.Str] {
+			seen[k.Str] = true
+			if len(out) > 1 {
+				out = append(out, ',')
+			}
+			out = append(out, k.Raw...)
+			out = append(out, ':')
+			out = append(out, v.Raw...)
+		}
+		return true
+	})
+	for _, kv := range extra {
+		if seen[kv[0]] || kv[1] == "" {
+			continue
+		}
+		if len(out) > 1 {
+			out = append(out, ',')
+		}
+		out = append(out, MustJSON(kv[0])...)
+		out = append(out, ':')
+		out = append(out, kv[1]...)
+	}
+	return append(out, '}'), nil
+}
+
+// invocationUsageHeaders are where InvokeModel reports its counts.
+const (
+	headerInputTokens  = "X-Amzn-Bedrock-Input-Token-Count"
+	headerOutputTokens = "X-Amzn-Bedrock-Output-Token-Count"
+)
+
+// bedrockErrorMessage is Bedrock's error as one line: its exception type
+// (x-amzn-ErrorType, "ValidationException:http://…") and its message.
+func bedrockErrorMessage(h http.Header, body []byte) string {
+	msg := gjson.GetBytes(body, "message").String()
+	if msg == "" {
+		msg = gjson.GetBytes(body, "Message").String()
+	}
+	if msg == "" {
+		msg = strings.TrimSpace(string(body))
+	}
+	if len(msg) > 1000 {
+		msg = msg[:1000] + "…"
+	}
+	typ, _, _ := strings.Cut(h.Get("X-Amzn-Errortype"), ":")
+	if typ == "" {
+		typ = gjson.GetBytes(body, "__type").String()
+	}
+	if typ != "" && msg != "" {
+		return typ + ": " + msg
+	}
+	if msg == "" {
+		return "Bedrock answered without a message."
+	}
+	return msg
+}
