@@ -179,8 +179,6 @@ type bedrockModel struct {
 	errorBody func(status int, e *users.Error) []byte
 }
 
-var signer = v4.NewSigner()
-
 // outbound builds the InvokeModel request for the credential tried:
 // host from the base URL template and the credential's region, path from
 // the model's Bedrock ID, the body Bedrock accepts, a SigV4 signature.
@@ -228,7 +226,9 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 	req.Header = h
 	req.ContentLength = int64(len(body))
 	sum := sha256.Sum256(body)
-	if err := signer.SignHTTP(ctx, cred.Credentials, req, hex.EncodeToString(sum[:]), "bedrock", cred.Region, time.Now()); err != nil {
+	// A signer of its own: the SDK's caches derived keys by access key ID
+	// alone, so a shared one would sign with a secret since replaced.
+	if err := v4.NewSigner().SignHTTP(ctx, cred.Credentials, req, hex.EncodeToString(sum[:]), "bedrock", cred.Region, time.Now()); err != nil {
 		return nil, fmt.Errorf("signing the Bedrock request: %w", err)
 	}
 	return body, nil
