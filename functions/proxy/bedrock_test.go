@@ -151,9 +151,24 @@ func TestBedrockClaudeSDK(t *testing.T) {
 		}
 	})
 
+	t.Run("another vendor's model is refused before Bedrock", func(t *testing.T) {
+		before := up.Count()
+		for _, model := range []string{"mistral.mistral-large-2407-v1:0", "claude-nonexistent", ""} {
+			a := e.do(call{path: "/proxy/aws/claude/v1/messages", header: map[string]string{"X-Api-Key": token},
+				body: `{"model":"` + model + `","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`})
+			if a.status != http.StatusBadRequest || dig(a.json(t), "error", "type") != "invalid_request_error" ||
+				!strings.Contains(string(a.body), "serves Anthropic (Claude) models on Bedrock only") {
+				t.Errorf("%q: status %d: %s", model, a.status, a.body)
+			}
+		}
+		if up.Count() != before {
+			t.Errorf("upstream saw %d requests", up.Count()-before)
+		}
+	})
+
 	t.Run("Bedrock's refusal in Anthropic's shape", func(t *testing.T) {
 		p := params
-		p.Model = "claude-nonexistent"
+		p.Model = "anthropic.claude-nonexistent-v1:0"
 		_, err := client.Messages.New(ctx, p)
 		var apiErr *anthropic.Error
 		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest {
@@ -413,11 +428,19 @@ func TestBedrockMistral(t *testing.T) {
 
 	t.Run("refusal in OpenAI's shape", func(t *testing.T) {
 		p := params
-		p.Model = "mistral-unknown"
+		p.Model = "mistral.mistral-unknown-v1:0"
 		_, err := client.Chat.Completions.New(ctx, p)
 		var apiErr *openai.Error
-		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, "The provided model identifier is invalid.") {
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, "ValidationException: The provided model identifier is invalid.") {
 			t.Fatalf("error %v", err)
+		}
+		p.Model = "us.anthropic.claude-opus-4-1-20250805-v1:0"
+		_, err = client.Chat.Completions.New(ctx, p)
+		if !errors.As(err, &apiErr) || apiErr.StatusCode != http.StatusBadRequest || !strings.Contains(apiErr.Message, "serves Mistral models on Bedrock only") {
+			t.Fatalf("error %v", err)
+		}
+		if u := e.get(token); u.TokenCounts["aws-mistral-large"] != 18+25 {
+			t.Errorf("refusals charged: %v", u.TokenCounts)
 		}
 	})
 	e.neverSaw(token)

@@ -161,6 +161,10 @@ func parseAWSCredential(s string) (awsCredential, error) {
 // bedrockModel is what one Bedrock mount needs to know of its models and
 // bodies.
 type bedrockModel struct {
+	// vendor is the prefix of the Bedrock model IDs the mount serves
+	// ("anthropic"): a mount's quota family never pays for another
+	// vendor's model that happens to accept its body.
+	vendor, vendorName string
 	// ids maps the vendor's model names to Bedrock model IDs; a name that
 	// already is a Bedrock ID (or an inference profile or ARN) is kept.
 	ids func(model, region string) string
@@ -214,7 +218,11 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 			h.Set("Accept", ContentJSON)
 		}
 		h.Set("Content-Type", ContentJSON)
-		path = "/model/" + bedrockPathID(m.ids(c.Model, cred.Region)) + "/" + action
+		id := m.ids(c.Model, cred.Region)
+		if !servesVendor(id, m.vendor) {
+			return nil, users.Errorf(users.CodeInvalid, "This mount serves %s models on Bedrock only; %q is not one. Name one by its Bedrock model ID (%s…) or inference profile, or by the vendor's model name.", m.vendorName, c.Model, m.vendor)
+		}
+		path = "/model/" + bedrockPathID(id) + "/" + action
 	}
 	basePath := strings.TrimRight(base.EscapedPath(), "/")
 	u := &url.URL{Scheme: base.Scheme, Host: base.Host, RawPath: basePath + path}
@@ -232,6 +240,18 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 		return nil, fmt.Errorf("signing the Bedrock request: %w", err)
 	}
 	return body, nil
+}
+
+// servesVendor reports whether a Bedrock model ID (or cross-region
+// inference profile: us.anthropic.…) is one of vendor's. ARNs are not
+// served: they hide which model they name.
+func servesVendor(id, vendor string) bool {
+	if rest, ok := strings.CutPrefix(id, vendor+"."); ok {
+		return rest != ""
+	}
+	geo, after, _ := strings.Cut(id, ".")
+	rest, ok := strings.CutPrefix(after, vendor+".")
+	return ok && rest != "" && geo != "" && len(geo) <= 6 && strings.Trim(geo, "abcdefghijklmnopqrstuvwxyz") == ""
 }
 
 // bedrockPathID escapes a model ID as the AWS SDKs do (the colon of

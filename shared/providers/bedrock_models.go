@@ -92,6 +92,7 @@ func regionProfile(region string) string {
 }
 
 var bedrockClaude = &bedrockModel{
+	vendor: "anthropic", vendorName: "Anthropic (Claude)",
 	ids:  func(model, region string) string { return bedrockModelID(claudeOnBedrock, model, region) },
 	body: claudeBedrockBody,
 	event: func(data []byte, _ *Call) []byte {
@@ -139,6 +140,7 @@ func claudeBedrockBody(c *Call, h http.Header) ([]byte, error) {
 }
 
 var bedrockMistral = &bedrockModel{
+	vendor: "mistral", vendorName: "Mistral",
 	ids:       func(model, region string) string { return bedrockModelID(mistralOnBedrock, model, region) },
 	body:      func(c *Call, _ http.Header) ([]byte, error) { return keepMembers(c.Body, mistralBedrockMembers) },
 	event:     mistralBedrockChunk,

@@ -360,3 +360,24 @@ func FuzzBedrockEventStream(f *testing.F) {
 		}
 	})
 }
+
+func TestBedrockServesVendor(t *testing.T) {
+	for id, want := range map[string]bool{
+		"anthropic.claude-3-haiku-20240307-v1:0":           true,
+		"us.anthropic.claude-sonnet-4-5-20250929-v1:0":     true,
+		"global.anthropic.claude-sonnet-4-5-20250929-v1:0": true,
+		"apac.anthropic.claude-3-5-sonnet-20240620-v1:0":   true,
+		"anthropic.":                         false,
+		"":                                   false,
+		"mistral.mistral-large-2407-v1:0":    false,
+		"us.meta.llama3-3-70b-instruct-v1:0": false,
+		"openai.gpt-oss-120b-1:0":            false,
+		"us.us.anthropic.claude-3-haiku-20240307-v1:0":                                       false,
+		"arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-3-haiku-20240307-v1:0": false,
+		"claude-unknown-name": false,
+	} {
+		if got := servesVendor(id, "anthropic"); got != want {
+			t.Errorf("%q: %v, want %v", id, got, want)
+		}
+	}
+}

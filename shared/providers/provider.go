@@ -40,7 +40,9 @@ type Provider struct {
 	// unless the base is a template; the forwarded headers, Prepare
 	// applied, no key) and the call, and sets what the service needs:
 	// host, path, body, signature or token. It returns the body to send.
-	// It runs for each key tried, so it must not keep the request.
+	// It runs for each key tried, so it must not keep the request. A
+	// *users.Error it returns refuses the request (the client's error);
+	// any other error is the operator's (502).
 	Outbound func(ctx context.Context, req *http.Request, c *Call) ([]byte, error)
 	// Inbound, when set, adapts the upstream's answer (any status) before
 	// tollgate reads it: a binary event stream becomes the SSE its format
