@@ -278,16 +278,24 @@ func TestBedrockKeys(t *testing.T) {
 	})
 
 	t.Run("a malformed credential is the operator's error", func(t *testing.T) {
-		e, up := newBedrockEnv(t, "AKIDONLY:us-east-1", nil)
-		token := e.user(users.Patch{})
-		a := e.do(call{path: "/proxy/aws/claude/v1/messages", header: map[string]string{"X-Api-Key": token},
-			body: `{"model":"claude-3-haiku-20240307","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`})
-		if a.status != http.StatusBadGateway || !strings.Contains(string(a.body), "could not be authorised") {
-			t.Fatalf("status %d: %s", a.status, a.body)
-		}
-		mustContain(t, "log", e.logs.String(), "accessKeyId:secretAccessKey:region")
-		if up.Count() != 0 {
-			t.Errorf("upstream saw %d requests", up.Count())
+		for cred, logged := range map[string]string{
+			"AKIDONLY:us-east-1":                              "accessKeyId:secretAccessKey:region",
+			"AKIDX:top-secret-value:bedrock.attacker.example": `\"bedrock.attacker.example\" is not an AWS region`,
+		} {
+			e, up := newBedrockEnv(t, cred, nil)
+			token := e.user(users.Patch{})
+			a := e.do(call{path: "/proxy/aws/claude/v1/messages", header: map[string]string{"X-Api-Key": token},
+				body: `{"model":"claude-3-haiku-20240307","max_tokens":5,"messages":[{"role":"user","content":"hi"}]}`})
+			if a.status != http.StatusBadGateway || !strings.Contains(string(a.body), "could not be authorised") {
+				t.Fatalf("%s: status %d: %s", cred, a.status, a.body)
+			}
+			mustContain(t, "log", e.logs.String(), logged)
+			if strings.Contains(e.logs.String(), "top-secret-value") || strings.Contains(string(a.body), "top-secret-value") {
+				t.Errorf("%s: the secret was logged or answered", cred)
+			}
+			if up.Count() != 0 {
+				t.Errorf("%s: upstream saw %d requests", cred, up.Count())
+			}
 		}
 	})
 }

@@ -289,6 +289,14 @@ func TestBedrockMistralAnswers(t *testing.T) {
 		t.Errorf("events %q, state %+v", events, st)
 	}
 
+	// An exception midway: Mistral's error chunk, then the end.
+	out, err = relay(t, awsMistral, frames(t,
+		chunkFrame(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hel"},"stop_reason":null}]}`),
+		exceptionFrame("modelStreamErrorException", "The model failed")))
+	if err != nil || !strings.Contains(out, `"finish_reason":"error"`) || !strings.Contains(out, "modelStreamErrorException: The model failed") || !strings.HasSuffix(out, "data: [DONE]\n\n") {
+		t.Errorf("exception relayed as %q, %v", out, err)
+	}
+
 	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ContentJSON},
 		"X-Amzn-Bedrock-Input-Token-Count": {"12"}, "X-Amzn-Bedrock-Output-Token-Count": {"3"}},
 		Body: io.NopCloser(strings.NewReader(`{"choices":[{"index":0,"message":{"role":"assistant","content":"Hi"},"stop_reason":"length"}]}`))}
