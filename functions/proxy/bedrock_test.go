@@ -434,6 +434,41 @@ func TestBedrockMistral(t *testing.T) {
 		}
 	})
 
+	t.Run("text-only models take the messages as a prompt", func(t *testing.T) {
+		p := params
+		p.Model = "open-mistral-7b"
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("Be brief."), openai.UserMessage("Say hello.")}
+		c, err := client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(c.Choices) != 1 || c.Choices[0].Message.Content != "Hello from the fake upstream!" || c.Usage.TotalTokens != 18 {
+			t.Errorf("answer %+v, usage %+v", c.Choices, c.Usage)
+		}
+		last := up.Last(t)
+		if want := "/us-west-2/model/mistral.mistral-7b-instruct-v0:2/invoke"; last.Path != want {
+			t.Errorf("upstream path %q, want %q", last.Path, want)
+		}
+		if got := last.JSON()["prompt"]; got != "<s>[INST] Be brief.\n\nSay hello. [/INST]" {
+			t.Errorf("prompt %q", got)
+		}
+		p.Model = "open-mixtral-8x7b"
+		stream := client.Chat.Completions.NewStreaming(ctx, p)
+		var acc openai.ChatCompletionAccumulator
+		for stream.Next() {
+			acc.AddChunk(stream.Current())
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if len(acc.Choices) != 1 || acc.Choices[0].Message.Content != "Hello from the fake upstream!" || acc.Usage.TotalTokens != 18 {
+			t.Errorf("streamed %+v, usage %+v", acc.Choices, acc.Usage)
+		}
+		if u := e.get(token); u.TokenCounts["aws-mistral-tiny"] != 18 || u.TokenCounts["aws-mistral-small"] != 18 {
+			t.Errorf("counts %v", u.TokenCounts)
+		}
+	})
+
 	t.Run("refusal in OpenAI's shape", func(t *testing.T) {
 		p := params
 		p.Model = "mistral.mistral-unknown-v1:0"

@@ -168,8 +168,8 @@ type bedrockModel struct {
 	// ids maps the vendor's model names to Bedrock model IDs; a name that
 	// already is a Bedrock ID (or an inference profile or ARN) is kept.
 	ids func(model, region string) string
-	// body is the request body as Bedrock takes it.
-	body func(c *Call, h http.Header) ([]byte, error)
+	// body is the request body as Bedrock takes it for the model id.
+	body func(c *Call, h http.Header, id string) ([]byte, error)
 	// event turns one decoded stream chunk into SSE; final is the last
 	// (it carries the invocation metrics).
 	event func(payload []byte, c *Call) []byte
@@ -206,7 +206,11 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 		path = bedrockCheckPath
 		h.Set("Accept", ContentJSON)
 	} else {
-		if body, err = m.body(c, req.Header); err != nil {
+		id := m.ids(c.Model, cred.Region)
+		if !servesVendor(id, m.vendor) {
+			return nil, users.Errorf(users.CodeInvalid, "This mount serves %s models on Bedrock only; %q is not one. Name one by its Bedrock model ID (%s…) or inference profile, or by the vendor's model name.", m.vendorName, c.Model, m.vendor)
+		}
+		if body, err = m.body(c, req.Header, id); err != nil {
 			return nil, err
 		}
 		action := "invoke"
@@ -218,10 +222,6 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 			h.Set("Accept", ContentJSON)
 		}
 		h.Set("Content-Type", ContentJSON)
-		id := m.ids(c.Model, cred.Region)
-		if !servesVendor(id, m.vendor) {
-			return nil, users.Errorf(users.CodeInvalid, "This mount serves %s models on Bedrock only; %q is not one. Name one by its Bedrock model ID (%s…) or inference profile, or by the vendor's model name.", m.vendorName, c.Model, m.vendor)
-		}
 		path = "/model/" + bedrockPathID(id) + "/" + action
 	}
 	basePath := strings.TrimRight(base.EscapedPath(), "/")

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/tidwall/gjson"
+
+	"tollgate.dev/tollgate/shared/users"
 )
 
 // bedrockID is one Bedrock model: its base ID and whether on-demand calls
@@ -52,15 +54,20 @@ var claudeOnBedrock = map[string]bedrockID{
 
 // mistralOnBedrock maps Mistral's names to Bedrock's.
 var mistralOnBedrock = map[string]bedrockID{
-	"mistral-large-2402":   {"mistral.mistral-large-2402-v1:0", false},
-	"mistral-large-2407":   {"mistral.mistral-large-2407-v1:0", false},
-	"mistral-large-latest": {"mistral.mistral-large-2407-v1:0", false},
-	"mistral-large":        {"mistral.mistral-large-2407-v1:0", false},
-	"mistral-small-2402":   {"mistral.mistral-small-2402-v1:0", false},
-	"mistral-small":        {"mistral.mistral-small-2402-v1:0", false},
-	"mistral-small-latest": {"mistral.mistral-small-2402-v1:0", false},
-	"pixtral-large-2502":   {"mistral.pixtral-large-2502-v1:0", true},
-	"pixtral-large-latest": {"mistral.pixtral-large-2502-v1:0", true},
+	"open-mistral-7b":       {"mistral.mistral-7b-instruct-v0:2", false},
+	"mistral-tiny":          {"mistral.mistral-7b-instruct-v0:2", false},
+	"mistral-7b-instruct":   {"mistral.mistral-7b-instruct-v0:2", false},
+	"open-mixtral-8x7b":     {"mistral.mixtral-8x7b-instruct-v0:1", false},
+	"mixtral-8x7b-instruct": {"mistral.mixtral-8x7b-instruct-v0:1", false},
+	"mistral-large-2402":    {"mistral.mistral-large-2402-v1:0", false},
+	"mistral-large-2407":    {"mistral.mistral-large-2407-v1:0", false},
+	"mistral-large-latest":  {"mistral.mistral-large-2407-v1:0", false},
+	"mistral-large":         {"mistral.mistral-large-2407-v1:0", false},
+	"mistral-small-2402":    {"mistral.mistral-small-2402-v1:0", false},
+	"mistral-small":         {"mistral.mistral-small-2402-v1:0", false},
+	"mistral-small-latest":  {"mistral.mistral-small-2402-v1:0", false},
+	"pixtral-large-2502":    {"mistral.pixtral-large-2502-v1:0", true},
+	"pixtral-large-latest":  {"mistral.pixtral-large-2502-v1:0", true},
 }
 
 // bedrockModelID is the Bedrock model ID (or inference profile) that a
@@ -123,7 +130,7 @@ var claudeBedrockMembers = map[string]bool{
 // claudeBedrockBody is the Messages body as Bedrock takes it: the model in
 // the path, streaming by the action, the version (and the betas the
 // client asked for in its header) in the body.
-func claudeBedrockBody(c *Call, h http.Header) ([]byte, error) {
+func claudeBedrockBody(c *Call, h http.Header, _ string) ([]byte, error) {
 	var betas []string
 	for _, v := range h.Values("Anthropic-Beta") {
 		for b := range strings.SplitSeq(v, ",") {
@@ -142,7 +149,7 @@ func claudeBedrockBody(c *Call, h http.Header) ([]byte, error) {
 var bedrockMistral = &bedrockModel{
 	vendor: "mistral", vendorName: "Mistral",
 	ids:       func(model, region string) string { return bedrockModelID(mistralOnBedrock, model, region) },
-	body:      func(c *Call, _ http.Header) ([]byte, error) { return keepMembers(c.Body, mistralBedrockMembers) },
+	body:      mistralBedrockBody,
 	event:     mistralBedrockChunk,
 	end:       sse(false, "", "[DONE]"),
 	exception: func(_, msg string) []byte { return mistralStreamError(msg) },
@@ -156,6 +163,105 @@ var mistralBedrockMembers = map[string]bool{
 	"stop": true, "tools": true, "tool_choice": true,
 }
 
+// mistralTextModels take an instruction prompt, not messages.
+var mistralTextModels = []string{"mistral.mistral-7b-instruct-", "mistral.mixtral-8x7b-instruct-"}
+
+func isMistralText(id string) bool {
+	for _, m := range mistralTextModels {
+		if strings.Contains(id, m) {
+			return true
+		}
+	}
+	return false
+}
+
+// mistralTextMembers are the members Bedrock's text-only Mistral models take.
+var mistralTextMembers = map[string]bool{"max_tokens": true, "temperature": true, "top_p": true, "stop": true}
+
+// mistralBedrockBody is the chat body Bedrock's Mistral chat models take or,
+// for the text-only ones, the messages as an instruction prompt.
+func mistralBedrockBody(c *Call, _ http.Header, id string) ([]byte, error) {
+	if !isMistralText(id) {
+		return keepMembers(c.Body, mistralBedrockMembers)
+	}
+	prompt, err := mistralPrompt(gjson.GetBytes(c.Body, "messages"))
+	if err != nil {
+		return nil, err
+	}
+	var quoted bytes.Buffer
+	enc := json.NewEncoder(&quoted)
+	enc.SetEscapeHTML(false) // <s>[INST] as Mistral writes it
+	if err := enc.Encode(prompt); err != nil {
+		return nil, err
+	}
+	return keepMembers(c.Body, mistralTextMembers, [2]string{"prompt", strings.TrimSpace(quoted.String())})
+}
+
+// mistralPrompt writes chat messages in Mistral's instruction format: each
+// user turn (the system prompt before the first) in [INST] … [/INST], each
+// answer after it, closed by </s>.
+func mistralPrompt(messages gjson.Result) (string, error) {
+	if !messages.IsArray() || len(messages.Array()) == 0 {
+		return "", users.Errorf(users.CodeInvalid, "messages must be a non-empty array.")
+	}
+	var b strings.Builder
+	var system []string
+	open := false // an [INST] is open
+	b.WriteString("<s>")
+	for i, m := range messages.Array() {
+		text, err := mistralText(m.Get("content"), i)
+		if err != nil {
+			return "", err
+		}
+		switch role := m.Get("role").Str; role {
+		case "system":
+			system = append(system, text)
+		case "user":
+			if open {
+				b.WriteString("\n\n" + text)
+				continue
+			}
+			b.WriteString("[INST] ")
+			if len(system) > 0 {
+				b.WriteString(strings.Join(system, "\n\n") + "\n\n")
+				system = nil
+			}
+			b.WriteString(text)
+			open = true
+		case "assistant":
+			if open {
+				b.WriteString(" [/INST]")
+				open = false
+			}
+			b.WriteString(" " + text + "</s>")
+		default:
+			return "", users.Errorf(users.CodeInvalid, "messages[%d]: the role %q is not supported by Mistral's text-only models on Bedrock (system, user and assistant are).", i, role)
+		}
+	}
+	if open {
+		b.WriteString(" [/INST]")
+	}
+	return b.String(), nil
+}
+
+// mistralText is a message's text: a string, or text parts.
+func mistralText(content gjson.Result, i int) (string, error) {
+	if content.Type == gjson.String {
+		return content.Str, nil
+	}
+	if !content.IsArray() {
+		return "", users.Errorf(users.CodeInvalid, "messages[%d].content must be a string or an array of text parts.", i)
+	}
+	var parts []string
+	for _, p := range content.Array() {
+		if p.Get("type").Str != "text" {
+			return "", users.Errorf(users.CodeInvalid, "messages[%d]: only text is supported by Mistral's text-only models on Bedrock.", i)
+		}
+		parts = append(parts, p.Get("text").Str)
+	}
+	return strings.Join(parts, ""), nil
+}
+
 // mistralBedrockWhole turns Bedrock's Mistral answer ({"choices":[{
 // "message", "stop_reason"}]}, counts in headers) into a Mistral chat
 // completion with its usage.
@@ -166,6 +272,14 @@ func mistralBedrockWhole(body []byte, h http.Header, c *Call) []byte {
 			"index":         ch.Get("index").Int(),
 			"message":       rawJSON(ch.Get("message").Raw),
 			"finish_reason": nullable(ch.Get("stop_reason").Str),
+		})
+	}
+	// Text-only models answer {"outputs":[{"text", "stop_reason"}]}.
+	for i, o := range gjson.GetBytes(body, "outputs").Array() {
+		choices = append(choices, map[string]any{
+			"index":         i,
+			"message":       map[string]any{"role": "assistant", "content": o.Get("text").Str},
+			"finish_reason": nullable(o.Get("stop_reason").Str),
 		})
 	}
 	out := map[string]any{"id": "bedrock-" + time.Now().UTC().Format("20060102150405.000000000"), "object": "chat.completion",
@@ -191,6 +305,13 @@ func mistralBedrockChunk(data []byte, c *Call) []byte {
 			"index":         ch.Get("index").Int(),
 			"delta":         rawJSON(delta.Raw),
 			"finish_reason": nullable(ch.Get("stop_reason").Str),
+		})
+	}
+	for i, o := range gjson.GetBytes(data, "outputs").Array() {
+		choices = append(choices, map[string]any{
+			"index":         i,
+			"delta":         map[string]any{"role": "assistant", "content": o.Get("text").Str},
+			"finish_reason": nullable(o.Get("stop_reason").Str),
 		})
 	}
 	chunk := map[string]any{"id": "bedrock-stream", "object": "chat.completion.chunk", "created": time.Now().Unix(),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
 )
 
 func TestBedrockModelID(t *testing.T) {
@@ -386,6 +388,30 @@ func TestBedrockServesVendor(t *testing.T) {
 	} {
 		if got := servesVendor(id, "anthropic"); got != want {
 			t.Errorf("%q: %v, want %v", id, got, want)
+		}
+	}
+}
+
+func TestMistralPrompt(t *testing.T) {
+	body := func(messages string) *Call {
+		return &Call{Body: []byte(`{"model":"mistral-tiny","max_tokens":9,"top_k":3,"messages":` + messages + `}`)}
+	}
+	got, err := mistralBedrockBody(body(`[{"role":"system","content":"Be brief."},{"role":"user","content":"Hi"},
+		{"role":"assistant","content":"Hello."},{"role":"user","content":[{"type":"text","text":"Again"},{"type":"text","text":"!"}]}]`), nil, "mistral.mistral-7b-instruct-v0:2")
+	want := `{"max_tokens":9,"prompt":"<s>[INST] Be brief.\n\nHi [/INST] Hello.</s>[INST] Again! [/INST]"}`
+	if err != nil || string(got) != want {
+		t.Errorf("body %s, %v\nwant %s", got, err, want)
+	}
+	// Chat models keep their messages.
+	got, err = mistralBedrockBody(body(`[{"role":"user","content":"Hi"}]`), nil, "mistral.mistral-large-2407-v1:0")
+	if err != nil || string(got) != `{"max_tokens":9,"messages":[{"role":"user","content":"Hi"}]}` {
+		t.Errorf("chat body %s, %v", got, err)
+	}
+	for _, bad := range []string{`[]`, `"hi"`, `[{"role":"tool","content":"x"}]`, `[{"role":"user","content":[{"type":"image_url"}]}]`, `[{"role":"user","content":null}]`} {
+		_, err := mistralBedrockBody(body(bad), nil, "mistral.mixtral-8x7b-instruct-v0:1")
+		var ue *users.Error
+		if !errors.As(err, &ue) || ue.Code != users.CodeInvalid {
+			t.Errorf("%s: %v", bad, err)
 		}
 	}
 }

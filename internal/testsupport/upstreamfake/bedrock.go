@@ -42,6 +42,8 @@ var bedrockModels = map[string]bool{
 	"anthropic.claude-opus-4-1-20250805-v1:0":   true,
 	"anthropic.claude-haiku-4-5-20251001-v1:0":  true,
 	"mistral.mistral-large-2407-v1:0":           false,
+	"mistral.mistral-7b-instruct-v0:2":          false,
+	"mistral.mixtral-8x7b-instruct-v0:1":        false,
 	"mistral.mistral-small-2402-v1:0":           false,
 }
 
@@ -180,8 +182,9 @@ func serveBedrock(x *exchange) {
 		return
 	}
 	anthropic := strings.HasPrefix(base, "anthropic.")
+	text := strings.Contains(base, "-7b-instruct") || strings.Contains(base, "8x7b-instruct")
 	m := x.body()
-	if msg := bedrockBodyProblem(m, anthropic); msg != "" {
+	if msg := bedrockBodyProblem(m, anthropic, text); msg != "" {
 		bedrockError(x, http.StatusBadRequest, "ValidationException", "Malformed input request: "+msg+", please reformat your input and try again.")
 		return
 	}
@@ -193,7 +196,10 @@ func serveBedrock(x *exchange) {
 		bedrockCounts(x)
 		x.json(http.StatusOK, message(x, map[string]any{"model": id}, []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn", x.b.OutputTokens))
 	case stream:
-		bedrockMistralStream(x)
+		bedrockMistralStream(x, text)
+	case text:
+		bedrockCounts(x)
+		x.json(http.StatusOK, map[string]any{"outputs": []any{map[string]any{"text": x.b.Text, "stop_reason": "stop"}}})
 	default:
 		bedrockCounts(x)
 		x.json(http.StatusOK, map[string]any{"choices": []any{map[string]any{"index": 0,
@@ -203,8 +209,20 @@ func serveBedrock(x *exchange) {
 
 // bedrockBodyProblem validates a body as Bedrock does: its own version
 // field for Anthropic models, and no member it does not know.
-func bedrockBodyProblem(m map[string]any, anthropic bool) string {
+func bedrockBodyProblem(m map[string]any, anthropic, text bool) string {
 	allowed := []string{"messages", "max_tokens", "temperature", "top_p", "stop", "tools", "tool_choice"}
+	if text {
+		// Mistral 7B and Mixtral take an instruction prompt.
+		if p, _ := m["prompt"].(string); !strings.HasPrefix(p, "<s>[INST]") {
+			return "#: required key [prompt] not found"
+		}
+		for k := range m {
+			if !slices.Contains([]string{"prompt", "max_tokens", "temperature", "top_p", "top_k", "stop"}, k) {
+				return "#: extraneous key [" + k + "] is not permitted"
+			}
+		}
+		return ""
+	}
 	if anthropic {
 		if v, _ := m["anthropic_version"].(string); v != "bedrock-2023-05-31" {
 			return "#: required key [anthropic_version] not found"
@@ -327,9 +345,12 @@ func bedrockClaudeStream(x *exchange, id string) {
 	}
 }
 
-func bedrockMistralStream(x *exchange) {
+func bedrockMistralStream(x *exchange, text bool) {
 	x.startEventStream()
 	choice := func(content string, stop any) map[string]any {
+		if text {
+			return map[string]any{"outputs": []any{map[string]any{"text": content, "stop_reason": stop}}}
+		}
 		return map[string]any{"choices": []any{map[string]any{"index": 0,
 			"message": map[string]any{"role": "assistant", "content": content}, "stop_reason": stop}}}
 	}
