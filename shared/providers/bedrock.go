@@ -315,6 +315,7 @@ func bedrockErrorMessage(h http.Header, body []byte) string {
 	if msg == "" {
 		msg = strings.TrimSpace(string(body))
 	}
+	msg = redactAccount(msg)
 	if len(msg) > 1000 {
 		msg = msg[:1000] + "…"
 	}
@@ -329,4 +330,15 @@ func bedrockErrorMessage(h http.Header, body []byte) string {
 		return "Bedrock answered without a message."
 	}
 	return msg
+}
+
+// awsARN matches an ARN's account and what follows it: Bedrock's
+// AccessDeniedException names the caller (arn:aws:iam::123456789012:user/
+// name) and the resources of the operator's account.
+var awsARN = regexp.MustCompile(`(arn:aws[a-z-]*:[a-z0-9-]*:[a-z0-9-]*:)[0-9]{12}:[^\s"',]*`)
+
+// redactAccount keeps the operator's AWS account and IAM names out of the
+// errors relayed to clients.
+func redactAccount(msg string) string {
+	return awsARN.ReplaceAllString(msg, "${1}<account>:…")
 }

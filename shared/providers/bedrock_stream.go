@@ -137,6 +137,7 @@ func (r *eventStreamReader) next() {
 // exception relays a stream's exception as the mount's error event; the
 // stream ends there, as Bedrock's does.
 func (r *eventStreamReader) exception(typ, msg string) {
+	msg = redactAccount(msg)
 	if typ != "" && !strings.HasPrefix(msg, typ) {
 		msg = typ + ": " + msg
 	}

@@ -415,3 +415,16 @@ func TestMistralPrompt(t *testing.T) {
 		}
 	}
 }
+
+func TestBedrockErrorsHideTheAccount(t *testing.T) {
+	body := []byte(`{"message":"User: arn:aws:iam::123456789012:user/tollgate-prod is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1:123456789012:inference-profile/us.anthropic.claude-x because no identity-based policy allows it"}`)
+	got := bedrockErrorMessage(http.Header{"X-Amzn-Errortype": {"AccessDeniedException:http://internal.amazon.com/"}}, body)
+	want := "AccessDeniedException: User: arn:aws:iam::<account>:… is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1:<account>:… because no identity-based policy allows it"
+	if got != want {
+		t.Errorf("message %q\nwant %q", got, want)
+	}
+	out, err := relay(t, awsClaude, frames(t, exceptionFrame("accessDeniedException", "arn:aws:sts::123456789012:assumed-role/r/s denied")))
+	if err != nil || strings.Contains(out, "123456789012") || !strings.Contains(out, "permission_error") {
+		t.Errorf("exception relayed as %q, %v", out, err)
+	}
+}
