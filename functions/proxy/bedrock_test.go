@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -515,4 +516,61 @@ func TestBedrockServiceInfo(t *testing.T) {
 			t.Errorf("GET / for %s: %q, want %q", mount, found[mount], want)
 		}
 	}
+}
+
+// A client that leaves mid-stream cancels the Bedrock request too, and is
+// charged what was relayed; a stream Bedrock cuts mid-frame ends with
+// Anthropic's error event.
+func TestBedrockStreamCutShort(t *testing.T) {
+	body := `{"model":"claude-3-haiku-20240307","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"0123456789abcdef"}]}`
+	t.Run("client leaves", func(t *testing.T) {
+		e, up := newBedrockEnv(t, awsCred("AKIDLEAVE", "us-east-1"), nil)
+		token := e.user(users.Patch{})
+		hold := make(chan struct{})
+		defer close(hold)
+		up.Set(upstreamfake.Behavior{HoldAfterFirst: hold})
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/proxy/aws/claude/v1/messages", strings.NewReader(body))
+		req.Header.Set("X-Api-Key", token)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("stream ended before its first chunk: %v", err)
+			}
+			if strings.Contains(line, "Hello from") {
+				break
+			}
+		}
+		cancel()
+		resp.Body.Close()
+		if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
+			t.Fatalf("the Bedrock request was not cancelled (in flight %d)", up.InFlight())
+		}
+		e.logs.waitLines(t, `"httpRequest"`, 1)
+		// 11 input tokens from message_start; "Hello from" is the first of
+		// three chunks (10 bytes: 3 tokens).
+		if u := e.get(token); u.PromptCount != 1 || u.TokenCounts["aws-claude"] != 11+3 {
+			t.Errorf("charged %d prompts, %v; want aws-claude=14", u.PromptCount, u.TokenCounts)
+		}
+	})
+	t.Run("Bedrock cuts the stream", func(t *testing.T) {
+		e, up := newBedrockEnv(t, awsCred("AKIDCUT", "us-east-1"), nil)
+		token := e.user(users.Patch{})
+		up.Set(upstreamfake.Behavior{CloseAfter: 1})
+		a := e.do(call{path: "/proxy/aws/claude/v1/messages", header: map[string]string{"X-Api-Key": token}, body: body})
+		s := string(a.body)
+		if a.status != http.StatusOK || !strings.Contains(s, "Hello from") || !strings.Contains(s, "event: error\ndata: {\"error\":{\"message\":") || strings.Contains(s, "message_stop") {
+			t.Errorf("status %d: %s", a.status, s)
+		}
+		e.logs.waitLines(t, `"httpRequest"`, 1)
+		if u := e.get(token); u.TokenCounts["aws-claude"] != 11+3 {
+			t.Errorf("charged %v; want aws-claude=14", u.TokenCounts)
+		}
+	})
 }

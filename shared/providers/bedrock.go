@@ -170,9 +170,8 @@ type bedrockModel struct {
 	ids func(model, region string) string
 	// body is the request body as Bedrock takes it for the model id.
 	body func(c *Call, h http.Header, id string) ([]byte, error)
-	// event turns one decoded stream chunk into SSE; final is the last
-	// (it carries the invocation metrics).
-	event func(payload []byte, c *Call) []byte
+	// event appends one decoded stream chunk to dst as SSE.
+	event func(dst, payload []byte, c *Call) []byte
 	// end is sent after the last chunk (nil: nothing).
 	end []byte
 	// exception renders an exception frame of a stream.

@@ -100,11 +100,9 @@ func regionProfile(region string) string {
 
 var bedrockClaude = &bedrockModel{
 	vendor: "anthropic", vendorName: "Anthropic (Claude)",
-	ids:  func(model, region string) string { return bedrockModelID(claudeOnBedrock, model, region) },
-	body: claudeBedrockBody,
-	event: func(data []byte, _ *Call) []byte {
-		return sse(false, gjson.GetBytes(data, "type").Str, string(oneLine(data)))
-	},
+	ids:   func(model, region string) string { return bedrockModelID(claudeOnBedrock, model, region) },
+	body:  claudeBedrockBody,
+	event: claudeBedrockEvent,
 	exception: func(typ, msg string) []byte {
 		t := bedrockExceptionTypes[typ]
 		if t == "" {
@@ -113,6 +111,19 @@ var bedrockClaude = &bedrockModel{
 		return sse(false, "error", map[string]any{"type": "error", "error": map[string]any{"type": t, "message": msg}})
 	},
 	errorBody: anthropicErrorBody,
+}
+
+// claudeBedrockEvent appends a Messages event as SSE, named by its type
+// as Anthropic names its events.
+func claudeBedrockEvent(dst, data []byte, _ *Call) []byte {
+	if typ := stringMember(data, "type"); len(typ) > 0 && !bytes.ContainsAny(typ, "\r\n") {
+		dst = append(dst, "event: "...)
+		dst = append(dst, typ...)
+		dst = append(dst, '\n')
+	}
+	dst = append(dst, "data: "...)
+	dst = append(dst, oneLine(data)...)
+	return append(dst, "\n\n"...)
 }
 
 // bedrockAnthropicVersion is the version Bedrock's Messages API takes, in
@@ -150,7 +161,7 @@ var bedrockMistral = &bedrockModel{
 	vendor: "mistral", vendorName: "Mistral",
 	ids:       func(model, region string) string { return bedrockModelID(mistralOnBedrock, model, region) },
 	body:      mistralBedrockBody,
-	event:     mistralBedrockChunk,
+	event:     func(dst, data []byte, c *Call) []byte { return append(dst, mistralBedrockChunk(data, c)...) },
 	end:       sse(false, "", "[DONE]"),
 	exception: func(_, msg string) []byte { return mistralStreamError(msg) },
 	whole:     mistralBedrockWhole,

@@ -7,12 +7,13 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
-	"github.com/tidwall/gjson"
 
+	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -64,15 +65,16 @@ func setJSONBody(resp *http.Response, body []byte) {
 // eventStreamReader turns Bedrock's binary event stream into SSE as it
 // is read: one frame decoded and rendered at a time, nothing kept after.
 type eventStreamReader struct {
-	src  io.ReadCloser
-	m    *bedrockModel
-	c    *Call
-	dec  *eventstream.Decoder
-	buf  []byte // payload buffer, reused
-	out  []byte
-	pos  int
-	done bool
-	err  error
+	src   io.ReadCloser
+	m     *bedrockModel
+	c     *Call
+	dec   *eventstream.Decoder
+	buf   []byte // payload buffer, reused
+	plain []byte // a chunk's decoded bytes, reused
+	out   []byte
+	pos   int
+	done  bool
+	err   error
 }
 
 func (r *eventStreamReader) Read(p []byte) (int, error) {
@@ -118,13 +120,12 @@ func (r *eventStreamReader) next() {
 		if header(":event-type") != "chunk" {
 			return // initial-response and the like carry nothing to relay
 		}
-		chunk := gjson.GetBytes(msg.Payload, "bytes")
-		data, err := base64.StdEncoding.DecodeString(chunk.Str)
-		if err != nil || !chunk.Exists() {
+		data, ok := r.decodeBytes(msg.Payload)
+		if !ok {
 			r.done, r.err = true, errors.New("a Bedrock stream chunk has no base64 bytes")
 			return
 		}
-		r.out = append(r.out, r.m.event(data, r.c)...)
+		r.out = r.m.event(r.out, data, r.c)
 	case "exception":
 		r.exception(header(":exception-type"), bedrockErrorMessage(http.Header{}, msg.Payload))
 	case "error":
@@ -132,6 +133,43 @@ func (r *eventStreamReader) next() {
 	default:
 		r.done, r.err = true, fmt.Errorf("a Bedrock stream frame has message type %q", header(":message-type"))
 	}
+}
+
+// decodeBytes decodes a chunk's {"bytes":"<base64>"} into a buffer of
+// the reader's own, reused from chunk to chunk.
+func (r *eventStreamReader) decodeBytes(payload []byte) ([]byte, bool) {
+	raw := stringMember(payload, "bytes")
+	if raw == nil {
+		return nil, false
+	}
+	r.plain = slices.Grow(r.plain[:0], base64.StdEncoding.DecodedLen(len(raw)))
+	n, err := base64.StdEncoding.Decode(r.plain[:cap(r.plain)], raw)
+	if err != nil {
+		return nil, false
+	}
+	return r.plain[:n], true
+}
+
+// stringMember is the text of the top-level string member key of a JSON
+// object (nil: none, or not a string), unescaped only when it must be.
+func stringMember(obj []byte, key string) []byte {
+	var v []byte
+	if !jsonscan.EachMember(obj, func(k, val []byte) bool {
+		if string(k) == key {
+			v = val
+		}
+		return true
+	}) || len(v) < 2 || v[0] != '"' {
+		return nil
+	}
+	if !bytes.ContainsRune(v, '\\') {
+		return v[1 : len(v)-1]
+	}
+	s, err := jsonscan.Unquote(v)
+	if err != nil {
+		return nil
+	}
+	return []byte(s)
 }
 
 // exception relays a stream's exception as the mount's error event; the

@@ -428,3 +428,25 @@ func TestBedrockErrorsHideTheAccount(t *testing.T) {
 		t.Errorf("exception relayed as %q, %v", out, err)
 	}
 }
+
+// BenchmarkBedrockEventStream relays a 200-chunk Claude stream: the cost
+// the event-stream decoding adds to every streamed answer.
+func BenchmarkBedrockEventStream(b *testing.B) {
+	msgs := []eventstream.Message{chunkFrame(`{"type":"message_start","message":{"usage":{"input_tokens":3}}}`)}
+	for range 200 {
+		msgs = append(msgs, chunkFrame(`{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"some words of text "}}`))
+	}
+	msgs = append(msgs, chunkFrame(`{"type":"message_stop","amazon-bedrock-invocationMetrics":{"inputTokenCount":3,"outputTokenCount":800}}`))
+	body := frames(b, msgs...)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ContentEventStream}}, Body: io.NopCloser(bytes.NewReader(body))}
+		if err := awsClaude.Inbound(resp, &Call{}); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
