@@ -161,6 +161,9 @@ func parseAWSCredential(s string) (awsCredential, error) {
 // bedrockModel is what one Bedrock mount needs to know of its models and
 // bodies.
 type bedrockModel struct {
+	// path is the native route, under the mount, that becomes InvokeModel
+	// (a translated route sends its requests there too).
+	path string
 	// vendor is the prefix of the Bedrock model IDs the mount serves
 	// ("anthropic"): a mount's quota family never pays for another
 	// vendor's model that happens to accept its body.
@@ -205,6 +208,11 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 		path = bedrockCheckPath
 		h.Set("Accept", ContentJSON)
 	} else {
+		if c.Path != m.path {
+			// Only the mount's native API becomes InvokeModel: a route
+			// added under the mount must say how it maps.
+			return nil, users.Errorf(users.CodeNotFound, "%s is not served on Bedrock; the native route is POST %s.", c.Path, m.path)
+		}
 		id := m.ids(c.Model, cred.Region)
 		if !servesVendor(id, m.vendor) {
 			return nil, users.Errorf(users.CodeInvalid, "This mount serves %s models on Bedrock only; %q is not one. Name one by its Bedrock model ID (%s…) or inference profile, or by the vendor's model name.", m.vendorName, c.Model, m.vendor)

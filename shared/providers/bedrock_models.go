@@ -99,6 +99,7 @@ func regionProfile(region string) string {
 }
 
 var bedrockClaude = &bedrockModel{
+	path:   "/v1/messages",
 	vendor: "anthropic", vendorName: "Anthropic (Claude)",
 	ids:   func(model, region string) string { return bedrockModelID(claudeOnBedrock, model, region) },
 	body:  claudeBedrockBody,
@@ -158,6 +159,7 @@ func claudeBedrockBody(c *Call, h http.Header, _ string) ([]byte, error) {
 }
 
 var bedrockMistral = &bedrockModel{
+	path:   "/v1/chat/completions",
 	vendor: "mistral", vendorName: "Mistral",
 	ids:       func(model, region string) string { return bedrockModelID(mistralOnBedrock, model, region) },
 	body:      mistralBedrockBody,

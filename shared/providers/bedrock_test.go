@@ -88,7 +88,7 @@ func TestBedrockOutbound(t *testing.T) {
 		return req, body
 	}
 	h := http.Header{"Anthropic-Version": {"2023-06-01"}, "Anthropic-Beta": {"a-1, b-2", "c-3"}, "User-Agent": {"sdk"}, "Accept": {"text/html"}}
-	req, body := call(&Call{Upstream: Upstream{Base: bedrockEnv.DefaultBaseURL}, Cred: "AKID:secret:eu-west-1", Model: "claude-3-5-sonnet-20241022", Stream: true,
+	req, body := call(&Call{Upstream: Upstream{Base: bedrockEnv.DefaultBaseURL}, Cred: "AKID:secret:eu-west-1", Path: "/v1/messages", Model: "claude-3-5-sonnet-20241022", Stream: true,
 		Body: []byte(`{"model":"x","stream":true,"max_tokens":5,"metadata":{},"system":"s","messages":[],"anthropic_version":"2023-06-01"}`)}, h)
 	if got := req.URL.String(); got != "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-3-5-sonnet-20241022-v2%3A0/invoke-with-response-stream" {
 		t.Errorf("URL %s", got)
@@ -121,13 +121,17 @@ func TestBedrockOutbound(t *testing.T) {
 		t.Errorf("check URL %s, body %q", got, body)
 	}
 
-	for _, bad := range []*Call{
-		{Upstream: Upstream{Base: bedrockEnv.DefaultBaseURL}, Cred: "AKID:secret", Model: "m", Body: []byte(`{}`)},
-		{Upstream: Upstream{Base: bedrockEnv.DefaultBaseURL}, Cred: "AKID:secret:us-east-1", Model: "m", Body: []byte(`{"messages":`)},
+	base := Upstream{Base: bedrockEnv.DefaultBaseURL}
+	for want, bad := range map[string]*Call{
+		"accessKeyId:secretAccessKey:region": {Upstream: base, Cred: "AKID:secret", Path: "/v1/messages", Model: "claude-2.1", Body: []byte(`{}`)},
+		"not valid JSON":                     {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/messages", Model: "claude-2.1", Body: []byte(`{"messages":`)},
+		// Only the native route becomes InvokeModel.
+		"is not served on Bedrock":         {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/messages/count_tokens", Model: "claude-2.1", Body: []byte(`{}`)},
+		"serves Anthropic (Claude) models": {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/messages", Model: "meta.llama3-8b-instruct-v1:0", Body: []byte(`{}`)},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages", nil)
-		if _, err := awsClaude.Outbound(context.Background(), req, bad); err == nil {
-			t.Errorf("%+v accepted", bad)
+		if _, err := awsClaude.Outbound(context.Background(), req, bad); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%+v: %v, want %q", bad, err, want)
 		}
 	}
 }
