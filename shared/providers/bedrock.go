@@ -271,37 +271,39 @@ func bedrockPathID(id string) string {
 	return esc
 }
 
-// keepMembers copies the members of a JSON object named in keep, then adds
-// extra members (raw JSON values) not already there.
+// keepMembers copies the members of a JSON object named in keep (the
+// last of a repeated name, as the proxy read it), then adds extra members
+// (raw JSON values) not already there.
 func keepMembers(body []byte, keep map[string]bool, extra ...[2]string) ([]byte, error) {
 	if !gjson.ValidBytes(body) {
 		return nil, errors.New("the request body is not valid JSON")
 	}
-	out := make([]byte, 0, len(body)+64)
-	out = append(out, '{')
-	seen := map[string]bool{}
+	var order []string
+	raw := map[string]string{}
 	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
-		if keep[k.Str] && !seen[k.Str] {
-			seen[k.Str] = true
-			if len(out) > 1 {
-				out = append(out, ',')
+		if keep[k.Str] {
+			if _, seen := raw[k.Str]; !seen {
+				order = append(order, k.Str)
 			}
-			out = append(out, k.Raw...)
-			out = append(out, ':')
-			out = append(out, v.Raw...)
+			raw[k.Str] = v.Raw
 		}
 		return true
 	})
 	for _, kv := range extra {
-		if seen[kv[0]] || kv[1] == "" {
-			continue
+		if _, seen := raw[kv[0]]; !seen && kv[1] != "" {
+			order = append(order, kv[0])
+			raw[kv[0]] = kv[1]
 		}
-		if len(out) > 1 {
+	}
+	out := make([]byte, 0, len(body)+64)
+	out = append(out, '{')
+	for i, k := range order {
+		if i > 0 {
 			out = append(out, ',')
 		}
-		out = append(out, MustJSON(kv[0])...)
+		out = append(out, MustJSON(k)...)
 		out = append(out, ':')
-		out = append(out, kv[1]...)
+		out = append(out, raw[k]...)
 	}
 	return append(out, '}'), nil
 }

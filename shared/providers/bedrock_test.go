@@ -454,3 +454,12 @@ func BenchmarkBedrockEventStream(b *testing.B) {
 		}
 	}
 }
+
+// A repeated member is sent as the proxy read it: the last one, whose
+// output limit the quota counted.
+func TestBedrockRepeatedMembers(t *testing.T) {
+	got, err := claudeBedrockBody(&Call{Body: []byte(`{"max_tokens":900,"messages":[],"max_tokens":10,"anthropic_version":"x"}`)}, http.Header{}, "")
+	if want := `{"max_tokens":10,"messages":[],"anthropic_version":"bedrock-2023-05-31"}`; err != nil || string(got) != want {
+		t.Errorf("body %s, %v; want %s", got, err, want)
+	}
+}
