@@ -152,6 +152,26 @@ func TestBedrockClaudeSDK(t *testing.T) {
 		}
 	})
 
+	t.Run("count tokens", func(t *testing.T) {
+		before := e.get(token)
+		n, err := client.Messages.CountTokens(ctx, anthropic.MessageCountTokensParams{
+			Model:    anthropic.ModelClaudeSonnet4_5,
+			Messages: []anthropic.MessageParam{anthropic.NewUserMessage(anthropic.NewTextBlock("Say hello."))},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n.InputTokens != 11 {
+			t.Errorf("input tokens %d", n.InputTokens)
+		}
+		if want := "/us-east-1/model/anthropic.claude-sonnet-4-5-20250929-v1:0/count-tokens"; up.Last(t).Path != want {
+			t.Errorf("upstream path %q, want %q", up.Last(t).Path, want)
+		}
+		if u := e.get(token); u.TokenCounts["aws-claude"] != before.TokenCounts["aws-claude"] || u.PromptCount != before.PromptCount {
+			t.Errorf("counting was charged: %v, %d prompts", u.TokenCounts, u.PromptCount)
+		}
+	})
+
 	t.Run("another vendor's model is refused before Bedrock", func(t *testing.T) {
 		before := up.Count()
 		for _, model := range []string{"mistral.mistral-large-2407-v1:0", "claude-nonexistent", ""} {
@@ -372,7 +392,9 @@ func TestBedrockStreamException(t *testing.T) {
 		t.Errorf("SDK stream error %v", err)
 	}
 	// Cut short: charged what was relayed, input as Bedrock reported it
-	// (11) and the text relayed (one chunk of 4 bytes: 1 token).
+	// (11) and the text relayed (one chunk of 4 bytes: 1 token), once the
+	// handler has ended.
+	e.logs.waitLines(t, `"httpRequest"`, 2)
 	if u := e.get(token); u.TokenCounts["aws-claude"] != 2*(11+1) {
 		t.Errorf("counts %v; want aws-claude=%d", u.TokenCounts, 2*(11+1))
 	}
@@ -509,7 +531,7 @@ func TestBedrockServiceInfo(t *testing.T) {
 		found[p.Provider] = p.BaseURL + " " + strings.Join(p.Routes, ",") + " " + strings.Join(p.Families, ",")
 	}
 	for mount, want := range map[string]string{
-		"aws/claude":  "/proxy/aws/claude POST /v1/messages aws-claude,aws-claude-opus",
+		"aws/claude":  "/proxy/aws/claude POST /v1/messages,POST /v1/messages/count_tokens aws-claude,aws-claude-opus",
 		"aws/mistral": "/proxy/aws/mistral POST /v1/chat/completions aws-mistral-tiny,aws-mistral-small,aws-mistral-medium,aws-mistral-large",
 	} {
 		if !strings.HasSuffix(found[mount], want) && !strings.Contains(found[mount], want) {

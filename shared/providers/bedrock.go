@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -35,6 +36,7 @@ func awsClaudeProvider() *Provider {
 		Env:  bedrockEnv,
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: BedrockMessages},
+			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
 		},
 		// The Anthropic SDKs send these: the beta list goes into the
 		// body, where Bedrock reads it.
@@ -162,8 +164,9 @@ func parseAWSCredential(s string) (awsCredential, error) {
 // bodies.
 type bedrockModel struct {
 	// path is the native route, under the mount, that becomes InvokeModel
-	// (a translated route sends its requests there too).
-	path string
+	// (a translated route sends its requests there too); count, when set,
+	// the route that becomes CountTokens.
+	path, count string
 	// vendor is the prefix of the Bedrock model IDs the mount serves
 	// ("anthropic"): a mount's quota family never pays for another
 	// vendor's model that happens to accept its body.
@@ -208,7 +211,8 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 		path = bedrockCheckPath
 		h.Set("Accept", ContentJSON)
 	} else {
-		if c.Path != m.path {
+		counting := m.count != "" && c.Path == m.count
+		if c.Path != m.path && !counting {
 			// Only the mount's native API becomes InvokeModel: a route
 			// added under the mount must say how it maps.
 			return nil, users.Errorf(users.CodeNotFound, "%s is not served on Bedrock; the native route is POST %s.", c.Path, m.path)
@@ -221,11 +225,18 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 			return nil, err
 		}
 		action := "invoke"
-		if c.Stream {
+		switch {
+		case counting:
+			// CountTokens takes the InvokeModel body it would count, for
+			// the foundation model (not a profile).
+			action, id = "count-tokens", foundationID(id, m.vendor)
+			body = countTokensBody(body)
+			h.Set("Accept", ContentJSON)
+		case c.Stream:
 			action = "invoke-with-response-stream"
 			h.Set("Accept", "application/vnd.amazon.eventstream")
 			h.Set("X-Amzn-Bedrock-Accept", ContentJSON)
-		} else {
+		default:
 			h.Set("Accept", ContentJSON)
 		}
 		h.Set("Content-Type", ContentJSON)
@@ -259,6 +270,28 @@ func servesVendor(id, vendor string) bool {
 	geo, after, _ := strings.Cut(id, ".")
 	rest, ok := strings.CutPrefix(after, vendor+".")
 	return ok && rest != "" && geo != "" && len(geo) <= 6 && strings.Trim(geo, "abcdefghijklmnopqrstuvwxyz") == ""
+}
+
+// foundationID is the foundation model of a cross-region profile ID.
+func foundationID(id, vendor string) string {
+	if i := strings.Index(id, "."+vendor+"."); i >= 0 && !strings.HasPrefix(id, vendor+".") {
+		return id[i+1:]
+	}
+	return id
+}
+
+// countTokensBody wraps an InvokeModel body for CountTokens; the
+// Messages API requires max_tokens, which counting requests leave out.
+func countTokensBody(invoke []byte) []byte {
+	if !gjson.GetBytes(invoke, "max_tokens").Exists() {
+		// invoke is keepMembers' output: an object, its last byte '}'.
+		sep := ","
+		if len(invoke) <= 2 {
+			sep = ""
+		}
+		invoke = append(invoke[:len(invoke)-1:len(invoke)-1], sep+`"max_tokens":1}`...)
+	}
+	return MustJSON(map[string]any{"input": map[string]any{"invokeModel": map[string]any{"body": base64.StdEncoding.EncodeToString(invoke)}}})
 }
 
 // bedrockPathID escapes a model ID as the AWS SDKs do (the colon of

@@ -99,7 +99,7 @@ func regionProfile(region string) string {
 }
 
 var bedrockClaude = &bedrockModel{
-	path:   "/v1/messages",
+	path: "/v1/messages", count: "/v1/messages/count_tokens",
 	vendor: "anthropic", vendorName: "Anthropic (Claude)",
 	ids:   func(model, region string) string { return bedrockModelID(claudeOnBedrock, model, region) },
 	body:  claudeBedrockBody,

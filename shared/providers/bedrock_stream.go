@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/tidwall/gjson"
 
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/users"
@@ -33,6 +34,15 @@ func (m *bedrockModel) inbound(resp *http.Response, c *Call) error {
 		}
 		out := m.errorBody(resp.StatusCode, &users.Error{Message: bedrockErrorMessage(resp.Header, body)})
 		setJSONBody(resp, out)
+	case m.count != "" && c.Path == m.count:
+		// CountTokens answers {"inputTokens": n}; Anthropic's clients
+		// read {"input_tokens": n}.
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		setJSONBody(resp, MustJSON(map[string]any{"input_tokens": reported(gjson.GetBytes(body, "inputTokens").Int())}))
 	case strings.HasPrefix(ct, ContentEventStream):
 		resp.Body = &eventStreamReader{src: resp.Body, m: m, c: c, dec: eventstream.NewDecoder()}
 		resp.Header.Set("Content-Type", ContentSSE)

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/protocol/eventstream"
+	"github.com/tidwall/gjson"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
@@ -126,7 +127,7 @@ func TestBedrockOutbound(t *testing.T) {
 		"accessKeyId:secretAccessKey:region": {Upstream: base, Cred: "AKID:secret", Path: "/v1/messages", Model: "claude-2.1", Body: []byte(`{}`)},
 		"not valid JSON":                     {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/messages", Model: "claude-2.1", Body: []byte(`{"messages":`)},
 		// Only the native route becomes InvokeModel.
-		"is not served on Bedrock":         {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/messages/count_tokens", Model: "claude-2.1", Body: []byte(`{}`)},
+		"is not served on Bedrock":         {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/complete", Model: "claude-2.1", Body: []byte(`{}`)},
 		"serves Anthropic (Claude) models": {Upstream: base, Cred: "AKID:secret:us-east-1", Path: "/v1/messages", Model: "meta.llama3-8b-instruct-v1:0", Body: []byte(`{}`)},
 	} {
 		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages", nil)
@@ -461,5 +462,31 @@ func TestBedrockRepeatedMembers(t *testing.T) {
 	got, err := claudeBedrockBody(&Call{Body: []byte(`{"max_tokens":900,"messages":[],"max_tokens":10,"anthropic_version":"x"}`)}, http.Header{}, "")
 	if want := `{"max_tokens":10,"messages":[],"anthropic_version":"bedrock-2023-05-31"}`; err != nil || string(got) != want {
 		t.Errorf("body %s, %v; want %s", got, err, want)
+	}
+}
+
+func TestBedrockCountTokensBody(t *testing.T) {
+	req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/messages/count_tokens", nil)
+	body, err := awsClaude.Outbound(context.Background(), req, &Call{Upstream: Upstream{Base: bedrockEnv.DefaultBaseURL},
+		Cred: "AKID:secret:eu-west-1", Path: "/v1/messages/count_tokens", Model: "claude-sonnet-4-5",
+		Body: []byte(`{"model":"claude-sonnet-4-5","system":"s","messages":[{"role":"user","content":"hi"}]}`)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The foundation model, not the eu. profile.
+	if got := req.URL.String(); got != "https://bedrock-runtime.eu-west-1.amazonaws.com/model/anthropic.claude-sonnet-4-5-20250929-v1%3A0/count-tokens" {
+		t.Errorf("URL %s", got)
+	}
+	inner, err := base64.StdEncoding.DecodeString(gjson.GetBytes(body, "input.invokeModel.body").Str)
+	if err != nil || string(inner) != `{"system":"s","messages":[{"role":"user","content":"hi"}],"anthropic_version":"bedrock-2023-05-31","max_tokens":1}` {
+		t.Errorf("counted body %s (%v) in %s", inner, err, body)
+	}
+
+	resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ContentJSON}}, Body: io.NopCloser(strings.NewReader(`{"inputTokens":42}`))}
+	if err := awsClaude.Inbound(resp, &Call{Path: "/v1/messages/count_tokens"}); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := io.ReadAll(resp.Body); string(b) != `{"input_tokens":42}` {
+		t.Errorf("answer %s", b)
 	}
 }

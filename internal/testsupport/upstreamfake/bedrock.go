@@ -160,7 +160,7 @@ func serveBedrock(x *exchange) {
 	}
 	rest, ok := strings.CutPrefix(path, "/model/")
 	id, action, _ := strings.Cut(rest, "/")
-	if !ok || x.r.Method != http.MethodPost || (action != "invoke" && action != "invoke-with-response-stream") {
+	if !ok || x.r.Method != http.MethodPost || (action != "invoke" && action != "invoke-with-response-stream" && action != "count-tokens") {
 		bedrockError(x, http.StatusNotFound, "UnknownOperationException", "Unknown operation "+x.r.Method+" "+path)
 		return
 	}
@@ -173,7 +173,10 @@ func serveBedrock(x *exchange) {
 	case !known:
 		bedrockError(x, http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid.")
 		return
-	case profileOnly && base == id:
+	case action == "count-tokens" && base != id:
+		bedrockError(x, http.StatusBadRequest, "ValidationException", "The provided model identifier is invalid.")
+		return
+	case profileOnly && base == id && action != "count-tokens":
 		bedrockError(x, http.StatusBadRequest, "ValidationException", "Invocation of model ID "+id+" with on-demand throughput isn't supported. Retry your request with the ID or ARN of an inference profile that contains this model.")
 		return
 	}
@@ -182,6 +185,10 @@ func serveBedrock(x *exchange) {
 		return
 	}
 	anthropic := strings.HasPrefix(base, "anthropic.")
+	if action == "count-tokens" {
+		bedrockCountTokens(x, anthropic)
+		return
+	}
 	text := strings.Contains(base, "-7b-instruct") || strings.Contains(base, "8x7b-instruct")
 	m := x.body()
 	if msg := bedrockBodyProblem(m, anthropic, text); msg != "" {
@@ -363,4 +370,35 @@ func bedrockMistralStream(x *exchange, text bool) {
 	}
 	x.holdBeforeUsage()
 	x.chunk(last)
+}
+
+// bedrockCountTokens answers CountTokens: the InvokeModel body it counts
+// comes base64 in input.invokeModel.body and is validated as one.
+func bedrockCountTokens(x *exchange, anthropic bool) {
+	var in struct {
+		Input struct {
+			InvokeModel struct {
+				Body string `json:"body"`
+			} `json:"invokeModel"`
+		} `json:"input"`
+	}
+	if json.Unmarshal(x.req.Body, &in) != nil || in.Input.InvokeModel.Body == "" {
+		bedrockError(x, http.StatusBadRequest, "ValidationException", "Malformed input request: #: required key [input] not found")
+		return
+	}
+	raw, err := base64.StdEncoding.DecodeString(in.Input.InvokeModel.Body)
+	if err != nil {
+		bedrockError(x, http.StatusBadRequest, "ValidationException", "input.invokeModel.body is not base64")
+		return
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil || !anthropic {
+		bedrockError(x, http.StatusBadRequest, "ValidationException", "The model does not support counting tokens.")
+		return
+	}
+	if msg := bedrockBodyProblem(m, true, false); msg != "" {
+		bedrockError(x, http.StatusBadRequest, "ValidationException", "Malformed input request: "+msg+", please reformat your input and try again.")
+		return
+	}
+	x.json(http.StatusOK, map[string]any{"inputTokens": x.b.InputTokens})
 }
