@@ -518,11 +518,14 @@ func upstreamMessage(body []byte) string {
 func (x *exchange) upstreamFailed(err error) {
 	ctx := x.r.Context()
 	var netErr interface{ Timeout() bool }
+	var refused *users.Error
 	switch {
 	case errors.Is(err, errNoKey):
 		x.writeError(noKey(x.prov, err), x.rate())
-	case errors.As(err, new(*outboundError)) && errors.As(err, new(*users.Error)):
-		x.writeError(err, x.rate()) // the request itself cannot be sent (it names no model)
+	case errors.As(err, &refused):
+		// Outbound refused the request itself (a model the mount does not
+		// serve): the client's error, in its shape.
+		x.writeError(refused, x.rate())
 	case errors.As(err, new(*outboundError)):
 		// The reason (a token endpoint's answer) is for the operator's log.
 		x.writeError(&users.Error{Code: web.CodeBadGateway, Message: "The request to " + x.prov.Name + " could not be authorised with the operator's credentials; the operator has been told.", Err: err}, x.rate())

@@ -17,6 +17,7 @@ import (
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/providers"
+	"tollgate.dev/tollgate/shared/secrets"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -247,9 +248,30 @@ func (c *Config) SecretValues() map[string]string {
 	put("FIREBASE_KEY", c.FirebaseKey)
 	put("SIGNING_KEY", c.SigningKey)
 	for _, p := range providers.All() {
-		put(p.Env.Key, strings.Join(c.ProviderKeys[p.ID], ","))
+		keys := c.ProviderKeys[p.ID]
+		if len(keys) > 1 && slices.ContainsFunc(keys, secrets.IsReference) {
+			// Entries of a list may each be a reference (AWS_CREDENTIALS=
+			// sm://aws-a,sm://aws-b): each is resolved as a variable of its own.
+			for i, k := range keys {
+				if secrets.IsReference(k) {
+					put(fmt.Sprintf("%s[%d]", p.Env.Key, i+1), k)
+				}
+			}
+			continue
+		}
+		put(p.Env.Key, strings.Join(keys, ","))
 	}
 	return out
+}
+
+// listEntry reads a name SecretValues gave one entry of a list: NAME[i].
+func listEntry(name string) (string, int, bool) {
+	base, rest, ok := strings.Cut(name, "[")
+	n, err := strconv.Atoi(strings.TrimSuffix(rest, "]"))
+	if !ok || err != nil || n < 1 || !strings.HasSuffix(rest, "]") {
+		return "", 0, false
+	}
+	return base, n - 1, true
 }
 
 // ApplySecrets stores resolved values (as SecretValues names them) back.
@@ -267,6 +289,14 @@ func (c *Config) ApplySecrets(values map[string]string) {
 		case "SIGNING_KEY":
 			c.SigningKey = v
 		default:
+			if base, i, ok := listEntry(name); ok {
+				for _, p := range providers.All() {
+					if keys := c.ProviderKeys[p.ID]; p.Env.Key == base && i < len(keys) {
+						keys[i] = v
+					}
+				}
+				continue
+			}
 			for _, p := range providers.All() {
 				if name != p.Env.Key {
 					continue

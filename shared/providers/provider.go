@@ -40,7 +40,9 @@ type Provider struct {
 	// unless the base is a template; the forwarded headers, Prepare
 	// applied, no key) and the call, and sets what the service needs:
 	// host, path, body, signature or token. It returns the body to send.
-	// It runs for each key tried, so it must not keep the request.
+	// It runs for each key tried, so it must not keep the request. A
+	// *users.Error it returns refuses the request (the client's error);
+	// any other error is the operator's (502).
 	Outbound func(ctx context.Context, req *http.Request, c *Call) ([]byte, error)
 	// Inbound, when set, adapts the upstream's answer (any status) before
 	// tollgate reads it: a binary event stream becomes the SSE its format
@@ -202,15 +204,17 @@ var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
 // All lists the providers in a stable order; adding a provider is one
 // file and one line here.
 func All() []*Provider {
-	return []*Provider{openAI, anthropic, googleAI, mistralAI, gcpClaude, gcpGemini}
+	return []*Provider{openAI, anthropic, googleAI, mistralAI, awsClaude, awsMistral, gcpClaude, gcpGemini}
 }
 
 // The providers, built once: their routers are compiled from their routes.
 var (
-	openAI    = newProvider(openAIProvider())
-	anthropic = newProvider(anthropicProvider())
-	googleAI  = newProvider(googleProvider())
-	mistralAI = newProvider(mistralProvider())
+	openAI     = newProvider(openAIProvider())
+	anthropic  = newProvider(anthropicProvider())
+	googleAI   = newProvider(googleProvider())
+	mistralAI  = newProvider(mistralProvider())
+	awsClaude  = newProvider(awsClaudeProvider())
+	awsMistral = newProvider(awsMistralProvider())
 	// Both Vertex mounts share one token cache: a token serves either.
 	gcpTokens = newVertexAuth()
 	gcpClaude = newProvider(vertexClaudeProvider(gcpTokens))

@@ -74,6 +74,9 @@ type Behavior struct {
 	// Status, when set, answers every generation request with that error
 	// status.
 	Status int
+	// BedrockException, when set, makes a Bedrock stream send an exception
+	// frame of that type (throttlingException) after its first chunk.
+	BedrockException string
 }
 
 func (b Behavior) withDefaults() Behavior {
@@ -266,11 +269,15 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		serveMistral(x)
 	case Vertex:
 		serveVertex(f, x)
+	case Bedrock:
+		serveBedrock(x)
 	}
 }
 
 func keyOf(k Kind, r *http.Request) string {
 	switch k {
+	case Bedrock:
+		return bedrockAccessKey(r)
 	case Anthropic:
 		return r.Header.Get("X-Api-Key")
 	case Google:
