@@ -359,6 +359,9 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		if err := x.prov.Inbound(resp, x.call); err != nil {
 			return err
 		}
+		if err := x.answeredBy(x.call.Answered); err != nil {
+			return err
+		}
 	}
 	if t := x.ep.Translate; t != nil {
 		if err := t.Response(resp, x.rq); err != nil {
@@ -387,6 +390,25 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	default:
 		return x.readWhole(resp)
 	}
+	return nil
+}
+
+// answeredBy counts the request in the family of the model the service
+// chose (model: Call.Answered; "" when the request's model stands), once
+// that family's allow-list and quota admit it, before anything is relayed.
+func (x *exchange) answeredBy(model string) error {
+	if model == "" || x.adm == nil {
+		return nil
+	}
+	family := models.FamilyFor(x.prov.ID, model, x.ep.Format.Kind)
+	if family == x.family {
+		return nil
+	}
+	if err := x.h.gk.Move(x.r.Context(), x.adm, family, x.requested()); err != nil {
+		return err
+	}
+	x.family = family
+	x.log.SetFamily(family)
 	return nil
 }
 
@@ -516,6 +538,8 @@ func (x *exchange) upstreamFailed(err error) {
 	ctx := x.r.Context()
 	var netErr interface{ Timeout() bool }
 	switch {
+	case errors.As(err, new(*users.Error)):
+		x.writeError(err, x.rate()) // the answer was refused (answeredBy)
 	case errors.Is(err, errNoKey):
 		x.writeError(noKey(x.prov, err), x.rate())
 	case errors.As(err, new(*outboundError)):

@@ -106,6 +106,10 @@ type Call struct {
 	Body   []byte // the body as forwarded (nil: none)
 	// Check: a key check (GET CheckPath), not a client's request.
 	Check bool
+	// Answered is the model that answered, when the service and not the
+	// request chose it (an Azure deployment's): Inbound sets it from a
+	// 2xx answer, and the request is counted in its family.
+	Answered string
 }
 
 // Framing says how a provider frames streamed answers.
