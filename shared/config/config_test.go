@@ -174,8 +174,8 @@ func TestValidValues(t *testing.T) {
 				t.Error("gpt4 allowed")
 			}
 		}},
-		{"output clamps", map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "0", "MAX_OUTPUT_TOKENS_ANTHROPIC": "4096", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "8192", "MAX_OUTPUT_TOKENS_MISTRAL_AI": "1"}, func(t *testing.T, c *config.Config) {
-			want := map[models.Provider]int64{models.OpenAI: 0, models.Anthropic: 4096, models.GoogleAI: 8192, models.MistralAI: 1}
+		{"output clamps", map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "0", "MAX_OUTPUT_TOKENS_ANTHROPIC": "4096", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "8192", "MAX_OUTPUT_TOKENS_MISTRAL_AI": "1", "MAX_OUTPUT_TOKENS_AZURE": "2048"}, func(t *testing.T, c *config.Config) {
+			want := map[models.Provider]int64{models.OpenAI: 0, models.Anthropic: 4096, models.GoogleAI: 8192, models.MistralAI: 1, models.AzureOpenAI: 2048}
 			if !maps.Equal(c.MaxOutputTokens, want) {
 				t.Errorf("MaxOutputTokens = %v", c.MaxOutputTokens)
 			}
@@ -463,7 +463,7 @@ func TestSecretValuesApplySecretsRoundTrip(t *testing.T) {
 }
 
 func TestSecretVars(t *testing.T) {
-	want := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY", "OPENAI_KEY", "ANTHROPIC_KEY", "GOOGLE_AI_KEY", "MISTRAL_AI_KEY"}
+	want := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY", "OPENAI_KEY", "ANTHROPIC_KEY", "GOOGLE_AI_KEY", "MISTRAL_AI_KEY", "AZURE_CREDENTIALS"}
 	if got := config.SecretVars(); !slices.Equal(got, want) {
 		t.Errorf("SecretVars = %v, want %v", got, want)
 	}

@@ -56,6 +56,10 @@ type Provider struct {
 	// key itself is bad (invalid, revoked, out of credit), as opposed to a
 	// refusal the request provoked.
 	KeyDead func(status int, body []byte) bool
+	// Elsewhere (nil: never) reports an error answer that another key may
+	// not give, though this one is not bad: an Azure deployment of a model
+	// without the route's operation. The request is tried on the next key.
+	Elsewhere func(status int, body []byte) bool
 	// CheckPath is a free GET (the model list) that tells whether a key
 	// set aside works again.
 	CheckPath string
@@ -206,7 +210,7 @@ var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
 // All lists the providers in a stable order; adding a provider is one
 // file and one line here.
 func All() []*Provider {
-	return []*Provider{openAI, anthropic, googleAI, mistralAI}
+	return []*Provider{openAI, anthropic, googleAI, mistralAI, azureOpenAI}
 }
 
 // The providers, built once: their routers are compiled from their routes.
@@ -216,6 +220,8 @@ var (
 	googleAI  = newProvider(googleProvider())
 	mistralAI = newProvider(mistralProvider())
 )
+
+var azureOpenAI = newProvider(azureProvider())
 
 func newProvider(p *Provider) *Provider {
 	p.router = newRouter(string(p.ID), p.Routes)

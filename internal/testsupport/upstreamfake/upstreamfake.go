@@ -264,6 +264,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		serveGoogle(x)
 	case Mistral:
 		serveMistral(x)
+	case Azure:
+		serveAzure(x)
 	}
 }
 
@@ -271,6 +273,8 @@ func keyOf(k Kind, r *http.Request) string {
 	switch k {
 	case Anthropic:
 		return r.Header.Get("X-Api-Key")
+	case Azure:
+		return r.Header.Get("Api-Key")
 	case Google:
 		if v := r.Header.Get("X-Goog-Api-Key"); v != "" {
 			return v
