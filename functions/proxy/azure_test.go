@@ -323,6 +323,39 @@ func TestAzureKeyRotation(t *testing.T) {
 			if strings.Contains(e.logs.String(), eastKey) {
 				t.Error("a key reached the log")
 			}
+			if !tc.aside {
+				return
+			}
+			info := string(e.do(call{method: "GET", path: "/proxy/"}).body)
+			mustContain(t, "info", info, `"baseUrl":"`+e.srv.URL+`/proxy/azure/openai/v1"`)
+			mustContain(t, "info", info, `"keys":{"inService":1,"setAside":1}`)
+			// The recheck asks the resource's model list with the
+			// credential: a wrong key stays aside; a deployment gone
+			// comes back (the list cannot tell), to be set aside again by
+			// the next request it fails, which the next key serves.
+			e.clock.Advance(6 * time.Minute)
+			e.do(call{path: "/proxy/azure/openai/v1/chat/completions", body: body, header: bearerH(token)})
+			if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool {
+				for _, r := range f.Requests() {
+					if r.Method == "GET" && r.Path == "/tollgate-east/openai/models" && r.Header.Get("Api-Key") == strings.Split(tc.first, ":")[2] {
+						return f.InFlight() == 0
+					}
+				}
+				return false
+			}) {
+				t.Fatal("no recheck of the credential set aside")
+			}
+			wantBack := tc.name == "deployment gone"
+			for deadline := time.Now().Add(5 * time.Second); ; {
+				info := string(e.do(call{method: "GET", path: "/proxy/"}).body)
+				if back := strings.Contains(info, `"keys":{"inService":2,"setAside":0}`); back == wantBack {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after the recheck: %s (want back: %v)", info, wantBack)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
 		})
 	}
 }
