@@ -404,11 +404,11 @@ func (x *exchange) answeredBy(model string) error {
 	if family == x.family {
 		return nil
 	}
+	x.log.SetFamily(family) // refused or charged, the request is this family's
 	if err := x.h.gk.Move(x.r.Context(), x.adm, family, x.requested()); err != nil {
 		return err
 	}
 	x.family = family
-	x.log.SetFamily(family)
 	return nil
 }
 
