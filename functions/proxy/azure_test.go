@@ -3,7 +3,10 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -411,14 +415,39 @@ func TestAzureErrors(t *testing.T) {
 	})
 
 	t.Run("bad credential", func(t *testing.T) {
-		e, up := newAzureEnv(t, map[string]string{"AZURE_CREDENTIALS": "tollgate-east:" + eastKey})
-		token := e.user(users.Patch{})
-		a := e.do(call{path: "/proxy/azure/openai/v1/chat/completions", body: `{"model":"gpt-4o","messages":[]}`, header: bearerH(token)})
-		if a.status != http.StatusBadGateway || !strings.Contains(string(a.body), "could not be authorised") {
-			t.Errorf("%d %s", a.status, a.body)
+		// A malformed entry stops the configuration, naming the variable
+		// and never the key; a Secret Manager reference waits for its value.
+		for _, bad := range []string{"tollgate-east:" + eastKey, azureCred("tollgate-east", "prod-4o") + ",evil.example/x:dep:" + eastKey} {
+			_, err := config.FromMap(map[string]string{"AZURE_CREDENTIALS": bad})
+			if err == nil || !strings.Contains(err.Error(), "AZURE_CREDENTIALS") || !strings.Contains(err.Error(), "must be resource:deployment:key") || strings.Contains(err.Error(), eastKey) {
+				t.Errorf("config error %v", err)
+			}
 		}
-		mustContain(t, "log", e.logs.String(), "not resource:deployment:key")
-		if strings.Contains(e.logs.String(), eastKey) || strings.Contains(string(a.body), eastKey) || up.Count() != 0 {
+		if _, err := config.FromMap(map[string]string{"AZURE_CREDENTIALS": "sm://azure-credentials"}); err != nil {
+			t.Errorf("a reference refused before it is resolved: %v", err)
+		}
+		// A reference resolving to a malformed entry: never sent anywhere,
+		// the request answered 502, the log says what is wrong.
+		e, up := newAzureEnv(t, nil)
+		cfg := *e.d.Config
+		cfg.ProviderKeys = maps.Clone(cfg.ProviderKeys)
+		cfg.ApplySecrets(map[string]string{"AZURE_CREDENTIALS": "tollgate-east:" + eastKey})
+		srv := httptest.NewServer(New(Deps{Config: &cfg, Store: e.d.Store, Log: logging.New(e.logs, "info"), Now: e.d.Now}))
+		defer srv.Close()
+		token := e.user(users.Patch{})
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/proxy/azure/openai/v1/chat/completions", strings.NewReader(`{"model":"gpt-4o","messages":[]}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || !strings.Contains(string(body), "could not be authorised") {
+			t.Errorf("%d %s", resp.StatusCode, body)
+		}
+		mustContain(t, "log", e.logs.String(), "AZURE_CREDENTIALS entry: must be resource:deployment:key")
+		if strings.Contains(e.logs.String(), eastKey) || strings.Contains(string(body), eastKey) || up.Count() != 0 {
 			t.Error("a malformed credential was shown or sent")
 		}
 	})

@@ -35,7 +35,11 @@ func azureProvider() *Provider {
 		Name: "Azure OpenAI",
 		Env: Env{Key: "AZURE_CREDENTIALS", BaseURL: "AZURE_OPENAI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_AZURE",
 			DefaultBaseURL: "https://{resource}.openai.azure.com",
-			Settings:       []Setting{{Name: "AZURE_OPENAI_API_VERSION", Default: AzureAPIVersion, Check: checkAzureAPIVersion}}},
+			Settings:       []Setting{{Name: "AZURE_OPENAI_API_VERSION", Default: AzureAPIVersion, Check: checkAzureAPIVersion}},
+			CheckKey: func(entry string) error {
+				_, err := ParseAzureCredential(entry)
+				return err
+			}},
 		Routes:    azureRoutes(),
 		SDKPath:   "/v1",
 		Outbound:  azureOutbound,
@@ -96,14 +100,14 @@ var (
 func ParseAzureCredential(s string) (AzureCredential, error) {
 	parts := strings.SplitN(strings.TrimSpace(s), ":", 3)
 	if len(parts) != 3 || parts[0] == "" || parts[1] == "" || parts[2] == "" {
-		return AzureCredential{}, errors.New("an AZURE_CREDENTIALS entry is not resource:deployment:key")
+		return AzureCredential{}, errors.New("must be resource:deployment:key")
 	}
 	c := AzureCredential{Resource: parts[0], Deployment: parts[1], Key: parts[2]}
 	if !azureResource.MatchString(c.Resource) {
-		return AzureCredential{}, fmt.Errorf("AZURE_CREDENTIALS: resource name %q is not a valid Azure resource name (letters, digits, hyphens)", c.Resource)
+		return AzureCredential{}, fmt.Errorf("must be resource:deployment:key with a resource name of letters, digits and hyphens (not %q)", c.Resource)
 	}
 	if !azureDeployment.MatchString(c.Deployment) {
-		return AzureCredential{}, fmt.Errorf("AZURE_CREDENTIALS: deployment name %q is not a valid deployment name (letters, digits, . _ -)", c.Deployment)
+		return AzureCredential{}, fmt.Errorf("must be resource:deployment:key with a deployment name of letters, digits and . _ - (not %q)", c.Deployment)
 	}
 	return c, nil
 }
@@ -124,7 +128,7 @@ func checkAzureAPIVersion(v string) error {
 func azureOutbound(_ context.Context, req *http.Request, c *Call) ([]byte, error) {
 	cred, err := ParseAzureCredential(c.Cred)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("AZURE_CREDENTIALS entry: %w", err)
 	}
 	base, err := url.Parse(strings.ReplaceAll(c.Base, "{resource}", cred.Resource))
 	if err != nil || base.Host == "" {

@@ -83,6 +83,11 @@ type Env struct {
 	DefaultBaseURL string
 	// Settings are the provider's other variables (GCP_REGION).
 	Settings []Setting
+	// CheckKey validates one entry of Key as the operator gave it (nil:
+	// any); its error says what is accepted and never quotes a secret.
+	// Entries that are Secret Manager references are checked by Outbound
+	// once resolved.
+	CheckKey func(entry string) error
 }
 
 // Setting is a provider variable besides its keys, base URL and clamp.
