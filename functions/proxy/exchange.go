@@ -394,7 +394,8 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 }
 
 // answeredBy counts the request in the family of the model the service
-// chose (model: Call.Answered; "" when the request's model stands), once
+// chose (Call.Answered, Provider.AnswerModel; "" when the request's model
+// stands), once
 // that family's allow-list and quota admit it, before anything is relayed.
 func (x *exchange) answeredBy(model string) error {
 	if model == "" || x.adm == nil {
@@ -460,6 +461,11 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		return nil
 	}
 	resp.Body.Close()
+	if x.prov.AnswerModel != nil {
+		if err := x.answeredBy(x.prov.AnswerModel(body)); err != nil {
+			return err
+		}
+	}
 	if u, ok := x.ep.Format.Usage(body); ok {
 		x.charge(u.Total())
 	} else {

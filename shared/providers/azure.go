@@ -27,8 +27,8 @@ const AzureAPIVersion = "2025-04-01-preview"
 // requests go to {base}/openai/deployments/{deployment}/{operation}
 // ?api-version=… with the key in api-key, and the deployment, not the
 // request's "model", decides which model answers. Inbound reads that
-// model from the answer (Call.Answered) so that the request is counted in
-// its family. Bodies, usage, streams and errors are OpenAI's.
+// model from the answer (Call.Answered, AnswerModel) so that the request
+// is counted in its family. Bodies, usage, streams and errors are OpenAI's.
 func azureProvider() *Provider {
 	return &Provider{
 		ID:   models.AzureOpenAI,
@@ -40,12 +40,14 @@ func azureProvider() *Provider {
 				_, err := ParseAzureCredential(entry)
 				return err
 			}},
-		Routes:    azureRoutes(),
-		SDKPath:   "/v1",
-		Outbound:  azureOutbound,
-		Inbound:   azureInbound,
-		ErrorBody: openAIErrorBody,
-		KeyDead:   azureKeyDead,
+		Routes:   azureRoutes(),
+		SDKPath:  "/v1",
+		Outbound: azureOutbound,
+		Inbound:  azureInbound,
+		// An answer naming no model (DALL-E's) leaves the request's own.
+		AnswerModel: modelOf,
+		ErrorBody:   openAIErrorBody,
+		KeyDead:     azureKeyDead,
 		// A chat request on a DALL-E deployment, an image request on a
 		// chat one: another deployment of the pool may serve it.
 		Elsewhere: func(status int, body []byte) bool {
@@ -172,38 +174,18 @@ func azureKeyDead(status int, body []byte) bool {
 // the next one does.
 const maxModelPeek = 64 << 10
 
-// azureInbound finds the model that answered a generation (the
-// deployment's), for the family the request is counted in. A whole
-// answer names it beside its usage; a stream in its first chunks, which
-// are held back (at most maxModelPeek bytes) until one names it. An
-// answer naming none (images) leaves the request's own family.
+// azureInbound finds the model that answered a stream (the
+// deployment's), for the family the request is counted in: Azure's first
+// chunk (the prompt's filter results) names none, so the first chunks are
+// held back (at most maxModelPeek bytes) until one names it. Whole
+// answers name it beside their usage (AnswerModel).
 func azureInbound(resp *http.Response, c *Call) error {
-	if resp.StatusCode < 200 || resp.StatusCode > 299 || c.Check || c.Body == nil {
-		return nil
-	}
-	ct := resp.Header.Get("Content-Type")
-	switch {
-	case strings.HasPrefix(ct, ContentSSE):
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 && !c.Check && c.Stream &&
+		strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
 		c.Answered = peekStreamModel(resp)
-	case strings.HasPrefix(ct, ContentJSON):
-		body, err := io.ReadAll(io.LimitReader(resp.Body, maxWholeModelRead+1))
-		if err != nil {
-			return err
-		}
-		if len(body) <= maxWholeModelRead {
-			c.Answered = modelOf(body)
-		}
-		resp.Body = replay(body, resp.Body)
-		if len(body) <= maxWholeModelRead {
-			resp.ContentLength = int64(len(body))
-		}
 	}
 	return nil
 }
-
-// maxWholeModelRead bounds a whole answer read for its model: larger ones
-// (the proxy relays them as they come) keep the request's family.
-const maxWholeModelRead = 64 << 20
 
 // peekStreamModel reads a stream's first events until one names its
 // model, then puts every byte read back in front of the rest.

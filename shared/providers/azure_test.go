@@ -163,10 +163,9 @@ func TestAzureInbound(t *testing.T) {
 		{"stream", ContentSSE, filter + role + text, "gpt-4o-2024-08-06", true, false, 200},
 		{"stream without a model", ContentSSE, filter + "data: [DONE]\n\n", "", true, false, 200},
 		{"stream naming its model too late", ContentSSE, long + role, "", true, false, 200},
-		{"whole", ContentJSON + "; charset=utf-8", `{"choices":[{"message":{"content":"hi","model":"x"}}],"model":"gpt-35-turbo","usage":{}}`, "gpt-35-turbo", false, false, 200},
-		{"image", ContentJSON, `{"created":1,"data":[{"url":"https://x"}]}`, "", false, false, 200},
-		{"error", ContentJSON, `{"error":{"code":"401"},"model":"gpt-4o"}`, "", false, false, 401},
-		{"key check", ContentJSON, `{"data":[],"model":"gpt-4o"}`, "", false, true, 200},
+		{"error", ContentSSE, filter + role, "", true, false, 401},
+		{"key check", ContentSSE, filter + role, "", true, true, 200},
+		{"whole (AnswerModel reads it)", ContentJSON, `{"choices":[],"model":"gpt-35-turbo"}`, "", false, false, 200},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -184,6 +183,22 @@ func TestAzureInbound(t *testing.T) {
 				t.Errorf("relayed %d bytes (%v), want the %d sent", len(got), err, len(tc.body))
 			}
 		})
+	}
+}
+
+// A whole answer names its model at the top level, or not at all.
+func TestAzureAnswerModel(t *testing.T) {
+	for body, want := range map[string]string{
+		`{"choices":[{"message":{"content":"hi","model":"x"}}],"model":"gpt-35-turbo","usage":{}}`: "gpt-35-turbo",
+		`{"object":"list","data":[{"embedding":[0.1]}],"model":"text-embedding-3-small"}`:          "text-embedding-3-small",
+		`{"created":1,"data":[{"url":"https://x"}]}`:                                               "",
+		`{"model":null}`: "",
+		`{"model":42}`:   "",
+		`not json`:       "",
+	} {
+		if got := azureOpenAI.AnswerModel([]byte(body)); got != want {
+			t.Errorf("%s: %q, want %q", body, got, want)
+		}
 	}
 }
 

@@ -46,6 +46,10 @@ type Provider struct {
 	// tollgate reads it: a binary event stream becomes the SSE its format
 	// reads, an error becomes the error shape clients of the mount expect.
 	Inbound func(resp *http.Response, c *Call) error
+	// AnswerModel (nil: the request's model stands) reads the model a
+	// whole 2xx answer names, when the service and not the request chose
+	// it (an Azure deployment's): the request is counted in its family.
+	AnswerModel func(body []byte) string
 	// Headers are the client headers forwarded besides the common ones.
 	Headers []string
 	// Prepare fills in headers the upstream requires (nil: none).
@@ -117,7 +121,8 @@ type Call struct {
 	Check bool
 	// Answered is the model that answered, when the service and not the
 	// request chose it (an Azure deployment's): Inbound sets it from a
-	// 2xx answer, and the request is counted in its family.
+	// 2xx stream's first events, and the request is counted in its
+	// family (whole answers: Provider.AnswerModel).
 	Answered string
 }
 
