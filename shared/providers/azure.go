@@ -91,11 +91,24 @@ type AzureCredential struct {
 }
 
 // Resource names become host names and deployment names path segments:
-// nothing else may reach the URL.
-var (
-	azureResource   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9-]{0,62}$`)
-	azureDeployment = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-)
+// nothing else may reach the URL. Every attempt parses its credential, so
+// these are loops, not regexps.
+func azureName(s string, max int, extra string) bool {
+	if s == "" || len(s) > max {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+		if !alnum && (i == 0 || strings.IndexByte(extra, c) < 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func azureResource(s string) bool   { return azureName(s, 63, "-") }
+func azureDeployment(s string) bool { return azureName(s, 64, "._-") }
 
 // ParseAzureCredential reads resource:deployment:key. Its errors never
 // quote the key.
@@ -105,10 +118,10 @@ func ParseAzureCredential(s string) (AzureCredential, error) {
 		return AzureCredential{}, errors.New("must be resource:deployment:key")
 	}
 	c := AzureCredential{Resource: parts[0], Deployment: parts[1], Key: parts[2]}
-	if !azureResource.MatchString(c.Resource) {
+	if !azureResource(c.Resource) {
 		return AzureCredential{}, fmt.Errorf("must be resource:deployment:key with a resource name of letters, digits and hyphens (not %q)", c.Resource)
 	}
-	if !azureDeployment.MatchString(c.Deployment) {
+	if !azureDeployment(c.Deployment) {
 		return AzureCredential{}, fmt.Errorf("must be resource:deployment:key with a deployment name of letters, digits and . _ - (not %q)", c.Deployment)
 	}
 	return c, nil
@@ -153,7 +166,7 @@ func azureOutbound(_ context.Context, req *http.Request, c *Call) ([]byte, error
 	u := *base
 	u.Path = strings.TrimRight(base.Path, "/") + path
 	u.RawPath = ""
-	u.RawQuery = url.Values{"api-version": {version}}.Encode()
+	u.RawQuery = "api-version=" + url.QueryEscape(version)
 	req.URL, req.Host = &u, ""
 	req.Header.Del("Authorization")
 	req.Header.Set("Api-Key", cred.Key)

@@ -113,7 +113,7 @@ func FuzzAzureCredential(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if !azureResource.MatchString(c.Resource) || !azureDeployment.MatchString(c.Deployment) || c.Key == "" {
+		if !azureResource(c.Resource) || !azureDeployment(c.Deployment) || c.Key == "" {
 			t.Fatalf("accepted %q as %+v", s, c)
 		}
 		req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/", nil)
@@ -212,4 +212,37 @@ func (r *trickle) Read(p []byte) (int, error) {
 	n := copy(p[:min(len(p), 7)], r.s)
 	r.s = r.s[n:]
 	return n, nil
+}
+
+// Whatever a stream holds, the peek finds at most a model and relays
+// every byte as it came.
+func FuzzAzureStreamPeek(f *testing.F) {
+	f.Add([]byte("data: {\"model\":\"\"}\n\ndata: {\"model\":\"gpt-4o\"}\n\ndata: [DONE]\n\n"))
+	f.Add([]byte("data: [DONE]\r\n\r\n"))
+	f.Add([]byte("data: {\"model\":\"a\\u0062\"}\n\n"))
+	f.Add([]byte("event: x\ndata: {\"model\n\n\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		resp := &http.Response{StatusCode: 200, Header: http.Header{"Content-Type": {ContentSSE}}, Body: io.NopCloser(&trickle{s: string(b)})}
+		c := &Call{Body: []byte(`{}`), Stream: true}
+		if err := azureInbound(resp, c); err != nil {
+			t.Fatal(err)
+		}
+		got, err := io.ReadAll(resp.Body)
+		if err != nil || !bytes.Equal(got, b) {
+			t.Fatalf("relayed %q, want %q", got, b)
+		}
+	})
+}
+
+// Every attempt of an Azure request builds its URL from the credential.
+func BenchmarkAzureOutbound(b *testing.B) {
+	req, _ := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", nil)
+	c := &Call{Upstream: Upstream{Base: "https://{resource}.openai.azure.com", Settings: map[string]string{}},
+		Cred: "contoso-east:gpt4o-prod:" + azureKey, Path: "/v1/chat/completions", Body: []byte(`{}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := azureOutbound(context.Background(), req, c); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
