@@ -26,8 +26,8 @@ const AzureAPIVersion = "2025-04-01-preview"
 // one deployment (resource:deployment:key, as the original takes them):
 // requests go to {base}/openai/deployments/{deployment}/{operation}
 // ?api-version=… with the key in api-key, and the deployment, not the
-// request's "model", decides which model answers. Inbound reads that
-// model from the answer (Call.Answered, AnswerModel) so that the request
+// request's "model", decides which model answers: Inbound (streams) and
+// AnswerModel (whole answers) read it from the answer, so that the request
 // is counted in its family. Bodies, usage, streams and errors are OpenAI's.
 func azureProvider() *Provider {
 	return &Provider{
