@@ -54,6 +54,23 @@ func TestDryRunConfigVariants(t *testing.T) {
 			wantErr: "ADMIN_KEY must be a Secret Manager reference",
 		},
 		{
+			name:    "literal Azure credentials refused",
+			config:  baseConfig + "AZURE_CREDENTIALS: contoso:gpt4o:0123456789abcdef0123456789abcdef\n",
+			wantErr: "AZURE_CREDENTIALS must be a Secret Manager reference",
+		},
+		{
+			name:   "Azure settings known",
+			config: baseConfig + "AZURE_CREDENTIALS: sm://azure-credentials\nAZURE_OPENAI_API_VERSION: 2024-10-21\nAZURE_OPENAI_BASE_URL: https://{resource}.openai.azure.com\nMAX_OUTPUT_TOKENS_AZURE: 2048\n",
+			check: func(t *testing.T, l listing, _, stderr string) {
+				if strings.Contains(stderr, "not a tollgate variable") {
+					t.Errorf("an Azure variable drew a typo warning: %s", stderr)
+				}
+				if len(l.find("gcloud", "secrets", "add-iam-policy-binding", "azure-credentials")) != 1 {
+					t.Error("the functions' account may not read the Azure credentials")
+				}
+			},
+		},
+		{
 			name:    "project required",
 			config:  strings.Replace(baseConfig, "DEPLOY_PROJECT: my-proj-123\n", "", 1),
 			wantErr: "DEPLOY_PROJECT is required",

@@ -362,6 +362,9 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		if err := x.prov.Inbound(resp, x.call); err != nil {
 			return err
 		}
+		if err := x.answeredBy(x.call.Answered); err != nil {
+			return err
+		}
 	}
 	if t := x.ep.Translate; t != nil {
 		if err := t.Response(resp, x.rq); err != nil {
@@ -390,6 +393,26 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	default:
 		return x.readWhole(resp)
 	}
+	return nil
+}
+
+// answeredBy counts the request in the family of the model the service
+// chose (Call.Answered, Provider.AnswerModel; "" when the request's model
+// stands), once
+// that family's allow-list and quota admit it, before anything is relayed.
+func (x *exchange) answeredBy(model string) error {
+	if model == "" || x.adm == nil {
+		return nil
+	}
+	family := models.FamilyFor(x.prov.ID, model, x.ep.Format.Kind)
+	if family == x.family {
+		return nil
+	}
+	x.log.SetFamily(family) // refused or charged, the request is this family's
+	if err := x.h.gk.Move(x.r.Context(), x.adm, family, x.requested()); err != nil {
+		return err
+	}
+	x.family = family
 	return nil
 }
 
@@ -441,6 +464,11 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		return nil
 	}
 	resp.Body.Close()
+	if x.prov.AnswerModel != nil {
+		if err := x.answeredBy(x.prov.AnswerModel(body)); err != nil {
+			return err
+		}
+	}
 	if u, ok := x.ep.Format.Usage(body); ok {
 		x.charge(u.Total())
 	} else {
@@ -520,6 +548,8 @@ func (x *exchange) upstreamFailed(err error) {
 	var netErr interface{ Timeout() bool }
 	var refused *users.Error
 	switch {
+	case errors.As(err, new(*users.Error)):
+		x.writeError(err, x.rate()) // the answer was refused (answeredBy)
 	case errors.Is(err, errNoKey):
 		x.writeError(noKey(x.prov, err), x.rate())
 	case errors.As(err, &refused):

@@ -211,11 +211,16 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		// Only the provider's own signals say a key is bad: a 401, 403 or
 		// 404 the request provoked (a model the project lacks, someone
 		// else's cached content) is relayed and the key stays.
-		dead := resp.StatusCode >= 400 && resp.StatusCode < 500 && x.prov.KeyDead(resp.StatusCode, peekBody(resp))
+		var dead, elsewhere bool
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 {
+			peek := peekBody(resp)
+			dead = x.prov.KeyDead(resp.StatusCode, peek)
+			elsewhere = !dead && x.prov.Elsewhere != nil && x.prov.Elsewhere(resp.StatusCode, peek)
+		}
 		if dead {
 			pool.setAside(key, resp.StatusCode)
 		}
-		if !dead && resp.StatusCode != http.StatusTooManyRequests {
+		if !dead && !elsewhere && resp.StatusCode != http.StatusTooManyRequests {
 			return resp, nil
 		}
 		next := pool.after(key, tried)

@@ -143,6 +143,13 @@ func newHandler(d Deps, o Options) *handler {
 				if len(k) >= 4 {
 					h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(k))
 				}
+				// A credential of parts (resource:deployment:key): an
+				// upstream may quote its key alone.
+				for _, part := range strings.Split(k, ":")[1:] {
+					if len(part) >= 16 {
+						h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(part))
+					}
+				}
 			}
 			pool = newKeyPool(p.Name, keys, d.Log)
 			pools[p.Env.Key] = pool

@@ -194,6 +194,7 @@ func FromMap(env map[string]string) (*Config, error) {
 		c.MaxOutputTokens[prov.ID] = int64(p.int(prov.Env.MaxOutput, 1024, 0, 10_000_000))
 		if keys := splitList(env[prov.Env.Key]); len(keys) > 0 {
 			c.ProviderKeys[prov.ID] = keys
+			p.keys(prov.Env, keys)
 		}
 		c.BaseURLs[prov.ID] = p.baseURL(prov.Env.BaseURL, prov.Env.DefaultBaseURL)
 	}
@@ -416,6 +417,23 @@ func (p *parser) baseURL(name, def string) string {
 }
 
 var placeholders = strings.NewReplacer("{", "", "}", "")
+
+// keys validates a provider's key entries that are values, not Secret
+// Manager references (resolved later); the error never shows the value.
+func (p *parser) keys(e providers.Env, keys []string) {
+	if e.CheckKey == nil {
+		return
+	}
+	for i, k := range keys {
+		if strings.HasPrefix(k, "sm://") || strings.HasPrefix(k, "projects/") {
+			continue
+		}
+		if err := e.CheckKey(k); err != nil {
+			p.fail(&Error{Var: e.Key, Accepted: fmt.Sprintf("entry %d: %v", i+1, err)})
+			return
+		}
+	}
+}
 
 func (p *parser) setting(st providers.Setting) string {
 	v := p.str(st.Name, st.Default)

@@ -174,10 +174,11 @@ func TestValidValues(t *testing.T) {
 				t.Error("gpt4 allowed")
 			}
 		}},
-		{"output clamps", map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "0", "MAX_OUTPUT_TOKENS_ANTHROPIC": "4096", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "8192", "MAX_OUTPUT_TOKENS_MISTRAL_AI": "1", "MAX_OUTPUT_TOKENS_AWS": "300", "MAX_OUTPUT_TOKENS_GCP": "2048"}, func(t *testing.T, c *config.Config) {
+		{"output clamps", map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "0", "MAX_OUTPUT_TOKENS_ANTHROPIC": "4096", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "8192", "MAX_OUTPUT_TOKENS_MISTRAL_AI": "1", "MAX_OUTPUT_TOKENS_AWS": "300", "MAX_OUTPUT_TOKENS_GCP": "2048", "MAX_OUTPUT_TOKENS_AZURE": "512"}, func(t *testing.T, c *config.Config) {
 			want := map[models.Provider]int64{models.OpenAI: 0, models.Anthropic: 4096, models.GoogleAI: 8192, models.MistralAI: 1,
 				models.AWSClaude: 300, models.AWSMistral: 300, // both Bedrock mounts share one clamp
-				models.GCPClaude: 2048, models.GCPGemini: 2048} // both Vertex mounts share one clamp
+				models.GCPClaude: 2048, models.GCPGemini: 2048, // both Vertex mounts share one clamp
+				models.AzureOpenAI: 512}
 			if !maps.Equal(c.MaxOutputTokens, want) {
 				t.Errorf("MaxOutputTokens = %v", c.MaxOutputTokens)
 			}
@@ -466,7 +467,7 @@ func TestSecretValuesApplySecretsRoundTrip(t *testing.T) {
 }
 
 func TestSecretVars(t *testing.T) {
-	want := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY", "OPENAI_KEY", "ANTHROPIC_KEY", "GOOGLE_AI_KEY", "MISTRAL_AI_KEY", "AWS_CREDENTIALS", "GCP_CREDENTIALS"}
+	want := []string{"PROXY_KEY", "ADMIN_KEY", "FIREBASE_KEY", "SIGNING_KEY", "OPENAI_KEY", "ANTHROPIC_KEY", "GOOGLE_AI_KEY", "MISTRAL_AI_KEY", "AWS_CREDENTIALS", "GCP_CREDENTIALS", "AZURE_CREDENTIALS"}
 	if got := config.SecretVars(); !slices.Equal(got, want) {
 		t.Errorf("SecretVars = %v, want %v", got, want)
 	}

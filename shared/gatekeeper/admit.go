@@ -117,9 +117,34 @@ func (g *Gatekeeper) Enter(ctx context.Context, p *Principal, reach []string) (*
 // released. On refusal the admission is released and its rate-limit
 // count taken back.
 func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, requested int64) error {
+	if err := g.reserve(ctx, a, family, requested); err != nil {
+		a.refuse()
+		return err
+	}
+	return nil
+}
+
+// Move counts an admitted request in another family than the one it
+// reserved in: the service, not the request, chose the model that
+// answered (an Azure deployment's). That family's allow-list and quota
+// are checked as Reserve checks them, before anything of the answer is
+// relayed, and the reservation moves there. On refusal the admission is
+// released; the rate limit keeps its count, as the upstream was asked.
+func (g *Gatekeeper) Move(ctx context.Context, a *Admission, family string, requested int64) error {
+	if a.holds {
+		g.ledger.release(a.p.Token, a.family, a.reserved)
+		a.holds = false
+	}
+	if err := g.reserve(ctx, a, family, requested); err != nil {
+		a.Release()
+		return err
+	}
+	return nil
+}
+
+func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, requested int64) error {
 	p := a.p
 	if !p.Admin && !g.cfg.FamilyAllowed(family) {
-		a.refuse()
 		return notAllowed(family)
 	}
 	if p.Exempt || p.User == nil || p.Token == "" || p.User.TokenLimits[family] <= 0 {
@@ -133,14 +158,12 @@ func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, r
 	u, err := g.store.Lookup(ctx, p.Token)
 	if err != nil {
 		g.ledger.close(p.Token)
-		a.refuse()
 		if users.IsNotFound(err) {
 			return users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 		}
 		return unavailable(err)
 	}
 	if err := g.ledger.reserve(u, family, requested, settled0); err != nil {
-		a.refuse()
 		return err
 	}
 	a.family, a.reserved, a.holds = family, requested, true

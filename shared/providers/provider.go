@@ -48,6 +48,10 @@ type Provider struct {
 	// tollgate reads it: a binary event stream becomes the SSE its format
 	// reads, an error becomes the error shape clients of the mount expect.
 	Inbound func(resp *http.Response, c *Call) error
+	// AnswerModel (nil: the request's model stands) reads the model a
+	// whole 2xx answer names, when the service and not the request chose
+	// it (an Azure deployment's): the request is counted in its family.
+	AnswerModel func(body []byte) string
 	// Headers are the client headers forwarded besides the common ones.
 	Headers []string
 	// Prepare fills in headers the upstream requires (nil: none).
@@ -58,6 +62,10 @@ type Provider struct {
 	// key itself is bad (invalid, revoked, out of credit), as opposed to a
 	// refusal the request provoked.
 	KeyDead func(status int, body []byte) bool
+	// Elsewhere (nil: never) reports an error answer that another key may
+	// not give, though this one is not bad: an Azure deployment of a model
+	// without the route's operation. The request is tried on the next key.
+	Elsewhere func(status int, body []byte) bool
 	// CheckPath is a free GET (the model list) that tells whether a key
 	// set aside works again.
 	CheckPath string
@@ -81,6 +89,11 @@ type Env struct {
 	DefaultBaseURL string
 	// Settings are the provider's other variables (GCP_REGION).
 	Settings []Setting
+	// CheckKey validates one entry of Key as the operator gave it (nil:
+	// any); its error says what is accepted and never quotes a secret.
+	// Entries that are Secret Manager references are checked by Outbound
+	// once resolved.
+	CheckKey func(entry string) error
 }
 
 // Setting is a provider variable besides its keys, base URL and clamp.
@@ -108,6 +121,11 @@ type Call struct {
 	Body   []byte // the body as forwarded (nil: none)
 	// Check: a key check (GET CheckPath), not a client's request.
 	Check bool
+	// Answered is the model that answered, when the service and not the
+	// request chose it (an Azure deployment's): Inbound sets it from a
+	// 2xx stream's first events, and the request is counted in its
+	// family (whole answers: Provider.AnswerModel).
+	Answered string
 }
 
 // Framing says how a provider frames streamed answers.
@@ -204,7 +222,7 @@ var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
 // All lists the providers in a stable order; adding a provider is one
 // file and one line here.
 func All() []*Provider {
-	return []*Provider{openAI, anthropic, googleAI, mistralAI, awsClaude, awsMistral, gcpClaude, gcpGemini}
+	return []*Provider{openAI, anthropic, googleAI, mistralAI, awsClaude, awsMistral, gcpClaude, gcpGemini, azureOpenAI}
 }
 
 // The providers, built once: their routers are compiled from their routes.
@@ -220,6 +238,8 @@ var (
 	gcpClaude = newProvider(vertexClaudeProvider(gcpTokens))
 	gcpGemini = newProvider(vertexGeminiProvider(gcpTokens))
 )
+
+var azureOpenAI = newProvider(azureProvider())
 
 func newProvider(p *Provider) *Provider {
 	p.router = newRouter(string(p.ID), p.Routes)

@@ -271,6 +271,8 @@ func (f *Fake) serve(w http.ResponseWriter, r *http.Request) {
 		serveVertex(f, x)
 	case Bedrock:
 		serveBedrock(x)
+	case Azure:
+		serveAzure(x)
 	}
 }
 
@@ -280,6 +282,8 @@ func keyOf(k Kind, r *http.Request) string {
 		return bedrockAccessKey(r)
 	case Anthropic:
 		return r.Header.Get("X-Api-Key")
+	case Azure:
+		return r.Header.Get("Api-Key")
 	case Google:
 		if v := r.Header.Get("X-Goog-Api-Key"); v != "" {
 			return v
