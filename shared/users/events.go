@@ -49,6 +49,9 @@ type Events interface {
 	PruneEvents(ctx context.Context, before time.Time) (int, error)
 }
 
+// DefaultEventRetention is EVENT_RETENTION_DAYS's default.
+const DefaultEventRetention = 30 * 24 * time.Hour
+
 // Page sizes of EventPage.
 const (
 	DefaultEventPage = 50

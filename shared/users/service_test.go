@@ -386,6 +386,24 @@ func TestServiceMaintain(t *testing.T) {
 				}
 			}
 		}},
+		{users.ActionExpireAllTemporary, 3, func(t *testing.T, f *svcFixture, before map[string]*users.User) {
+			// Every enabled temporary user, expired or not; a refreshable
+			// one stops being refreshable, as in the original.
+			for _, tok := range []string{"tmp-live", "tmp-expired", "tmp-refreshable"} {
+				got := f.get(t, tok)
+				if !got.Disabled() || got.DisabledReason != users.ForceExpiredReason || got.DisabledAt != now.UnixMilli() || !got.Expired(now) || got.Refreshable() {
+					t.Errorf("%s = %+v", tok, got)
+				}
+			}
+			if got := f.get(t, "tmp-expired"); got.ExpiresAt != before["tmp-expired"].ExpiresAt {
+				t.Errorf("an already past expiry moved: %d", got.ExpiresAt)
+			}
+			for _, tok := range []string{"tmp-disabled-49h", "normal", "special"} {
+				if !reflect.DeepEqual(f.get(t, tok), before[tok]) {
+					t.Errorf("%s changed", tok)
+				}
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
@@ -417,7 +435,7 @@ func TestServiceMaintain(t *testing.T) {
 			t.Errorf("err = %v, want not found", err)
 		}
 	})
-	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary"}) {
+	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary", "expire-all-temporary", "prune-events"}) {
 		t.Errorf("Actions = %v", users.Actions)
 	}
 }
@@ -432,6 +450,9 @@ func (listFails) List(context.Context) ([]*users.User, error) { return nil, errL
 func TestServiceMaintainStoreError(t *testing.T) {
 	svc := &users.Service{Store: listFails{memory.New()}}
 	for _, a := range users.Actions {
+		if a == users.ActionPruneEvents {
+			continue // lists no users
+		}
 		if _, err := svc.Maintain(ctx(t), a); !errors.Is(err, errList) {
 			t.Errorf("%s: err = %v", a, err)
 		}
@@ -457,5 +478,40 @@ func TestServiceUpdateNeverCreates(t *testing.T) {
 	got, err := svc.Update(context.Background(), u.Token, p)
 	if err != nil || got.Nickname != "x" {
 		t.Fatalf("Update = %+v, %v", got, err)
+	}
+}
+
+func TestServicePruneEvents(t *testing.T) {
+	store := memory.New()
+	now := t0.Add(40 * 24 * time.Hour)
+	svc := &users.Service{Store: store, Now: func() time.Time { return now }, EventRetention: 10 * 24 * time.Hour}
+	for _, age := range []time.Duration{0, 9 * 24 * time.Hour, 11 * 24 * time.Hour, 39 * 24 * time.Hour} {
+		if err := store.AddEvent(ctx(t), "tok", users.Event{At: now.Add(-age).UnixMilli(), Family: "gpt4o"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneEvents); err != nil || n != 2 {
+		t.Fatalf("prune-events = %d, %v; want the 2 events past 10 days", n, err)
+	}
+	// The default retention is 30 days.
+	svc.EventRetention = 0
+	now = now.Add(25 * 24 * time.Hour)
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneEvents); err != nil || n != 1 {
+		t.Fatalf("prune-events at the default = %d, %v; want the 34-day-old one", n, err)
+	}
+}
+
+func TestDisableTemporaryClearsRefreshable(t *testing.T) {
+	u := users.New("tmp", users.Temporary, t0, nil)
+	u.Meta = map[string]any{"refreshable": true, "note": "x"}
+	u.Disable(t0, "abuse")
+	if u.Refreshable() || u.Meta["note"] != "x" {
+		t.Errorf("meta after disable = %v", u.Meta)
+	}
+	n := users.New("n", users.Normal, t0, nil)
+	n.Meta = map[string]any{"refreshable": true}
+	n.Disable(t0, "abuse")
+	if !n.Refreshable() {
+		t.Errorf("a normal user's meta changed: %v", n.Meta)
 	}
 }

@@ -122,10 +122,14 @@ func (u *User) Refreshable() bool {
 // HasIP reports whether ip was already seen for this user.
 func (u *User) HasIP(ip string) bool { return slices.Contains(u.IP, ip) }
 
-// Disable marks the user disabled at now with reason.
+// Disable marks the user disabled at now with reason. A disabled
+// temporary user is no longer refreshable, as in the original.
 func (u *User) Disable(now time.Time, reason string) {
 	u.DisabledAt = now.UnixMilli()
 	u.DisabledReason = reason
+	if u.Type == Temporary && u.Refreshable() {
+		u.Meta["refreshable"] = false
+	}
 }
 
 // Reactivate clears the disabled state.
