@@ -2,6 +2,7 @@ package gatekeeper
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"sync"
 	"time"
@@ -130,4 +131,44 @@ func (l *LiveIPs) read(ctx context.Context, prev *ipLists) *ipLists {
 		return &ipLists{at: now} // stores validate what they return: not reached
 	}
 	return &ipLists{white: white, black: black, at: now}
+}
+
+// Editable reports whether the store keeps live lists.
+func (l *LiveIPs) Editable() bool { return l.src != nil }
+
+// Stored reads the live lists as stored (for editing).
+func (l *LiveIPs) Stored(ctx context.Context) (users.IPLists, error) {
+	if l.src == nil {
+		return users.IPLists{Whitelist: []string{}, Blacklist: []string{}}, nil
+	}
+	return l.src.IPLists(ctx)
+}
+
+// Replace writes new live lists on behalf of the admin at requester's
+// address, and applies them on this instance at once. Lists that would
+// shut that admin out (their address blacklisted, or no longer
+// whitelisted) are refused: only the environment could undo them.
+func (l *LiveIPs) Replace(ctx context.Context, lists users.IPLists, requester string) error {
+	if l.src == nil {
+		return &users.Error{Code: users.CodeInternal, Message: "Internal error.", Err: errors.New("this store keeps no live IP lists")}
+	}
+	if err := lists.Validate(); err != nil {
+		return err
+	}
+	white, _ := netutil.ParseIPSet(strings.Join(lists.Whitelist, ","))
+	black, _ := netutil.ParseIPSet(strings.Join(lists.Blacklist, ","))
+	if black.Contains(requester) {
+		return &users.Error{Code: users.CodeInvalid, Message: "The blacklist would include your own address (" + requester + "): you would be shut out.",
+			Issues: []users.Issue{{Path: "blacklist", Message: "includes your own address"}}}
+	}
+	if !l.cfg.AdminWhitelist.Contains(requester) && !white.Contains(requester) {
+		return &users.Error{Code: users.CodeInvalid, Message: "The whitelist would leave out your own address (" + requester + "): you would be shut out.",
+			Issues: []users.Issue{{Path: "whitelist", Message: "leaves out your own address"}}}
+	}
+	lists.UpdatedAt = l.now().UnixMilli()
+	if err := l.src.SetIPLists(ctx, lists); err != nil {
+		return err
+	}
+	l.Invalidate()
+	return nil
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
@@ -29,6 +30,9 @@ type Options struct {
 	// keys count together per client IP. Nil: the UI makes its own.
 	Lockout  *ratelimit.Lockout
 	ClientIP func(*http.Request) string
+	// IPs are the live IP lists, shared with the REST API's checks. Nil:
+	// the UI makes its own.
+	IPs *gatekeeper.LiveIPs
 	// SessionTTL is how long a login lasts (default 12 h).
 	SessionTTL time.Duration
 }
@@ -57,6 +61,8 @@ type handler struct {
 	sessionTTL time.Duration
 	pages      *pages
 	keys       *keyChecker
+	ips        *gatekeeper.LiveIPs
+	store      users.Store
 	static     assets
 	mux        *http.ServeMux
 }
@@ -67,13 +73,18 @@ func New(o Options) http.Handler {
 	h := &handler{
 		cfg:        o.Config,
 		clock:      o.Now,
-		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now},
+		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now, EventRetention: o.Config.EventRetention},
+		ips:        o.IPs,
+		store:      o.Store,
 		lockout:    o.Lockout,
 		clientIP:   o.ClientIP,
 		sign:       newSigner(o.Config.SigningKey, o.Config.AdminKey),
 		sessionTTL: o.SessionTTL,
 		static:     loadAssets(),
 		mux:        http.NewServeMux(),
+	}
+	if h.ips == nil {
+		h.ips = gatekeeper.NewLiveIPs(o.Config, o.Store, o.Now)
 	}
 	if h.lockout == nil {
 		h.lockout = ratelimit.NewLockout(5, 15*time.Minute)
