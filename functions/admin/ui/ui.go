@@ -120,6 +120,12 @@ func New(o Options) http.Handler {
 	m.HandleFunc("GET /manage/export", h.authed(h.exportUsers))
 	m.HandleFunc("GET /manage/maintenance", h.authed(h.maintenanceForm))
 	m.HandleFunc("POST /manage/maintenance/{action}", h.form(maxFormBody, h.maintain))
+	m.HandleFunc("POST /manage/keys/recheck", h.form(maxFormBody, h.recheckKeys))
+	m.HandleFunc("GET /manage/abuse", h.authed(h.abuseForm))
+	m.HandleFunc("POST /manage/abuse/lists", h.form(maxFormBody, h.saveLists))
+	m.HandleFunc("GET /manage/dashboard", h.authed(h.dashboard))
+	m.HandleFunc("GET /manage/stats", h.authed(h.stats))
+	m.HandleFunc("POST /manage/users/{token}/reason", h.form(maxFormBody, h.editReason))
 	return h
 }
 
