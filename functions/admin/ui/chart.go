@@ -60,6 +60,7 @@ const (
 	chartW      = 720.0
 	chartH      = 220.0
 	chartLeft   = 8.0
+	chartRight  = 24.0 // room for the last day's label
 	chartTop    = 10.0
 	chartBottom = 190.0
 )
@@ -97,7 +98,7 @@ func buildChart(id string, events []users.Event, now time.Time) *chart {
 		}
 		c.Max = max(c.Max, t)
 	}
-	slot := (chartW - chartLeft) / chartDays
+	slot := (chartW - chartLeft - chartRight) / chartDays
 	plot := chartBottom - chartTop
 	for i, m := range perDay {
 		day := start.AddDate(0, 0, i)
