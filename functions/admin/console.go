@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"slices"
 	"strconv"
 
 	"tollgate.dev/tollgate/shared/users"
@@ -107,13 +108,16 @@ func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
 	a.getIPLists(w, r)
 }
 
-// canonical rewrites entries as ParseIPList does; bad entries are kept
-// as given, for Validate to name them by index.
+// canonical rewrites entries as ParseIPList does (masked, each once);
+// bad entries are kept as given, for Validate to name them by index.
 func canonical(list []string) []string {
 	out := make([]string, 0, len(list))
 	for _, e := range list {
 		if c, err := users.ParseIPList("", e); err == nil && len(c) == 1 {
 			e = c[0]
+			if slices.Contains(out, e) {
+				continue
+			}
 		}
 		out = append(out, e)
 	}

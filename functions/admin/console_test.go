@@ -79,7 +79,7 @@ func TestIPListsLive(t *testing.T) {
 		t.Fatalf("pest before: %d", rec.Code)
 	}
 	rec := a.do(req{method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{
-		"whitelist": []string{"203.0.113.50"}, "blacklist": []string{"192.0.2.66", "192.0.2.66/32", "10.1.2.3/8"},
+		"whitelist": []string{"203.0.113.50"}, "blacklist": []string{"192.0.2.66", "192.0.2.66/32", "10.1.2.3/8", "10.0.0.0/8"},
 	}})
 	if rec.Code != http.StatusOK {
 		t.Fatalf("PUT /ip-lists: %d %s", rec.Code, rec.Body)

@@ -156,7 +156,11 @@ func TestBrowserConsole(t *testing.T) {
 	// Per-row actions: disable bob from the list and stay there.
 	navigate("list", chromedp.Navigate(srv.URL+"/admin/manage/users?sort=nickname"))
 	row := `tr[data-token="chart-user-b"]`
+	asked := confirms.Load()
 	navigate("row disable", chromedp.Click(chromedp.CSS(row+` button[data-action="disable"]`)))
+	if confirms.Load() != asked+1 {
+		t.Error("the row's disable did not ask for confirmation")
+	}
 	if loc, _ := chromedp.Run(ctx, chromedp.Location()); !strings.Contains(loc, "/admin/manage/users?") || !strings.Contains(loc, "sort=nickname") {
 		t.Fatalf("after the row's disable the browser is at %s", loc)
 	}
