@@ -323,7 +323,7 @@ func (s errStore) AddEvent(context.Context, string, users.Event) error {
 func (s errStore) EventPage(context.Context, string, string, int) (users.EventPage, error) {
 	return users.EventPage{}, s.err
 }
-func (s errStore) EventsSince(context.Context, time.Time) (map[string][]users.Event, error) {
+func (s errStore) EventsSince(context.Context, time.Time, int) (map[string][]users.Event, error) {
 	return nil, s.err
 }
 func (s errStore) PruneEvents(context.Context, time.Time) (int, error) { return 0, s.err }

@@ -324,7 +324,7 @@ func (g *Gatekeeper) ChargeRequest(ctx context.Context, p *Principal, c Charged)
 	// way that read the user before it count it from the ledger.
 	g.ledger.settle(p.Token, c.Family, tokens)
 	if g.events != nil {
-		go g.recordEvent(p.Token, users.Event{At: now.UnixMilli(), Family: c.Family, Model: c.Model,
+		go g.recordEvent(p.Token, users.Event{At: now.UnixMilli(), Family: c.Family, Model: users.ClampModel(c.Model),
 			Input: c.Input, Output: c.Output, IPTail: users.IPTail(p.IP), Status: c.Status})
 	}
 	return g.persist(ctx)

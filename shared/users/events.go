@@ -42,8 +42,8 @@ type Events interface {
 	// (the newest when cursor is empty), newest first.
 	EventPage(ctx context.Context, token, cursor string, limit int) (EventPage, error)
 	// EventsSince returns every user's events at or after since, by token,
-	// oldest first (for charts).
-	EventsSince(ctx context.Context, since time.Time) (map[string][]Event, error)
+	// oldest first (for charts): at most perUser of each user's newest.
+	EventsSince(ctx context.Context, since time.Time, perUser int) (map[string][]Event, error)
 	// PruneEvents deletes every event older than before and reports how
 	// many it deleted.
 	PruneEvents(ctx context.Context, before time.Time) (int, error)
@@ -89,6 +89,22 @@ func CheckEventPage(cursor string, limit int) (int, error) {
 		limit = DefaultEventPage
 	}
 	return limit, nil
+}
+
+// MaxModelLen bounds an event's model name: it comes from the client's
+// request.
+const MaxModelLen = 100
+
+// ClampModel cuts a model name to MaxModelLen characters.
+func ClampModel(m string) string {
+	if len(m) <= MaxModelLen {
+		return m
+	}
+	r := []rune(m)
+	if len(r) <= MaxModelLen {
+		return m
+	}
+	return string(r[:MaxModelLen]) + "…"
 }
 
 // IPTail is the part of a client address an event keeps: the last octet

@@ -59,3 +59,13 @@ func TestEnvLine(t *testing.T) {
 		t.Errorf("EnvLine of nothing = %q", got)
 	}
 }
+
+func TestClampModel(t *testing.T) {
+	if got := ClampModel("gpt-4o"); got != "gpt-4o" {
+		t.Errorf("short name changed: %q", got)
+	}
+	long := strings.Repeat("é", MaxModelLen+50)
+	if got := ClampModel(long); len([]rune(got)) != MaxModelLen+1 || !strings.HasSuffix(got, "…") {
+		t.Errorf("long name clamped to %d runes", len([]rune(got)))
+	}
+}

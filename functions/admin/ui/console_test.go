@@ -293,3 +293,19 @@ func TestEditDisabledReason(t *testing.T) {
 		t.Errorf("reason of an active user: %d", res.status)
 	}
 }
+
+// The dashboard reads at most 5,000 events of a user, and says so.
+func TestDashboardBoundsItsRead(t *testing.T) {
+	e := newEnv(t, map[string]string{"EVENT_LOGGING": "true"})
+	e.put("busy", `{}`)
+	for i := range 5001 {
+		e.event("busy", time.Duration(i)*time.Second, "gpt4o", 1, 0)
+	}
+	page := e.loggedIn().get("/admin/manage/dashboard").body
+	if !strings.Contains(page, `<p class="hint" id="partial">1 very busy user is counted from their 5,000 latest requests only.</p>`) {
+		t.Errorf("no note of the partial count:\n%s", page)
+	}
+	if !strings.Contains(page, `<td class="num">5000</td><td class="num">5,000</td>`) {
+		t.Error("the top list does not count the 5,000 events read")
+	}
+}

@@ -16,6 +16,11 @@ import (
 // topUsers is how many users the dashboard ranks.
 const topUsers = 10
 
+// dashboardPerUser bounds the events the dashboard reads of each user, so
+// that one page view cannot read the whole database; a user past it is
+// counted from the newest ones only, and the page says so.
+const dashboardPerUser = 5000
+
 // dashboardPage shows the whole service's usage of the last 30 days,
 // from the events (EVENT_LOGGING), and the stats download.
 type dashboardPage struct {
@@ -24,6 +29,7 @@ type dashboardPage struct {
 	Chart   *chart
 	Top     []topRow
 	Users   int
+	Partial int // users counted from their newest dashboardPerUser events only
 }
 
 type topRow struct {
@@ -53,6 +59,9 @@ func (h *handler) dashboard(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	var all []users.Event
 	for token, evs := range byUser {
+		if len(evs) >= dashboardPerUser {
+			p.Partial++
+		}
 		all = append(all, evs...)
 		row := topRow{Token: token, Short: shortToken(token), Href: p.URL(userPath(token)), Nickname: nick[token], Requests: len(evs)}
 		for _, e := range evs {
@@ -81,7 +90,7 @@ func (h *handler) recentEvents(w http.ResponseWriter, r *http.Request) (map[stri
 	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
 	defer cancel()
 	since := h.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(chartDays - 1))
-	byUser, err := ev.EventsSince(ctx, since)
+	byUser, err := ev.EventsSince(ctx, since, dashboardPerUser)
 	if err != nil {
 		h.fail(w, r, err)
 		return nil, false

@@ -64,7 +64,7 @@ func (s *Store) EventPage(ctx context.Context, token, cursor string, limit int) 
 }
 
 // EventsSince returns every user's events at or after since.
-func (s *Store) EventsSince(ctx context.Context, since time.Time) (map[string][]users.Event, error) {
+func (s *Store) EventsSince(ctx context.Context, since time.Time, perUser int) (map[string][]users.Event, error) {
 	from := users.EventIDPrefix(since)
 	s.events.mu.Lock()
 	defer s.events.mu.Unlock()
@@ -72,7 +72,7 @@ func (s *Store) EventsSince(ctx context.Context, since time.Time) (map[string][]
 	for token, list := range s.events.byUser {
 		i, _ := slices.BinarySearchFunc(list, from, func(a users.Event, id string) int { return strings.Compare(a.ID, id) })
 		if i < len(list) {
-			out[token] = slices.Clone(list[i:])
+			out[token] = slices.Clone(list[max(i, len(list)-perUser):])
 		}
 	}
 	return out, nil

@@ -166,13 +166,13 @@ func cmpOr(a, b error) error {
 }
 
 // EventsSince reads every user's events at or after since.
-func (s *Store) EventsSince(ctx context.Context, since time.Time) (map[string][]users.Event, error) {
+func (s *Store) EventsSince(ctx context.Context, since time.Time, perUser int) (map[string][]users.Event, error) {
 	var mu sync.Mutex
 	out := map[string][]users.Event{}
 	err := s.eachEventUser(ctx, func(ctx context.Context, token string) error {
 		ctx, cancel := s.callCtx(ctx)
 		defer cancel()
-		list, err := readEvents(ctx, s.eventsRef().Child(token).OrderByKey().StartAt(users.EventIDPrefix(since)))
+		list, err := readEvents(ctx, s.eventsRef().Child(token).OrderByKey().StartAt(users.EventIDPrefix(since)).LimitToLast(max(perUser, 1)))
 		if err != nil || len(list) == 0 {
 			return err
 		}

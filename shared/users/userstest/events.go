@@ -112,7 +112,7 @@ func testEventsSincePrune(t *testing.T, s EventStore) {
 		addEvent(t, s, "alice", t0.Add(-time.Duration(i)*24*time.Hour), "gpt4o", 100, 1)
 	}
 	addEvent(t, s, "bob", t0.Add(-50*24*time.Hour), "claude", 5, 5)
-	since, err := s.EventsSince(ctx(t), t0.Add(-2*24*time.Hour))
+	since, err := s.EventsSince(ctx(t), t0.Add(-2*24*time.Hour), 100)
 	if err != nil {
 		t.Fatalf("EventsSince: %v", err)
 	}
@@ -122,11 +122,16 @@ func testEventsSincePrune(t *testing.T, s EventStore) {
 	if a := since["alice"]; a[0].At > a[1].At || a[1].At > a[2].At {
 		t.Errorf("EventsSince not oldest first: %v", a)
 	}
+	// perUser keeps each user's newest.
+	newest, err := s.EventsSince(ctx(t), t0.Add(-2*24*time.Hour), 2)
+	if a := newest["alice"]; err != nil || len(a) != 2 || a[1].At != t0.UnixMilli() || a[0].At != t0.Add(-24*time.Hour).UnixMilli() {
+		t.Errorf("EventsSince(perUser 2) = %v, %v; want alice's 2 newest", newest, err)
+	}
 	n, err := s.PruneEvents(ctx(t), t0.Add(-24*time.Hour))
 	if err != nil || n != 3 {
 		t.Fatalf("PruneEvents(1 day) = %d, %v; want alice's 2 older events and bob's 1", n, err)
 	}
-	all, err := s.EventsSince(ctx(t), time.UnixMilli(0))
+	all, err := s.EventsSince(ctx(t), time.UnixMilli(0), 100)
 	if err != nil || len(all) != 1 || len(all["alice"]) != 2 {
 		t.Fatalf("after pruning: %v, %v; want alice's 2 newest events", all, err)
 	}
