@@ -86,7 +86,7 @@ func (s *Service) Disable(ctx context.Context, token, reason string) (*User, err
 		reason = "Disabled by an administrator."
 	}
 	return s.Store.Modify(ctx, token, false, func(u *User, _ bool) error {
-		u.Disable(s.now(), reason)
+		u.Ban(s.now(), reason)
 		return nil
 	})
 }
@@ -166,7 +166,7 @@ func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
 			if u.ExpiresAt == 0 || u.ExpiresAt > now.UnixMilli() {
 				u.ExpiresAt = now.UnixMilli()
 			}
-			u.Disable(now, ForceExpiredReason)
+			u.Ban(now, ForceExpiredReason)
 			return true
 		}
 	case ActionPurgeTemporary:

@@ -501,17 +501,35 @@ func TestServicePruneEvents(t *testing.T) {
 	}
 }
 
-func TestDisableTemporaryClearsRefreshable(t *testing.T) {
+func TestBanClearsRefreshable(t *testing.T) {
 	u := users.New("tmp", users.Temporary, t0, nil)
 	u.Meta = map[string]any{"refreshable": true, "note": "x"}
-	u.Disable(t0, "abuse")
-	if u.Refreshable() || u.Meta["note"] != "x" {
-		t.Errorf("meta after disable = %v", u.Meta)
+	u.Ban(t0, "abuse")
+	if u.Refreshable() || u.Meta["note"] != "x" || u.DisabledReason != "abuse" {
+		t.Errorf("after a ban: %+v", u)
+	}
+	// Disabled by its expiry, a temporary user may still be refreshed.
+	e := users.New("tmp2", users.Temporary, t0, nil)
+	e.Meta = map[string]any{"refreshable": true}
+	e.Disable(t0, users.ExpiredReason)
+	if !e.Refreshable() {
+		t.Errorf("expiry cleared refreshable: %v", e.Meta)
 	}
 	n := users.New("n", users.Normal, t0, nil)
 	n.Meta = map[string]any{"refreshable": true}
-	n.Disable(t0, "abuse")
+	n.Ban(t0, "abuse")
 	if !n.Refreshable() {
 		t.Errorf("a normal user's meta changed: %v", n.Meta)
+	}
+	// Through the service: an administrator's disable.
+	svc := &users.Service{Store: memory.New(), Now: func() time.Time { return t0 }}
+	p, _ := users.ParsePatch([]byte(`{"type":"temporary","expiresAt":99999999999999,"tokenLimits":{},"meta":{"refreshable":true}}`))
+	created, _, err := svc.Upsert(ctx(t), "tmp3", p)
+	if err != nil || !created.Refreshable() {
+		t.Fatalf("upsert: %+v %v", created, err)
+	}
+	got, err := svc.Disable(ctx(t), "tmp3", "")
+	if err != nil || got.Refreshable() {
+		t.Errorf("Service.Disable left it refreshable: %+v %v", got, err)
 	}
 }

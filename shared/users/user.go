@@ -122,11 +122,17 @@ func (u *User) Refreshable() bool {
 // HasIP reports whether ip was already seen for this user.
 func (u *User) HasIP(ip string) bool { return slices.Contains(u.IP, ip) }
 
-// Disable marks the user disabled at now with reason. A disabled
-// temporary user is no longer refreshable, as in the original.
+// Disable marks the user disabled at now with reason.
 func (u *User) Disable(now time.Time, reason string) {
 	u.DisabledAt = now.UnixMilli()
 	u.DisabledReason = reason
+}
+
+// Ban is an administrator's disable: as in the original, a temporary
+// token disabled by hand can no longer be refreshed (one disabled by its
+// expiry still can).
+func (u *User) Ban(now time.Time, reason string) {
+	u.Disable(now, reason)
 	if u.Type == Temporary && u.Refreshable() {
 		u.Meta["refreshable"] = false
 	}
