@@ -12,6 +12,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"tollgate.dev/tollgate/functions/admin/ui"
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
@@ -35,6 +36,9 @@ type Deps struct {
 	Store  users.Store
 	Log    zerolog.Logger
 	Now    func() time.Time // default time.Now
+	// KeysTransport carries the upstream key checks; nil:
+	// http.DefaultTransport.
+	KeysTransport http.RoundTripper
 }
 
 // New returns the admin function's handler: served at its root and under
@@ -47,8 +51,10 @@ func New(d Deps) http.Handler {
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
 	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
 	ips := gatekeeper.NewLiveIPs(d.Config, d.Store, d.Now)
+	keys := upstreamkeys.New(d.Config, d.KeysTransport, d.Now)
 	a := newAPI(d, lockout, clientIP, ips)
-	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP, IPs: ips})
+	a.keys = keys
+	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP, IPs: ips, Keys: keys})
 
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
@@ -65,6 +71,7 @@ func isAPIPath(p string) bool {
 	return p == "/users" || strings.HasPrefix(p, "/users/") ||
 		p == "/maintenance" || strings.HasPrefix(p, "/maintenance/") ||
 		strings.HasPrefix(p, "/events/") || p == "/ip-lists" ||
+		p == "/stats" || p == "/keys" || p == "/keys/recheck" ||
 		p == openAPIPath
 }
 
@@ -76,6 +83,7 @@ type api struct {
 	lockout  *ratelimit.Lockout
 	clientIP func(*http.Request) string
 	ips      *gatekeeper.LiveIPs
+	keys     *upstreamkeys.Checker
 	keyHash  [sha256.Size]byte // of ADMIN_KEY; compared, never the key itself
 	keySet   bool
 
@@ -106,6 +114,9 @@ func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) str
 	a.mux.HandleFunc("GET /events/{token}", a.listEvents)
 	a.mux.HandleFunc("GET /ip-lists", a.getIPLists)
 	a.mux.HandleFunc("PUT /ip-lists", a.putIPLists)
+	a.mux.HandleFunc("GET /stats", a.stats)
+	a.mux.HandleFunc("GET /keys", a.listKeys)
+	a.mux.HandleFunc("POST /keys/recheck", a.recheckKeys)
 	a.mux.HandleFunc("GET "+openAPIPath, serveOpenAPI)
 	return a
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 
+	"tollgate.dev/tollgate/functions/admin/ui"
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -135,4 +137,41 @@ func strictJSON(data []byte, v any) error {
 		return invalid([]users.Issue{{Path: "", Message: "one JSON object expected"}})
 	}
 	return nil
+}
+
+// stats is the original's "generate stats" as Markdown (see ui.Stats).
+func (a *api) stats(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	if _, err := ui.Stats(nil, r.URL.Query(), a.now()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	list, err := a.svc.Store.List(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, _ := ui.Stats(list, r.URL.Query(), a.now())
+	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write([]byte(body))
+}
+
+// keysBody is GET /keys: each served provider's keys by their last 4
+// characters, and when they were checked.
+type keysBody struct {
+	Providers []upstreamkeys.Provider `json:"providers"`
+	CheckedAt int64                   `json:"checkedAt"`
+}
+
+func (a *api) listKeys(w http.ResponseWriter, r *http.Request) {
+	list, at := a.keys.Counts(r.Context(), false)
+	writeJSON(w, http.StatusOK, keysBody{Providers: list, CheckedAt: at.UnixMilli()})
+}
+
+func (a *api) recheckKeys(w http.ResponseWriter, r *http.Request) {
+	list, at := a.keys.Counts(r.Context(), true)
+	writeJSON(w, http.StatusOK, keysBody{Providers: list, CheckedAt: at.UnixMilli()})
 }

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
 )
@@ -156,4 +158,53 @@ func TestForceExpireTemporary(t *testing.T) {
 	if !u.Disabled() || u.DisabledReason != users.ForceExpiredReason || u.ExpiresAt != e.clock.Now().UnixMilli() {
 		t.Errorf("after force-expire: %+v", u)
 	}
+}
+
+func TestKeysAndRecheck(t *testing.T) {
+	up := upstreamfake.Start(t, upstreamfake.OpenAI)
+	up.Set(upstreamfake.Behavior{KeyStatus: map[string]int{"sk-flaky-key-0002": 401}})
+	e := newEnv(t, map[string]string{"OPENAI_KEY": "sk-good-key-0001,sk-flaky-key-0002", "OPENAI_BASE_URL": up.URL})
+	type answer struct {
+		Providers []upstreamkeys.Provider `json:"providers"`
+		CheckedAt int64                   `json:"checkedAt"`
+	}
+	rec := e.do(req{path: "/admin/keys"})
+	got := decode[answer](t, rec)
+	want := []upstreamkeys.Key{{Tail: "…0001", InService: true}, {Tail: "…0002", InService: false}}
+	if rec.Code != http.StatusOK || len(got.Providers) != 1 || got.Providers[0].Provider != "OpenAI" || got.Providers[0].SetAside != 1 || !slices.Equal(got.Providers[0].Keys, want) {
+		t.Fatalf("GET /keys: %d %s", rec.Code, rec.Body)
+	}
+	if strings.Contains(rec.Body.String(), "key-000") {
+		t.Errorf("a key beyond its last 4 characters in %s", rec.Body)
+	}
+	up.Set(upstreamfake.Behavior{})
+	if got := decode[answer](t, e.do(req{path: "/admin/keys"})); got.Providers[0].SetAside != 1 {
+		t.Error("GET /keys checked again within five minutes")
+	}
+	checks := up.Count()
+	rec = e.do(req{method: http.MethodPost, path: "/admin/keys/recheck"})
+	if got := decode[answer](t, rec); rec.Code != http.StatusOK || got.Providers[0].SetAside != 0 || got.Providers[0].InService != 2 || up.Count() != checks+2 {
+		t.Errorf("recheck: %d %s after %d checks", rec.Code, rec.Body, up.Count()-checks)
+	}
+}
+
+func TestStatsAPI(t *testing.T) {
+	e := newEnv(t, nil)
+	for tok, doc := range map[string]string{
+		"stats-user-1": `{"nickname":"heavy","promptCount":3,"tokenCounts":{"gpt4o":5000}}`,
+		"stats-user-2": `{"nickname":"light","promptCount":9,"tokenCounts":{"claude":10}}`,
+	} {
+		if rec := e.do(req{method: http.MethodPut, path: "/admin/users/" + tok, body: doc}); rec.Code != http.StatusOK {
+			t.Fatalf("put %s: %d", tok, rec.Code)
+		}
+	}
+	rec := e.do(req{path: "/admin/stats?top=1&sort=prompts"})
+	if rec.Code != http.StatusOK || !strings.HasSuffix(rec.Body.String(), "| 1 | light | 9 | 10 | claude 10 |\n") || strings.Contains(rec.Body.String(), "heavy") {
+		t.Errorf("stats: %d\n%s", rec.Code, rec.Body)
+	}
+	rec = e.do(req{path: "/admin/stats?anonymise=true"})
+	if !strings.Contains(rec.Body.String(), "| 1 | User 1 | 3 | 5000 | gpt4o 5000 |") || strings.Contains(rec.Body.String(), "light") {
+		t.Errorf("anonymised stats:\n%s", rec.Body)
+	}
+	wantError(t, e.do(req{path: "/admin/stats?format=pdf"}), http.StatusBadRequest, "format")
 }

@@ -51,6 +51,9 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 		"GET /openapi.yaml":                 {path: "/admin/openapi.yaml", noAuth: true},
 		"GET /events/{token}":               {path: "/admin/events/" + tok + "?limit=5"},
 		"GET /ip-lists":                     {path: "/admin/ip-lists"},
+		"GET /stats":                        {path: "/admin/stats?top=3&sort=prompts&format=code&anonymise=true"},
+		"GET /keys":                         {path: "/admin/keys"},
+		"POST /keys/recheck":                {method: http.MethodPost, path: "/admin/keys/recheck"},
 		"PUT /ip-lists":                     {method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{"whitelist": []string{"192.0.2.0/24"}, "blacklist": []string{"203.0.113.9"}}},
 	}
 	public := func(op string) bool { return op == "GET /openapi.yaml" }
@@ -108,6 +111,7 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 		{method: http.MethodPost, path: missing + "/refresh-quota"},
 		{method: http.MethodPost, path: "/admin/maintenance/defragment"},
 		{path: "/admin/events/" + tok + "?cursor=nope"},
+		{path: "/admin/stats?top=0"},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{"whitelist": []string{}, "blacklist": []string{"not-an-ip"}}},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: `{"whitelist":[],"blacklist":["` + strings.Repeat("1", maxUserBody) + `"]}`},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: "{}", contentType: "text/plain"},

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -116,7 +117,8 @@ func parseStatsOptions(q map[string][]string) (statsOptions, error) {
 		}
 		return ""
 	}
-	o := statsOptions{Anonymise: get("anonymise") == "on", Sort: cmp.Or(get("sort"), "tokens"), Format: cmp.Or(get("format"), "table"), Top: 10}
+	anon := get("anonymise")
+	o := statsOptions{Anonymise: anon == "on" || anon == "true" || anon == "1", Sort: cmp.Or(get("sort"), "tokens"), Format: cmp.Or(get("format"), "table"), Top: 10}
 	var issues []users.Issue
 	if raw := get("top"); raw != "" {
 		n, err := strconv.Atoi(raw)
@@ -137,11 +139,22 @@ func parseStatsOptions(q map[string][]string) (statsOptions, error) {
 	return o, nil
 }
 
+// Stats is the users' usage as Markdown, as the original's "generate
+// stats", with the choices of q: top (1-1000, default 10), sort (tokens
+// or prompts), format (table, for Rentry, or code: a code block) and
+// anonymise (on/true/1). Bad choices are a CodeInvalid error.
+func Stats(list []*users.User, q url.Values, now time.Time) (string, error) {
+	o, err := parseStatsOptions(q)
+	if err != nil {
+		return "", err
+	}
+	return renderStats(list, o, now), nil
+}
+
 // stats downloads the users' usage as Markdown: a table (Rentry renders
 // it) or a fixed-width code block.
 func (h *handler) stats(w http.ResponseWriter, r *http.Request, s session) {
-	o, err := parseStatsOptions(r.URL.Query())
-	if err != nil {
+	if _, err := parseStatsOptions(r.URL.Query()); err != nil {
 		h.renderError(w, r, http.StatusBadRequest, users.AsError(err).Message)
 		return
 	}
@@ -149,7 +162,7 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request, s session) {
 	if !ok {
 		return
 	}
-	body := renderStats(list, o, h.now())
+	body, _ := Stats(list, r.URL.Query(), h.now())
 	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
 	w.Header().Set("Content-Disposition", `attachment; filename="stats.md"`)
 	_, _ = w.Write([]byte(body))

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -21,7 +22,7 @@ type maintenanceAction struct {
 type maintenancePage struct {
 	*layout
 	Actions []maintenanceAction
-	Keys    []keyCount
+	Keys    []upstreamkeys.Provider
 	KeysAt  time.Time
 }
 
@@ -59,7 +60,7 @@ func maintenanceActions() []maintenanceAction {
 }
 
 func (h *handler) maintenanceForm(w http.ResponseWriter, r *http.Request, s session) {
-	keys, at := h.keys.counts(r.Context(), false)
+	keys, at := h.keys.Counts(r.Context(), false)
 	h.render(w, r, http.StatusOK, "maintenance", &maintenancePage{layout: h.layout(r, &s, "Maintenance", "maintenance"), Actions: maintenanceActions(), Keys: keys, KeysAt: at})
 }
 

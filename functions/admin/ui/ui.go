@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
@@ -33,6 +34,9 @@ type Options struct {
 	// IPs are the live IP lists, shared with the REST API's checks. Nil:
 	// the UI makes its own.
 	IPs *gatekeeper.LiveIPs
+	// Keys checks the upstream keys, shared with the REST API. Nil: the
+	// UI makes its own.
+	Keys *upstreamkeys.Checker
 	// SessionTTL is how long a login lasts (default 12 h).
 	SessionTTL time.Duration
 }
@@ -60,7 +64,7 @@ type handler struct {
 	sign       *signer
 	sessionTTL time.Duration
 	pages      *pages
-	keys       *keyChecker
+	keys       *upstreamkeys.Checker
 	ips        *gatekeeper.LiveIPs
 	store      users.Store
 	static     assets
@@ -96,7 +100,10 @@ func New(o Options) http.Handler {
 		h.sessionTTL = defaultSessionTTL
 	}
 	h.pages = loadPages(h.now)
-	h.keys = &keyChecker{cfg: o.Config, rt: http.DefaultTransport, now: h.now}
+	h.keys = o.Keys
+	if h.keys == nil {
+		h.keys = upstreamkeys.New(o.Config, nil, h.now)
+	}
 
 	m := h.mux
 	m.HandleFunc("GET /{$}", h.root)
