@@ -152,6 +152,18 @@ func TestBrowserConsole(t *testing.T) {
 	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll("#events tbody tr").length`)); err != nil || n != 3 {
 		t.Errorf("alice's events table has %d rows (%v), want 3", n, err)
 	}
+	// On a phone the pages with charts must not scroll sideways: the chart
+	// shrinks, tables scroll in their own box.
+	for _, path := range []string{"/admin/manage/users/chart-user-a", "/admin/manage/dashboard", "/admin/manage/abuse", "/admin/manage/maintenance"} {
+		must("phone width", chromedp.Do(ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile)))
+		navigate("phone "+path, chromedp.Navigate(srv.URL+path))
+		wide, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`))
+		must("page width", err)
+		if wide {
+			t.Errorf("%s is wider than a phone screen", path)
+		}
+		must("desktop width", chromedp.Do(ctx, chromedp.EmulateViewport(1280, 900)))
+	}
 
 	// Per-row actions: disable bob from the list and stay there.
 	navigate("list", chromedp.Navigate(srv.URL+"/admin/manage/users?sort=nickname"))
