@@ -12,7 +12,9 @@ import (
 	"github.com/rs/zerolog"
 
 	"tollgate.dev/tollgate/functions/admin/ui"
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
@@ -34,6 +36,9 @@ type Deps struct {
 	Store  users.Store
 	Log    zerolog.Logger
 	Now    func() time.Time // default time.Now
+	// KeysTransport carries the upstream key checks; nil:
+	// http.DefaultTransport.
+	KeysTransport http.RoundTripper
 }
 
 // New returns the admin function's handler: served at its root and under
@@ -45,8 +50,11 @@ func New(d Deps) http.Handler {
 	}
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
 	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
-	a := newAPI(d, lockout, clientIP)
-	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP})
+	ips := gatekeeper.NewLiveIPs(d.Config, d.Store, d.Now)
+	keys := upstreamkeys.New(d.Config, d.KeysTransport, d.Now)
+	a := newAPI(d, lockout, clientIP, ips)
+	a.keys = keys
+	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP, IPs: ips, Keys: keys})
 
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
@@ -62,6 +70,8 @@ func New(d Deps) http.Handler {
 func isAPIPath(p string) bool {
 	return p == "/users" || strings.HasPrefix(p, "/users/") ||
 		p == "/maintenance" || strings.HasPrefix(p, "/maintenance/") ||
+		strings.HasPrefix(p, "/events/") || p == "/ip-lists" ||
+		p == "/stats" || p == "/keys" || p == "/keys/recheck" ||
 		p == openAPIPath
 }
 
@@ -72,16 +82,19 @@ type api struct {
 	mux      *http.ServeMux
 	lockout  *ratelimit.Lockout
 	clientIP func(*http.Request) string
+	ips      *gatekeeper.LiveIPs
+	keys     *upstreamkeys.Checker
 	keyHash  [sha256.Size]byte // of ADMIN_KEY; compared, never the key itself
 	keySet   bool
 
 	scheduler *schedulerAuth // nil: no scheduler tokens
 }
 
-func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string) *api {
+func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string, ips *gatekeeper.LiveIPs) *api {
 	a := &api{
 		d:        d,
-		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now},
+		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now, EventRetention: d.Config.EventRetention},
+		ips:      ips,
 		mux:      http.NewServeMux(),
 		lockout:  lockout,
 		clientIP: clientIP,
@@ -98,6 +111,12 @@ func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) str
 	a.mux.HandleFunc("POST /users/{token}/reactivate", a.reactivateUser)
 	a.mux.HandleFunc("POST /users/{token}/refresh-quota", a.refreshQuota)
 	a.mux.HandleFunc("POST /maintenance/{action}", a.maintain)
+	a.mux.HandleFunc("GET /events/{token}", a.listEvents)
+	a.mux.HandleFunc("GET /ip-lists", a.getIPLists)
+	a.mux.HandleFunc("PUT /ip-lists", a.putIPLists)
+	a.mux.HandleFunc("GET /stats", a.stats)
+	a.mux.HandleFunc("GET /keys", a.listKeys)
+	a.mux.HandleFunc("POST /keys/recheck", a.recheckKeys)
 	a.mux.HandleFunc("GET "+openAPIPath, serveOpenAPI)
 	return a
 }
@@ -105,14 +124,14 @@ func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) str
 func (a *api) now() time.Time { return a.d.Now() }
 
 // guardIP refuses clients outside ADMIN_WHITELIST or inside IP_BLACKLIST
-// before anything else runs, UI included.
+// (with their live additions) before anything else runs, UI included.
 func (a *api) guardIP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ip := a.clientIP(r)
 		switch {
-		case !a.d.Config.AdminWhitelist.Contains(ip):
+		case !a.ips.Whitelisted(r.Context(), ip):
 			a.fail(w, r, users.Errorf(users.CodeForbidden, "Forbidden (by ADMIN_WHITELIST)"))
-		case a.d.Config.IPBlacklist.Contains(ip):
+		case a.ips.Blacklisted(r.Context(), ip):
 			a.fail(w, r, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST)"))
 		default:
 			next.ServeHTTP(w, r)

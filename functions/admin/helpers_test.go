@@ -224,6 +224,10 @@ type spec struct {
 	router routers.Router
 }
 
+// GET /stats answers Markdown, which kin-openapi reads as plain text once
+// told to.
+func init() { openapi3filter.RegisterBodyDecoder("text/markdown", openapi3filter.PlainBodyDecoder) }
+
 func loadSpec(t *testing.T) *spec {
 	t.Helper()
 	loader := openapi3.NewLoader()
@@ -317,5 +321,17 @@ func (s errStore) RecordUsage(context.Context, string, users.Usage) error {
 }
 func (s errStore) Flush(context.Context) error { return s.err }
 func (s errStore) Close(context.Context) error { return s.err }
+func (s errStore) AddEvent(context.Context, string, users.Event) error {
+	return s.err
+}
+func (s errStore) EventPage(context.Context, string, string, int) (users.EventPage, error) {
+	return users.EventPage{}, s.err
+}
+func (s errStore) EventsSince(context.Context, time.Time, int) (map[string][]users.Event, error) {
+	return nil, s.err
+}
+func (s errStore) PruneEvents(context.Context, time.Time) (int, error) { return 0, s.err }
+func (s errStore) IPLists(context.Context) (users.IPLists, error)      { return users.IPLists{}, s.err }
+func (s errStore) SetIPLists(context.Context, users.IPLists) error     { return s.err }
 
 var _ io.Writer = (*syncBuffer)(nil)

@@ -49,14 +49,21 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 		"POST /users/{token}/refresh-quota": {method: http.MethodPost, path: "/admin/users/" + tok + "/refresh-quota"},
 		"POST /maintenance/{action}":        {method: http.MethodPost, path: "/admin/maintenance/refresh-quotas"},
 		"GET /openapi.yaml":                 {path: "/admin/openapi.yaml", noAuth: true},
+		"GET /events/{token}":               {path: "/admin/events/" + tok + "?limit=5"},
+		"GET /ip-lists":                     {path: "/admin/ip-lists"},
+		"GET /stats":                        {path: "/admin/stats?top=3&sort=prompts&format=code&anonymise=true"},
+		"GET /keys":                         {path: "/admin/keys"},
+		"POST /keys/recheck":                {method: http.MethodPost, path: "/admin/keys/recheck"},
+		"PUT /ip-lists":                     {method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{"whitelist": []string{"192.0.2.0/24"}, "blacklist": []string{"203.0.113.9"}}},
 	}
 	public := func(op string) bool { return op == "GET /openapi.yaml" }
 
-	ok := newEnv(t, map[string]string{"TOKEN_QUOTA_GPT4": "100"})
+	events := map[string]string{"EVENT_LOGGING": "true"}
+	ok := newEnv(t, map[string]string{"TOKEN_QUOTA_GPT4": "100", "EVENT_LOGGING": "true"})
 	setup(ok)
 	outside := newEnv(t, map[string]string{"ADMIN_WHITELIST": "10.0.0.0/8"})
-	failing := newEnv(t, nil, withStore(errStore{err: errors.New("rtdb: boom")}))
-	down := newEnv(t, nil, withStore(errStore{err: users.Errorf(users.CodeUnavailable, "The user database is unreachable.")}))
+	failing := newEnv(t, events, withStore(errStore{err: errors.New("rtdb: boom")}))
+	down := newEnv(t, events, withStore(errStore{err: users.Errorf(users.CodeUnavailable, "The user database is unreachable.")}))
 	locked := newEnv(t, nil)
 	for range lockoutMax {
 		run(locked, req{path: "/admin/users", key: "wrong"})
@@ -103,6 +110,11 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 		{method: http.MethodPost, path: missing + "/reactivate"},
 		{method: http.MethodPost, path: missing + "/refresh-quota"},
 		{method: http.MethodPost, path: "/admin/maintenance/defragment"},
+		{path: "/admin/events/" + tok + "?cursor=nope"},
+		{path: "/admin/stats?top=0"},
+		{method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{"whitelist": []string{}, "blacklist": []string{"not-an-ip"}}},
+		{method: http.MethodPut, path: "/admin/ip-lists", body: `{"whitelist":[],"blacklist":["` + strings.Repeat("1", maxUserBody) + `"]}`},
+		{method: http.MethodPut, path: "/admin/ip-lists", body: "{}", contentType: "text/plain"},
 	} {
 		run(ok, r)
 	}

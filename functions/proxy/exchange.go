@@ -47,6 +47,7 @@ type exchange struct {
 	family       string
 	keyIdx       int
 	call         *providers.Call // the upstream request, as the provider's hooks see it
+	status       int             // the upstream's answer's, for the request's event
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -381,6 +382,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return x.upstreamError(resp)
 	}
+	x.status = resp.StatusCode
 	if !x.ep.Format.Charged {
 		return nil
 	}
@@ -439,7 +441,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	// a client that sends its next request as soon as it reads the end
 	// must not find its own finished request still in flight.
 	sr.onEnd = func() {
-		x.charge(x.st.Tokens(x.rq.PromptTokens))
+		x.charge(x.streamUsage())
 		x.adm.Release()
 	}
 	resp.Body = sr
@@ -456,7 +458,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 	}
 	if len(body) > maxAnswer {
 		// Too big to hold: relay it as it comes, charging the prompt.
-		x.charge(x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, 0)
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -470,10 +472,10 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		}
 	}
 	if u, ok := x.ep.Format.Usage(body); ok {
-		x.charge(u.Total())
+		x.charge(u.Input, u.Output)
 	} else {
 		// No usage reported (some gateways, DALL-E): estimate from the text.
-		x.charge(x.rq.PromptTokens + providers.EstimateAnswer(body))
+		x.charge(x.rq.PromptTokens, providers.EstimateAnswer(body))
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).
@@ -577,9 +579,22 @@ func (x *exchange) rate() *ratelimit.Decision {
 	return &x.adm.Rate
 }
 
+// streamUsage splits a stream's charge into input (as reported, else the
+// prompt's estimate) and output.
+func (x *exchange) streamUsage() (in, out int64) {
+	total := x.st.Tokens(x.rq.PromptTokens)
+	in = x.rq.PromptTokens
+	if x.st.HaveIn {
+		in = x.st.U.Input
+	}
+	in = min(in, total)
+	return in, total - in
+}
+
 // charge records the request's tokens once, with a context of its own:
 // the client may be gone.
-func (x *exchange) charge(tokens int64) {
+func (x *exchange) charge(in, out int64) {
+	tokens := in + out
 	x.chargeOnce.Do(func() {
 		if !x.ep.Format.Charged || x.p == nil {
 			return
@@ -587,7 +602,7 @@ func (x *exchange) charge(tokens int64) {
 		x.log.SetTokens(tokens)
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), chargeTimeout)
 		defer cancel()
-		err := x.h.gk.Charge(ctx, x.p, x.family, tokens)
+		err := x.h.gk.ChargeRequest(ctx, x.p, gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
 		switch {
 		case errors.Is(err, gatekeeper.ErrChargeKept):
 			x.h.log.Warn().Err(err).Str("family", x.family).Int64("tokens", tokens).
@@ -603,7 +618,7 @@ func (x *exchange) charge(tokens int64) {
 // left, or the upstream broke it): an estimate of what was relayed.
 func (x *exchange) finish() {
 	if x.st != nil {
-		x.charge(x.st.Tokens(x.rq.PromptTokens))
+		x.charge(x.streamUsage())
 	}
 }
 

@@ -120,6 +120,9 @@ func newHandler(d Deps, o Options) *handler {
 		timeout: o.UpstreamTimeout,
 		chunks:  newChunkPool(),
 	}
+	h.gk.OnEventError(func(token string, err error) {
+		h.log.Warn().Err(err).Str("token", logging.TokenTail(token)).Msg("request event could not be recorded (EVENT_LOGGING); the charge is kept")
+	})
 	if h.maxBody <= 0 {
 		h.maxBody = defaultMaxBody
 	}

@@ -99,6 +99,10 @@ type Config struct {
 	LogLevel     string
 	PoW          PoW       // CAPTCHA_MODE and POW_*
 	Scheduler    Scheduler // SCHEDULER_*: Cloud Scheduler's OIDC token on the maintenance routes
+	// EventLogging records each charged request as a user event;
+	// EventRetention is how long the maintenance endpoint keeps them.
+	EventLogging   bool
+	EventRetention time.Duration
 
 	Policies    Policies    // the original's request policies (original.go)
 	SelfService SelfService // the /user/lookup page's options
@@ -204,6 +208,8 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
 	c.Scheduler = p.scheduler()
 	p.original(c)
+	c.EventLogging = p.bool("EVENT_LOGGING", false)
+	c.EventRetention = time.Duration(p.int("EVENT_RETENTION_DAYS", 30, 1, 3650)) * 24 * time.Hour
 	c.LogLevel = p.oneOf("LOG_LEVEL", "info", "trace", "debug", "info", "warn", "error", "fatal", "panic", "disabled")
 	if p.err != nil {
 		return nil, p.err

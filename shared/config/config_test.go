@@ -211,6 +211,16 @@ func TestValidValues(t *testing.T) {
 				t.Errorf("UserCacheTTL = %s", c.UserCacheTTL)
 			}
 		}},
+		{"events", map[string]string{"EVENT_LOGGING": "true", "EVENT_RETENTION_DAYS": "7"}, func(t *testing.T, c *config.Config) {
+			if !c.EventLogging || c.EventRetention != 7*24*time.Hour {
+				t.Errorf("EventLogging %v, EventRetention %s", c.EventLogging, c.EventRetention)
+			}
+		}},
+		{"events by default", map[string]string{}, func(t *testing.T, c *config.Config) {
+			if c.EventLogging || c.EventRetention != 30*24*time.Hour {
+				t.Errorf("EventLogging %v, EventRetention %s; want off, 30 days", c.EventLogging, c.EventRetention)
+			}
+		}},
 		{"platform", map[string]string{"GOOGLE_CLOUD_PROJECT": "p1", "SECRET_MANAGER_EMULATOR_HOST": "127.0.0.1:1", "SIGNING_KEY": "sig"}, func(t *testing.T, c *config.Config) {
 			if c.Project != "p1" || c.SecretEmulatorHost != "127.0.0.1:1" || c.SigningKey != "sig" {
 				t.Errorf("got %q %q %q", c.Project, c.SecretEmulatorHost, c.SigningKey)
@@ -268,6 +278,8 @@ func TestInvalidValues(t *testing.T) {
 		{"cache ttl too long", map[string]string{"USER_CACHE_TTL": "2h"}, "USER_CACHE_TTL", []string{"1h0m0s"}},
 		{"error format", map[string]string{"ERROR_FORMAT": "xml"}, "ERROR_FORMAT", []string{`"xml"`, "native", "completion"}},
 		{"limits scope", map[string]string{"LIMITS_SCOPE": "global"}, "LIMITS_SCOPE", []string{`"global"`, "instance", "cluster"}},
+		{"event logging", map[string]string{"EVENT_LOGGING": "sometimes"}, "EVENT_LOGGING", []string{`"sometimes"`, "true or false"}},
+		{"event retention zero", map[string]string{"EVENT_RETENTION_DAYS": "0"}, "EVENT_RETENTION_DAYS", []string{"whole number from 1 to 3650"}},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", []string{`"loud"`, "debug", "info", "warn"}},
 		{"base url scheme", map[string]string{"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL", []string{"ftp://x", "http(s) URL"}},
 		{"base url without host", map[string]string{"ANTHROPIC_BASE_URL": "https://"}, "ANTHROPIC_BASE_URL", []string{"http(s) URL"}},

@@ -38,6 +38,10 @@ type Gatekeeper struct {
 	adminKey [32]byte
 	proxyKey [32]byte
 	risuKey  *rsa.PublicKey // verifies x-risu-tk (clients.go)
+	ips      *LiveIPs
+	// events records charged requests (EVENT_LOGGING); nil: off.
+	events      users.Events
+	eventFailed func(token string, err error)
 }
 
 // New returns a gatekeeper over store; now is the clock.
@@ -56,6 +60,10 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
 		proxyKey: sha256.Sum256([]byte(cfg.ProxyKey)),
 		risuKey:  parseRisuKey(),
+		ips:      NewLiveIPs(cfg, store, now),
+	}
+	if e, ok := store.(users.Events); ok && cfg.EventLogging {
+		g.events = e
 	}
 	if l, ok := store.(users.Limits); ok && cfg.LimitsScope == config.LimitsCluster {
 		g.cluster = l
@@ -157,12 +165,12 @@ func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Princi
 	ip := netutil.ClientIP(r, g.cfg.TrustedProxies)
 	token := ExtractToken(r)
 	risu := g.risuID(r, g.now())
-	if g.cfg.IPBlacklist.Contains(ip) {
+	if g.ips.Blacklisted(ctx, ip) {
 		return nil, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
 	}
 	now := g.now()
 	locked, wait := g.lockout.Locked(ip, now)
-	if token != "" && g.cfg.AdminKey != "" && !locked && g.cfg.AdminWhitelist.Contains(ip) && equalKey(token, g.adminKey) {
+	if token != "" && g.cfg.AdminKey != "" && !locked && g.ips.Whitelisted(ctx, ip) && equalKey(token, g.adminKey) {
 		return &Principal{IP: ip, Key: "admin", Admin: true, Exempt: true}, nil
 	}
 	switch g.cfg.Gatekeeper {
@@ -296,16 +304,39 @@ func unavailable(err error) error {
 }
 
 // Charge records a served request's tokens against the user, if any.
+// Its event (EVENT_LOGGING) counts them all as output; ChargeRequest
+// tells input from output.
 func (g *Gatekeeper) Charge(ctx context.Context, p *Principal, family string, tokens int64) error {
+	return g.ChargeRequest(ctx, p, Charged{Family: family, Output: tokens, Status: 200})
+}
+
+// Charged describes a served request: what it is charged, and what its
+// event records.
+type Charged struct {
+	Family        string
+	Model         string
+	Input, Output int64
+	Status        int // the status the client was answered with
+}
+
+// ChargeRequest records a served request's tokens against the user, if
+// any, and (EVENT_LOGGING) its event.
+func (g *Gatekeeper) ChargeRequest(ctx context.Context, p *Principal, c Charged) error {
 	if p.User == nil || p.Token == "" {
 		return nil
 	}
-	if err := g.store.RecordUsage(ctx, p.Token, users.Usage{Family: family, Tokens: tokens, At: g.now()}); err != nil {
+	tokens := c.Input + c.Output
+	now := g.now()
+	if err := g.store.RecordUsage(ctx, p.Token, users.Usage{Family: c.Family, Tokens: tokens, At: now}); err != nil {
 		return err
 	}
 	// The charge is in this instance's view of the user now: checks under
 	// way that read the user before it count it from the ledger.
-	g.ledger.settle(p.Token, family, tokens)
+	g.ledger.settle(p.Token, c.Family, tokens)
+	if g.events != nil {
+		go g.recordEvent(p.Token, users.Event{At: now.UnixMilli(), Family: c.Family, Model: users.ClampModel(c.Model),
+			Input: c.Input, Output: c.Output, IPTail: users.IPTail(p.IP), Status: c.Status})
+	}
 	return g.persist(ctx)
 }
 

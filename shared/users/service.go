@@ -13,6 +13,8 @@ type Service struct {
 	// Defaults are the TOKEN_QUOTA_* quotas by family.
 	Defaults map[string]int64
 	Now      func() time.Time
+	// EventRetention is how long events are kept (EVENT_RETENTION_DAYS).
+	EventRetention time.Duration
 }
 
 func (s *Service) now() time.Time {
@@ -84,7 +86,7 @@ func (s *Service) Disable(ctx context.Context, token, reason string) (*User, err
 		reason = "Disabled by an administrator."
 	}
 	return s.Store.Modify(ctx, token, false, func(u *User, _ bool) error {
-		u.Disable(s.now(), reason)
+		u.Ban(s.now(), reason)
 		return nil
 	})
 }
@@ -111,10 +113,18 @@ const (
 	ActionResetCounts     = "reset-counts"
 	ActionExpireTemporary = "expire-temporary"
 	ActionPurgeTemporary  = "purge-temporary"
+	// ActionExpireAllTemporary ends every temporary user now, expired or
+	// not (the anti-abuse page's "force-expire").
+	ActionExpireAllTemporary = "expire-all-temporary"
+	// ActionPruneEvents deletes events older than EventRetention.
+	ActionPruneEvents = "prune-events"
 )
 
+// ForceExpiredReason is the reason of a temporary user ended early.
+const ForceExpiredReason = "Temporary token expired by an administrator."
+
 // Actions lists the maintenance actions in a stable order.
-var Actions = []string{ActionRefreshQuotas, ActionResetCounts, ActionExpireTemporary, ActionPurgeTemporary}
+var Actions = []string{ActionRefreshQuotas, ActionResetCounts, ActionExpireTemporary, ActionPurgeTemporary, ActionExpireAllTemporary, ActionPruneEvents}
 
 // Maintain runs a maintenance action over every user and returns how many
 // users it changed.
@@ -148,8 +158,29 @@ func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
 			u.Disable(now, ExpiredReason)
 			return true
 		}
+	case ActionExpireAllTemporary:
+		change = func(u *User, now time.Time) bool {
+			if u.Type != Temporary || u.Disabled() {
+				return false
+			}
+			if u.ExpiresAt == 0 || u.ExpiresAt > now.UnixMilli() {
+				u.ExpiresAt = now.UnixMilli()
+			}
+			u.Ban(now, ForceExpiredReason)
+			return true
+		}
 	case ActionPurgeTemporary:
 		return s.purge(ctx)
+	case ActionPruneEvents:
+		ev, ok := s.Store.(Events)
+		if !ok {
+			return 0, nil
+		}
+		retention := s.EventRetention
+		if retention <= 0 {
+			retention = DefaultEventRetention
+		}
+		return ev.PruneEvents(ctx, s.now().Add(-retention))
 	default:
 		return 0, Errorf(CodeNotFound, "Unknown maintenance action %q.", action)
 	}

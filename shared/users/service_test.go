@@ -386,6 +386,24 @@ func TestServiceMaintain(t *testing.T) {
 				}
 			}
 		}},
+		{users.ActionExpireAllTemporary, 3, func(t *testing.T, f *svcFixture, before map[string]*users.User) {
+			// Every enabled temporary user, expired or not; a refreshable
+			// one stops being refreshable, as in the original.
+			for _, tok := range []string{"tmp-live", "tmp-expired", "tmp-refreshable"} {
+				got := f.get(t, tok)
+				if !got.Disabled() || got.DisabledReason != users.ForceExpiredReason || got.DisabledAt != now.UnixMilli() || !got.Expired(now) || got.Refreshable() {
+					t.Errorf("%s = %+v", tok, got)
+				}
+			}
+			if got := f.get(t, "tmp-expired"); got.ExpiresAt != before["tmp-expired"].ExpiresAt {
+				t.Errorf("an already past expiry moved: %d", got.ExpiresAt)
+			}
+			for _, tok := range []string{"tmp-disabled-49h", "normal", "special"} {
+				if !reflect.DeepEqual(f.get(t, tok), before[tok]) {
+					t.Errorf("%s changed", tok)
+				}
+			}
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.action, func(t *testing.T) {
@@ -417,7 +435,7 @@ func TestServiceMaintain(t *testing.T) {
 			t.Errorf("err = %v, want not found", err)
 		}
 	})
-	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary"}) {
+	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary", "expire-all-temporary", "prune-events"}) {
 		t.Errorf("Actions = %v", users.Actions)
 	}
 }
@@ -432,6 +450,9 @@ func (listFails) List(context.Context) ([]*users.User, error) { return nil, errL
 func TestServiceMaintainStoreError(t *testing.T) {
 	svc := &users.Service{Store: listFails{memory.New()}}
 	for _, a := range users.Actions {
+		if a == users.ActionPruneEvents {
+			continue // lists no users
+		}
 		if _, err := svc.Maintain(ctx(t), a); !errors.Is(err, errList) {
 			t.Errorf("%s: err = %v", a, err)
 		}
@@ -457,5 +478,58 @@ func TestServiceUpdateNeverCreates(t *testing.T) {
 	got, err := svc.Update(context.Background(), u.Token, p)
 	if err != nil || got.Nickname != "x" {
 		t.Fatalf("Update = %+v, %v", got, err)
+	}
+}
+
+func TestServicePruneEvents(t *testing.T) {
+	store := memory.New()
+	now := t0.Add(40 * 24 * time.Hour)
+	svc := &users.Service{Store: store, Now: func() time.Time { return now }, EventRetention: 10 * 24 * time.Hour}
+	for _, age := range []time.Duration{0, 9 * 24 * time.Hour, 11 * 24 * time.Hour, 39 * 24 * time.Hour} {
+		if err := store.AddEvent(ctx(t), "tok", users.Event{At: now.Add(-age).UnixMilli(), Family: "gpt4o"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneEvents); err != nil || n != 2 {
+		t.Fatalf("prune-events = %d, %v; want the 2 events past 10 days", n, err)
+	}
+	// The default retention is 30 days.
+	svc.EventRetention = 0
+	now = now.Add(25 * 24 * time.Hour)
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneEvents); err != nil || n != 1 {
+		t.Fatalf("prune-events at the default = %d, %v; want the 34-day-old one", n, err)
+	}
+}
+
+func TestBanClearsRefreshable(t *testing.T) {
+	u := users.New("tmp", users.Temporary, t0, nil)
+	u.Meta = map[string]any{"refreshable": true, "note": "x"}
+	u.Ban(t0, "abuse")
+	if u.Refreshable() || u.Meta["note"] != "x" || u.DisabledReason != "abuse" {
+		t.Errorf("after a ban: %+v", u)
+	}
+	// Disabled by its expiry, a temporary user may still be refreshed.
+	e := users.New("tmp2", users.Temporary, t0, nil)
+	e.Meta = map[string]any{"refreshable": true}
+	e.Disable(t0, users.ExpiredReason)
+	if !e.Refreshable() {
+		t.Errorf("expiry cleared refreshable: %v", e.Meta)
+	}
+	n := users.New("n", users.Normal, t0, nil)
+	n.Meta = map[string]any{"refreshable": true}
+	n.Ban(t0, "abuse")
+	if !n.Refreshable() {
+		t.Errorf("a normal user's meta changed: %v", n.Meta)
+	}
+	// Through the service: an administrator's disable.
+	svc := &users.Service{Store: memory.New(), Now: func() time.Time { return t0 }}
+	p, _ := users.ParsePatch([]byte(`{"type":"temporary","expiresAt":99999999999999,"tokenLimits":{},"meta":{"refreshable":true}}`))
+	created, _, err := svc.Upsert(ctx(t), "tmp3", p)
+	if err != nil || !created.Refreshable() {
+		t.Fatalf("upsert: %+v %v", created, err)
+	}
+	got, err := svc.Disable(ctx(t), "tmp3", "")
+	if err != nil || got.Refreshable() {
+		t.Errorf("Service.Disable left it refreshable: %+v %v", got, err)
 	}
 }

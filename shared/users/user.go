@@ -128,6 +128,16 @@ func (u *User) Disable(now time.Time, reason string) {
 	u.DisabledReason = reason
 }
 
+// Ban is an administrator's disable: as in the original, a temporary
+// token disabled by hand can no longer be refreshed (one disabled by its
+// expiry still can).
+func (u *User) Ban(now time.Time, reason string) {
+	u.Disable(now, reason)
+	if u.Type == Temporary && u.Refreshable() {
+		u.Meta["refreshable"] = false
+	}
+}
+
 // Reactivate clears the disabled state.
 func (u *User) Reactivate() {
 	u.DisabledAt = 0

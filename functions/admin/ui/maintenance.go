@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -21,7 +22,7 @@ type maintenanceAction struct {
 type maintenancePage struct {
 	*layout
 	Actions []maintenanceAction
-	Keys    []keyCount
+	Keys    []upstreamkeys.Provider
 	KeysAt  time.Time
 }
 
@@ -40,6 +41,12 @@ func maintenanceActions() []maintenanceAction {
 		users.ActionPurgeTemporary: {"Purge old temporary users",
 			"Deletes temporary users that were disabled more than 48 hours ago.",
 			"Delete disabled temporary users older than 48 hours? This cannot be undone."},
+		users.ActionExpireAllTemporary: {"Force-expire temporary users",
+			"Ends every active temporary user now, expired or not: disabled, and no longer refreshable.",
+			"End every temporary user now? Their tokens stop working at once."},
+		users.ActionPruneEvents: {"Prune old events",
+			"Deletes the recorded requests older than EVENT_RETENTION_DAYS.",
+			"Delete the events past their retention now?"},
 	}
 	var out []maintenanceAction
 	for _, a := range users.Actions {
@@ -53,7 +60,7 @@ func maintenanceActions() []maintenanceAction {
 }
 
 func (h *handler) maintenanceForm(w http.ResponseWriter, r *http.Request, s session) {
-	keys, at := h.keys.counts(r.Context())
+	keys, at := h.keys.Counts(r.Context(), false)
 	h.render(w, r, http.StatusOK, "maintenance", &maintenancePage{layout: h.layout(r, &s, "Maintenance", "maintenance"), Actions: maintenanceActions(), Keys: keys, KeysAt: at})
 }
 
@@ -70,5 +77,9 @@ func (h *handler) maintain(w http.ResponseWriter, r *http.Request, s session) {
 		h.fail(w, r, err)
 		return
 	}
-	redirect(w, r, "/manage/maintenance?done=maintained&action="+action+"&n="+strconv.Itoa(n))
+	back := "/manage/maintenance"
+	if r.PostFormValue("back") == "abuse" {
+		back = "/manage/abuse"
+	}
+	redirect(w, r, back+"?done=maintained&action="+action+"&n="+strconv.Itoa(n))
 }

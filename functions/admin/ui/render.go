@@ -42,9 +42,9 @@ func loadPages(now func() time.Time) *pages {
 		"when": web.FormatTime,
 		"rel":  func(ms int64) string { return relative(ms, now()) },
 	}
-	base := web.Partials(template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/quotas.html")))
+	base := web.Partials(template.Must(template.New("base.html").Funcs(funcs).ParseFS(templateFS, "templates/base.html", "templates/quotas.html", "templates/chart.html")))
 	p := &pages{byName: map[string]*template.Template{}}
-	for _, n := range []string{"login", "message", "list", "user", "edit", "new", "import", "maintenance"} {
+	for _, n := range []string{"login", "message", "list", "user", "edit", "new", "import", "maintenance", "abuse", "dashboard"} {
 		t := template.Must(base.Clone())
 		p.byName[n] = template.Must(t.ParseFS(templateFS, "templates/"+n+".html"))
 	}
@@ -159,9 +159,17 @@ func flash(q url.Values) string {
 	case "imported":
 		return fmt.Sprintf("Imported %s.", plural(n, "user"))
 	case "maintained":
-		if a := q.Get("action"); slices.Contains(users.Actions, a) {
+		if a := q.Get("action"); a == users.ActionPruneEvents {
+			return fmt.Sprintf("%s done: %s deleted.", a, plural(n, "event"))
+		} else if slices.Contains(users.Actions, a) {
 			return fmt.Sprintf("%s done: %s changed.", a, plural(n, "user"))
 		}
+	case "lists":
+		return fmt.Sprintf("IP lists saved (%d entries in all); every instance applies them within USER_CACHE_TTL.", n)
+	case "reason":
+		return "Reason saved."
+	case "rechecked":
+		return "Upstream keys rechecked."
 	case "logout":
 		return "You are logged out."
 	}

@@ -12,7 +12,9 @@ import (
 	"strings"
 	"time"
 
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
@@ -29,6 +31,12 @@ type Options struct {
 	// keys count together per client IP. Nil: the UI makes its own.
 	Lockout  *ratelimit.Lockout
 	ClientIP func(*http.Request) string
+	// IPs are the live IP lists, shared with the REST API's checks. Nil:
+	// the UI makes its own.
+	IPs *gatekeeper.LiveIPs
+	// Keys checks the upstream keys, shared with the REST API. Nil: the
+	// UI makes its own.
+	Keys *upstreamkeys.Checker
 	// SessionTTL is how long a login lasts (default 12 h).
 	SessionTTL time.Duration
 }
@@ -56,7 +64,9 @@ type handler struct {
 	sign       *signer
 	sessionTTL time.Duration
 	pages      *pages
-	keys       *keyChecker
+	keys       *upstreamkeys.Checker
+	ips        *gatekeeper.LiveIPs
+	store      users.Store
 	static     assets
 	mux        *http.ServeMux
 }
@@ -67,13 +77,18 @@ func New(o Options) http.Handler {
 	h := &handler{
 		cfg:        o.Config,
 		clock:      o.Now,
-		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now},
+		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now, EventRetention: o.Config.EventRetention},
+		ips:        o.IPs,
+		store:      o.Store,
 		lockout:    o.Lockout,
 		clientIP:   o.ClientIP,
 		sign:       newSigner(o.Config.SigningKey, o.Config.AdminKey),
 		sessionTTL: o.SessionTTL,
 		static:     loadAssets(),
 		mux:        http.NewServeMux(),
+	}
+	if h.ips == nil {
+		h.ips = gatekeeper.NewLiveIPs(o.Config, o.Store, o.Now)
 	}
 	if h.lockout == nil {
 		h.lockout = ratelimit.NewLockout(5, 15*time.Minute)
@@ -85,7 +100,10 @@ func New(o Options) http.Handler {
 		h.sessionTTL = defaultSessionTTL
 	}
 	h.pages = loadPages(h.now)
-	h.keys = &keyChecker{cfg: o.Config, rt: http.DefaultTransport, now: h.now}
+	h.keys = o.Keys
+	if h.keys == nil {
+		h.keys = upstreamkeys.New(o.Config, nil, h.now)
+	}
 
 	m := h.mux
 	m.HandleFunc("GET /{$}", h.root)
@@ -109,6 +127,12 @@ func New(o Options) http.Handler {
 	m.HandleFunc("GET /manage/export", h.authed(h.exportUsers))
 	m.HandleFunc("GET /manage/maintenance", h.authed(h.maintenanceForm))
 	m.HandleFunc("POST /manage/maintenance/{action}", h.form(maxFormBody, h.maintain))
+	m.HandleFunc("POST /manage/keys/recheck", h.form(maxFormBody, h.recheckKeys))
+	m.HandleFunc("GET /manage/abuse", h.authed(h.abuseForm))
+	m.HandleFunc("POST /manage/abuse/lists", h.form(maxFormBody, h.saveLists))
+	m.HandleFunc("GET /manage/dashboard", h.authed(h.dashboard))
+	m.HandleFunc("GET /manage/stats", h.authed(h.stats))
+	m.HandleFunc("POST /manage/users/{token}/reason", h.form(maxFormBody, h.editReason))
 	return h
 }
 

@@ -728,7 +728,7 @@ func readBody(t testing.TB, res *http.Response) string {
 
 // The maintenance page counts each served provider's keys that work and
 // that are set aside, checked with the provider's model list and kept for
-// five minutes; it never shows a key.
+// five minutes; it shows keys by their last 4 characters only.
 func TestUpstreamKeyCounts(t *testing.T) {
 	up := upstreamfake.Start(t, upstreamfake.OpenAI)
 	up.Set(upstreamfake.Behavior{KeyStatus: map[string]int{"sk-revoked-key-0002": 401}})
@@ -738,7 +738,11 @@ func TestUpstreamKeyCounts(t *testing.T) {
 	if !strings.Contains(page, "<tr><td>OpenAI</td><td>2</td><td>1</td></tr>") {
 		t.Fatalf("no key counts for OpenAI:\n%s", page)
 	}
-	for _, k := range []string{"sk-good-key-0001", "sk-revoked-key-0002", "0002"} {
+	if !strings.Contains(page, "<tr><td>OpenAI</td><td><code>…0002</code></td><td><span class=\"badge disabled\">set aside</span></td></tr>") ||
+		!strings.Contains(page, "<tr><td>OpenAI</td><td><code>…0001</code></td><td><span class=\"badge active\">in service</span></td></tr>") {
+		t.Errorf("no per-key lines:\n%s", page)
+	}
+	for _, k := range []string{"sk-good-key-0001", "sk-revoked-key-0002", "-0002", "y-0001"} {
 		if strings.Contains(page, k) {
 			t.Errorf("the page shows %q", k)
 		}

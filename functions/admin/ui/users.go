@@ -33,6 +33,7 @@ type column struct {
 
 type userRow struct {
 	Token    string
+	Path     string // the user's page under the mount, for the row's actions
 	Short    string
 	Href     string
 	Nickname string
@@ -47,6 +48,7 @@ type userRow struct {
 
 type listPage struct {
 	*layout
+	Back       string // this page, for the rows' actions to come back to
 	Rows       []userRow
 	Columns    []column
 	Total      int
@@ -110,13 +112,13 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	users.Sort(list, keys)
 
-	p := &listPage{layout: l, Total: len(list), Per: per, PerChoices: perPageChoices(), Sort: sortSpec, Q: search}
+	p := &listPage{layout: l, Total: len(list), Per: per, PerChoices: perPageChoices(), Sort: sortSpec, Q: search, Back: r.URL.RequestURI()}
 	p.Pages = max(1, (len(list)+per-1)/per)
 	p.Page = min(page, p.Pages)
 	now := h.now()
 	for _, u := range list[(p.Page-1)*per : min(p.Page*per, len(list))] {
 		p.Rows = append(p.Rows, userRow{
-			Token: u.Token, Short: shortToken(u.Token), Href: l.URL(userPath(u.Token)),
+			Token: u.Token, Short: shortToken(u.Token), Href: l.URL(userPath(u.Token)), Path: userPath(u.Token),
 			Nickname: u.Nickname, Type: string(u.Type), Status: status(u, now),
 			Prompts: u.PromptCount, Used: sum(u.TokenCounts), IPs: len(u.IP),
 			Created: u.CreatedAt, LastUsed: u.LastUsedAt,
@@ -196,6 +198,11 @@ type userPage struct {
 	Meta     string
 	JSON     string
 	Schedule string
+	// Events (EVENT_LOGGING): the latest, and the last 30 days' chart.
+	Logging    bool
+	Events     []users.Event
+	MoreEvents bool
+	Chart      *chart
 }
 
 func (h *handler) viewUser(w http.ResponseWriter, r *http.Request, s session) {
@@ -236,6 +243,17 @@ func (h *handler) showUser(w http.ResponseWriter, r *http.Request, s session, u 
 	}
 	b, _ := json.MarshalIndent(u, "", "  ")
 	p.JSON = string(b)
+	if ev, ok := h.store.(users.Events); ok && h.cfg.EventLogging {
+		p.Logging = true
+		recent, more, err := h.userEvents(r.Context(), ev, u.Token)
+		if err != nil {
+			h.fail(w, r, err)
+			return
+		}
+		p.Events = recent[:min(len(recent), latestEvents)]
+		p.MoreEvents = more || len(recent) > latestEvents
+		p.Chart = buildChart("user-chart", recent, h.now())
+	}
 	logging.FromContext(r.Context()).SetToken(u.Token)
 	h.render(w, r, code, "user", p)
 }
@@ -301,7 +319,27 @@ func (h *handler) userAction(w http.ResponseWriter, r *http.Request, s session, 
 		h.showUser(w, r, s, u, web.Status(e.Code), e)
 		return
 	}
+	if back, ok := listBack(r.PostFormValue("back")); ok {
+		redirect(w, r, back+"done="+done)
+		return
+	}
 	redirect(w, r, userPath(u.Token)+"?done="+done)
+}
+
+// listBack reads the list page a row's action came from (its path and
+// query under the mount), ready for one more parameter; only the list is
+// a place to go back to.
+func listBack(raw string) (string, bool) {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Path != "/manage/users" {
+		return "", false
+	}
+	q := u.Query()
+	q.Del("done")
+	if len(q) == 0 {
+		return u.Path + "?", true
+	}
+	return u.Path + "?" + q.Encode() + "&", true
 }
 
 // userPath is a user's page, relative to the mount.

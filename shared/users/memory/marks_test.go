@@ -11,3 +11,7 @@ import (
 func TestMarksConformance(t *testing.T) {
 	userstest.RunMarks(t, func(t *testing.T) users.Marks { return memory.New() })
 }
+
+func TestEventsConformance(t *testing.T) {
+	userstest.RunEvents(t, func(t *testing.T) userstest.EventStore { return memory.New() })
+}

@@ -26,6 +26,7 @@ type Store struct {
 	shards [shards]shard
 	marks  marks
 	limits limits
+	events events
 }
 
 type shard struct {

@@ -45,3 +45,39 @@ func TestMarksAcrossInstances(t *testing.T) {
 		t.Errorf("after b pruned it, a: Mark = %v, %v; want true", ok, err)
 	}
 }
+
+func TestEventsConformance(t *testing.T) {
+	if host := os.Getenv(emulatorEnv); host != "" {
+		userstest.RunEvents(t, func(t *testing.T) userstest.EventStore { return open(t, emulatorOptions(t, host)) })
+		return
+	}
+	userstest.RunEvents(t, func(t *testing.T) userstest.EventStore { return open(t, fakeOptions(t, rtdbfake.Start(t))) })
+}
+
+// Events and the live IP lists written by one instance are read by another
+// at once (neither is cached), and neither shows up as users.
+func TestEventsAndListsAcrossInstances(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	a := open(t, fakeOptions(t, srv))
+	b := open(t, fakeOptions(t, srv))
+	if err := a.AddEvent(ctx(t), "tok-1", users.Event{At: t0.UnixMilli(), Family: "gpt4o", Input: 3, Output: 4, Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.SetIPLists(ctx(t), users.IPLists{Blacklist: []string{"203.0.113.9"}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := b.EventPage(ctx(t), "tok-1", "", 10)
+	if err != nil || len(p.Events) != 1 || p.Events[0].Tokens() != 7 {
+		t.Fatalf("instance b reads %+v, %v; want a's event", p, err)
+	}
+	l, err := b.IPLists(ctx(t))
+	if err != nil || len(l.Blacklist) != 1 || l.Blacklist[0] != "203.0.113.9" {
+		t.Fatalf("instance b reads lists %+v, %v", l, err)
+	}
+	if list, err := b.List(ctx(t)); err != nil || len(list) != 0 {
+		t.Fatalf("List = %d users, %v; events and lists must live outside the users node", len(list), err)
+	}
+	if srv.Data("users_events/tok-1") == nil || srv.Data("users_iplists") == nil {
+		t.Errorf("layout: events at %v, lists at %v", srv.Data("users_events"), srv.Data("users_iplists"))
+	}
+}

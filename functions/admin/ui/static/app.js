@@ -23,4 +23,11 @@ document.addEventListener("DOMContentLoaded", function () {
     sel.addEventListener("change", sync);
     sync();
   });
+  // "Copy as environment": a click selects the whole line and copies it.
+  document.querySelectorAll("input[data-copyable]").forEach(function (el) {
+    el.addEventListener("click", function () {
+      el.select();
+      if (navigator.clipboard) { navigator.clipboard.writeText(el.value).catch(function () {}); }
+    });
+  });
 });

@@ -1,0 +1,177 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+
+	"tollgate.dev/tollgate/functions/admin/ui"
+	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// eventsPage is GET /events/{token}: a page of the user's charged
+// requests, newest first, and the cursor of the next page.
+func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	cursor := q.Get("cursor")
+	limit := 0
+	if raw := q.Get("limit"); raw != "" {
+		n, err := strconv.Atoi(raw)
+		if err != nil {
+			a.fail(w, r, invalid([]users.Issue{{Path: "limit", Message: "must be a whole number from 1 to " + strconv.Itoa(users.MaxEventPage)}}))
+			return
+		}
+		if n == 0 {
+			n = -1 // 0 is no page size: refused as out of range
+		}
+		limit = n
+	}
+	if _, err := users.CheckEventPage(cursor, limit); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	page := users.EventPage{Events: []users.Event{}}
+	if ev, ok := a.d.Store.(users.Events); ok && a.d.Config.EventLogging {
+		ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+		defer cancel()
+		var err error
+		if page, err = ev.EventPage(ctx, a.pathToken(r), cursor, limit); err != nil {
+			a.fail(w, r, err)
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// ipListsBody is GET /ip-lists: the live additions, and the environment's
+// lists they add to.
+type ipListsBody struct {
+	users.IPLists
+	Environment envLists `json:"environment"`
+}
+
+type envLists struct {
+	AdminWhitelist string `json:"ADMIN_WHITELIST"`
+	IPBlacklist    string `json:"IP_BLACKLIST"`
+}
+
+func (a *api) getIPLists(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	l, err := a.ips.Stored(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ipListsBody{IPLists: l, Environment: envLists{
+		AdminWhitelist: a.d.Config.AdminWhitelist.String(), IPBlacklist: a.d.Config.IPBlacklist.String(),
+	}})
+}
+
+// ipListsInput is PUT /ip-lists's body: both lists, replaced whole.
+type ipListsInput struct {
+	Whitelist *[]string `json:"whitelist"`
+	Blacklist *[]string `json:"blacklist"`
+}
+
+func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
+	data, err := readJSON(w, r, maxUserBody, false)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var in ipListsInput
+	if err := strictJSON(data, &in); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	var issues []users.Issue
+	if in.Whitelist == nil {
+		issues = append(issues, users.Issue{Path: "whitelist", Message: "required (an array, possibly empty)"})
+	}
+	if in.Blacklist == nil {
+		issues = append(issues, users.Issue{Path: "blacklist", Message: "required (an array, possibly empty)"})
+	}
+	if issues != nil {
+		a.fail(w, r, invalid(issues))
+		return
+	}
+	lists := users.IPLists{Whitelist: canonical(*in.Whitelist), Blacklist: canonical(*in.Blacklist)}
+	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	defer cancel()
+	if err := a.ips.Replace(ctx, lists, a.clientIP(r)); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	a.getIPLists(w, r)
+}
+
+// canonical rewrites entries as ParseIPList does (masked, each once);
+// bad entries are kept as given, for Validate to name them by index.
+func canonical(list []string) []string {
+	out := make([]string, 0, len(list))
+	for _, e := range list {
+		if c, err := users.ParseIPList("", e); err == nil && len(c) == 1 {
+			e = c[0]
+			if slices.Contains(out, e) {
+				continue
+			}
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// strictJSON decodes one JSON object, refusing unknown fields.
+func strictJSON(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return invalid([]users.Issue{{Path: "", Message: "not a valid document: " + err.Error()}})
+	}
+	if dec.More() {
+		return invalid([]users.Issue{{Path: "", Message: "one JSON object expected"}})
+	}
+	return nil
+}
+
+// stats is the original's "generate stats" as Markdown (see ui.Stats).
+func (a *api) stats(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	defer cancel()
+	if _, err := ui.Stats(nil, r.URL.Query(), a.now()); err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	list, err := a.svc.Store.List(ctx)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
+	body, _ := ui.Stats(list, r.URL.Query(), a.now())
+	w.Header().Set("Content-Type", "text/markdown; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+	_, _ = w.Write([]byte(body))
+}
+
+// keysBody is GET /keys: each served provider's keys by their last 4
+// characters, and when they were checked.
+type keysBody struct {
+	Providers []upstreamkeys.Provider `json:"providers"`
+	CheckedAt int64                   `json:"checkedAt"`
+}
+
+func (a *api) listKeys(w http.ResponseWriter, r *http.Request) {
+	list, at := a.keys.Counts(r.Context(), false)
+	writeJSON(w, http.StatusOK, keysBody{Providers: list, CheckedAt: at.UnixMilli()})
+}
+
+func (a *api) recheckKeys(w http.ResponseWriter, r *http.Request) {
+	list, at := a.keys.Counts(r.Context(), true)
+	writeJSON(w, http.StatusOK, keysBody{Providers: list, CheckedAt: at.UnixMilli()})
+}

@@ -1,0 +1,241 @@
+package gatekeeper_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/shared/gatekeeper"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
+)
+
+// listsStore counts reads of the live lists and can fail them.
+type listsStore struct {
+	*memory.Store
+	mu    sync.Mutex
+	reads int
+	fail  bool
+}
+
+func (s *listsStore) IPLists(ctx context.Context) (users.IPLists, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.reads++
+	if s.fail {
+		return users.IPLists{}, users.Errorf(users.CodeUnavailable, "down")
+	}
+	return s.Store.IPLists(ctx)
+}
+
+func TestLiveBlacklist(t *testing.T) {
+	var ls *listsStore
+	f := newFixtureOn(t, userEnv("USER_CACHE_TTL", "5s", "IP_BLACKLIST", "192.0.2.0/24"), func(m *memory.Store) users.Store {
+		ls = &listsStore{Store: m}
+		return ls
+	})
+	f.addUser(t, tokA, nil)
+	if _, err := f.auth(t, clientIP, tokA); err != nil {
+		t.Fatalf("before the list: %v", err)
+	}
+	if err := f.mem.SetIPLists(ctx(t), users.IPLists{Blacklist: []string{clientIP}}); err != nil {
+		t.Fatal(err)
+	}
+	// Within USER_CACHE_TTL the instance may still use its copy...
+	f.clock.Add(4 * time.Second)
+	if _, err := f.auth(t, clientIP, tokA); err != nil {
+		t.Fatalf("within the TTL: %v", err)
+	}
+	// ...and past it, the address is refused.
+	f.clock.Add(2 * time.Second)
+	_, err := f.auth(t, clientIP, tokA)
+	wantCode(t, err, users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
+	_, err = f.auth(t, clientIP, adminKey)
+	wantCode(t, err, users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
+	if _, err := f.auth(t, "198.51.100.8", tokA); err != nil {
+		t.Errorf("another address: %v", err)
+	}
+	reads := ls.reads
+
+	// The store goes down: the lists last read stay, and the environment's
+	// list is the floor. The outage is not retried by every request.
+	ls.mu.Lock()
+	ls.fail = true
+	ls.mu.Unlock()
+	f.clock.Add(6 * time.Second)
+	for range 3 {
+		_, err = f.auth(t, clientIP, tokA)
+		wantCode(t, err, users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
+	}
+	_, err = f.auth(t, "192.0.2.44", tokA)
+	wantCode(t, err, users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
+	if ls.reads != reads+1 {
+		t.Errorf("%d reads of the lists during the outage, want 1 per TTL", ls.reads-reads)
+	}
+
+	// Removed from the list: served again once the copy is stale.
+	ls.mu.Lock()
+	ls.fail = false
+	ls.mu.Unlock()
+	if err := f.mem.SetIPLists(ctx(t), users.IPLists{}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(6 * time.Second)
+	if _, err := f.auth(t, clientIP, tokA); err != nil {
+		t.Errorf("after removal: %v", err)
+	}
+}
+
+func TestLiveWhitelistAdmitsAdminKey(t *testing.T) {
+	f := newFixture(t, userEnv("USER_CACHE_TTL", "1s", "ADMIN_WHITELIST", "10.9.0.0/16"))
+	p, err := f.auth(t, clientIP, adminKey)
+	wantCode(t, err, users.CodeUnauthorized, "")
+	if p != nil {
+		t.Fatal("admin key accepted outside the whitelist")
+	}
+	if err := f.mem.SetIPLists(ctx(t), users.IPLists{Whitelist: []string{"198.51.100.0/24"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(2 * time.Second)
+	p, err = f.auth(t, clientIP, adminKey)
+	if err != nil || !p.Admin {
+		t.Fatalf("admin key from a live whitelist entry: %+v, %v", p, err)
+	}
+	// The environment's entry still counts: live entries only add.
+	if p, err := f.auth(t, "10.9.1.1", adminKey); err != nil || !p.Admin {
+		t.Errorf("admin key from ADMIN_WHITELIST: %+v, %v", p, err)
+	}
+}
+
+// eventStore records or fails events, and can hold them.
+type eventStore struct {
+	*memory.Store
+	fail  error
+	block chan struct{}
+	done  chan struct{}
+}
+
+func (s *eventStore) AddEvent(ctx context.Context, token string, e users.Event) error {
+	defer close(s.done)
+	if s.block != nil {
+		select {
+		case <-s.block:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	if s.fail != nil {
+		return s.fail
+	}
+	return s.Store.AddEvent(ctx, token, e)
+}
+
+func eventFixture(t *testing.T, logging string, es **eventStore) *fixture {
+	t.Helper()
+	return newFixtureOn(t, userEnv("EVENT_LOGGING", logging), func(m *memory.Store) users.Store {
+		*es = &eventStore{Store: m, done: make(chan struct{})}
+		return *es
+	})
+}
+
+func waitDone(t *testing.T, ch chan struct{}) {
+	t.Helper()
+	select {
+	case <-ch:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the event write never ran")
+	}
+}
+
+func TestChargeRecordsEvent(t *testing.T) {
+	var es *eventStore
+	f := eventFixture(t, "true", &es)
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, "203.0.113.57", tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gk.ChargeRequest(ctx(t), p, gatekeeper.Charged{Family: "gpt4o", Model: "gpt-4o-mini", Input: 120, Output: 30, Status: 200}); err != nil {
+		t.Fatal(err)
+	}
+	waitDone(t, es.done)
+	page, err := f.mem.EventPage(ctx(t), tokA, "", 10)
+	if err != nil || len(page.Events) != 1 {
+		t.Fatalf("events = %+v, %v", page, err)
+	}
+	e := page.Events[0]
+	if e.At != t0.UnixMilli() || e.Family != "gpt4o" || e.Model != "gpt-4o-mini" || e.Input != 120 || e.Output != 30 || e.IPTail != "….57" || e.Status != 200 {
+		t.Errorf("event = %+v", e)
+	}
+	if u := f.user(t, tokA); u.TokenCounts["gpt4o"] != 150 {
+		t.Errorf("charged %v, want 150", u.TokenCounts)
+	}
+}
+
+func TestChargeWithoutEventLogging(t *testing.T) {
+	var es *eventStore
+	f := eventFixture(t, "false", &es)
+	f.addUser(t, tokA, nil)
+	p, _ := f.auth(t, clientIP, tokA)
+	if err := f.gk.ChargeRequest(ctx(t), p, gatekeeper.Charged{Family: "gpt4o", Input: 1, Output: 1}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if page, _ := f.mem.EventPage(ctx(t), tokA, "", 10); len(page.Events) != 0 {
+		t.Errorf("EVENT_LOGGING=false recorded %+v", page.Events)
+	}
+}
+
+// A failed event write loses the event only: the charge lands, Charge
+// succeeds, and the failure is reported.
+func TestEventFailureLeavesChargeAlone(t *testing.T) {
+	var es *eventStore
+	f := eventFixture(t, "true", &es)
+	es.fail = errors.New("database down")
+	reported := make(chan string, 1)
+	f.gk.OnEventError(func(token string, err error) { reported <- token + ": " + err.Error() })
+	f.addUser(t, tokA, nil)
+	p, _ := f.auth(t, clientIP, tokA)
+	if err := f.gk.ChargeRequest(ctx(t), p, gatekeeper.Charged{Family: "claude", Input: 10, Output: 5, Status: 200}); err != nil {
+		t.Fatalf("ChargeRequest with a failing event write: %v", err)
+	}
+	if u := f.user(t, tokA); u.TokenCounts["claude"] != 15 || u.PromptCount != 1 {
+		t.Errorf("charge lost: %v, %d prompts", u.TokenCounts, u.PromptCount)
+	}
+	select {
+	case msg := <-reported:
+		if msg != tokA+": database down" {
+			t.Errorf("reported %q", msg)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the failed event write was not reported")
+	}
+}
+
+// A slow event write does not hold the charge up.
+func TestSlowEventDoesNotDelayCharge(t *testing.T) {
+	var es *eventStore
+	f := eventFixture(t, "true", &es)
+	es.block = make(chan struct{})
+	f.addUser(t, tokA, nil)
+	p, _ := f.auth(t, clientIP, tokA)
+	returned := make(chan error, 1)
+	go func() {
+		returned <- f.gk.ChargeRequest(ctx(t), p, gatekeeper.Charged{Family: "gpt4o", Input: 1, Output: 2, Status: 200})
+	}()
+	select {
+	case err := <-returned:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("ChargeRequest waited for the event write")
+	}
+	close(es.block)
+	waitDone(t, es.done)
+	if page, _ := f.mem.EventPage(ctx(t), tokA, "", 10); len(page.Events) != 1 {
+		t.Errorf("the held event was not written after all: %+v", page.Events)
+	}
+}

@@ -1,0 +1,174 @@
+package gatekeeper
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/netutil"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// liveListsTimeout bounds one read of the live IP lists.
+const liveListsTimeout = 3 * time.Second
+
+// LiveIPs enforces ADMIN_WHITELIST and IP_BLACKLIST together with the
+// operator's live additions kept in the store (users.LiveLists). Each
+// instance re-reads them once its copy is older than USER_CACHE_TTL, so a
+// change reaches every instance within that time. The environment's
+// lists are the floor: a store that cannot be read leaves the last lists
+// read (at first, the environment's alone) in force.
+type LiveIPs struct {
+	cfg *config.Config
+	src users.LiveLists // nil: the environment's lists only
+	now func() time.Time
+
+	mu       sync.Mutex
+	cur      *ipLists
+	inflight chan struct{}
+}
+
+type ipLists struct {
+	white, black netutil.IPSet
+	at           time.Time
+}
+
+// NewLiveIPs reads live lists from store when it keeps them.
+func NewLiveIPs(cfg *config.Config, store users.Store, now func() time.Time) *LiveIPs {
+	if now == nil {
+		now = time.Now
+	}
+	l := &LiveIPs{cfg: cfg, now: now}
+	if src, ok := store.(users.LiveLists); ok {
+		l.src = src
+	}
+	return l
+}
+
+// Blacklisted reports whether ip is refused everywhere.
+func (l *LiveIPs) Blacklisted(ctx context.Context, ip string) bool {
+	if l.cfg.IPBlacklist.Contains(ip) {
+		return true
+	}
+	cur := l.lists(ctx)
+	return cur != nil && cur.black.Contains(ip)
+}
+
+// Whitelisted reports whether ip may reach the admin routes and use
+// ADMIN_KEY.
+func (l *LiveIPs) Whitelisted(ctx context.Context, ip string) bool {
+	if l.cfg.AdminWhitelist.Contains(ip) {
+		return true
+	}
+	cur := l.lists(ctx)
+	return cur != nil && cur.white.Contains(ip)
+}
+
+// Invalidate makes the next check read the lists again (after this
+// instance changed them).
+func (l *LiveIPs) Invalidate() {
+	l.mu.Lock()
+	if l.cur != nil {
+		l.cur.at = time.Time{}
+	}
+	l.mu.Unlock()
+}
+
+// lists returns the live lists, reading them when this copy is too old;
+// concurrent callers share one read.
+func (l *LiveIPs) lists(ctx context.Context) *ipLists {
+	if l.src == nil {
+		return nil
+	}
+	l.mu.Lock()
+	cur := l.cur
+	if cur != nil && l.now().Sub(cur.at) < l.cfg.UserCacheTTL && !cur.at.IsZero() {
+		l.mu.Unlock()
+		return cur
+	}
+	if ch := l.inflight; ch != nil {
+		l.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return cur
+		}
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.cur
+	}
+	ch := make(chan struct{})
+	l.inflight = ch
+	l.mu.Unlock()
+
+	next := l.read(ctx, cur)
+	l.mu.Lock()
+	l.cur, l.inflight = next, nil
+	l.mu.Unlock()
+	close(ch)
+	return next
+}
+
+// read fetches the lists; on failure the previous ones stay, counted as
+// fresh so that an outage is not retried by every request.
+func (l *LiveIPs) read(ctx context.Context, prev *ipLists) *ipLists {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), liveListsTimeout)
+	defer cancel()
+	now := l.now()
+	stored, err := l.src.IPLists(ctx)
+	if err != nil {
+		if prev == nil {
+			return &ipLists{at: now}
+		}
+		return &ipLists{white: prev.white, black: prev.black, at: now}
+	}
+	white, err1 := netutil.ParseIPSet(strings.Join(stored.Whitelist, ","))
+	black, err2 := netutil.ParseIPSet(strings.Join(stored.Blacklist, ","))
+	if err1 != nil || err2 != nil {
+		return &ipLists{at: now} // stores validate what they return: not reached
+	}
+	return &ipLists{white: white, black: black, at: now}
+}
+
+// Editable reports whether the store keeps live lists.
+func (l *LiveIPs) Editable() bool { return l.src != nil }
+
+// Stored reads the live lists as stored (for editing).
+func (l *LiveIPs) Stored(ctx context.Context) (users.IPLists, error) {
+	if l.src == nil {
+		return users.IPLists{Whitelist: []string{}, Blacklist: []string{}}, nil
+	}
+	return l.src.IPLists(ctx)
+}
+
+// Replace writes new live lists on behalf of the admin at requester's
+// address, and applies them on this instance at once. Lists that would
+// shut that admin out (their address blacklisted, or no longer
+// whitelisted) are refused: only the environment could undo them.
+func (l *LiveIPs) Replace(ctx context.Context, lists users.IPLists, requester string) error {
+	if l.src == nil {
+		return &users.Error{Code: users.CodeInternal, Message: "Internal error.", Err: errors.New("this store keeps no live IP lists")}
+	}
+	if err := lists.Validate(); err != nil {
+		return err
+	}
+	white, _ := netutil.ParseIPSet(strings.Join(lists.Whitelist, ","))
+	black, _ := netutil.ParseIPSet(strings.Join(lists.Blacklist, ","))
+	if black.Contains(requester) {
+		return &users.Error{Code: users.CodeInvalid, Message: "The blacklist would include your own address (" + requester + "): you would be shut out.",
+			Issues: []users.Issue{{Path: "blacklist", Message: "includes your own address"}}}
+	}
+	if !l.cfg.AdminWhitelist.Contains(requester) && !white.Contains(requester) {
+		return &users.Error{Code: users.CodeInvalid, Message: "The whitelist would leave out your own address (" + requester + "): you would be shut out.",
+			Issues: []users.Issue{{Path: "whitelist", Message: "leaves out your own address"}}}
+	}
+	lists.UpdatedAt = l.now().UnixMilli()
+	if err := l.src.SetIPLists(ctx, lists); err != nil {
+		return err
+	}
+	l.Invalidate()
+	return nil
+}
