@@ -289,8 +289,8 @@ func (p *parser) differences(c *Config) {
 	if v, ok := set("PROMPT_LOGGING"); ok && isTrue(v) {
 		c.warn("PROMPT_LOGGING is not applied: tollgate never logs prompts or answers (PROMPT_LOGGING_BACKEND and GOOGLE_SHEETS_* are unused)")
 	}
-	if v, ok := set("EVENT_LOGGING"); ok && isTrue(v) {
-		c.warn("EVENT_LOGGING is not applied: this build keeps no per-request event log (EVENT_LOGGING_TRIM is unused); usage is in each user's tokenCounts")
+	if v, ok := set("EVENT_LOGGING_TRIM"); ok {
+		c.warn("EVENT_LOGGING_TRIM=%s is not applied: tollgate's events record no conversation hashes (EVENT_LOGGING records each charged request; EVENT_RETENTION_DAYS bounds how long)", v)
 	}
 	if _, ok := set("SQLITE_DATA_PATH"); ok {
 		c.warn("SQLITE_DATA_PATH is not applied: tollgate keeps everything in GATEKEEPER_STORE")

@@ -124,7 +124,7 @@ func TestDifferencesWarnOnce(t *testing.T) {
 		{"ALLOW_AWS_LOGGING", "true", "every AWS credential"},
 		{"PROMPT_LOGGING", "true", "never logs prompts"},
 		{"SQLITE_DATA_PATH", "/data/db", "GATEKEEPER_STORE"},
-		{"EVENT_LOGGING", "true", "no per-request event log"},
+		{"EVENT_LOGGING_TRIM", "5", "no conversation hashes"},
 		{"MODEL_RATE_LIMIT", "6", "TEXT_MODEL_RATE_LIMIT=6, IMAGE_MODEL_RATE_LIMIT=3"},
 		{"MAX_OUTPUT_TOKENS", "300", "MAX_OUTPUT_TOKENS_OPENAI=300, MAX_OUTPUT_TOKENS_ANTHROPIC=300"},
 		{"COOKIE_SECRET", "s3cret", "used as SIGNING_KEY"},
