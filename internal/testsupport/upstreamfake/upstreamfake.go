@@ -74,6 +74,9 @@ type Behavior struct {
 	// Status, when set, answers every generation request with that error
 	// status.
 	Status int
+	// ToolCall, when set, ends Anthropic's and Google's answers with a call
+	// of that tool (tools.go).
+	ToolCall *ToolCall
 }
 
 func (b Behavior) withDefaults() Behavior {
