@@ -158,6 +158,9 @@ type Translation struct {
 	// Response translates the native answer (any status; the provider's
 	// Inbound already applied) to the client's format.
 	Response func(resp *http.Response, rq *Request) error
+	// ErrorBody renders the proxy's own errors in the client's shape
+	// (nil: the provider's).
+	ErrorBody func(status int, e *users.Error) []byte
 }
 
 // Endpoint is a matched route.

@@ -1,0 +1,398 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// translatedMount is a mount that serves OpenAI chat completions from its
+// provider's own API; adding a mount (Bedrock's or Vertex's Claude) is a
+// row.
+type translatedMount struct {
+	mount  string
+	fake   upstreamfake.Kind
+	model  string
+	family string
+	// nativePath is the path the upstream must see.
+	nativePath func(stream bool) string
+	// fetchesURLs: the provider fetches https image URLs itself.
+	fetchesURLs bool
+	// native reads what the fake received: the system prompt, the roles
+	// of the turns, and the blocks or parts of turn i.
+	system func(m map[string]any) string
+	roles  func(m map[string]any) []string
+	parts  func(m map[string]any, i int) []any
+	// maxTokens is where the output limit went.
+	maxTokens []string
+	// assistant is the native name of the assistant's role.
+	assistant string
+}
+
+var translatedMounts = []translatedMount{
+	{
+		mount: "anthropic", fake: upstreamfake.Anthropic, model: "claude-sonnet-4-5-20250929", family: "claude",
+		nativePath:  func(bool) string { return "/v1/messages" },
+		fetchesURLs: true,
+		system:      func(m map[string]any) string { return str(dig(asMap(first(m["system"])), "text")) },
+		roles:       func(m map[string]any) []string { return rolesOf(m["messages"], "role") },
+		parts:       func(m map[string]any, i int) []any { return list(dig(asMap(at(m["messages"], i)), "content")) },
+		maxTokens:   []string{"max_tokens"},
+		assistant:   "assistant",
+	},
+	{
+		mount: "google-ai", fake: upstreamfake.Google, model: "gemini-2.5-flash", family: "gemini-flash",
+		nativePath: func(stream bool) string {
+			if stream {
+				return "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+			}
+			return "/v1beta/models/gemini-2.5-flash:generateContent"
+		},
+		system: func(m map[string]any) string {
+			return str(dig(asMap(first(dig(m, "systemInstruction", "parts"))), "text"))
+		},
+		roles:     func(m map[string]any) []string { return rolesOf(m["contents"], "role") },
+		parts:     func(m map[string]any, i int) []any { return list(dig(asMap(at(m["contents"], i)), "parts")) },
+		maxTokens: []string{"generationConfig", "maxOutputTokens"},
+		assistant: "model",
+	},
+}
+
+func TestTranslatedChat(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) { testTranslatedChat(t, tm) })
+	}
+}
+
+func testTranslatedChat(t *testing.T, tm translatedMount) {
+	e := newEnv(t, nil)
+	token := e.user(users.Patch{})
+	up := e.fake(tm.fake)
+	client := openai.NewClient(
+		option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"),
+		option.WithAPIKey(token),
+		option.WithMaxRetries(0),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	params := openai.ChatCompletionNewParams{
+		Model:     tm.model,
+		MaxTokens: openai.Int(200),
+		Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage("Be brief."),
+			openai.UserMessage("Say hello."),
+		},
+	}
+	charged, prompts := int64(0), int64(0)
+	wantCharged := func(t *testing.T, add int64) {
+		t.Helper()
+		charged += add
+		if add > 0 {
+			prompts++
+		}
+		u := e.get(token)
+		if u.TokenCounts[tm.family] != charged || u.PromptCount != prompts {
+			t.Errorf("charged %v, %d prompts; want %s=%d, %d prompts", u.TokenCounts, u.PromptCount, tm.family, charged, prompts)
+		}
+	}
+
+	t.Run("text", func(t *testing.T) {
+		resp, err := client.Chat.Completions.New(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Choices[0].Message.Content; got != "Hello from the fake upstream!" {
+			t.Errorf("content %q", got)
+		}
+		if resp.Choices[0].FinishReason != "stop" || resp.Usage.PromptTokens != 11 || resp.Usage.CompletionTokens != 7 {
+			t.Errorf("finish %q, usage %+v", resp.Choices[0].FinishReason, resp.Usage)
+		}
+		last := up.Last(t)
+		native := last.JSON()
+		if last.Path != tm.nativePath(false) {
+			t.Errorf("upstream path %s, want %s", last.Path, tm.nativePath(false))
+		}
+		if got := tm.system(native); got != "Be brief." {
+			t.Errorf("system prompt %q; native request %s", got, last.Body)
+		}
+		if got := tm.roles(native); strings.Join(got, ",") != "user" {
+			t.Errorf("roles %v", got)
+		}
+		if got := dig(native, tm.maxTokens...); got != float64(200) {
+			t.Errorf("output limit %v at %v", got, tm.maxTokens)
+		}
+		wantCharged(t, 18)
+	})
+
+	t.Run("streamed", func(t *testing.T) {
+		hold := make(chan struct{})
+		up.Set(upstreamfake.Behavior{HoldAfterFirst: hold, InputTokens: 20, OutputTokens: 9})
+		defer up.Set(upstreamfake.Behavior{})
+		stream := client.Chat.Completions.NewStreaming(ctx, params)
+		var text strings.Builder
+		var finish string
+		released, sawUsage := false, false
+		for stream.Next() {
+			chunk := stream.Current()
+			if len(chunk.Choices) == 0 {
+				sawUsage = true
+			}
+			for _, c := range chunk.Choices {
+				text.WriteString(c.Delta.Content)
+				if c.FinishReason != "" {
+					finish = c.FinishReason
+				}
+			}
+			if !released && text.Len() > 0 {
+				// The first words came while the upstream held the rest:
+				// the translation buffers nothing.
+				if up.InFlight() != 1 {
+					t.Errorf("upstream in flight %d while the first chunk was read", up.InFlight())
+				}
+				close(hold)
+				released = true
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if text.String() != "Hello from the fake upstream!" || finish != "stop" {
+			t.Errorf("streamed text %q, finish %q", text.String(), finish)
+		}
+		if sawUsage {
+			t.Error("a usage chunk reached a client that did not ask for it")
+		}
+		if last := up.Last(t); last.Path != tm.nativePath(true) {
+			t.Errorf("upstream path %s, want %s", last.Path, tm.nativePath(true))
+		}
+		wantCharged(t, 29)
+
+		p := params
+		p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+		stream = client.Chat.Completions.NewStreaming(ctx, p)
+		var usage openai.CompletionUsage
+		for stream.Next() {
+			if c := stream.Current(); len(c.Choices) == 0 {
+				usage = c.Usage
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if usage.PromptTokens != 20 || usage.CompletionTokens != 9 || usage.TotalTokens != 29 {
+			t.Errorf("a client that asked for usage got %+v", usage)
+		}
+		wantCharged(t, 29)
+	})
+
+	t.Run("image", func(t *testing.T) {
+		const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+		p := params
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.TextContentPart("What is this?"),
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64," + png}),
+		})}
+		if _, err := client.Chat.Completions.New(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		parts := tm.parts(up.Last(t).JSON(), 0)
+		if len(parts) != 2 || !strings.Contains(string(mustJSON(parts[1])), png) || !strings.Contains(string(mustJSON(parts[1])), "image/png") {
+			t.Errorf("native parts %s", mustJSON(parts))
+		}
+		wantCharged(t, 18)
+
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.TextContentPart("What is this?"),
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "https://example.com/cat.png"}),
+		})}
+		before := up.Count()
+		_, err := client.Chat.Completions.New(ctx, p)
+		if tm.fetchesURLs {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(mustJSON(tm.parts(up.Last(t).JSON(), 0)[1])); !strings.Contains(got, `"url":"https://example.com/cat.png"`) {
+				t.Errorf("native image part %s", got)
+			}
+			wantCharged(t, 18)
+			return
+		}
+		apiErr := asAPIError(t, err, http.StatusBadRequest)
+		mustContain(t, "refusal", apiErr.Message, "messages[0].content[1].image_url.url")
+		if apiErr.Type != "invalid_request_error" || up.Count() != before {
+			t.Errorf("type %q; upstream asked %d times", apiErr.Type, up.Count()-before)
+		}
+	})
+
+	t.Run("tools", func(t *testing.T) {
+		const args = `{"city":"Paris","unit":"celsius"}`
+		up.Set(upstreamfake.Behavior{Text: "Let me look.", ToolCall: &upstreamfake.ToolCall{ID: "toolu_01", Name: "weather", Arguments: args}})
+		defer up.Set(upstreamfake.Behavior{})
+		p := params
+		p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
+			Name: "weather", Description: openai.String("The weather in a city."),
+			Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
+		})}
+		p.ToolChoice = openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "weather"})
+		resp, err := client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := resp.Choices[0].Message
+		if len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Name != "weather" || msg.ToolCalls[0].Function.Arguments != args ||
+			resp.Choices[0].FinishReason != "tool_calls" || msg.Content != "Let me look." {
+			t.Fatalf("answer %s", resp.RawJSON())
+		}
+		native := string(up.Last(t).Body)
+		mustContain(t, "native tools", native, `"weather"`)
+		mustContain(t, "native tools", native, `"The weather in a city."`)
+		wantCharged(t, 18)
+
+		// The round trip: the call and its result go back.
+		up.Set(upstreamfake.Behavior{})
+		p.ToolChoice = openai.ChatCompletionToolChoiceOptionUnionParam{}
+		p.Messages = append(append([]openai.ChatCompletionMessageParamUnion{}, params.Messages...), msg.ToParam(),
+			openai.ToolMessage(`{"temp":21}`, msg.ToolCalls[0].ID))
+		resp, err = client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Choices[0].Message.Content != "Hello from the fake upstream!" {
+			t.Errorf("answer %s", resp.RawJSON())
+		}
+		sent := up.Last(t).JSON()
+		if got := strings.Join(tm.roles(sent), ","); got != "user,"+tm.assistant+",user" {
+			t.Errorf("roles %s", got)
+		}
+		call, result := string(mustJSON(tm.parts(sent, 1))), string(mustJSON(tm.parts(sent, 2)))
+		mustContain(t, "the call sent back", call, `"city":"Paris"`)
+		mustContain(t, "the call sent back", call, "weather")
+		mustContain(t, "the result sent back", strings.ReplaceAll(result, `\"`, `"`), `{"temp":21}`)
+		wantCharged(t, 18)
+
+		// Streamed: the call arrives as tool-call deltas.
+		up.Set(upstreamfake.Behavior{Text: "Let me look.", ToolCall: &upstreamfake.ToolCall{ID: "toolu_02", Name: "weather", Arguments: args}})
+		p.Messages = params.Messages
+		stream := client.Chat.Completions.NewStreaming(ctx, p)
+		var acc openai.ChatCompletionAccumulator
+		deltas := 0
+		for stream.Next() {
+			chunk := stream.Current()
+			acc.AddChunk(chunk)
+			for _, c := range chunk.Choices {
+				deltas += len(c.Delta.ToolCalls)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		got := acc.Choices[0].Message
+		if len(got.ToolCalls) != 1 || got.ToolCalls[0].Function.Name != "weather" || got.ToolCalls[0].Function.Arguments != args ||
+			got.ToolCalls[0].ID == "" || acc.Choices[0].FinishReason != "tool_calls" || got.Content != "Let me look." {
+			t.Errorf("streamed answer %+v, finish %q", got, acc.Choices[0].FinishReason)
+		}
+		if deltas == 0 {
+			t.Error("no tool-call delta was streamed")
+		}
+		wantCharged(t, 18)
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		before := up.Count()
+		_, err := client.Chat.Completions.New(ctx, params, option.WithJSONSet("frobnicate", true))
+		apiErr := asAPIError(t, err, http.StatusBadRequest)
+		mustContain(t, "refusal", apiErr.Message, "frobnicate")
+
+		p := params
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.ToolMessage("x", "call_nowhere")}
+		_, err = client.Chat.Completions.New(ctx, p)
+		mustContain(t, "refusal", asAPIError(t, err, http.StatusBadRequest).Message, "messages[0].tool_call_id")
+
+		// The proxy's own refusals are told in OpenAI's shape.
+		other := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"), option.WithAPIKey("not-a-token"), option.WithMaxRetries(0))
+		_, err = other.Chat.Completions.New(ctx, params)
+		apiErr = asAPIError(t, err, http.StatusUnauthorized)
+		if apiErr.Message == "" {
+			t.Errorf("no message in %s", apiErr.RawJSON())
+		}
+		if up.Count() != before {
+			t.Errorf("refused requests reached the upstream %d times", up.Count()-before)
+		}
+
+		// The upstream's errors too, with their status.
+		up.Set(upstreamfake.Behavior{Status: http.StatusTooManyRequests})
+		defer up.Set(upstreamfake.Behavior{})
+		_, err = client.Chat.Completions.New(ctx, params)
+		apiErr = asAPIError(t, err, http.StatusTooManyRequests)
+		if apiErr.Message != "The fake upstream was told to fail." || apiErr.Type != "rate_limit_error" {
+			t.Errorf("upstream error relayed as %s", apiErr.RawJSON())
+		}
+		wantCharged(t, 0)
+	})
+
+	t.Run("models", func(t *testing.T) {
+		page, err := client.Models.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Data) != 2 || page.Data[0].ID == "" || strings.HasPrefix(page.Data[0].ID, "models/") || page.Data[0].Object != "model" {
+			t.Errorf("models %s", page.RawJSON())
+		}
+	})
+
+	e.neverSaw(token)
+}
+
+func asAPIError(t *testing.T, err error, status int) *openai.Error {
+	t.Helper()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("want an API error %d, got %T %v", status, err, err)
+	}
+	if apiErr.StatusCode != status {
+		t.Errorf("status %d, want %d: %s", apiErr.StatusCode, status, apiErr.RawJSON())
+	}
+	return apiErr
+}
+
+func first(v any) any { return at(v, 0) }
+
+func at(v any, i int) any {
+	l, _ := v.([]any)
+	if i < len(l) {
+		return l[i]
+	}
+	return nil
+}
+
+func list(v any) []any { l, _ := v.([]any); return l }
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func rolesOf(v any, key string) []string {
+	var out []string
+	for _, m := range list(v) {
+		out = append(out, str(dig(asMap(m), key)))
+	}
+	return out
+}
+
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
