@@ -396,3 +396,33 @@ func mustJSON(v any) []byte {
 	}
 	return b
 }
+
+// Every route is served without its /v1 too, as in the original: an
+// OpenAI client given the mount alone as its base URL works.
+func TestRoutesWithoutV1(t *testing.T) {
+	e := newEnv(t, nil)
+	token := e.user(users.Patch{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		mount, model, upstreamPath string
+		fake                       upstreamfake.Kind
+	}{
+		{"openai", "gpt-4.1", "/v1/chat/completions", upstreamfake.OpenAI},
+		{"anthropic", "claude-sonnet-4-5", "/v1/messages", upstreamfake.Anthropic},
+	} {
+		client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tc.mount), option.WithAPIKey(token), option.WithMaxRetries(0))
+		resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: tc.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mount, err)
+		}
+		if resp.Choices[0].Message.Content != "Hello from the fake upstream!" {
+			t.Errorf("%s: %s", tc.mount, resp.RawJSON())
+		}
+		if p := e.fake(tc.fake).Last(t).Path; p != tc.upstreamPath {
+			t.Errorf("%s: upstream path %s, want %s", tc.mount, p, tc.upstreamPath)
+		}
+	}
+	e.logs.waitLines(t, `"route":"POST /anthropic/v1/chat/completions"`, 1)
+}

@@ -224,6 +224,19 @@ func newProvider(p *Provider) *Provider {
 // Match finds the endpoint of a path under the provider's mount.
 func (p *Provider) Match(method, path string) (Endpoint, bool) { return p.router.match(method, path) }
 
+// Resolve is Match, and a path that names no API version is also tried
+// under /v1 (/openai/chat/completions is /openai/v1/chat/completions, as
+// in the original): it returns the path matched.
+func (p *Provider) Resolve(method, path string) (Endpoint, string, bool) {
+	if ep, ok := p.router.match(method, path); ok {
+		return ep, path, true
+	}
+	if ep, ok := p.router.match(method, "/v1"+path); ok {
+		return ep, "/v1" + path, true
+	}
+	return Endpoint{}, "", false
+}
+
 // ListedRoutes are the routes shown on the service-info page.
 func (p *Provider) ListedRoutes() []string {
 	var out []string
