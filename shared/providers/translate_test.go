@@ -16,11 +16,11 @@ import (
 
 var chatTranslations = map[string]*Translation{"anthropic": AnthropicChat, "google": GoogleChat("v1beta")}
 
-// translate parses body as the proxy does (limit 1000, clamped) and
+// translate parses body as the proxy does (limit 100000, clamped) and
 // translates it.
 func translate(t testing.TB, tr *Translation, body string) (map[string]any, *Request, error) {
 	t.Helper()
-	rq, err := OpenAIChat.Parse([]byte(body), 1000, true, false)
+	rq, err := OpenAIChat.Parse([]byte(body), 100000, true, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -45,13 +45,20 @@ func TestTranslateRequests(t *testing.T) {
 		{name: "stop string", via: "anthropic", body: `{"model":"c","stop":"END","messages":[` + user + `]}`, want: []string{`"stop_sequences":["END"]`}},
 		{name: "no limit", via: "anthropic", body: `{"model":"c","messages":[` + user + `]}`, want: []string{`"max_tokens":4096`}},
 		{name: "clamped limit", via: "anthropic", body: `{"model":"c","max_tokens":5000,"max_tokens":9,"MAX_TOKENS":1,"messages":[` + user + `]}`, refused: "MAX_TOKENS"},
-		{name: "limit", via: "anthropic", body: `{"model":"c","max_completion_tokens":5000,"messages":[` + user + `]}`, want: []string{`"max_tokens":1000`}},
+		{name: "limit", via: "anthropic", body: `{"model":"c","max_completion_tokens":500000,"messages":[` + user + `]}`, want: []string{`"max_tokens":100000`}},
 		{name: "merged turns", via: "anthropic", body: `{"model":"c","messages":[{"role":"system","content":"S"},` + user + `,{"role":"user","content":"again"},{"role":"system","content":"late"}]}`,
 			want: []string{`"messages":[{"content":[{"text":"hi","type":"text"},{"text":"again","type":"text"},{"text":"late","type":"text"}],"role":"user"}]`, `"system":[{"text":"S","type":"text"}]`}},
 		{name: "prefill trimmed", via: "anthropic", body: `{"model":"c","messages":[` + user + `,{"role":"assistant","content":"Sure: \n"}]}`, want: []string{`"text":"Sure:"`}},
 		{name: "tool choice", via: "anthropic", body: `{"model":"c","tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"required","parallel_tool_calls":false,"messages":[` + user + `]}`,
 			want: []string{`"tool_choice":{"disable_parallel_tool_use":true,"type":"any"}`, `"input_schema":{"type":"object"}`}},
-		{name: "thinking", via: "anthropic", body: `{"model":"c","max_tokens":999999,"reasoning_effort":"minimal","messages":[` + user + `]}`, refused: "max_tokens above 1024"},
+		{name: "thinking", via: "anthropic", body: `{"model":"c","max_tokens":1000,"reasoning_effort":"minimal","messages":[` + user + `]}`, refused: "max_tokens above 1024"},
+		{name: "thinking budget", via: "anthropic", body: `{"model":"c","max_tokens":999,"max_completion_tokens":5000,"reasoning_effort":"low","messages":[` + user + `]}`, want: []string{`"thinking":{"budget_tokens":2048,"type":"enabled"}`}},
+		{name: "claude penalty", via: "anthropic", body: `{"model":"c","presence_penalty":0.5,"messages":[` + user + `]}`, refused: "presence_penalty"},
+		{name: "claude zero penalty", via: "anthropic", body: `{"model":"c","frequency_penalty":0,"seed":1,"messages":[` + user + `]}`, want: []string{`"model":"c"`}},
+		{name: "gemini late system", via: "google", body: `{"model":"g","messages":[{"role":"developer","content":"D"},` + user + `,{"role":"system","content":"late"}]}`,
+			want: []string{`"systemInstruction":{"parts":[{"text":"D"}]}`, `"contents":[{"parts":[{"text":"hi"},{"text":"late"}],"role":"user"}]`}},
+		{name: "gemini no thinking", via: "google", body: `{"model":"g","reasoning_effort":"none","messages":[` + user + `]}`, want: []string{`"thinkingConfig":{"includeThoughts":false,"thinkingBudget":0}`}},
+		{name: "file part", via: "anthropic", body: `{"model":"c","messages":[{"role":"user","content":[{"type":"file","file":{}}]}]}`, refused: `"file"`},
 		{name: "claude temperature", via: "anthropic", body: `{"model":"c","temperature":1.5,"messages":[` + user + `]}`, refused: "temperature"},
 		{name: "claude json", via: "anthropic", body: `{"model":"c","response_format":{"type":"json_object"},"messages":[` + user + `]}`, refused: "response_format"},
 		{name: "http image", via: "anthropic", body: `{"model":"c","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/y.png"}}]}]}`, refused: "messages[0].content[0].image_url.url"},
@@ -68,8 +75,8 @@ func TestTranslateRequests(t *testing.T) {
 			refused: "messages[1].tool_calls[0].function.arguments"},
 		{name: "gemini model path", via: "google", body: `{"model":"../../v1/files","messages":[` + user + `]}`, refused: "model"},
 		{name: "gemini model prefix", via: "google", body: `{"model":"models/gemini-2.5-pro","messages":[` + user + `]}`, want: []string{`"contents"`}},
-		{name: "gemini config", via: "google", body: `{"model":"g","max_completion_tokens":50000,"temperature":1.5,"top_p":0.5,"stop":["a","b"],"seed":3,"presence_penalty":0.1,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},"reasoning_effort":"low","messages":[` + user + `]}`,
-			want: []string{`"maxOutputTokens":1000`, `"temperature":1.5`, `"topP":0.5`, `"stopSequences":["a","b"]`, `"seed":3`, `"presencePenalty":0.1`, `"responseMimeType":"application/json"`, `"responseJsonSchema":{"type":"object"}`, `"thinkingConfig":{"includeThoughts":true,"thinkingBudget":2048}`}},
+		{name: "gemini config", via: "google", body: `{"model":"g","max_completion_tokens":500000,"temperature":1.5,"top_p":0.5,"stop":["a","b"],"seed":3,"presence_penalty":0.1,"response_format":{"type":"json_schema","json_schema":{"name":"x","schema":{"type":"object"}}},"reasoning_effort":"low","messages":[` + user + `]}`,
+			want: []string{`"maxOutputTokens":100000`, `"temperature":1.5`, `"topP":0.5`, `"stopSequences":["a","b"]`, `"seed":3`, `"presencePenalty":0.1`, `"responseMimeType":"application/json"`, `"responseJsonSchema":{"type":"object"}`, `"thinkingConfig":{"includeThoughts":true,"thinkingBudget":2048}`}},
 		{name: "gemini tools", via: "google", body: `{"model":"g","tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}],"tool_choice":{"type":"function","function":{"name":"f"}},"messages":[` + user + `,{"role":"assistant","tool_calls":[{"id":"c1","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"c1","content":"sunny"}]}`,
 			want: []string{`"functionDeclarations":[{"name":"f","parametersJsonSchema":{"type":"object"}}]`, `"functionCallingConfig":{"allowedFunctionNames":["f"],"mode":"ANY"}`,
 				`{"parts":[{"functionCall":{"args":{"a":1},"name":"f"}}],"role":"model"}`, `{"parts":[{"functionResponse":{"name":"f","response":{"content":"sunny"}}}],"role":"user"}`}},
@@ -196,7 +203,7 @@ func checkNative(t *testing.T, via string, m map[string]any, rq *Request, tr *Tr
 		if p, _ := tr.Native(rq.Model, rq.Stream); !geminiPath.MatchString(p) {
 			t.Fatalf("native path %q", p)
 		}
-	} else if n, _ := m["max_tokens"].(float64); n <= 0 || n > 4096 {
+	} else if n, _ := m["max_tokens"].(float64); n <= 0 || n > 100000 {
 		t.Fatalf("max_tokens %v", m["max_tokens"])
 	}
 	list, _ := m[turns].([]any)
