@@ -426,3 +426,68 @@ func TestRoutesWithoutV1(t *testing.T) {
 	}
 	e.logs.waitLines(t, `"route":"POST /anthropic/v1/chat/completions"`, 1)
 }
+
+// Anthropic's legacy text completions are served from the Messages API
+// and charged as Messages answers are.
+func TestAnthropicLegacyComplete(t *testing.T) {
+	e := newEnv(t, nil)
+	token := e.user(users.Patch{})
+	up := e.fake(upstreamfake.Anthropic)
+	h := map[string]string{"x-api-key": token}
+	const prompt = `"You are terse.\n\nHuman: Say hello.\n\nAssistant: Sure.\n\nHuman: Go on.\n\nAssistant:"`
+
+	a := e.do(call{path: "/proxy/anthropic/v1/complete", header: h,
+		body: `{"model":"claude-sonnet-4-5","prompt":` + prompt + `,"max_tokens_to_sample":300,"stop_sequences":["\n\nHuman:"]}`})
+	if a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	m := a.json(t)
+	if m["type"] != "completion" || m["completion"] != "Hello from the fake upstream!" || m["stop_reason"] != "stop_sequence" {
+		t.Errorf("answer %s", a.body)
+	}
+	native := up.Last(t)
+	if native.Path != "/v1/messages" {
+		t.Errorf("upstream path %s", native.Path)
+	}
+	want := `{"max_tokens":300,"messages":[{"content":[{"text":"Say hello.","type":"text"}],"role":"user"},{"content":[{"text":"Sure.","type":"text"}],"role":"assistant"},{"content":[{"text":"Go on.","type":"text"}],"role":"user"}],"model":"claude-sonnet-4-5","stop_sequences":["\n\nHuman:"],"stream":false,"system":"You are terse."}`
+	if string(mustJSON(native.JSON())) != want {
+		t.Errorf("native request\n%s\nwant\n%s", mustJSON(native.JSON()), want)
+	}
+	if u := e.get(token); u.TokenCounts["claude"] != 18 {
+		t.Errorf("charged %v", u.TokenCounts)
+	}
+
+	up.Set(upstreamfake.Behavior{InputTokens: 20, OutputTokens: 9})
+	a = e.do(call{path: "/proxy/anthropic/v1/complete", header: h,
+		body: `{"model":"claude-sonnet-4-5","prompt":` + prompt + `,"max_tokens_to_sample":300,"stream":true}`})
+	if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	var text strings.Builder
+	stops := 0
+	for _, line := range strings.Split(string(a.body), "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev["type"] != "completion" {
+			t.Fatalf("event %s", data)
+		}
+		text.WriteString(str(ev["completion"]))
+		if ev["stop_reason"] != nil {
+			stops++
+		}
+	}
+	if text.String() != "Hello from the fake upstream!" || stops != 1 {
+		t.Errorf("streamed %q with %d ends:\n%s", text.String(), stops, a.body)
+	}
+	if u := e.get(token); u.TokenCounts["claude"] != 18+29 || u.PromptCount != 2 {
+		t.Errorf("charged %v, %d prompts", u.TokenCounts, u.PromptCount)
+	}
+
+	a = e.do(call{path: "/proxy/anthropic/v1/complete", header: h, body: `{"model":"claude-sonnet-4-5","prompt":"\n\nHuman: hi\n\nAssistant:"}`})
+	if a.status != 400 || dig(a.json(t), "error", "type") != "invalid_request_error" || !strings.Contains(string(a.body), "max_tokens_to_sample") {
+		t.Errorf("no limit: %d %s", a.status, a.body)
+	}
+}

@@ -30,6 +30,7 @@ func anthropicProvider() *Provider {
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: AnthropicMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: AnthropicChat},
+			{Method: http.MethodPost, Pattern: "/v1/complete", Format: AnthropicComplete, Translate: AnthropicLegacy},
 		},
 		SetKey:  func(h http.Header, key string) { h.Set("X-Api-Key", key) },
 		Headers: []string{"Anthropic-Version", "Anthropic-Beta"},

@@ -26,6 +26,7 @@ func TestRoutes(t *testing.T) {
 		{"anthropic", "POST", "/v1/messages", "POST /anthropic/v1/messages", "", false},
 		{"anthropic", "POST", "/v1/messages/count_tokens", "POST /anthropic/v1/messages/count_tokens", "", false},
 		{"anthropic", "POST", "/v1/chat/completions", "POST /anthropic/v1/chat/completions", "", false},
+		{"anthropic", "POST", "/v1/complete", "POST /anthropic/v1/complete", "", false},
 		{"google-ai", "POST", "/v1/chat/completions", "POST /google-ai/v1/chat/completions", "", false},
 		{"google-ai", "POST", "/v1beta/models/gemini-2.5-flash:generateContent", "POST /google-ai/v1beta/models/{model}:generateContent", "gemini-2.5-flash", false},
 		{"google-ai", "POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", "POST /google-ai/v1beta/models/{model}:streamGenerateContent", "gemini-2.5-pro", true},

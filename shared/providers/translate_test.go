@@ -270,3 +270,52 @@ func FuzzTranslateStream(f *testing.F) {
 		}
 	})
 }
+
+func TestLegacyPrompt(t *testing.T) {
+	cases := []struct{ prompt, system, turns string }{
+		{"\n\nHuman: hi\n\nAssistant:", "", `[{"role":"user","content":[{"text":"hi","type":"text"}]}]`},
+		{"just a question", "", `[{"role":"user","content":[{"text":"just a question","type":"text"}]}]`},
+		{"Rules.\n\nHuman: a\n\nHuman: b\n\nAssistant: The answer is ", "Rules.",
+			`[{"role":"user","content":[{"text":"a","type":"text"},{"text":"b","type":"text"}]},{"role":"assistant","content":[{"text":"The answer is","type":"text"}]}]`},
+		{"Question?\n\nAssistant:", "", `[{"role":"user","content":[{"text":"Question?","type":"text"}]}]`},
+		{"\n\nAssistant: x", "", `[{"role":"assistant","content":[{"text":"x","type":"text"}]}]`},
+	}
+	for _, tc := range cases {
+		system, turns := promptTurns(tc.prompt)
+		if system != tc.system || string(MustJSON(turns)) != tc.turns {
+			t.Errorf("%q: %q %s; want %q %s", tc.prompt, system, MustJSON(turns), tc.system, tc.turns)
+		}
+	}
+	rq, _ := AnthropicComplete.Parse([]byte(`{"model":"c","prompt":"\n\nAssistant: x","max_tokens_to_sample":5}`), 0, false, false)
+	if _, err := AnthropicLegacy.Request(rq); err == nil || !strings.Contains(err.Error(), "Human:") {
+		t.Errorf("a prompt without a Human: turn: %v", err)
+	}
+}
+
+func FuzzLegacyPrompt(f *testing.F) {
+	for _, s := range []string{"\n\nHuman: hi\n\nAssistant:", "S\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d ", "x", "\n\nAssistant:\n\nHuman:"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, prompt string) {
+		rq, err := AnthropicComplete.Parse(MustJSON(map[string]any{"model": "c", "prompt": prompt, "max_tokens_to_sample": 5}), 0, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := AnthropicLegacy.Request(rq)
+		if err != nil {
+			var e *users.Error
+			if !errors.As(err, &e) || e.Code != users.CodeInvalid {
+				t.Fatalf("not a clear 400: %v", err)
+			}
+			return
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatal(err)
+		}
+		checkNative(t, "anthropic", m, rq, AnthropicLegacy)
+		if first, _ := m["messages"].([]any)[0].(map[string]any); first["role"] != "user" {
+			t.Fatalf("first turn %v", first)
+		}
+	})
+}
