@@ -205,15 +205,16 @@ var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
 // All lists the providers in a stable order; adding a provider is one
 // file and one line here.
 func All() []*Provider {
-	return []*Provider{openAI, anthropic, googleAI, mistralAI}
+	return []*Provider{openAI, anthropic, googleAI, mistralAI, openAIImage}
 }
 
 // The providers, built once: their routers are compiled from their routes.
 var (
-	openAI    = newProvider(openAIProvider())
-	anthropic = newProvider(anthropicProvider())
-	googleAI  = newProvider(googleProvider())
-	mistralAI = newProvider(mistralProvider())
+	openAI      = newProvider(openAIProvider())
+	anthropic   = newProvider(anthropicProvider())
+	googleAI    = newProvider(googleProvider())
+	mistralAI   = newProvider(mistralProvider())
+	openAIImage = newProvider(openAIImageProvider())
 )
 
 func newProvider(p *Provider) *Provider {
