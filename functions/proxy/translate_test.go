@@ -13,6 +13,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -37,6 +38,9 @@ type translatedMount struct {
 	maxTokens []string
 	// assistant is the native name of the assistant's role.
 	assistant string
+	// toolDeltas is how many tool-call deltas a streamed call arrives in
+	// (Claude streams the arguments in pieces; Gemini sends calls whole).
+	toolDeltas int
 }
 
 var translatedMounts = []translatedMount{
@@ -49,6 +53,7 @@ var translatedMounts = []translatedMount{
 		parts:       func(m map[string]any, i int) []any { return list(dig(asMap(at(m["messages"], i)), "content")) },
 		maxTokens:   []string{"max_tokens"},
 		assistant:   "assistant",
+		toolDeltas:  4, // the start, then the arguments in the fake's 3 pieces
 	},
 	{
 		mount: "google-ai", fake: upstreamfake.Google, model: "gemini-2.5-flash", family: "gemini-flash",
@@ -61,10 +66,11 @@ var translatedMounts = []translatedMount{
 		system: func(m map[string]any) string {
 			return str(dig(asMap(first(dig(m, "systemInstruction", "parts"))), "text"))
 		},
-		roles:     func(m map[string]any) []string { return rolesOf(m["contents"], "role") },
-		parts:     func(m map[string]any, i int) []any { return list(dig(asMap(at(m["contents"], i)), "parts")) },
-		maxTokens: []string{"generationConfig", "maxOutputTokens"},
-		assistant: "model",
+		roles:      func(m map[string]any) []string { return rolesOf(m["contents"], "role") },
+		parts:      func(m map[string]any, i int) []any { return list(dig(asMap(at(m["contents"], i)), "parts")) },
+		maxTokens:  []string{"generationConfig", "maxOutputTokens"},
+		assistant:  "model",
+		toolDeltas: 1,
 	},
 }
 
@@ -301,10 +307,42 @@ func testTranslatedChat(t *testing.T, tm translatedMount) {
 			got.ToolCalls[0].ID == "" || acc.Choices[0].FinishReason != "tool_calls" || got.Content != "Let me look." {
 			t.Errorf("streamed answer %+v, finish %q", got, acc.Choices[0].FinishReason)
 		}
-		if deltas == 0 {
-			t.Error("no tool-call delta was streamed")
+		if deltas != tm.toolDeltas {
+			t.Errorf("%d tool-call deltas streamed, want %d", deltas, tm.toolDeltas)
 		}
 		wantCharged(t, 18)
+	})
+
+	t.Run("stream cut short", func(t *testing.T) {
+		up.Set(upstreamfake.Behavior{CloseAfter: 1, InputTokens: 40, OutputTokens: 9})
+		defer up.Set(upstreamfake.Behavior{})
+		body := `{"model":"` + tm.model + `","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
+		a := e.do(call{path: "/proxy/" + tm.mount + "/v1/chat/completions", body: body, header: bearerH(token)})
+		var text strings.Builder
+		broken := false
+		for _, line := range strings.Split(string(a.body), "\n") {
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			var chunk map[string]any
+			if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+				t.Fatalf("chunk %q", data)
+			}
+			text.WriteString(str(dig(asMap(first(chunk["choices"])), "delta", "content")))
+			broken = broken || dig(chunk, "error", "code") == "upstream_stream_broken"
+		}
+		if a.status != 200 || !broken || text.String() != "Hello from" || strings.Contains(string(a.body), "[DONE]") {
+			t.Errorf("a broken stream: %d %s", a.status, a.body)
+		}
+		// The usage comes at the end of a translated stream: one cut short
+		// is charged the estimate, the prompt's plus the relayed text's.
+		rq, err := providers.OpenAIChat.Parse([]byte(body), 0, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.logs.waitLines(t, `"route":"POST /`+tm.mount+`/v1/chat/completions"`, int(prompts)+1)
+		wantCharged(t, rq.PromptTokens+int64(len("Hello from")+3)/4)
 	})
 
 	t.Run("refusals", func(t *testing.T) {

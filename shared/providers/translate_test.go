@@ -162,6 +162,16 @@ func TestTranslateAnswers(t *testing.T) {
 			t.Errorf("%s", out)
 		}
 	})
+	t.Run("error events", func(t *testing.T) {
+		_, out, err := nativeAnswer(t, AnthropicChat, 200, ContentSSE, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\"}}\n\nevent: error\ndata: {\"type\":\"error\",\"error\":{\"type\":\"overloaded_error\",\"message\":\"Overloaded\"}}\n\n")
+		if err != nil || !bytes.Contains(out, []byte(`data: {"error":{"code":null,"message":"Overloaded","param":null,"type":"server_error"}}`)) {
+			t.Errorf("%v %s", err, out)
+		}
+		_, out, err = nativeAnswer(t, GoogleChat("v1beta"), 200, ContentSSE, "data: {\"error\":{\"code\":429,\"message\":\"Slow down\"}}\r\n\r\n")
+		if err != nil || !bytes.Contains(out, []byte(`"message":"Slow down","param":null,"type":"rate_limit_error"`)) {
+			t.Errorf("%v %s", err, out)
+		}
+	})
 	t.Run("anthropic stream cut short", func(t *testing.T) {
 		_, _, err := nativeAnswer(t, AnthropicChat, 200, ContentSSE, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":2}}}\n\n")
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
