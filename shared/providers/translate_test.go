@@ -329,3 +329,42 @@ func FuzzLegacyPrompt(f *testing.F) {
 		}
 	})
 }
+
+// The translations' costs per request and per streamed answer.
+func BenchmarkTranslateRequest(b *testing.B) {
+	body := []byte(`{"model":"claude-sonnet-4-5","max_tokens":1024,"stream":true,"messages":[{"role":"system","content":"You are a helpful assistant."},` +
+		strings.Repeat(`{"role":"user","content":"Tell me about the weather in Paris, in some detail please."},{"role":"assistant","content":"It is mild and often grey, with rain spread across the year."},`, 20) +
+		`{"role":"user","content":"And in Rome?"}]}`)
+	for name, tr := range chatTranslations {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				rq, err := OpenAIChat.Parse(body, 4096, true, false)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tr.Request(rq); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkTranslateStream(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"model\":\"c\",\"usage\":{\"input_tokens\":20}}}\n\n")
+	for range 200 {
+		sb.WriteString("event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"some words \"}}\n\n")
+	}
+	sb.WriteString("event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":400}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	stream := sb.String()
+	b.ReportAllocs()
+	b.SetBytes(int64(len(stream)))
+	for b.Loop() {
+		if _, _, err := nativeAnswer(b, AnthropicChat, 200, ContentSSE, stream); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
