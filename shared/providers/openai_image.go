@@ -16,6 +16,8 @@ import (
 // user message ("Image: a red fox") becomes the prompt and whose answer
 // shows the images as Markdown. It uses OpenAI's keys (one pool), base
 // URL and error shape, and counts in OpenAI's image families.
+var openAIImage = newProvider(openAIImageProvider())
+
 func openAIImageProvider() *Provider {
 	p := openAIProvider()
 	return &Provider{

@@ -210,11 +210,10 @@ func All() []*Provider {
 
 // The providers, built once: their routers are compiled from their routes.
 var (
-	openAI      = newProvider(openAIProvider())
-	anthropic   = newProvider(anthropicProvider())
-	googleAI    = newProvider(googleProvider())
-	mistralAI   = newProvider(mistralProvider())
-	openAIImage = newProvider(openAIImageProvider())
+	openAI    = newProvider(openAIProvider())
+	anthropic = newProvider(anthropicProvider())
+	googleAI  = newProvider(googleProvider())
+	mistralAI = newProvider(mistralProvider())
 )
 
 func newProvider(p *Provider) *Provider {
