@@ -19,8 +19,8 @@ var AnthropicChat = &Translation{
 	ErrorBody: openAIErrorBody,
 }
 
-// anthropicDefaultMaxTokens is sent when the client names no limit: the
-// Messages API requires one.
+// anthropicDefaultMaxTokens is sent when the client names no limit (or
+// 0): the Messages API requires one. The operator's clamp still applies.
 const anthropicDefaultMaxTokens = 4096
 
 // anthropicImageTypes are the image types Claude reads.
@@ -45,7 +45,11 @@ func anthropicChatRequest(rq *Request) ([]byte, error) {
 	out := map[string]any{"model": rq.Model, "stream": c.Stream}
 	maxTokens := c.MaxTokens
 	if maxTokens <= 0 {
+		// Claude requires a limit: the default, under the operator's clamp.
 		maxTokens = anthropicDefaultMaxTokens
+		if rq.Limit > 0 {
+			maxTokens = min(maxTokens, rq.Limit)
+		}
 	}
 	out["max_tokens"] = maxTokens
 	system, turns, err := anthropicTurns(c.Messages)

@@ -20,7 +20,12 @@ var chatTranslations = map[string]*Translation{"anthropic": AnthropicChat, "goog
 // translates it.
 func translate(t testing.TB, tr *Translation, body string) (map[string]any, *Request, error) {
 	t.Helper()
-	rq, err := OpenAIChat.Parse([]byte(body), 100000, true, false)
+	return translateWith(t, tr, body, 100000)
+}
+
+func translateWith(t testing.TB, tr *Translation, body string, limit int64) (map[string]any, *Request, error) {
+	t.Helper()
+	rq, err := OpenAIChat.Parse([]byte(body), limit, true, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -41,8 +46,10 @@ func TestTranslateRequests(t *testing.T) {
 		name, via, body string
 		want            []string // substrings of the native request
 		refused         string   // substring of the refusal
+		limit           int64    // the operator's clamp (default 100000)
 	}{
 		{name: "stop string", via: "anthropic", body: `{"model":"c","stop":"END","messages":[` + user + `]}`, want: []string{`"stop_sequences":["END"]`}},
+		{name: "no limit under a clamp", via: "anthropic", body: `{"model":"c","max_tokens":0,"messages":[` + user + `]}`, limit: 1000, want: []string{`"max_tokens":1000`}},
 		{name: "no limit", via: "anthropic", body: `{"model":"c","messages":[` + user + `]}`, want: []string{`"max_tokens":4096`}},
 		{name: "clamped limit", via: "anthropic", body: `{"model":"c","max_tokens":5000,"max_tokens":9,"MAX_TOKENS":1,"messages":[` + user + `]}`, refused: "MAX_TOKENS"},
 		{name: "limit", via: "anthropic", body: `{"model":"c","max_completion_tokens":500000,"messages":[` + user + `]}`, want: []string{`"max_tokens":100000`}},
@@ -85,7 +92,11 @@ func TestTranslateRequests(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m, _, err := translate(t, chatTranslations[tc.via], tc.body)
+			limit := tc.limit
+			if limit == 0 {
+				limit = 100000
+			}
+			m, _, err := translateWith(t, chatTranslations[tc.via], tc.body, limit)
 			if tc.refused != "" {
 				var e *users.Error
 				if !errors.As(err, &e) || e.Code != users.CodeInvalid || !strings.Contains(e.Message, tc.refused) {
