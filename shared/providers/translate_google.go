@@ -385,10 +385,14 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 
 // googleChatStream translates Gemini stream chunks as they come; the
 // chunk that finishes the answer with its complete usage ends it, else
-// the clean end of the body does (Gemini streams have no end event).
+// the clean end of the body after a finishing chunk does (Gemini streams
+// have no end event); a body that ends before any is a stream cut short.
 func googleChatStream() (event func(c *chunks, name, data []byte) bool, eof func(c *chunks) bool) {
 	var st StreamState
 	eof = func(c *chunks) bool {
+		if !st.Final {
+			return false // no chunk finished the answer: it was cut short
+		}
 		c.end(st.U)
 		return true
 	}

@@ -183,6 +183,19 @@ func TestTranslateAnswers(t *testing.T) {
 			t.Errorf("%v %s", err, out)
 		}
 	})
+	t.Run("gemini stream ends", func(t *testing.T) {
+		// Finished without output counts (a safety block): the body's end
+		// ends it, with the counts there are.
+		_, out, err := nativeAnswer(t, GoogleChat("v1beta"), 200, ContentSSE, "data: {\"candidates\":[{\"finishReason\":\"SAFETY\"}],\"usageMetadata\":{\"promptTokenCount\":5}}\r\n\r\n")
+		if err != nil || !bytes.Contains(out, []byte(`"finish_reason":"content_filter"`)) || !bytes.Contains(out, []byte(`"usage":{"prompt_tokens":5,"completion_tokens":0,"total_tokens":5}`)) || !bytes.HasSuffix(out, []byte("data: [DONE]\n\n")) {
+			t.Errorf("%v %s", err, out)
+		}
+		// Never finished: cut short, no [DONE].
+		_, out, err = nativeAnswer(t, GoogleChat("v1beta"), 200, ContentSSE, "data: {\"candidates\":[{\"content\":{\"parts\":[{\"text\":\"Hel\"}]}}],\"usageMetadata\":{\"promptTokenCount\":5}}\r\n\r\n")
+		if !errors.Is(err, io.ErrUnexpectedEOF) || bytes.Contains(out, []byte("[DONE]")) || !bytes.Contains(out, []byte(`"content":"Hel"`)) {
+			t.Errorf("%v %s", err, out)
+		}
+	})
 	t.Run("anthropic stream cut short", func(t *testing.T) {
 		_, _, err := nativeAnswer(t, AnthropicChat, 200, ContentSSE, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"usage\":{\"input_tokens\":2}}}\n\n")
 		if !errors.Is(err, io.ErrUnexpectedEOF) {
