@@ -529,3 +529,28 @@ func TestAnthropicLegacyComplete(t *testing.T) {
 		t.Errorf("no limit: %d %s", a.status, a.body)
 	}
 }
+
+// With ERROR_FORMAT=completion, an upstream error on a translated route is
+// a chat completion the OpenAI client shows, not the provider's answer.
+func TestTranslatedErrorAsCompletion(t *testing.T) {
+	e := newEnv(t, map[string]string{"ERROR_FORMAT": "completion"})
+	token := e.user(users.Patch{})
+	for _, tm := range translatedMounts {
+		e.fake(tm.fake).Set(upstreamfake.Behavior{Status: http.StatusServiceUnavailable})
+		client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"), option.WithAPIKey(token), option.WithMaxRetries(0))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: tm.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", tm.mount, err)
+		}
+		got := resp.Choices[0].Message.Content
+		if !strings.HasPrefix(got, "[tollgate] Upstream error (503 from ") || !strings.Contains(got, "The fake upstream was told to fail.") {
+			t.Errorf("%s: %q", tm.mount, got)
+		}
+	}
+	if u := e.get(token); u.PromptCount != 0 {
+		t.Errorf("errors charged: %+v", u.TokenCounts)
+	}
+}
