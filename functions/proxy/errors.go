@@ -83,7 +83,11 @@ func (x *exchange) writeError(err error, rate *ratelimit.Decision) {
 		_, _ = x.w.Write(body)
 		return
 	}
-	body := x.prov.ErrorBody(k.status, e)
+	errorBody := x.prov.ErrorBody
+	if t := x.ep.Translate; t != nil && t.ErrorBody != nil {
+		errorBody = t.ErrorBody // the client speaks the route's API
+	}
+	body := errorBody(k.status, e)
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	x.w.WriteHeader(k.status)

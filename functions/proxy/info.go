@@ -31,9 +31,19 @@ func (h *handler) serveInfo(w http.ResponseWriter, r *http.Request) {
 		if !h.cfg.Served(p.ID) {
 			continue
 		}
+		// The families its routes can count in (an image mount: image
+		// families only), in the table's order.
+		reach := map[string]bool{}
+		for _, r := range p.Routes {
+			if r.Format.Admitted {
+				for _, f := range models.Reachable(p.ID, r.Format.Kind) {
+					reach[f] = true
+				}
+			}
+		}
 		families := []string{}
 		for _, f := range models.Families {
-			if f.Provider == p.ID && h.cfg.FamilyAllowed(f.Name) {
+			if reach[f.Name] && h.cfg.FamilyAllowed(f.Name) {
 				families = append(families, f.Name)
 			}
 		}

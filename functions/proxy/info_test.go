@@ -49,12 +49,13 @@ func TestServiceInfo(t *testing.T) {
 		t.Errorf("info: %+v", i)
 	}
 	want := map[string]string{
-		"openai":    "https://tollgate.example/proxy/openai/v1",
-		"anthropic": "https://tollgate.example/proxy/anthropic",
-		"google-ai": "https://tollgate.example/proxy/google-ai",
+		"openai":       "https://tollgate.example/proxy/openai/v1",
+		"anthropic":    "https://tollgate.example/proxy/anthropic",
+		"google-ai":    "https://tollgate.example/proxy/google-ai",
+		"openai-image": "https://tollgate.example/proxy/openai-image/v1", // OpenAI's keys
 	}
 	if len(i.Providers) != len(want) {
-		t.Errorf("providers %+v; want only the three served", i.Providers)
+		t.Errorf("providers %+v; want only the four served", i.Providers)
 	}
 	for _, p := range i.Providers {
 		if p.BaseURL != want[p.Provider] {
@@ -62,6 +63,9 @@ func TestServiceInfo(t *testing.T) {
 		}
 		if p.Provider == "openai" && strings.Join(p.Families, ",") != "gpt4o,gpt5" {
 			t.Errorf("openai families %v", p.Families)
+		}
+		if p.Provider == "openai-image" && len(p.Families) != 0 {
+			t.Errorf("image mount families %v; no image family is allowed", p.Families)
 		}
 	}
 	if i.Lookup != "https://tollgate.example/proxy/user/lookup" {

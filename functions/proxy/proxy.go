@@ -258,7 +258,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	x.up, x.prov = up, up.prov
-	ep, ok := up.prov.Match(r.Method, rest)
+	ep, rest, ok := up.prov.Resolve(r.Method, rest)
 	if !ok {
 		x.log.SetRoute("unknown /" + string(up.prov.ID))
 		x.writeError(unknownRoute(r), nil)

@@ -190,7 +190,7 @@ func TestRefusals(t *testing.T) {
 			tk := e.user(users.Patch{})
 			path := map[upstreamfake.Kind]string{
 				upstreamfake.OpenAI:    "/proxy/openai/v1/fine_tuning/jobs",
-				upstreamfake.Anthropic: "/proxy/anthropic/v1/complete",
+				upstreamfake.Anthropic: "/proxy/anthropic/v1/batches",
 				upstreamfake.Google:    "/proxy/google-ai/v1beta/models/gemini-2.5-flash:embedContent",
 				upstreamfake.Mistral:   "/proxy/mistral-ai/v1/embeddings",
 			}[pc.kind]

@@ -176,6 +176,7 @@ func TestValidValues(t *testing.T) {
 		}},
 		{"output clamps", map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "0", "MAX_OUTPUT_TOKENS_ANTHROPIC": "4096", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "8192", "MAX_OUTPUT_TOKENS_MISTRAL_AI": "1", "MAX_OUTPUT_TOKENS_AWS": "300", "MAX_OUTPUT_TOKENS_GCP": "2048", "MAX_OUTPUT_TOKENS_AZURE": "512"}, func(t *testing.T, c *config.Config) {
 			want := map[models.Provider]int64{models.OpenAI: 0, models.Anthropic: 4096, models.GoogleAI: 8192, models.MistralAI: 1,
+				models.OpenAIImage: 0, // OpenAI's variables
 				models.AWSClaude: 300, models.AWSMistral: 300, // both Bedrock mounts share one clamp
 				models.GCPClaude: 2048, models.GCPGemini: 2048, // both Vertex mounts share one clamp
 				models.AzureOpenAI: 512}
@@ -458,9 +459,10 @@ func TestSecretValuesApplySecretsRoundTrip(t *testing.T) {
 		t.Errorf("ProxyKey %q SigningKey %q FirebaseKey %q", c.ProxyKey, c.SigningKey, c.FirebaseKey)
 	}
 	wantKeys := map[models.Provider][]string{
-		models.OpenAI:    {"sk-a", "sk-b", "sk-c"},
-		models.Anthropic: {"sk-ant-1", "sk-ant-2"},
-		models.GoogleAI:  {"g-key"},
+		models.OpenAI:      {"sk-a", "sk-b", "sk-c"},
+		models.OpenAIImage: {"sk-a", "sk-b", "sk-c"}, // OpenAI's keys
+		models.Anthropic:   {"sk-ant-1", "sk-ant-2"},
+		models.GoogleAI:    {"g-key"},
 	}
 	if !maps.EqualFunc(c.ProviderKeys, wantKeys, slices.Equal) {
 		t.Errorf("ProviderKeys = %v, want %v", c.ProviderKeys, wantKeys)

@@ -23,7 +23,21 @@ const (
 	GCPClaude   Provider = "gcp/claude"   // Claude on Google Vertex AI
 	GCPGemini   Provider = "gcp/gemini"   // Gemini on Google Vertex AI
 	AzureOpenAI Provider = "azure/openai" // OpenAI models on Azure
+	// OpenAI's image models on a mount of their own, as the original
+	// mounts them; counted in OpenAI's families.
+	OpenAIImage Provider = "openai-image"
 )
+
+// countedAs are the mounts whose models count in another provider's
+// families.
+var countedAs = map[Provider]Provider{OpenAIImage: OpenAI}
+
+func familiesOf(p Provider) Provider {
+	if q, ok := countedAs[p]; ok {
+		return q
+	}
+	return p
+}
 
 // Providers lists every provider in a stable order.
 var Providers = []Provider{OpenAI, Anthropic, GoogleAI, MistralAI, AWSClaude, AWSMistral, GCPClaude, GCPGemini, AzureOpenAI}
@@ -290,6 +304,7 @@ func openAIRules(prefix string) []rule {
 // FamilyOf returns the family of model on provider; unknown models map to
 // the provider's default family.
 func FamilyOf(p Provider, model string) string {
+	p = familiesOf(p)
 	m := strings.ToLower(strings.TrimPrefix(model, "models/"))
 	rs := rules[p]
 	for i := range rs {
@@ -322,6 +337,7 @@ var DefaultImageFamily = map[Provider]string{
 // an image route must not be counted under a text family's quota and
 // rate limit. A provider with no image family answers FamilyOf.
 func ImageFamilyOf(p Provider, model string) string {
+	p = familiesOf(p)
 	def, ok := DefaultImageFamily[p]
 	if !ok {
 		return FamilyOf(p, model)
@@ -345,6 +361,7 @@ func FamilyFor(p Provider, model string, k Kind) string {
 // answer. The gatekeeper checks them before the request's body is read.
 // The slice is shared: callers must not change it.
 func Reachable(p Provider, k Kind) []string {
+	p = familiesOf(p)
 	if _, ok := DefaultImageFamily[p]; k == Image && !ok {
 		k = Text // ImageFamilyOf answers FamilyOf
 	}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -111,6 +112,15 @@ func TestFamilyOf(t *testing.T) {
 		{AzureOpenAI, "gpt-4.1", "azure-gpt41"},
 		{AzureOpenAI, "dall-e-3", "azure-dall-e"},
 		{AzureOpenAI, "my-deployment", "azure-gpt4o"},
+		// The image mount counts in OpenAI's families.
+		{OpenAIImage, "dall-e-3", "dall-e"},
+		{OpenAIImage, "gpt-image-1", "gpt-image"},
+	}
+	if got := ImageFamilyOf(OpenAIImage, "gpt-4o"); got != "dall-e" {
+		t.Errorf("ImageFamilyOf(openai-image, gpt-4o) = %q, want dall-e", got)
+	}
+	if got := Reachable(OpenAIImage, Image); !slices.Equal(got, Reachable(OpenAI, Image)) || len(got) == 0 {
+		t.Errorf("Reachable(openai-image) = %v", got)
 	}
 	for _, tc := range cases {
 		if got := FamilyOf(tc.p, tc.model); got != tc.want {

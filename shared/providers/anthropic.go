@@ -25,10 +25,12 @@ func anthropicProvider() *Provider {
 		Env: Env{Key: "ANTHROPIC_KEY", BaseURL: "ANTHROPIC_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_ANTHROPIC",
 			DefaultBaseURL: "https://api.anthropic.com"},
 		Routes: []Route{
-			{Method: http.MethodGet, Pattern: "/v1/models", Format: List, Query: map[string][]string{"limit": nil, "after_id": nil, "before_id": nil}},
+			{Method: http.MethodGet, Pattern: "/v1/models", Format: List, Query: map[string][]string{"limit": nil, "after_id": nil, "before_id": nil}, Translate: AnthropicModels},
 			{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: AnthropicMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
+			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: AnthropicChat},
+			{Method: http.MethodPost, Pattern: "/v1/complete", Format: AnthropicComplete, Translate: AnthropicLegacy},
 		},
 		SetKey:  func(h http.Header, key string) { h.Set("X-Api-Key", key) },
 		Headers: []string{"Anthropic-Version", "Anthropic-Beta"},

@@ -76,6 +76,10 @@ type Request struct {
 	// when the request names none.
 	MaxOut    int64
 	HasMaxOut bool
+	// Limit is the clamp applied to output limits (0: none): a
+	// translation that must name a limit the client did not name stays
+	// under it.
+	Limit int64
 	// PromptTokens estimates the prompt: a quarter of its text bytes.
 	PromptTokens int64
 	// HideUsage: the proxy asked for streamed usage the client did not ask
@@ -94,6 +98,9 @@ type Request struct {
 // body is left unchanged.
 func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request, error) {
 	rq := &Request{Body: body, Model: f.DefaultModel}
+	if clamp && limit > 0 {
+		rq.Limit = limit
+	}
 	// One pass reads every member the proxy cares about without keeping
 	// the others: a body of a million repeated keys costs no more memory
 	// than its bytes.

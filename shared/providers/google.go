@@ -21,7 +21,8 @@ func googleProvider() *Provider {
 		Name: "Google AI",
 		Env: Env{Key: "GOOGLE_AI_KEY", BaseURL: "GOOGLE_AI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_GOOGLE_AI",
 			DefaultBaseURL: "https://generativelanguage.googleapis.com"},
-		Routes:    append(googleRoutes("v1beta", false), googleRoutes("v1", true)...),
+		Routes: append(append(googleRoutes("v1beta", false), googleRoutes("v1", true)...),
+			Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: GoogleChat("v1beta")}),
 		SetKey:    func(h http.Header, key string) { h.Set("X-Goog-Api-Key", key) },
 		Headers:   []string{"X-Goog-Api-Client"},
 		ErrorBody: googleErrorBody,
@@ -43,7 +44,8 @@ func googleRoutes(version string, unlisted bool) []Route {
 	alt := map[string][]string{"alt": {"sse", "json"}}
 	page := map[string][]string{"pageSize": nil, "pageToken": nil}
 	return []Route{
-		{Method: http.MethodGet, Pattern: base, Format: List, Unlisted: unlisted, Query: page},
+		// OpenAI clients list models at /v1/models too.
+		{Method: http.MethodGet, Pattern: base, Format: List, Unlisted: unlisted, Query: page, Translate: GoogleModels},
 		{Method: http.MethodGet, Pattern: base + "/{model}", Format: List, Unlisted: true},
 		{Method: http.MethodPost, Pattern: base + "/{model}:generateContent", Format: GoogleGenerate, Unlisted: unlisted, Query: alt},
 		{Method: http.MethodPost, Pattern: base + "/{model}:streamGenerateContent", Format: GoogleGenerate, Stream: true, Unlisted: unlisted, Query: alt},

@@ -178,6 +178,9 @@ type Translation struct {
 	// Response translates the native answer (any status; the provider's
 	// Inbound already applied) to the client's format.
 	Response func(resp *http.Response, rq *Request) error
+	// ErrorBody renders the proxy's own errors in the client's shape
+	// (nil: the provider's).
+	ErrorBody func(status int, e *users.Error) []byte
 }
 
 // Endpoint is a matched route.
@@ -222,7 +225,7 @@ var CommonHeaders = []string{"Content-Type", "Accept", "User-Agent"}
 // All lists the providers in a stable order; adding a provider is one
 // file and one line here.
 func All() []*Provider {
-	return []*Provider{openAI, anthropic, googleAI, mistralAI, awsClaude, awsMistral, gcpClaude, gcpGemini, azureOpenAI}
+	return []*Provider{openAI, anthropic, googleAI, mistralAI, openAIImage, awsClaude, awsMistral, gcpClaude, gcpGemini, azureOpenAI}
 }
 
 // The providers, built once: their routers are compiled from their routes.
@@ -248,6 +251,19 @@ func newProvider(p *Provider) *Provider {
 
 // Match finds the endpoint of a path under the provider's mount.
 func (p *Provider) Match(method, path string) (Endpoint, bool) { return p.router.match(method, path) }
+
+// Resolve is Match, and a path that names no API version is also tried
+// under /v1 (/openai/chat/completions is /openai/v1/chat/completions, as
+// in the original): it returns the path matched.
+func (p *Provider) Resolve(method, path string) (Endpoint, string, bool) {
+	if ep, ok := p.router.match(method, path); ok {
+		return ep, path, true
+	}
+	if ep, ok := p.router.match(method, "/v1"+path); ok {
+		return ep, "/v1" + path, true
+	}
+	return Endpoint{}, "", false
+}
 
 // ListedRoutes are the routes shown on the service-info page.
 func (p *Provider) ListedRoutes() []string {

@@ -25,7 +25,9 @@ func TestRoutes(t *testing.T) {
 		{"openai", "POST", "/v1/audio/speech", "", "", false},
 		{"anthropic", "POST", "/v1/messages", "POST /anthropic/v1/messages", "", false},
 		{"anthropic", "POST", "/v1/messages/count_tokens", "POST /anthropic/v1/messages/count_tokens", "", false},
-		{"anthropic", "POST", "/v1/complete", "", "", false},
+		{"anthropic", "POST", "/v1/chat/completions", "POST /anthropic/v1/chat/completions", "", false},
+		{"anthropic", "POST", "/v1/complete", "POST /anthropic/v1/complete", "", false},
+		{"google-ai", "POST", "/v1/chat/completions", "POST /google-ai/v1/chat/completions", "", false},
 		{"google-ai", "POST", "/v1beta/models/gemini-2.5-flash:generateContent", "POST /google-ai/v1beta/models/{model}:generateContent", "gemini-2.5-flash", false},
 		{"google-ai", "POST", "/v1beta/models/gemini-2.5-pro:streamGenerateContent", "POST /google-ai/v1beta/models/{model}:streamGenerateContent", "gemini-2.5-pro", true},
 		{"google-ai", "POST", "/v1/models/gemini-2.0-flash:generateContent", "POST /google-ai/v1/models/{model}:generateContent", "gemini-2.0-flash", false},
@@ -44,6 +46,31 @@ func TestRoutes(t *testing.T) {
 		ep, ok := provs[tc.prov].Match(tc.method, tc.path)
 		if ok != (tc.route != "") || ep.Route != tc.route || ep.Model != tc.model || ep.Stream != tc.stream {
 			t.Errorf("%s %s %s: got %+v, %v; want route %q model %q stream %v", tc.prov, tc.method, tc.path, ep, ok, tc.route, tc.model, tc.stream)
+		}
+	}
+}
+
+// Every route is also served without its /v1, as in the original.
+func TestResolveAddsV1(t *testing.T) {
+	cases := []struct {
+		prov         *Provider
+		path, method string
+		want, route  string // want "": unknown
+	}{
+		{openAI, "/chat/completions", "POST", "/v1/chat/completions", "POST /openai/v1/chat/completions"},
+		{openAI, "/v1/chat/completions", "POST", "/v1/chat/completions", "POST /openai/v1/chat/completions"},
+		{openAI, "/models", "GET", "/v1/models", "GET /openai/v1/models"},
+		{anthropic, "/messages", "POST", "/v1/messages", "POST /anthropic/v1/messages"},
+		{anthropic, "/chat/completions", "POST", "/v1/chat/completions", "POST /anthropic/v1/chat/completions"},
+		{googleAI, "/chat/completions", "POST", "/v1/chat/completions", "POST /google-ai/v1/chat/completions"},
+		{openAI, "/v1/v1/chat/completions", "POST", "", ""},
+		{openAI, "/", "GET", "", ""},
+		{openAI, "/audio/speech", "POST", "", ""},
+	}
+	for _, tc := range cases {
+		ep, path, ok := tc.prov.Resolve(tc.method, tc.path)
+		if ok != (tc.want != "") || path != tc.want || ep.Route != tc.route {
+			t.Errorf("%s %s: %q %q %v; want %q %q", tc.method, tc.path, path, ep.Route, ok, tc.want, tc.route)
 		}
 	}
 }

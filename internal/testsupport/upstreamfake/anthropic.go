@@ -67,7 +67,11 @@ func serveAnthropic(x *exchange) {
 		if isStream(m) {
 			messagesStream(x, m)
 		} else {
-			x.json(http.StatusOK, message(x, m, []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn", x.b.OutputTokens))
+			content, stop := []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn"
+			if x.b.ToolCall != nil {
+				content, stop = anthropicToolBlocks(x), "tool_use"
+			}
+			x.json(http.StatusOK, message(x, m, content, stop, x.b.OutputTokens))
 		}
 	default:
 		notFound(x, anthropicError)
@@ -107,7 +111,14 @@ func messagesStream(x *exchange, m map[string]any) {
 	if !x.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}, false) {
 		return
 	}
-	delta := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}}
+	stop := "end_turn"
+	if x.b.ToolCall != nil {
+		if !anthropicToolStream(x) {
+			return
+		}
+		stop = "tool_use"
+	}
+	delta := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}}
 	if !x.b.NoUsage {
 		delta["usage"] = map[string]any{"output_tokens": x.b.OutputTokens}
 	}

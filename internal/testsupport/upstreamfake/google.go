@@ -91,7 +91,11 @@ func serveGoogle(x *exchange) {
 // generateResponse is one GenerateContentResponse. Streams carry
 // usageMetadata in every chunk, complete counts in the last one.
 func generateResponse(x *exchange, model, text string, finish any, candidates int64, final bool) map[string]any {
-	cand := map[string]any{"content": map[string]any{"parts": []any{map[string]any{"text": text}}, "role": "model"}, "index": 0}
+	parts := []any{map[string]any{"text": text}}
+	if final && x.b.ToolCall != nil {
+		parts = append(parts, googleFunctionCall(x))
+	}
+	cand := map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "index": 0}
 	if finish != nil {
 		cand["finishReason"] = finish
 	}

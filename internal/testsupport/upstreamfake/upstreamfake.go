@@ -77,6 +77,9 @@ type Behavior struct {
 	// BedrockException, when set, makes a Bedrock stream send an exception
 	// frame of that type (throttlingException) after its first chunk.
 	BedrockException string
+	// ToolCall, when set, ends Anthropic's and Google's answers with a call
+	// of that tool (tools.go).
+	ToolCall *ToolCall
 }
 
 func (b Behavior) withDefaults() Behavior {

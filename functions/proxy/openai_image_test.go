@@ -1,0 +1,108 @@
+package proxy
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// /openai-image serves OpenAI's image API and, for chat-only front ends,
+// a chat route whose last "Image:" message is the prompt, as the
+// original does; both count in OpenAI's image families.
+func TestOpenAIImageMount(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "dall-e,gpt-image,gpt4o", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	token := e.user(users.Patch{})
+	up := e.fake(upstreamfake.OpenAI)
+	client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/openai-image/v1"), option.WithAPIKey(token), option.WithMaxRetries(0))
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	img, err := client.Images.Generate(ctx, openai.ImageGenerateParams{Model: "gpt-image-1", Prompt: "a cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(img.Data) != 1 || img.Data[0].B64JSON == "" {
+		t.Errorf("images %s", img.RawJSON())
+	}
+	if last := up.Last(t); last.Path != "/v1/images/generations" || last.Header.Get("Authorization") != "Bearer "+openAIKey {
+		t.Errorf("upstream saw %s with %q", last.Path, last.Header.Get("Authorization"))
+	}
+	if u := e.get(token); u.TokenCounts["gpt-image"] != 18 {
+		t.Errorf("charged %v", u.TokenCounts)
+	}
+
+	chat := func(model, text string) (*openai.ChatCompletion, error) {
+		return client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.SystemMessage("You draw."), openai.UserMessage("ignored"), openai.UserMessage(text)}})
+	}
+	resp, err := chat("gpt-image-1", `Alice: "Image: a red fox in snow"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Choices[0].Message.Content; !strings.HasPrefix(got, "![](data:image/png;base64,iVBOR") || !strings.HasSuffix(got, ")") {
+		t.Errorf("content %q", got)
+	}
+	sent := up.Last(t).JSON()
+	if up.Last(t).Path != "/v1/images/generations" || sent["prompt"] != `a red fox in snow"` || sent["model"] != "gpt-image-1" || sent["response_format"] != nil {
+		t.Errorf("native request %v", sent)
+	}
+	if u := e.get(token); u.TokenCounts["gpt-image"] != 36 || resp.Usage.TotalTokens != 18 {
+		t.Errorf("charged %v, usage %+v", u.TokenCounts, resp.Usage)
+	}
+
+	// A chat model named by the front end draws with DALL-E 3, counted
+	// in its family.
+	if _, err := chat("gpt-4o", "Image: a boat"); err != nil {
+		t.Fatal(err)
+	}
+	if sent := up.Last(t).JSON(); sent["model"] != "dall-e-3" || sent["response_format"] != "url" {
+		t.Errorf("native request %v", sent)
+	}
+	if u := e.get(token); u.TokenCounts["dall-e"] <= 0 || u.TokenCounts["gpt4o"] != 0 {
+		t.Errorf("charged %v", u.TokenCounts)
+	}
+
+	before := up.Count()
+	_, err = chat("dall-e-3", "a boat, please")
+	mustContain(t, "refusal", asAPIError(t, err, http.StatusBadRequest).Message, "Image:")
+	stream := client.Chat.Completions.NewStreaming(ctx, openai.ChatCompletionNewParams{Model: "dall-e-3",
+		Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Image: a boat")}})
+	for stream.Next() {
+	}
+	mustContain(t, "refusal", asAPIError(t, stream.Err(), http.StatusBadRequest).Message, "stream")
+	if up.Count() != before {
+		t.Errorf("refused requests reached the upstream %d times", up.Count()-before)
+	}
+
+	page, err := client.Models.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(page.Data) != 0 {
+		t.Errorf("chat models listed on the image mount: %s", page.RawJSON())
+	}
+
+	// The service info lists the mount with its image families only.
+	a := e.do(call{method: http.MethodGet, path: "/proxy/"})
+	found := false
+	for _, p := range a.json(t)["providers"].([]any) {
+		if pm := asMap(p); pm["provider"] == "openai-image" {
+			found = true
+			if got := string(mustJSON(pm["families"])); got != `["gpt-image","dall-e"]` && got != `["dall-e","gpt-image"]` {
+				t.Errorf("image mount families %s", got)
+			}
+		}
+	}
+	if !found {
+		t.Errorf("the image mount is not listed: %s", a.body)
+	}
+	e.neverSaw(token)
+}

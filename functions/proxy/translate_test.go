@@ -1,0 +1,556 @@
+package proxy
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/providers"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// translatedMount is a mount that serves OpenAI chat completions from its
+// provider's own API; adding a mount (Bedrock's or Vertex's Claude) is a
+// row.
+type translatedMount struct {
+	mount  string
+	fake   upstreamfake.Kind
+	model  string
+	family string
+	// nativePath is the path the upstream must see.
+	nativePath func(stream bool) string
+	// fetchesURLs: the provider fetches https image URLs itself.
+	fetchesURLs bool
+	// native reads what the fake received: the system prompt, the roles
+	// of the turns, and the blocks or parts of turn i.
+	system func(m map[string]any) string
+	roles  func(m map[string]any) []string
+	parts  func(m map[string]any, i int) []any
+	// maxTokens is where the output limit went.
+	maxTokens []string
+	// assistant is the native name of the assistant's role.
+	assistant string
+	// toolDeltas is how many tool-call deltas a streamed call arrives in
+	// (Claude streams the arguments in pieces; Gemini sends calls whole).
+	toolDeltas int
+}
+
+var translatedMounts = []translatedMount{
+	{
+		mount: "anthropic", fake: upstreamfake.Anthropic, model: "claude-sonnet-4-5-20250929", family: "claude",
+		nativePath:  func(bool) string { return "/v1/messages" },
+		fetchesURLs: true,
+		system:      func(m map[string]any) string { return str(dig(asMap(first(m["system"])), "text")) },
+		roles:       func(m map[string]any) []string { return rolesOf(m["messages"], "role") },
+		parts:       func(m map[string]any, i int) []any { return list(dig(asMap(at(m["messages"], i)), "content")) },
+		maxTokens:   []string{"max_tokens"},
+		assistant:   "assistant",
+		toolDeltas:  4, // the start, then the arguments in the fake's 3 pieces
+	},
+	{
+		mount: "google-ai", fake: upstreamfake.Google, model: "gemini-2.5-flash", family: "gemini-flash",
+		nativePath: func(stream bool) string {
+			if stream {
+				return "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+			}
+			return "/v1beta/models/gemini-2.5-flash:generateContent"
+		},
+		system: func(m map[string]any) string {
+			return str(dig(asMap(first(dig(m, "systemInstruction", "parts"))), "text"))
+		},
+		roles:      func(m map[string]any) []string { return rolesOf(m["contents"], "role") },
+		parts:      func(m map[string]any, i int) []any { return list(dig(asMap(at(m["contents"], i)), "parts")) },
+		maxTokens:  []string{"generationConfig", "maxOutputTokens"},
+		assistant:  "model",
+		toolDeltas: 1,
+	},
+}
+
+func TestTranslatedChat(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) { testTranslatedChat(t, tm) })
+	}
+}
+
+func testTranslatedChat(t *testing.T, tm translatedMount) {
+	e := newEnv(t, nil)
+	token := e.user(users.Patch{})
+	up := e.fake(tm.fake)
+	client := openai.NewClient(
+		option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"),
+		option.WithAPIKey(token),
+		option.WithMaxRetries(0),
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	params := openai.ChatCompletionNewParams{
+		Model:     tm.model,
+		MaxTokens: openai.Int(200),
+		Messages: []openai.ChatCompletionMessageParamUnion{
+			openai.SystemMessage("Be brief."),
+			openai.UserMessage("Say hello."),
+		},
+	}
+	charged, prompts := int64(0), int64(0)
+	wantCharged := func(t *testing.T, add int64) {
+		t.Helper()
+		charged += add
+		if add > 0 {
+			prompts++
+		}
+		u := e.get(token)
+		if u.TokenCounts[tm.family] != charged || u.PromptCount != prompts {
+			t.Errorf("charged %v, %d prompts; want %s=%d, %d prompts", u.TokenCounts, u.PromptCount, tm.family, charged, prompts)
+		}
+	}
+
+	t.Run("text", func(t *testing.T) {
+		resp, err := client.Chat.Completions.New(ctx, params)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := resp.Choices[0].Message.Content; got != "Hello from the fake upstream!" {
+			t.Errorf("content %q", got)
+		}
+		if resp.Choices[0].FinishReason != "stop" || resp.Usage.PromptTokens != 11 || resp.Usage.CompletionTokens != 7 {
+			t.Errorf("finish %q, usage %+v", resp.Choices[0].FinishReason, resp.Usage)
+		}
+		last := up.Last(t)
+		native := last.JSON()
+		if last.Path != tm.nativePath(false) {
+			t.Errorf("upstream path %s, want %s", last.Path, tm.nativePath(false))
+		}
+		if got := tm.system(native); got != "Be brief." {
+			t.Errorf("system prompt %q; native request %s", got, last.Body)
+		}
+		if got := tm.roles(native); strings.Join(got, ",") != "user" {
+			t.Errorf("roles %v", got)
+		}
+		if got := dig(native, tm.maxTokens...); got != float64(200) {
+			t.Errorf("output limit %v at %v", got, tm.maxTokens)
+		}
+		wantCharged(t, 18)
+	})
+
+	t.Run("streamed", func(t *testing.T) {
+		hold := make(chan struct{})
+		up.Set(upstreamfake.Behavior{HoldAfterFirst: hold, InputTokens: 20, OutputTokens: 9})
+		defer up.Set(upstreamfake.Behavior{})
+		stream := client.Chat.Completions.NewStreaming(ctx, params)
+		var text strings.Builder
+		var finish string
+		released, sawUsage := false, false
+		for stream.Next() {
+			chunk := stream.Current()
+			if len(chunk.Choices) == 0 {
+				sawUsage = true
+			}
+			for _, c := range chunk.Choices {
+				text.WriteString(c.Delta.Content)
+				if c.FinishReason != "" {
+					finish = c.FinishReason
+				}
+			}
+			if !released && text.Len() > 0 {
+				// The first words came while the upstream held the rest:
+				// the translation buffers nothing.
+				if up.InFlight() != 1 {
+					t.Errorf("upstream in flight %d while the first chunk was read", up.InFlight())
+				}
+				close(hold)
+				released = true
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if text.String() != "Hello from the fake upstream!" || finish != "stop" {
+			t.Errorf("streamed text %q, finish %q", text.String(), finish)
+		}
+		if sawUsage {
+			t.Error("a usage chunk reached a client that did not ask for it")
+		}
+		if last := up.Last(t); last.Path != tm.nativePath(true) {
+			t.Errorf("upstream path %s, want %s", last.Path, tm.nativePath(true))
+		}
+		wantCharged(t, 29)
+
+		p := params
+		p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+		stream = client.Chat.Completions.NewStreaming(ctx, p)
+		var usage openai.CompletionUsage
+		for stream.Next() {
+			if c := stream.Current(); len(c.Choices) == 0 {
+				usage = c.Usage
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		if usage.PromptTokens != 20 || usage.CompletionTokens != 9 || usage.TotalTokens != 29 {
+			t.Errorf("a client that asked for usage got %+v", usage)
+		}
+		wantCharged(t, 29)
+	})
+
+	t.Run("image", func(t *testing.T) {
+		const png = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+		p := params
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.TextContentPart("What is this?"),
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "data:image/png;base64," + png}),
+		})}
+		if _, err := client.Chat.Completions.New(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		parts := tm.parts(up.Last(t).JSON(), 0)
+		if len(parts) != 2 || !strings.Contains(string(mustJSON(parts[1])), png) || !strings.Contains(string(mustJSON(parts[1])), "image/png") {
+			t.Errorf("native parts %s", mustJSON(parts))
+		}
+		wantCharged(t, 18)
+
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.UserMessage([]openai.ChatCompletionContentPartUnionParam{
+			openai.TextContentPart("What is this?"),
+			openai.ImageContentPart(openai.ChatCompletionContentPartImageImageURLParam{URL: "https://example.com/cat.png"}),
+		})}
+		before := up.Count()
+		_, err := client.Chat.Completions.New(ctx, p)
+		if tm.fetchesURLs {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := string(mustJSON(tm.parts(up.Last(t).JSON(), 0)[1])); !strings.Contains(got, `"url":"https://example.com/cat.png"`) {
+				t.Errorf("native image part %s", got)
+			}
+			wantCharged(t, 18)
+			return
+		}
+		apiErr := asAPIError(t, err, http.StatusBadRequest)
+		mustContain(t, "refusal", apiErr.Message, "messages[0].content[1].image_url.url")
+		if apiErr.Type != "invalid_request_error" || up.Count() != before {
+			t.Errorf("type %q; upstream asked %d times", apiErr.Type, up.Count()-before)
+		}
+	})
+
+	t.Run("tools", func(t *testing.T) {
+		const args = `{"city":"Paris","unit":"celsius"}`
+		up.Set(upstreamfake.Behavior{Text: "Let me look.", ToolCall: &upstreamfake.ToolCall{ID: "toolu_01", Name: "weather", Arguments: args}})
+		defer up.Set(upstreamfake.Behavior{})
+		p := params
+		p.Tools = []openai.ChatCompletionToolUnionParam{openai.ChatCompletionFunctionTool(openai.FunctionDefinitionParam{
+			Name: "weather", Description: openai.String("The weather in a city."),
+			Parameters: openai.FunctionParameters{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}},
+		})}
+		p.ToolChoice = openai.ToolChoiceOptionFunctionToolChoice(openai.ChatCompletionNamedToolChoiceFunctionParam{Name: "weather"})
+		resp, err := client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := resp.Choices[0].Message
+		if len(msg.ToolCalls) != 1 || msg.ToolCalls[0].Function.Name != "weather" || msg.ToolCalls[0].Function.Arguments != args ||
+			resp.Choices[0].FinishReason != "tool_calls" || msg.Content != "Let me look." {
+			t.Fatalf("answer %s", resp.RawJSON())
+		}
+		native := string(up.Last(t).Body)
+		mustContain(t, "native tools", native, `"weather"`)
+		mustContain(t, "native tools", native, `"The weather in a city."`)
+		wantCharged(t, 18)
+
+		// The round trip: the call and its result go back.
+		up.Set(upstreamfake.Behavior{})
+		p.ToolChoice = openai.ChatCompletionToolChoiceOptionUnionParam{}
+		p.Messages = append(append([]openai.ChatCompletionMessageParamUnion{}, params.Messages...), msg.ToParam(),
+			openai.ToolMessage(`{"temp":21}`, msg.ToolCalls[0].ID))
+		resp, err = client.Chat.Completions.New(ctx, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.Choices[0].Message.Content != "Hello from the fake upstream!" {
+			t.Errorf("answer %s", resp.RawJSON())
+		}
+		sent := up.Last(t).JSON()
+		if got := strings.Join(tm.roles(sent), ","); got != "user,"+tm.assistant+",user" {
+			t.Errorf("roles %s", got)
+		}
+		call, result := string(mustJSON(tm.parts(sent, 1))), string(mustJSON(tm.parts(sent, 2)))
+		mustContain(t, "the call sent back", call, `"city":"Paris"`)
+		mustContain(t, "the call sent back", call, "weather")
+		mustContain(t, "the result sent back", strings.ReplaceAll(result, `\"`, `"`), `{"temp":21}`)
+		wantCharged(t, 18)
+
+		// Streamed: the call arrives as tool-call deltas.
+		up.Set(upstreamfake.Behavior{Text: "Let me look.", ToolCall: &upstreamfake.ToolCall{ID: "toolu_02", Name: "weather", Arguments: args}})
+		p.Messages = params.Messages
+		stream := client.Chat.Completions.NewStreaming(ctx, p)
+		var acc openai.ChatCompletionAccumulator
+		deltas := 0
+		for stream.Next() {
+			chunk := stream.Current()
+			acc.AddChunk(chunk)
+			for _, c := range chunk.Choices {
+				deltas += len(c.Delta.ToolCalls)
+			}
+		}
+		if err := stream.Err(); err != nil {
+			t.Fatal(err)
+		}
+		got := acc.Choices[0].Message
+		if len(got.ToolCalls) != 1 || got.ToolCalls[0].Function.Name != "weather" || got.ToolCalls[0].Function.Arguments != args ||
+			got.ToolCalls[0].ID == "" || acc.Choices[0].FinishReason != "tool_calls" || got.Content != "Let me look." {
+			t.Errorf("streamed answer %+v, finish %q", got, acc.Choices[0].FinishReason)
+		}
+		if deltas != tm.toolDeltas {
+			t.Errorf("%d tool-call deltas streamed, want %d", deltas, tm.toolDeltas)
+		}
+		wantCharged(t, 18)
+	})
+
+	t.Run("stream cut short", func(t *testing.T) {
+		up.Set(upstreamfake.Behavior{CloseAfter: 1, InputTokens: 40, OutputTokens: 9})
+		defer up.Set(upstreamfake.Behavior{})
+		body := `{"model":"` + tm.model + `","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
+		a := e.do(call{path: "/proxy/" + tm.mount + "/v1/chat/completions", body: body, header: bearerH(token)})
+		var text strings.Builder
+		broken := false
+		for _, line := range strings.Split(string(a.body), "\n") {
+			data, ok := strings.CutPrefix(line, "data: ")
+			if !ok {
+				continue
+			}
+			var chunk map[string]any
+			if err := json.Unmarshal([]byte(data), &chunk); err != nil {
+				t.Fatalf("chunk %q", data)
+			}
+			text.WriteString(str(dig(asMap(first(chunk["choices"])), "delta", "content")))
+			broken = broken || dig(chunk, "error", "code") == "upstream_stream_broken"
+		}
+		if a.status != 200 || !broken || text.String() != "Hello from" || strings.Contains(string(a.body), "[DONE]") {
+			t.Errorf("a broken stream: %d %s", a.status, a.body)
+		}
+		// The usage comes at the end of a translated stream: one cut short
+		// is charged the estimate, the prompt's plus the relayed text's.
+		rq, err := providers.OpenAIChat.Parse([]byte(body), 0, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e.logs.waitLines(t, `"route":"POST /`+tm.mount+`/v1/chat/completions"`, int(prompts)+1)
+		wantCharged(t, rq.PromptTokens+int64(len("Hello from")+3)/4)
+	})
+
+	t.Run("refusals", func(t *testing.T) {
+		before := up.Count()
+		_, err := client.Chat.Completions.New(ctx, params, option.WithJSONSet("frobnicate", true))
+		apiErr := asAPIError(t, err, http.StatusBadRequest)
+		mustContain(t, "refusal", apiErr.Message, "frobnicate")
+
+		p := params
+		p.Messages = []openai.ChatCompletionMessageParamUnion{openai.ToolMessage("x", "call_nowhere")}
+		_, err = client.Chat.Completions.New(ctx, p)
+		mustContain(t, "refusal", asAPIError(t, err, http.StatusBadRequest).Message, "messages[0].tool_call_id")
+
+		// The proxy's own refusals are told in OpenAI's shape.
+		other := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"), option.WithAPIKey("not-a-token"), option.WithMaxRetries(0))
+		_, err = other.Chat.Completions.New(ctx, params)
+		apiErr = asAPIError(t, err, http.StatusUnauthorized)
+		if apiErr.Message == "" {
+			t.Errorf("no message in %s", apiErr.RawJSON())
+		}
+		if up.Count() != before {
+			t.Errorf("refused requests reached the upstream %d times", up.Count()-before)
+		}
+
+		// The upstream's errors too, with their status.
+		up.Set(upstreamfake.Behavior{Status: http.StatusTooManyRequests})
+		defer up.Set(upstreamfake.Behavior{})
+		_, err = client.Chat.Completions.New(ctx, params)
+		apiErr = asAPIError(t, err, http.StatusTooManyRequests)
+		if apiErr.Message != "The fake upstream was told to fail." || apiErr.Type != "rate_limit_error" {
+			t.Errorf("upstream error relayed as %s", apiErr.RawJSON())
+		}
+		wantCharged(t, 0)
+	})
+
+	t.Run("models", func(t *testing.T) {
+		page, err := client.Models.List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Data) != 2 || page.Data[0].ID == "" || strings.HasPrefix(page.Data[0].ID, "models/") || page.Data[0].Object != "model" {
+			t.Errorf("models %s", page.RawJSON())
+		}
+	})
+
+	e.neverSaw(token)
+}
+
+func asAPIError(t *testing.T, err error, status int) *openai.Error {
+	t.Helper()
+	var apiErr *openai.Error
+	if !errors.As(err, &apiErr) {
+		t.Fatalf("want an API error %d, got %T %v", status, err, err)
+	}
+	if apiErr.StatusCode != status {
+		t.Errorf("status %d, want %d: %s", apiErr.StatusCode, status, apiErr.RawJSON())
+	}
+	return apiErr
+}
+
+func first(v any) any { return at(v, 0) }
+
+func at(v any, i int) any {
+	l, _ := v.([]any)
+	if i < len(l) {
+		return l[i]
+	}
+	return nil
+}
+
+func list(v any) []any { l, _ := v.([]any); return l }
+
+func str(v any) string { s, _ := v.(string); return s }
+
+func rolesOf(v any, key string) []string {
+	var out []string
+	for _, m := range list(v) {
+		out = append(out, str(dig(asMap(m), key)))
+	}
+	return out
+}
+
+func asMap(v any) map[string]any { m, _ := v.(map[string]any); return m }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Every route is served without its /v1 too, as in the original: an
+// OpenAI client given the mount alone as its base URL works.
+func TestRoutesWithoutV1(t *testing.T) {
+	e := newEnv(t, nil)
+	token := e.user(users.Patch{})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for _, tc := range []struct {
+		mount, model, upstreamPath string
+		fake                       upstreamfake.Kind
+	}{
+		{"openai", "gpt-4.1", "/v1/chat/completions", upstreamfake.OpenAI},
+		{"anthropic", "claude-sonnet-4-5", "/v1/messages", upstreamfake.Anthropic},
+	} {
+		client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tc.mount), option.WithAPIKey(token), option.WithMaxRetries(0))
+		resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: tc.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}})
+		if err != nil {
+			t.Fatalf("%s: %v", tc.mount, err)
+		}
+		if resp.Choices[0].Message.Content != "Hello from the fake upstream!" {
+			t.Errorf("%s: %s", tc.mount, resp.RawJSON())
+		}
+		if p := e.fake(tc.fake).Last(t).Path; p != tc.upstreamPath {
+			t.Errorf("%s: upstream path %s, want %s", tc.mount, p, tc.upstreamPath)
+		}
+	}
+	e.logs.waitLines(t, `"route":"POST /anthropic/v1/chat/completions"`, 1)
+}
+
+// Anthropic's legacy text completions are served from the Messages API
+// and charged as Messages answers are.
+func TestAnthropicLegacyComplete(t *testing.T) {
+	e := newEnv(t, nil)
+	token := e.user(users.Patch{})
+	up := e.fake(upstreamfake.Anthropic)
+	h := map[string]string{"x-api-key": token}
+	const prompt = `"You are terse.\n\nHuman: Say hello.\n\nAssistant: Sure.\n\nHuman: Go on.\n\nAssistant:"`
+
+	a := e.do(call{path: "/proxy/anthropic/v1/complete", header: h,
+		body: `{"model":"claude-sonnet-4-5","prompt":` + prompt + `,"max_tokens_to_sample":300,"stop_sequences":["\n\nHuman:"]}`})
+	if a.status != 200 {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	m := a.json(t)
+	if m["type"] != "completion" || m["completion"] != "Hello from the fake upstream!" || m["stop_reason"] != "stop_sequence" {
+		t.Errorf("answer %s", a.body)
+	}
+	native := up.Last(t)
+	if native.Path != "/v1/messages" {
+		t.Errorf("upstream path %s", native.Path)
+	}
+	want := `{"max_tokens":300,"messages":[{"content":[{"text":"Say hello.","type":"text"}],"role":"user"},{"content":[{"text":"Sure.","type":"text"}],"role":"assistant"},{"content":[{"text":"Go on.","type":"text"}],"role":"user"}],"model":"claude-sonnet-4-5","stop_sequences":["\n\nHuman:"],"stream":false,"system":"You are terse."}`
+	if string(mustJSON(native.JSON())) != want {
+		t.Errorf("native request\n%s\nwant\n%s", mustJSON(native.JSON()), want)
+	}
+	if u := e.get(token); u.TokenCounts["claude"] != 18 {
+		t.Errorf("charged %v", u.TokenCounts)
+	}
+
+	up.Set(upstreamfake.Behavior{InputTokens: 20, OutputTokens: 9})
+	a = e.do(call{path: "/proxy/anthropic/v1/complete", header: h,
+		body: `{"model":"claude-sonnet-4-5","prompt":` + prompt + `,"max_tokens_to_sample":300,"stream":true}`})
+	if a.status != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/event-stream") {
+		t.Fatalf("%d %s", a.status, a.body)
+	}
+	var text strings.Builder
+	stops := 0
+	for _, line := range strings.Split(string(a.body), "\n") {
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			continue
+		}
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(data), &ev); err != nil || ev["type"] != "completion" {
+			t.Fatalf("event %s", data)
+		}
+		text.WriteString(str(ev["completion"]))
+		if ev["stop_reason"] != nil {
+			stops++
+		}
+	}
+	if text.String() != "Hello from the fake upstream!" || stops != 1 {
+		t.Errorf("streamed %q with %d ends:\n%s", text.String(), stops, a.body)
+	}
+	if u := e.get(token); u.TokenCounts["claude"] != 18+29 || u.PromptCount != 2 {
+		t.Errorf("charged %v, %d prompts", u.TokenCounts, u.PromptCount)
+	}
+
+	a = e.do(call{path: "/proxy/anthropic/v1/complete", header: h, body: `{"model":"claude-sonnet-4-5","prompt":"\n\nHuman: hi\n\nAssistant:"}`})
+	if a.status != 400 || dig(a.json(t), "error", "type") != "invalid_request_error" || !strings.Contains(string(a.body), "max_tokens_to_sample") {
+		t.Errorf("no limit: %d %s", a.status, a.body)
+	}
+}
+
+// With ERROR_FORMAT=completion, an upstream error on a translated route is
+// a chat completion the OpenAI client shows, not the provider's answer.
+func TestTranslatedErrorAsCompletion(t *testing.T) {
+	e := newEnv(t, map[string]string{"ERROR_FORMAT": "completion"})
+	token := e.user(users.Patch{})
+	for _, tm := range translatedMounts {
+		e.fake(tm.fake).Set(upstreamfake.Behavior{Status: http.StatusServiceUnavailable})
+		client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"), option.WithAPIKey(token), option.WithMaxRetries(0))
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		resp, err := client.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{Model: tm.model,
+			Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}})
+		cancel()
+		if err != nil {
+			t.Fatalf("%s: %v", tm.mount, err)
+		}
+		got := resp.Choices[0].Message.Content
+		if !strings.HasPrefix(got, "[tollgate] Upstream error (503 from ") || !strings.Contains(got, "The fake upstream was told to fail.") {
+			t.Errorf("%s: %q", tm.mount, got)
+		}
+	}
+	if u := e.get(token); u.PromptCount != 0 {
+		t.Errorf("errors charged: %+v", u.TokenCounts)
+	}
+}

@@ -1,0 +1,427 @@
+package providers
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+)
+
+// AnthropicChat serves OpenAI chat completions from Anthropic's Messages
+// API (POST /v1/messages), on every mount that speaks it (Anthropic,
+// Bedrock's and Vertex's Claude): a route line
+//
+//	{Method: "POST", Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: AnthropicChat}
+var AnthropicChat = &Translation{
+	Native:    func(string, bool) (string, string) { return "/v1/messages", "" },
+	Request:   anthropicChatRequest,
+	Response:  anthropicChatResponse,
+	ErrorBody: openAIErrorBody,
+}
+
+// anthropicDefaultMaxTokens is sent when the client names no limit (or
+// 0): the Messages API requires one. The operator's clamp still applies.
+const anthropicDefaultMaxTokens = 4096
+
+// anthropicImageTypes are the image types Claude reads.
+var anthropicImageTypes = map[string]bool{"image/jpeg": true, "image/png": true, "image/gif": true, "image/webp": true}
+
+// anthropicThinking are the thinking budgets of reasoning_effort levels.
+var anthropicThinking = map[string]int64{"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
+
+type anthropicTurn struct {
+	Role    string `json:"role"`
+	Content []any  `json:"content"`
+}
+
+func anthropicChatRequest(rq *Request) ([]byte, error) {
+	c, err := readChatRequest(rq)
+	if err != nil {
+		return nil, err
+	}
+	if rq.Model == "" {
+		return nil, invalid("model is required.")
+	}
+	out := map[string]any{"model": rq.Model, "stream": c.Stream}
+	maxTokens := c.MaxTokens
+	if maxTokens <= 0 {
+		// Claude requires a limit: the default, under the operator's clamp.
+		maxTokens = anthropicDefaultMaxTokens
+		if rq.Limit > 0 {
+			maxTokens = min(maxTokens, rq.Limit)
+		}
+	}
+	out["max_tokens"] = maxTokens
+	system, turns, err := anthropicTurns(c.Messages)
+	if err != nil {
+		return nil, err
+	}
+	if len(system) > 0 {
+		out["system"] = system
+	}
+	out["messages"] = turns
+	if err := anthropicSampling(c, out, maxTokens); err != nil {
+		return nil, err
+	}
+	if err := anthropicTools(c, out); err != nil {
+		return nil, err
+	}
+	return MustJSON(out), nil
+}
+
+func anthropicSampling(c *chatRequest, out map[string]any, maxTokens int64) error {
+	if t := c.Temperature; t != nil {
+		if *t < 0 || *t > 1 {
+			return invalid("temperature must be between 0 and 1 for Claude.")
+		}
+		out["temperature"] = *t
+	}
+	if p := c.TopP; p != nil {
+		if *p < 0 || *p > 1 {
+			return invalid("top_p must be between 0 and 1.")
+		}
+		out["top_p"] = *p
+	}
+	if len(c.Stop) > 0 {
+		out["stop_sequences"] = c.Stop
+	}
+	for name, v := range map[string]*float64{"presence_penalty": c.Presence, "frequency_penalty": c.Frequency} {
+		if v != nil && *v != 0 {
+			return invalid("%s is not supported by Claude.", name)
+		}
+	}
+	if c.JSON {
+		return invalid("response_format: Claude has no JSON mode; ask for JSON in the prompt or use a tool.")
+	}
+	if budget, ok := anthropicThinking[c.ReasoningLevel]; ok {
+		if maxTokens <= budget {
+			return invalid("reasoning_effort %s needs max_tokens above %d.", c.ReasoningLevel, budget)
+		}
+		out["thinking"] = map[string]any{"type": "enabled", "budget_tokens": budget}
+	}
+	return nil
+}
+
+func anthropicTools(c *chatRequest, out map[string]any) error {
+	if err := checkTools(c.Tools); err != nil {
+		return err
+	}
+	if len(c.Tools) > 0 {
+		tools := make([]any, 0, len(c.Tools))
+		for _, t := range c.Tools {
+			schema := t.Function.Parameters
+			if len(schema) == 0 || string(schema) == "null" {
+				schema = json.RawMessage(`{"type":"object"}`)
+			}
+			tool := map[string]any{"name": t.Function.Name, "input_schema": schema}
+			if t.Function.Description != "" {
+				tool["description"] = t.Function.Description
+			}
+			tools = append(tools, tool)
+		}
+		out["tools"] = tools
+	}
+	var choice map[string]any
+	if tc := c.ToolChoice; tc != nil {
+		switch tc.Mode {
+		case "none":
+			choice = map[string]any{"type": "none"}
+		case "auto":
+			choice = map[string]any{"type": "auto"}
+		case "required":
+			choice = map[string]any{"type": "any"}
+		case "function":
+			choice = map[string]any{"type": "tool", "name": tc.Name}
+		}
+	}
+	if c.Parallel != nil && !*c.Parallel && len(c.Tools) > 0 {
+		if choice == nil {
+			choice = map[string]any{"type": "auto"}
+		}
+		if choice["type"] != "none" {
+			choice["disable_parallel_tool_use"] = true
+		}
+	}
+	if choice != nil {
+		if len(c.Tools) == 0 {
+			return invalid("tool_choice needs tools.")
+		}
+		out["tool_choice"] = choice
+	}
+	return nil
+}
+
+// anthropicTurns turns OpenAI messages into the system prompt and
+// alternating turns: leading system and developer messages form the
+// system prompt; later ones become user text; tool results are user
+// turns; consecutive turns of one role merge.
+func anthropicTurns(msgs []chatMessage) (system []any, turns []anthropicTurn, err error) {
+	add := func(role string, blocks ...any) {
+		if len(blocks) == 0 {
+			return
+		}
+		if n := len(turns); n > 0 && turns[n-1].Role == role {
+			turns[n-1].Content = append(turns[n-1].Content, blocks...)
+			return
+		}
+		turns = append(turns, anthropicTurn{Role: role, Content: blocks})
+	}
+	calls := map[string]bool{} // the ids of earlier tool calls
+	for i, m := range msgs {
+		at := "messages[" + itoa(i) + "]"
+		switch m.Role {
+		case "system", "developer":
+			text, err := textOf(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			if text == "" {
+				continue
+			}
+			if len(turns) == 0 {
+				system = append(system, map[string]any{"type": "text", "text": text})
+			} else {
+				add("user", map[string]any{"type": "text", "text": text})
+			}
+		case "user":
+			blocks, err := anthropicUserBlocks(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			add("user", blocks...)
+		case "assistant":
+			blocks, err := anthropicAssistantBlocks(m, at)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, tc := range m.ToolCalls {
+				calls[tc.ID] = true
+			}
+			add("assistant", blocks...)
+		case "tool":
+			if !calls[m.ToolCallID] {
+				return nil, nil, invalid("%s.tool_call_id %q answers no tool call of an earlier assistant message.", at, m.ToolCallID)
+			}
+			text, err := textOf(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			add("user", map[string]any{"type": "tool_result", "tool_use_id": m.ToolCallID, "content": text})
+		default:
+			return nil, nil, invalid("%s.role must be system, developer, user, assistant or tool.", at)
+		}
+	}
+	if len(turns) == 0 {
+		return nil, nil, invalid("messages must hold at least one user or assistant message.")
+	}
+	// The API refuses a final assistant turn (a prefill) that ends in
+	// whitespace.
+	if last := &turns[len(turns)-1]; last.Role == "assistant" {
+		if b, ok := last.Content[len(last.Content)-1].(map[string]any); ok && b["type"] == "text" {
+			b["text"] = strings.TrimRight(b["text"].(string), " \t\r\n")
+			if b["text"] == "" {
+				last.Content = last.Content[:len(last.Content)-1]
+				if len(last.Content) == 0 {
+					turns = turns[:len(turns)-1]
+				}
+			}
+		}
+	}
+	if len(turns) == 0 {
+		return nil, nil, invalid("messages must hold at least one user or assistant message.")
+	}
+	return system, turns, nil
+}
+
+func anthropicUserBlocks(raw json.RawMessage, at string) ([]any, error) {
+	parts, err := contentParts(raw, at)
+	if err != nil {
+		return nil, err
+	}
+	blocks := make([]any, 0, len(parts))
+	for j, p := range parts {
+		pat := at + "[" + itoa(j) + "]"
+		if p.Type == "text" {
+			if p.Text != "" {
+				blocks = append(blocks, map[string]any{"type": "text", "text": p.Text})
+			}
+			continue
+		}
+		img, remote, err := readImage(p.ImageURL.URL, pat+".image_url.url")
+		if err != nil {
+			return nil, err
+		}
+		if remote {
+			if !strings.HasPrefix(p.ImageURL.URL, "https://") {
+				return nil, invalid("%s.image_url.url: Claude fetches https URLs only.", pat)
+			}
+			blocks = append(blocks, map[string]any{"type": "image", "source": map[string]any{"type": "url", "url": p.ImageURL.URL}})
+			continue
+		}
+		if !anthropicImageTypes[img.MediaType] {
+			return nil, invalid("%s.image_url.url: Claude reads image/jpeg, image/png, image/gif and image/webp, not %s.", pat, img.MediaType)
+		}
+		blocks = append(blocks, map[string]any{"type": "image", "source": map[string]any{"type": "base64", "media_type": img.MediaType, "data": img.Data}})
+	}
+	return blocks, nil
+}
+
+func anthropicAssistantBlocks(m chatMessage, at string) ([]any, error) {
+	text, err := textOf(m.Content, at+".content")
+	if err != nil {
+		return nil, err
+	}
+	var blocks []any
+	if text != "" {
+		blocks = append(blocks, map[string]any{"type": "text", "text": text})
+	}
+	for k, tc := range m.ToolCalls {
+		tat := at + ".tool_calls[" + itoa(k) + "]"
+		if tc.ID == "" || tc.Function.Name == "" {
+			return nil, invalid("%s needs an id and a function name.", tat)
+		}
+		args, err := toolArguments(tc.Function.Arguments, tat+".function.arguments")
+		if err != nil {
+			return nil, err
+		}
+		blocks = append(blocks, map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": args})
+	}
+	return blocks, nil
+}
+
+// anthropicFinish maps stop reasons to OpenAI's finish reasons.
+func anthropicFinish(reason string) string {
+	switch reason {
+	case "max_tokens", "model_context_window_exceeded":
+		return "length"
+	case "tool_use":
+		return "tool_calls"
+	case "refusal":
+		return "content_filter"
+	}
+	return "stop"
+}
+
+type anthropicBlock struct {
+	Type     string          `json:"type"`
+	Text     string          `json:"text"`
+	Thinking string          `json:"thinking"`
+	ID       string          `json:"id"`
+	Name     string          `json:"name"`
+	Input    json.RawMessage `json:"input"`
+}
+
+func anthropicChatResponse(resp *http.Response, rq *Request) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return translateError(resp)
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
+		newNativeStream(resp, rq.Model, anthropicChatEvent(), func(*chunks) bool { return false })
+		return nil
+	}
+	body, err := readNative(resp)
+	if err != nil {
+		return err
+	}
+	var m struct {
+		ID         string           `json:"id"`
+		Model      string           `json:"model"`
+		Content    []anthropicBlock `json:"content"`
+		StopReason string           `json:"stop_reason"`
+	}
+	if err := json.Unmarshal(body, &m); err != nil {
+		return err // not an answer: 502
+	}
+	var text, reasoning strings.Builder
+	var tools []chatOutTool
+	for _, b := range m.Content {
+		switch b.Type {
+		case "text":
+			text.WriteString(b.Text)
+		case "thinking":
+			reasoning.WriteString(b.Thinking)
+		case "tool_use":
+			tools = append(tools, outTool(b.ID, b.Name, string(b.Input)))
+		}
+	}
+	u, _ := anthropicUsage(body)
+	if m.Model == "" {
+		m.Model = rq.Model
+	}
+	setJSON(resp, wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), u))
+	return nil
+}
+
+func outTool(id, name, args string) chatOutTool {
+	t := chatOutTool{ID: id, Type: "function"}
+	t.Function.Name, t.Function.Arguments = name, args
+	return t
+}
+
+// anthropicChatEvent translates Messages stream events as they come.
+func anthropicChatEvent() func(c *chunks, name, data []byte) bool {
+	var st StreamState // usage, read as for native streams
+	return func(c *chunks, name, data []byte) bool {
+		anthropicEvent(&st, name, data)
+		var ev struct {
+			Type    string `json:"type"`
+			Message struct {
+				ID    string `json:"id"`
+				Model string `json:"model"`
+			} `json:"message"`
+			ContentBlock anthropicBlock `json:"content_block"`
+			Delta        struct {
+				Type        string `json:"type"`
+				Text        string `json:"text"`
+				Thinking    string `json:"thinking"`
+				PartialJSON string `json:"partial_json"`
+				StopReason  string `json:"stop_reason"`
+			} `json:"delta"`
+			Error struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if json.Unmarshal(data, &ev) != nil {
+			return false // not an event: skipped
+		}
+		switch eventName(name, data) {
+		case "message_start":
+			if ev.Message.ID != "" {
+				c.id = ev.Message.ID
+			}
+			if ev.Message.Model != "" {
+				c.model = ev.Message.Model
+			}
+			c.delta(chatOut{Content: new(string)}, "")
+		case "content_block_start":
+			switch ev.ContentBlock.Type {
+			case "text":
+				c.text(ev.ContentBlock.Text)
+			case "tool_use":
+				c.toolStart(ev.ContentBlock.ID, ev.ContentBlock.Name, "")
+			}
+		case "content_block_delta":
+			switch ev.Delta.Type {
+			case "text_delta":
+				c.text(ev.Delta.Text)
+			case "thinking_delta":
+				c.reasoning(ev.Delta.Thinking)
+			case "input_json_delta":
+				c.toolArgs(ev.Delta.PartialJSON)
+			}
+		case "message_delta":
+			if ev.Delta.StopReason != "" {
+				c.delta(chatOut{}, anthropicFinish(ev.Delta.StopReason))
+			}
+		case "message_stop":
+			c.end(st.U)
+			return true
+		case "error":
+			c.error(http.StatusBadGateway, ev.Error.Message)
+			return true
+		}
+		return false
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }

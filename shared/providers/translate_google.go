@@ -1,0 +1,431 @@
+package providers
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+)
+
+// GoogleChat serves OpenAI chat completions from Gemini's generateContent
+// API of the given version (v1beta), on every mount that speaks it
+// (Google AI, Vertex's Gemini): a route line
+//
+//	{Method: "POST", Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: GoogleChat("v1beta")}
+//
+// Streams ask for SSE (alt=sse).
+func GoogleChat(version string) *Translation {
+	return &Translation{
+		Native: func(model string, stream bool) (string, string) {
+			base := "/" + version + "/models/" + url.PathEscape(model)
+			if stream {
+				return base + ":streamGenerateContent", "alt=sse"
+			}
+			return base + ":generateContent", ""
+		},
+		Request:   googleChatRequest,
+		Response:  googleChatResponse,
+		ErrorBody: openAIErrorBody,
+	}
+}
+
+// googleThinking are the thinking budgets of reasoning_effort levels.
+var googleThinking = map[string]int64{"none": 0, "minimal": 512, "low": 2048, "medium": 8192, "high": 24576}
+
+// googleModel checks a model named in the body, which goes into the
+// native path: a plain name (models/ prefix allowed), nothing that could
+// reach another route.
+func googleModel(model string) (string, error) {
+	m := strings.TrimPrefix(model, "models/")
+	if m == "" {
+		return "", invalid("model is required.")
+	}
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		alnum := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+		if !alnum && (i == 0 || c != '-' && c != '.' && c != '_') {
+			return "", invalid("model %q is not a Gemini model name (a letter or digit, then letters, digits, '-', '.', '_').", model)
+		}
+	}
+	return m, nil
+}
+
+type googleContent struct {
+	Role  string `json:"role,omitempty"`
+	Parts []any  `json:"parts"`
+}
+
+func googleChatRequest(rq *Request) ([]byte, error) {
+	c, err := readChatRequest(rq)
+	if err != nil {
+		return nil, err
+	}
+	if rq.Model, err = googleModel(rq.Model); err != nil {
+		return nil, err
+	}
+	system, contents, err := googleContents(c.Messages)
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]any{"contents": contents}
+	if len(system) > 0 {
+		out["systemInstruction"] = googleContent{Parts: system}
+	}
+	gen, err := googleGeneration(c)
+	if err != nil {
+		return nil, err
+	}
+	if len(gen) > 0 {
+		out["generationConfig"] = gen
+	}
+	if err := googleTools(c, out); err != nil {
+		return nil, err
+	}
+	return MustJSON(out), nil
+}
+
+func googleGeneration(c *chatRequest) (map[string]any, error) {
+	gen := map[string]any{}
+	if c.MaxTokens > 0 {
+		gen["maxOutputTokens"] = c.MaxTokens
+	}
+	if t := c.Temperature; t != nil {
+		if *t < 0 || *t > 2 {
+			return nil, invalid("temperature must be between 0 and 2.")
+		}
+		gen["temperature"] = *t
+	}
+	if p := c.TopP; p != nil {
+		if *p < 0 || *p > 1 {
+			return nil, invalid("top_p must be between 0 and 1.")
+		}
+		gen["topP"] = *p
+	}
+	if len(c.Stop) > 0 {
+		gen["stopSequences"] = c.Stop
+	}
+	if v := c.Presence; v != nil {
+		gen["presencePenalty"] = *v
+	}
+	if v := c.Frequency; v != nil {
+		gen["frequencyPenalty"] = *v
+	}
+	if c.Seed != nil {
+		gen["seed"] = *c.Seed
+	}
+	if c.JSON {
+		gen["responseMimeType"] = "application/json"
+		if c.Schema != nil {
+			gen["responseJsonSchema"] = c.Schema
+		}
+	}
+	if budget, ok := googleThinking[c.ReasoningLevel]; ok {
+		gen["thinkingConfig"] = map[string]any{"thinkingBudget": budget, "includeThoughts": budget > 0}
+	}
+	return gen, nil
+}
+
+func googleTools(c *chatRequest, out map[string]any) error {
+	if err := checkTools(c.Tools); err != nil {
+		return err
+	}
+	if len(c.Tools) > 0 {
+		decls := make([]any, 0, len(c.Tools))
+		for _, t := range c.Tools {
+			d := map[string]any{"name": t.Function.Name}
+			if t.Function.Description != "" {
+				d["description"] = t.Function.Description
+			}
+			if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
+				d["parametersJsonSchema"] = p
+			}
+			decls = append(decls, d)
+		}
+		out["tools"] = []any{map[string]any{"functionDeclarations": decls}}
+	}
+	if tc := c.ToolChoice; tc != nil {
+		if len(c.Tools) == 0 {
+			return invalid("tool_choice needs tools.")
+		}
+		cfg := map[string]any{}
+		switch tc.Mode {
+		case "none":
+			cfg["mode"] = "NONE"
+		case "auto":
+			cfg["mode"] = "AUTO"
+		case "required":
+			cfg["mode"] = "ANY"
+		case "function":
+			cfg["mode"], cfg["allowedFunctionNames"] = "ANY", []string{tc.Name}
+		}
+		out["toolConfig"] = map[string]any{"functionCallingConfig": cfg}
+	}
+	return nil
+}
+
+// googleContents turns OpenAI messages into the system instruction and
+// contents: leading system and developer messages form the instruction;
+// later ones become user text; a tool result becomes a functionResponse
+// named after the call it answers; consecutive turns of one role merge.
+func googleContents(msgs []chatMessage) (system []any, contents []googleContent, err error) {
+	add := func(role string, parts ...any) {
+		if len(parts) == 0 {
+			return
+		}
+		if n := len(contents); n > 0 && contents[n-1].Role == role {
+			contents[n-1].Parts = append(contents[n-1].Parts, parts...)
+			return
+		}
+		contents = append(contents, googleContent{Role: role, Parts: parts})
+	}
+	calls := map[string]string{} // tool call id → function name
+	for i, m := range msgs {
+		at := "messages[" + itoa(i) + "]"
+		switch m.Role {
+		case "system", "developer":
+			text, err := textOf(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			if text == "" {
+				continue
+			}
+			if len(contents) == 0 {
+				system = append(system, map[string]any{"text": text})
+			} else {
+				add("user", map[string]any{"text": text})
+			}
+		case "user":
+			parts, err := googleUserParts(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			add("user", parts...)
+		case "assistant":
+			text, err := textOf(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			var parts []any
+			if text != "" {
+				parts = append(parts, map[string]any{"text": text})
+			}
+			for k, tc := range m.ToolCalls {
+				tat := at + ".tool_calls[" + itoa(k) + "]"
+				if tc.ID == "" || tc.Function.Name == "" {
+					return nil, nil, invalid("%s needs an id and a function name.", tat)
+				}
+				args, err := toolArguments(tc.Function.Arguments, tat+".function.arguments")
+				if err != nil {
+					return nil, nil, err
+				}
+				calls[tc.ID] = tc.Function.Name
+				parts = append(parts, map[string]any{"functionCall": map[string]any{"name": tc.Function.Name, "args": args}})
+			}
+			add("model", parts...)
+		case "tool":
+			name, ok := calls[m.ToolCallID]
+			if !ok {
+				return nil, nil, invalid("%s.tool_call_id %q answers no tool call of an earlier assistant message.", at, m.ToolCallID)
+			}
+			text, err := textOf(m.Content, at+".content")
+			if err != nil {
+				return nil, nil, err
+			}
+			var response any = map[string]any{"content": text}
+			var obj map[string]json.RawMessage
+			if json.Unmarshal([]byte(text), &obj) == nil && obj != nil {
+				response = json.RawMessage(text)
+			}
+			add("user", map[string]any{"functionResponse": map[string]any{"name": name, "response": response}})
+		default:
+			return nil, nil, invalid("%s.role must be system, developer, user, assistant or tool.", at)
+		}
+	}
+	if len(contents) == 0 {
+		return nil, nil, invalid("messages must hold at least one user or assistant message.")
+	}
+	return system, contents, nil
+}
+
+func googleUserParts(raw json.RawMessage, at string) ([]any, error) {
+	parts, err := contentParts(raw, at)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]any, 0, len(parts))
+	for j, p := range parts {
+		pat := at + "[" + itoa(j) + "]"
+		if p.Type == "text" {
+			if p.Text != "" {
+				out = append(out, map[string]any{"text": p.Text})
+			}
+			continue
+		}
+		img, remote, err := readImage(p.ImageURL.URL, pat+".image_url.url")
+		if err != nil {
+			return nil, err
+		}
+		if remote {
+			return nil, invalid("%s.image_url.url: Gemini cannot fetch image URLs; send the image as a base64 data URL.", pat)
+		}
+		out = append(out, map[string]any{"inlineData": map[string]any{"mimeType": img.MediaType, "data": img.Data}})
+	}
+	return out, nil
+}
+
+// googleFinish maps finish reasons to OpenAI's.
+func googleFinish(reason string, tools bool) string {
+	switch reason {
+	case "MAX_TOKENS":
+		return "length"
+	case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY":
+		return "content_filter"
+	case "MALFORMED_FUNCTION_CALL", "UNEXPECTED_TOOL_CALL":
+		return "stop"
+	}
+	if tools {
+		return "tool_calls"
+	}
+	return "stop"
+}
+
+type googleAnswer struct {
+	Candidates []struct {
+		Content struct {
+			Parts []struct {
+				Text         string `json:"text"`
+				Thought      bool   `json:"thought"`
+				FunctionCall *struct {
+					ID   string          `json:"id"`
+					Name string          `json:"name"`
+					Args json.RawMessage `json:"args"`
+				} `json:"functionCall"`
+			} `json:"parts"`
+		} `json:"content"`
+		FinishReason string `json:"finishReason"`
+	} `json:"candidates"`
+	PromptFeedback struct {
+		BlockReason string `json:"blockReason"`
+	} `json:"promptFeedback"`
+	ModelVersion string `json:"modelVersion"`
+	ResponseID   string `json:"responseId"`
+	Error        *struct {
+		Message string `json:"message"`
+		Code    int    `json:"code"`
+	} `json:"error"`
+}
+
+// googleParts reads an answer's first candidate: text, thoughts, calls
+// (numbered from calls on, for their ids), and its finish reason ("" when
+// not finished).
+func (a *googleAnswer) read(calls int) (text, thoughts string, tools []chatOutTool, finish string) {
+	if len(a.Candidates) == 0 {
+		if a.PromptFeedback.BlockReason != "" {
+			return "", "", nil, "content_filter"
+		}
+		return "", "", nil, ""
+	}
+	cand := a.Candidates[0]
+	var tb, th strings.Builder
+	for _, p := range cand.Content.Parts {
+		switch {
+		case p.FunctionCall != nil:
+			id := p.FunctionCall.ID
+			if id == "" {
+				id = "call_" + itoa(calls+len(tools))
+			}
+			args := string(p.FunctionCall.Args)
+			if args == "" || args == "null" {
+				args = "{}"
+			}
+			tools = append(tools, outTool(id, p.FunctionCall.Name, args))
+		case p.Thought:
+			th.WriteString(p.Text)
+		default:
+			tb.WriteString(p.Text)
+		}
+	}
+	if cand.FinishReason != "" {
+		finish = googleFinish(cand.FinishReason, calls+len(tools) > 0)
+	}
+	return tb.String(), th.String(), tools, finish
+}
+
+func googleChatResponse(resp *http.Response, rq *Request) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return translateError(resp)
+	}
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
+		event, eof := googleChatStream()
+		newNativeStream(resp, rq.Model, event, eof)
+		return nil
+	}
+	body, err := readNative(resp)
+	if err != nil {
+		return err
+	}
+	var a googleAnswer
+	if err := json.Unmarshal(body, &a); err != nil {
+		return err // not an answer: 502
+	}
+	text, thoughts, tools, finish := a.read(0)
+	if finish == "" {
+		finish = "stop"
+	}
+	u, _ := googleUsage(body)
+	model := a.ModelVersion
+	if model == "" {
+		model = rq.Model
+	}
+	id := "chatcmpl-" + a.ResponseID
+	setJSON(resp, wholeAnswer(id, model, text, thoughts, tools, finish, u))
+	return nil
+}
+
+// googleChatStream translates Gemini stream chunks as they come; the
+// chunk that finishes the answer with its complete usage ends it, else
+// the clean end of the body after a finishing chunk does (Gemini streams
+// have no end event); a body that ends before any is a stream cut short.
+func googleChatStream() (event func(c *chunks, name, data []byte) bool, eof func(c *chunks) bool) {
+	var st StreamState
+	eof = func(c *chunks) bool {
+		if !st.Final {
+			return false // no chunk finished the answer: it was cut short
+		}
+		c.end(st.U)
+		return true
+	}
+	event = func(c *chunks, name, data []byte) bool {
+		googleEvent(&st, name, data)
+		var a googleAnswer
+		if json.Unmarshal(data, &a) != nil {
+			return false // not a chunk: skipped
+		}
+		if a.Error != nil {
+			c.error(a.Error.Code, a.Error.Message)
+			return true
+		}
+		if a.ModelVersion != "" {
+			c.model = a.ModelVersion
+		}
+		text, thoughts, tools, finish := a.read(c.tools)
+		c.reasoning(thoughts)
+		c.text(text)
+		for _, t := range tools {
+			c.toolStart(t.ID, t.Function.Name, t.Function.Arguments)
+		}
+		if !c.role {
+			c.delta(chatOut{Content: new(string)}, "")
+		}
+		if finish != "" {
+			c.delta(chatOut{}, finish)
+		}
+		if st.Done {
+			c.end(st.U)
+			return true
+		}
+		return false
+	}
+	return event, eof
+}
