@@ -41,6 +41,112 @@ type translatedMount struct {
 	// toolDeltas is how many tool-call deltas a streamed call arrives in
 	// (Claude streams the arguments in pieces; Gemini sends calls whole).
 	toolDeltas int
+	// env builds the proxy with this mount served (nil: newEnv, whose
+	// fakes serve the direct providers).
+	env func(t *testing.T, vars map[string]string) *env
+	// failure is what the fake's refusal of a status says (nil: the
+	// fakes' common message).
+	failure func(status int) string
+	// noModelList: the mount serves no model list (the cloud services
+	// list their models in shapes of their own).
+	noModelList bool
+}
+
+func (tm translatedMount) failureText(status int) string {
+	if tm.failure == nil {
+		return "The fake upstream was told to fail."
+	}
+	return tm.failure(status)
+}
+
+func (tm translatedMount) newEnv(t *testing.T, vars map[string]string) *env {
+	if tm.env == nil {
+		return newEnv(t, vars)
+	}
+	return tm.env(t, vars)
+}
+
+// The cloud mounts' rows: the same Claude and Gemini, through Bedrock's
+// and Vertex AI's own paths and credentials.
+var cloudClaude = translatedMount{
+	noModelList: true,
+	system:      func(m map[string]any) string { return str(dig(asMap(first(m["system"])), "text")) },
+	roles:       func(m map[string]any) []string { return rolesOf(m["messages"], "role") },
+	parts:       func(m map[string]any, i int) []any { return list(dig(asMap(at(m["messages"], i)), "content")) },
+	maxTokens:   []string{"max_tokens"},
+	assistant:   "assistant",
+	toolDeltas:  4,
+}
+
+func bedrockRow() translatedMount {
+	tm := cloudClaude
+	tm.mount, tm.fake, tm.model, tm.family = "aws/claude", upstreamfake.Bedrock, "claude-sonnet-4-5", "aws-claude"
+	tm.nativePath = func(stream bool) string {
+		if stream {
+			return "/us-east-1/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream"
+		}
+		return "/us-east-1/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke"
+	}
+	tm.env = func(t *testing.T, vars map[string]string) *env {
+		e, _ := newBedrockEnv(t, awsCred("AKIDTRANSLATE", "us-east-1"), vars)
+		return e
+	}
+	tm.failure = func(status int) string {
+		if status == http.StatusTooManyRequests {
+			return "ThrottlingException: Too many requests"
+		}
+		return "ServiceUnavailableException: Bedrock is unable to process your request."
+	}
+	return tm
+}
+
+var geminiRow = translatedMount{
+	mount: "google-ai", fake: upstreamfake.Google, model: "gemini-2.5-flash", family: "gemini-flash",
+	nativePath: func(stream bool) string {
+		if stream {
+			return "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+		}
+		return "/v1beta/models/gemini-2.5-flash:generateContent"
+	},
+	system: func(m map[string]any) string {
+		return str(dig(asMap(first(dig(m, "systemInstruction", "parts"))), "text"))
+	},
+	roles:      func(m map[string]any) []string { return rolesOf(m["contents"], "role") },
+	parts:      func(m map[string]any, i int) []any { return list(dig(asMap(at(m["contents"], i)), "parts")) },
+	maxTokens:  []string{"generationConfig", "maxOutputTokens"},
+	assistant:  "model",
+	toolDeltas: 1,
+}
+
+func vertexGeminiRow() translatedMount {
+	tm := geminiRow // as on /google-ai
+	tm.mount, tm.fake, tm.family, tm.noModelList = "gcp/gemini", upstreamfake.Vertex, "gcp-gemini-flash", true
+	tm.nativePath = func(stream bool) string {
+		method := "generateContent"
+		if stream {
+			method = "streamGenerateContent"
+		}
+		return "/v1/projects/tollgate-test/locations/us-east5/publishers/google/models/gemini-2.5-flash:" + method
+	}
+	tm.env = vertexClaudeRow().env
+	return tm
+}
+
+func vertexClaudeRow() translatedMount {
+	tm := cloudClaude
+	tm.mount, tm.fake, tm.model, tm.family = "gcp/claude", upstreamfake.Vertex, "claude-sonnet-4-5@20250929", "gcp-claude"
+	tm.nativePath = func(stream bool) string {
+		method := "rawPredict"
+		if stream {
+			method = "streamRawPredict"
+		}
+		return "/v1/projects/tollgate-test/locations/us-east5/publishers/anthropic/models/claude-sonnet-4-5@20250929:" + method
+	}
+	tm.env = func(t *testing.T, vars map[string]string) *env {
+		e, _ := vertexEnv(t, nil, vars)
+		return e
+	}
+	return tm
 }
 
 var translatedMounts = []translatedMount{
@@ -55,23 +161,10 @@ var translatedMounts = []translatedMount{
 		assistant:   "assistant",
 		toolDeltas:  4, // the start, then the arguments in the fake's 3 pieces
 	},
-	{
-		mount: "google-ai", fake: upstreamfake.Google, model: "gemini-2.5-flash", family: "gemini-flash",
-		nativePath: func(stream bool) string {
-			if stream {
-				return "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
-			}
-			return "/v1beta/models/gemini-2.5-flash:generateContent"
-		},
-		system: func(m map[string]any) string {
-			return str(dig(asMap(first(dig(m, "systemInstruction", "parts"))), "text"))
-		},
-		roles:      func(m map[string]any) []string { return rolesOf(m["contents"], "role") },
-		parts:      func(m map[string]any, i int) []any { return list(dig(asMap(at(m["contents"], i)), "parts")) },
-		maxTokens:  []string{"generationConfig", "maxOutputTokens"},
-		assistant:  "model",
-		toolDeltas: 1,
-	},
+	geminiRow,
+	bedrockRow(),
+	vertexClaudeRow(),
+	vertexGeminiRow(),
 }
 
 func TestTranslatedChat(t *testing.T) {
@@ -81,7 +174,7 @@ func TestTranslatedChat(t *testing.T) {
 }
 
 func testTranslatedChat(t *testing.T, tm translatedMount) {
-	e := newEnv(t, nil)
+	e := tm.newEnv(t, map[string]string{"ALLOWED_VISION_SERVICES": "anthropic,google-ai,aws,gcp"})
 	token := e.user(users.Patch{})
 	up := e.fake(tm.fake)
 	client := openai.NewClient(
@@ -372,13 +465,20 @@ func testTranslatedChat(t *testing.T, tm translatedMount) {
 		defer up.Set(upstreamfake.Behavior{})
 		_, err = client.Chat.Completions.New(ctx, params)
 		apiErr = asAPIError(t, err, http.StatusTooManyRequests)
-		if apiErr.Message != "The fake upstream was told to fail." || apiErr.Type != "rate_limit_error" {
+		if !strings.HasPrefix(apiErr.Message, tm.failureText(http.StatusTooManyRequests)) || apiErr.Type != "rate_limit_error" {
 			t.Errorf("upstream error relayed as %s", apiErr.RawJSON())
 		}
 		wantCharged(t, 0)
 	})
 
 	t.Run("models", func(t *testing.T) {
+		if tm.noModelList {
+			a := e.do(call{method: http.MethodGet, path: "/proxy/" + tm.mount + "/v1/models", header: bearerH(token)})
+			if a.status != http.StatusNotFound || dig(a.json(t), "error", "message") == nil {
+				t.Errorf("model list: %d %s", a.status, a.body)
+			}
+			return
+		}
 		page, err := client.Models.List(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -533,9 +633,9 @@ func TestAnthropicLegacyComplete(t *testing.T) {
 // With ERROR_FORMAT=completion, an upstream error on a translated route is
 // a chat completion the OpenAI client shows, not the provider's answer.
 func TestTranslatedErrorAsCompletion(t *testing.T) {
-	e := newEnv(t, map[string]string{"ERROR_FORMAT": "completion"})
-	token := e.user(users.Patch{})
 	for _, tm := range translatedMounts {
+		e := tm.newEnv(t, map[string]string{"ERROR_FORMAT": "completion"})
+		token := e.user(users.Patch{})
 		e.fake(tm.fake).Set(upstreamfake.Behavior{Status: http.StatusServiceUnavailable})
 		client := openai.NewClient(option.WithBaseURL(e.srv.URL+"/proxy/"+tm.mount+"/v1"), option.WithAPIKey(token), option.WithMaxRetries(0))
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -546,11 +646,11 @@ func TestTranslatedErrorAsCompletion(t *testing.T) {
 			t.Fatalf("%s: %v", tm.mount, err)
 		}
 		got := resp.Choices[0].Message.Content
-		if !strings.HasPrefix(got, "[tollgate] Upstream error (503 from ") || !strings.Contains(got, "The fake upstream was told to fail.") {
+		if !strings.HasPrefix(got, "[tollgate] Upstream error (503 from ") || !strings.Contains(got, tm.failureText(http.StatusServiceUnavailable)) {
 			t.Errorf("%s: %q", tm.mount, got)
 		}
-	}
-	if u := e.get(token); u.PromptCount != 0 {
-		t.Errorf("errors charged: %+v", u.TokenCounts)
+		if u := e.get(token); u.PromptCount != 0 {
+			t.Errorf("%s: errors charged: %+v", tm.mount, u.TokenCounts)
+		}
 	}
 }

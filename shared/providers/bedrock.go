@@ -37,6 +37,7 @@ func awsClaudeProvider() *Provider {
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: BedrockMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
+			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: CloudAnthropicChat},
 		},
 		// The Anthropic SDKs send these: the beta list goes into the
 		// body, where Bedrock reads it.

@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/tidwall/gjson"
 )
 
 // AnthropicChat serves OpenAI chat completions from Anthropic's Messages
@@ -425,3 +427,30 @@ func anthropicChatEvent() func(c *chunks, name, data []byte) bool {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// CloudAnthropicChat is AnthropicChat for Claude on Bedrock and Vertex AI,
+// which take images as data only: an image URL is refused naming its
+// field, before anything is sent.
+var CloudAnthropicChat = &Translation{
+	Native:    AnthropicChat.Native,
+	Request:   cloudAnthropicChatRequest,
+	Response:  anthropicChatResponse,
+	ErrorBody: openAIErrorBody,
+}
+
+func cloudAnthropicChatRequest(rq *Request) ([]byte, error) {
+	var refused error
+	gjson.GetBytes(rq.Body, "messages").ForEach(func(i, m gjson.Result) bool {
+		m.Get("content").ForEach(func(j, part gjson.Result) bool {
+			if u := part.Get("image_url.url").String(); part.Get("type").String() == "image_url" && !strings.HasPrefix(u, "data:") {
+				refused = invalid("messages[%d].content[%d].image_url.url: Claude on this service cannot fetch image URLs; send the image as a data URL.", i.Int(), j.Int())
+			}
+			return refused == nil
+		})
+		return refused == nil
+	})
+	if refused != nil {
+		return nil, refused
+	}
+	return anthropicChatRequest(rq)
+}

@@ -45,6 +45,7 @@ func vertexClaudeProvider(a *vertexAuth) *Provider {
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: AnthropicMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
+			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: CloudAnthropicChat},
 		},
 		Outbound:  a.outbound("anthropic", vertexClaudeTarget),
 		Inbound:   vertexClaudeInbound,
@@ -64,6 +65,7 @@ func vertexGeminiProvider(a *vertexAuth) *Provider {
 			routes = append(routes, r)
 		}
 	}
+	routes = append(routes, Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: GoogleChat("v1beta")})
 	return &Provider{
 		ID:        models.GCPGemini,
 		Name:      "Vertex AI (Gemini)",

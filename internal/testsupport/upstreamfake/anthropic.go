@@ -67,10 +67,7 @@ func serveAnthropic(x *exchange) {
 		if isStream(m) {
 			messagesStream(x, m)
 		} else {
-			content, stop := []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn"
-			if x.b.ToolCall != nil {
-				content, stop = anthropicToolBlocks(x), "tool_use"
-			}
+			content, stop := anthropicContent(x)
 			x.json(http.StatusOK, message(x, m, content, stop, x.b.OutputTokens))
 		}
 	default:
@@ -113,7 +110,7 @@ func messagesStream(x *exchange, m map[string]any) {
 	}
 	stop := "end_turn"
 	if x.b.ToolCall != nil {
-		if !anthropicToolStream(x) {
+		if !anthropicToolStream(x, func(name string, data map[string]any) bool { return x.event(name, data, false) }) {
 			return
 		}
 		stop = "tool_use"

@@ -201,7 +201,8 @@ func serveBedrock(x *exchange) {
 		bedrockClaudeStream(x, id)
 	case anthropic:
 		bedrockCounts(x)
-		x.json(http.StatusOK, message(x, map[string]any{"model": id}, []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn", x.b.OutputTokens))
+		content, stop := anthropicContent(x)
+		x.json(http.StatusOK, message(x, map[string]any{"model": id}, content, stop, x.b.OutputTokens))
 	case stream:
 		bedrockMistralStream(x, text)
 	case text:
@@ -340,7 +341,14 @@ func bedrockClaudeStream(x *exchange, id string) {
 	if !x.chunk(map[string]any{"type": "content_block_stop", "index": 0}) {
 		return
 	}
-	delta := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": "end_turn", "stop_sequence": nil}}
+	reason := "end_turn"
+	if x.b.ToolCall != nil {
+		if !anthropicToolStream(x, func(_ string, data map[string]any) bool { return x.chunk(data) }) {
+			return
+		}
+		reason = "tool_use"
+	}
+	delta := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": reason, "stop_sequence": nil}}
 	stop := map[string]any{"type": "message_stop"}
 	if !x.b.NoUsage {
 		delta["usage"] = map[string]any{"output_tokens": x.b.OutputTokens}

@@ -45,20 +45,30 @@ func anthropicToolBlocks(x *exchange) []any {
 	}
 }
 
-// anthropicToolStream streams the call as block 1 after the text block.
-func anthropicToolStream(x *exchange) bool {
+// anthropicContent is a whole Messages answer's content and stop reason:
+// the text, then the call when there is one.
+func anthropicContent(x *exchange) ([]any, string) {
+	if x.b.ToolCall != nil {
+		return anthropicToolBlocks(x), "tool_use"
+	}
+	return []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn"
+}
+
+// anthropicToolStream streams the call as block 1 after the text block,
+// each event through emit (SSE, or Bedrock's event-stream chunks).
+func anthropicToolStream(x *exchange, emit func(name string, data map[string]any) bool) bool {
 	t := x.b.ToolCall
-	if !x.event("content_block_start", map[string]any{"type": "content_block_start", "index": 1,
-		"content_block": map[string]any{"type": "tool_use", "id": t.ID, "name": t.Name, "input": map[string]any{}}}, false) {
+	if !emit("content_block_start", map[string]any{"type": "content_block_start", "index": 1,
+		"content_block": map[string]any{"type": "tool_use", "id": t.ID, "name": t.Name, "input": map[string]any{}}}) {
 		return false
 	}
 	for _, piece := range t.argumentPieces(x.b.Chunks) {
-		if !x.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 1,
-			"delta": map[string]any{"type": "input_json_delta", "partial_json": piece}}, false) {
+		if !emit("content_block_delta", map[string]any{"type": "content_block_delta", "index": 1,
+			"delta": map[string]any{"type": "input_json_delta", "partial_json": piece}}) {
 			return false
 		}
 	}
-	return x.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 1}, false)
+	return emit("content_block_stop", map[string]any{"type": "content_block_stop", "index": 1})
 }
 
 // googleFunctionCall is the part carrying the call.

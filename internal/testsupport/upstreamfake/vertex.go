@@ -253,7 +253,8 @@ func serveVertexClaude(x *exchange, model, method string) {
 		x.json(http.StatusOK, map[string]any{"input_tokens": x.b.InputTokens})
 	case method == "rawPredict" && !isStream(m):
 		m["model"] = model
-		x.json(http.StatusOK, message(x, m, []any{map[string]any{"type": "text", "text": x.b.Text}}, "end_turn", x.b.OutputTokens))
+		content, stop := anthropicContent(x)
+		x.json(http.StatusOK, message(x, m, content, stop, x.b.OutputTokens))
 	case method == "streamRawPredict" && isStream(m):
 		m["model"] = model
 		messagesStream(x, m)
