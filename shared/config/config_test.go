@@ -176,8 +176,8 @@ func TestValidValues(t *testing.T) {
 		}},
 		{"output clamps", map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "0", "MAX_OUTPUT_TOKENS_ANTHROPIC": "4096", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "8192", "MAX_OUTPUT_TOKENS_MISTRAL_AI": "1", "MAX_OUTPUT_TOKENS_AWS": "300", "MAX_OUTPUT_TOKENS_GCP": "2048", "MAX_OUTPUT_TOKENS_AZURE": "512"}, func(t *testing.T, c *config.Config) {
 			want := map[models.Provider]int64{models.OpenAI: 0, models.Anthropic: 4096, models.GoogleAI: 8192, models.MistralAI: 1,
-				models.OpenAIImage: 0, // OpenAI's variables
-				models.AWSClaude: 300, models.AWSMistral: 300, // both Bedrock mounts share one clamp
+				models.OpenAIImage: 0,                           // OpenAI's variables
+				models.AWSClaude:   300, models.AWSMistral: 300, // both Bedrock mounts share one clamp
 				models.GCPClaude: 2048, models.GCPGemini: 2048, // both Vertex mounts share one clamp
 				models.AzureOpenAI: 512}
 			if !maps.Equal(c.MaxOutputTokens, want) {
