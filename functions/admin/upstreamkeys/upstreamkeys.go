@@ -72,11 +72,13 @@ func (c *Checker) Counts(ctx context.Context, force bool) ([]Provider, time.Time
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), checkTimeout)
 	defer cancel()
 	out := []Provider{}
+	checked := map[string]bool{} // key variables: mounts that share one share its keys
 	for _, p := range providers.All() {
 		keys := c.cfg.ProviderKeys[p.ID]
-		if len(keys) == 0 {
+		if len(keys) == 0 || checked[p.Env.Key] {
 			continue
 		}
+		checked[p.Env.Key] = true
 		up := providers.Upstream{Base: c.cfg.BaseURLs[p.ID], Settings: c.cfg.ProviderSettings}
 		ok := make([]bool, len(keys))
 		var wg sync.WaitGroup
