@@ -14,7 +14,7 @@ import (
 	"tollgate.dev/tollgate/shared/users"
 )
 
-var chatTranslations = map[string]*Translation{"anthropic": AnthropicChat, "google": GoogleChat("v1beta")}
+var chatTranslations = map[string]*Translation{"anthropic": AnthropicChat, "cloud-anthropic": CloudAnthropicChat, "google": GoogleChat("v1beta")}
 
 // translate parses body as the proxy does (limit 100000, clamped) and
 // translates it.
@@ -269,6 +269,7 @@ func FuzzTranslateRequest(f *testing.F) {
 		`{"model":"m","tools":[{"type":"function","function":{"name":"f","parameters":{}}}],"tool_choice":"auto","messages":[{"role":"user","content":"x"},{"role":"assistant","content":null,"tool_calls":[{"id":"1","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"1","content":"r"}]}`,
 		`{"model":"m","messages":[{"role":"assistant","content":" "},{"role":"developer","content":"d"}]}`,
 		`{"model":"m","stop":["a"],"temperature":0.5,"top_p":1,"reasoning_effort":"high","max_tokens":30000,"messages":[{"role":"user","content":""}]}`,
+		`{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`,
 	} {
 		f.Add(s)
 	}
@@ -286,6 +287,9 @@ func FuzzTranslateRequest(f *testing.F) {
 				continue
 			}
 			checkNative(t, via, m, rq, tr)
+			if via == "cloud-anthropic" && strings.Contains(string(MustJSON(m)), `"type":"url"`) {
+				t.Fatalf("an image URL went to a service that cannot fetch it: %s", MustJSON(m))
+			}
 		}
 	})
 }
@@ -390,5 +394,24 @@ func BenchmarkTranslateStream(b *testing.B) {
 		if _, _, err := nativeAnswer(b, AnthropicChat, 200, ContentSSE, stream); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// Claude on Bedrock and Vertex AI takes image data only: an image URL is
+// refused naming its field, where Anthropic's own API would fetch it.
+func TestCloudClaudeRefusesImageURLs(t *testing.T) {
+	body := `{"model":"claude-sonnet-4-5","messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"},` +
+		`{"role":"user","content":[{"type":"text","text":"see"},{"type":"image_url","image_url":{"url":"https://example.com/a.png"}}]}]}`
+	if m, _, err := translate(t, AnthropicChat, body); err != nil || !strings.Contains(string(MustJSON(m)), `"type":"url"`) {
+		t.Fatalf("Anthropic's API: %v %v", err, m)
+	}
+	_, _, err := translate(t, CloudAnthropicChat, body)
+	var e *users.Error
+	if !errors.As(err, &e) || e.Code != users.CodeInvalid || !strings.Contains(e.Message, "messages[2].content[1].image_url.url") {
+		t.Fatalf("cloud: %v", err)
+	}
+	data := strings.Replace(body, "https://example.com/a.png", "data:image/png;base64,iVBORw0KGgo=", 1)
+	if m, _, err := translate(t, CloudAnthropicChat, data); err != nil || !strings.Contains(string(MustJSON(m)), `"type":"base64"`) {
+		t.Fatalf("cloud, data URL: %v %v", err, m)
 	}
 }
