@@ -531,8 +531,8 @@ func TestBedrockServiceInfo(t *testing.T) {
 		found[p.Provider] = p.BaseURL + " " + strings.Join(p.Routes, ",") + " " + strings.Join(p.Families, ",")
 	}
 	for mount, want := range map[string]string{
-		"aws/claude":  "/proxy/aws/claude POST /v1/messages,POST /v1/messages/count_tokens,POST /v1/chat/completions aws-claude,aws-claude-opus",
-		"aws/mistral": "/proxy/aws/mistral POST /v1/chat/completions aws-mistral-tiny,aws-mistral-small,aws-mistral-medium,aws-mistral-large",
+		"aws/claude":  "/proxy/aws/claude POST /v1/messages,POST /v1/messages/count_tokens,POST /v1/chat/completions,GET /v1/models aws-claude,aws-claude-opus",
+		"aws/mistral": "/proxy/aws/mistral POST /v1/chat/completions,GET /v1/models aws-mistral-tiny,aws-mistral-small,aws-mistral-medium,aws-mistral-large",
 	} {
 		if !strings.HasSuffix(found[mount], want) && !strings.Contains(found[mount], want) {
 			t.Errorf("GET / for %s: %q, want %q", mount, found[mount], want)

@@ -47,9 +47,8 @@ type translatedMount struct {
 	// failure is what the fake's refusal of a status says (nil: the
 	// fakes' common message).
 	failure func(status int) string
-	// noModelList: the mount serves no model list (the cloud services
-	// list their models in shapes of their own).
-	noModelList bool
+	// models is how many models the mount's list holds (from its fake).
+	models int
 }
 
 func (tm translatedMount) failureText(status int) string {
@@ -69,18 +68,18 @@ func (tm translatedMount) newEnv(t *testing.T, vars map[string]string) *env {
 // The cloud mounts' rows: the same Claude and Gemini, through Bedrock's
 // and Vertex AI's own paths and credentials.
 var cloudClaude = translatedMount{
-	noModelList: true,
-	system:      func(m map[string]any) string { return str(dig(asMap(first(m["system"])), "text")) },
-	roles:       func(m map[string]any) []string { return rolesOf(m["messages"], "role") },
-	parts:       func(m map[string]any, i int) []any { return list(dig(asMap(at(m["messages"], i)), "content")) },
-	maxTokens:   []string{"max_tokens"},
-	assistant:   "assistant",
-	toolDeltas:  4,
+	system:     func(m map[string]any) string { return str(dig(asMap(first(m["system"])), "text")) },
+	roles:      func(m map[string]any) []string { return rolesOf(m["messages"], "role") },
+	parts:      func(m map[string]any, i int) []any { return list(dig(asMap(at(m["messages"], i)), "content")) },
+	maxTokens:  []string{"max_tokens"},
+	assistant:  "assistant",
+	toolDeltas: 4,
 }
 
 func bedrockRow() translatedMount {
 	tm := cloudClaude
 	tm.mount, tm.fake, tm.model, tm.family = "aws/claude", upstreamfake.Bedrock, "claude-sonnet-4-5", "aws-claude"
+	tm.models = 6 // the fake's Claude models; not their provisioned-only variants
 	tm.nativePath = func(stream bool) string {
 		if stream {
 			return "/us-east-1/model/us.anthropic.claude-sonnet-4-5-20250929-v1:0/invoke-with-response-stream"
@@ -116,11 +115,12 @@ var geminiRow = translatedMount{
 	maxTokens:  []string{"generationConfig", "maxOutputTokens"},
 	assistant:  "model",
 	toolDeltas: 1,
+	models:     2,
 }
 
 func vertexGeminiRow() translatedMount {
 	tm := geminiRow // as on /google-ai
-	tm.mount, tm.fake, tm.family, tm.noModelList = "gcp/gemini", upstreamfake.Vertex, "gcp-gemini-flash", true
+	tm.mount, tm.fake, tm.family = "gcp/gemini", upstreamfake.Vertex, "gcp-gemini-flash"
 	tm.nativePath = func(stream bool) string {
 		method := "generateContent"
 		if stream {
@@ -135,6 +135,7 @@ func vertexGeminiRow() translatedMount {
 func vertexClaudeRow() translatedMount {
 	tm := cloudClaude
 	tm.mount, tm.fake, tm.model, tm.family = "gcp/claude", upstreamfake.Vertex, "claude-sonnet-4-5@20250929", "gcp-claude"
+	tm.models = 3
 	tm.nativePath = func(stream bool) string {
 		method := "rawPredict"
 		if stream {
@@ -160,6 +161,7 @@ var translatedMounts = []translatedMount{
 		maxTokens:   []string{"max_tokens"},
 		assistant:   "assistant",
 		toolDeltas:  4, // the start, then the arguments in the fake's 3 pieces
+		models:      2,
 	},
 	geminiRow,
 	bedrockRow(),
@@ -472,19 +474,30 @@ func testTranslatedChat(t *testing.T, tm translatedMount) {
 	})
 
 	t.Run("models", func(t *testing.T) {
-		if tm.noModelList {
-			a := e.do(call{method: http.MethodGet, path: "/proxy/" + tm.mount + "/v1/models", header: bearerH(token)})
-			if a.status != http.StatusNotFound || dig(a.json(t), "error", "message") == nil {
-				t.Errorf("model list: %d %s", a.status, a.body)
-			}
-			return
-		}
 		page, err := client.Models.List(ctx)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(page.Data) != 2 || page.Data[0].ID == "" || strings.HasPrefix(page.Data[0].ID, "models/") || page.Data[0].Object != "model" {
-			t.Errorf("models %s", page.RawJSON())
+		if len(page.Data) != tm.models {
+			t.Fatalf("%d models listed, want %d: %s", len(page.Data), tm.models, page.RawJSON())
+		}
+		for _, m := range page.Data {
+			if m.ID == "" || strings.Contains(m.ID, "/") || m.Object != "model" || m.OwnedBy == "" {
+				t.Errorf("model %s", m.RawJSON())
+			}
+		}
+		// The path without /v1 lists them too.
+		a := e.do(call{method: http.MethodGet, path: "/proxy/" + tm.mount + "/models", header: bearerH(token)})
+		if a.status != http.StatusOK || len(list(a.json(t)["data"])) != tm.models {
+			t.Errorf("GET /models: %d %s", a.status, a.body)
+		}
+		// Every id listed is one the mount takes back.
+		for _, m := range page.Data {
+			p := params
+			p.Model = m.ID
+			if _, err := client.Chat.Completions.New(ctx, p); err != nil {
+				t.Errorf("model %s listed, then: %v", m.ID, err)
+			}
 		}
 	})
 

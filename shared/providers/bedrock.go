@@ -38,6 +38,7 @@ func awsClaudeProvider() *Provider {
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: BedrockMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: CloudAnthropicChat},
+			{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Translate: bedrockClaude.models()},
 		},
 		// The Anthropic SDKs send these: the beta list goes into the
 		// body, where Bedrock reads it.
@@ -57,6 +58,7 @@ func awsMistralProvider() *Provider {
 		Env:  bedrockEnv,
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat},
+			{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Translate: bedrockMistral.models()},
 		},
 		Outbound:  bedrockMistral.outbound,
 		Inbound:   bedrockMistral.inbound,
@@ -172,6 +174,8 @@ type bedrockModel struct {
 	// ("anthropic"): a mount's quota family never pays for another
 	// vendor's model that happens to accept its body.
 	vendor, vendorName string
+	// provider is the vendor as ListFoundationModels names it (byProvider).
+	provider string
 	// ids maps the vendor's model names to Bedrock model IDs; a name that
 	// already is a Bedrock ID (or an inference profile or ARN) is kept.
 	ids func(model, region string) string
@@ -204,13 +208,19 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 	var body []byte
 	var path string
 	h := http.Header{}
-	if c.Check {
+	query := ""
+	if c.Check || c.Path == cloudModelsPath {
 		// The control plane's host is the runtime's without "-runtime".
 		if rest, ok := strings.CutPrefix(base.Host, "bedrock-runtime."); ok {
 			base.Host = "bedrock." + rest
 		}
 		path = bedrockCheckPath
 		h.Set("Accept", ContentJSON)
+		if !c.Check {
+			// The model list: the mount's vendor's models only. SigV4
+			// wants a space as %20.
+			query = "byProvider=" + strings.ReplaceAll(url.QueryEscape(m.provider), "+", "%20")
+		}
 	} else {
 		counting := m.count != "" && c.Path == m.count
 		if c.Path != m.path && !counting {
@@ -244,7 +254,7 @@ func (m *bedrockModel) outbound(ctx context.Context, req *http.Request, c *Call)
 		path = "/model/" + bedrockPathID(id) + "/" + action
 	}
 	basePath := strings.TrimRight(base.EscapedPath(), "/")
-	u := &url.URL{Scheme: base.Scheme, Host: base.Host, RawPath: basePath + path}
+	u := &url.URL{Scheme: base.Scheme, Host: base.Host, RawPath: basePath + path, RawQuery: query}
 	if u.Path, err = url.PathUnescape(u.RawPath); err != nil {
 		return nil, fmt.Errorf("AWS_BEDROCK_BASE_URL: %w", err)
 	}

@@ -100,7 +100,7 @@ func regionProfile(region string) string {
 
 var bedrockClaude = &bedrockModel{
 	path: "/v1/messages", count: "/v1/messages/count_tokens",
-	vendor: "anthropic", vendorName: "Anthropic (Claude)",
+	vendor: "anthropic", vendorName: "Anthropic (Claude)", provider: "Anthropic",
 	ids:   func(model, region string) string { return bedrockModelID(claudeOnBedrock, model, region) },
 	body:  claudeBedrockBody,
 	event: claudeBedrockEvent,
@@ -160,7 +160,7 @@ func claudeBedrockBody(c *Call, h http.Header, _ string) ([]byte, error) {
 
 var bedrockMistral = &bedrockModel{
 	path:   "/v1/chat/completions",
-	vendor: "mistral", vendorName: "Mistral",
+	vendor: "mistral", vendorName: "Mistral", provider: "Mistral AI",
 	ids:       func(model, region string) string { return bedrockModelID(mistralOnBedrock, model, region) },
 	body:      mistralBedrockBody,
 	event:     func(dst, data []byte, c *Call) []byte { return append(dst, mistralBedrockChunk(data, c)...) },

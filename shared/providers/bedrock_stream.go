@@ -34,6 +34,8 @@ func (m *bedrockModel) inbound(resp *http.Response, c *Call) error {
 		}
 		out := m.errorBody(resp.StatusCode, &users.Error{Message: bedrockErrorMessage(resp.Header, body)})
 		setJSONBody(resp, out)
+	case c.Path == cloudModelsPath:
+		// The model list is translated by its route.
 	case m.count != "" && c.Path == m.count:
 		// CountTokens answers {"inputTokens": n}; Anthropic's clients
 		// read {"input_tokens": n}.

@@ -46,6 +46,7 @@ func vertexClaudeProvider(a *vertexAuth) *Provider {
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: AnthropicMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: CloudAnthropicChat},
+			{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Query: vertexPage, Translate: vertexModels("anthropic")},
 		},
 		Outbound:  a.outbound("anthropic", vertexClaudeTarget),
 		Inbound:   vertexClaudeInbound,
@@ -58,14 +59,15 @@ func vertexClaudeProvider(a *vertexAuth) *Provider {
 
 func vertexGeminiProvider(a *vertexAuth) *Provider {
 	var routes []Route
-	// Vertex lists its models in a shape of its own: only generation and
-	// token counting are served.
+	// Vertex lists its models in a shape of its own: Google AI's list
+	// routes are not served, OpenAI's /v1/models is.
 	for _, r := range append(googleRoutes("v1beta", false), googleRoutes("v1", true)...) {
 		if r.Method == http.MethodPost {
 			routes = append(routes, r)
 		}
 	}
-	routes = append(routes, Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: GoogleChat("v1beta")})
+	routes = append(routes, Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: GoogleChat("v1beta")},
+		Route{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Query: vertexPage, Translate: vertexModels("google")})
 	return &Provider{
 		ID:        models.GCPGemini,
 		Name:      "Vertex AI (Gemini)",
@@ -81,6 +83,9 @@ func vertexGeminiProvider(a *vertexAuth) *Provider {
 		},
 	}
 }
+
+// vertexPage pages the publisher model list.
+var vertexPage = map[string][]string{"pageSize": nil, "pageToken": nil}
 
 // Both mounts share the credentials (and which of them are set aside),
 // the base URL, the region and the output clamp.
@@ -182,11 +187,16 @@ func (a *vertexAuth) outbound(publisher string, target func(*Call) (string, stri
 		location := "/v1/projects/" + url.PathEscape(cred.project) + "/locations/" + url.PathEscape(region)
 		var body []byte
 		query := ""
-		if c.Check {
+		switch {
+		case c.Check:
 			req.Method = http.MethodGet
 			location += "/endpoints"
 			query = "pageSize=1"
-		} else {
+		case c.Path == cloudModelsPath:
+			// The publisher's models: a list of no project.
+			location = "/v1beta1/publishers/" + publisher + "/models"
+			query = c.Query
+		default:
 			model, method, b, err := target(c)
 			if err != nil {
 				return nil, err

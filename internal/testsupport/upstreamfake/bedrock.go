@@ -151,11 +151,7 @@ func serveBedrock(x *exchange) {
 		path = "/" + rest
 	}
 	if x.r.Method == http.MethodGet && path == "/foundation-models" {
-		var sums []any
-		for id := range bedrockModels {
-			sums = append(sums, map[string]any{"modelId": id, "providerName": strings.SplitN(id, ".", 2)[0]})
-		}
-		x.json(http.StatusOK, map[string]any{"modelSummaries": sums})
+		serveFoundationModels(x)
 		return
 	}
 	rest, ok := strings.CutPrefix(path, "/model/")
@@ -409,4 +405,41 @@ func bedrockCountTokens(x *exchange, anthropic bool) {
 		return
 	}
 	x.json(http.StatusOK, map[string]any{"inputTokens": x.b.InputTokens})
+}
+
+// bedrockProviders are the vendors as ListFoundationModels names them.
+var bedrockProviders = map[string]string{"anthropic": "Anthropic", "mistral": "Mistral AI"}
+
+// serveFoundationModels answers ListFoundationModels in ID order, of the
+// vendor byProvider names (any case) or of all: a model served through
+// inference profiles only says so, and each Claude model also has a
+// provisioned-throughput-only variant (…:200k) as Bedrock lists them.
+func serveFoundationModels(x *exchange) {
+	by := x.r.URL.Query().Get("byProvider")
+	ids := make([]string, 0, len(bedrockModels))
+	for id := range bedrockModels {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	sums := []any{}
+	for _, id := range ids {
+		provider := bedrockProviders[strings.SplitN(id, ".", 2)[0]]
+		if by != "" && !strings.EqualFold(by, provider) {
+			continue
+		}
+		types := []string{"ON_DEMAND"}
+		if bedrockModels[id] {
+			types = []string{"INFERENCE_PROFILE"}
+		}
+		sum := func(id string, types []string) map[string]any {
+			return map[string]any{"modelArn": "arn:aws:bedrock:us-east-1::foundation-model/" + id, "modelId": id,
+				"providerName": provider, "inputModalities": []string{"TEXT"}, "outputModalities": []string{"TEXT"},
+				"responseStreamingSupported": true, "inferenceTypesSupported": types, "modelLifecycle": map[string]any{"status": "ACTIVE"}}
+		}
+		sums = append(sums, sum(id, types))
+		if provider == "Anthropic" {
+			sums = append(sums, sum(id+":200k", []string{"PROVISIONED"}))
+		}
+	}
+	x.json(http.StatusOK, map[string]any{"modelSummaries": sums})
 }

@@ -171,6 +171,28 @@ func serveVertexToken(f *Fake, x *exchange) {
 // vertexPath is /v1/projects/{p}/locations/{r}/(endpoints | publishers/{pub}/models/{model}:{method}).
 var vertexPath = regexp.MustCompile(`^/v1/projects/([^/]+)/locations/([a-z0-9-]+)/(endpoints|publishers/(anthropic|google)/models/([^/:]+):([A-Za-z]+))$`)
 
+// vertexModelList is a publisher's model list, which names no project.
+var vertexModelList = regexp.MustCompile(`^/v1beta1/publishers/(anthropic|google)/models$`)
+
+// vertexPublisherModels are the models each publisher lists, as Vertex
+// lists them: Claude's version is its date.
+var vertexPublisherModels = map[string][]any{
+	"anthropic": {
+		vertexPublisherModel("anthropic", "claude-sonnet-4-5", "20250929"),
+		vertexPublisherModel("anthropic", "claude-opus-4-1", "20250805"),
+		vertexPublisherModel("anthropic", "claude-haiku-4-5", "20251001"),
+	},
+	"google": {
+		vertexPublisherModel("google", "gemini-2.5-flash", "001"),
+		vertexPublisherModel("google", "gemini-2.5-pro", "001"),
+	},
+}
+
+func vertexPublisherModel(publisher, model, version string) map[string]any {
+	return map[string]any{"name": "publishers/" + publisher + "/models/" + model, "versionId": version,
+		"openSourceCategory": "PROPRIETARY", "launchStage": "GA", "versionState": "VERSION_STATE_STABLE"}
+}
+
 func serveVertex(f *Fake, x *exchange) {
 	if x.r.URL.Path == VertexTokenPath {
 		serveVertexToken(f, x)
@@ -187,6 +209,14 @@ func serveVertex(f *Fake, x *exchange) {
 	}
 	if s, ok := x.b.KeyStatus[owner]; ok {
 		vertexKeyError(x, s, owner)
+		return
+	}
+	if pub := vertexModelList.FindStringSubmatch(x.r.URL.Path); pub != nil && x.r.Method == http.MethodGet {
+		if x.b.Status != 0 {
+			x.json(x.b.Status, googleError(x.b.Status, "The fake upstream was told to fail."))
+			return
+		}
+		x.json(http.StatusOK, map[string]any{"publisherModels": vertexPublisherModels[pub[1]]})
 		return
 	}
 	m := vertexPath.FindStringSubmatch(x.r.URL.Path)
