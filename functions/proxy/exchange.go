@@ -550,14 +550,13 @@ func (x *exchange) upstreamFailed(err error) {
 	var netErr interface{ Timeout() bool }
 	var refused *users.Error
 	switch {
-	case errors.As(err, new(*users.Error)):
-		x.writeError(err, x.rate()) // the answer was refused (answeredBy)
-	case errors.Is(err, errNoKey):
-		x.writeError(noKey(x.prov, err), x.rate())
 	case errors.As(err, &refused):
 		// Outbound refused the request itself (a model the mount does not
-		// serve): the client's error, in its shape.
+		// serve), or the answering model's family refused it (answeredBy):
+		// the client's error, in its shape.
 		x.writeError(refused, x.rate())
+	case errors.Is(err, errNoKey):
+		x.writeError(noKey(x.prov, err), x.rate())
 	case errors.As(err, new(*outboundError)):
 		// The reason (a token endpoint's answer) is for the operator's log.
 		x.writeError(&users.Error{Code: web.CodeBadGateway, Message: "The request to " + x.prov.Name + " could not be authorised with the operator's credentials; the operator has been told.", Err: err}, x.rate())
