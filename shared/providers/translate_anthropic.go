@@ -5,8 +5,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-
-	"github.com/tidwall/gjson"
 )
 
 // AnthropicChat serves OpenAI chat completions from Anthropic's Messages
@@ -16,7 +14,7 @@ import (
 //	{Method: "POST", Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: AnthropicChat}
 var AnthropicChat = &Translation{
 	Native:    func(string, bool) (string, string) { return "/v1/messages", "" },
-	Request:   anthropicChatRequest,
+	Request:   anthropicChatRequest(true),
 	Response:  anthropicChatResponse,
 	ErrorBody: openAIErrorBody,
 }
@@ -36,7 +34,14 @@ type anthropicTurn struct {
 	Content []any  `json:"content"`
 }
 
-func anthropicChatRequest(rq *Request) ([]byte, error) {
+// anthropicChatRequest translates an OpenAI chat request to Messages;
+// fetchesURLs: the service fetches https image URLs itself (Anthropic's
+// API does; Bedrock and Vertex AI take image data only).
+func anthropicChatRequest(fetchesURLs bool) func(rq *Request) ([]byte, error) {
+	return func(rq *Request) ([]byte, error) { return anthropicMessagesBody(rq, fetchesURLs) }
+}
+
+func anthropicMessagesBody(rq *Request, fetchesURLs bool) ([]byte, error) {
 	c, err := readChatRequest(rq)
 	if err != nil {
 		return nil, err
@@ -54,7 +59,7 @@ func anthropicChatRequest(rq *Request) ([]byte, error) {
 		}
 	}
 	out["max_tokens"] = maxTokens
-	system, turns, err := anthropicTurns(c.Messages)
+	system, turns, err := anthropicTurns(c.Messages, fetchesURLs)
 	if err != nil {
 		return nil, err
 	}
@@ -157,7 +162,7 @@ func anthropicTools(c *chatRequest, out map[string]any) error {
 // alternating turns: leading system and developer messages form the
 // system prompt; later ones become user text; tool results are user
 // turns; consecutive turns of one role merge.
-func anthropicTurns(msgs []chatMessage) (system []any, turns []anthropicTurn, err error) {
+func anthropicTurns(msgs []chatMessage, fetchesURLs bool) (system []any, turns []anthropicTurn, err error) {
 	add := func(role string, blocks ...any) {
 		if len(blocks) == 0 {
 			return
@@ -186,7 +191,7 @@ func anthropicTurns(msgs []chatMessage) (system []any, turns []anthropicTurn, er
 				add("user", map[string]any{"type": "text", "text": text})
 			}
 		case "user":
-			blocks, err := anthropicUserBlocks(m.Content, at+".content")
+			blocks, err := anthropicUserBlocks(m.Content, at+".content", fetchesURLs)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -235,7 +240,7 @@ func anthropicTurns(msgs []chatMessage) (system []any, turns []anthropicTurn, er
 	return system, turns, nil
 }
 
-func anthropicUserBlocks(raw json.RawMessage, at string) ([]any, error) {
+func anthropicUserBlocks(raw json.RawMessage, at string, fetchesURLs bool) ([]any, error) {
 	parts, err := contentParts(raw, at)
 	if err != nil {
 		return nil, err
@@ -254,6 +259,9 @@ func anthropicUserBlocks(raw json.RawMessage, at string) ([]any, error) {
 			return nil, err
 		}
 		if remote {
+			if !fetchesURLs {
+				return nil, invalid("%s.image_url.url: Claude on this service cannot fetch image URLs; send the image as a data URL.", pat)
+			}
 			if !strings.HasPrefix(p.ImageURL.URL, "https://") {
 				return nil, invalid("%s.image_url.url: Claude fetches https URLs only.", pat)
 			}
@@ -433,24 +441,7 @@ func itoa(i int) string { return strconv.Itoa(i) }
 // field, before anything is sent.
 var CloudAnthropicChat = &Translation{
 	Native:    AnthropicChat.Native,
-	Request:   cloudAnthropicChatRequest,
+	Request:   anthropicChatRequest(false),
 	Response:  anthropicChatResponse,
 	ErrorBody: openAIErrorBody,
-}
-
-func cloudAnthropicChatRequest(rq *Request) ([]byte, error) {
-	var refused error
-	gjson.GetBytes(rq.Body, "messages").ForEach(func(i, m gjson.Result) bool {
-		m.Get("content").ForEach(func(j, part gjson.Result) bool {
-			if u := part.Get("image_url.url").String(); part.Get("type").String() == "image_url" && !strings.HasPrefix(u, "data:") {
-				refused = invalid("messages[%d].content[%d].image_url.url: Claude on this service cannot fetch image URLs; send the image as a data URL.", i.Int(), j.Int())
-			}
-			return refused == nil
-		})
-		return refused == nil
-	})
-	if refused != nil {
-		return nil, refused
-	}
-	return anthropicChatRequest(rq)
 }
