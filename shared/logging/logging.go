@@ -277,10 +277,12 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		rec := &Request{}
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rec)))
+		latency := time.Since(start)
 		status := sw.status
 		if status == 0 {
 			status = http.StatusOK
 		}
+		sw.sendComplete()
 		lvl := zerolog.InfoLevel
 		if status >= 500 {
 			lvl = zerolog.ErrorLevel
@@ -295,11 +297,12 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		if t := Trace(r.Header.Get("X-Cloud-Trace-Context"), project); t != "" {
 			ev = ev.Str(TraceField, t)
 		}
+		path := RedactPath(r.URL.Path)
 		ev = ev.Dict("httpRequest", zerolog.Dict().
 			Str("requestMethod", r.Method).
-			Str("requestUrl", RedactPath(r.URL.Path)).
+			Str("requestUrl", path).
 			Int("status", status).
-			Str("latency", strconv.FormatFloat(time.Since(start).Seconds(), 'f', 6, 64)+"s").
+			Str("latency", strconv.FormatFloat(latency.Seconds(), 'f', 6, 64)+"s").
 			Str("remoteIp", ip).
 			Str("userAgent", r.UserAgent()))
 		if rec.route != "" {
@@ -314,7 +317,7 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		if rec.errMsg != "" {
 			ev = ev.Str("error", rec.errMsg)
 		}
-		ev.Msg(r.Method + " " + RedactPath(r.URL.Path) + " " + strconv.Itoa(status))
+		ev.Msg(r.Method + " " + path + " " + strconv.Itoa(status))
 	})
 }
 
@@ -337,6 +340,17 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 		w.status = http.StatusOK
 	}
 	return w.ResponseWriter.Write(b)
+}
+
+// sendComplete sends a response of announced length that the handler has
+// written in full, so that the client has it while the log line is
+// encoded: net/http would otherwise hold its last bytes until the handler
+// returns. A response of unknown length is left for net/http to end (it
+// may still give it a Content-Length, or must write the last chunk).
+func (w *statusWriter) sendComplete() {
+	if w.status != 0 && w.ResponseWriter.Header().Get("Content-Length") != "" {
+		w.Flush()
+	}
 }
 
 func (w *statusWriter) Flush() {

@@ -3,10 +3,12 @@ package logging_test
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -291,6 +293,62 @@ func TestMiddlewareFlushes(t *testing.T) {
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
 	if !w.Flushed {
 		t.Error("flush did not reach the recorder")
+	}
+}
+
+// blockingWriter holds every log write until release is closed.
+type blockingWriter struct{ release chan struct{} }
+
+func (w blockingWriter) Write(p []byte) (int, error) { <-w.release; return len(p), nil }
+
+// A response of announced length reaches the client before its log line is
+// written: the client does not wait for the log. One of unknown length is
+// left for net/http to end, and still reaches the client.
+func TestMiddlewareSendsBeforeLogging(t *testing.T) {
+	for _, announced := range []bool{true, false} {
+		release := make(chan struct{})
+		h := logging.Middleware(logging.New(blockingWriter{release}, "info"), "", func(*http.Request) string { return "" },
+			http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if announced {
+					w.Header().Set("Content-Length", "5")
+				}
+				w.Write([]byte("hello"))
+			}))
+		srv := httptest.NewServer(h)
+		got := make(chan string, 1)
+		go func() {
+			resp, err := http.Get(srv.URL)
+			if err != nil {
+				got <- err.Error()
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			got <- string(b)
+		}()
+		wait := 5 * time.Second
+		if !announced {
+			wait = 300 * time.Millisecond // it must not come at all
+		}
+		select {
+		case b := <-got:
+			if !announced {
+				t.Errorf("unknown length: the answer %q came before the handler returned", b)
+			} else if b != "hello" {
+				t.Errorf("announced length: got %q", b)
+			}
+		case <-time.After(wait):
+			if announced {
+				t.Error("announced length: the client waited for the log line")
+			}
+		}
+		close(release)
+		if !announced {
+			if b := <-got; b != "hello" {
+				t.Errorf("unknown length: got %q", b)
+			}
+		}
+		srv.Close()
 	}
 }
 
