@@ -274,6 +274,9 @@ func (x *exchange) forward() {
 	})
 	defer stop()
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	// ReverseProxy copies the request's headers for the upstream request:
+	// give it only those the upstream may see (see rewrite).
+	r.Header = x.upstreamHeaders()
 	x.call = &providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {
 		x.call.Model, x.call.Stream, x.call.Body = x.rq.Model, x.rq.Stream, x.rq.Body
@@ -305,9 +308,9 @@ func (x *exchange) forward() {
 	x.h.rp.ServeHTTP(x.w, r)
 }
 
-// rewrite builds the upstream request: URL, the headers the upstream may
-// see, and the operator's key. Hop-by-hop and forwarding headers are
-// already gone; the client's token was removed by Authenticate.
+// rewrite builds the upstream request: URL, body and the provider's
+// headers. Hop-by-hop and forwarding headers are already gone, and the
+// client's token (removed by Authenticate).
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	base := x.up.base
@@ -333,18 +336,25 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		// goes out with the headers in one.
 		out.Body = io.NopCloser(bytes.NewReader(x.rq.Body))
 	}
+	// out.Header is a copy of upstreamHeaders'; the key is keyTransport's
+	// to set, per attempt.
+	if x.prov.Prepare != nil {
+		x.prov.Prepare(out.Header)
+	}
+}
+
+// upstreamHeaders are the client's headers an upstream may see: the
+// common ones and the provider's own.
+func (x *exchange) upstreamHeaders() http.Header {
 	h := make(http.Header, len(providers.CommonHeaders)+len(x.prov.Headers)+2)
 	for _, names := range [][]string{providers.CommonHeaders, x.prov.Headers} {
 		for _, k := range names {
-			if v := pr.In.Header.Values(k); len(v) > 0 {
+			if v := x.r.Header.Values(k); len(v) > 0 {
 				h[http.CanonicalHeaderKey(k)] = v
 			}
 		}
 	}
-	if x.prov.Prepare != nil {
-		x.prov.Prepare(h)
-	}
-	out.Header = h // the key is keyTransport's to set, per attempt
+	return h
 }
 
 // Upstream response headers the client must not see: the operator's
@@ -590,8 +600,9 @@ func (x *exchange) streamUsage() (in, out int64) {
 	return in, total - in
 }
 
-// charge records the request's tokens once, with a context of its own:
-// the client may be gone.
+// charge records the request's tokens once, detached from the client,
+// who may be gone. It needs no deadline of its own: the store bounds each
+// of its calls and the gatekeeper the tries (gatekeeper.ChargeRequest).
 func (x *exchange) charge(in, out int64) {
 	tokens := in + out
 	x.chargeOnce.Do(func() {
@@ -599,9 +610,7 @@ func (x *exchange) charge(in, out int64) {
 			return
 		}
 		x.log.SetTokens(tokens)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), chargeTimeout)
-		defer cancel()
-		err := x.h.gk.ChargeRequest(ctx, x.p, gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
+		err := x.h.gk.ChargeRequest(context.WithoutCancel(x.r.Context()), x.p, gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
 		switch {
 		case errors.Is(err, gatekeeper.ErrChargeKept):
 			x.h.log.Warn().Err(err).Str("family", x.family).Int64("tokens", tokens).

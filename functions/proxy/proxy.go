@@ -49,8 +49,6 @@ const (
 	// maxAnswer caps how much of a whole (non-streamed) answer is held to
 	// read its usage; larger answers are relayed as they come.
 	maxAnswer = 64 << 20
-	// chargeTimeout bounds recording usage after the client may be gone.
-	chargeTimeout = 5 * time.Second
 )
 
 // Deps are what the proxy is built from; the caller (function.go,

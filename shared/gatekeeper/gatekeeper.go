@@ -164,11 +164,11 @@ func equalKey(token string, want [32]byte) bool {
 func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Principal, error) {
 	ip := netutil.ClientIP(r, g.cfg.TrustedProxies)
 	token := ExtractToken(r)
-	risu := g.risuID(r, g.now())
+	now := g.now()
+	risu := g.risuID(r, now)
 	if g.ips.Blacklisted(ctx, ip) {
 		return nil, users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST).")
 	}
-	now := g.now()
 	locked, wait := g.lockout.Locked(ip, now)
 	if token != "" && g.cfg.AdminKey != "" && !locked && g.ips.Whitelisted(ctx, ip) && equalKey(token, g.adminKey) {
 		return &Principal{IP: ip, Key: "admin", Admin: true, Exempt: true}, nil
@@ -187,7 +187,7 @@ func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Princi
 		}
 		return addressed(ip, risu), nil
 	case config.ModeUserToken:
-		p, err := g.authenticateUser(ctx, token, userIP(ip, risu))
+		p, err := g.authenticateUser(ctx, token, userIP(ip, risu), now)
 		if p != nil {
 			p.IP = ip // the address, whatever the IP list records
 		}
@@ -216,7 +216,7 @@ func lockedOut(wait time.Duration) error {
 	}
 }
 
-func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string) (*Principal, error) {
+func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now time.Time) (*Principal, error) {
 	if token == "" {
 		return nil, users.Errorf(users.CodeUnauthorized, "Missing user token: send it as a Bearer token or an API key.")
 	}
@@ -230,7 +230,6 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string) (*P
 		}
 		return nil, unavailable(err)
 	}
-	now := g.now()
 	if u.Disabled() {
 		reason := u.DisabledReason
 		if reason == "" {
@@ -320,7 +319,9 @@ type Charged struct {
 }
 
 // ChargeRequest records a served request's tokens against the user, if
-// any, and (EVENT_LOGGING) its event.
+// any, and (EVENT_LOGGING) its event. It takes as long as the store's
+// bounded calls and persistTries flushes take; ctx's deadline, if any,
+// stops the tries sooner.
 func (g *Gatekeeper) ChargeRequest(ctx context.Context, p *Principal, c Charged) error {
 	if p.User == nil || p.Token == "" {
 		return nil
