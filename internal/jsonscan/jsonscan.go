@@ -444,31 +444,33 @@ func EachMember(b []byte, fn func(key, v []byte) bool) bool {
 	if !json.Valid(b) {
 		return false
 	}
-	obj, _, err := ScanObject(b, 0, true)
-	if err != nil {
-		return false
-	}
-	for _, m := range obj.Members {
-		if !fn(m.Key, b[m.Start:m.End]) {
-			return false
+	_, _, err := Walk(b, 0, true, func(key []byte, start, end int) error {
+		if !fn(key, b[start:end]) {
+			return errStopped
 		}
-	}
-	return true
+		return nil
+	})
+	return err == nil
 }
+
+// errStopped ends a Walk early.
+var errStopped = errors.New("jsonscan: walk stopped")
 
 // MemberValue is the value of the last top-level Member named key of the
 // JSON Object body; nil when there is none, it is null, or body is not an
 // Object.
 func MemberValue(body []byte, key string) []byte {
-	obj, _, err := ScanObject(body, 0, true)
-	if err != nil {
+	var v []byte
+	_, _, err := Walk(body, 0, true, func(k []byte, start, end int) error {
+		if string(k) == key {
+			v = body[start:end]
+		}
+		return nil
+	})
+	if err != nil || v == nil || IsNull(v) {
 		return nil
 	}
-	m, ok := obj.Get(key)
-	if !ok || IsNull(body[m.Start:m.End]) {
-		return nil
-	}
-	return body[m.Start:m.End]
+	return v
 }
 
 func IsNull(v []byte) bool { return string(v) == "null" }

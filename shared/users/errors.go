@@ -58,8 +58,7 @@ func Errorf(code Code, format string, args ...any) *Error {
 
 // ErrorCode returns the code of err's *Error, or CodeInternal.
 func ErrorCode(err error) Code {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e.Code
 	}
 	return CodeInternal
@@ -68,8 +67,7 @@ func ErrorCode(err error) Code {
 // AsError returns err as an *Error, wrapping unknown errors as internal ones
 // whose message reveals nothing.
 func AsError(err error) *Error {
-	var e *Error
-	if errors.As(err, &e) {
+	if e, ok := errors.AsType[*Error](err); ok {
 		return e
 	}
 	return &Error{Code: CodeInternal, Message: "Internal error.", Err: err}
