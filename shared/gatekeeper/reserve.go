@@ -15,7 +15,11 @@ import (
 type ledger struct {
 	mu       sync.Mutex
 	accounts map[string]*account // by user token; only while in use
+	spare    []*account          // emptied accounts, reused: most requests open one
 }
+
+// maxSpare bounds the emptied accounts kept for reuse.
+const maxSpare = 64
 
 // account is one user's open reservations. settled counts the tokens
 // charged while the account was open, which lets a check that read the
@@ -37,7 +41,11 @@ func (l *ledger) open(token, family string) int64 {
 	defer l.mu.Unlock()
 	a := l.accounts[token]
 	if a == nil {
-		a = &account{reserved: map[string]int64{}, settled: map[string]int64{}}
+		if n := len(l.spare); n > 0 {
+			a, l.spare = l.spare[n-1], l.spare[:n-1]
+		} else {
+			a = &account{reserved: map[string]int64{}, settled: map[string]int64{}}
+		}
 		l.accounts[token] = a
 	}
 	a.refs++
@@ -58,6 +66,12 @@ func (l *ledger) dropLocked(token string) {
 	}
 	if a.refs--; a.refs <= 0 {
 		delete(l.accounts, token)
+		if len(l.spare) < maxSpare {
+			clear(a.reserved)
+			clear(a.settled)
+			a.refs = 0
+			l.spare = append(l.spare, a)
+		}
 	}
 }
 
