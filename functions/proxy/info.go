@@ -93,8 +93,10 @@ const (
 )
 
 func setCORS(h http.Header) {
-	h.Set("Access-Control-Allow-Origin", "*")
-	h.Set("Access-Control-Expose-Headers", corsExposeHeaders)
+	// Every answer carries these: one backing array, canonical names.
+	v := []string{"*", corsExposeHeaders}
+	h["Access-Control-Allow-Origin"] = v[0:1:1]
+	h["Access-Control-Expose-Headers"] = v[1:2:2]
 }
 
 // preflight answers a CORS preflight: the standard headers plus whatever

@@ -13,24 +13,28 @@ type baseKey struct{}
 // prefix that was stripped is available to h as BasePath.
 func Mount(name string, h http.Handler) http.Handler {
 	prefix := "/" + name
+	under := prefix + "/"
+	// The two values BasePath can hold, boxed once rather than per request.
+	var mounted, root any = prefix, ""
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		base := ""
-		if p := r.URL.Path; p == prefix || strings.HasPrefix(p, prefix+"/") {
-			base = prefix
-			r2 := new(http.Request)
-			*r2 = *r
-			u := *r.URL
-			u.Path = strings.TrimPrefix(p, prefix)
-			if u.Path == "" {
-				u.Path = "/"
-			}
-			// Keep escapes such as %2F: the prefix has none, so trimming it
-			// from both forms keeps them consistent.
-			u.RawPath = strings.TrimPrefix(u.RawPath, prefix)
-			r2.URL = &u
-			r = r2
+		p := r.URL.Path
+		if p != prefix && !strings.HasPrefix(p, under) {
+			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, root)))
+			return
 		}
-		h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, base)))
+		// One copy of the request carries both the stripped path and the
+		// base path.
+		r2 := r.WithContext(context.WithValue(r.Context(), baseKey{}, mounted))
+		u := *r.URL
+		u.Path = strings.TrimPrefix(p, prefix)
+		if u.Path == "" {
+			u.Path = "/"
+		}
+		// Keep escapes such as %2F: the prefix has none, so trimming it
+		// from both forms keeps them consistent.
+		u.RawPath = strings.TrimPrefix(u.RawPath, prefix)
+		r2.URL = &u
+		h.ServeHTTP(w, r2)
 	})
 }
 
