@@ -9,11 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
-	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
@@ -29,17 +26,8 @@ const (
 	lockoutWindow = 15 * time.Minute
 )
 
-// Deps are what the admin function is built from; the caller
-// (function.go, cmd/local) builds them once per instance.
-type Deps struct {
-	Config *config.Config
-	Store  users.Store
-	Log    zerolog.Logger
-	Now    func() time.Time // default time.Now
-	// KeysTransport carries the upstream key checks; nil:
-	// http.DefaultTransport.
-	KeysTransport http.RoundTripper
-}
+// Deps are what the admin function is built from, as the proxy is.
+type Deps = web.Deps
 
 // New returns the admin function's handler: served at its root and under
 // /admin, one log line per request, the IP checks, then the REST API or,
@@ -51,7 +39,7 @@ func New(d Deps) http.Handler {
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
 	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
 	ips := gatekeeper.NewLiveIPs(d.Config, d.Store, d.Now)
-	keys := upstreamkeys.New(d.Config, d.KeysTransport, d.Now)
+	keys := upstreamkeys.New(d.Config, nil, d.Now)
 	a := newAPI(d, lockout, clientIP, ips)
 	a.keys = keys
 	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP, IPs: ips, Keys: keys})
