@@ -13,17 +13,9 @@ import (
 	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
-	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
-)
-
-// Failed admin keys (API and UI logins together) allowed per client IP
-// within the window before it is locked out; old failures decay out.
-const (
-	lockoutMax    = 5
-	lockoutWindow = 15 * time.Minute
 )
 
 // Deps are what the admin function is built from, as the proxy is.
@@ -36,13 +28,11 @@ func New(d Deps) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
-	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
-	ips := gatekeeper.NewLiveIPs(d.Config, d.Store, d.Now)
-	keys := upstreamkeys.New(d.Config, nil, d.Now)
-	a := newAPI(d, lockout, clientIP, ips)
-	a.keys = keys
-	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP, IPs: ips, Keys: keys})
+	// Failed admin keys of the API and the UI's logins count together per
+	// client IP; both read the same live IP lists and key checks.
+	shared := ui.Options{Config: d.Config, Store: d.Store, Now: d.Now}.Complete()
+	a := newAPI(d, shared)
+	page := ui.New(shared)
 
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
@@ -51,7 +41,7 @@ func New(d Deps) http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	})
-	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, clientIP, a.guardIP(root)))
+	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, shared.ClientIP, a.guardIP(root)))
 }
 
 // isAPIPath reports whether p belongs to the REST API rather than the UI.
@@ -78,14 +68,16 @@ type api struct {
 	scheduler *schedulerAuth // nil: no scheduler tokens
 }
 
-func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string, ips *gatekeeper.LiveIPs) *api {
+// newAPI builds the REST API; shared are the pieces it shares with the UI.
+func newAPI(d Deps, shared ui.Options) *api {
 	a := &api{
 		d:        d,
 		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now, EventRetention: d.Config.EventRetention},
-		ips:      ips,
+		ips:      shared.IPs,
+		keys:     shared.Keys,
 		mux:      http.NewServeMux(),
-		lockout:  lockout,
-		clientIP: clientIP,
+		lockout:  shared.Lockout,
+		clientIP: shared.ClientIP,
 		keyHash:  sha256.Sum256([]byte(d.Config.AdminKey)),
 		keySet:   d.Config.AdminKey != "",
 	}
