@@ -156,12 +156,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 // answer 200 with the user, as the original did.
 func (a *api) upsertUser(w http.ResponseWriter, r *http.Request) {
 	token := a.pathToken(r)
-	data, err := readJSON(w, r, maxUserBody, false)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	p, err := users.ParsePatch(data)
+	p, err := readParsed(w, r, maxUserBody, users.ParsePatch)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -193,12 +188,7 @@ type importFailure struct {
 // on its own (see users.Service.ImportEach) and reports the entries it
 // could not write.
 func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
-	data, err := readJSON(w, r, maxImportBody, false)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ps, err := users.ParsePatchList(data)
+	ps, err := readParsed(w, r, maxImportBody, users.ParsePatchList)
 	if err != nil {
 		a.fail(w, r, err)
 		return
