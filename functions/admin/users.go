@@ -76,12 +76,16 @@ func queryInt(q url.Values, name string, issues *[]users.Issue) int {
 	return n
 }
 
-func (a *api) getUser(w http.ResponseWriter, r *http.Request) {
-	token := a.pathToken(r)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := a.svc.Store.Get(ctx, token)
-	a.answerUser(w, r, u, err)
+// userAction serves a route that only names a user: act reads or changes
+// the {token} user, who is the answer.
+func (a *api) userAction(act func(ctx context.Context, token string) (*users.User, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token := a.pathToken(r)
+		ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+		defer cancel()
+		u, err := act(ctx, token)
+		a.answerUser(w, r, u, err)
+	}
 }
 
 // createIssues refuses the fields that only make sense for an existing
@@ -223,22 +227,6 @@ func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
 	defer cancel()
 	u, err := a.svc.Disable(ctx, token, reason)
-	a.answerUser(w, r, u, err)
-}
-
-func (a *api) reactivateUser(w http.ResponseWriter, r *http.Request) {
-	token := a.pathToken(r)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := a.svc.Reactivate(ctx, token)
-	a.answerUser(w, r, u, err)
-}
-
-func (a *api) refreshQuota(w http.ResponseWriter, r *http.Request) {
-	token := a.pathToken(r)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := a.svc.RefreshQuota(ctx, token)
 	a.answerUser(w, r, u, err)
 }
 
