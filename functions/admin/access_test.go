@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -106,11 +107,11 @@ func TestLockoutAndDecay(t *testing.T) {
 
 	// Five failures, one minute apart, starting at t0.
 	t0 := e.clock.Now()
-	for i := 0; i < lockoutMax; i++ {
+	for i := 0; i < ratelimit.KeyLockoutMax; i++ {
 		if code := wrong(); code != 401 {
 			t.Fatalf("failure %d answered %d", i, code)
 		}
-		if i < lockoutMax-1 {
+		if i < ratelimit.KeyLockoutMax-1 {
 			e.clock.Advance(time.Minute)
 		}
 	}
@@ -118,7 +119,7 @@ func TestLockoutAndDecay(t *testing.T) {
 	// oldest failure leaves the 15-minute window.
 	rec := right()
 	wantError(t, rec, http.StatusTooManyRequests, "")
-	want := int(t0.Add(lockoutWindow).Sub(e.clock.Now()).Seconds())
+	want := int(t0.Add(ratelimit.KeyLockoutWindow).Sub(e.clock.Now()).Seconds())
 	if got, _ := strconv.Atoi(rec.Header().Get("Retry-After")); got != want {
 		t.Errorf("Retry-After %q, want %d", rec.Header().Get("Retry-After"), want)
 	}
@@ -140,7 +141,7 @@ func TestLockoutAndDecay(t *testing.T) {
 		t.Fatalf("after decay: %d %s", rec.Code, rec.Body.String())
 	}
 	// Success cleared the failures: four more wrong keys do not lock.
-	for i := 0; i < lockoutMax-1; i++ {
+	for i := 0; i < ratelimit.KeyLockoutMax-1; i++ {
 		wrong()
 	}
 	if rec := right(); rec.Code != 200 {
@@ -148,13 +149,13 @@ func TestLockoutAndDecay(t *testing.T) {
 	}
 	// The fifth (after the success above, four again plus one) locks; so
 	// does the lock hold without further failures for the whole window.
-	for i := 0; i < lockoutMax; i++ {
+	for i := 0; i < ratelimit.KeyLockoutMax; i++ {
 		wrong()
 	}
 	if rec := right(); rec.Code != 429 {
 		t.Errorf("relocked: %d", rec.Code)
 	}
-	e.clock.Advance(lockoutWindow)
+	e.clock.Advance(ratelimit.KeyLockoutWindow)
 	if rec := right(); rec.Code != 200 {
 		t.Errorf("after a quiet window: %d", rec.Code)
 	}

@@ -9,37 +9,17 @@ import (
 	"strings"
 	"time"
 
-	"github.com/rs/zerolog"
-
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
-	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
-	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
 )
 
-// Failed admin keys (API and UI logins together) allowed per client IP
-// within the window before it is locked out; old failures decay out.
-const (
-	lockoutMax    = 5
-	lockoutWindow = 15 * time.Minute
-)
-
-// Deps are what the admin function is built from; the caller
-// (function.go, cmd/local) builds them once per instance.
-type Deps struct {
-	Config *config.Config
-	Store  users.Store
-	Log    zerolog.Logger
-	Now    func() time.Time // default time.Now
-	// KeysTransport carries the upstream key checks; nil:
-	// http.DefaultTransport.
-	KeysTransport http.RoundTripper
-}
+// Deps are what the admin function is built from, as the proxy is.
+type Deps = web.Deps
 
 // New returns the admin function's handler: served at its root and under
 // /admin, one log line per request, the IP checks, then the REST API or,
@@ -48,13 +28,11 @@ func New(d Deps) http.Handler {
 	if d.Now == nil {
 		d.Now = time.Now
 	}
-	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, d.Config.TrustedProxies) }
-	lockout := ratelimit.NewLockout(lockoutMax, lockoutWindow)
-	ips := gatekeeper.NewLiveIPs(d.Config, d.Store, d.Now)
-	keys := upstreamkeys.New(d.Config, d.KeysTransport, d.Now)
-	a := newAPI(d, lockout, clientIP, ips)
-	a.keys = keys
-	page := ui.New(ui.Options{Config: d.Config, Store: d.Store, Now: d.Now, Lockout: lockout, ClientIP: clientIP, IPs: ips, Keys: keys})
+	// Failed admin keys of the API and the UI's logins count together per
+	// client IP; both read the same live IP lists and key checks.
+	shared := ui.Options{Config: d.Config, Store: d.Store, Now: d.Now}.Complete()
+	a := newAPI(d, shared)
+	page := ui.New(shared)
 
 	root := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if isAPIPath(r.URL.Path) {
@@ -63,7 +41,7 @@ func New(d Deps) http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	})
-	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, clientIP, a.guardIP(root)))
+	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, shared.ClientIP, a.guardIP(root)))
 }
 
 // isAPIPath reports whether p belongs to the REST API rather than the UI.
@@ -90,14 +68,16 @@ type api struct {
 	scheduler *schedulerAuth // nil: no scheduler tokens
 }
 
-func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) string, ips *gatekeeper.LiveIPs) *api {
+// newAPI builds the REST API; shared are the pieces it shares with the UI.
+func newAPI(d Deps, shared ui.Options) *api {
 	a := &api{
 		d:        d,
 		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now, EventRetention: d.Config.EventRetention},
-		ips:      ips,
+		ips:      shared.IPs,
+		keys:     shared.Keys,
 		mux:      http.NewServeMux(),
-		lockout:  lockout,
-		clientIP: clientIP,
+		lockout:  shared.Lockout,
+		clientIP: shared.ClientIP,
 		keyHash:  sha256.Sum256([]byte(d.Config.AdminKey)),
 		keySet:   d.Config.AdminKey != "",
 	}
@@ -105,11 +85,11 @@ func newAPI(d Deps, lockout *ratelimit.Lockout, clientIP func(*http.Request) str
 	a.mux.HandleFunc("GET /users", a.listUsers)
 	a.mux.HandleFunc("POST /users", a.createUser)
 	a.mux.HandleFunc("PUT /users", a.importUsers)
-	a.mux.HandleFunc("GET /users/{token}", a.getUser)
+	a.mux.HandleFunc("GET /users/{token}", a.userAction(a.svc.Store.Get))
 	a.mux.HandleFunc("PUT /users/{token}", a.upsertUser)
 	a.mux.HandleFunc("DELETE /users/{token}", a.disableUser)
-	a.mux.HandleFunc("POST /users/{token}/reactivate", a.reactivateUser)
-	a.mux.HandleFunc("POST /users/{token}/refresh-quota", a.refreshQuota)
+	a.mux.HandleFunc("POST /users/{token}/reactivate", a.userAction(a.svc.Reactivate))
+	a.mux.HandleFunc("POST /users/{token}/refresh-quota", a.userAction(a.svc.RefreshQuota))
 	a.mux.HandleFunc("POST /maintenance/{action}", a.maintain)
 	a.mux.HandleFunc("GET /events/{token}", a.listEvents)
 	a.mux.HandleFunc("GET /ip-lists", a.getIPLists)

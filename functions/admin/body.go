@@ -43,6 +43,17 @@ func readJSON(w http.ResponseWriter, r *http.Request, limit int64, allowEmpty bo
 	return data, nil
 }
 
+// readParsed reads a JSON body as readJSON does (an empty one is refused)
+// and parses it.
+func readParsed[T any](w http.ResponseWriter, r *http.Request, limit int64, parse func([]byte) (T, error)) (T, error) {
+	data, err := readJSON(w, r, limit, false)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return parse(data)
+}
+
 // checkJSONType accepts application/json, with no charset or UTF-8.
 func checkJSONType(ct string) error {
 	mt, params, err := mime.ParseMediaType(ct)

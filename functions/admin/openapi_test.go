@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -65,7 +66,7 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 	failing := newEnv(t, events, withStore(errStore{err: errors.New("rtdb: boom")}))
 	down := newEnv(t, events, withStore(errStore{err: users.Errorf(users.CodeUnavailable, "The user database is unreachable.")}))
 	locked := newEnv(t, nil)
-	for range lockoutMax {
+	for range ratelimit.KeyLockoutMax {
 		run(locked, req{path: "/admin/users", key: "wrong"})
 	}
 

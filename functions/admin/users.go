@@ -76,12 +76,16 @@ func queryInt(q url.Values, name string, issues *[]users.Issue) int {
 	return n
 }
 
-func (a *api) getUser(w http.ResponseWriter, r *http.Request) {
-	token := a.pathToken(r)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := a.svc.Store.Get(ctx, token)
-	a.answerUser(w, r, u, err)
+// userAction serves a route that only names a user: act reads or changes
+// the {token} user, who is the answer.
+func (a *api) userAction(act func(ctx context.Context, token string) (*users.User, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		token := a.pathToken(r)
+		ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+		defer cancel()
+		u, err := act(ctx, token)
+		a.answerUser(w, r, u, err)
+	}
 }
 
 // createIssues refuses the fields that only make sense for an existing
@@ -156,12 +160,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 // answer 200 with the user, as the original did.
 func (a *api) upsertUser(w http.ResponseWriter, r *http.Request) {
 	token := a.pathToken(r)
-	data, err := readJSON(w, r, maxUserBody, false)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	p, err := users.ParsePatch(data)
+	p, err := readParsed(w, r, maxUserBody, users.ParsePatch)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -193,12 +192,7 @@ type importFailure struct {
 // on its own (see users.Service.ImportEach) and reports the entries it
 // could not write.
 func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
-	data, err := readJSON(w, r, maxImportBody, false)
-	if err != nil {
-		a.fail(w, r, err)
-		return
-	}
-	ps, err := users.ParsePatchList(data)
+	ps, err := readParsed(w, r, maxImportBody, users.ParsePatchList)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -233,22 +227,6 @@ func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
 	defer cancel()
 	u, err := a.svc.Disable(ctx, token, reason)
-	a.answerUser(w, r, u, err)
-}
-
-func (a *api) reactivateUser(w http.ResponseWriter, r *http.Request) {
-	token := a.pathToken(r)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := a.svc.Reactivate(ctx, token)
-	a.answerUser(w, r, u, err)
-}
-
-func (a *api) refreshQuota(w http.ResponseWriter, r *http.Request) {
-	token := a.pathToken(r)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
-	defer cancel()
-	u, err := a.svc.RefreshQuota(ctx, token)
 	a.answerUser(w, r, u, err)
 }
 

@@ -22,7 +22,6 @@ import (
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/providers"
-	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
 )
 
@@ -51,14 +50,8 @@ const (
 	maxAnswer = 64 << 20
 )
 
-// Deps are what the proxy is built from; the caller (function.go,
-// cmd/local) builds them once per instance.
-type Deps struct {
-	Config *config.Config
-	Store  users.Store
-	Log    zerolog.Logger
-	Now    func() time.Time // default time.Now
-}
+// Deps are what the proxy is built from, as admin is.
+type Deps = web.Deps
 
 // New is the proxy function's handler.
 func New(d Deps) http.Handler { return NewWithOptions(d, Options{}) }

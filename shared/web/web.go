@@ -1,6 +1,6 @@
 // Package web holds what the admin API, the admin UI and the self-service
-// page share at the HTTP edge: one mapping of application errors to
-// statuses, and how numbers and dates are shown.
+// page share at the HTTP edge: what a function is built from, one mapping
+// of application errors to statuses, and how numbers and dates are shown.
 package web
 
 import (

@@ -71,9 +71,33 @@ type handler struct {
 	mux        *http.ServeMux
 }
 
+// Complete returns o with each dependency left nil built by default. The
+// admin function completes the Options it hands the UI and builds its REST
+// API from the same ones, so the two share one of each.
+func (o Options) Complete() Options {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Lockout == nil {
+		o.Lockout = ratelimit.NewKeyLockout()
+	}
+	if o.ClientIP == nil {
+		cfg := o.Config
+		o.ClientIP = func(r *http.Request) string { return netutil.ClientIP(r, cfg.TrustedProxies) }
+	}
+	if o.IPs == nil {
+		o.IPs = gatekeeper.NewLiveIPs(o.Config, o.Store, o.Now)
+	}
+	if o.Keys == nil {
+		o.Keys = upstreamkeys.New(o.Config, nil, o.Now)
+	}
+	return o
+}
+
 // New returns the UI handler. Paths are relative to the admin function's
 // root; links are built with app.BasePath.
 func New(o Options) http.Handler {
+	o = o.Complete()
 	h := &handler{
 		cfg:        o.Config,
 		clock:      o.Now,
@@ -84,26 +108,14 @@ func New(o Options) http.Handler {
 		clientIP:   o.ClientIP,
 		sign:       newSigner(o.Config.SigningKey, o.Config.AdminKey),
 		sessionTTL: o.SessionTTL,
+		keys:       o.Keys,
 		static:     loadAssets(),
 		mux:        http.NewServeMux(),
-	}
-	if h.ips == nil {
-		h.ips = gatekeeper.NewLiveIPs(o.Config, o.Store, o.Now)
-	}
-	if h.lockout == nil {
-		h.lockout = ratelimit.NewLockout(5, 15*time.Minute)
-	}
-	if h.clientIP == nil {
-		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Config.TrustedProxies) }
 	}
 	if h.sessionTTL <= 0 {
 		h.sessionTTL = defaultSessionTTL
 	}
 	h.pages = loadPages(h.now)
-	h.keys = o.Keys
-	if h.keys == nil {
-		h.keys = upstreamkeys.New(o.Config, nil, h.now)
-	}
 
 	m := h.mux
 	m.HandleFunc("GET /{$}", h.root)

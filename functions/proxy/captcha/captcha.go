@@ -24,6 +24,7 @@ import (
 	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Path is where the page lives, relative to the proxy function's root.
@@ -120,7 +121,7 @@ func New(o Options) (http.Handler, error) {
 		h.now = time.Now
 	}
 	h.svc = &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: h.now}
-	h.page = template.Must(template.ParseFS(static, "static/page.html"))
+	h.page = web.Partials(template.Must(template.ParseFS(static, "static/page.html")))
 	return h, nil
 }
 
