@@ -112,7 +112,10 @@ func setRateHeaders(h http.Header, d ratelimit.Decision) {
 	// One backing array for the three values: every admitted request
 	// carries these headers.
 	v := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), strconv.FormatInt(d.Reset.Unix(), 10)}
-	h["X-Ratelimit-Limit"] = v[0:1:1]
-	h["X-Ratelimit-Remaining"] = v[1:2:2]
-	h["X-Ratelimit-Reset"] = v[2:3:3]
+	for i, k := range rateHeaders {
+		h[k] = v[i : i+1 : i+1]
+	}
 }
+
+// rateHeaders are setRateHeaders' names, canonical.
+var rateHeaders = [...]string{"X-Ratelimit-Limit", "X-Ratelimit-Remaining", "X-Ratelimit-Reset"}

@@ -114,6 +114,9 @@ func (x *exchange) serve() {
 		}
 		x.adm = adm
 		defer adm.Release()
+		// Every answer to an admitted request reports the rate limit (an
+		// error sets them again: a refusal takes its count back).
+		setRateHeaders(x.w.Header(), adm.Rate)
 	}
 	if f.Body {
 		if err := x.readBody(); err != nil {
@@ -386,8 +389,12 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		delete(resp.Header, k) // the names are canonical, as the transport's are
 	}
 	x.h.dropEchoes(resp.Header)
-	if x.adm != nil {
-		setRateHeaders(resp.Header, x.adm.Rate)
+	if x.adm != nil && x.adm.Rate.Limit > 0 {
+		// Ours are already on the answer (serve): an upstream's of the
+		// same names would be added to them.
+		for _, k := range rateHeaders {
+			delete(resp.Header, k)
+		}
 	}
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return x.upstreamError(resp)
@@ -515,10 +522,7 @@ func (x *exchange) upstreamError(resp *http.Response) error {
 		title := "Upstream error"
 		text := "[tollgate] " + title + " (" + strconv.Itoa(resp.StatusCode) + " from " + x.prov.Name + "): " + upstreamMessage(body)
 		ct, fake := f.Fake(x.fakeAnswer(text))
-		resp.Header = http.Header{}
-		if x.adm != nil {
-			setRateHeaders(resp.Header, x.adm.Rate)
-		}
+		resp.Header = http.Header{} // the rate headers are on the answer already (serve)
 		resp.Header.Set("Content-Type", ct)
 		resp.Header.Set(headerError, title)
 		resp.Header.Set(headerErrorStatus, strconv.Itoa(resp.StatusCode))

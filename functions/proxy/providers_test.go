@@ -3,7 +3,9 @@ package proxy
 import (
 	"bufio"
 	"encoding/json"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -380,6 +382,28 @@ func TestRateLimitHeaders(t *testing.T) {
 	}
 	if u := e.get(token); u.PromptCount != 1 {
 		t.Errorf("the upstream error was charged: %d prompts", u.PromptCount)
+	}
+}
+
+// An upstream's own headers of the rate headers' names never reach the
+// client beside ours: the client is told our limit, once.
+func TestRateLimitHeadersReplaceTheUpstreams(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Ratelimit-Limit", "999")
+		w.Header().Set("X-Ratelimit-Remaining", "998")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":"c","object":"chat.completion","model":"gpt-4o","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}`)
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"TEXT_MODEL_RATE_LIMIT": "10", "OPENAI_BASE_URL": up.URL})
+	a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: `{"model":"gpt-4o","messages":[]}`, header: bearerH(e.user(users.Patch{}))})
+	if a.status != 200 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	for k, v := range map[string]string{"X-Ratelimit-Limit": "10", "X-Ratelimit-Remaining": "9"} {
+		if got := a.header.Values(k); len(got) != 1 || got[0] != v {
+			t.Errorf("%s = %q, want only %q", k, got, v)
+		}
 	}
 }
 
