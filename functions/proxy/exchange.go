@@ -277,9 +277,6 @@ func (x *exchange) forward() {
 	})
 	defer stop()
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
-	// ReverseProxy copies the request's headers for the upstream request:
-	// give it only those the upstream may see (see rewrite).
-	r.Header = x.upstreamHeaders()
 	x.call = &providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {
 		x.call.Model, x.call.Stream, x.call.Body = x.rq.Model, x.rq.Stream, x.rq.Body
@@ -311,9 +308,9 @@ func (x *exchange) forward() {
 	x.h.rp.ServeHTTP(x.w, r)
 }
 
-// rewrite builds the upstream request: URL, body and the provider's
-// headers. Hop-by-hop and forwarding headers are already gone, and the
-// client's token (removed by Authenticate).
+// rewrite builds the upstream request: URL, body and the headers the
+// upstream may see. Hop-by-hop and forwarding headers are already gone,
+// and the client's token (removed by Authenticate).
 func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 	out := pr.Out
 	base := x.up.base
@@ -339,25 +336,27 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		// goes out with the headers in one.
 		out.Body = io.NopCloser(bytes.NewReader(x.rq.Body))
 	}
-	// out.Header is a copy of upstreamHeaders'; the key is keyTransport's
-	// to set, per attempt.
+	// out.Header is ReverseProxy's copy of the client's: only the common
+	// headers and the provider's own stay. The key is keyTransport's to
+	// set, per attempt.
+	for k := range out.Header {
+		if !listed(providers.CommonHeaders, k) && !listed(x.prov.Headers, k) {
+			delete(out.Header, k)
+		}
+	}
 	if x.prov.Prepare != nil {
 		x.prov.Prepare(out.Header)
 	}
 }
 
-// upstreamHeaders are the client's headers an upstream may see: the
-// common ones and the provider's own.
-func (x *exchange) upstreamHeaders() http.Header {
-	h := make(http.Header, len(providers.CommonHeaders)+len(x.prov.Headers)+2)
-	for _, names := range [][]string{providers.CommonHeaders, x.prov.Headers} {
-		for _, k := range names {
-			if v := x.r.Header.Values(k); len(v) > 0 {
-				h[http.CanonicalHeaderKey(k)] = v
-			}
+// listed reports the header name k among names, whatever its case.
+func listed(names []string, k string) bool {
+	for _, n := range names {
+		if strings.EqualFold(n, k) {
+			return true
 		}
 	}
-	return h
+	return false
 }
 
 // Upstream response headers the client must not see: the operator's
@@ -501,8 +500,22 @@ func (x *exchange) readWhole(resp *http.Response) error {
 	return nil
 }
 
+// memBody is an answer held in memory: io.NopCloser(bytes.NewReader(b))
+// in one allocation. (Not for upstream requests: the transport sends a
+// body it knows to be in memory with its headers, and knows only those
+// types.)
+type memBody struct{ bytes.Reader }
+
+func newMemBody(b []byte) *memBody {
+	m := &memBody{}
+	m.Reset(b)
+	return m
+}
+
+func (*memBody) Close() error { return nil }
+
 func (x *exchange) setBody(resp *http.Response, body []byte) {
-	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.Body = newMemBody(body)
 	resp.ContentLength = int64(len(body))
 	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
 }

@@ -360,9 +360,13 @@ const persistTries = 3
 // by the request's deadline after the database applied it would be kept
 // and applied twice); the request's deadline only stops further tries.
 func (g *Gatekeeper) persist(ctx context.Context) error {
+	flushCtx := ctx
+	if ctx.Done() != nil {
+		flushCtx = context.WithoutCancel(ctx)
+	}
 	var err error
 	for try := 1; try <= persistTries; try++ {
-		if err = g.store.Flush(context.WithoutCancel(ctx)); err == nil {
+		if err = g.store.Flush(flushCtx); err == nil {
 			return nil
 		}
 		if try == persistTries {

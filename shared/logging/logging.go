@@ -274,8 +274,8 @@ func (r *Request) SetClientIP(ip string) { r.mu.Lock(); r.clientIP = ip; r.mu.Un
 func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		rec := &Request{}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w} // the record rides along: one allocation
+		rec := &sw.rec
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rec)))
 		latency := time.Since(start)
 		status := sw.status
@@ -326,6 +326,7 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	rec    Request
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -14,12 +14,11 @@ type baseKey struct{}
 func Mount(name string, h http.Handler) http.Handler {
 	prefix := "/" + name
 	under := prefix + "/"
-	// The two values BasePath can hold, boxed once rather than per request.
-	var mounted, root any = prefix, ""
+	var mounted any = prefix // boxed once rather than per request
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.Path
 		if p != prefix && !strings.HasPrefix(p, under) {
-			h.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), baseKey{}, root)))
+			h.ServeHTTP(w, r) // at the root: BasePath is "" without a value
 			return
 		}
 		// One copy of the request carries both the stripped path and the
