@@ -153,15 +153,19 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 		return nil
 	}
 	settled0 := g.ledger.open(p.Token, family)
-	// The copy read at authentication may predate charges of requests
-	// that have since released their reservations: read the current one.
-	u, err := g.store.Lookup(ctx, p.Token)
-	if err != nil {
-		g.ledger.close(p.Token)
-		if users.IsNotFound(err) {
-			return users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+	u := p.User
+	if !g.charges.none(p.Token, p.read) {
+		// The copy read at authentication may predate charges of requests
+		// that have since released their reservations: read the current
+		// one. (Without a charge since, it is as current as a new read.)
+		var err error
+		if u, err = g.store.Lookup(ctx, p.Token); err != nil {
+			g.ledger.close(p.Token)
+			if users.IsNotFound(err) {
+				return users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+			}
+			return unavailable(err)
 		}
-		return unavailable(err)
 	}
 	if err := g.ledger.reserve(u, family, requested, settled0); err != nil {
 		return err

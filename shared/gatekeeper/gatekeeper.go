@@ -31,6 +31,7 @@ type Gatekeeper struct {
 	window   *ratelimit.Window
 	inflight *ratelimit.Concurrency
 	ledger   *ledger
+	charges  charges
 	// cluster keeps rate and concurrency limits in the store
 	// (LIMITS_SCOPE=cluster); nil: in this instance.
 	cluster  users.Limits
@@ -87,6 +88,10 @@ type Principal struct {
 	// Shared: no user token, from a chat front-end's shared address
 	// (Agnai): no rate limit, SharedConcurrencyFactor× the concurrency.
 	Shared bool
+
+	// read is where this instance's charges of the user stood when User
+	// was read (see charges).
+	read chargeMark
 }
 
 // TokenSources are where a client's token may travel, first found wins.
@@ -223,6 +228,7 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 	if !users.ValidToken(token) {
 		return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 	}
+	read := g.charges.mark(token)
 	u, err := g.store.Lookup(ctx, token)
 	if err != nil {
 		if users.IsNotFound(err) {
@@ -250,7 +256,7 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 			return nil, err
 		}
 	}
-	return &Principal{IP: ip, Token: token, User: u, Key: token, Exempt: u.Type == users.Special}, nil
+	return &Principal{IP: ip, Token: token, User: u, Key: token, Exempt: u.Type == users.Special, read: read}, nil
 }
 
 // refresh applies a due quota refresh once, atomically: another instance
@@ -328,12 +334,17 @@ func (g *Gatekeeper) ChargeRequest(ctx context.Context, p *Principal, c Charged)
 	}
 	tokens := c.Input + c.Output
 	now := g.now()
-	if err := g.store.RecordUsage(ctx, p.Token, users.Usage{Family: c.Family, Tokens: tokens, At: now}); err != nil {
+	bucket := g.charges.start(p.Token)
+	err := g.store.RecordUsage(ctx, p.Token, users.Usage{Family: c.Family, Tokens: tokens, At: now})
+	if err == nil {
+		// The charge is in this instance's view of the user now: checks
+		// under way that read the user before it count it from the ledger.
+		g.ledger.settle(p.Token, c.Family, tokens)
+	}
+	g.charges.finish(bucket)
+	if err != nil {
 		return err
 	}
-	// The charge is in this instance's view of the user now: checks under
-	// way that read the user before it count it from the ledger.
-	g.ledger.settle(p.Token, c.Family, tokens)
 	if g.events != nil {
 		go g.recordEvent(p.Token, users.Event{At: now.UnixMilli(), Family: c.Family, Model: users.ClampModel(c.Model),
 			Input: c.Input, Output: c.Output, IPTail: users.IPTail(p.IP), Status: c.Status})

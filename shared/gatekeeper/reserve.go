@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"sync"
+	"sync/atomic"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -141,3 +142,50 @@ func satAdd(a, b int64) int64 {
 	}
 	return a + b
 }
+
+// charges tells whether a charge of a user has landed on this instance
+// since a given moment, so that a quota check can trust the copy of the
+// user read at authentication instead of reading it again. Users share
+// buckets by a hash of their token: another user's charge in the bucket
+// only costs a read that was not needed. Each bucket counts charges
+// started and finished; a charge counts as started before its usage is
+// recorded and as finished after the ledger has it.
+type charges [1024]struct{ started, finished atomic.Uint64 }
+
+// chargeMark is where a bucket stood: ok when no charge was under way.
+type chargeMark struct {
+	started uint64
+	ok      bool
+}
+
+func (c *charges) bucket(token string) int {
+	h := uint32(2166136261) // FNV-1a
+	for i := 0; i < len(token); i++ {
+		h = (h ^ uint32(token[i])) * 16777619
+	}
+	return int(h % uint32(len(c)))
+}
+
+// mark is taken before the user is read.
+func (c *charges) mark(token string) chargeMark {
+	b := &c[c.bucket(token)]
+	finished := b.finished.Load() // first: a charge finishing between the loads leaves them unequal
+	started := b.started.Load()
+	return chargeMark{started: started, ok: started == finished}
+}
+
+// none reports that no charge of the bucket was under way at m or has
+// started since: every charge of the user is in the copy read after m.
+func (c *charges) none(token string, m chargeMark) bool {
+	return m.ok && c[c.bucket(token)].started.Load() == m.started
+}
+
+// start counts a charge as started; finish it, with the bucket start
+// returns, once the charge is recorded.
+func (c *charges) start(token string) int {
+	i := c.bucket(token)
+	c[i].started.Add(1)
+	return i
+}
+
+func (c *charges) finish(bucket int) { c[bucket].finished.Add(1) }

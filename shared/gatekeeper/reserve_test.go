@@ -128,24 +128,82 @@ func TestReservationCountsChargeDuringCheck(t *testing.T) {
 	})
 	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
 	p := f.mustAuth(t, tokA)
-	other, err := f.gk.Admit(ctx(t), p, "gpt4o", 900)
+	other, err := f.gk.Admit(ctx(t), p, "gpt4o", 890)
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A charge since authentication: the check reads the user again.
+	small, err := f.gk.Admit(ctx(t), p, "gpt4o", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gk.Charge(context.Background(), p, "gpt4o", 10); err != nil {
+		t.Fatal(err)
+	}
+	small.Release()
+	ran := false
 	hs.mu.Lock()
 	hs.hook = func() {
-		if err := f.gk.Charge(context.Background(), p, "gpt4o", 900); err != nil {
+		ran = true
+		if err := f.gk.Charge(context.Background(), p, "gpt4o", 890); err != nil {
 			t.Error(err)
 		}
 		other.Release()
 	}
 	hs.mu.Unlock()
 	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 200)
+	if !ran {
+		t.Fatal("the check did not read the user again after a charge since authentication")
+	}
 	if err == nil {
 		a.Release()
-		t.Fatal("admitted 200 on top of 900 charged during the check (quota 1000)")
+		t.Fatal("admitted 200 on top of 900 charged, 890 of them during the check (quota 1000)")
 	}
 	wantCode(t, err, users.CodeQuota, "")
+}
+
+// Without a charge of the user since authentication, the check trusts the
+// copy read then: the user is read once per request. A charge since then
+// makes the check read it again, and count it.
+func TestReservationReadsTheUserAgainOnlyAfterACharge(t *testing.T) {
+	var cs *lookupCounter
+	f := newFixtureOn(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "0"), func(m *memory.Store) users.Store {
+		cs = &lookupCounter{Store: m}
+		return cs
+	})
+	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
+	p := f.mustAuth(t, tokA)
+	lookups := cs.lookups.Load()
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := cs.lookups.Load() - lookups; n != 0 {
+		t.Errorf("the check read the user %d times with no charge since authentication", n)
+	}
+	if err := f.gk.Charge(context.Background(), p, "gpt4o", 950); err != nil {
+		t.Fatal(err)
+	}
+	a.Release()
+	// p's copy says 0 used; 950 have been charged since.
+	if b, err := f.gk.Admit(ctx(t), p, "gpt4o", 100); err == nil {
+		b.Release()
+		t.Fatal("admitted 100 on a stale copy after 950 were charged (quota 1000)")
+	}
+	if n := cs.lookups.Load() - lookups; n != 1 {
+		t.Errorf("the check read the user %d times after a charge, want 1", n)
+	}
+}
+
+// lookupCounter counts Lookups.
+type lookupCounter struct {
+	*memory.Store
+	lookups atomic.Int64
+}
+
+func (s *lookupCounter) Lookup(ctx context.Context, token string) (*users.User, error) {
+	s.lookups.Add(1)
+	return s.Store.Lookup(ctx, token)
 }
 
 // Many requests of one user at once never charge past the quota when each
