@@ -262,20 +262,27 @@ func tooLarge(limit int64) error {
 // forward sends the request upstream through the ReverseProxy and makes
 // sure a stream cut short is charged.
 func (x *exchange) forward() {
-	// The upstream request outlives the client by a bounded while when the
-	// client leaves after the answer's last text: its usage is still to
-	// come. Leaving earlier cancels it at once.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
+	// A streamed answer's upstream request outlives the client by a
+	// bounded while when the client leaves after the answer's last text:
+	// its usage is still to come. Leaving earlier cancels it at once, as
+	// it does any other request.
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if x.streamed() {
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
+		stop := context.AfterFunc(x.r.Context(), func() {
+			if x.final.Load() {
+				time.AfterFunc(usageDrainTime, cancel)
+				return
+			}
+			cancel()
+		})
+		defer stop()
+	} else {
+		ctx, cancel = context.WithTimeout(x.r.Context(), x.h.timeout)
+	}
 	defer cancel()
 	x.cancelUpstream = cancel
-	stop := context.AfterFunc(x.r.Context(), func() {
-		if x.final.Load() {
-			time.AfterFunc(usageDrainTime, cancel)
-			return
-		}
-		cancel()
-	})
-	defer stop()
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
 	x.call = &providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {
@@ -306,6 +313,12 @@ func (x *exchange) forward() {
 		}
 	}()
 	x.h.rp.ServeHTTP(x.w, r)
+}
+
+// streamed reports a request for a streamed answer (by its route or its
+// body), or one whose upstream may stream whatever was asked.
+func (x *exchange) streamed() bool {
+	return x.ep.Stream || x.rq == nil || x.rq.Stream
 }
 
 // rewrite builds the upstream request: URL, body and the headers the
