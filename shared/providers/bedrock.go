@@ -122,15 +122,7 @@ func invocationMetrics(data []byte) (Usage, bool) {
 // A 403 AccessDeniedException is about the model asked for (access not
 // granted in that account or region) and is the request's.
 func bedrockKeyDead(status int, body []byte) bool {
-	if status != http.StatusForbidden {
-		return false
-	}
-	for _, s := range bedrockKeySignals {
-		if bytes.Contains(body, []byte(s)) {
-			return true
-		}
-	}
-	return false
+	return status == http.StatusForbidden && mentionsAny(body, bedrockKeySignals)
 }
 
 var bedrockKeySignals = []string{
