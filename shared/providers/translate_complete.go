@@ -86,16 +86,11 @@ func completeRequest(rq *Request) ([]byte, error) {
 // that ends it is the cue for the answer, and a final Assistant: text is
 // a prefill. A prompt without marks is one user turn.
 func promptTurns(prompt string) (system string, turns []anthropicTurn) {
+	var native []turn
 	add := func(role, text string) {
-		if text == "" {
-			return
+		if text != "" {
+			native = appendTurn(native, role, anthropicText(text))
 		}
-		block := map[string]any{"type": "text", "text": text}
-		if n := len(turns); n > 0 && turns[n-1].Role == role {
-			turns[n-1].Content = append(turns[n-1].Content, block)
-			return
-		}
-		turns = append(turns, anthropicTurn{Role: role, Content: []any{block}})
 	}
 	rest, role := prompt, ""
 	for {
@@ -121,13 +116,13 @@ func promptTurns(prompt string) (system string, turns []anthropicTurn) {
 	default:
 		add(role, strings.TrimSpace(rest))
 	}
-	if system != "" && (len(turns) == 0 || turns[0].Role != "user") {
+	if system != "" && (len(native) == 0 || native[0].Role != "user") {
 		// The API starts with the user: a text before any Human: turn
 		// is then the question, not a system prompt.
-		turns = append([]anthropicTurn{{Role: "user", Content: []any{map[string]any{"type": "text", "text": system}}}}, turns...)
+		native = append([]turn{{Role: "user", Blocks: []any{anthropicText(system)}}}, native...)
 		system = ""
 	}
-	return system, turns
+	return system, asAnthropic(native)
 }
 
 // completeStop maps Messages stop reasons to the legacy ones.
