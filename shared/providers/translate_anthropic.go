@@ -249,45 +249,58 @@ type anthropicBlock struct {
 	Input    json.RawMessage `json:"input"`
 }
 
-func anthropicChatResponse(resp *http.Response, rq *Request) error {
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		return translateError(resp)
-	}
+// messagesAnswer is a whole Messages answer, as the translations read it.
+type messagesAnswer struct {
+	ID         string           `json:"id"`
+	Model      string           `json:"model"`
+	Content    []anthropicBlock `json:"content"`
+	StopReason string           `json:"stop_reason"`
+}
+
+// translateMessages translates a 2xx Messages answer: a stream event by
+// event as it arrives (it has an end event), a whole answer by whole,
+// given the answer (read into an A: a messagesAnswer, or one that embeds
+// it and reads more) and its body.
+func translateMessages[A any](resp *http.Response, rq *Request, event func(c *chunks, name, data []byte) bool, whole func(m *A, body []byte) []byte) error {
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
-		newNativeStream(resp, rq.Model, anthropicChatEvent(), func(*chunks) bool { return false })
+		newNativeStream(resp, rq.Model, event, func(*chunks) bool { return false })
 		return nil
 	}
 	body, err := readNative(resp)
 	if err != nil {
 		return err
 	}
-	var m struct {
-		ID         string           `json:"id"`
-		Model      string           `json:"model"`
-		Content    []anthropicBlock `json:"content"`
-		StopReason string           `json:"stop_reason"`
-	}
+	var m A
 	if err := json.Unmarshal(body, &m); err != nil {
 		return err // not an answer: 502
 	}
-	var text, reasoning strings.Builder
-	var tools []chatOutTool
-	for _, b := range m.Content {
-		switch b.Type {
-		case "text":
-			text.WriteString(b.Text)
-		case "thinking":
-			reasoning.WriteString(b.Thinking)
-		case "tool_use":
-			tools = append(tools, outTool(b.ID, b.Name, string(b.Input)))
-		}
-	}
-	u, _ := anthropicUsage(body)
-	if m.Model == "" {
-		m.Model = rq.Model
-	}
-	setJSON(resp, wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), u))
+	setJSON(resp, whole(&m, body))
 	return nil
+}
+
+func anthropicChatResponse(resp *http.Response, rq *Request) error {
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		return translateError(resp)
+	}
+	return translateMessages(resp, rq, anthropicChatEvent(), func(m *messagesAnswer, body []byte) []byte {
+		var text, reasoning strings.Builder
+		var tools []chatOutTool
+		for _, b := range m.Content {
+			switch b.Type {
+			case "text":
+				text.WriteString(b.Text)
+			case "thinking":
+				reasoning.WriteString(b.Thinking)
+			case "tool_use":
+				tools = append(tools, outTool(b.ID, b.Name, string(b.Input)))
+			}
+		}
+		u, _ := anthropicUsage(body)
+		if m.Model == "" {
+			m.Model = rq.Model
+		}
+		return wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), u)
+	})
 }
 
 func outTool(id, name, args string) chatOutTool {

@@ -145,33 +145,20 @@ func completeResponse(resp *http.Response, rq *Request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil // Anthropic's error shape is the legacy API's too
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
-		newNativeStream(resp, rq.Model, completeStreamEvent(rq.Model), func(*chunks) bool { return false })
-		return nil
+	type answer struct {
+		messagesAnswer
+		StopSequence *string `json:"stop_sequence"`
 	}
-	body, err := readNative(resp)
-	if err != nil {
-		return err
-	}
-	var m struct {
-		ID           string           `json:"id"`
-		Model        string           `json:"model"`
-		Content      []anthropicBlock `json:"content"`
-		StopReason   string           `json:"stop_reason"`
-		StopSequence *string          `json:"stop_sequence"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		return err
-	}
-	var text strings.Builder
-	for _, b := range m.Content {
-		if b.Type == "text" {
-			text.WriteString(b.Text)
+	return translateMessages(resp, rq, completeStreamEvent(rq.Model), func(m *answer, body []byte) []byte {
+		var text strings.Builder
+		for _, b := range m.Content {
+			if b.Type == "text" {
+				text.WriteString(b.Text)
+			}
 		}
-	}
-	u, _ := topUsage(body)
-	setJSON(resp, MustJSON(completion(m.ID, m.Model, text.String(), completeStop(m.StopReason), m.StopSequence, u)))
-	return nil
+		u, _ := topUsage(body)
+		return MustJSON(completion(m.ID, m.Model, text.String(), completeStop(m.StopReason), m.StopSequence, u))
+	})
 }
 
 // completeStreamEvent translates Messages events to legacy completion
