@@ -591,6 +591,20 @@ func readNative(resp *http.Response) ([]byte, error) {
 	return body, nil
 }
 
+// readNativeJSON reads a whole native answer, bounded, into v; it returns
+// the body too, for the usage readers. An answer that is not v's JSON is
+// an error (a 502).
+func readNativeJSON(resp *http.Response, v any) ([]byte, error) {
+	body, err := readNative(resp)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
 // nativeStream is the translated body of a native SSE stream: each native
 // event is translated as it arrives, and nothing is held but the event
 // being read and its translation.

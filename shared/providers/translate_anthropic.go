@@ -266,13 +266,10 @@ func translateMessages[A any](resp *http.Response, rq *Request, event func(c *ch
 		newNativeStream(resp, rq.Model, event, func(*chunks) bool { return false })
 		return nil
 	}
-	body, err := readNative(resp)
+	var m A
+	body, err := readNativeJSON(resp, &m)
 	if err != nil {
 		return err
-	}
-	var m A
-	if err := json.Unmarshal(body, &m); err != nil {
-		return err // not an answer: 502
 	}
 	setJSON(resp, whole(&m, body))
 	return nil

@@ -289,13 +289,10 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 		newNativeStream(resp, rq.Model, event, eof)
 		return nil
 	}
-	body, err := readNative(resp)
+	var a googleAnswer
+	body, err := readNativeJSON(resp, &a)
 	if err != nil {
 		return err
-	}
-	var a googleAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return err // not an answer: 502
 	}
 	text, thoughts, tools, finish := a.read(0)
 	if finish == "" {
