@@ -393,6 +393,26 @@ func checkTools(tools []chatTool) error {
 	return nil
 }
 
+// declareTools checks the declared functions and spells each as declare
+// does, with its description when it has one (nil: none declared).
+func declareTools(tools []chatTool, declare func(t chatTool) map[string]any) ([]any, error) {
+	if err := checkTools(tools); err != nil {
+		return nil, err
+	}
+	if len(tools) == 0 {
+		return nil, nil
+	}
+	decls := make([]any, 0, len(tools))
+	for _, t := range tools {
+		d := declare(t)
+		if t.Function.Description != "" {
+			d["description"] = t.Function.Description
+		}
+		decls = append(decls, d)
+	}
+	return decls, nil
+}
+
 // The answer, in OpenAI's chat shape.
 
 type chatCompletion struct {

@@ -153,22 +153,17 @@ func anthropicSampling(c *chatRequest, out map[string]any, maxTokens int64) erro
 }
 
 func anthropicTools(c *chatRequest, out map[string]any) error {
-	if err := checkTools(c.Tools); err != nil {
+	tools, err := declareTools(c.Tools, func(t chatTool) map[string]any {
+		schema := t.Function.Parameters
+		if len(schema) == 0 || string(schema) == "null" {
+			schema = json.RawMessage(`{"type":"object"}`)
+		}
+		return map[string]any{"name": t.Function.Name, "input_schema": schema}
+	})
+	if err != nil {
 		return err
 	}
-	if len(c.Tools) > 0 {
-		tools := make([]any, 0, len(c.Tools))
-		for _, t := range c.Tools {
-			schema := t.Function.Parameters
-			if len(schema) == 0 || string(schema) == "null" {
-				schema = json.RawMessage(`{"type":"object"}`)
-			}
-			tool := map[string]any{"name": t.Function.Name, "input_schema": schema}
-			if t.Function.Description != "" {
-				tool["description"] = t.Function.Description
-			}
-			tools = append(tools, tool)
-		}
+	if tools != nil {
 		out["tools"] = tools
 	}
 	var choice map[string]any

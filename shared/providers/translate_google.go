@@ -152,21 +152,17 @@ func googleGeneration(c *chatRequest) (map[string]any, error) {
 }
 
 func googleTools(c *chatRequest, out map[string]any) error {
-	if err := checkTools(c.Tools); err != nil {
+	decls, err := declareTools(c.Tools, func(t chatTool) map[string]any {
+		d := map[string]any{"name": t.Function.Name}
+		if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
+			d["parametersJsonSchema"] = p
+		}
+		return d
+	})
+	if err != nil {
 		return err
 	}
-	if len(c.Tools) > 0 {
-		decls := make([]any, 0, len(c.Tools))
-		for _, t := range c.Tools {
-			d := map[string]any{"name": t.Function.Name}
-			if t.Function.Description != "" {
-				d["description"] = t.Function.Description
-			}
-			if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
-				d["parametersJsonSchema"] = p
-			}
-			decls = append(decls, d)
-		}
+	if decls != nil {
 		out["tools"] = []any{map[string]any{"functionDeclarations": decls}}
 	}
 	if tc := c.ToolChoice; tc != nil {
