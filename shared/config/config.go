@@ -3,6 +3,7 @@
 package config
 
 import (
+	"cmp"
 	"fmt"
 	"net/url"
 	"slices"
@@ -364,16 +365,22 @@ func (p *parser) oneOf(name, def string, accepted ...string) string {
 }
 
 func (p *parser) int(name string, def, min, max int) int {
+	return inRange(p, name, def, min, max, strconv.Atoi, fmt.Sprintf("must be a whole number from %d to %d", min, max))
+}
+
+// inRange reads a variable as parse reads it, def when unset; a value
+// parse refuses or outside [min, max] fails, saying what is accepted.
+func inRange[T cmp.Ordered](p *parser, name string, def, min, max T, parse func(string) (T, error), accepted string) T {
 	raw := p.str(name, "")
 	if raw == "" {
 		return def
 	}
-	n, err := strconv.Atoi(raw)
-	if err != nil || n < min || n > max {
-		p.fail(&Error{Var: name, Value: raw, Accepted: fmt.Sprintf("must be a whole number from %d to %d", min, max)})
+	v, err := parse(raw)
+	if err != nil || v < min || v > max {
+		p.fail(&Error{Var: name, Value: raw, Accepted: accepted})
 		return def
 	}
-	return n
+	return v
 }
 
 func (p *parser) bool(name string, def bool) bool {
@@ -389,16 +396,7 @@ func (p *parser) bool(name string, def bool) bool {
 }
 
 func (p *parser) duration(name string, def, min, max time.Duration) time.Duration {
-	raw := p.str(name, "")
-	if raw == "" {
-		return def
-	}
-	d, err := time.ParseDuration(raw)
-	if err != nil || d < min || d > max {
-		p.fail(&Error{Var: name, Value: raw, Accepted: fmt.Sprintf("must be a duration such as 5s or 1m, from %s to %s", min, max)})
-		return def
-	}
-	return d
+	return inRange(p, name, def, min, max, time.ParseDuration, fmt.Sprintf("must be a duration such as 5s or 1m, from %s to %s", min, max))
 }
 
 func (p *parser) ipSet(name, def string) netutil.IPSet {

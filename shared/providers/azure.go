@@ -30,7 +30,7 @@ const AzureAPIVersion = "2025-04-01-preview"
 // AnswerModel (whole answers) read it from the answer, so that the request
 // is counted in its family. Bodies, usage, streams and errors are OpenAI's.
 func azureProvider() *Provider {
-	return &Provider{
+	p := openAICompatible(&Provider{
 		ID:   models.AzureOpenAI,
 		Name: "Azure OpenAI",
 		Env: Env{Key: "AZURE_CREDENTIALS", BaseURL: "AZURE_OPENAI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_AZURE",
@@ -40,40 +40,44 @@ func azureProvider() *Provider {
 				_, err := ParseAzureCredential(entry)
 				return err
 			}},
-		Routes:   azureRoutes(),
 		SDKPath:  "/v1",
 		Outbound: azureOutbound,
 		Inbound:  azureInbound,
 		// An answer naming no model (DALL-E's) leaves the request's own.
 		AnswerModel: modelOf,
-		ErrorBody:   openAIErrorBody,
 		KeyDead:     azureKeyDead,
 		// A chat request on a DALL-E deployment, an image request on a
 		// chat one: another deployment of the pool may serve it.
 		Elsewhere: func(status int, body []byte) bool {
 			return status == http.StatusBadRequest && bytes.Contains(body, []byte(`"OperationNotSupported"`))
 		},
-		CheckPath: "/v1/models",
-	}
+	}, azureServed(openAIOperations())...)
+	p.Routes = withUnversioned(p.Routes)
+	return p
 }
 
-// azureRoutes are OpenAI's routes that Azure deployments serve, each also
-// without /v1, as the original's routes are.
-func azureRoutes() []Route {
-	var routes []Route
-	for _, r := range []Route{
-		{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
-		{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
-		{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat},
-		{Method: http.MethodPost, Pattern: "/v1/completions", Format: OpenAICompletions},
-		{Method: http.MethodPost, Pattern: "/v1/embeddings", Format: OpenAIEmbeddings},
-		{Method: http.MethodPost, Pattern: "/v1/images/generations", Format: OpenAIImages},
-	} {
+// azureServed keeps the OpenAI routes that a deployment has an operation
+// for (the Responses API is not one).
+func azureServed(routes []Route) []Route {
+	var served []Route
+	for _, r := range routes {
+		if azureOperations[strings.TrimPrefix(r.Pattern, "/v1")] != "" {
+			served = append(served, r)
+		}
+	}
+	return served
+}
+
+// withUnversioned serves each route also without /v1, as the original's
+// Azure routes are.
+func withUnversioned(routes []Route) []Route {
+	var out []Route
+	for _, r := range routes {
 		alias := r
 		alias.Pattern, alias.Unlisted = strings.TrimPrefix(r.Pattern, "/v1"), true
-		routes = append(routes, r, alias)
+		out = append(out, r, alias)
 	}
-	return routes
+	return out
 }
 
 // azureOperations maps the paths under the mount (without /v1) to the

@@ -30,42 +30,41 @@ import (
 // come back as binary event streams that Inbound turns into the SSE of
 // the mount's API, chunk by chunk.
 func awsClaudeProvider() *Provider {
-	return &Provider{
+	return bedrockClaude.mount(&Provider{
 		ID:   models.AWSClaude,
 		Name: "AWS Bedrock (Claude)",
-		Env:  bedrockEnv,
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/messages", Format: BedrockMessages},
 			{Method: http.MethodPost, Pattern: "/v1/messages/count_tokens", Format: AnthropicCountTokens},
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: CloudAnthropicChat},
-			{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Translate: bedrockClaude.models()},
 		},
 		// The Anthropic SDKs send these: the beta list goes into the
 		// body, where Bedrock reads it.
-		Headers:   []string{"Anthropic-Version", "Anthropic-Beta"},
-		Outbound:  bedrockClaude.outbound,
-		Inbound:   bedrockClaude.inbound,
-		ErrorBody: anthropicErrorBody,
-		KeyDead:   bedrockKeyDead,
-		CheckPath: bedrockCheckPath,
-	}
+		Headers: []string{"Anthropic-Version", "Anthropic-Beta"},
+	})
 }
 
 func awsMistralProvider() *Provider {
-	return &Provider{
+	return bedrockMistral.mount(&Provider{
 		ID:   models.AWSMistral,
 		Name: "AWS Bedrock (Mistral)",
-		Env:  bedrockEnv,
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat},
-			{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Translate: bedrockMistral.models()},
 		},
-		Outbound:  bedrockMistral.outbound,
-		Inbound:   bedrockMistral.inbound,
-		ErrorBody: openAIErrorBody,
-		KeyDead:   bedrockKeyDead,
-		CheckPath: bedrockCheckPath,
-	}
+	})
+}
+
+// mount completes the provider of a Bedrock mount with what every mount
+// shares (the credentials and their key check, the model list of its
+// vendor after its own routes, InvokeModel out and the event stream in)
+// and the error shape of the mount's API.
+func (m *bedrockModel) mount(p *Provider) *Provider {
+	p.Env = bedrockEnv
+	p.Routes = append(p.Routes, Route{Method: http.MethodGet, Pattern: cloudModelsPath, Format: List, Translate: m.models()})
+	p.Outbound, p.Inbound = m.outbound, m.inbound
+	p.ErrorBody = m.errorBody
+	p.KeyDead, p.CheckPath = bedrockKeyDead, bedrockCheckPath
+	return p
 }
 
 var bedrockEnv = Env{Key: "AWS_CREDENTIALS", BaseURL: "AWS_BEDROCK_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_AWS",
@@ -123,15 +122,7 @@ func invocationMetrics(data []byte) (Usage, bool) {
 // A 403 AccessDeniedException is about the model asked for (access not
 // granted in that account or region) and is the request's.
 func bedrockKeyDead(status int, body []byte) bool {
-	if status != http.StatusForbidden {
-		return false
-	}
-	for _, s := range bedrockKeySignals {
-		if bytes.Contains(body, []byte(s)) {
-			return true
-		}
-	}
-	return false
+	return status == http.StatusForbidden && mentionsAny(body, bedrockKeySignals)
 }
 
 var bedrockKeySignals = []string{

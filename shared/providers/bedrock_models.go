@@ -279,22 +279,7 @@ func mistralText(content gjson.Result, i int) (string, error) {
 // "message", "stop_reason"}]}, counts in headers) into a Mistral chat
 // completion with its usage.
 func mistralBedrockWhole(body []byte, h http.Header, c *Call) []byte {
-	var choices []any
-	for _, ch := range gjson.GetBytes(body, "choices").Array() {
-		choices = append(choices, map[string]any{
-			"index":         ch.Get("index").Int(),
-			"message":       rawJSON(ch.Get("message").Raw),
-			"finish_reason": nullable(ch.Get("stop_reason").Str),
-		})
-	}
-	// Text-only models answer {"outputs":[{"text", "stop_reason"}]}.
-	for i, o := range gjson.GetBytes(body, "outputs").Array() {
-		choices = append(choices, map[string]any{
-			"index":         i,
-			"message":       map[string]any{"role": "assistant", "content": o.Get("text").Str},
-			"finish_reason": nullable(o.Get("stop_reason").Str),
-		})
-	}
+	choices := mistralBedrockChoices(body, "message")
 	out := map[string]any{"id": "bedrock-" + time.Now().UTC().Format("20060102150405.000000000"), "object": "chat.completion",
 		"created": time.Now().Unix(), "model": c.Model, "choices": choices}
 	if in, out2 := h.Get(headerInputTokens), h.Get(headerOutputTokens); in != "" && out2 != "" {
@@ -308,31 +293,41 @@ func mistralBedrockWhole(body []byte, h http.Header, c *Call) []byte {
 // {"content"}, "stop_reason"}]}, the last with the invocation metrics)
 // into a Mistral chat completion chunk.
 func mistralBedrockChunk(data []byte, c *Call) []byte {
-	var choices []any
-	for _, ch := range gjson.GetBytes(data, "choices").Array() {
-		delta := ch.Get("message")
-		if !delta.Exists() {
-			delta = ch.Get("delta")
-		}
-		choices = append(choices, map[string]any{
-			"index":         ch.Get("index").Int(),
-			"delta":         rawJSON(delta.Raw),
-			"finish_reason": nullable(ch.Get("stop_reason").Str),
-		})
-	}
-	for i, o := range gjson.GetBytes(data, "outputs").Array() {
-		choices = append(choices, map[string]any{
-			"index":         i,
-			"delta":         map[string]any{"role": "assistant", "content": o.Get("text").Str},
-			"finish_reason": nullable(o.Get("stop_reason").Str),
-		})
-	}
+	choices := mistralBedrockChoices(data, "delta")
 	chunk := map[string]any{"id": "bedrock-stream", "object": "chat.completion.chunk", "created": time.Now().Unix(),
 		"model": c.Model, "choices": choices}
 	if u, ok := invocationMetrics(data); ok {
 		chunk["usage"] = map[string]any{"prompt_tokens": u.Input, "completion_tokens": u.Output, "total_tokens": u.Total()}
 	}
 	return sse(false, "", chunk)
+}
+
+// mistralBedrockChoices turns the choices of a Bedrock Mistral answer or
+// chunk ({"choices":[{"message", "stop_reason"}]}; text-only models:
+// {"outputs":[{"text", "stop_reason"}]}) into Mistral's, the message
+// under key: "message" in a whole answer, "delta" in a chunk, whose
+// choice Bedrock may also name "delta".
+func mistralBedrockChoices(body []byte, key string) []any {
+	var choices []any
+	for _, ch := range gjson.GetBytes(body, "choices").Array() {
+		msg := ch.Get("message")
+		if !msg.Exists() {
+			msg = ch.Get(key)
+		}
+		choices = append(choices, map[string]any{
+			"index":         ch.Get("index").Int(),
+			key:             rawJSON(msg.Raw),
+			"finish_reason": nullable(ch.Get("stop_reason").Str),
+		})
+	}
+	for i, o := range gjson.GetBytes(body, "outputs").Array() {
+		choices = append(choices, map[string]any{
+			"index":         i,
+			key:             map[string]any{"role": "assistant", "content": o.Get("text").Str},
+			"finish_reason": nullable(o.Get("stop_reason").Str),
+		})
+	}
+	return choices
 }
 
 // rawJSON is a JSON value kept as it came ({} when absent).

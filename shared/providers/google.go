@@ -96,15 +96,7 @@ func googleErrorBody(status int, e *users.Error) []byte {
 // reason (400 API_KEY_INVALID; 403 for a blocked or suspended key). A 403
 // without one (someone else's cachedContent, a policy) is the request's.
 func googleKeyDead(status int, body []byte) bool {
-	if status != http.StatusBadRequest && status != http.StatusForbidden {
-		return false
-	}
-	for _, reason := range googleKeyReasons {
-		if bytes.Contains(body, []byte(reason)) {
-			return true
-		}
-	}
-	return false
+	return (status == http.StatusBadRequest || status == http.StatusForbidden) && mentionsAny(body, googleKeyReasons)
 }
 
 var googleKeyReasons = []string{`"API_KEY_INVALID"`, `"API_KEY_SERVICE_BLOCKED"`, `"SERVICE_DISABLED"`, `"CONSUMER_SUSPENDED"`}

@@ -11,22 +11,15 @@ import (
 // streams carry in their last chunk without being asked (the API refuses
 // OpenAI's stream_options, so none is added). Errors use OpenAI's shape.
 func mistralProvider() *Provider {
-	return &Provider{
+	return openAICompatible(&Provider{
 		ID:   models.MistralAI,
 		Name: "Mistral AI",
 		Env: Env{Key: "MISTRAL_AI_KEY", BaseURL: "MISTRAL_AI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_MISTRAL_AI",
 			DefaultBaseURL: "https://api.mistral.ai"},
-		Routes: []Route{
-			{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
-			{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
-			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat},
-		},
-		SetKey:    bearer,
-		ErrorBody: openAIErrorBody,
+		SetKey: bearer,
 		// Mistral answers 401 for a bad key, 403 for a model the plan lacks.
-		KeyDead:   func(status int, _ []byte) bool { return status == http.StatusUnauthorized },
-		CheckPath: "/v1/models",
-	}
+		KeyDead: func(status int, _ []byte) bool { return status == http.StatusUnauthorized },
+	}, Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat})
 }
 
 // MistralChat is OpenAI chat with max_tokens only, without stream_options

@@ -16,27 +16,44 @@ import (
 // output_tokens). Reasoning tokens are already part of completion_tokens
 // and output_tokens, so they are not added again.
 func openAIProvider() *Provider {
-	return &Provider{
+	return openAICompatible(&Provider{
 		ID:   models.OpenAI,
 		Name: "OpenAI",
 		Env: Env{Key: "OPENAI_KEY", BaseURL: "OPENAI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_OPENAI",
 			DefaultBaseURL: "https://api.openai.com"},
-		Routes: []Route{
-			{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
-			{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
-			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat},
-			{Method: http.MethodPost, Pattern: "/v1/responses", Format: OpenAIResponses},
-			{Method: http.MethodPost, Pattern: "/v1/completions", Format: OpenAICompletions},
-			{Method: http.MethodPost, Pattern: "/v1/embeddings", Format: OpenAIEmbeddings},
-			{Method: http.MethodPost, Pattern: "/v1/images/generations", Format: OpenAIImages},
-		},
-		SDKPath:   "/v1",
-		SetKey:    bearer,
-		Headers:   []string{"OpenAI-Beta"},
-		ErrorBody: openAIErrorBody,
-		KeyDead:   openAIKeyDead,
-		CheckPath: "/v1/models",
+		SDKPath: "/v1",
+		SetKey:  bearer,
+		Headers: []string{"OpenAI-Beta"},
+		KeyDead: openAIKeyDead,
+	}, openAIOperations()...)
+}
+
+// openAIOperations are OpenAI's own POST routes, in the order the
+// service-info page lists them.
+func openAIOperations() []Route {
+	return []Route{
+		{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat},
+		{Method: http.MethodPost, Pattern: "/v1/responses", Format: OpenAIResponses},
+		{Method: http.MethodPost, Pattern: "/v1/completions", Format: OpenAICompletions},
+		{Method: http.MethodPost, Pattern: "/v1/embeddings", Format: OpenAIEmbeddings},
+		{Method: http.MethodPost, Pattern: "/v1/images/generations", Format: OpenAIImages},
 	}
+}
+
+// openAICompatible completes a provider that serves OpenAI's API (OpenAI,
+// Mistral, Azure OpenAI, the gateways that copy it) with what that API
+// fixes for all of them: the model list and one model under /v1, then
+// the given operations; OpenAI's error shape; and the model list, free, as
+// the key check. The provider's own value gives the rest: its names, where
+// its key goes, which answers mean the key is dead.
+func openAICompatible(p *Provider, operations ...Route) *Provider {
+	p.Routes = append([]Route{
+		{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
+		{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
+	}, operations...)
+	p.ErrorBody = openAIErrorBody
+	p.CheckPath = "/v1/models"
+	return p
 }
 
 // The formats OpenAI speaks (Mistral and OpenAI-compatible gateways too).

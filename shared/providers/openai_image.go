@@ -102,10 +102,6 @@ func imageChatResponse(resp *http.Response, rq *Request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil // OpenAI's error shape already
 	}
-	body, err := readNative(resp)
-	if err != nil {
-		return err
-	}
 	var a struct {
 		Data []struct {
 			URL           string `json:"url"`
@@ -113,7 +109,8 @@ func imageChatResponse(resp *http.Response, rq *Request) error {
 			RevisedPrompt string `json:"revised_prompt"`
 		} `json:"data"`
 	}
-	if err := json.Unmarshal(body, &a); err != nil {
+	body, err := readNativeJSON(resp, &a)
+	if err != nil {
 		return err
 	}
 	var parts []string

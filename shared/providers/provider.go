@@ -349,6 +349,18 @@ func (c *compiled) match(path string) (Endpoint, bool) {
 
 func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
 
+// mentionsAny reports whether an error answer's body holds any of
+// signals: the reasons and exception names by which a provider says that
+// a key itself is bad.
+func mentionsAny(body []byte, signals []string) bool {
+	for _, s := range signals {
+		if bytes.Contains(body, []byte(s)) {
+			return true
+		}
+	}
+	return false
+}
+
 // Authorize gives req the call's credential: SetKey, or Outbound with the
 // body it returns (the call's body, adapted) set on req.
 func (p *Provider) Authorize(ctx context.Context, req *http.Request, c *Call) error {

@@ -393,6 +393,26 @@ func checkTools(tools []chatTool) error {
 	return nil
 }
 
+// declareTools checks the declared functions and spells each as declare
+// does, with its description when it has one (nil: none declared).
+func declareTools(tools []chatTool, declare func(t chatTool) map[string]any) ([]any, error) {
+	if err := checkTools(tools); err != nil {
+		return nil, err
+	}
+	if len(tools) == 0 {
+		return nil, nil
+	}
+	decls := make([]any, 0, len(tools))
+	for _, t := range tools {
+		d := declare(t)
+		if t.Function.Description != "" {
+			d["description"] = t.Function.Description
+		}
+		decls = append(decls, d)
+	}
+	return decls, nil
+}
+
 // The answer, in OpenAI's chat shape.
 
 type chatCompletion struct {
@@ -587,6 +607,20 @@ func readNative(resp *http.Response) ([]byte, error) {
 	}
 	if len(body) > maxNative {
 		return nil, fmt.Errorf("the native answer is larger than %d MiB", maxNative>>20)
+	}
+	return body, nil
+}
+
+// readNativeJSON reads a whole native answer, bounded, into v; it returns
+// the body too, for the usage readers. An answer that is not v's JSON is
+// an error (a 502).
+func readNativeJSON(resp *http.Response, v any) ([]byte, error) {
+	body, err := readNative(resp)
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return nil, err
 	}
 	return body, nil
 }

@@ -29,19 +29,62 @@ var anthropicImageTypes = map[string]bool{"image/jpeg": true, "image/png": true,
 // anthropicThinking are the thinking budgets of reasoning_effort levels.
 var anthropicThinking = map[string]int64{"minimal": 1024, "low": 2048, "medium": 8192, "high": 24576}
 
+// anthropicTurn is a turn as Messages takes it.
 type anthropicTurn struct {
-	Role    string `json:"role"`
-	Content []any  `json:"content"`
+	Role   string `json:"role"`
+	Blocks []any  `json:"content"`
+}
+
+func asAnthropic(turns []turn) []anthropicTurn {
+	var out []anthropicTurn
+	for _, t := range turns {
+		out = append(out, anthropicTurn(t))
+	}
+	return out
+}
+
+// anthropicText is a text content block.
+func anthropicText(text string) any { return map[string]any{"type": "text", "text": text} }
+
+// anthropicDialect spells content blocks as Messages does; fetchesURLs:
+// the service fetches https image URLs itself.
+func anthropicDialect(fetchesURLs bool) *dialect {
+	return &dialect{
+		modelRole: "assistant",
+		text:      anthropicText,
+		image: func(url string, img dataURL, remote bool, at string) (any, error) {
+			if remote {
+				if !fetchesURLs {
+					return nil, invalid("%s.image_url.url: Claude on this service cannot fetch image URLs; send the image as a data URL.", at)
+				}
+				if !strings.HasPrefix(url, "https://") {
+					return nil, invalid("%s.image_url.url: Claude fetches https URLs only.", at)
+				}
+				return map[string]any{"type": "image", "source": map[string]any{"type": "url", "url": url}}, nil
+			}
+			if !anthropicImageTypes[img.MediaType] {
+				return nil, invalid("%s.image_url.url: Claude reads image/jpeg, image/png, image/gif and image/webp, not %s.", at, img.MediaType)
+			}
+			return map[string]any{"type": "image", "source": map[string]any{"type": "base64", "media_type": img.MediaType, "data": img.Data}}, nil
+		},
+		toolCall: func(id, name string, args json.RawMessage) any {
+			return map[string]any{"type": "tool_use", "id": id, "name": name, "input": args}
+		},
+		toolResult: func(id, _, text string) any {
+			return map[string]any{"type": "tool_result", "tool_use_id": id, "content": text}
+		},
+	}
 }
 
 // anthropicChatRequest translates an OpenAI chat request to Messages;
 // fetchesURLs: the service fetches https image URLs itself (Anthropic's
 // API does; Bedrock and Vertex AI take image data only).
 func anthropicChatRequest(fetchesURLs bool) func(rq *Request) ([]byte, error) {
-	return func(rq *Request) ([]byte, error) { return anthropicMessagesBody(rq, fetchesURLs) }
+	d := anthropicDialect(fetchesURLs)
+	return func(rq *Request) ([]byte, error) { return anthropicMessagesBody(rq, d) }
 }
 
-func anthropicMessagesBody(rq *Request, fetchesURLs bool) ([]byte, error) {
+func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 	c, err := readChatRequest(rq)
 	if err != nil {
 		return nil, err
@@ -59,7 +102,7 @@ func anthropicMessagesBody(rq *Request, fetchesURLs bool) ([]byte, error) {
 		}
 	}
 	out["max_tokens"] = maxTokens
-	system, turns, err := anthropicTurns(c.Messages, fetchesURLs)
+	system, turns, err := anthropicTurns(c.Messages, d)
 	if err != nil {
 		return nil, err
 	}
@@ -110,22 +153,17 @@ func anthropicSampling(c *chatRequest, out map[string]any, maxTokens int64) erro
 }
 
 func anthropicTools(c *chatRequest, out map[string]any) error {
-	if err := checkTools(c.Tools); err != nil {
+	tools, err := declareTools(c.Tools, func(t chatTool) map[string]any {
+		schema := t.Function.Parameters
+		if len(schema) == 0 || string(schema) == "null" {
+			schema = json.RawMessage(`{"type":"object"}`)
+		}
+		return map[string]any{"name": t.Function.Name, "input_schema": schema}
+	})
+	if err != nil {
 		return err
 	}
-	if len(c.Tools) > 0 {
-		tools := make([]any, 0, len(c.Tools))
-		for _, t := range c.Tools {
-			schema := t.Function.Parameters
-			if len(schema) == 0 || string(schema) == "null" {
-				schema = json.RawMessage(`{"type":"object"}`)
-			}
-			tool := map[string]any{"name": t.Function.Name, "input_schema": schema}
-			if t.Function.Description != "" {
-				tool["description"] = t.Function.Description
-			}
-			tools = append(tools, tool)
-		}
+	if tools != nil {
 		out["tools"] = tools
 	}
 	var choice map[string]any
@@ -159,144 +197,29 @@ func anthropicTools(c *chatRequest, out map[string]any) error {
 }
 
 // anthropicTurns turns OpenAI messages into the system prompt and
-// alternating turns: leading system and developer messages form the
-// system prompt; later ones become user text; tool results are user
-// turns; consecutive turns of one role merge.
-func anthropicTurns(msgs []chatMessage, fetchesURLs bool) (system []any, turns []anthropicTurn, err error) {
-	add := func(role string, blocks ...any) {
-		if len(blocks) == 0 {
-			return
-		}
-		if n := len(turns); n > 0 && turns[n-1].Role == role {
-			turns[n-1].Content = append(turns[n-1].Content, blocks...)
-			return
-		}
-		turns = append(turns, anthropicTurn{Role: role, Content: blocks})
-	}
-	calls := map[string]bool{} // the ids of earlier tool calls
-	for i, m := range msgs {
-		at := "messages[" + itoa(i) + "]"
-		switch m.Role {
-		case "system", "developer":
-			text, err := textOf(m.Content, at+".content")
-			if err != nil {
-				return nil, nil, err
-			}
-			if text == "" {
-				continue
-			}
-			if len(turns) == 0 {
-				system = append(system, map[string]any{"type": "text", "text": text})
-			} else {
-				add("user", map[string]any{"type": "text", "text": text})
-			}
-		case "user":
-			blocks, err := anthropicUserBlocks(m.Content, at+".content", fetchesURLs)
-			if err != nil {
-				return nil, nil, err
-			}
-			add("user", blocks...)
-		case "assistant":
-			blocks, err := anthropicAssistantBlocks(m, at)
-			if err != nil {
-				return nil, nil, err
-			}
-			for _, tc := range m.ToolCalls {
-				calls[tc.ID] = true
-			}
-			add("assistant", blocks...)
-		case "tool":
-			if !calls[m.ToolCallID] {
-				return nil, nil, invalid("%s.tool_call_id %q answers no tool call of an earlier assistant message.", at, m.ToolCallID)
-			}
-			text, err := textOf(m.Content, at+".content")
-			if err != nil {
-				return nil, nil, err
-			}
-			add("user", map[string]any{"type": "tool_result", "tool_use_id": m.ToolCallID, "content": text})
-		default:
-			return nil, nil, invalid("%s.role must be system, developer, user, assistant or tool.", at)
-		}
-	}
-	if len(turns) == 0 {
-		return nil, nil, invalid("messages must hold at least one user or assistant message.")
+// alternating turns (see dialect.turns).
+func anthropicTurns(msgs []chatMessage, d *dialect) (system []any, turns []anthropicTurn, err error) {
+	system, native, err := d.turns(msgs)
+	if err != nil {
+		return nil, nil, err
 	}
 	// The API refuses a final assistant turn (a prefill) that ends in
 	// whitespace.
-	if last := &turns[len(turns)-1]; last.Role == "assistant" {
-		if b, ok := last.Content[len(last.Content)-1].(map[string]any); ok && b["type"] == "text" {
+	if last := &native[len(native)-1]; last.Role == "assistant" {
+		if b, ok := last.Blocks[len(last.Blocks)-1].(map[string]any); ok && b["type"] == "text" {
 			b["text"] = strings.TrimRight(b["text"].(string), " \t\r\n")
 			if b["text"] == "" {
-				last.Content = last.Content[:len(last.Content)-1]
-				if len(last.Content) == 0 {
-					turns = turns[:len(turns)-1]
+				last.Blocks = last.Blocks[:len(last.Blocks)-1]
+				if len(last.Blocks) == 0 {
+					native = native[:len(native)-1]
 				}
 			}
 		}
 	}
-	if len(turns) == 0 {
+	if len(native) == 0 {
 		return nil, nil, invalid("messages must hold at least one user or assistant message.")
 	}
-	return system, turns, nil
-}
-
-func anthropicUserBlocks(raw json.RawMessage, at string, fetchesURLs bool) ([]any, error) {
-	parts, err := contentParts(raw, at)
-	if err != nil {
-		return nil, err
-	}
-	blocks := make([]any, 0, len(parts))
-	for j, p := range parts {
-		pat := at + "[" + itoa(j) + "]"
-		if p.Type == "text" {
-			if p.Text != "" {
-				blocks = append(blocks, map[string]any{"type": "text", "text": p.Text})
-			}
-			continue
-		}
-		img, remote, err := readImage(p.ImageURL.URL, pat+".image_url.url")
-		if err != nil {
-			return nil, err
-		}
-		if remote {
-			if !fetchesURLs {
-				return nil, invalid("%s.image_url.url: Claude on this service cannot fetch image URLs; send the image as a data URL.", pat)
-			}
-			if !strings.HasPrefix(p.ImageURL.URL, "https://") {
-				return nil, invalid("%s.image_url.url: Claude fetches https URLs only.", pat)
-			}
-			blocks = append(blocks, map[string]any{"type": "image", "source": map[string]any{"type": "url", "url": p.ImageURL.URL}})
-			continue
-		}
-		if !anthropicImageTypes[img.MediaType] {
-			return nil, invalid("%s.image_url.url: Claude reads image/jpeg, image/png, image/gif and image/webp, not %s.", pat, img.MediaType)
-		}
-		blocks = append(blocks, map[string]any{"type": "image", "source": map[string]any{"type": "base64", "media_type": img.MediaType, "data": img.Data}})
-	}
-	return blocks, nil
-}
-
-func anthropicAssistantBlocks(m chatMessage, at string) ([]any, error) {
-	text, err := textOf(m.Content, at+".content")
-	if err != nil {
-		return nil, err
-	}
-	var blocks []any
-	if text != "" {
-		blocks = append(blocks, map[string]any{"type": "text", "text": text})
-	}
-	for k, tc := range m.ToolCalls {
-		tat := at + ".tool_calls[" + itoa(k) + "]"
-		if tc.ID == "" || tc.Function.Name == "" {
-			return nil, invalid("%s needs an id and a function name.", tat)
-		}
-		args, err := toolArguments(tc.Function.Arguments, tat+".function.arguments")
-		if err != nil {
-			return nil, err
-		}
-		blocks = append(blocks, map[string]any{"type": "tool_use", "id": tc.ID, "name": tc.Function.Name, "input": args})
-	}
-	return blocks, nil
+	return system, asAnthropic(native), nil
 }
 
 // anthropicFinish maps stop reasons to OpenAI's finish reasons.
@@ -321,45 +244,55 @@ type anthropicBlock struct {
 	Input    json.RawMessage `json:"input"`
 }
 
+// messagesAnswer is a whole Messages answer, as the translations read it.
+type messagesAnswer struct {
+	ID         string           `json:"id"`
+	Model      string           `json:"model"`
+	Content    []anthropicBlock `json:"content"`
+	StopReason string           `json:"stop_reason"`
+}
+
+// translateMessages translates a 2xx Messages answer: a stream event by
+// event as it arrives (it has an end event), a whole answer by whole,
+// given the answer (read into an A: a messagesAnswer, or one that embeds
+// it and reads more) and its body.
+func translateMessages[A any](resp *http.Response, rq *Request, event func(c *chunks, name, data []byte) bool, whole func(m *A, body []byte) []byte) error {
+	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
+		newNativeStream(resp, rq.Model, event, func(*chunks) bool { return false })
+		return nil
+	}
+	var m A
+	body, err := readNativeJSON(resp, &m)
+	if err != nil {
+		return err
+	}
+	setJSON(resp, whole(&m, body))
+	return nil
+}
+
 func anthropicChatResponse(resp *http.Response, rq *Request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return translateError(resp)
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
-		newNativeStream(resp, rq.Model, anthropicChatEvent(), func(*chunks) bool { return false })
-		return nil
-	}
-	body, err := readNative(resp)
-	if err != nil {
-		return err
-	}
-	var m struct {
-		ID         string           `json:"id"`
-		Model      string           `json:"model"`
-		Content    []anthropicBlock `json:"content"`
-		StopReason string           `json:"stop_reason"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		return err // not an answer: 502
-	}
-	var text, reasoning strings.Builder
-	var tools []chatOutTool
-	for _, b := range m.Content {
-		switch b.Type {
-		case "text":
-			text.WriteString(b.Text)
-		case "thinking":
-			reasoning.WriteString(b.Thinking)
-		case "tool_use":
-			tools = append(tools, outTool(b.ID, b.Name, string(b.Input)))
+	return translateMessages(resp, rq, anthropicChatEvent(), func(m *messagesAnswer, body []byte) []byte {
+		var text, reasoning strings.Builder
+		var tools []chatOutTool
+		for _, b := range m.Content {
+			switch b.Type {
+			case "text":
+				text.WriteString(b.Text)
+			case "thinking":
+				reasoning.WriteString(b.Thinking)
+			case "tool_use":
+				tools = append(tools, outTool(b.ID, b.Name, string(b.Input)))
+			}
 		}
-	}
-	u, _ := anthropicUsage(body)
-	if m.Model == "" {
-		m.Model = rq.Model
-	}
-	setJSON(resp, wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), u))
-	return nil
+		u, _ := anthropicUsage(body)
+		if m.Model == "" {
+			m.Model = rq.Model
+		}
+		return wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), u)
+	})
 }
 
 func outTool(id, name, args string) chatOutTool {

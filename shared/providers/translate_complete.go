@@ -86,16 +86,11 @@ func completeRequest(rq *Request) ([]byte, error) {
 // that ends it is the cue for the answer, and a final Assistant: text is
 // a prefill. A prompt without marks is one user turn.
 func promptTurns(prompt string) (system string, turns []anthropicTurn) {
+	var native []turn
 	add := func(role, text string) {
-		if text == "" {
-			return
+		if text != "" {
+			native = appendTurn(native, role, anthropicText(text))
 		}
-		block := map[string]any{"type": "text", "text": text}
-		if n := len(turns); n > 0 && turns[n-1].Role == role {
-			turns[n-1].Content = append(turns[n-1].Content, block)
-			return
-		}
-		turns = append(turns, anthropicTurn{Role: role, Content: []any{block}})
 	}
 	rest, role := prompt, ""
 	for {
@@ -121,13 +116,13 @@ func promptTurns(prompt string) (system string, turns []anthropicTurn) {
 	default:
 		add(role, strings.TrimSpace(rest))
 	}
-	if system != "" && (len(turns) == 0 || turns[0].Role != "user") {
+	if system != "" && (len(native) == 0 || native[0].Role != "user") {
 		// The API starts with the user: a text before any Human: turn
 		// is then the question, not a system prompt.
-		turns = append([]anthropicTurn{{Role: "user", Content: []any{map[string]any{"type": "text", "text": system}}}}, turns...)
+		native = append([]turn{{Role: "user", Blocks: []any{anthropicText(system)}}}, native...)
 		system = ""
 	}
-	return system, turns
+	return system, asAnthropic(native)
 }
 
 // completeStop maps Messages stop reasons to the legacy ones.
@@ -150,33 +145,20 @@ func completeResponse(resp *http.Response, rq *Request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return nil // Anthropic's error shape is the legacy API's too
 	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
-		newNativeStream(resp, rq.Model, completeStreamEvent(rq.Model), func(*chunks) bool { return false })
-		return nil
+	type answer struct {
+		messagesAnswer
+		StopSequence *string `json:"stop_sequence"`
 	}
-	body, err := readNative(resp)
-	if err != nil {
-		return err
-	}
-	var m struct {
-		ID           string           `json:"id"`
-		Model        string           `json:"model"`
-		Content      []anthropicBlock `json:"content"`
-		StopReason   string           `json:"stop_reason"`
-		StopSequence *string          `json:"stop_sequence"`
-	}
-	if err := json.Unmarshal(body, &m); err != nil {
-		return err
-	}
-	var text strings.Builder
-	for _, b := range m.Content {
-		if b.Type == "text" {
-			text.WriteString(b.Text)
+	return translateMessages(resp, rq, completeStreamEvent(rq.Model), func(m *answer, body []byte) []byte {
+		var text strings.Builder
+		for _, b := range m.Content {
+			if b.Type == "text" {
+				text.WriteString(b.Text)
+			}
 		}
-	}
-	u, _ := topUsage(body)
-	setJSON(resp, MustJSON(completion(m.ID, m.Model, text.String(), completeStop(m.StopReason), m.StopSequence, u)))
-	return nil
+		u, _ := topUsage(body)
+		return MustJSON(completion(m.ID, m.Model, text.String(), completeStop(m.StopReason), m.StopSequence, u))
+	})
 }
 
 // completeStreamEvent translates Messages events to legacy completion

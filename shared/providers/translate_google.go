@@ -50,9 +50,35 @@ func googleModel(model string) (string, error) {
 	return m, nil
 }
 
+// googleContent is a turn as Gemini takes it: its blocks are parts.
 type googleContent struct {
-	Role  string `json:"role,omitempty"`
-	Parts []any  `json:"parts"`
+	Role   string `json:"role,omitempty"`
+	Blocks []any  `json:"parts"`
+}
+
+// googleDialect spells parts as Gemini does: the model's turns are
+// "model"'s, a tool result is a functionResponse named after the call it
+// answers.
+var googleDialect = &dialect{
+	modelRole: "model",
+	text:      func(text string) any { return map[string]any{"text": text} },
+	image: func(_ string, img dataURL, remote bool, at string) (any, error) {
+		if remote {
+			return nil, invalid("%s.image_url.url: Gemini cannot fetch image URLs; send the image as a base64 data URL.", at)
+		}
+		return map[string]any{"inlineData": map[string]any{"mimeType": img.MediaType, "data": img.Data}}, nil
+	},
+	toolCall: func(_, name string, args json.RawMessage) any {
+		return map[string]any{"functionCall": map[string]any{"name": name, "args": args}}
+	},
+	toolResult: func(_, name, text string) any {
+		var response any = map[string]any{"content": text}
+		var obj map[string]json.RawMessage
+		if json.Unmarshal([]byte(text), &obj) == nil && obj != nil {
+			response = json.RawMessage(text)
+		}
+		return map[string]any{"functionResponse": map[string]any{"name": name, "response": response}}
+	},
 }
 
 func googleChatRequest(rq *Request) ([]byte, error) {
@@ -69,7 +95,7 @@ func googleChatRequest(rq *Request) ([]byte, error) {
 	}
 	out := map[string]any{"contents": contents}
 	if len(system) > 0 {
-		out["systemInstruction"] = googleContent{Parts: system}
+		out["systemInstruction"] = googleContent{Blocks: system}
 	}
 	gen, err := googleGeneration(c)
 	if err != nil {
@@ -126,21 +152,17 @@ func googleGeneration(c *chatRequest) (map[string]any, error) {
 }
 
 func googleTools(c *chatRequest, out map[string]any) error {
-	if err := checkTools(c.Tools); err != nil {
+	decls, err := declareTools(c.Tools, func(t chatTool) map[string]any {
+		d := map[string]any{"name": t.Function.Name}
+		if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
+			d["parametersJsonSchema"] = p
+		}
+		return d
+	})
+	if err != nil {
 		return err
 	}
-	if len(c.Tools) > 0 {
-		decls := make([]any, 0, len(c.Tools))
-		for _, t := range c.Tools {
-			d := map[string]any{"name": t.Function.Name}
-			if t.Function.Description != "" {
-				d["description"] = t.Function.Description
-			}
-			if p := t.Function.Parameters; len(p) > 0 && string(p) != "null" {
-				d["parametersJsonSchema"] = p
-			}
-			decls = append(decls, d)
-		}
+	if decls != nil {
 		out["tools"] = []any{map[string]any{"functionDeclarations": decls}}
 	}
 	if tc := c.ToolChoice; tc != nil {
@@ -164,114 +186,16 @@ func googleTools(c *chatRequest, out map[string]any) error {
 }
 
 // googleContents turns OpenAI messages into the system instruction and
-// contents: leading system and developer messages form the instruction;
-// later ones become user text; a tool result becomes a functionResponse
-// named after the call it answers; consecutive turns of one role merge.
+// contents (see dialect.turns).
 func googleContents(msgs []chatMessage) (system []any, contents []googleContent, err error) {
-	add := func(role string, parts ...any) {
-		if len(parts) == 0 {
-			return
-		}
-		if n := len(contents); n > 0 && contents[n-1].Role == role {
-			contents[n-1].Parts = append(contents[n-1].Parts, parts...)
-			return
-		}
-		contents = append(contents, googleContent{Role: role, Parts: parts})
+	system, turns, err := googleDialect.turns(msgs)
+	if err != nil {
+		return nil, nil, err
 	}
-	calls := map[string]string{} // tool call id → function name
-	for i, m := range msgs {
-		at := "messages[" + itoa(i) + "]"
-		switch m.Role {
-		case "system", "developer":
-			text, err := textOf(m.Content, at+".content")
-			if err != nil {
-				return nil, nil, err
-			}
-			if text == "" {
-				continue
-			}
-			if len(contents) == 0 {
-				system = append(system, map[string]any{"text": text})
-			} else {
-				add("user", map[string]any{"text": text})
-			}
-		case "user":
-			parts, err := googleUserParts(m.Content, at+".content")
-			if err != nil {
-				return nil, nil, err
-			}
-			add("user", parts...)
-		case "assistant":
-			text, err := textOf(m.Content, at+".content")
-			if err != nil {
-				return nil, nil, err
-			}
-			var parts []any
-			if text != "" {
-				parts = append(parts, map[string]any{"text": text})
-			}
-			for k, tc := range m.ToolCalls {
-				tat := at + ".tool_calls[" + itoa(k) + "]"
-				if tc.ID == "" || tc.Function.Name == "" {
-					return nil, nil, invalid("%s needs an id and a function name.", tat)
-				}
-				args, err := toolArguments(tc.Function.Arguments, tat+".function.arguments")
-				if err != nil {
-					return nil, nil, err
-				}
-				calls[tc.ID] = tc.Function.Name
-				parts = append(parts, map[string]any{"functionCall": map[string]any{"name": tc.Function.Name, "args": args}})
-			}
-			add("model", parts...)
-		case "tool":
-			name, ok := calls[m.ToolCallID]
-			if !ok {
-				return nil, nil, invalid("%s.tool_call_id %q answers no tool call of an earlier assistant message.", at, m.ToolCallID)
-			}
-			text, err := textOf(m.Content, at+".content")
-			if err != nil {
-				return nil, nil, err
-			}
-			var response any = map[string]any{"content": text}
-			var obj map[string]json.RawMessage
-			if json.Unmarshal([]byte(text), &obj) == nil && obj != nil {
-				response = json.RawMessage(text)
-			}
-			add("user", map[string]any{"functionResponse": map[string]any{"name": name, "response": response}})
-		default:
-			return nil, nil, invalid("%s.role must be system, developer, user, assistant or tool.", at)
-		}
-	}
-	if len(contents) == 0 {
-		return nil, nil, invalid("messages must hold at least one user or assistant message.")
+	for _, t := range turns {
+		contents = append(contents, googleContent(t))
 	}
 	return system, contents, nil
-}
-
-func googleUserParts(raw json.RawMessage, at string) ([]any, error) {
-	parts, err := contentParts(raw, at)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]any, 0, len(parts))
-	for j, p := range parts {
-		pat := at + "[" + itoa(j) + "]"
-		if p.Type == "text" {
-			if p.Text != "" {
-				out = append(out, map[string]any{"text": p.Text})
-			}
-			continue
-		}
-		img, remote, err := readImage(p.ImageURL.URL, pat+".image_url.url")
-		if err != nil {
-			return nil, err
-		}
-		if remote {
-			return nil, invalid("%s.image_url.url: Gemini cannot fetch image URLs; send the image as a base64 data URL.", pat)
-		}
-		out = append(out, map[string]any{"inlineData": map[string]any{"mimeType": img.MediaType, "data": img.Data}})
-	}
-	return out, nil
 }
 
 // googleFinish maps finish reasons to OpenAI's.
@@ -361,13 +285,10 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 		newNativeStream(resp, rq.Model, event, eof)
 		return nil
 	}
-	body, err := readNative(resp)
+	var a googleAnswer
+	body, err := readNativeJSON(resp, &a)
 	if err != nil {
 		return err
-	}
-	var a googleAnswer
-	if err := json.Unmarshal(body, &a); err != nil {
-		return err // not an answer: 502
 	}
 	text, thoughts, tools, finish := a.read(0)
 	if finish == "" {

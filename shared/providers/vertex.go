@@ -398,18 +398,8 @@ func vertexPEMKey(p []byte) ([]byte, error) {
 // when Google names an IAM, billing or API reason. Any other 403 or 404 (a
 // model not enabled in the project) is the request's.
 func vertexKeyDead(status int, body []byte) bool {
-	if status == http.StatusUnauthorized {
-		return true
-	}
-	if status != http.StatusForbidden {
-		return false
-	}
-	for _, reason := range vertexKeyReasons {
-		if bytes.Contains(body, []byte(reason)) {
-			return true
-		}
-	}
-	return false
+	return status == http.StatusUnauthorized ||
+		status == http.StatusForbidden && mentionsAny(body, vertexKeyReasons)
 }
 
 var vertexKeyReasons = []string{`"IAM_PERMISSION_DENIED"`, `"BILLING_DISABLED"`, `"SERVICE_DISABLED"`, `"CONSUMER_SUSPENDED"`, `"CONSUMER_INVALID"`}

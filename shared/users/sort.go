@@ -166,75 +166,59 @@ func sortSum(m map[string]int64) int64 {
 // sortValueOf returns how to read field from a user, nil if it is not a
 // sortable field.
 func sortValueOf(field string) func(*User) sortValue {
-	if name, family, ok := strings.Cut(field, "."); ok {
-		var m func(*User) map[string]int64
-		switch name {
-		case "tokenCounts":
-			m = func(u *User) map[string]int64 { return u.TokenCounts }
-		case "tokenLimits":
-			m = func(u *User) map[string]int64 { return u.TokenLimits }
-		case "tokenRefresh":
-			m = func(u *User) map[string]int64 { return u.TokenRefresh }
-		}
-		if m == nil || !ValidFamily(family) {
-			return nil
-		}
-		return func(u *User) sortValue {
-			v, ok := m(u)[family]
-			return sortValue{n: v, missing: !ok}
-		}
+	name, family, ok := strings.Cut(field, ".")
+	if !ok {
+		return sortFields[field]
 	}
-	switch field {
-	case "token":
-		return func(u *User) sortValue { return sortStr(u.Token) }
-	case "ip":
-		// Lists sort by length, as the original did.
-		return func(u *User) sortValue { return sortNum(int64(len(u.IP))) }
-	case "nickname":
-		return func(u *User) sortValue { return sortOptStr(u.Nickname) }
-	case "type":
-		return func(u *User) sortValue { return sortStr(string(u.Type)) }
-	case "promptCount":
-		return func(u *User) sortValue { return sortNum(u.PromptCount) }
-	case "tokenCounts":
-		return func(u *User) sortValue { return sortNum(sortSum(u.TokenCounts)) }
-	case "tokenLimits":
-		return func(u *User) sortValue { return sortNum(sortSum(u.TokenLimits)) }
-	case "tokenRefresh":
-		return func(u *User) sortValue {
-			return sortValue{n: sortSum(u.TokenRefresh), missing: u.TokenRefresh == nil}
-		}
-	case "createdAt":
-		return func(u *User) sortValue { return sortNum(u.CreatedAt) }
-	case "lastUsedAt":
-		return func(u *User) sortValue { return sortOptNum(u.LastUsedAt) }
-	case "disabledAt":
-		return func(u *User) sortValue { return sortOptNum(u.DisabledAt) }
-	case "disabledReason":
-		return func(u *User) sortValue { return sortOptStr(u.DisabledReason) }
-	case "expiresAt":
-		return func(u *User) sortValue { return sortOptNum(u.ExpiresAt) }
-	case "adminNote":
-		return func(u *User) sortValue { return sortOptStr(u.AdminNote) }
-	case "maxIps":
-		return func(u *User) sortValue {
-			if u.MaxIPs == nil {
-				return sortValue{missing: true}
-			}
-			return sortNum(*u.MaxIPs)
-		}
-	case "meta":
-		// Free-form: ordered by its canonical JSON (keys sorted), which at
-		// least groups equal metas together.
-		return func(u *User) sortValue {
-			if u.Meta == nil {
-				return sortValue{missing: true}
-			}
-			b, _ := json.Marshal(u.Meta)
-			return sortStr(string(b))
-		}
-	case "refreshedAt":
-		return func(u *User) sortValue { return sortOptNum(u.RefreshedAt) }
+	m := sortFamilies[name]
+	if m == nil || !ValidFamily(family) {
+		return nil
 	}
-	return nil
+	return func(u *User) sortValue {
+		v, ok := m(u)[family]
+		return sortValue{n: v, missing: !ok}
+	}
+}
+
+// sortFamilies are the per-family fields, sortable by one family
+// (tokenCounts.gpt4o).
+var sortFamilies = map[string]func(*User) map[string]int64{
+	"tokenCounts":  func(u *User) map[string]int64 { return u.TokenCounts },
+	"tokenLimits":  func(u *User) map[string]int64 { return u.TokenLimits },
+	"tokenRefresh": func(u *User) map[string]int64 { return u.TokenRefresh },
+}
+
+// sortFields read the sortable fields.
+var sortFields = map[string]func(*User) sortValue{
+	"token": func(u *User) sortValue { return sortStr(u.Token) },
+	// Lists sort by length, as the original did.
+	"ip":             func(u *User) sortValue { return sortNum(int64(len(u.IP))) },
+	"nickname":       func(u *User) sortValue { return sortOptStr(u.Nickname) },
+	"type":           func(u *User) sortValue { return sortStr(string(u.Type)) },
+	"promptCount":    func(u *User) sortValue { return sortNum(u.PromptCount) },
+	"tokenCounts":    func(u *User) sortValue { return sortNum(sortSum(u.TokenCounts)) },
+	"tokenLimits":    func(u *User) sortValue { return sortNum(sortSum(u.TokenLimits)) },
+	"tokenRefresh":   func(u *User) sortValue { return sortValue{n: sortSum(u.TokenRefresh), missing: u.TokenRefresh == nil} },
+	"createdAt":      func(u *User) sortValue { return sortNum(u.CreatedAt) },
+	"lastUsedAt":     func(u *User) sortValue { return sortOptNum(u.LastUsedAt) },
+	"disabledAt":     func(u *User) sortValue { return sortOptNum(u.DisabledAt) },
+	"disabledReason": func(u *User) sortValue { return sortOptStr(u.DisabledReason) },
+	"expiresAt":      func(u *User) sortValue { return sortOptNum(u.ExpiresAt) },
+	"adminNote":      func(u *User) sortValue { return sortOptStr(u.AdminNote) },
+	"maxIps": func(u *User) sortValue {
+		if u.MaxIPs == nil {
+			return sortValue{missing: true}
+		}
+		return sortNum(*u.MaxIPs)
+	},
+	// Free-form: ordered by its canonical JSON (keys sorted), which at
+	// least groups equal metas together.
+	"meta": func(u *User) sortValue {
+		if u.Meta == nil {
+			return sortValue{missing: true}
+		}
+		b, _ := json.Marshal(u.Meta)
+		return sortStr(string(b))
+	},
+	"refreshedAt": func(u *User) sortValue { return sortOptNum(u.RefreshedAt) },
 }

@@ -189,16 +189,27 @@ func encodeUser(u *users.User) (map[string]any, error) {
 }
 
 func encodeFamilies(field string, fam map[string]int64) (any, error) {
-	if len(fam) == 0 {
+	return encodeObject(field, fam, func(_ string, n int64) (any, error) { return n, nil })
+}
+
+// encodeObject encodes a map as an object whose keys are encoded (and
+// bounded) and whose values value encodes; the database drops an empty
+// object, so it is stored as a mark. path names the map in errors.
+func encodeObject[V any](path string, m map[string]V, value func(k string, v V) (any, error)) (any, error) {
+	if len(m) == 0 {
 		return markEmptyObject, nil
 	}
-	out := make(map[string]any, len(fam))
-	for f, n := range fam {
-		k := encodeKey(f)
-		if len(k) > maxKeyBytes {
-			return nil, tooLong(field)
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		ek := encodeKey(k)
+		if len(ek) > maxKeyBytes {
+			return nil, tooLong(path)
 		}
-		out[k] = n
+		enc, err := value(k, v)
+		if err != nil {
+			return nil, err
+		}
+		out[ek] = enc
 	}
 	return out, nil
 }
@@ -238,22 +249,7 @@ func encodeValue(path string, v any, depth int) (any, error) {
 		}
 		return out, nil
 	case map[string]any:
-		if len(t) == 0 {
-			return markEmptyObject, nil
-		}
-		out := make(map[string]any, len(t))
-		for k, e := range t {
-			ek := encodeKey(k)
-			if len(ek) > maxKeyBytes {
-				return nil, tooLong(path)
-			}
-			enc, err := encodeValue(path+"."+k, e, depth+1)
-			if err != nil {
-				return nil, err
-			}
-			out[ek] = enc
-		}
-		return out, nil
+		return encodeObject(path, t, func(k string, e any) (any, error) { return encodeValue(path+"."+k, e, depth+1) })
 	default:
 		// Other Go values (ints, typed slices and maps) that code may put in
 		// meta: store them as JSON would, as a decoded document has them.
