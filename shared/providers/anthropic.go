@@ -89,13 +89,7 @@ func anthropicKeyDead(status int, body []byte) bool {
 		status == http.StatusBadRequest && bytes.Contains(body, []byte("credit balance is too low"))
 }
 
-func anthropicUsage(body []byte) (Usage, bool) {
-	u, ok := topUsage(body)
-	if !ok {
-		return Usage{}, false
-	}
-	return u.anthropic(), true
-}
+var anthropicUsage = answerUsage(topUsage, (*usageJSON).anthropic)
 
 // anthropicEvent reads Messages stream events: input tokens in
 // message_start, the output total in message_delta, text in

@@ -101,41 +101,28 @@ func googleKeyDead(status int, body []byte) bool {
 
 var googleKeyReasons = []string{`"API_KEY_INVALID"`, `"API_KEY_SERVICE_BLOCKED"`, `"SERVICE_DISABLED"`, `"CONSUMER_SUSPENDED"`}
 
+// googleUsageJSON is a usageMetadata object; candidatesTokenCount is read
+// as into a *int64 (HaveCandidates: not absent, not null).
 type googleUsageJSON struct {
-	PromptTokenCount        int64  `json:"promptTokenCount"`
-	ToolUsePromptTokenCount int64  `json:"toolUsePromptTokenCount"`
-	CandidatesTokenCount    *int64 `json:"candidatesTokenCount"`
-	ThoughtsTokenCount      int64  `json:"thoughtsTokenCount"`
+	PromptTokenCount        int64
+	ToolUsePromptTokenCount int64
+	CandidatesTokenCount    int64
+	HaveCandidates          bool
+	ThoughtsTokenCount      int64
 }
 
 func (u *googleUsageJSON) usage() Usage {
-	out := reported(u.ThoughtsTokenCount)
-	if u.CandidatesTokenCount != nil {
-		out += reported(*u.CandidatesTokenCount)
-	}
+	out := reported(u.ThoughtsTokenCount) + reported(u.CandidatesTokenCount)
 	return Usage{Input: reported(u.PromptTokenCount) + reported(u.ToolUsePromptTokenCount), Output: out}
 }
 
 // decode reads a Google usageMetadata object (see usage.go for the rules).
 func (u *googleUsageJSON) decode(b []byte) bool {
-	return jsonscan.EachMember(b, func(k, v []byte) bool {
-		switch {
-		case jsonscan.FoldIs(k, "promptTokenCount"):
-			return jsonscan.IntInto(&u.PromptTokenCount, v)
-		case jsonscan.FoldIs(k, "toolUsePromptTokenCount"):
-			return jsonscan.IntInto(&u.ToolUsePromptTokenCount, v)
-		case jsonscan.FoldIs(k, "thoughtsTokenCount"):
-			return jsonscan.IntInto(&u.ThoughtsTokenCount, v)
-		case jsonscan.FoldIs(k, "candidatesTokenCount"):
-			if jsonscan.IsNull(v) {
-				u.CandidatesTokenCount = nil
-				return true
-			}
-			n, ok := jsonscan.ParseInt(v)
-			u.CandidatesTokenCount = &n
-			return ok
-		}
-		return true
+	return decodeCounts(b, []count{
+		{name: "promptTokenCount", to: &u.PromptTokenCount},
+		{name: "toolUsePromptTokenCount", to: &u.ToolUsePromptTokenCount},
+		{name: "thoughtsTokenCount", to: &u.ThoughtsTokenCount},
+		{name: "candidatesTokenCount", to: &u.CandidatesTokenCount, present: &u.HaveCandidates},
 	})
 }
 
@@ -151,13 +138,7 @@ func topGoogleUsage(body []byte) (*googleUsageJSON, bool) {
 	return &u, true
 }
 
-func googleUsage(body []byte) (Usage, bool) {
-	u, ok := topGoogleUsage(body)
-	if !ok {
-		return Usage{}, false
-	}
-	return u.usage(), true
-}
+var googleUsage = answerUsage(topGoogleUsage, (*googleUsageJSON).usage)
 
 // googleEvent reads one GenerateContentResponse of a stream (an SSE event
 // or a JSON array element).
@@ -169,7 +150,7 @@ func googleEvent(st *StreamState, _, data []byte) bool {
 	if u, ok := topGoogleUsage(data); ok {
 		st.U = u.usage()
 		st.HaveIn = true
-		st.HaveOut = u.CandidatesTokenCount != nil
+		st.HaveOut = u.HaveCandidates
 	}
 	// Google streams have no end event: the chunk that finishes the
 	// answer with its complete usage is the end, charged before it is

@@ -180,13 +180,7 @@ func askStreamUsage(body []byte, close int, so *jsonscan.Member) ([]jsonscan.Edi
 // maxOptionEdits bounds the include_usage members edited one by one.
 const maxOptionEdits = 4
 
-func openAIUsage(body []byte) (Usage, bool) {
-	u, ok := topUsage(body)
-	if !ok {
-		return Usage{}, false
-	}
-	return u.openAI(), true
-}
+var openAIUsage = answerUsage(topUsage, (*usageJSON).openAI)
 
 // chatEvent reads OpenAI chat and legacy completion chunks, and Mistral's.
 func chatEvent(st *StreamState, _, data []byte) bool {

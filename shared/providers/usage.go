@@ -36,23 +36,55 @@ func (u *usageJSON) anthropic() Usage {
 
 // decode reads an OpenAI, Mistral or Anthropic usage object.
 func (u *usageJSON) decode(b []byte) bool {
+	return decodeCounts(b, []count{
+		{name: "prompt_tokens", to: &u.PromptTokens},
+		{name: "completion_tokens", to: &u.CompletionTokens},
+		{name: "input_tokens", to: &u.InputTokens},
+		{name: "output_tokens", to: &u.OutputTokens},
+		{name: "cache_creation_input_tokens", to: &u.CacheCreationInputTokens},
+		{name: "cache_read_input_tokens", to: &u.CacheReadInputTokens},
+	})
+}
+
+// count is an integer member of a usage object: its name, where it is
+// read to and, for a member read as json.Unmarshal reads a *int64, where
+// its presence is noted (null: absent).
+type count struct {
+	name    string
+	to      *int64
+	present *bool
+}
+
+// decodeCounts reads the members of the object b named in counts.
+func decodeCounts(b []byte, counts []count) bool {
 	return jsonscan.EachMember(b, func(k, v []byte) bool {
-		switch {
-		case jsonscan.FoldIs(k, "prompt_tokens"):
-			return jsonscan.IntInto(&u.PromptTokens, v)
-		case jsonscan.FoldIs(k, "completion_tokens"):
-			return jsonscan.IntInto(&u.CompletionTokens, v)
-		case jsonscan.FoldIs(k, "input_tokens"):
-			return jsonscan.IntInto(&u.InputTokens, v)
-		case jsonscan.FoldIs(k, "output_tokens"):
-			return jsonscan.IntInto(&u.OutputTokens, v)
-		case jsonscan.FoldIs(k, "cache_creation_input_tokens"):
-			return jsonscan.IntInto(&u.CacheCreationInputTokens, v)
-		case jsonscan.FoldIs(k, "cache_read_input_tokens"):
-			return jsonscan.IntInto(&u.CacheReadInputTokens, v)
+		for _, c := range counts {
+			if !jsonscan.FoldIs(k, c.name) {
+				continue
+			}
+			if c.present != nil {
+				*c.present = !jsonscan.IsNull(v)
+				if !*c.present {
+					*c.to = 0
+					return true
+				}
+			}
+			return jsonscan.IntInto(c.to, v)
 		}
 		return true
 	})
+}
+
+// answerUsage reads the usage of a whole answer: top finds and decodes its
+// usage object, read turns it into a Usage.
+func answerUsage[U any](top func([]byte) (*U, bool), read func(*U) Usage) func([]byte) (Usage, bool) {
+	return func(body []byte) (Usage, bool) {
+		u, ok := top(body)
+		if !ok {
+			return Usage{}, false
+		}
+		return read(u), true
+	}
 }
 
 // usageMember reads a usage member value as json.Unmarshal reads it into

@@ -34,8 +34,20 @@ func checkUsageDecoders(t *testing.T, s string) {
 		t.Errorf("usageJSON %s: got %+v %v, json.Unmarshal %+v %v", s, got, gotOK, want, wantOK)
 	}
 
-	var gwant, ggot googleUsageJSON
-	wantOK = json.Unmarshal(b, &gwant) == nil
+	// candidatesTokenCount is read as into a *int64.
+	var gref struct {
+		PromptTokenCount        int64  `json:"promptTokenCount"`
+		ToolUsePromptTokenCount int64  `json:"toolUsePromptTokenCount"`
+		CandidatesTokenCount    *int64 `json:"candidatesTokenCount"`
+		ThoughtsTokenCount      int64  `json:"thoughtsTokenCount"`
+	}
+	wantOK = json.Unmarshal(b, &gref) == nil
+	gwant := googleUsageJSON{PromptTokenCount: gref.PromptTokenCount, ToolUsePromptTokenCount: gref.ToolUsePromptTokenCount,
+		ThoughtsTokenCount: gref.ThoughtsTokenCount, HaveCandidates: gref.CandidatesTokenCount != nil}
+	if gref.CandidatesTokenCount != nil {
+		gwant.CandidatesTokenCount = *gref.CandidatesTokenCount
+	}
+	var ggot googleUsageJSON
 	gotOK = ggot.decode(b)
 	if s != "null" && (gotOK != wantOK || wantOK && !reflect.DeepEqual(ggot, gwant)) {
 		t.Errorf("googleUsageJSON %s: got %+v %v, json.Unmarshal %+v %v", s, ggot, gotOK, gwant, wantOK)
