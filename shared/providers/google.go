@@ -126,17 +126,7 @@ func (u *googleUsageJSON) decode(b []byte) bool {
 	})
 }
 
-func topGoogleUsage(body []byte) (*googleUsageJSON, bool) {
-	b := jsonscan.MemberValue(body, "usageMetadata")
-	if b == nil {
-		return nil, false
-	}
-	var u googleUsageJSON
-	if !u.decode(b) {
-		return nil, false
-	}
-	return &u, true
-}
+var topGoogleUsage = topMember[googleUsageJSON]("usageMetadata")
 
 var googleUsage = answerUsage(topGoogleUsage, (*googleUsageJSON).usage)
 

@@ -138,16 +138,25 @@ func chatChunkUsage(data []byte) (u *usageJSON, noChoices bool, ok bool) {
 	return u, noChoices, ok
 }
 
-// topUsage reads the top-level usage object of a whole answer (answers
-// may carry megabytes of base64 images: the rest is not decoded).
-func topUsage(body []byte) (*usageJSON, bool) {
-	b := jsonscan.MemberValue(body, "usage")
-	if b == nil {
-		return nil, false
+// topUsage reads the top-level usage object of a whole answer.
+var topUsage = topMember[usageJSON]("usage")
+
+// topMember reads the top-level member name of a whole answer, a usage
+// object (answers may carry megabytes of base64 images: the rest is not
+// decoded).
+func topMember[U any, D interface {
+	*U
+	decode([]byte) bool
+}](name string) func([]byte) (*U, bool) {
+	return func(body []byte) (*U, bool) {
+		b := jsonscan.MemberValue(body, name)
+		if b == nil {
+			return nil, false
+		}
+		u := new(U)
+		if !D(u).decode(b) {
+			return nil, false
+		}
+		return u, true
 	}
-	var u usageJSON
-	if !u.decode(b) {
-		return nil, false
-	}
-	return &u, true
 }
