@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"html"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -78,13 +79,19 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	if !pol.RejectPhrases.Empty() && pol.RejectPhrases.Match(promptText(body)) {
 		return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
 	}
-	if !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI) && usesTools(body) {
+	checkTools := !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI)
+	checkImages := !exempt && !pol.VisionServices[config.VisionService(prov)]
+	var m marks
+	if checkTools || checkImages {
+		m = markers(body)
+	}
+	if checkTools && m.tools && usesTools(body) {
 		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
 	}
 	if exempt {
 		return nil
 	}
-	if !pol.VisionServices[config.VisionService(prov)] && hasImage(body) {
+	if checkImages && m.image && hasImage(body) {
 		return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
 	}
 	if limit := pol.MaxContext[prov]; text && limit > 0 && requested > limit {
@@ -94,13 +101,80 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	return nil
 }
 
+// marks are what one pass over a body found for the checks that walk it.
+type marks struct{ image, tools bool }
+
+// Words a member name or string value starts with in every image input
+// (OpenAI's image_url and input_image parts, Anthropic's image blocks,
+// Google's inline and file data) and every tool declaration.
+var (
+	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
+	toolWords  = []string{"tools", "functions"}
+	// wordStart holds the words' first letters: most strings start with
+	// none of them and are passed at once.
+	wordStart = func() (set [256]bool) {
+		for _, w := range append(slices.Clone(imageWords), toolWords...) {
+			set[w[0]] = true
+		}
+		return set
+	}()
+)
+
+// markers looks at the body once for what usesTools and hasImage look for:
+// a string (member names are strings) starting with one of their words,
+// or a \u escape, which could spell one. A body without them holds
+// neither, and is not walked: a prompt is mostly text, and the words
+// inside it do not start a string.
+func markers(body []byte) marks {
+	for i := 0; ; {
+		j := bytes.IndexByte(body[i:], '\\')
+		if j < 0 {
+			break
+		}
+		i += j + 1
+		if i < len(body) && body[i] == 'u' {
+			return marks{image: true, tools: true}
+		}
+		i++ // the escaped character
+		if i >= len(body) {
+			break
+		}
+	}
+	var m marks
+	for i := 0; ; {
+		j := bytes.IndexByte(body[i:], '"')
+		if j < 0 {
+			return m
+		}
+		i += j + 1
+		if i == len(body) {
+			return m
+		}
+		if !wordStart[body[i]] {
+			continue
+		}
+		rest := body[i:]
+		m.image = m.image || startsWithAny(rest, imageWords)
+		m.tools = m.tools || startsWithAny(rest, toolWords)
+		if m.image && m.tools {
+			return m
+		}
+	}
+}
+
+func startsWithAny(b []byte, words []string) bool {
+	for _, w := range words {
+		if len(b) >= len(w) && string(b[:len(w)]) == w {
+			return true
+		}
+	}
+	return false
+}
+
 // usesTools reports a non-empty tools or functions member (OpenAI's chat
 // and responses formats). Every member is read with its name unescaped:
 // a repeated or \u-escaped name is what an upstream's parser may take.
 func usesTools(body []byte) bool {
-	if !bytes.Contains(body, []byte("tools")) && !bytes.Contains(body, []byte("functions")) && !bytes.Contains(body, []byte(`\u`)) {
-		return false
-	}
 	found := false
 	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
 		switch k.String() {
@@ -112,24 +186,10 @@ func usesTools(body []byte) bool {
 	return found
 }
 
-// imageMarkers are byte sequences every image input contains in one
-// format or another; a body with none of them (and no \u escape, which
-// could spell them otherwise) is not walked.
-var imageMarkers = [][]byte{[]byte(`image`), []byte(`inline_data`), []byte(`inlineData`), []byte(`file_data`), []byte(`fileData`), []byte(`\u`)}
-
 // hasImage reports an image input in any of the formats served: OpenAI's
 // image_url and input_image parts, Anthropic's image blocks, Google's
 // inline and file data of an image type.
-func hasImage(body []byte) bool {
-	found := false
-	for _, m := range imageMarkers {
-		if bytes.Contains(body, m) {
-			found = true
-			break
-		}
-	}
-	return found && walkImage(gjson.ParseBytes(body), 0)
-}
+func hasImage(body []byte) bool { return walkImage(gjson.ParseBytes(body), 0) }
 
 // maxDepth bounds the walk over hostile bodies; formats nest a few levels.
 const maxDepth = 32

@@ -240,10 +240,16 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Add([]byte(`{"contents":[{"parts":[{"inlineData":{"mimeType":"image/png"}}]}]}`))
 	f.Add([]byte(`{"system":"zz","messages":[[[[[[{"text":"zz"}]]]]]]}`))
 	f.Add([]byte(`[1,{"a":null},"zz"`))
+	f.Add([]byte(`{"model":"gpt-4o","tools":[{"type":"function"}],"messages":[]}`))
+	f.Add([]byte(`{"model":"gpt-4o","\u0074ools":[{}],"messages":[{"role":"user","content":"say \"tools\" \\u"}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
-		img := hasImage(body)
-		if img && !strings.Contains(string(body), "image") && !strings.Contains(string(body), "Data") && !strings.Contains(string(body), "_data") && !strings.Contains(string(body), `\u`) {
-			t.Errorf("image found without a marker in %q", body)
+		// The one pass never hides what the walks find.
+		m := markers(body)
+		if !m.image && hasImage(body) {
+			t.Errorf("image walked into past the markers in %q", body)
+		}
+		if !m.tools && usesTools(body) {
+			t.Errorf("tools walked into past the markers in %q", body)
 		}
 		text := promptText(body)
 		if len(text) > 2*len(body)+16 {
