@@ -298,11 +298,12 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 			ev = ev.Str(TraceField, t)
 		}
 		path := RedactPath(r.URL.Path)
+		var scratch [256]byte
 		ev = ev.Dict("httpRequest", zerolog.Dict().
 			Str("requestMethod", r.Method).
 			Str("requestUrl", path).
 			Int("status", status).
-			Str("latency", strconv.FormatFloat(latency.Seconds(), 'f', 6, 64)+"s").
+			Bytes("latency", append(strconv.AppendFloat(scratch[:0], latency.Seconds(), 'f', 6, 64), 's')).
 			Str("remoteIp", ip).
 			Str("userAgent", r.UserAgent()))
 		if rec.route != "" {
@@ -317,7 +318,9 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		if rec.errMsg != "" {
 			ev = ev.Str("error", rec.errMsg)
 		}
-		ev.Msg(r.Method + " " + path + " " + strconv.Itoa(status))
+		// The message, built in a buffer of the stack rather than a string.
+		msg := append(append(append(append(scratch[:0], r.Method...), ' '), path...), ' ')
+		ev.Bytes(zerolog.MessageFieldName, strconv.AppendInt(msg, int64(status), 10)).Send()
 	})
 }
 
