@@ -481,7 +481,9 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 
 // readWhole reads a whole answer to charge its usage before relaying it.
 func (x *exchange) readWhole(resp *http.Response) error {
-	body, err := readAll(io.LimitReader(resp.Body, maxAnswer+1), min(resp.ContentLength, maxAnswer+1), 512)
+	// One byte of room: an answer of its announced length is read without
+	// growing the buffer to find its end; it is never edited in place.
+	body, err := readAll(io.LimitReader(resp.Body, maxAnswer+1), min(resp.ContentLength, maxAnswer+1), 1)
 	if err != nil {
 		return err // the upstream broke the answer: 502, nothing charged
 	}
