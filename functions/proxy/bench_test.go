@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -46,11 +47,19 @@ func staticUpstream(chunks int) http.Handler {
 func benchProxy(b *testing.B) (*httptest.Server, string) {
 	up := httptest.NewServer(staticUpstream(20))
 	b.Cleanup(up.Close)
-	cfg, err := config.FromMap(map[string]string{
-		"GATEKEEPER": "user_token", "ADMIN_KEY": adminKey, "GATEKEEPER_STORE": "memory",
-		"TEXT_MODEL_RATE_LIMIT": "0", "USER_CONCURRENCY_LIMIT": "0",
-		"OPENAI_KEY": openAIKey, "OPENAI_BASE_URL": up.URL,
-	})
+	d, token := benchDeps(b, map[string]string{"TEXT_MODEL_RATE_LIMIT": "0", "USER_CONCURRENCY_LIMIT": "0", "OPENAI_BASE_URL": up.URL})
+	srv := httptest.NewServer(New(d))
+	b.Cleanup(srv.Close)
+	return srv, token
+}
+
+// benchDeps builds the proxy's dependencies for a benchmark (user_token
+// mode, memory store, info logs discarded; vars add to or override that)
+// and creates one user, whose token it returns.
+func benchDeps(b *testing.B, vars map[string]string) (Deps, string) {
+	env := map[string]string{"GATEKEEPER": "user_token", "ADMIN_KEY": adminKey, "GATEKEEPER_STORE": "memory", "OPENAI_KEY": openAIKey}
+	maps.Copy(env, vars)
+	cfg, err := config.FromMap(env)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -59,9 +68,7 @@ func benchProxy(b *testing.B) (*httptest.Server, string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(New(d))
-	b.Cleanup(srv.Close)
-	return srv, u.Token
+	return d, u.Token
 }
 
 func benchRequests(b *testing.B, body string) {

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -10,12 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
-
-	"tollgate.dev/tollgate/shared/config"
-	"tollgate.dev/tollgate/shared/logging"
-	"tollgate.dev/tollgate/shared/users"
-	"tollgate.dev/tollgate/shared/users/memory"
 )
 
 // cannedTransport answers every request at once from memory, reading its
@@ -74,18 +67,7 @@ func BenchmarkHandlerBare(b *testing.B) {
 // handler, every limit on, over an in-memory upstream: the proxy's own
 // work per request, without the network.
 func BenchmarkHandler(b *testing.B) {
-	cfg, err := config.FromMap(map[string]string{
-		"GATEKEEPER": "user_token", "ADMIN_KEY": adminKey, "GATEKEEPER_STORE": "memory",
-		"OPENAI_KEY": openAIKey, "OPENAI_BASE_URL": "http://upstream.test",
-		"TEXT_MODEL_RATE_LIMIT": "1000000", "TOKEN_QUOTA_TURBO": "1000000000000",
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d := Deps{Config: cfg, Store: memory.New(), Log: logging.New(io.Discard, "info"), Now: time.Now}
-	u, err := (&users.Service{Store: d.Store, Defaults: cfg.TokenQuota, Now: d.Now}).Create(context.Background(), users.Patch{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	serveHandler(b, NewWithOptions(d, Options{Transport: cannedTransport{}}), "/openai/v1/chat/completions", u.Token)
+	d, token := benchDeps(b, map[string]string{"OPENAI_BASE_URL": "http://upstream.test",
+		"TEXT_MODEL_RATE_LIMIT": "1000000", "TOKEN_QUOTA_TURBO": "1000000000000"})
+	serveHandler(b, NewWithOptions(d, Options{Transport: cannedTransport{}}), "/openai/v1/chat/completions", token)
 }

@@ -98,15 +98,28 @@ func TestReservationChargedThenReleased(t *testing.T) {
 	}
 }
 
-// hookStore runs hook (once) after a Lookup has read the user and before
-// it returns: what another request does in that gap.
+// hookStore counts Lookups and runs hook (once) after a Lookup has read
+// the user and before it returns: what another request does in that gap.
 type hookStore struct {
 	*memory.Store
-	mu   sync.Mutex
-	hook func()
+	mu      sync.Mutex
+	hook    func()
+	lookups atomic.Int64
+}
+
+// hookedUser is tokA (gpt4o quota 1000) on a hookStore, authenticated.
+func hookedUser(t *testing.T) (*fixture, *hookStore, *gatekeeper.Principal) {
+	var hs *hookStore
+	f := newFixtureOn(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "0"), func(m *memory.Store) users.Store {
+		hs = &hookStore{Store: m}
+		return hs
+	})
+	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
+	return f, hs, f.mustAuth(t, tokA)
 }
 
 func (s *hookStore) Lookup(ctx context.Context, token string) (*users.User, error) {
+	s.lookups.Add(1)
 	u, err := s.Store.Lookup(ctx, token)
 	s.mu.Lock()
 	hook := s.hook
@@ -121,13 +134,7 @@ func (s *hookStore) Lookup(ctx context.Context, token string) (*users.User, erro
 // A charge (and its release) that lands after the check read the user but
 // before it counts the reservations is counted all the same.
 func TestReservationCountsChargeDuringCheck(t *testing.T) {
-	var hs *hookStore
-	f := newFixtureOn(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "0"), func(m *memory.Store) users.Store {
-		hs = &hookStore{Store: m}
-		return hs
-	})
-	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
-	p := f.mustAuth(t, tokA)
+	f, hs, p := hookedUser(t)
 	other, err := f.gk.Admit(ctx(t), p, "gpt4o", 890)
 	if err != nil {
 		t.Fatal(err)
@@ -166,13 +173,7 @@ func TestReservationCountsChargeDuringCheck(t *testing.T) {
 // copy read then: the user is read once per request. A charge since then
 // makes the check read it again, and count it.
 func TestReservationReadsTheUserAgainOnlyAfterACharge(t *testing.T) {
-	var cs *lookupCounter
-	f := newFixtureOn(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "0"), func(m *memory.Store) users.Store {
-		cs = &lookupCounter{Store: m}
-		return cs
-	})
-	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
-	p := f.mustAuth(t, tokA)
+	f, cs, p := hookedUser(t)
 	lookups := cs.lookups.Load()
 	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 100)
 	if err != nil {
@@ -193,17 +194,6 @@ func TestReservationReadsTheUserAgainOnlyAfterACharge(t *testing.T) {
 	if n := cs.lookups.Load() - lookups; n != 1 {
 		t.Errorf("the check read the user %d times after a charge, want 1", n)
 	}
-}
-
-// lookupCounter counts Lookups.
-type lookupCounter struct {
-	*memory.Store
-	lookups atomic.Int64
-}
-
-func (s *lookupCounter) Lookup(ctx context.Context, token string) (*users.User, error) {
-	s.lookups.Add(1)
-	return s.Store.Lookup(ctx, token)
 }
 
 // Many requests of one user at once never charge past the quota when each
