@@ -18,10 +18,10 @@ import (
 
 func init() {
 	functions.HTTP("proxy", onFirstRequest(func(in *app.Instance) http.Handler {
-		return proxy.New(proxy.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})
+		return proxy.New(*in)
 	}).ServeHTTP)
 	functions.HTTP("admin", onFirstRequest(func(in *app.Instance) http.Handler {
-		return admin.New(admin.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})
+		return admin.New(*in)
 	}).ServeHTTP)
 }
 

@@ -56,8 +56,8 @@ func run(environ []string, stdout, stderr io.Writer) error {
 		return lifecycle.Shutdown(ctx, drain, in.Store.Close)
 	})
 	mux, err := register(
-		drain.Wrap(proxy.New(proxy.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})),
-		drain.Wrap(admin.New(admin.Deps{Config: in.Config, Store: in.Store, Log: in.Log, Now: in.Now})),
+		drain.Wrap(proxy.New(*in)),
+		drain.Wrap(admin.New(*in)),
 	)
 	if err != nil {
 		return err

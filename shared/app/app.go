@@ -19,15 +19,12 @@ import (
 	"tollgate.dev/tollgate/shared/secrets"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/web"
 )
 
-// Instance is what Build makes: what a function's handler is built from.
-type Instance struct {
-	Config *config.Config
-	Store  users.Store
-	Log    zerolog.Logger
-	Now    func() time.Time
-}
+// Instance is what Build makes: what a function's handler is built from
+// (proxy.New and admin.New take it as it is).
+type Instance = web.Deps
 
 // StoreOpener opens the configured shared store; the memory store needs none.
 type StoreOpener func(ctx context.Context, cfg *config.Config, log zerolog.Logger) (users.Store, error)
