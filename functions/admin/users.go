@@ -7,19 +7,11 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
-)
-
-// Deadlines of the store calls one request makes: single users are quick,
-// listing, importing and maintenance walk every user.
-const (
-	oneUserTimeout  = 20 * time.Second
-	allUsersTimeout = 2 * time.Minute
 )
 
 // listBody is GET /users's answer, the original's {users, count}; count is
@@ -43,7 +35,7 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid(issues))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	list, err := a.svc.Store.List(ctx)
 	if err != nil {
@@ -81,7 +73,7 @@ func queryInt(q url.Values, name string, issues *[]users.Issue) int {
 func (a *api) userAction(act func(ctx context.Context, token string) (*users.User, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token := a.pathToken(r)
-		ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+		ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 		defer cancel()
 		u, err := act(ctx, token)
 		a.answerUser(w, r, u, err)
@@ -144,7 +136,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid(issues))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	u, err := a.svc.Create(ctx, p)
 	if err != nil {
@@ -165,7 +157,7 @@ func (a *api) upsertUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	u, _, err := a.svc.Upsert(ctx, token, p)
 	a.answerUser(w, r, u, err)
@@ -197,7 +189,7 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	rep, err := a.svc.ImportEach(ctx, ps)
 	if err != nil {
@@ -224,7 +216,7 @@ func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid([]users.Issue{{Path: "disabledReason", Message: "must be at most " + strconv.Itoa(users.MaxTextLen) + " characters"}}))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	u, err := a.svc.Disable(ctx, token, reason)
 	a.answerUser(w, r, u, err)
@@ -238,7 +230,7 @@ type maintainBody struct {
 // maintain runs a maintenance action over every user (Cloud Scheduler
 // calls it with the admin key).
 func (a *api) maintain(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	n, err := a.svc.Maintain(ctx, r.PathValue("action"))
 	if err != nil {

@@ -17,3 +17,11 @@ type Deps struct {
 	Log    zerolog.Logger
 	Now    func() time.Time // default time.Now
 }
+
+// Deadlines of the store calls one admin request makes, in the REST API
+// and the UI alike: a single user is quick; listing, importing and
+// maintenance walk every user.
+const (
+	OneUserTimeout  = 20 * time.Second
+	AllUsersTimeout = 2 * time.Minute
+)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // abusePage is the anti-abuse page: the live IP lists, force-expiring
@@ -49,7 +50,7 @@ func (h *handler) abuseForm(w http.ResponseWriter, r *http.Request, s session) {
 // showAbuse renders the page; typed keeps what the admin typed when an
 // edit was refused.
 func (h *handler) showAbuse(w http.ResponseWriter, r *http.Request, s session, code int, err error, typed *[2]string) {
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	lists, lerr := h.ips.Stored(ctx)
 	if lerr != nil {
@@ -160,7 +161,7 @@ func (h *handler) saveLists(w http.ResponseWriter, r *http.Request, s session) {
 		refuse(err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	if err := h.ips.Replace(ctx, users.IPLists{Whitelist: white, Blacklist: black}, h.clientIP(r)); err != nil {
 		refuse(err)

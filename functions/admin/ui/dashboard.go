@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // topUsers is how many users the dashboard ranks.
@@ -88,7 +89,7 @@ func (h *handler) recentEvents(w http.ResponseWriter, r *http.Request) (map[stri
 	if !ok || !h.cfg.EventLogging {
 		return nil, true
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	since := h.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(chartDays - 1))
 	byUser, err := ev.EventsSince(ctx, since, dashboardPerUser)

@@ -9,6 +9,7 @@ import (
 	"unicode/utf8"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // latestEvents is how many events the user page lists.
@@ -21,7 +22,7 @@ const maxChartPages = 20
 // userEvents reads the user's events of the chart's days, newest first;
 // more reports that older ones exist.
 func (h *handler) userEvents(ctx context.Context, ev users.Events, token string) ([]users.Event, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, allUsersTimeout)
+	ctx, cancel := context.WithTimeout(ctx, web.AllUsersTimeout)
 	defer cancel()
 	since := h.now().UTC().Truncate(24*time.Hour).AddDate(0, 0, -(chartDays - 1)).UnixMilli()
 	var out []users.Event

@@ -13,6 +13,7 @@ import (
 
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // Forms are turned into the same users.Patch the REST API parses, held to
@@ -244,7 +245,7 @@ func (h *handler) save(w http.ResponseWriter, r *http.Request, patch users.Patch
 		fail(http.StatusBadRequest, err)
 		return nil, false
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	u, err := call(ctx)
 	if err != nil {

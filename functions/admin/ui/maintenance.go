@@ -9,6 +9,7 @@ import (
 
 	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 type maintenanceAction struct {
@@ -70,7 +71,7 @@ func (h *handler) maintain(w http.ResponseWriter, r *http.Request, s session) {
 		h.renderError(w, r, http.StatusNotFound, "Unknown maintenance action.")
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	n, err := h.svc.Maintain(ctx, action)
 	if err != nil {

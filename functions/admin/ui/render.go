@@ -219,7 +219,7 @@ func (h *handler) formFailed(w http.ResponseWriter, r *http.Request, err error, 
 
 // listAll reads every user, or shows why it could not.
 func (h *handler) listAll(w http.ResponseWriter, r *http.Request) ([]*users.User, bool) {
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	list, err := h.svc.Store.List(ctx)
 	if err != nil {

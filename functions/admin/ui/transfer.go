@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 type importPage struct {
@@ -45,7 +46,7 @@ func (h *handler) importUsers(w http.ResponseWriter, r *http.Request, s session)
 		fail(http.StatusBadRequest, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), allUsersTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	written, err := h.svc.Import(ctx, ps)
 	if err != nil {

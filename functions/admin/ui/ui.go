@@ -48,13 +48,6 @@ const (
 	maxImportBody = 32<<20 + 64<<10
 )
 
-// Store deadlines, as the REST API's: one user is quick, listing,
-// importing and maintenance walk every user.
-const (
-	oneUserTimeout  = 20 * time.Second
-	allUsersTimeout = 2 * time.Minute
-)
-
 type handler struct {
 	cfg        *config.Config
 	clock      func() time.Time

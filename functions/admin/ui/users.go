@@ -262,7 +262,7 @@ func (h *handler) showUser(w http.ResponseWriter, r *http.Request, s session, u 
 func (h *handler) loadUser(w http.ResponseWriter, r *http.Request) (*users.User, bool) {
 	token := r.PathValue("token")
 	logging.FromContext(r.Context()).SetToken(token)
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	u, err := h.svc.Store.Get(ctx, token)
 	if err != nil {
@@ -308,7 +308,7 @@ func (h *handler) simpleAction(done string, do func(context.Context, string) (*u
 // userAction runs one service call on u, then goes back to the user page
 // with done's message, or shows the error there.
 func (h *handler) userAction(w http.ResponseWriter, r *http.Request, s session, u *users.User, done string, do func(context.Context) (*users.User, error)) {
-	ctx, cancel := context.WithTimeout(r.Context(), oneUserTimeout)
+	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
 	if _, err := do(ctx); err != nil {
 		e := web.AsError(err)
