@@ -98,18 +98,11 @@ func invocationMetrics(data []byte) (Usage, bool) {
 		return Usage{}, false
 	}
 	var in, out, cacheRead, cacheWrite int64
-	ok := jsonscan.EachMember(m, func(k, v []byte) bool {
-		switch {
-		case jsonscan.FoldIs(k, "inputTokenCount"):
-			return jsonscan.IntInto(&in, v)
-		case jsonscan.FoldIs(k, "outputTokenCount"):
-			return jsonscan.IntInto(&out, v)
-		case jsonscan.FoldIs(k, "cacheReadInputTokenCount"):
-			return jsonscan.IntInto(&cacheRead, v)
-		case jsonscan.FoldIs(k, "cacheWriteInputTokenCount"):
-			return jsonscan.IntInto(&cacheWrite, v)
-		}
-		return true
+	ok := decodeCounts(m, []count{
+		{name: "inputTokenCount", to: &in},
+		{name: "outputTokenCount", to: &out},
+		{name: "cacheReadInputTokenCount", to: &cacheRead},
+		{name: "cacheWriteInputTokenCount", to: &cacheWrite},
 	})
 	if !ok {
 		return Usage{}, false
