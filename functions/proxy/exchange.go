@@ -46,8 +46,10 @@ type exchange struct {
 	adm          *gatekeeper.Admission
 	family       string
 	keyIdx       int
-	call         *providers.Call // the upstream request, as the provider's hooks see it
-	status       int             // the upstream's answer's, for the request's event
+	call         *providers.Call  // the upstream request, as the provider's hooks see it (calls)
+	calls        providers.Call   // call's storage: one allocation less per request
+	answer       io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
+	status       int              // the upstream's answer's, for the request's event
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -284,7 +286,8 @@ func (x *exchange) forward() {
 	defer cancel()
 	x.cancelUpstream = cancel
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
-	x.call = &providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
+	x.calls = providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
+	x.call = &x.calls
 	if x.rq != nil {
 		x.call.Model, x.call.Stream, x.call.Body = x.rq.Model, x.rq.Stream, x.rq.Body
 		body := x.rq.Body
@@ -483,7 +486,8 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 func (x *exchange) readWhole(resp *http.Response) error {
 	// One byte of room: an answer of its announced length is read without
 	// growing the buffer to find its end; it is never edited in place.
-	body, err := readAll(io.LimitReader(resp.Body, maxAnswer+1), min(resp.ContentLength, maxAnswer+1), 1)
+	x.answer = io.LimitedReader{R: resp.Body, N: maxAnswer + 1} // in the exchange: no allocation
+	body, err := readAll(&x.answer, min(resp.ContentLength, maxAnswer+1), 1)
 	if err != nil {
 		return err // the upstream broke the answer: 502, nothing charged
 	}

@@ -182,7 +182,13 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return t.base.RoundTrip(req)
 	}
 	pool := x.up.keys
-	tried := make([]bool, len(pool.keys))
+	var few [8]bool // most pools are small: no allocation
+	var tried []bool
+	if len(pool.keys) <= len(few) {
+		tried = few[:len(pool.keys)]
+	} else {
+		tried = make([]bool, len(pool.keys))
+	}
 	key := x.keyIdx
 	for attempt := 1; ; attempt++ {
 		out := req
