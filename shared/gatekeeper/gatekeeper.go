@@ -31,7 +31,7 @@ type Gatekeeper struct {
 	window   *ratelimit.Window
 	inflight *ratelimit.Concurrency
 	ledger   *ledger
-	charges  charges
+	charges  *charges
 	// cluster keeps rate and concurrency limits in the store
 	// (LIMITS_SCOPE=cluster); nil: in this instance.
 	cluster  users.Limits
@@ -57,6 +57,7 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 		window:   ratelimit.NewWindow(time.Minute),
 		inflight: ratelimit.NewConcurrency(),
 		ledger:   newLedger(),
+		charges:  newCharges(),
 		lockout:  ratelimit.NewKeyLockout(),
 		adminKey: sha256.Sum256([]byte(cfg.AdminKey)),
 		proxyKey: sha256.Sum256([]byte(cfg.ProxyKey)),

@@ -2,6 +2,7 @@ package gatekeeper
 
 import (
 	"errors"
+	"hash/maphash"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -146,11 +147,17 @@ func satAdd(a, b int64) int64 {
 // charges tells whether a charge of a user has landed on this instance
 // since a given moment, so that a quota check can trust the copy of the
 // user read at authentication instead of reading it again. Users share
-// buckets by a hash of their token: another user's charge in the bucket
-// only costs a read that was not needed. Each bucket counts charges
-// started and finished; a charge counts as started before its usage is
-// recorded and as finished after the ledger has it.
-type charges [1024]struct{ started, finished atomic.Uint64 }
+// buckets by a seeded hash of their token, as the limiters' shards do:
+// another user's charge in the bucket only costs a read that was not
+// needed. Each bucket counts charges started and finished; a charge counts
+// as started before its usage is recorded and as finished after the
+// ledger has it.
+type charges struct {
+	seed    maphash.Seed
+	buckets [1024]struct{ started, finished atomic.Uint64 }
+}
+
+func newCharges() *charges { return &charges{seed: maphash.MakeSeed()} }
 
 // chargeMark is where a bucket stood: ok when no charge was under way.
 type chargeMark struct {
@@ -159,16 +166,12 @@ type chargeMark struct {
 }
 
 func (c *charges) bucket(token string) int {
-	h := uint32(2166136261) // FNV-1a
-	for i := 0; i < len(token); i++ {
-		h = (h ^ uint32(token[i])) * 16777619
-	}
-	return int(h % uint32(len(c)))
+	return int(maphash.String(c.seed, token) % uint64(len(c.buckets)))
 }
 
 // mark is taken before the user is read.
 func (c *charges) mark(token string) chargeMark {
-	b := &c[c.bucket(token)]
+	b := &c.buckets[c.bucket(token)]
 	finished := b.finished.Load() // first: a charge finishing between the loads leaves them unequal
 	started := b.started.Load()
 	return chargeMark{started: started, ok: started == finished}
@@ -177,15 +180,15 @@ func (c *charges) mark(token string) chargeMark {
 // none reports that no charge of the bucket was under way at m or has
 // started since: every charge of the user is in the copy read after m.
 func (c *charges) none(token string, m chargeMark) bool {
-	return m.ok && c[c.bucket(token)].started.Load() == m.started
+	return m.ok && c.buckets[c.bucket(token)].started.Load() == m.started
 }
 
 // start counts a charge as started; finish it, with the bucket start
 // returns, once the charge is recorded.
 func (c *charges) start(token string) int {
 	i := c.bucket(token)
-	c[i].started.Add(1)
+	c.buckets[i].started.Add(1)
 	return i
 }
 
-func (c *charges) finish(bucket int) { c[bucket].finished.Add(1) }
+func (c *charges) finish(bucket int) { c.buckets[bucket].finished.Add(1) }
