@@ -46,8 +46,7 @@ type exchange struct {
 	adm          *gatekeeper.Admission
 	family       string
 	keyIdx       int
-	call         *providers.Call  // the upstream request, as the provider's hooks see it (calls)
-	calls        providers.Call   // call's storage: one allocation less per request
+	call         providers.Call   // the upstream request, as the provider's hooks see it
 	answer       io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
 	status       int              // the upstream's answer's, for the request's event
 
@@ -286,8 +285,7 @@ func (x *exchange) forward() {
 	defer cancel()
 	x.cancelUpstream = cancel
 	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
-	x.calls = providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
-	x.call = &x.calls
+	x.call = providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {
 		x.call.Model, x.call.Stream, x.call.Body = x.rq.Model, x.rq.Stream, x.rq.Body
 		body := x.rq.Body
@@ -388,7 +386,7 @@ var dropResponseHeaders = []string{
 // for an error answer.
 func (x *exchange) modifyResponse(resp *http.Response) error {
 	if x.prov.Inbound != nil {
-		if err := x.prov.Inbound(resp, x.call); err != nil {
+		if err := x.prov.Inbound(resp, &x.call); err != nil {
 			return err
 		}
 		if err := x.answeredBy(x.call.Answered); err != nil {

@@ -206,7 +206,7 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			}
 		}
 		x.call.Cred = pool.keys[key]
-		if err := x.prov.Authorize(req.Context(), out, x.call); err != nil {
+		if err := x.prov.Authorize(req.Context(), out, &x.call); err != nil {
 			return nil, &outboundError{err}
 		}
 		resp, err := t.base.RoundTrip(out)
