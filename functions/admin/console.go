@@ -2,7 +2,6 @@ package admin
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"slices"
@@ -11,7 +10,6 @@ import (
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/users"
-	"tollgate.dev/tollgate/shared/web"
 )
 
 // eventsPage is GET /events/{token}: a page of the user's charged
@@ -37,10 +35,8 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	page := users.EventPage{Events: []users.Event{}}
 	if ev, ok := a.d.Store.(users.Events); ok && a.d.Config.EventLogging {
-		ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-		defer cancel()
 		var err error
-		if page, err = ev.EventPage(ctx, a.pathToken(r), cursor, limit); err != nil {
+		if page, err = ev.EventPage(r.Context(), a.pathToken(r), cursor, limit); err != nil {
 			a.fail(w, r, err)
 			return
 		}
@@ -61,9 +57,7 @@ type envLists struct {
 }
 
 func (a *api) getIPLists(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-	defer cancel()
-	l, err := a.ips.Stored(ctx)
+	l, err := a.ips.Stored(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -102,9 +96,7 @@ func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lists := users.IPLists{Whitelist: canonical(*in.Whitelist), Blacklist: canonical(*in.Blacklist)}
-	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-	defer cancel()
-	if err := a.ips.Replace(ctx, lists, a.clientIP(r)); err != nil {
+	if err := a.ips.Replace(r.Context(), lists, a.clientIP(r)); err != nil {
 		a.fail(w, r, err)
 		return
 	}
@@ -142,13 +134,11 @@ func strictJSON(data []byte, v any) error {
 
 // stats is the original's "generate stats" as Markdown (see ui.Stats).
 func (a *api) stats(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
-	defer cancel()
 	if _, err := ui.Stats(nil, r.URL.Query(), a.now()); err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	list, err := a.svc.Store.List(ctx)
+	list, err := a.svc.Store.List(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return

@@ -35,9 +35,7 @@ func (a *api) listUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid(issues))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
-	defer cancel()
-	list, err := a.svc.Store.List(ctx)
+	list, err := a.svc.Store.List(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -73,9 +71,7 @@ func queryInt(q url.Values, name string, issues *[]users.Issue) int {
 func (a *api) userAction(act func(ctx context.Context, token string) (*users.User, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		token := a.pathToken(r)
-		ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-		defer cancel()
-		u, err := act(ctx, token)
+		u, err := act(r.Context(), token)
 		a.answerUser(w, r, u, err)
 	}
 }
@@ -136,9 +132,7 @@ func (a *api) createUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid(issues))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-	defer cancel()
-	u, err := a.svc.Create(ctx, p)
+	u, err := a.svc.Create(r.Context(), p)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -157,9 +151,7 @@ func (a *api) upsertUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-	defer cancel()
-	u, _, err := a.svc.Upsert(ctx, token, p)
+	u, _, err := a.svc.Upsert(r.Context(), token, p)
 	a.answerUser(w, r, u, err)
 }
 
@@ -189,9 +181,7 @@ func (a *api) importUsers(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
-	defer cancel()
-	rep, err := a.svc.ImportEach(ctx, ps)
+	rep, err := a.svc.ImportEach(r.Context(), ps)
 	if err != nil {
 		a.fail(w, r, err)
 		return
@@ -216,9 +206,7 @@ func (a *api) disableUser(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid([]users.Issue{{Path: "disabledReason", Message: "must be at most " + strconv.Itoa(users.MaxTextLen) + " characters"}}))
 		return
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
-	defer cancel()
-	u, err := a.svc.Disable(ctx, token, reason)
+	u, err := a.svc.Disable(r.Context(), token, reason)
 	a.answerUser(w, r, u, err)
 }
 
@@ -230,9 +218,7 @@ type maintainBody struct {
 // maintain runs a maintenance action over every user (Cloud Scheduler
 // calls it with the admin key).
 func (a *api) maintain(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
-	defer cancel()
-	n, err := a.svc.Maintain(ctx, r.PathValue("action"))
+	n, err := a.svc.Maintain(r.Context(), r.PathValue("action"))
 	if err != nil {
 		a.fail(w, r, err)
 		return

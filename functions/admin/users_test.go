@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // putUser creates or updates token through the API.
@@ -480,5 +483,83 @@ func TestNumericStringsAsTheOriginal(t *testing.T) {
 		body: `{"users":[{"token":"num-user-000000000003","tokenLimits":{"gpt4o":"lots"}}]}`}), 400, "users[0].tokenLimits.gpt4o")
 	if u := e.stored("num-user-000000000001"); *u.MaxIPs != 3 {
 		t.Fatalf("a refused update changed maxIps: %v", *u.MaxIPs)
+	}
+}
+
+// deadlineStore records the deadline left to each store call it serves.
+type deadlineStore struct {
+	users.Store
+	mu   sync.Mutex
+	left []time.Duration // -1: the call had no deadline
+}
+
+func (s *deadlineStore) note(ctx context.Context) {
+	left := time.Duration(-1)
+	if d, ok := ctx.Deadline(); ok {
+		left = time.Until(d)
+	}
+	s.mu.Lock()
+	s.left = append(s.left, left)
+	s.mu.Unlock()
+}
+
+func (s *deadlineStore) Get(ctx context.Context, token string) (*users.User, error) {
+	s.note(ctx)
+	return s.Store.Get(ctx, token)
+}
+
+func (s *deadlineStore) List(ctx context.Context) ([]*users.User, error) {
+	s.note(ctx)
+	return s.Store.List(ctx)
+}
+
+func (s *deadlineStore) Modify(ctx context.Context, token string, create bool, fn users.ModifyFunc) (*users.User, error) {
+	s.note(ctx)
+	return s.Store.Modify(ctx, token, create, fn)
+}
+
+func (s *deadlineStore) Delete(ctx context.Context, token string) error {
+	s.note(ctx)
+	return s.Store.Delete(ctx, token)
+}
+
+// Every store call a route makes is bounded: one user's routes by
+// web.OneUserTimeout, those that walk every user by web.AllUsersTimeout.
+func TestRoutesBoundTheirStoreCalls(t *testing.T) {
+	s := &deadlineStore{Store: memory.New()}
+	e := newEnv(t, nil, withStore(s))
+	token := e.putUser("bounded-user", map[string]any{"type": "normal"}).Token
+	for _, tc := range []struct {
+		r     req
+		bound time.Duration
+	}{
+		{req{path: "/admin/users"}, web.AllUsersTimeout},
+		{req{method: http.MethodPost, path: "/admin/users", body: map[string]any{"type": "normal"}}, web.OneUserTimeout},
+		{req{method: http.MethodPut, path: "/admin/users", body: map[string]any{"users": []any{map[string]any{"token": token, "nickname": "x"}}}}, web.AllUsersTimeout},
+		{req{path: "/admin/users/" + token}, web.OneUserTimeout},
+		{req{method: http.MethodPut, path: "/admin/users/" + token, body: map[string]any{"nickname": "y"}}, web.OneUserTimeout},
+		{req{method: http.MethodDelete, path: "/admin/users/" + token}, web.OneUserTimeout},
+		{req{method: http.MethodPost, path: "/admin/users/" + token + "/reactivate"}, web.OneUserTimeout},
+		{req{method: http.MethodPost, path: "/admin/users/" + token + "/refresh-quota"}, web.OneUserTimeout},
+		{req{method: http.MethodPost, path: "/admin/maintenance/reset-counts"}, web.AllUsersTimeout},
+		{req{path: "/admin/stats"}, web.AllUsersTimeout},
+	} {
+		s.mu.Lock()
+		s.left = nil
+		s.mu.Unlock()
+		if rec := e.do(tc.r); rec.Code >= 300 {
+			t.Fatalf("%s %s: %d %s", tc.r.method, tc.r.path, rec.Code, rec.Body)
+		}
+		s.mu.Lock()
+		left := s.left
+		s.mu.Unlock()
+		if len(left) == 0 {
+			t.Fatalf("%s %s: no store call", tc.r.method, tc.r.path)
+		}
+		for _, l := range left {
+			if l > tc.bound || l < tc.bound-10*time.Second {
+				t.Errorf("%s %s: a store call had %v left, want at most %v (and set)", tc.r.method, tc.r.path, l, tc.bound)
+			}
+		}
 	}
 }

@@ -1,6 +1,8 @@
 package web
 
 import (
+	"context"
+	"net/http"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -25,3 +27,14 @@ const (
 	OneUserTimeout  = 20 * time.Second
 	AllUsersTimeout = 2 * time.Minute
 )
+
+// Within serves h with the request's context bounded by d: a route
+// declares the deadline of the store calls it makes (OneUserTimeout or
+// AllUsersTimeout), and its handler uses the request's context.
+func Within(d time.Duration, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		h(w, r.WithContext(ctx))
+	}
+}
