@@ -39,6 +39,9 @@ type env struct {
 	logs  *logBuffer
 	fakes map[upstreamfake.Kind]*upstreamfake.Fake
 	clock *clock
+	// origin, when set, is sent as Origin with every request, as a
+	// browser client sends it.
+	origin string
 }
 
 // clock is the injected time.
@@ -223,6 +226,9 @@ func (e *env) do(c call) answer {
 	}
 	if c.body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if e.origin != "" {
+		req.Header.Set("Origin", e.origin)
 	}
 	for k, v := range c.header {
 		req.Header.Set(k, v)

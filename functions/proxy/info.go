@@ -86,14 +86,18 @@ func externalRoot(r *http.Request, trustedProxies int) string {
 
 // CORS: browser clients (SillyTavern in a browser) call the proxy from
 // other origins with their own keys in headers; no cookie is involved, so
-// any origin may.
+// any origin may. A browser sends Origin with every POST, so a POST
+// without one comes from no browser and its answer goes without these
+// headers (each costs the client and the proxy a header on every chat);
+// answers to GET and HEAD carry them always, as a browser may reuse a
+// cached one for another origin.
 const (
 	corsAllowHeaders  = "Authorization, X-Api-Key, X-Goog-Api-Key, Content-Type, Anthropic-Version, Anthropic-Beta, Anthropic-Dangerous-Direct-Browser-Access, OpenAI-Beta, X-Goog-Api-Client"
 	corsExposeHeaders = "X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, X-Oai-Proxy-Error, X-Oai-Proxy-Error-Status"
 )
 
 func setCORS(h http.Header) {
-	// Every answer carries these: one backing array, canonical names.
+	// One backing array, canonical names.
 	v := []string{"*", corsExposeHeaders}
 	h["Access-Control-Allow-Origin"] = v[0:1:1]
 	h["Access-Control-Expose-Headers"] = v[1:2:2]

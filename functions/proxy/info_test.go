@@ -129,6 +129,18 @@ func TestCORS(t *testing.T) {
 	if o := e.fake(pc.kind).Last(t).Header.Get("Origin"); o != "" {
 		t.Errorf("upstream saw Origin %q", o)
 	}
+
+	// A POST without Origin comes from no browser: no CORS headers. GET
+	// answers carry them whoever asks (a browser may reuse a cached one).
+	a = e.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
+	if a.status != 200 || a.header.Get("Access-Control-Allow-Origin") != "" || a.header.Get("Access-Control-Expose-Headers") != "" {
+		t.Errorf("POST without Origin: %d, CORS headers %v", a.status, a.header)
+	}
+	for _, path := range []string{"/", "/health"} {
+		if a := e.do(call{method: http.MethodGet, path: path}); a.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("GET %s without Origin: Allow-Origin %q", path, a.header.Get("Access-Control-Allow-Origin"))
+		}
+	}
 }
 
 // One log line per request, with route, token tail, family and tokens,

@@ -214,7 +214,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.captcha.ServeHTTP(w, r) // it names its routes in the log line
 		return
 	}
-	setCORS(w.Header())
+	if r.Method != http.MethodPost || r.Header["Origin"] != nil {
+		setCORS(w.Header())
+	}
 	if r.Method == http.MethodOptions {
 		preflight(w, r)
 		return

@@ -210,6 +210,7 @@ func TestRefusals(t *testing.T) {
 		for _, pc := range provCases {
 			t.Run(tc.name+"/"+string(pc.kind), func(t *testing.T) {
 				e := newEnv(t, tc.vars)
+				e.origin = "http://localhost:8000" // a browser client: refusals must be readable
 				up := e.fake(pc.kind)
 				token, refused := tc.run(e, pc)
 				before := up.Count()
