@@ -27,6 +27,7 @@ type options struct {
 	rtdbN      int           // proxied requests counted against the RTDB fake
 	cpuProfile string        // CPU profile of the throughput runs
 	mutexProf  string        // mutex contention profile of the throughput runs
+	only       string        // one target alone (runOnly)
 }
 
 func main() {
@@ -38,7 +39,12 @@ func main() {
 	flag.IntVar(&o.rtdbN, "rtdb", 1000, "proxied requests counted against the RTDB fake (0: skip)")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the throughput runs to this file")
 	flag.StringVar(&o.mutexProf, "mutexprofile", "", "write a mutex contention profile of the throughput runs to this file")
+	flag.StringVar(&o.only, "only", "", "send -n requests one at a time to this target alone (direct, bare or tollgate) and print its cost per request")
 	flag.Parse()
+	run := run
+	if o.only != "" {
+		run = func(out io.Writer, o options) error { return runOnly(out, o.only, o) }
+	}
 	if err := run(os.Stdout, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
