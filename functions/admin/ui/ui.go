@@ -125,6 +125,7 @@ func New(o Options) http.Handler {
 	m.HandleFunc("GET /manage/users/{token}/edit", h.authed(h.editUserForm))
 	m.HandleFunc("POST /manage/users/{token}/edit", h.form(maxFormBody, h.editUser))
 	m.HandleFunc("POST /manage/users/{token}/disable", h.form(maxFormBody, h.disableUser))
+	m.HandleFunc("POST /manage/users/{token}/reason", h.form(maxFormBody, h.editReason))
 	m.HandleFunc("POST /manage/users/{token}/reactivate", h.form(maxFormBody, h.simpleAction("reactivated", h.svc.Reactivate)))
 	m.HandleFunc("POST /manage/users/{token}/refresh-quota", h.form(maxFormBody, h.simpleAction("refreshed", h.svc.RefreshQuota)))
 	m.HandleFunc("GET /manage/import", h.authed(h.importForm))
@@ -137,7 +138,6 @@ func New(o Options) http.Handler {
 	m.HandleFunc("POST /manage/abuse/lists", h.form(maxFormBody, h.saveLists))
 	m.HandleFunc("GET /manage/dashboard", h.authed(h.dashboard))
 	m.HandleFunc("GET /manage/stats", h.authed(h.stats))
-	m.HandleFunc("POST /manage/users/{token}/reason", h.form(maxFormBody, h.editReason))
 	return h
 }
 
