@@ -16,6 +16,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -107,18 +108,13 @@ func run(out io.Writer, o options) error {
 	p50 := [3]float64{us(pct(lat.direct, .5)), us(pct(lat.bare, .5)), us(pct(lat.proxied, .5))}
 	var c32 [3]float64
 
-	if o.cpuProfile != "" {
-		// The whole throughput phase: the three targets' goroutines are
-		// told apart by their stacks (proxy.(*handler) is tollgate's).
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
+	// The whole throughput phase: the three targets' goroutines are told
+	// apart by their stacks (proxy.(*handler) is tollgate's).
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	if o.mutexProf != "" {
 		runtime.SetMutexProfileFraction(1)
 	}
@@ -134,7 +130,7 @@ func run(out io.Writer, o options) error {
 	}
 	t.note("against the bare ReverseProxy", fmt.Sprintf("p50 %.2fx (added over direct %.2fx); throughput at concurrency 32 %.2f",
 		p50[2]/p50[1], (p50[2]-p50[0])/(p50[1]-p50[0]), c32[2]/c32[1]))
-	pprof.StopCPUProfile()
+	stopProfile()
 	if o.mutexProf != "" {
 		if err := writeProfile("mutex", o.mutexProf); err != nil {
 			return err
@@ -184,6 +180,26 @@ func run(out io.Writer, o options) error {
 	fmt.Fprintln(out, "reverse-proxy binary (bare RP column), exec to the first chat completion answered 200 for a")
 	fmt.Fprintln(out, "user's token; added and ratio are against that binary.")
 	return nil
+}
+
+// startCPUProfile profiles the process into path ("": not at all) until
+// stop, which may be called more than once.
+func startCPUProfile(path string) (stop func(), err error) {
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return sync.OnceFunc(func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}), nil
 }
 
 func writeProfile(name, path string) error {

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"runtime/pprof"
 	"syscall"
 	"time"
 )
@@ -26,17 +24,11 @@ func runOnly(out io.Writer, name string, o options) error {
 	if err := env.warm(); err != nil {
 		return err
 	}
-	if o.cpuProfile != "" {
-		f, err := os.Create(o.cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	t0, cpu0 := time.Now(), cpuTime()
 	for range o.requests {
 		if _, err := tg.do(env.client, chatBody); err != nil {
