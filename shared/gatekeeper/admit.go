@@ -154,10 +154,12 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 	}
 	settled0 := g.ledger.open(p.Token, family)
 	u := p.User
-	if !g.charges.none(p.Token, p.read) {
+	if !g.charges.none(p.Token, p.read) || g.now().Sub(p.read.at) > trustRead {
 		// The copy read at authentication may predate charges of requests
 		// that have since released their reservations: read the current
-		// one. (Without a charge since, it is as current as a new read.)
+		// one. (Without a charge since, it is as current as a new read,
+		// unless the body took long enough to arrive for a shared store's
+		// cache to have taken other instances' charges in meanwhile.)
 		var err error
 		if u, err = g.store.Lookup(ctx, p.Token); err != nil {
 			g.ledger.close(p.Token)

@@ -229,7 +229,7 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 	if !users.ValidToken(token) {
 		return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 	}
-	read := g.charges.mark(token)
+	read := g.charges.mark(token, now)
 	u, err := g.store.Lookup(ctx, token)
 	if err != nil {
 		if users.IsNotFound(err) {

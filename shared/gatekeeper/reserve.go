@@ -6,6 +6,7 @@ import (
 	"math"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -159,22 +160,30 @@ type charges struct {
 
 func newCharges() *charges { return &charges{seed: maphash.MakeSeed()} }
 
-// chargeMark is where a bucket stood: ok when no charge was under way.
+// chargeMark is where a bucket stood when the user was read (at): ok
+// when no charge was under way.
 type chargeMark struct {
 	started uint64
 	ok      bool
+	at      time.Time
 }
+
+// trustRead is how long the copy read at authentication may stand for a
+// new read: a body that takes longer to arrive (a slow or hostile client)
+// gets the user read again, so that its quota check is as fresh as the
+// store's cache.
+const trustRead = time.Second
 
 func (c *charges) bucket(token string) int {
 	return int(maphash.String(c.seed, token) % uint64(len(c.buckets)))
 }
 
-// mark is taken before the user is read.
-func (c *charges) mark(token string) chargeMark {
+// mark is taken before the user is read, at now.
+func (c *charges) mark(token string, now time.Time) chargeMark {
 	b := &c.buckets[c.bucket(token)]
 	finished := b.finished.Load() // first: a charge finishing between the loads leaves them unequal
 	started := b.started.Load()
-	return chargeMark{started: started, ok: started == finished}
+	return chargeMark{started: started, ok: started == finished, at: now}
 }
 
 // none reports that no charge of the bucket was under way at m or has

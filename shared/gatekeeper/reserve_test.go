@@ -196,6 +196,23 @@ func TestReservationReadsTheUserAgainOnlyAfterACharge(t *testing.T) {
 	}
 }
 
+// A body that takes long to arrive gets the user read again, without any
+// charge since: the copy from authentication is too old to stand for a
+// read of a shared store's cache.
+func TestReservationReadsTheUserAgainAfterASlowBody(t *testing.T) {
+	f, cs, p := hookedUser(t)
+	f.clock.Add(2 * time.Second) // the body's upload
+	lookups := cs.lookups.Load()
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Release()
+	if n := cs.lookups.Load() - lookups; n != 1 {
+		t.Errorf("the check read the user %d times two seconds after authentication, want 1", n)
+	}
+}
+
 // Many requests of one user at once never charge past the quota when each
 // is charged no more than it asked for.
 func TestParallelRequestsStayWithinQuota(t *testing.T) {
