@@ -5,6 +5,8 @@ package ratelimit
 
 import (
 	"hash/maphash"
+	"net/netip"
+	"slices"
 	"sync"
 	"time"
 )
@@ -205,18 +207,27 @@ func (sl Slot) Release() {
 
 // Lockout locks out a key (a client IP) after too many failures within a
 // window; old failures decay out of the window, so the lock lifts by
-// itself.
+// itself. An IPv6 address is counted with its whole /64, which one
+// client usually holds entirely, and an IPv4-mapped one as IPv4.
 type Lockout struct {
 	max    int
 	window time.Duration
 	mu     sync.Mutex
 	fails  map[string][]time.Time
+	// sweepAt is the number of keys at which Fail next drops the decayed
+	// ones: twice what the last sweep kept (maxKeys at most), so that a
+	// spray of addresses costs each failure a constant share of one
+	// sweep, not a whole one.
+	sweepAt int
 }
+
+// minSweep is the fewest keys at which Fail sweeps.
+const minSweep = 10000
 
 // NewLockout locks a key out after max failures within window; max 0
 // never locks.
 func NewLockout(max int, window time.Duration) *Lockout {
-	return &Lockout{max: max, window: window, fails: make(map[string][]time.Time)}
+	return &Lockout{max: max, window: window, fails: make(map[string][]time.Time), sweepAt: minSweep}
 }
 
 // Failed keys (admin or proxy keys) allowed per client address within
@@ -230,13 +241,33 @@ const (
 // within KeyLockoutWindow.
 func NewKeyLockout() *Lockout { return NewLockout(KeyLockoutMax, KeyLockoutWindow) }
 
+// lockKey is the key a client address counts under: its /64 for IPv6.
+// Anything that is not an address is its own key.
+func lockKey(key string) string {
+	a, err := netip.ParseAddr(key)
+	if err != nil {
+		return key
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}
+
 // Locked reports whether key is locked out at now, and for how long.
 func (l *Lockout) Locked(key string, now time.Time) (bool, time.Duration) {
 	if l.max <= 0 { // no lockout configured
 		return false, 0
 	}
+	key = lockKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	return l.lockedLocked(key, now)
+}
+
+func (l *Lockout) lockedLocked(key string, now time.Time) (bool, time.Duration) {
 	f := l.prune(key, now)
 	if len(f) < l.max {
 		return false, 0
@@ -249,18 +280,93 @@ func (l *Lockout) Locked(key string, now time.Time) (bool, time.Duration) {
 func (l *Lockout) Fail(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fails[key] = append(l.prune(key, now), now)
-	if len(l.fails) > 10000 { // bound memory under a spray of addresses
+	l.failLocked(lockKey(key), now)
+}
+
+func (l *Lockout) failLocked(key string, now time.Time) {
+	f := append(l.prune(key, now), now)
+	if l.max > 0 && len(f) > l.max {
+		// Only the last max failures decide the lock and its end.
+		f = append(f[:0], f[len(f)-l.max:]...)
+	}
+	l.fails[key] = f
+	if len(l.fails) >= l.sweepAt { // bound memory under a spray of addresses
 		for k := range l.fails {
-			if len(l.prune(k, now)) == 0 {
+			l.prune(k, now)
+		}
+		l.evict()
+		l.sweepAt = min(max(minSweep, 2*len(l.fails)), maxKeys)
+	}
+}
+
+// maxKeys bounds the addresses a lockout remembers (some 200 bytes each).
+const maxKeys = 100_000
+
+// evict forgets addresses down to maxKeys/2 when maxKeys are remembered:
+// first those not locked out (a spray of addresses costs one failure
+// each), so that an address cannot free itself by spraying others.
+func (l *Lockout) evict() {
+	if len(l.fails) < maxKeys {
+		return
+	}
+	for _, locked := range []bool{false, true} {
+		for k, f := range l.fails {
+			if len(l.fails) <= maxKeys/2 {
+				return
+			}
+			if locked || len(f) < l.max {
 				delete(l.fails, k)
 			}
 		}
 	}
 }
 
+// Attempt is a try counted as a failure before it is judged; see Begin.
+type Attempt struct {
+	l   *Lockout
+	key string
+	at  time.Time
+}
+
+// Begin starts an attempt by key at now, refused (locked true, with the
+// wait) while key is locked out. The attempt counts as a failure at once,
+// so that attempts made at the same time cannot together pass the limit;
+// Cancel takes it back when the attempt turns out well.
+func (l *Lockout) Begin(key string, now time.Time) (a Attempt, locked bool, wait time.Duration) {
+	if l.max <= 0 {
+		return Attempt{}, false, 0
+	}
+	key = lockKey(key)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if locked, wait := l.lockedLocked(key, now); locked {
+		return Attempt{}, true, wait
+	}
+	l.failLocked(key, now)
+	return Attempt{l: l, key: key, at: now}, false, 0
+}
+
+// Cancel takes back the failure Begin counted, if it is still counted.
+func (a Attempt) Cancel() {
+	if a.l == nil {
+		return
+	}
+	a.l.mu.Lock()
+	defer a.l.mu.Unlock()
+	f := a.l.fails[a.key]
+	if i := slices.Index(f, a.at); i >= 0 {
+		f = slices.Delete(f, i, i+1)
+		if len(f) == 0 {
+			delete(a.l.fails, a.key)
+			return
+		}
+		a.l.fails[a.key] = f
+	}
+}
+
 // Succeed clears key's failures.
 func (l *Lockout) Succeed(key string) {
+	key = lockKey(key)
 	l.mu.Lock()
 	delete(l.fails, key)
 	l.mu.Unlock()

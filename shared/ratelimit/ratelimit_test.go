@@ -316,3 +316,69 @@ func TestWindowUndo(t *testing.T) {
 	}
 	w.Undo("missing", at) // unknown keys are ignored
 }
+
+// An IPv6 client usually holds a whole /64: its addresses count together,
+// and an IPv4-mapped address counts as the IPv4 one.
+func TestLockoutCountsIPv6ByPrefix(t *testing.T) {
+	l := ratelimit.NewLockout(3, time.Minute)
+	l.Fail("2001:db8:1:2::1", t0)
+	l.Fail("2001:db8:1:2::2", t0)
+	l.Fail("2001:db8:1:2:ffff:ffff:ffff:ffff", t0)
+	if locked, _ := l.Locked("2001:db8:1:2::99", t0); !locked {
+		t.Fatal("another address of the same /64 is not locked")
+	}
+	if locked, _ := l.Locked("2001:db8:1:3::1", t0); locked {
+		t.Fatal("the next /64 is locked")
+	}
+	l.Succeed("2001:db8:1:2::5")
+	if locked, _ := l.Locked("2001:db8:1:2::1", t0); locked {
+		t.Fatal("a success in the /64 did not clear it")
+	}
+	for range 3 {
+		l.Fail("::ffff:198.51.100.7", t0)
+	}
+	if locked, _ := l.Locked("198.51.100.7", t0); !locked {
+		t.Fatal("the IPv4-mapped address and the IPv4 one count apart")
+	}
+	if locked, _ := l.Locked("198.51.100.8", t0); locked {
+		t.Fatal("an IPv4 address locked its neighbour")
+	}
+}
+
+// Attempts begun at the same time count before they are judged: of many
+// at once, only max get through, and a cancelled one frees its place.
+func TestLockoutBeginCountsAttemptsInFlight(t *testing.T) {
+	l := ratelimit.NewLockout(3, time.Minute)
+	var began atomic.Int64
+	var wg sync.WaitGroup
+	for range 24 {
+		wg.Go(func() {
+			if _, locked, _ := l.Begin("198.51.100.7", t0); !locked {
+				began.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := began.Load(); n != 3 {
+		t.Fatalf("%d of 24 attempts at once began; want 3", n)
+	}
+	l2 := ratelimit.NewLockout(3, time.Minute)
+	for i := range 10 {
+		a, locked, _ := l2.Begin("198.51.100.7", sec(i))
+		if locked {
+			t.Fatalf("attempt %d refused after every earlier one was cancelled", i)
+		}
+		a.Cancel()
+	}
+	a, _, _ := l2.Begin("198.51.100.7", sec(20))
+	l2.Begin("198.51.100.7", sec(21))
+	a.Cancel()
+	l2.Begin("198.51.100.7", sec(22))
+	if locked, _ := l2.Locked("198.51.100.7", sec(23)); locked {
+		t.Fatal("a cancelled attempt still counts")
+	}
+	l2.Begin("198.51.100.7", sec(23))
+	if _, locked, wait := l2.Begin("198.51.100.7", sec(24)); !locked || wait != 57*time.Second {
+		t.Fatalf("after 3 uncancelled attempts: locked %v, wait %s; want locked for 57s", locked, wait)
+	}
+}

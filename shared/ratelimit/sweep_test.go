@@ -66,3 +66,61 @@ func TestLockoutPrunesEmptyKeys(t *testing.T) {
 		t.Fatalf("decayed key kept: %v", l.fails)
 	}
 }
+
+// A spray of live addresses costs each failure a share of a sweep, not a
+// whole sweep: the threshold doubles with what a sweep keeps, and a
+// sweep still drops what has decayed.
+func TestLockoutSweepsAtDoublingSizes(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	l := NewLockout(3, time.Minute)
+	for i := range minSweep {
+		l.Fail(fmt.Sprintf("10.%d.%d.%d", i>>16, i>>8&255, i&255), t0)
+	}
+	if l.sweepAt != 2*minSweep {
+		t.Fatalf("after a sweep keeping %d live keys, the next is at %d; want %d", len(l.fails), l.sweepAt, 2*minSweep)
+	}
+	later := t0.Add(2 * time.Minute)
+	for i := range minSweep {
+		l.Fail(fmt.Sprintf("11.%d.%d.%d", i>>16, i>>8&255, i&255), later)
+	}
+	if len(l.fails) != minSweep || l.sweepAt != 2*minSweep {
+		t.Fatalf("second sweep: %d keys kept, next at %d; want the %d fresh ones and %d", len(l.fails), l.sweepAt, minSweep, 2*minSweep)
+	}
+}
+
+// A key keeps its last max failures only: hammering a lockout cannot
+// grow one key's record.
+func TestLockoutKeepsMaxFailuresPerKey(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	l := NewLockout(3, time.Hour)
+	for i := range 1000 {
+		l.Fail("a", t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	if n := len(l.fails["a"]); n != 3 {
+		t.Fatalf("failures kept for one key = %d, want 3", n)
+	}
+	// The lock lasts until the third-last failure decays.
+	if locked, wait := l.Locked("a", t0.Add(time.Second)); !locked || wait != time.Hour-time.Second+997*time.Millisecond {
+		t.Fatalf("Locked = %v, %s", locked, wait)
+	}
+}
+
+// Past maxKeys live addresses the lockout forgets half, those not locked
+// out first: an address cannot free itself by spraying failures from
+// others.
+func TestLockoutForgetsUnlockedAddressesFirst(t *testing.T) {
+	t0 := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	l := NewLockout(3, time.Hour)
+	for range 3 {
+		l.Fail("198.51.100.7", t0)
+	}
+	for i := range maxKeys {
+		l.Fail(fmt.Sprintf("2001:db8:%x:%x::1", i>>16, i&0xffff), t0)
+	}
+	if n := len(l.fails); n > maxKeys {
+		t.Fatalf("%d addresses remembered; want at most %d", n, maxKeys)
+	}
+	if locked, _ := l.Locked("198.51.100.7", t0); !locked {
+		t.Fatal("a spray of other addresses freed the locked one")
+	}
+}
