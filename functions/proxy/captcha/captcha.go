@@ -49,10 +49,16 @@ const (
 	// verifySlots bound concurrent argon2id verifications per instance:
 	// each takes Params.MemoryKiB of memory.
 	verifySlots = 2
+	// slotWait bounds a solution's wait for a verification slot.
+	slotWait = 10 * time.Second
 	// Failed solutions (only a forged client sends one) lock the address
 	// out of this instance for a while, as the original did.
 	failMax    = 3
 	failWindow = 6 * time.Hour
+	// Unknown tokens asked to refresh, allowed per address (the lookup
+	// page's limit): a mistyped token is not locked out for hours.
+	unknownMax    = 10
+	unknownWindow = 10 * time.Minute
 	// pruneBatch bounds the expired marks removed per issued token.
 	pruneBatch = 100
 )
@@ -72,6 +78,7 @@ type handler struct {
 	now      func() time.Time
 	clientIP func(*http.Request) string
 	lockout  *ratelimit.Lockout
+	unknown  *ratelimit.Lockout // unknown tokens asked to refresh
 	verify   chan struct{}
 	page     *template.Template
 }
@@ -112,6 +119,7 @@ func New(o Options) (http.Handler, error) {
 		now:      o.Now,
 		clientIP: o.ClientIP,
 		lockout:  ratelimit.NewLockout(failMax, failWindow),
+		unknown:  ratelimit.NewLockout(unknownMax, unknownWindow),
 		verify:   make(chan struct{}, verifySlots),
 	}
 	if h.params == (pow.Params{}) {

@@ -3,10 +3,17 @@ package captcha_test
 import (
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
+
+	"tollgate.dev/tollgate/functions/proxy/captcha"
+	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -127,6 +134,40 @@ func TestFailedSolutionsLockTheAddressOut(t *testing.T) {
 	cb := getChallenge(t, e.h, ipB, map[string]string{"action": "new"})
 	if r := verify(t, e.h, ipB, cb, "1"); r.status != http.StatusBadRequest {
 		t.Errorf("other address: %d %s, want its own 400", r.status, r.body)
+	}
+}
+
+// Wrong solutions sent at once from one address are counted before they
+// are hashed: no more of them cost a hash than the lockout allows, and the
+// rest are refused at once.
+func TestConcurrentWrongSolutionsStopAtTheLockout(t *testing.T) {
+	cfg := loadConfig(t, map[string]string{"POW_DIFFICULTY_LEVEL": "1000000000"})
+	e := newEnv(t, nil)
+	h, err := captcha.New(captcha.Options{Config: cfg, Store: e.store, Log: zerolog.Nop(), Now: e.clock.Now, ClientIP: testIP,
+		Params: pow.Params{Time: 1, MemoryKiB: 8 << 10, Threads: 1, HashLen: 32}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := getChallenge(t, h, ipA, map[string]string{"action": "new"})
+	const n = 24
+	var wrong, refused atomic.Int64
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			switch r := verify(t, h, ipA, c, strconv.Itoa(i+1)); {
+			case r.status == http.StatusBadRequest && strings.Contains(string(r.body), "does not solve"):
+				wrong.Add(1)
+			case r.status == http.StatusTooManyRequests:
+				refused.Add(1)
+			default:
+				t.Errorf("solution %d: %d %s", i+1, r.status, r.body)
+			}
+		})
+	}
+	wg.Wait()
+	if wrong.Load() != 3 || refused.Load() != n-3 {
+		t.Errorf("of %d wrong solutions at once: %d hashed and refused as wrong, %d refused as locked out; want 3 and %d",
+			n, wrong.Load(), refused.Load(), n-3)
 	}
 }
 

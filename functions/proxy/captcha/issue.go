@@ -56,7 +56,16 @@ func (h *handler) serveChallenge(w http.ResponseWriter, r *http.Request) {
 		// Checked now so that nobody works for a refresh that will be
 		// refused, and again when the solution comes back.
 		logging.FromContext(r.Context()).SetToken(req.Token)
+		// Unknown tokens are counted per address, as on the lookup page,
+		// so that this question cannot be asked of the store unbounded.
+		if secs, locked := web.LockedOut(w, h.unknown, ip, now); locked {
+			fail(w, r, http.StatusTooManyRequests, "Too many unknown tokens from this address; try again in "+strconv.Itoa((secs+59)/60)+" min.")
+			return
+		}
 		if status, msg := h.checkRefreshable(r.Context(), req.Token, ip, now); status != 0 {
+			if status == http.StatusNotFound {
+				h.unknown.Fail(ip, now)
+			}
 			fail(w, r, status, msg)
 			return
 		}
@@ -96,11 +105,21 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 	rec.SetRoute("POST " + Path + "/verify")
 	ip := h.clientIP(r)
 	now := h.now()
-	if locked, wait := h.lockout.Locked(ip, now); locked {
+	// The attempt counts as a failure until it proves otherwise, so that
+	// solutions sent at once from one address cannot together cost more
+	// hashes than the lockout allows.
+	attempt, locked, wait := h.lockout.Begin(ip, now)
+	if locked {
 		w.Header().Set("Retry-After", strconv.Itoa(int(wait.Seconds())+1))
 		fail(w, r, http.StatusTooManyRequests, "Too many failed solutions from this address; try again later.")
 		return
 	}
+	failed := false // a wrong solution or a replay: each cost a hash
+	defer func() {
+		if !failed {
+			attempt.Cancel()
+		}
+	}()
 	var req verifyRequest
 	if err := readJSON(r, &req); err != nil {
 		fail(w, r, http.StatusBadRequest, err.Error())
@@ -115,10 +134,11 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusBadRequest, "The challenge is malformed; request a new one.")
 		return
 	}
-	if status, msg := h.checkSolution(r.Context(), c, req.Solution, ip, now); status != 0 {
+	if status, msg, err := h.checkSolution(r.Context(), c, req.Solution, ip, now); status != 0 {
 		if status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", "2")
 		}
+		failed = errors.Is(err, pow.ErrSolution)
 		fail(w, r, status, msg)
 		return
 	}
@@ -135,7 +155,7 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 	}
 	if !fresh {
 		// Each replay cost a hash: it counts as a failure, like a wrong solution.
-		h.lockout.Fail(ip, now)
+		failed = true
 		fail(w, r, http.StatusConflict, "This challenge was already used; request a new one.")
 		return
 	}
@@ -166,25 +186,27 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 }
 
 // checkSolution checks the challenge against this client and clock, then
-// hashes the solution, no more than verifySlots at once.
-func (h *handler) checkSolution(ctx context.Context, c pow.Challenge, solution, ip string, now time.Time) (int, string) {
+// hashes the solution, no more than verifySlots at once, waiting at most
+// slotWait for a turn. err is Verify's.
+func (h *handler) checkSolution(ctx context.Context, c pow.Challenge, solution, ip string, now time.Time) (status int, msg string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, slotWait)
+	defer cancel()
 	select {
 	case h.verify <- struct{}{}:
 		defer func() { <-h.verify }()
 	case <-ctx.Done():
-		return http.StatusServiceUnavailable, "The server is busy; try again shortly."
+		return http.StatusServiceUnavailable, "The server is busy; try again shortly.", nil
 	}
-	switch err := c.Verify(solution, ip, now); {
+	switch err = c.Verify(solution, ip, now); {
 	case err == nil:
-		return 0, ""
+		return 0, "", nil
 	case errors.Is(err, pow.ErrExpired):
-		return http.StatusBadRequest, "The challenge expired before it was solved; request a new one."
+		return http.StatusBadRequest, "The challenge expired before it was solved; request a new one.", err
 	case errors.Is(err, pow.ErrWrongIP):
-		return http.StatusBadRequest, "The solution must come from the address the challenge was issued to."
+		return http.StatusBadRequest, "The solution must come from the address the challenge was issued to.", err
 	default:
-		h.lockout.Fail(ip, now)
 		h.log.Warn().Str("ip", ip).Msg("captcha: a solution failed verification")
-		return http.StatusBadRequest, "The solution does not solve the challenge."
+		return http.StatusBadRequest, "The solution does not solve the challenge.", err
 	}
 }
 

@@ -2,6 +2,7 @@ package captcha_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -95,6 +96,28 @@ func TestRefreshRefusesOtherTokens(t *testing.T) {
 		if r.status != http.StatusForbidden {
 			t.Errorf("%s: %d %s, want 403", name, r.status, r.body)
 		}
+	}
+}
+
+// Asking to refresh unknown tokens is limited per address as the lookup
+// page is: after 10 within 10 minutes the address is refused without a
+// store read, even for a real token, and another address is not.
+func TestRefreshOfUnknownTokensLocksTheAddressOut(t *testing.T) {
+	e := newEnv(t, nil)
+	tok := earn(t, e.h, ipB).Token
+	for i := range 10 {
+		r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": fmt.Sprintf("guess-%04d", i)})
+		if r.status != http.StatusNotFound {
+			t.Fatalf("unknown token %d: %d %s, want 404", i, r.status, r.body)
+		}
+	}
+	r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": tok})
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("after 10 unknown tokens: %d %s, want 429 with Retry-After", r.status, r.body)
+	}
+	e.clock.Advance(time.Minute)
+	if r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipB, map[string]string{"action": "refresh", "token": tok}); r.status != http.StatusOK {
+		t.Errorf("another address: %d %s, want its challenge", r.status, r.body)
 	}
 }
 
