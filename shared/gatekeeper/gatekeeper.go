@@ -251,11 +251,16 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 		if u, err = g.refresh(ctx, token, now); err != nil {
 			return nil, err
 		}
+		read = chargeMark{} // see below
 	}
 	if !u.HasIP(ip) {
 		if u, err = g.admitIP(ctx, token, ip, now); err != nil {
 			return nil, err
 		}
+		// The copy a write returns is the database's, without this
+		// instance's usage not yet written: it may not stand for a
+		// Lookup at the quota check.
+		read = chargeMark{}
 	}
 	return &Principal{IP: ip, Token: token, User: u, Key: token, Exempt: u.Type == users.Special, read: read}, nil
 }

@@ -1,0 +1,139 @@
+package gatekeeper_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
+	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/rtdb"
+)
+
+// rtdbGatekeeper is a gatekeeper over the RTDB store on the in-process
+// fake, with tokA (gpt4o quota 1000, created at t0) in the database.
+func rtdbGatekeeper(t *testing.T, env map[string]string, edit func(u *users.User)) (*gatekeeper.Gatekeeper, *rtdb.Store, *rtdbfake.Server, *clock) {
+	t.Helper()
+	t.Setenv("FIREBASE_DATABASE_EMULATOR_HOST", "")
+	srv := rtdbfake.Start(t)
+	c := &clock{t: t0}
+	st, err := rtdb.Open(context.Background(), rtdb.Options{
+		URL: srv.URL(), CacheTTL: 5 * time.Second, FlushEvery: time.Hour,
+		CallTimeout: 2 * time.Second, Logf: t.Logf,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close(context.Background()) })
+	cfg, err := config.FromMap(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Modify(ctx(t), tokA, true, func(u *users.User, _ bool) error {
+		*u = *users.New(tokA, users.Normal, t0, cfg.TokenQuota)
+		u.TokenLimits["gpt4o"] = 1000
+		if edit != nil {
+			edit(u)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return gatekeeper.New(cfg, st, c.Now), st, srv, c
+}
+
+// A charge the database could not take at once is kept by the store as
+// pending usage. A later request from a new address goes through admitIP,
+// whose Store.Modify answers the user as the database holds it, without
+// that usage: the quota check must not trust that copy.
+func TestNewAddressAfterAKeptChargeKeepsTheQuota(t *testing.T) {
+	gk, st, srv, _ := rtdbGatekeeper(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "1"), nil)
+
+	p, err := gk.Authenticate(ctx(t), request(clientIP, tokA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gk.Admit(ctx(t), p, "gpt4o", 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.SetDown(true) // the write of the charge fails: it is kept
+	err = gk.Charge(ctx(t), p, "gpt4o", 900)
+	if !errors.Is(err, gatekeeper.ErrChargeKept) {
+		t.Fatalf("charge: %v, want ErrChargeKept", err)
+	}
+	a.Release()
+	srv.SetDown(false)
+
+	// The instance's own view counts the kept charge.
+	if u, err := st.Lookup(ctx(t), tokA); err != nil || u.TokenCounts["gpt4o"] != 900 {
+		t.Fatalf("Lookup: %v, count %d, want 900", err, u.TokenCounts["gpt4o"])
+	}
+	// Same user, same instance, a second address.
+	p2, err := gk.Authenticate(ctx(t), request("203.0.113.9", tokA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := gk.Admit(ctx(t), p2, "gpt4o", 500)
+	if err == nil {
+		a2.Release()
+		t.Fatalf("admitted 500 more tokens with 900 of 1000 used: quota overshoot")
+	}
+}
+
+// flushHook runs hook (once) when a flush starts: what another request
+// of the instance does between a charge being recorded and written.
+type flushHook struct {
+	*rtdb.Store
+	hook func()
+}
+
+func (s *flushHook) Flush(ctx context.Context) error {
+	if h := s.hook; h != nil {
+		s.hook = nil
+		h()
+	}
+	return s.Store.Flush(ctx)
+}
+
+// No outage needed: a request from a new address that authenticates
+// while another request's charge is recorded but not yet flushed gets
+// the database's copy (admitIP's Modify), without that charge. Once the
+// charging request has released its reservation, the quota check must
+// still count the charge, though none started since and the copy is
+// under a second old.
+func TestNewAddressDuringAFlushKeepsTheQuota(t *testing.T) {
+	env := userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "1")
+	_, st, _, c := rtdbGatekeeper(t, env, nil)
+	cfg, _ := config.FromMap(env)
+	hs := &flushHook{Store: st}
+	gk := gatekeeper.New(cfg, hs, c.Now)
+
+	p, err := gk.Authenticate(ctx(t), request(clientIP, tokA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gk.Admit(ctx(t), p, "gpt4o", 900)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p2 *gatekeeper.Principal
+	hs.hook = func() {
+		p2, err = gk.Authenticate(ctx(t), request("203.0.113.9", tokA))
+	}
+	if err := gk.Charge(ctx(t), p, "gpt4o", 900); err != nil {
+		t.Fatal(err)
+	}
+	a.Release()
+	if err != nil {
+		t.Fatal(err)
+	}
+	a2, err := gk.Admit(ctx(t), p2, "gpt4o", 500)
+	if err == nil {
+		a2.Release()
+		t.Fatalf("admitted 500 more tokens with 900 of 1000 charged: quota overshoot (principal saw %d used)", p2.User.TokenCounts["gpt4o"])
+	}
+}
