@@ -137,3 +137,47 @@ func TestNewAddressDuringAFlushKeepsTheQuota(t *testing.T) {
 		t.Fatalf("admitted 500 more tokens with 900 of 1000 charged: quota overshoot (principal saw %d used)", p2.User.TokenCounts["gpt4o"])
 	}
 }
+
+// TOKEN_QUOTA_* and tokenRefresh accept values up to 2^53; a refresh
+// grants count + q, held at 2^53, which the RTDB store can write: were it
+// not, the refresh would stay due and every request of the user fail.
+func TestRefreshOfAHugeAmountStaysWritable(t *testing.T) {
+	gk, _, _, c := rtdbGatekeeper(t, userEnv("QUOTA_REFRESH_PERIOD", "hourly", "TEXT_MODEL_RATE_LIMIT", "0"), func(u *users.User) {
+		u.TokenRefresh = map[string]int64{"gpt4o": 1 << 53} // accepted by ParsePatch
+		u.TokenCounts["gpt4o"] = 10
+	})
+	// Before the boundary: served.
+	if _, err := gk.Authenticate(ctx(t), request(clientIP, tokA)); err != nil {
+		t.Fatal(err)
+	}
+	c.Set(t0.Add(time.Hour)) // past the next hourly boundary
+	for i := range 2 {
+		_, err := gk.Authenticate(ctx(t), request(clientIP, tokA))
+		if err != nil {
+			t.Errorf("request %d after the refresh boundary: %v", i, err)
+		}
+	}
+}
+
+// The same refresh, run by the maintenance endpoint, reaches the users
+// after that one.
+func TestRefreshOfAHugeAmountByMaintenance(t *testing.T) {
+	_, st, _, _ := rtdbGatekeeper(t, userEnv(), func(u *users.User) {
+		u.TokenRefresh = map[string]int64{"gpt4o": 1 << 53}
+		u.TokenCounts["gpt4o"] = 10
+	})
+	const other = "99999999-9999-4999-8999-999999999999" // after tokA in key order
+	if _, err := st.Modify(ctx(t), other, true, func(u *users.User, _ bool) error {
+		*u = *users.New(other, users.Normal, t0, nil)
+		u.TokenRefresh = map[string]int64{"gpt4o": 100}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &users.Service{Store: st, Now: func() time.Time { return t0.Add(time.Hour) }}
+	n, err := svc.Maintain(ctx(t), users.ActionRefreshQuotas)
+	u, _ := st.Get(ctx(t), other)
+	if err != nil || u.TokenLimits["gpt4o"] != 100 {
+		t.Fatalf("refresh-quotas: %d refreshed, err %v; the other user's gpt4o limit is %d, want 100", n, err, u.TokenLimits["gpt4o"])
+	}
+}

@@ -35,8 +35,8 @@ func (p *Patch) Check() error {
 		counts[path] = *field(p)
 	}
 	for path, o := range counts {
-		if o.has() && o.Value < 0 {
-			add(path, notNegative)
+		if o.has() {
+			add(path, wholeRange(o.Value))
 		}
 	}
 	for path, field := range familyFields {
@@ -44,8 +44,8 @@ func (p *Patch) Check() error {
 		for _, f := range slices.Sorted(maps.Keys(o.Value)) {
 			if !ValidFamily(f) {
 				add(path+"."+f, familyName)
-			} else if o.Value[f] < 0 {
-				add(path+"."+f, notNegative)
+			} else {
+				add(path+"."+f, wholeRange(o.Value[f]))
 			}
 		}
 	}
@@ -61,8 +61,21 @@ const (
 	tokenShape  = "must be 1-128 letters, digits, '-' or '_'"
 	typeValues  = `must be one of "normal", "special", "temporary"`
 	notNegative = "must be 0 or more"
+	tooLarge    = "must be at most 2^53"
 	familyName  = "is not a valid model family name"
 )
+
+// wholeRange is the issue of a number outside 0..2^53 (what a JSON
+// number and the database hold exactly), "" if none.
+func wholeRange(n int64) string {
+	switch {
+	case n < 0:
+		return notNegative
+	case n > maxExact:
+		return tooLarge
+	}
+	return ""
+}
 
 // textTooLong is the issue of a free-text field over its limit, "" if none.
 func textTooLong(s, field string) string {

@@ -31,6 +31,8 @@ func TestPatchCheck(t *testing.T) {
 		{"bad type", users.Patch{Type: set(users.Type("root"))}, map[string]any{"type": "root"}, []string{"type"}},
 		{"bad token", users.Patch{Token: set("a b")}, map[string]any{"token": "a b"}, []string{"token"}},
 		{"negative", users.Patch{MaxIPs: set[int64](-1), PromptCount: set[int64](-2)}, map[string]any{"maxIps": -1, "promptCount": -2}, []string{"maxIps", "promptCount"}},
+		{"beyond 2^53", users.Patch{PromptCount: set[int64](1<<53 + 1), TokenCounts: set(map[string]int64{"gpt4o": 1<<63 - 1})},
+			map[string]any{"promptCount": 1<<53 + 1, "tokenCounts": map[string]int64{"gpt4o": 1<<63 - 1}}, []string{"promptCount", "tokenCounts.gpt4o"}},
 		{"families", users.Patch{TokenLimits: set(map[string]int64{"bad name": 1, "gpt4o": -1}), TokenRefresh: set(map[string]int64{"claude": 3})},
 			map[string]any{"tokenLimits": map[string]int64{"bad name": 1, "gpt4o": -1}, "tokenRefresh": map[string]int64{"claude": 3}}, []string{"tokenLimits.bad name", "tokenLimits.gpt4o"}},
 	}

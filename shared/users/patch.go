@@ -350,14 +350,11 @@ func integer(raw json.RawMessage) (int64, string) {
 		case f < 0:
 			return 0, "must be 0 or more"
 		case f > maxExact || errors.Is(ferr, strconv.ErrRange):
-			return 0, "must be at most 2^53"
+			return 0, tooLarge
 		}
 		n = int64(f)
 	}
-	if n < 0 {
-		return 0, notNegative
-	}
-	return n, ""
+	return n, wholeRange(n)
 }
 
 func (d *fieldDecoder) count(k string, raw json.RawMessage) int64 {

@@ -89,6 +89,9 @@ func TestParsePatchIssues(t *testing.T) {
 		{"count fraction string", `{"maxIps":"2.5"}`, []users.Issue{{"maxIps", "must be a whole number"}}},
 		{"count negative string", `{"tokenLimits":{"gpt4o":"-3"}}`, []users.Issue{{"tokenLimits.gpt4o", "must be 0 or more"}}},
 		{"count too large", `{"promptCount":1e300}`, []users.Issue{{"promptCount", "must be at most 2^53"}}},
+		{"count beyond 2^53 in digits", `{"promptCount":9007199254740993}`, []users.Issue{{"promptCount", "must be at most 2^53"}}},
+		{"count of 2^63-1", `{"tokenCounts":{"gpt4o":9223372036854775807}}`, []users.Issue{{"tokenCounts.gpt4o", "must be at most 2^53"}}},
+		{"count beyond 2^53 as a string", `{"maxIps":"9007199254740993"}`, []users.Issue{{"maxIps", "must be at most 2^53"}}},
 		{"count negative", `{"promptCount":-1}`, []users.Issue{{"promptCount", "must be 0 or more"}}},
 		{"count bool", `{"promptCount":true}`, []users.Issue{{"promptCount", "must be an integer"}}},
 		{"count null", `{"promptCount":null}`, []users.Issue{{"promptCount", "may not be null"}}},
@@ -151,13 +154,13 @@ func TestParsePatchMessageIsStable(t *testing.T) {
 
 func TestParsePatchLimitsAccepted(t *testing.T) {
 	doc := `{"nickname":"` + strings.Repeat("é", 80) + `","adminNote":"` + strings.Repeat("x", 2000) +
-		`","token":"` + strings.Repeat("a", 128) + `","tokenLimits":{"` + strings.Repeat("f", 64) + `":9007199254740993}}`
+		`","token":"` + strings.Repeat("a", 128) + `","tokenLimits":{"` + strings.Repeat("f", 64) + `":9007199254740992}}`
 	p, err := users.ParsePatch([]byte(doc))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.TokenLimits.Value[strings.Repeat("f", 64)] != 9007199254740993 {
-		t.Errorf("large integer lost precision: %v", p.TokenLimits.Value)
+	if p.TokenLimits.Value[strings.Repeat("f", 64)] != 1<<53 {
+		t.Errorf("2^53 lost: %v", p.TokenLimits.Value)
 	}
 }
 

@@ -49,15 +49,16 @@ func RefreshDue(u *User, s Schedule, now time.Time) bool {
 
 // RefreshQuota grants each family with a refresh amount q (the user's
 // tokenRefresh when above 0, else the default quota: the original's
-// `tokenRefresh[f] || TOKEN_QUOTA_<F>`) a limit of count + q. Counts are
-// never reset. It reports whether any limit changed.
+// `tokenRefresh[f] || TOKEN_QUOTA_<F>`) a limit of count + q, 2^53 at
+// most (the database's largest exact number). Counts are never reset. It
+// reports whether any limit changed.
 func RefreshQuota(u *User, defaults map[string]int64, now time.Time) bool {
 	changed := false
 	grant := func(f string, q int64) {
 		if q <= 0 {
 			return
 		}
-		if l := u.TokenCounts[f] + q; u.TokenLimits[f] != l {
+		if l := min(u.TokenCounts[f]+min(q, maxExact), maxExact); u.TokenLimits[f] != l {
 			if u.TokenLimits == nil {
 				u.TokenLimits = map[string]int64{}
 			}

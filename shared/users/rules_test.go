@@ -146,6 +146,10 @@ func TestRefreshQuota(t *testing.T) {
 		{"count over the old limit", map[string]int64{"gpt4o": 5000}, map[string]int64{"gpt4o": 1000}, nil,
 			map[string]int64{"gpt4o": 1000}, map[string]int64{"gpt4o": 6000}, true},
 		{"nothing to refresh", nil, nil, nil, nil, map[string]int64{}, false},
+		{"limit held at 2^53, what the database keeps exactly", map[string]int64{"gpt4o": 10}, nil, map[string]int64{"gpt4o": 1 << 53},
+			nil, map[string]int64{"gpt4o": 1 << 53}, true},
+		{"a default of 2^53 too", map[string]int64{"gpt4o": 10}, nil, nil,
+			map[string]int64{"gpt4o": 1 << 53}, map[string]int64{"gpt4o": 1 << 53}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
