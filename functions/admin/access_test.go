@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"testing"
@@ -265,6 +266,28 @@ func TestStoreErrorsNeverLeak(t *testing.T) {
 				t.Errorf("log lacks the internal cause:\n%s", logs)
 			}
 		})
+	}
+}
+
+// An ADMIN_KEY or PROXY_KEY that the path redaction cannot tell from
+// text (short, or with punctuation) is still never logged whole: not in
+// an API path, a UI path, or an unknown one.
+func TestLogsNeverHoldShortOrPunctuatedKeys(t *testing.T) {
+	const admin, proxyKey = "adm.key.2024", "Tr0ub4dor&3"
+	e := newEnv(t, map[string]string{"ADMIN_KEY": admin, "PROXY_KEY": proxyKey})
+	for _, k := range []string{admin, proxyKey} {
+		for _, p := range []string{"/admin/users/", "/manage/users/", "/nowhere/"} {
+			e.do(req{path: p + url.PathEscape(k), key: admin})
+		}
+	}
+	logs := e.log.String()
+	if n := strings.Count(logs, `"httpRequest"`); n != 6 {
+		t.Fatalf("%d request lines, want 6:\n%s", n, logs)
+	}
+	for _, k := range []string{admin, proxyKey, url.PathEscape(proxyKey)} {
+		if strings.Contains(logs, k) {
+			t.Errorf("log holds %q:\n%s", k, logs)
+		}
 	}
 }
 

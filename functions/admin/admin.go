@@ -41,7 +41,7 @@ func New(d Deps) http.Handler {
 		}
 		page.ServeHTTP(w, r)
 	})
-	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, shared.ClientIP, a.guardIP(root)))
+	return web.Mount("admin", logging.Middleware(d.Log, d.Config.Project, shared.ClientIP, a.guardIP(root), d.Config.AdminKey, d.Config.ProxyKey))
 }
 
 // isAPIPath reports whether p belongs to the REST API rather than the UI.

@@ -65,6 +65,7 @@ func exchangeFrom(ctx context.Context) *exchange {
 }
 
 func unknownRoute(r *http.Request) error {
+	logging.FromContext(r.Context()).Conceal(gatekeeper.ExtractToken(r))
 	return users.Errorf(web.CodeUnknownRoute, "Unknown route: %s %s. See GET / for the routes this proxy serves.", r.Method, logging.RedactPath(r.URL.Path))
 }
 
@@ -179,7 +180,7 @@ func noKey(p *providers.Provider, err error) *users.Error {
 // written to every log on the way.
 func (x *exchange) credentialInPath() bool {
 	for _, c := range []string{x.p.Token, x.h.cfg.AdminKey, x.h.cfg.ProxyKey} {
-		if len(c) >= 8 && strings.Contains(x.upstreamPath, c) {
+		if len(c) >= logging.MinSecretLen && strings.Contains(x.upstreamPath, c) {
 			return true
 		}
 	}

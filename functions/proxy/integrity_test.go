@@ -2,11 +2,13 @@ package proxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,8 +16,11 @@ import (
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
 )
 
 // An answer format that hides usage (Google's alt=proto, alt=media) is
@@ -185,6 +190,55 @@ func TestCredentialsAndDotSegmentsInPaths(t *testing.T) {
 	e.logs.waitLines(t, `"httpRequest"`, 8)
 	if logs := e.logs.String(); strings.Contains(logs, tk) || strings.Contains(logs, adminKey) {
 		t.Error("a log line shows a whole credential")
+	}
+}
+
+// A key the redaction of paths cannot tell from text (shorter than 16
+// characters, or holding punctuation) is still never logged whole when
+// it is in a path: PROXY_KEY on a proxied route, on an unknown route and
+// with a wrong credential, and a user's own short token.
+func TestKeysInPathsNeverLoggedWhole(t *testing.T) {
+	for _, key := range []string{"correct.horse.battery.staple", "Tr0ub4dor&3xyz", "shortkey2024"} {
+		cfg, err := config.FromMap(map[string]string{"GATEKEEPER": "proxy_key", "PROXY_KEY": key, "OPENAI_KEY": openAIKey})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var logs bytes.Buffer
+		h := New(Deps{Config: cfg, Store: memory.New(), Log: logging.New(&logs, "info"), Now: time.Now})
+		esc := url.PathEscape(key)
+		for _, c := range []struct{ path, auth string }{
+			{"/openai/v1/models/" + esc, key},
+			{"/no/such/route/" + esc, key},
+			{"/openai/v1/models/" + esc, "wrong-key"},
+		} {
+			r := httptest.NewRequest(http.MethodGet, c.path, nil)
+			r.Header.Set("Authorization", "Bearer "+c.auth)
+			h.ServeHTTP(httptest.NewRecorder(), r)
+		}
+		if n := strings.Count(logs.String(), `"httpRequest"`); n != 3 {
+			t.Fatalf("%d request lines, want 3: %s", n, logs.String())
+		}
+		if strings.Contains(logs.String(), key) || strings.Contains(logs.String(), esc) {
+			t.Errorf("PROXY_KEY %q in a path is logged whole: %s", key, logs.String())
+		}
+		if !strings.Contains(logs.String(), logging.TokenTail(key)) {
+			t.Errorf("the path is not logged with the key's tail: %s", logs.String())
+		}
+	}
+	e := newEnv(t, nil)
+	tk := "my-tok-42"
+	if _, _, err := (&users.Service{Store: e.d.Store, Now: e.d.Now}).Upsert(context.Background(), tk, users.Patch{}); err != nil {
+		t.Fatal(err)
+	}
+	if a := e.do(call{method: "GET", path: "/proxy/openai/v1/models/x" + tk, header: provCases[0].auth(tk)}); a.status != 404 {
+		t.Fatalf("token in the path: %d %s", a.status, a.body)
+	}
+	if a := e.do(call{method: "GET", path: "/proxy/no/such/" + tk, header: provCases[0].auth(tk)}); a.status != 404 {
+		t.Fatalf("token on an unknown route: %d %s", a.status, a.body)
+	}
+	e.logs.waitLines(t, `"httpRequest"`, 2)
+	if strings.Contains(e.logs.String(), tk) {
+		t.Errorf("a user's 9-character token in the path is logged whole: %s", e.logs.String())
 	}
 }
 

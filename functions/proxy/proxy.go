@@ -63,7 +63,7 @@ func NewWithOptions(d Deps, o Options) http.Handler {
 	h := newHandler(d, o)
 	h.lookup = lookupHandler(d, clientIP)
 	h.captcha = captchaHandler(d, clientIP)
-	return web.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h))
+	return web.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h, cfg.AdminKey, cfg.ProxyKey))
 }
 
 // handler routes proxy requests; one per instance.

@@ -231,7 +231,8 @@ func redactRuns(seg string) string {
 type Request struct {
 	mu       sync.Mutex
 	route    string
-	token    string
+	token    string // the tail
+	secret   string // the whole token, only to keep it out of the path
 	family   string
 	tokens   int64
 	errMsg   string
@@ -252,8 +253,17 @@ func FromContext(ctx context.Context) *Request {
 // SetRoute names the matched route (a pattern, never the raw path).
 func (r *Request) SetRoute(route string) { r.mu.Lock(); r.route = route; r.mu.Unlock() }
 
-// SetToken records the user's token; only its tail is ever written.
-func (r *Request) SetToken(token string) { r.mu.Lock(); r.token = TokenTail(token); r.mu.Unlock() }
+// SetToken records the user's token; only its tail is ever written, and
+// the path is written without it.
+func (r *Request) SetToken(token string) {
+	r.mu.Lock()
+	r.token, r.secret = TokenTail(token), token
+	r.mu.Unlock()
+}
+
+// Conceal keeps a credential the request carried (not yet checked, so
+// not recorded with SetToken) out of the line's path and error.
+func (r *Request) Conceal(token string) { r.mu.Lock(); r.secret = token; r.mu.Unlock() }
 
 // SetFamily records the model family.
 func (r *Request) SetFamily(f string) { r.mu.Lock(); r.family = f; r.mu.Unlock() }
@@ -270,8 +280,10 @@ func (r *Request) SetClientIP(ip string) { r.mu.Lock(); r.clientIP = ip; r.mu.Un
 
 // Middleware writes one line per request once it is done: method, path
 // (never the query, which may hold a key), route, status, latency, the
-// token's tail, family and tokens charged, and the trace.
-func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request) string, next http.Handler) http.Handler {
+// token's tail, family and tokens charged, and the trace. The path is
+// written with RedactPath, and with only the tail of the request's token
+// and of each of secrets (the operator's keys) found in it.
+func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request) string, next http.Handler, secrets ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w} // the record rides along: one allocation
@@ -297,7 +309,13 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		if t := Trace(r.Header.Get("X-Cloud-Trace-Context"), project); t != "" {
 			ev = ev.Str(TraceField, t)
 		}
-		path := RedactPath(r.URL.Path)
+		keysOut := func(s string) string { // the path and the error may quote a key
+			for _, k := range secrets {
+				s = withoutSecret(s, k)
+			}
+			return withoutSecret(s, rec.secret)
+		}
+		path := RedactPath(keysOut(r.URL.Path))
 		var scratch [256]byte
 		ev = ev.Dict("httpRequest", zerolog.Dict().
 			Str("requestMethod", r.Method).
@@ -316,12 +334,24 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 			ev = ev.Str("family", rec.family).Int64("tokens", rec.tokens)
 		}
 		if rec.errMsg != "" {
-			ev = ev.Str("error", rec.errMsg)
+			ev = ev.Str("error", keysOut(rec.errMsg))
 		}
 		// The message, built in a buffer of the stack rather than a string.
 		msg := append(append(append(append(scratch[:0], r.Method...), ' '), path...), ' ')
 		ev.Bytes(zerolog.MessageFieldName, strconv.AppendInt(msg, int64(status), 10)).Send()
 	})
+}
+
+// MinSecretLen is the shortest token or key looked for in a path: a
+// shorter one matches ordinary text too often to be told apart.
+const MinSecretLen = 8
+
+// withoutSecret is p with each occurrence of secret replaced by its tail.
+func withoutSecret(p, secret string) string {
+	if len(secret) < MinSecretLen || !strings.Contains(p, secret) {
+		return p
+	}
+	return strings.ReplaceAll(p, secret, TokenTail(secret))
 }
 
 // statusWriter remembers the status and passes Flush through, so streams
