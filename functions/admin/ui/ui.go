@@ -155,16 +155,18 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := logging.FromContext(r.Context())
 	hdr := w.Header()
 	web.PageHeaders(hdr, "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	if !strings.HasPrefix(pattern, "GET /static/") {
+		// Pages show tokens, and the logged-in frame of any page (an
+		// error page too) a CSRF token: no shared or browser cache may
+		// keep them.
+		hdr.Set("Cache-Control", "no-store")
+	}
 	if pattern == "" {
 		rec.SetRoute("ui unmatched")
 		h.renderError(w, r, http.StatusNotFound, "Page not found.")
 		return
 	}
 	rec.SetRoute("ui " + pattern)
-	if !strings.HasPrefix(pattern, "GET /static/") {
-		// Pages show tokens: no shared or browser cache may keep them.
-		hdr.Set("Cache-Control", "no-store")
-	}
 	h.mux.ServeHTTP(w, r)
 }
 
@@ -215,7 +217,11 @@ func (h *handler) cookie(r *http.Request, value string, maxAge int) *http.Cookie
 		MaxAge:   maxAge,
 		HttpOnly: true,
 		Secure:   !isLoopbackHost(h.externalHost(r)),
-		SameSite: http.SameSiteStrictMode,
+		// Lax, not Strict: a link from another site must bring the
+		// session along, or /login would replace it with a login-form
+		// session and log the admin out. Cross-site POSTs still carry no
+		// cookie, and every form checks its CSRF token.
+		SameSite: http.SameSiteLaxMode,
 	}
 }
 

@@ -88,8 +88,8 @@ func TestLoginSucceedsAndSetsSecureCookie(t *testing.T) {
 				t.Fatalf("login set %d cookies", len(cookies))
 			}
 			ck := cookies[0]
-			if ck.Name != "__session" || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Secure != tc.secure || ck.Path != "/admin" {
-				t.Errorf("cookie = %+v; want __session, HttpOnly, SameSite=Strict, Secure=%v, Path=/admin", ck, tc.secure)
+			if ck.Name != "__session" || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Secure != tc.secure || ck.Path != "/admin" {
+				t.Errorf("cookie = %+v; want __session, HttpOnly, SameSite=Lax, Secure=%v, Path=/admin", ck, tc.secure)
 			}
 			if ck.MaxAge != int((12 * time.Hour).Seconds()) {
 				t.Errorf("MaxAge = %d, want 12 h", ck.MaxAge)
@@ -195,6 +195,46 @@ func TestLogout(t *testing.T) {
 	}
 	if res := c.get("/admin/manage/users"); res.status != http.StatusSeeOther {
 		t.Fatalf("after logout: %d", res.status)
+	}
+}
+
+// A link from another site to the login page (a Lax cookie comes along
+// on such a navigation) keeps the admin's session: the page sends them on
+// and sets no cookie.
+func TestLinkToLoginKeepsTheSession(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.loggedIn()
+	admin := c.cookie
+	res := c.get("/admin/login?next=%2Fmanage%2Fusers")
+	if res.status != http.StatusSeeOther || res.location() != "/admin/manage/users" || len(res.header.Values("Set-Cookie")) != 0 {
+		t.Fatalf("GET /login with a session: %d -> %q, Set-Cookie %q", res.status, res.location(), res.header.Values("Set-Cookie"))
+	}
+	if c.cookie != admin {
+		t.Fatal("the session cookie changed")
+	}
+	if res := c.get("/admin/manage/users"); res.status != http.StatusOK {
+		t.Errorf("after the link: GET /manage/users = %d", res.status)
+	}
+}
+
+// Every page but the static assets carries no-store: the pages of an
+// unknown path or a wrong method too, whose logged-in frame holds the
+// session's CSRF token.
+func TestErrorPagesAreNotCached(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.loggedIn()
+	put, _ := http.NewRequest(http.MethodPut, c.base+"/admin/manage/users", nil)
+	for name, res := range map[string]response{
+		"unknown path": c.get("/admin/manage/nope"),
+		"deep path":    c.get("/admin/manage/users/x/y/z"),
+		"wrong method": c.do(put),
+	} {
+		if !strings.Contains(res.body, `name="csrf"`) {
+			t.Fatalf("%s: %d page has no CSRF token; the test's premise changed", name, res.status)
+		}
+		if !strings.Contains(res.header.Get("Cache-Control"), "no-store") {
+			t.Errorf("%s: %d page holds a CSRF token, Cache-Control %q", name, res.status, res.header.Get("Cache-Control"))
+		}
 	}
 }
 
