@@ -15,6 +15,11 @@ import (
 // eventsPage is GET /events/{token}: a page of the user's charged
 // requests, newest first, and the cursor of the next page.
 func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
+	token := a.pathToken(r)
+	if !users.ValidToken(token) {
+		a.fail(w, r, users.ErrNotFound) // as GET /users/{token} answers
+		return
+	}
 	q := r.URL.Query()
 	cursor := q.Get("cursor")
 	limit := 0
@@ -36,7 +41,7 @@ func (a *api) listEvents(w http.ResponseWriter, r *http.Request) {
 	page := users.EventPage{Events: []users.Event{}}
 	if ev, ok := a.d.Store.(users.Events); ok && a.d.Config.EventLogging {
 		var err error
-		if page, err = ev.EventPage(r.Context(), a.pathToken(r), cursor, limit); err != nil {
+		if page, err = ev.EventPage(r.Context(), token, cursor, limit); err != nil {
 			a.fail(w, r, err)
 			return
 		}

@@ -58,6 +58,19 @@ func TestEventsWithoutLogging(t *testing.T) {
 	}
 }
 
+// A path segment that cannot be a token answers 404, as GET /users/{token}
+// does, and as the document's token pattern says.
+func TestEventsOfAnInvalidToken(t *testing.T) {
+	e := newEnv(t, map[string]string{"EVENT_LOGGING": "true"})
+	for _, bad := range []string{strings.Repeat("a", 129), "a.b"} {
+		for _, p := range []string{"/admin/events/", "/admin/users/"} {
+			if rec := e.do(req{path: p + bad}); rec.Code != http.StatusNotFound {
+				t.Errorf("GET %s<%q>: %d %s, want 404", p, bad, rec.Code, rec.Body)
+			}
+		}
+	}
+}
+
 type ipListsAnswer struct {
 	Whitelist   []string          `json:"whitelist"`
 	Blacklist   []string          `json:"blacklist"`

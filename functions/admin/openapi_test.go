@@ -112,6 +112,7 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 		{method: http.MethodPost, path: missing + "/refresh-quota"},
 		{method: http.MethodPost, path: "/admin/maintenance/defragment"},
 		{path: "/admin/events/" + tok + "?cursor=nope"},
+		{path: "/admin/events/a.b"},
 		{path: "/admin/stats?top=0"},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{"whitelist": []string{}, "blacklist": []string{"not-an-ip"}}},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: `{"whitelist":[],"blacklist":["` + strings.Repeat("1", maxUserBody) + `"]}`},
