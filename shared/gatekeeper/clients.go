@@ -15,6 +15,7 @@ import (
 
 	"github.com/tidwall/gjson"
 
+	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -119,12 +120,12 @@ func safeID(s string) string {
 }
 
 // addressed is a principal without a user token: limits count by RisuAI
-// id when there is one, else by address.
+// id when there is one, else by address (an IPv6 one by its /64).
 func addressed(ip, risu string) *Principal {
 	if risu != "" {
 		return &Principal{IP: ip, Key: "risu:" + risu}
 	}
-	return &Principal{IP: ip, Key: "ip:" + ip, Shared: agnaiAddresses[ip]}
+	return &Principal{IP: ip, Key: "ip:" + netutil.ClientKey(ip), Shared: agnaiAddresses[ip]}
 }
 
 // userIP is what a user's IP list records: RisuAI users share a few

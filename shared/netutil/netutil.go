@@ -200,3 +200,20 @@ func validHost(h string) bool {
 func validPort(p string) bool {
 	return p != "" && len(p) <= 5 && strings.Trim(p, "0123456789") == ""
 }
+
+// ClientKey is what limits per client address count under: an IPv6
+// address as its /64, which one client usually holds whole (it may move
+// within it at will), an IPv4-mapped one as IPv4. Anything that is not an
+// address is its own key.
+func ClientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return ip
+	}
+	a = a.Unmap().WithZone("")
+	if a.Is4() {
+		return a.String()
+	}
+	p, _ := a.Prefix(64)
+	return p.String()
+}

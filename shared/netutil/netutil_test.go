@@ -249,3 +249,19 @@ func BenchmarkContains(b *testing.B) {
 		s.Contains("203.0.113.9")
 	}
 }
+
+func TestClientKey(t *testing.T) {
+	for in, want := range map[string]string{
+		"198.51.100.7":                   "198.51.100.7",
+		"::ffff:198.51.100.7":            "198.51.100.7",
+		"2001:db8:1:2::1":                "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff:ffff:ffff:ff": "2001:db8:1:2::/64",
+		"fe80::1%eth0":                   "fe80::/64",
+		"not-an-address":                 "not-an-address",
+		"":                               "",
+	} {
+		if got := netutil.ClientKey(in); got != want {
+			t.Errorf("ClientKey(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

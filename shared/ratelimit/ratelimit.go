@@ -5,10 +5,11 @@ package ratelimit
 
 import (
 	"hash/maphash"
-	"net/netip"
 	"slices"
 	"sync"
 	"time"
+
+	"tollgate.dev/tollgate/shared/netutil"
 )
 
 const shards = 64
@@ -241,27 +242,12 @@ const (
 // within KeyLockoutWindow.
 func NewKeyLockout() *Lockout { return NewLockout(KeyLockoutMax, KeyLockoutWindow) }
 
-// lockKey is the key a client address counts under: its /64 for IPv6.
-// Anything that is not an address is its own key.
-func lockKey(key string) string {
-	a, err := netip.ParseAddr(key)
-	if err != nil {
-		return key
-	}
-	a = a.Unmap().WithZone("")
-	if a.Is4() {
-		return a.String()
-	}
-	p, _ := a.Prefix(64)
-	return p.String()
-}
-
 // Locked reports whether key is locked out at now, and for how long.
 func (l *Lockout) Locked(key string, now time.Time) (bool, time.Duration) {
 	if l.max <= 0 { // no lockout configured
 		return false, 0
 	}
-	key = lockKey(key)
+	key = netutil.ClientKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.lockedLocked(key, now)
@@ -280,7 +266,7 @@ func (l *Lockout) lockedLocked(key string, now time.Time) (bool, time.Duration) 
 func (l *Lockout) Fail(key string, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.failLocked(lockKey(key), now)
+	l.failLocked(netutil.ClientKey(key), now)
 }
 
 func (l *Lockout) failLocked(key string, now time.Time) {
@@ -336,7 +322,7 @@ func (l *Lockout) Begin(key string, now time.Time) (a Attempt, locked bool, wait
 	if l.max <= 0 {
 		return Attempt{}, false, 0
 	}
-	key = lockKey(key)
+	key = netutil.ClientKey(key)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if locked, wait := l.lockedLocked(key, now); locked {
@@ -366,7 +352,7 @@ func (a Attempt) Cancel() {
 
 // Succeed clears key's failures.
 func (l *Lockout) Succeed(key string) {
-	key = lockKey(key)
+	key = netutil.ClientKey(key)
 	l.mu.Lock()
 	delete(l.fails, key)
 	l.mu.Unlock()
