@@ -114,7 +114,10 @@ func hookedUser(t *testing.T) (*fixture, *hookStore, *gatekeeper.Principal) {
 		hs = &hookStore{Store: m}
 		return hs
 	})
-	f.addUser(t, tokA, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
+	f.addUser(t, tokA, func(u *users.User) {
+		u.TokenLimits = map[string]int64{"gpt4o": 1000}
+		u.IP = []string{clientIP} // known: authentication writes nothing
+	})
 	return f, hs, f.mustAuth(t, tokA)
 }
 
