@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,19 +168,17 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 // first error is returned; an unavailable database ends the round: no
 // further user is tried. Calls already sent are not canceled: one the
 // database applied but whose answer was cut off would be kept, and
-// applied again by the next flush.
+// applied again by the next flush. A user's usage becomes in flight only
+// when a worker takes it up, not while it waits its turn: Lookup answers
+// from a stale copy only while that user's own write is under way.
 func (s *Store) Flush(ctx context.Context) error {
 	s.flushMu.Lock()
 	defer s.flushMu.Unlock()
 
 	s.mu.Lock()
-	batch := s.pending
-	s.pending = map[string]*delta{}
-	for token, d := range batch {
-		s.inflight[token] = d
-	}
+	tokens := slices.Collect(maps.Keys(s.pending))
 	s.mu.Unlock()
-	if len(batch) == 0 {
+	if len(tokens) == 0 {
 		return nil
 	}
 
@@ -189,16 +189,25 @@ func (s *Store) Flush(ctx context.Context) error {
 		firstErr error
 		down     atomic.Bool // the database is likely down: keep the rest for later
 	)
-	for range min(readParallel, len(batch)) {
+	for range min(readParallel, len(tokens)) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for token := range work {
 				if down.Load() {
-					s.keep(token, batch[token])
+					continue // its usage stays pending
+				}
+				s.mu.Lock()
+				d := s.pending[token]
+				delete(s.pending, token)
+				if d != nil {
+					s.inflight[token] = d
+				}
+				s.mu.Unlock()
+				if d == nil {
 					continue
 				}
-				err := s.flushUser(ctx, token, batch[token])
+				err := s.flushUser(ctx, token, d)
 				if err == nil {
 					continue
 				}
@@ -213,7 +222,7 @@ func (s *Store) Flush(ctx context.Context) error {
 			}
 		}()
 	}
-	for token := range batch {
+	for _, token := range tokens {
 		work <- token
 	}
 	close(work)
@@ -242,14 +251,6 @@ func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
 	}
 	s.keepLocked(token, d)
 	return err
-}
-
-// keep returns a delta not written to the pending usage.
-func (s *Store) keep(token string, d *delta) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	delete(s.inflight, token)
-	s.keepLocked(token, d)
 }
 
 // keepLocked puts d back, ahead of what was recorded meanwhile.
