@@ -386,7 +386,10 @@ func (g *Gatekeeper) persist(ctx context.Context) error {
 		if err = g.store.Flush(flushCtx); err == nil {
 			return nil
 		}
-		if try == persistTries {
+		if try == persistTries || users.ErrorCode(err) != users.CodeUnavailable {
+			// Only an unavailable database may answer another try; a
+			// write refused for good (some user's record) would refuse
+			// again, and make every charge of the instance wait for it.
 			break
 		}
 		select {

@@ -3,6 +3,7 @@ package gatekeeper_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -10,6 +11,7 @@ import (
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
 	"tollgate.dev/tollgate/shared/users/rtdb"
 )
 
@@ -179,5 +181,41 @@ func TestRefreshOfAHugeAmountByMaintenance(t *testing.T) {
 	u, _ := st.Get(ctx(t), other)
 	if err != nil || u.TokenLimits["gpt4o"] != 100 {
 		t.Fatalf("refresh-quotas: %d refreshed, err %v; the other user's gpt4o limit is %d, want 100", n, err, u.TokenLimits["gpt4o"])
+	}
+}
+
+// flushFails is a store whose every flush fails with err, counted.
+type flushFails struct {
+	users.Store
+	err     error
+	flushes atomic.Int64
+}
+
+func (s *flushFails) Flush(context.Context) error { s.flushes.Add(1); return s.err }
+
+// A charge tries the flush again only while the database is unavailable:
+// a write refused for good (one user's record the database will not take)
+// would be refused again, and make every charge of the instance wait.
+func TestChargeRetriesOnlyAnUnavailableDatabase(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		want int64
+	}{
+		{users.Errorf(users.CodeUnavailable, "The user database is unavailable."), 3},
+		{users.Errorf(users.CodeInvalid, "A number is too large for the database."), 1},
+	} {
+		var fs *flushFails
+		f := newFixtureOn(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0"), func(m *memory.Store) users.Store {
+			fs = &flushFails{Store: m, err: c.err}
+			return fs
+		})
+		f.addUser(t, tokA, nil)
+		p := f.mustAuth(t, tokA)
+		if err := f.gk.Charge(ctx(t), p, "gpt4o", 10); !errors.Is(err, gatekeeper.ErrChargeKept) {
+			t.Fatalf("%v: charge %v, want ErrChargeKept", c.err, err)
+		}
+		if n := fs.flushes.Load(); n != c.want {
+			t.Errorf("%v: %d flushes, want %d", c.err, n, c.want)
+		}
 	}
 }
