@@ -220,4 +220,21 @@ func TestStatsAPI(t *testing.T) {
 		t.Errorf("anonymised stats:\n%s", rec.Body)
 	}
 	wantError(t, e.do(req{path: "/admin/stats?format=pdf"}), http.StatusBadRequest, "format")
+
+	// A nickname is the user's own (the lookup page sets it) and the table
+	// is published: it stays text, in one cell.
+	for nick, want := range map[string]string{
+		"[free keys](https://evil.example)": `\[free keys\]\(https://evil.example\)`,
+		"![x](https://evil.example/x.png)":  `\!\[x\]\(https://evil.example/x.png\)`,
+		`a\|b`:                              `a\\\|b`,
+		"<b>hi</b> & **bold** `c`":          "&lt;b>hi&lt;/b> &amp; \\*\\*bold\\*\\* \\`c\\`",
+	} {
+		if rec := e.do(req{method: http.MethodPut, path: "/admin/users/stats-user-1", body: map[string]any{"nickname": nick, "promptCount": 100}}); rec.Code != http.StatusOK {
+			t.Fatalf("put: %d", rec.Code)
+		}
+		body := e.do(req{path: "/admin/stats?top=1&sort=prompts"}).Body.String()
+		if row := "| 1 | " + want + " | 100 | 5000 | gpt4o 5000 |\n"; !strings.HasSuffix(body, row) {
+			t.Errorf("nickname %q: the table ends\n%s\nwant the row\n%s", nick, body[strings.LastIndex(body, "\n| 1"):], row)
+		}
+	}
 }

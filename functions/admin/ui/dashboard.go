@@ -169,6 +169,16 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request, s session) {
 	_, _ = w.Write([]byte(body))
 }
 
+// markdownName escapes a nickname for a table cell: it is the user's own
+// choice, and the stats are published (Rentry), so it must not become a
+// link, an image, markup or another cell. The backslash escapes are of
+// characters both CommonMark and Python-Markdown (Rentry's) read as
+// inline markup; '<' and '&' become entities. (A bare URL stays text on
+// Rentry; a GitHub-flavoured renderer would link it.)
+var markdownName = strings.NewReplacer(
+	`\`, `\\`, "`", "\\`", "*", `\*`, "_", `\_`, "{", `\{`, "}", `\}`, "[", `\[`, "]", `\]`,
+	"(", `\(`, ")", `\)`, "!", `\!`, "|", `\|`, "<", "&lt;", "&", "&amp;", "\n", " ", "\r", " ")
+
 // renderStats is the stats text: the top users by o.Sort, their prompts,
 // tokens and families, anonymised to "User N" when asked (else the
 // nickname, or the token's first characters).
@@ -219,9 +229,7 @@ func renderStats(list []*users.User, o statsOptions, now time.Time) string {
 	if o.Format == "table" {
 		b.WriteString("| " + strings.Join(head, " | ") + " |\n|---|---|--:|--:|---|\n")
 		for _, c := range cells {
-			for j := range c {
-				c[j] = strings.NewReplacer("|", `\|`, "\n", " ").Replace(c[j])
-			}
+			c[1] = markdownName.Replace(c[1]) // the one cell a user writes
 			b.WriteString("| " + strings.Join(c, " | ") + " |\n")
 		}
 		return b.String()
