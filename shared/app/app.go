@@ -64,7 +64,8 @@ func Build(ctx context.Context, o Options) (*Instance, error) {
 	return &Instance{Config: cfg, Store: store, Log: log, Now: time.Now}, nil
 }
 
-// ResolveSecrets replaces Secret Manager references in cfg by their values.
+// ResolveSecrets replaces Secret Manager references in cfg by their values
+// and validates them as literal values are.
 func ResolveSecrets(ctx context.Context, cfg *config.Config, timeout time.Duration) error {
 	vals := cfg.SecretValues()
 	any := false
@@ -85,7 +86,7 @@ func ResolveSecrets(ctx context.Context, cfg *config.Config, timeout time.Durati
 		return fmt.Errorf("resolving secrets: %w", err)
 	}
 	cfg.ApplySecrets(resolved)
-	return nil
+	return cfg.CheckSecrets()
 }
 
 // OpenStore opens the configured store.

@@ -187,6 +187,40 @@ func TestResolveSecretsErrors(t *testing.T) {
 	}
 }
 
+// FromMap sees only the references: what they resolve to is checked as a
+// literal value would be, so a blank PROXY_KEY or ADMIN_KEY secret, or a
+// malformed credential, stops start-up with an error naming the variable.
+func TestResolvedSecretsAreValidated(t *testing.T) {
+	srv := smfake.Start(t)
+	srv.SetSecret("p1", "proxy-key", "1", "   \n")
+	srv.SetSecret("p1", "admin-key", "1", " \t\n")
+	srv.SetSecret("p1", "azure", "1", "not-a-credential-must-not-leak")
+	srv.SetSecret("p1", "aws-blank", "1", "  \n")
+	tests := []struct {
+		name    string
+		env     []string
+		wantVar string
+	}{
+		{"blank PROXY_KEY", []string{"GATEKEEPER=proxy_key", "PROXY_KEY=sm://proxy-key"}, "PROXY_KEY"},
+		{"blank ADMIN_KEY", []string{"GATEKEEPER=user_token", "ADMIN_KEY=sm://admin-key"}, "ADMIN_KEY"},
+		{"malformed Azure credential", []string{"AZURE_CREDENTIALS=sm://azure"}, "AZURE_CREDENTIALS"},
+		{"blank entry of a list", []string{"AWS_CREDENTIALS=AKIDPLAIN:secret:us-east-1,sm://aws-blank"}, "AWS_CREDENTIALS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := append(tt.env, "GOOGLE_CLOUD_PROJECT=p1", "SECRET_MANAGER_EMULATOR_HOST="+srv.Addr())
+			_, err := app.Build(ctx(t), app.Options{Environ: env, LogOutput: &bytes.Buffer{}, SecretTimeout: 5 * time.Second})
+			var ce *config.Error
+			if !errors.As(err, &ce) || ce.Var != tt.wantVar {
+				t.Fatalf("err = %v, want a config.Error naming %s", err, tt.wantVar)
+			}
+			if strings.Contains(err.Error(), "must-not-leak") {
+				t.Errorf("message leaks the secret: %q", err)
+			}
+		})
+	}
+}
+
 func TestResolveSecretsWithoutReferencesCallsNothing(t *testing.T) {
 	srv := smfake.Start(t)
 	cfg, err := config.FromMap(map[string]string{"ADMIN_KEY": "plain", "OPENAI_KEY": "a,b", "SECRET_MANAGER_EMULATOR_HOST": srv.Addr()})

@@ -4,6 +4,7 @@ package config
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
 	"net/url"
 	"slices"
@@ -437,6 +438,33 @@ func (p *parser) keys(e providers.Env, keys []string) {
 			return
 		}
 	}
+}
+
+// CheckSecrets validates what ApplySecrets stored, as FromMap validates
+// literal values: FromMap saw only the references. Errors name the
+// variable, never the value.
+func (c *Config) CheckSecrets() error {
+	for _, prov := range providers.All() {
+		for i, k := range c.ProviderKeys[prov.ID] {
+			if k == "" {
+				return &Error{Var: prov.Env.Key, Accepted: fmt.Sprintf("entry %d: its secret is empty", i+1)}
+			}
+			if prov.Env.CheckKey == nil {
+				continue
+			}
+			if err := prov.Env.CheckKey(k); err != nil {
+				return &Error{Var: prov.Env.Key, Accepted: fmt.Sprintf("entry %d (from Secret Manager): %v", i+1, err)}
+			}
+		}
+	}
+	if err := c.check(); err != nil {
+		var e *Error
+		if errors.As(err, &e) && (e.Var == "PROXY_KEY" || e.Var == "ADMIN_KEY") {
+			e.Accepted += "; its secret is empty"
+		}
+		return err
+	}
+	return nil
 }
 
 func (p *parser) setting(st providers.Setting) string {
