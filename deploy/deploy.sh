@@ -25,7 +25,7 @@ Usage: deploy/deploy.sh [--config FILE] [--dry-run] [--update-secrets] [--genera
   --update-secrets    add a new version to secrets that already exist
                       (values from <VAR>_FILE or the prompt; empty answer keeps it)
   --generate-secrets  make up random values for ADMIN_KEY, PROXY_KEY and
-                      SIGNING_KEY when no <VAR>_FILE is given
+                      SIGNING_KEY (or COOKIE_SECRET) when no <VAR>_FILE is given
 
 Secret values never go in the config. A new secret's value comes from the file
 named by <VAR>_FILE (for example ADMIN_KEY_FILE=~/keys/admin.txt), or from a
@@ -66,7 +66,7 @@ secret_value() {
 		REPLY=${REPLY%$'\r'}
 		[[ -n $REPLY ]] || die "$file_var: $file is empty"
 		note "value of $name: from \$$file_var"
-	elif ((GENERATE_SECRETS)) && is_one_of "$var" ADMIN_KEY PROXY_KEY SIGNING_KEY; then
+	elif ((GENERATE_SECRETS)) && may_generate "$var"; then
 		REPLY=$(random_secret)
 		note "value of $name: generated (read it later with: gcloud secrets versions access latest --secret=$name --project=${CFG[DEPLOY_PROJECT]})"
 	elif ((DRY_RUN)); then
@@ -83,7 +83,7 @@ secret_value() {
 			return 1
 		fi
 		if [[ -z $REPLY ]]; then
-			is_one_of "$var" ADMIN_KEY PROXY_KEY SIGNING_KEY || die "$var: a value is required for new secret $name"
+			may_generate "$var" || die "$var: a value is required for new secret $name"
 			REPLY=$(random_secret)
 			note "value of $name: generated (read it later with: gcloud secrets versions access latest --secret=$name --project=${CFG[DEPLOY_PROJECT]})"
 		fi

@@ -12,7 +12,8 @@ DRY_RUN=${DRY_RUN:-0}
 
 # The variables that may name a secret. The deploy accepts only Secret Manager
 # references for them so no secret value ever lands in a function's config.
-SECRET_VARS=(ADMIN_KEY PROXY_KEY SIGNING_KEY FIREBASE_KEY
+# COOKIE_SECRET is the original's name for SIGNING_KEY.
+SECRET_VARS=(ADMIN_KEY PROXY_KEY SIGNING_KEY COOKIE_SECRET FIREBASE_KEY
 	OPENAI_KEY ANTHROPIC_KEY GOOGLE_AI_KEY MISTRAL_AI_KEY GCP_CREDENTIALS
 	AWS_CREDENTIALS AZURE_CREDENTIALS)
 
@@ -320,6 +321,10 @@ cfg_validate() {
 		warn "GATEKEEPER_STORE=memory: every instance keeps its own users and loses them when it stops; use it for trials only"
 	fi
 }
+
+# may_generate VAR: a random value may stand for VAR's secret
+# (--generate-secrets, an empty answer at the prompt).
+may_generate() { is_one_of "$1" ADMIN_KEY PROXY_KEY SIGNING_KEY COOKIE_SECRET; }
 
 # is_own_identity VAR: VAR names the functions' own identity (GCP_CREDENTIALS:
 # adc, Vertex AI through Application Default Credentials): no secret at all.

@@ -54,6 +54,21 @@ func TestDryRunConfigVariants(t *testing.T) {
 			wantErr: "ADMIN_KEY must be a Secret Manager reference",
 		},
 		{
+			// The original's name for SIGNING_KEY is as secret as it.
+			name:    "literal COOKIE_SECRET refused without echo",
+			config:  baseConfig + "COOKIE_SECRET: hunter2-literal\n",
+			wantErr: "COOKIE_SECRET must be a Secret Manager reference",
+		},
+		{
+			name:   "COOKIE_SECRET reference is a secret",
+			config: baseConfig + "COOKIE_SECRET: sm://cookie-secret\n",
+			check: func(t *testing.T, l listing, _, stderr string) {
+				if len(l.find("gcloud", "secrets", "add-iam-policy-binding", "cookie-secret")) != 1 {
+					t.Error("the functions' account may not read the COOKIE_SECRET secret")
+				}
+			},
+		},
+		{
 			name:    "literal Azure credentials refused",
 			config:  baseConfig + "AZURE_CREDENTIALS: contoso:gpt4o:0123456789abcdef0123456789abcdef\n",
 			wantErr: "AZURE_CREDENTIALS must be a Secret Manager reference",
