@@ -8,9 +8,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -172,7 +174,7 @@ func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.once.Do(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		l.h, l.err = l.build(ctx)
+		l.h, l.err = l.buildOnce(ctx)
 		if l.err != nil {
 			l.fail(l.err)
 		}
@@ -182,6 +184,22 @@ func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	l.h.ServeHTTP(w, r)
+}
+
+// buildOnce runs build, a panic included: a build that panics fails as
+// one that errs does, so the instance stops instead of serving a nil
+// handler to every later request.
+func (l *Lazy) buildOnce(ctx context.Context) (h http.Handler, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			h, err = nil, fmt.Errorf("start-up panicked: %v\n%s", p, debug.Stack())
+		}
+	}()
+	h, err = l.build(ctx)
+	if err == nil && h == nil {
+		err = errors.New("start-up built no handler")
+	}
+	return h, err
 }
 
 func quote(s string) string {

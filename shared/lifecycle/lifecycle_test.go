@@ -87,6 +87,40 @@ func TestLazyFailure(t *testing.T) {
 	}
 }
 
+// A build that panics (a MustCompile in a parser, a nil dereference in a
+// store opener) fails as a build error does: 503 and one call of fail, so
+// the instance stops, instead of a nil handler for every later request.
+func TestLazyBuildPanicFailsTheInstance(t *testing.T) {
+	var fails atomic.Int32
+	var failErr error
+	l := lifecycle.NewLazy(func(ctx context.Context) (http.Handler, error) {
+		panic("boom in build")
+	}, func(err error) {
+		fails.Add(1)
+		failErr = err
+	})
+	for i := range 3 {
+		func() {
+			defer func() {
+				if p := recover(); p != nil {
+					t.Fatalf("request %d panicked: %v", i, p)
+				}
+			}()
+			w := httptest.NewRecorder()
+			l.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+			if w.Code != http.StatusServiceUnavailable {
+				t.Errorf("request %d: status %d, want 503", i, w.Code)
+			}
+		}()
+	}
+	if fails.Load() != 1 {
+		t.Fatalf("fail called %d times, want 1", fails.Load())
+	}
+	if !strings.Contains(failErr.Error(), "boom in build") {
+		t.Errorf("fail got %v, want the panic's value", failErr)
+	}
+}
+
 func TestDrain(t *testing.T) {
 	d := lifecycle.NewDrain()
 	entered := make(chan struct{})
