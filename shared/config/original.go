@@ -1,8 +1,10 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
+	"regexp/syntax"
 	"slices"
 	"strconv"
 	"strings"
@@ -208,7 +210,18 @@ func (p *parser) phrases(c *Config, name string) Phrases {
 		alts = append(alts, "(?:"+item+")")
 	}
 	if len(alts) > 0 {
-		ph.re = regexp.MustCompile("(?i)" + strings.Join(alts, "|"))
+		// Items that each compile can still make one expression too
+		// large or too deeply nested for Go's limits.
+		re, err := regexp.Compile("(?i)" + strings.Join(alts, "|"))
+		if err != nil {
+			reason := err.Error()
+			if se, ok := errors.AsType[*syntax.Error](err); ok {
+				reason = se.Code.String() // without the expression, which may be megabytes
+			}
+			p.fail(&Error{Var: name, Accepted: fmt.Sprintf("the phrases together make a regular expression Go cannot compile (%s); use fewer or simpler phrases", reason)})
+			return ph
+		}
+		ph.re = re
 	}
 	return ph
 }

@@ -223,6 +223,37 @@ func TestPolicySettings(t *testing.T) {
 	}
 }
 
+// REJECT_PHRASES items are compiled one by one, then joined into one
+// expression that can exceed Go's limits although each item is within
+// them: start-up must name the variable, not panic. Nesting depth is the
+// quick limit to reach (a size past 3.3 million instructions takes
+// seconds to compile); the path is the same.
+func TestRejectPhrasesBeyondGoLimitsTogetherNameTheVariable(t *testing.T) {
+	deep := func(n int) string { return strings.Repeat("(", n) + "a." + strings.Repeat(")", n) }
+	n, hi := 1, 2000 // n: the deepest item Go compiles on its own
+	for n < hi {
+		m := (n + hi + 1) / 2
+		if _, err := regexp.Compile(deep(m)); err == nil {
+			n = m
+		} else {
+			hi = m - 1
+		}
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			t.Fatalf("FromMap panicked: %.200v", p)
+		}
+	}()
+	_, err := config.FromMap(map[string]string{"REJECT_PHRASES": deep(n) + ",b."})
+	var ce *config.Error
+	if !errors.As(err, &ce) || ce.Var != "REJECT_PHRASES" {
+		t.Fatalf("err = %.300v, want a config.Error naming REJECT_PHRASES", err)
+	}
+	if strings.Contains(err.Error(), deep(10)) {
+		t.Errorf("the message quotes the expression: %.300v", err)
+	}
+}
+
 func TestSelfServiceSettings(t *testing.T) {
 	c := load(t, map[string]string{})
 	if !c.SelfService.AllowNicknameChanges || c.SelfService.ShowTokenCosts {
