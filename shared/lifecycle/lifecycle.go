@@ -73,6 +73,14 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 			cancel(nil)
 		}()
 		h.ServeHTTP(w, r.WithContext(ctx))
+		if d.closing.Load() {
+			// net/http writes what the handler left buffered only after
+			// it returns: while counted, so that shutdown waits for it.
+			// Only when closing: a flush makes a small answer chunked
+			// and costs a write of its own. Errors (ErrNotSupported, a
+			// client gone) leave nothing to do.
+			_ = http.NewResponseController(w).Flush()
+		}
 	})
 }
 
@@ -111,11 +119,16 @@ func (d *Drain) wait(ctx context.Context) bool {
 const (
 	drainWindow = 6 * time.Second         // requests may finish
 	flushBudget = 2500 * time.Millisecond // the store flushes pending usage
+	// writeGrace, alongside the store's flush, is for what net/http
+	// writes once the last handler has returned and no flush can send
+	// first: a chunked answer's last chunk, an empty answer's header.
+	writeGrace = 500 * time.Millisecond
 )
 
 // Shutdown drains d's requests (cutting those that outlast the window),
-// then calls closeStore, which flushes pending usage. A deadline on ctx
-// shortens the drain, never the flush's budget.
+// then calls closeStore, which flushes pending usage, and returns no
+// sooner than writeGrace after the drain. A deadline on ctx shortens the
+// drain, never the flush's budget.
 func Shutdown(ctx context.Context, d *Drain, closeStore func(context.Context) error) error {
 	window := drainWindow
 	if dl, ok := ctx.Deadline(); ok {
@@ -124,9 +137,16 @@ func Shutdown(ctx context.Context, d *Drain, closeStore func(context.Context) er
 	drainCtx, cancel := context.WithTimeout(ctx, max(window, 0))
 	d.Close(drainCtx)
 	cancel()
+	written := time.NewTimer(writeGrace)
+	defer written.Stop()
 	closeCtx, cancel := context.WithTimeout(ctx, flushBudget)
 	defer cancel()
-	return closeStore(closeCtx)
+	err := closeStore(closeCtx)
+	select {
+	case <-written.C:
+	case <-ctx.Done():
+	}
+	return err
 }
 
 // OnSIGTERM runs shutdown once when the process gets SIGTERM or SIGINT,

@@ -3,6 +3,8 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -312,5 +314,142 @@ func TestShutdownCutsStuckRequests(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("stuck request never cut")
+	}
+}
+
+// slowConn makes each write to the client take delay, as a full socket
+// buffer to a slow client does.
+type slowConn struct {
+	net.Conn
+	delay time.Duration
+}
+
+func (c slowConn) Write(b []byte) (int, error) {
+	time.Sleep(c.delay)
+	return c.Conn.Write(b)
+}
+
+type slowListener struct {
+	net.Listener
+	delay time.Duration
+}
+
+func (l slowListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return slowConn{c, l.delay}, nil
+}
+
+// answerDuringShutdown serves one request with h behind a drain, over a
+// connection whose writes each take delay, and shuts down while h runs.
+// It returns the answer and how long after Shutdown returned (when
+// OnSIGTERM exits the process) the client had all of it: negative is
+// before.
+func answerDuringShutdown(t *testing.T, delay time.Duration, h http.HandlerFunc) (*http.Response, string, time.Duration) {
+	t.Helper()
+	d := lifecycle.NewDrain()
+	entered := make(chan struct{})
+	release := make(chan struct{})
+	srv := httptest.NewUnstartedServer(d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		close(entered)
+		<-release
+		h(w, r)
+	})))
+	srv.Listener = slowListener{srv.Listener, delay}
+	srv.Start()
+	defer srv.Close()
+
+	type answer struct {
+		resp *http.Response
+		body string
+		at   time.Time
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		var a answer
+		resp, err := http.Get(srv.URL)
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			a.resp, a.body = resp, string(b)
+		}
+		a.at = time.Now()
+		answered <- a
+	}()
+	<-entered
+	shutdownDone := make(chan time.Time, 1)
+	go func() {
+		lifecycle.Shutdown(context.Background(), d, func(context.Context) error { return nil })
+		shutdownDone <- time.Now()
+	}()
+	// Shutdown has closed the drain once a new request is refused.
+	probe := d.Wrap(http.NotFoundHandler())
+	for {
+		w := httptest.NewRecorder()
+		probe.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/", nil))
+		if w.Code == http.StatusServiceUnavailable {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(release)
+	exitAt := <-shutdownDone
+	a := <-answered
+	if a.resp == nil {
+		t.Fatal("the client had no answer")
+	}
+	return a.resp, a.body, a.at.Sub(exitAt)
+}
+
+// Shutdown returns (and OnSIGTERM exits) only once the answer of the last
+// request is sent: net/http writes its end after the handler returns.
+func TestShutdownWaitsForTheLastAnswerToBeSent(t *testing.T) {
+	resp, body, late := answerDuringShutdown(t, 150*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "the whole answer")
+	})
+	if late > 0 || body != "the whole answer" || resp.StatusCode != 200 {
+		t.Errorf("the client had %d %q %v after Shutdown returned", resp.StatusCode, body, late)
+	}
+}
+
+// What a handler leaves buffered is sent before the request counts as
+// done, so a write slower than the grace Shutdown leaves net/http still
+// reaches the client.
+func TestDrainSendsTheBufferedAnswerBeforeCountingItDone(t *testing.T) {
+	resp, body, late := answerDuringShutdown(t, 700*time.Millisecond, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "16")
+		io.WriteString(w, "the whole answer")
+	})
+	if late > 0 || body != "the whole answer" || resp.StatusCode != 200 {
+		t.Errorf("the client had %d %q %v after Shutdown returned", resp.StatusCode, body, late)
+	}
+}
+
+// Flushing writes the header: an answer with no body, finished during a
+// drain, keeps the status and headers its handler gave.
+func TestDrainKeepsTheStatusOfAnAnswerWithoutBody(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		h    http.HandlerFunc
+		want int
+	}{
+		{"nothing written", func(w http.ResponseWriter, r *http.Request) { w.Header().Set("X-Test", "kept") }, http.StatusOK},
+		{"status only", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Test", "kept")
+			w.WriteHeader(http.StatusAccepted)
+		}, http.StatusAccepted},
+		{"no content", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("X-Test", "kept")
+			w.WriteHeader(http.StatusNoContent)
+		}, http.StatusNoContent},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body, _ := answerDuringShutdown(t, 0, tt.h)
+			if resp.StatusCode != tt.want || resp.Header.Get("X-Test") != "kept" || body != "" {
+				t.Errorf("answer %d, X-Test %q, body %q; want %d, kept, empty", resp.StatusCode, resp.Header.Get("X-Test"), body, tt.want)
+			}
+		})
 	}
 }
