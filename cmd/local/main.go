@@ -143,10 +143,12 @@ func localDefaults(environ []string) (_ []string, env map[string]string, generat
 		environ = append(environ, k+"="+v)
 		env[k] = v
 	}
-	if env["GATEKEEPER"] == "" {
+	// Read as config reads them: trimmed (blank is unset), modes in any case.
+	value := func(k string) string { return strings.TrimSpace(env[k]) }
+	if value("GATEKEEPER") == "" {
 		set("GATEKEEPER", "user_token")
 	}
-	if env["ADMIN_KEY"] == "" && env["GATEKEEPER"] == "user_token" {
+	if value("ADMIN_KEY") == "" && strings.EqualFold(value("GATEKEEPER"), "user_token") {
 		set("ADMIN_KEY", devKey())
 		generated = true
 	}
@@ -155,7 +157,7 @@ func localDefaults(environ []string) (_ []string, env map[string]string, generat
 	// address (past IP_BLACKLIST, ADMIN_WHITELIST and the per-IP limits)
 	// and the URLs it is shown. Cloud Functions keeps 1: Google's front
 	// end appends the client's address.
-	if env["TRUSTED_PROXIES"] == "" {
+	if value("TRUSTED_PROXIES") == "" {
 		set("TRUSTED_PROXIES", "0")
 	}
 	return environ, env, generated

@@ -21,6 +21,11 @@ func TestLocalDefaults(t *testing.T) {
 		{"empty TRUSTED_PROXIES", []string{"TRUSTED_PROXIES="}, 0, config.ModeUserToken, true},
 		{"behind a proxy of one's own", []string{"TRUSTED_PROXIES=2", "GATEKEEPER=none"}, 2, config.ModeNone, false},
 		{"admin key given", []string{"ADMIN_KEY=mine-0123456789"}, 0, config.ModeUserToken, false},
+		// Values are read as config reads them: trimmed, modes in any case.
+		{"blank TRUSTED_PROXIES", []string{"TRUSTED_PROXIES= "}, 0, config.ModeUserToken, true},
+		{"upper-case GATEKEEPER", []string{"GATEKEEPER=USER_TOKEN"}, 0, config.ModeUserToken, true},
+		{"blank GATEKEEPER", []string{"GATEKEEPER=  "}, 0, config.ModeUserToken, true},
+		{"blank ADMIN_KEY", []string{"ADMIN_KEY=\t"}, 0, config.ModeUserToken, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
