@@ -1,8 +1,12 @@
 package deploy_test
 
 import (
+	"os/exec"
+	"slices"
 	"strings"
 	"testing"
+
+	"tollgate.dev/tollgate/shared/config"
 )
 
 const baseConfig = `DEPLOY_PROJECT: my-proj-123
@@ -245,6 +249,15 @@ func TestDryRunConfigVariants(t *testing.T) {
 			},
 		},
 		{
+			name:   "documented variables draw no typo warning",
+			config: baseConfig + "LIMITS_SCOPE: cluster\nEVENT_LOGGING: true\nQUOTA_REFRESH_TZ: Europe/Berlin\nCAPTCHA_MODE: proof_of_work\nTOKEN_COST_GPT4O: \"2.5\"\nREJECT_PHRASES: bad word\n",
+			check: func(t *testing.T, l listing, _, stderr string) {
+				if strings.Contains(stderr, "not a tollgate variable") {
+					t.Errorf("documented variables called typos: %s", stderr)
+				}
+			},
+		},
+		{
 			name:   "unknown application variable warns and passes",
 			config: baseConfig + "LOG_LEVLE: debug\n",
 			check: func(t *testing.T, l listing, _, stderr string) {
@@ -294,5 +307,43 @@ func TestDryRunConfigVariants(t *testing.T) {
 			checkFlagsFiles(t, l)
 			tc.check(t, l, res.stdout, res.stderr)
 		})
+	}
+}
+
+// The deploy knows every variable config reads and no other, so that its
+// typo warning is never drawn by a real variable: the list in lib.sh is
+// checked against config.Names().
+func TestAppVarsAreTheVariablesConfigReads(t *testing.T) {
+	t.Parallel()
+	names := config.Names()
+	script := `source ./lib.sh
+printf 'app %s\n' "${APP_VARS[@]}"
+printf 'deploy %s\n' "${SCHEDULER_VARS[@]}"
+for k in "$@"; do if is_app_var "$k"; then printf 'known %s\n' "$k"; fi; done`
+	cmd := exec.Command("bash", append([]string{"-c", script, "bash"}, names...)...)
+	cmd.Dir = deployDir(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	lists := map[string][]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		kind, name, _ := strings.Cut(line, " ")
+		lists[kind] = append(lists[kind], name)
+	}
+	// Set by the platform (the deploy refuses them) or by tests only.
+	notDeployed := []string{"K_SERVICE", "GOOGLE_CLOUD_PROJECT", "SECRET_MANAGER_EMULATOR_HOST", "FIREBASE_DATABASE_EMULATOR_HOST"}
+	for _, name := range names {
+		if !slices.Contains(lists["known"], name) && !slices.Contains(lists["deploy"], name) && !slices.Contains(notDeployed, name) {
+			t.Errorf("config reads %s, which lib.sh calls a typo: add it to APP_VARS", name)
+		}
+	}
+	for i, name := range lists["app"] {
+		if !slices.Contains(names, name) {
+			t.Errorf("APP_VARS lists %s, which config does not read", name)
+		}
+		if slices.Contains(lists["app"][:i], name) {
+			t.Errorf("APP_VARS lists %s twice", name)
+		}
 	}
 }

@@ -157,12 +157,24 @@ func Load(environ []string) (*Config, error) {
 
 // FromMap reads the configuration from a variable map.
 func FromMap(env map[string]string) (*Config, error) {
-	p := parser{env: env}
+	return (&parser{env: env}).config()
+}
+
+// Names are the variables the configuration is read from, sorted
+// (TOKEN_QUOTA_ and TOKEN_COST_ once per family): the deploy's list of
+// application variables is checked against them.
+func Names() []string {
+	p := &parser{env: map[string]string{}, read: map[string]bool{}}
+	p.config()
+	return sortedKeys(p.read)
+}
+
+func (p *parser) config() (*Config, error) {
 	c := &Config{
-		OnCloud:              env["K_SERVICE"] != "",
-		Project:              env["GOOGLE_CLOUD_PROJECT"],
-		SecretEmulatorHost:   env["SECRET_MANAGER_EMULATOR_HOST"],
-		FirebaseEmulatorHost: env["FIREBASE_DATABASE_EMULATOR_HOST"],
+		OnCloud:              p.raw("K_SERVICE") != "",
+		Project:              p.raw("GOOGLE_CLOUD_PROJECT"),
+		SecretEmulatorHost:   p.raw("SECRET_MANAGER_EMULATOR_HOST"),
+		FirebaseEmulatorHost: p.raw("FIREBASE_DATABASE_EMULATOR_HOST"),
 	}
 	c.Gatekeeper = Mode(p.oneOf("GATEKEEPER", "none", "none", "proxy_key", "user_token"))
 	defStore := "memory"
@@ -172,13 +184,13 @@ func FromMap(env map[string]string) (*Config, error) {
 	c.Store = StoreKind(p.oneOf("GATEKEEPER_STORE", defStore, "memory", "firebase_rtdb"))
 	// Secrets are trimmed: clients' tokens are, so a stray newline from a
 	// file or a YAML block would otherwise make a key that never matches.
-	c.ProxyKey = strings.TrimSpace(env["PROXY_KEY"])
-	c.AdminKey = strings.TrimSpace(env["ADMIN_KEY"])
+	c.ProxyKey = strings.TrimSpace(p.raw("PROXY_KEY"))
+	c.AdminKey = strings.TrimSpace(p.raw("ADMIN_KEY"))
 	c.AdminWhitelist = p.ipSet("ADMIN_WHITELIST", "0.0.0.0/0,::/0")
 	c.IPBlacklist = p.ipSet("IP_BLACKLIST", "")
 	c.TrustedProxies = p.int("TRUSTED_PROXIES", 1, 0, 32)
-	c.FirebaseRTDBURL = strings.TrimRight(env["FIREBASE_RTDB_URL"], "/")
-	c.FirebaseKey = strings.TrimSpace(env["FIREBASE_KEY"])
+	c.FirebaseRTDBURL = strings.TrimRight(p.raw("FIREBASE_RTDB_URL"), "/")
+	c.FirebaseKey = strings.TrimSpace(p.raw("FIREBASE_KEY"))
 	c.FirebaseUsersRef = p.str("FIREBASE_USERS_REF_NAME", "users")
 	c.MaxIPsPerUser = int64(p.int("MAX_IPS_PER_USER", 0, 0, 1_000_000))
 	c.MaxIPsAutoBan = p.bool("MAX_IPS_AUTO_BAN", false)
@@ -198,13 +210,13 @@ func FromMap(env map[string]string) (*Config, error) {
 			c.ProviderSettings[st.Name] = p.setting(st)
 		}
 		c.MaxOutputTokens[prov.ID] = int64(p.int(prov.Env.MaxOutput, 1024, 0, 10_000_000))
-		if keys := splitList(env[prov.Env.Key]); len(keys) > 0 {
+		if keys := splitList(p.raw(prov.Env.Key)); len(keys) > 0 {
 			c.ProviderKeys[prov.ID] = keys
 			p.keys(prov.Env, keys)
 		}
 		c.BaseURLs[prov.ID] = p.baseURL(prov.Env.BaseURL, prov.Env.DefaultBaseURL)
 	}
-	c.SigningKey = strings.TrimSpace(env["SIGNING_KEY"])
+	c.SigningKey = strings.TrimSpace(p.raw("SIGNING_KEY"))
 	c.PoW = p.pow(c.Gatekeeper)
 	c.ErrorFormat = ErrorFormat(p.oneOf("ERROR_FORMAT", "native", "native", "completion"))
 	c.UserCacheTTL = p.duration("USER_CACHE_TTL", 5*time.Second, 0, time.Hour)
@@ -337,8 +349,23 @@ func (c *Config) RateLimitFor(family string) int {
 }
 
 type parser struct {
-	env map[string]string
-	err error
+	env  map[string]string
+	err  error
+	read map[string]bool // when not nil, every name looked up (Names)
+}
+
+// lookup is env[name], noting that name is read.
+func (p *parser) lookup(name string) (string, bool) {
+	if p.read != nil {
+		p.read[name] = true
+	}
+	v, ok := p.env[name]
+	return v, ok
+}
+
+func (p *parser) raw(name string) string {
+	v, _ := p.lookup(name)
+	return v
 }
 
 func (p *parser) fail(e *Error) {
@@ -348,7 +375,7 @@ func (p *parser) fail(e *Error) {
 }
 
 func (p *parser) str(name, def string) string {
-	if v := strings.TrimSpace(p.env[name]); v != "" {
+	if v := strings.TrimSpace(p.raw(name)); v != "" {
 		return v
 	}
 	return def
@@ -481,7 +508,9 @@ func (p *parser) setting(st providers.Setting) string {
 func (p *parser) quotas() map[string]int64 {
 	byEnv := map[string]string{}
 	for _, f := range models.Names() {
-		byEnv["TOKEN_QUOTA_"+strings.ToUpper(strings.ReplaceAll(f, "-", "_"))] = f
+		name := "TOKEN_QUOTA_" + envFamily(f)
+		byEnv[name] = f
+		p.lookup(name)
 	}
 	out := map[string]int64{}
 	keys := make([]string, 0)

@@ -121,7 +121,7 @@ func (p *parser) aliases(c *Config) {
 		}
 		c.warn("MAX_OUTPUT_TOKENS is deprecated: honoured as the original did, for OpenAI and Anthropic only (%s); set MAX_OUTPUT_TOKENS_<PROVIDER> instead", listOr(set, "both set explicitly"))
 	}
-	if v, ok := p.env["COOKIE_SECRET"]; ok && strings.TrimSpace(v) != "" {
+	if v, ok := p.lookup("COOKIE_SECRET"); ok && strings.TrimSpace(v) != "" {
 		// The original preferred COOKIE_SECRET to SIGNING_KEY.
 		c.SigningKey = strings.TrimSpace(v)
 		c.warn("COOKIE_SECRET is deprecated: used as SIGNING_KEY, as the original did; rename it SIGNING_KEY")
@@ -192,7 +192,7 @@ func (ph Phrases) Match(text string) bool {
 func (p *parser) phrases(c *Config, name string) Phrases {
 	var ph Phrases
 	var alts []string
-	for _, item := range csvItem.FindAllString(p.env[name], -1) {
+	for _, item := range csvItem.FindAllString(p.raw(name), -1) {
 		item = strings.TrimSpace(strings.Trim(strings.TrimSpace(item), `"`))
 		if item == "" {
 			continue
@@ -275,7 +275,7 @@ func (p *parser) message(name, def string) string {
 // accepts but does not apply as the original did.
 func (p *parser) differences(c *Config) {
 	set := func(name string) (string, bool) {
-		v, ok := p.env[name]
+		v, ok := p.lookup(name)
 		return strings.TrimSpace(v), ok && strings.TrimSpace(v) != ""
 	}
 	if _, ok := set("SERVICE_INFO_PASSWORD"); ok {

@@ -370,6 +370,32 @@ func originalVars(t *testing.T) (names []string, env map[string]string) {
 	return names, env
 }
 
+// Names, which the deploy's list of variables is checked against, holds
+// the variables of the original that tollgate reads (if only to warn) and
+// each family's TOKEN_QUOTA_ and TOKEN_COST_.
+func TestNamesHoldsEveryVariableRead(t *testing.T) {
+	names := config.Names()
+	want, _ := originalVars(t)
+	want = append(want, "PROXY_KEY", "SIGNING_KEY", "LIMITS_SCOPE", "CAPTCHA_MODE", "EVENT_RETENTION_DAYS", "TOKEN_COST_GPT4O", "SCHEDULER_AUDIENCE", "AZURE_CREDENTIALS")
+	// The original's variables tollgate ignores: the platform's, or
+	// prompt logging's beyond PROMPT_LOGGING.
+	ignored := []string{"BIND_ADDRESS", "NODE_ENV", "PORT", "PROMPT_LOGGING_BACKEND", "PROMPT_LOGGING_FILE_PREFIX", "GOOGLE_SHEETS_KEY", "GOOGLE_SHEETS_SPREADSHEET_ID"}
+	for _, name := range want {
+		if slices.Contains(ignored, name) {
+			continue
+		}
+		if name == "TOKEN_QUOTA_<FAMILY>" {
+			name = "TOKEN_QUOTA_GPT4O"
+		}
+		if !slices.Contains(names, name) {
+			t.Errorf("Names lacks %s", name)
+		}
+	}
+	if !slices.IsSorted(names) {
+		t.Error("Names is not sorted")
+	}
+}
+
 // Every variable of the original, alone and all together, starts tollgate
 // with the values the original accepts.
 func TestEveryOriginalVariableStarts(t *testing.T) {
