@@ -20,6 +20,7 @@ import (
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
+	"tollgate.dev/tollgate/shared/lifecycle"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/providers"
@@ -267,13 +268,14 @@ func (x *exchange) forward() {
 	// A streamed answer's upstream request outlives the client by a
 	// bounded while when the client leaves after the answer's last text:
 	// its usage is still to come. Leaving earlier cancels it at once, as
-	// it does any other request.
+	// it does any other request, and so does the instance's shutdown,
+	// which cannot wait for the usage.
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if x.streamed() {
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
 		stop := context.AfterFunc(x.r.Context(), func() {
-			if x.final.Load() {
+			if x.final.Load() && !errors.Is(context.Cause(x.r.Context()), lifecycle.ErrShuttingDown) {
 				time.AfterFunc(usageDrainTime, cancel)
 				return
 			}

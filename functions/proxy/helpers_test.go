@@ -39,6 +39,7 @@ type env struct {
 	logs  *logBuffer
 	fakes map[upstreamfake.Kind]*upstreamfake.Fake
 	clock *clock
+	drain *lifecycle.Drain // the server's, as the functions wrap theirs
 	// origin, when set, is sent as Origin with every request, as a
 	// browser client sends it.
 	origin string
@@ -160,9 +161,10 @@ func newEnv(t *testing.T, vars map[string]string, opts ...Options) *env {
 	} else {
 		h = New(d)
 	}
-	srv := httptest.NewServer(lifecycle.NewDrain().Wrap(h))
+	drain := lifecycle.NewDrain()
+	srv := httptest.NewServer(drain.Wrap(h))
 	t.Cleanup(srv.Close)
-	return &env{t: t, srv: srv, d: d, logs: logs, fakes: fakes, clock: clk}
+	return &env{t: t, srv: srv, d: d, logs: logs, fakes: fakes, clock: clk, drain: drain}
 }
 
 func (e *env) fake(k upstreamfake.Kind) *upstreamfake.Fake { return e.fakes[k] }

@@ -325,6 +325,47 @@ func TestLeavingBeforeUsageChargesTheReport(t *testing.T) {
 	}
 }
 
+// A stream past its last text when the instance shuts down is not waited
+// on for its usage (up to 30 s, past the drain's 1 s of grace, with the
+// store closed after): it ends at the cut and is charged as a cut stream.
+func TestShutdownCutAfterTheLastTextCharges(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	pc := provCases[0]
+	hold := make(chan struct{})
+	defer close(hold)
+	e.fake(pc.kind).Set(upstreamfake.Behavior{HoldBeforeUsage: hold})
+	c := pc.streamCall(tk)
+	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+c.path, strings.NewReader(c.body))
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before its last text: %v", err)
+		}
+		if strings.Contains(line, `"finish_reason":"stop"`) {
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	e.drain.Close(ctx) // the window ends at once: the stream is cut
+	if n := e.drain.InFlight(); n != 0 {
+		t.Fatalf("%d requests still in flight after the drain's grace", n)
+	}
+	if got := e.get(tk).TokenCounts[pc.family]; got <= 0 {
+		t.Errorf("charged %d for a stream cut at shutdown, want its estimate", got)
+	}
+}
+
 // A client leaving mid-stream from a reasoning model is charged at least
 // the requested output limit: the thinking is billed though never relayed.
 func TestCutShortReasoningCountsHiddenOutput(t *testing.T) {
