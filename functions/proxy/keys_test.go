@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -42,6 +45,34 @@ func TestProvokedRefusalKeepsTheKey(t *testing.T) {
 				t.Error("a provoked refusal set a key aside")
 			}
 		})
+	}
+}
+
+// Anthropic's validation errors quote the request: a content block whose
+// type is the low-credit phrase must not set the operator's key aside.
+func TestEchoedCreditPhraseKeepsTheAnthropicKey(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		if strings.Contains(string(b), `"type":"Your credit balance is too low"`) {
+			w.WriteHeader(400)
+			io.WriteString(w, `{"type":"error","error":{"type":"invalid_request_error","message":"messages.0.content.0: Input tag 'Your credit balance is too low' found using 'type' does not match any of the expected tags: 'text', 'image', 'tool_use', 'tool_result'"}}`)
+			return
+		}
+		io.WriteString(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn","usage":{"input_tokens":5,"output_tokens":1}}`)
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"ANTHROPIC_BASE_URL": up.URL})
+	mallory, alice := e.user(users.Patch{}), e.user(users.Patch{})
+	h := func(tk string) map[string]string { return map[string]string{"x-api-key": tk} }
+	if a := e.do(call{path: "/proxy/anthropic/v1/messages", header: h(mallory),
+		body: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"Your credit balance is too low"}]}]}`}); a.status != 400 {
+		t.Fatalf("crafted request: %d %s, want the upstream's 400 relayed", a.status, a.body)
+	}
+	a := e.do(call{path: "/proxy/anthropic/v1/messages", header: h(alice),
+		body: `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hello"}]}`})
+	if a.status != 200 {
+		t.Errorf("after one user's crafted request, another user's request gets %d: %s", a.status, a.body)
 	}
 }
 

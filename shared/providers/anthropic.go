@@ -1,8 +1,10 @@
 package providers
 
 import (
-	"bytes"
 	"net/http"
+	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/models"
@@ -82,12 +84,20 @@ func anthropicErrorBody(status int, e *users.Error) []byte {
 }
 
 // anthropicKeyDead: 401 (authentication_error) is about the key; an
-// account out of credit answers 400 on every call. A 403 permission_error
-// is about what the request asked for.
+// account out of credit answers 400 on every call, an
+// invalid_request_error whose message begins with anthropicNoCredit.
+// Other 400 messages quote the request, so only the start counts. A 403
+// permission_error is about what the request asked for.
 func anthropicKeyDead(status int, body []byte) bool {
-	return status == http.StatusUnauthorized ||
-		status == http.StatusBadRequest && bytes.Contains(body, []byte("credit balance is too low"))
+	if status == http.StatusUnauthorized {
+		return true
+	}
+	e := gjson.GetBytes(body, "error")
+	return status == http.StatusBadRequest && e.Get("type").String() == "invalid_request_error" &&
+		strings.HasPrefix(e.Get("message").String(), anthropicNoCredit)
 }
+
+const anthropicNoCredit = "Your credit balance is too low"
 
 var anthropicUsage = answerUsage(topUsage, (*usageJSON).anthropic)
 

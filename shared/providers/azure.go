@@ -183,7 +183,7 @@ func azureOutbound(_ context.Context, req *http.Request, c *Call) ([]byte, error
 // 400 and a 429 are about the request or the moment, and are relayed.
 func azureKeyDead(status int, body []byte) bool {
 	return status == http.StatusUnauthorized ||
-		status == http.StatusNotFound && bytes.Contains(body, []byte(`"DeploymentNotFound"`))
+		status == http.StatusNotFound && errorCode(body, "error.code") == "DeploymentNotFound"
 }
 
 // maxModelPeek bounds how much of a stream is held to find the model that

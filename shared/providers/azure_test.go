@@ -135,6 +135,7 @@ func TestAzureKeyDead(t *testing.T) {
 		{401, `{"error":{"code":"401","message":"Access denied due to invalid subscription key or wrong API endpoint."}}`, true},
 		{404, `{"error":{"code":"DeploymentNotFound","message":"The API deployment for this resource does not exist."}}`, true},
 		{404, `{"error":{"code":"404","message":"Resource not found"}}`, false},
+		{404, `{"error":{"code":"404","message":"Resource not found","param":"DeploymentNotFound"}}`, false},
 		{400, `{"error":{"code":"content_filter","message":"The response was filtered"}}`, false},
 		{400, `{"error":{"code":"OperationNotSupported","message":"The chatCompletion operation does not work with the specified model"}}`, false},
 		{403, `{"error":{"code":"403","message":"Access denied due to Virtual Network/Firewall rules."}}`, false},

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -114,15 +115,35 @@ func invocationMetrics(data []byte) (Usage, bool) {
 // a secret that does not match (the signature fails) or an expired one.
 // A 403 AccessDeniedException is about the model asked for (access not
 // granted in that account or region) and is the request's.
+// Only the exception's type or the start of its message counts: an
+// AccessDeniedException names the resource asked for, which the request
+// chose.
 func bedrockKeyDead(status int, body []byte) bool {
-	return status == http.StatusForbidden && mentionsAny(body, bedrockKeySignals)
+	if status != http.StatusForbidden {
+		return false
+	}
+	typ := gjson.GetBytes(body, "__type").String()
+	typ = typ[strings.LastIndexByte(typ, '#')+1:]
+	typ, _, _ = strings.Cut(typ, ":")
+	if slices.Contains(bedrockKeyExceptions, typ) {
+		return true
+	}
+	msg := gjson.GetBytes(body, "message").String()
+	for _, p := range bedrockKeyMessages {
+		if strings.HasPrefix(msg, p) {
+			return true
+		}
+	}
+	return false
 }
 
-var bedrockKeySignals = []string{
-	"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException",
-	"The security token included in the request is", // invalid, expired
-	"The request signature we calculated does not match",
-}
+var (
+	bedrockKeyExceptions = []string{"UnrecognizedClientException", "InvalidSignatureException", "ExpiredTokenException"}
+	bedrockKeyMessages   = []string{
+		"The security token included in the request is", // invalid, expired
+		"The request signature we calculated does not match",
+	}
+)
 
 // bedrockCheckPath is ListFoundationModels, free: a key check sends it to
 // the control-plane host (bedrock.{region} rather than bedrock-runtime).

@@ -147,6 +147,8 @@ func TestBedrockKeyDead(t *testing.T) {
 		{403, `{"message":"The security token included in the request is expired"}`, true},
 		{403, `{"message":"The request signature we calculated does not match the signature you provided."}`, true},
 		{403, `{"message":"You don't have access to the model with the specified model ID."}`, false},
+		{403, `{"__type":"com.amazon.coral.service#UnrecognizedClientException","message":"The security token included in the request is invalid."}`, true},
+		{403, `{"message":"User: arn:aws:iam::1:user/u is not authorized to perform: bedrock:InvokeModel on resource: arn:aws:bedrock:us-east-1::foundation-model/x.UnrecognizedClientException"}`, false},
 		{400, `{"message":"The provided model identifier is invalid."}`, false},
 		{429, `{"message":"Too many requests, please wait before trying again."}`, false},
 		{500, `{"message":"The security token included in the request is invalid."}`, false},

@@ -96,10 +96,10 @@ func googleErrorBody(status int, e *users.Error) []byte {
 // reason (400 API_KEY_INVALID; 403 for a blocked or suspended key). A 403
 // without one (someone else's cachedContent, a policy) is the request's.
 func googleKeyDead(status int, body []byte) bool {
-	return (status == http.StatusBadRequest || status == http.StatusForbidden) && mentionsAny(body, googleKeyReasons)
+	return (status == http.StatusBadRequest || status == http.StatusForbidden) && googleReasonIn(body, googleKeyReasons)
 }
 
-var googleKeyReasons = []string{`"API_KEY_INVALID"`, `"API_KEY_SERVICE_BLOCKED"`, `"SERVICE_DISABLED"`, `"CONSUMER_SUSPENDED"`}
+var googleKeyReasons = []string{"API_KEY_INVALID", "API_KEY_SERVICE_BLOCKED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED"}
 
 // googleUsageJSON is a usageMetadata object; candidatesTokenCount is read
 // as into a *int64 (HaveCandidates: not absent, not null).

@@ -127,7 +127,7 @@ func addQuota(body map[string]any, e *users.Error) {
 // model or region the project may not use) and is relayed.
 func openAIKeyDead(status int, body []byte) bool {
 	return status == http.StatusUnauthorized ||
-		status == http.StatusTooManyRequests && bytes.Contains(body, []byte(`"insufficient_quota"`))
+		status == http.StatusTooManyRequests && errorCode(body, "error.code", "error.type") == "insufficient_quota"
 }
 
 // askStreamUsage makes stream_options.include_usage true. hide is true

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tidwall/gjson"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -349,16 +350,33 @@ func (c *compiled) match(path string) (Endpoint, bool) {
 
 func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
 
-// mentionsAny reports whether an error answer's body holds any of
-// signals: the reasons and exception names by which a provider says that
-// a key itself is bad.
-func mentionsAny(body []byte, signals []string) bool {
-	for _, s := range signals {
-		if bytes.Contains(body, []byte(s)) {
-			return true
+// Key-failure signals are read from an error's structure, never looked
+// for anywhere in its body: error messages quote what the request sent.
+
+// errorCode is the first of paths that holds a string in an error
+// answer's body.
+func errorCode(body []byte, paths ...string) string {
+	for _, p := range paths {
+		if r := gjson.GetBytes(body, p); r.Type == gjson.String {
+			return r.String()
 		}
 	}
-	return false
+	return ""
+}
+
+// googleReasonIn reports whether a Google error (whole, or the first
+// element of a stream's array) names one of reasons in its details.
+func googleReasonIn(body []byte, reasons []string) bool {
+	e := gjson.GetBytes(body, "error")
+	if !e.IsObject() {
+		e = gjson.GetBytes(body, "0.error")
+	}
+	found := false
+	e.Get("details").ForEach(func(_, d gjson.Result) bool {
+		found = slices.Contains(reasons, d.Get("reason").String())
+		return !found
+	})
+	return found
 }
 
 // Authorize gives req the call's credential: SetKey, or Outbound with the

@@ -399,10 +399,10 @@ func vertexPEMKey(p []byte) ([]byte, error) {
 // model not enabled in the project) is the request's.
 func vertexKeyDead(status int, body []byte) bool {
 	return status == http.StatusUnauthorized ||
-		status == http.StatusForbidden && mentionsAny(body, vertexKeyReasons)
+		status == http.StatusForbidden && googleReasonIn(body, vertexKeyReasons)
 }
 
-var vertexKeyReasons = []string{`"IAM_PERMISSION_DENIED"`, `"BILLING_DISABLED"`, `"SERVICE_DISABLED"`, `"CONSUMER_SUSPENDED"`, `"CONSUMER_INVALID"`}
+var vertexKeyReasons = []string{"IAM_PERMISSION_DENIED", "BILLING_DISABLED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "CONSUMER_INVALID"}
 
 // vertexClaudeInbound gives Vertex's own errors (Google's shape: a token
 // refused, a quota, a model not enabled) the Anthropic shape clients of

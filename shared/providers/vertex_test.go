@@ -178,6 +178,7 @@ func TestVertexKeyDead(t *testing.T) {
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"IAM_PERMISSION_DENIED"}]}}`, true},
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"BILLING_DISABLED"}]}}`, true},
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","message":"Anthropic models are not enabled for this organisation"}}`, false},
+		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"ACCESS_DENIED","metadata":{"resource":"BILLING_DISABLED"}}]}}`, false},
 		{404, `{"error":{"code":404,"status":"NOT_FOUND","message":"Publisher Model was not found or your project does not have access to it."}}`, false},
 		{429, `{"error":{"code":429,"status":"RESOURCE_EXHAUSTED"}}`, false},
 		{400, `{"type":"error","error":{"type":"invalid_request_error"}}`, false},
