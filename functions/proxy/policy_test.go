@@ -195,6 +195,20 @@ func TestMaxContextTokens(t *testing.T) {
 	}
 }
 
+// Chinese and Japanese are written without spaces: a long prompt in them
+// counts toward MAX_CONTEXT_TOKENS like any other text, not as base64.
+func TestMaxContextTokensCountsUnspacedScripts(t *testing.T) {
+	long := strings.Repeat("这是一个很长的中文提示，用来测试上下文限制。", 50) // 3300 bytes
+	for _, pc := range provCases[:2] {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "150", "MAX_CONTEXT_TOKENS_ANTHROPIC": "150"})
+			tk := e.user(users.Patch{})
+			a := e.do(call{path: pc.path, body: withText(pc, long), header: pc.auth(tk)})
+			refusedUnsent(t, e, pc, tk, a, 400, "exceeds the context size limit. (max: 150 tokens")
+		})
+	}
+}
+
 func TestBlockedOrigins(t *testing.T) {
 	vars := map[string]string{"BLOCKED_ORIGINS": "badsite.example,evil", "BLOCK_MESSAGE": "Adults only <here>.", "BLOCK_REDIRECT": `https://elsewhere.example/?a=1&b="2"`}
 	for _, pc := range provCases {

@@ -323,13 +323,57 @@ func (s *scanner) str(count bool) error {
 }
 
 // count adds a string's length to the text total, leaving out what is
-// surely not text: data URLs and long runs without a space (base64).
+// surely not text: data URLs and long base64 runs. A long run without a
+// space is not enough: Chinese, Japanese and Thai are written without.
 func (s *scanner) count(str []byte) {
-	if bytes.HasPrefix(str, []byte("data:")) || len(str) > 1024 && bytes.IndexByte(str, ' ') < 0 {
+	if bytes.HasPrefix(str, []byte("data:")) || len(str) > 1024 && bytes.IndexByte(str, ' ') < 0 && base64Like(str) {
 		return
 	}
 	s.text += int64(len(str))
 }
+
+// base64Like reports whether str, a JSON string's raw bytes, holds only
+// base64 (standard or URL-safe, padded or not), with the line breaks and
+// slashes an encoder may escape (\n, \r, \/).
+func base64Like(str []byte) bool {
+	for len(str) > 0 {
+		// Sixteen at a time while none is outside the alphabet: a
+		// megabyte image costs well under a millisecond.
+		for len(str) >= 16 {
+			b := str[:16]
+			if notBase64[b[0]]|notBase64[b[1]]|notBase64[b[2]]|notBase64[b[3]]|
+				notBase64[b[4]]|notBase64[b[5]]|notBase64[b[6]]|notBase64[b[7]]|
+				notBase64[b[8]]|notBase64[b[9]]|notBase64[b[10]]|notBase64[b[11]]|
+				notBase64[b[12]]|notBase64[b[13]]|notBase64[b[14]]|notBase64[b[15]] != 0 {
+				break
+			}
+			str = str[16:]
+		}
+		if len(str) == 0 {
+			break
+		}
+		switch c := str[0]; {
+		case notBase64[c] == 0:
+		case c == '\\' && len(str) > 1 && (str[1] == 'n' || str[1] == 'r' || str[1] == '/'):
+			str = str[1:]
+		default:
+			return false
+		}
+		str = str[1:]
+	}
+	return true
+}
+
+// notBase64 is 0 for the bytes of base64 and base64url, 1 for others.
+var notBase64 = func() (t [256]uint8) {
+	for i := range t {
+		t[i] = 1
+	}
+	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/-_=") {
+		t[c] = 0
+	}
+	return t
+}()
 
 // composite skips an Object or array, strings included.
 func (s *scanner) composite() error {

@@ -146,6 +146,56 @@ func BenchmarkModelAndLimit(b *testing.B) {
 	})
 }
 
+// The prompt estimate counts text in every script and leaves out only
+// what is encoded data: base64 (plain, URL-safe, with escaped line
+// breaks or slashes) and data URLs.
+func TestWalkCountsTextNotData(t *testing.T) {
+	b64 := strings.Repeat("iVBORw0KGgoAAAANSUhEUgAA+/8=", 100)
+	cases := []struct {
+		name, str string
+		want      int64
+	}{
+		{"short", "hello", 5},
+		{"spaced", strings.Repeat("word ", 300), 1500},
+		{"cjk", strings.Repeat("这是一个很长的中文提示。", 100), 3600},
+		{"cjk escaped", strings.Repeat(`\u8fd9\u662f`, 200), 2400},
+		{"thai", strings.Repeat("ภาษาไทย", 100), 2100},
+		{"unspaced ascii", strings.Repeat("a.b,c;", 200), 1200},
+		{"base64", b64, 0},
+		{"base64 url-safe", strings.Repeat("iVBORw0KGgo-_AAA", 100), 0},
+		{"base64 mime", strings.Repeat(strings.Repeat("QUFB", 19)+`\r\n`, 20), 0},
+		{"base64 escaped slash", strings.ReplaceAll(b64, "/", `\/`), 0},
+		{"base64 then cjk", b64 + strings.Repeat("中", 1000), int64(len(b64)) + 3000},
+		{"data url", "data:image/png;base64," + b64, 0},
+	}
+	for _, tc := range cases {
+		doc := []byte(`{"content":"` + tc.str + `"}`)
+		_, text, err := Walk(doc, 0, true, func([]byte, int, int) error { return nil })
+		if err != nil || text != tc.want {
+			t.Errorf("%s: counted %d (%v), want %d", tc.name, text, err, tc.want)
+		}
+	}
+}
+
+// The prompt estimate over 1 MiB bodies of English, CJK and base64.
+func BenchmarkWalkText(b *testing.B) {
+	for _, bc := range []struct{ name, str string }{
+		{"spaced", strings.Repeat("word ", 200_000)},
+		{"cjk", strings.Repeat("中文提示", 1<<20/12)},
+		{"base64", strings.Repeat("QUFB", 1<<20/4)},
+	} {
+		body := []byte(`{"contents":[{"parts":[{"text":"` + bc.str + `"}]}]}`)
+		b.Run(bc.name, func(b *testing.B) {
+			b.SetBytes(int64(len(body)))
+			for b.Loop() {
+				if _, _, err := Walk(body, 0, true, func([]byte, int, int) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
 // FuzzWalkKeys: keys are decoded as encoding/json decodes them, escaped
 // or not, without a per-key allocation kept.
 func FuzzWalkKeys(f *testing.F) {
