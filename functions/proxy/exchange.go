@@ -423,7 +423,9 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	switch {
 	case strings.HasPrefix(ct, providers.ContentSSE):
 		x.relayStream(resp, &framing.SSE{}, true)
-	case x.rq.Stream && !x.prov.StreamsSSE(x.r):
+	case x.rq.Stream && x.prov.Framing.SSE != nil:
+		// Whatever the request asked, a stream that is not SSE is an
+		// array: read whole, its usage would never be found.
 		x.relayStream(resp, &framing.Array{}, false)
 	default:
 		return x.readWhole(resp)

@@ -53,6 +53,47 @@ func TestQueryHidingUsageRefused(t *testing.T) {
 	}
 }
 
+// alt given twice (alt=sse&alt=json, or with its alias $alt) is refused
+// before the upstream is called: the proxy would frame the answer by one
+// value while the upstream answers by the other.
+func TestRepeatedAltRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	up := e.fake(upstreamfake.Google)
+	gc := provCases[2]
+	tk := e.user(users.Patch{})
+	for _, q := range []string{"alt=sse&alt=json", "alt=sse&$alt=json", "$alt=json&alt=sse", "alt=sse&alt=sse"} {
+		a := e.do(call{path: strings.Replace(gc.path, ":generateContent", ":streamGenerateContent", 1) + "?" + q, body: gc.body, header: gc.auth(tk)})
+		if a.status != 400 || !strings.Contains(string(a.body), "only once") {
+			t.Fatalf("?%s: %d %s", q, a.status, a.body)
+		}
+		googleShape(t, a)
+	}
+	if up.Count() != 0 {
+		t.Fatalf("the upstream was called %d times", up.Count())
+	}
+}
+
+// A Google stream that comes as a JSON array although SSE was asked for
+// is still read element by element, and its reported usage charged.
+func TestGoogleStreamNotSSEIsReadAsArray(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		long := strings.Repeat("word ", 4000)
+		io.WriteString(w, `[{"candidates":[{"content":{"parts":[{"text":"`+long+`"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":4000,"totalTokenCount":4010}}]`)
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", header: map[string]string{"x-goog-api-key": tk},
+		body: `{"contents":[{"parts":[{"text":"hi"}]}]}`})
+	if a.status != 200 || !strings.Contains(string(a.body), "word word") {
+		t.Fatalf("%d %.200s", a.status, a.body)
+	}
+	if got := e.get(tk).TokenCounts["gemini-flash"]; got != 4010 {
+		t.Errorf("relayed %d bytes, charged %d tokens; the upstream reported 4010", len(a.body), got)
+	}
+}
+
 // Output limits given as strings, fractions or out-of-range numbers are
 // refused in the provider's shape; none reaches the upstream unclamped.
 func TestOutputLimitTypesRefused(t *testing.T) {

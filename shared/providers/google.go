@@ -28,7 +28,7 @@ func googleProvider() *Provider {
 		ErrorBody: googleErrorBody,
 		KeyDead:   googleKeyDead,
 		Framing: Framing{
-			SSE:       func(r *http.Request) bool { return r.URL.Query().Get("alt") == "sse" },
+			SSE:       altSSE,
 			EndsAtEOF: true,
 		},
 	}

@@ -196,14 +196,17 @@ type Endpoint struct {
 
 // Query is the query passed upstream: the route's parameters only. A
 // parameter given a value the route does not allow is refused (an answer
-// format such as Google's alt=proto would hide the usage to charge).
+// format such as Google's alt=proto would hide the usage to charge), and
+// so is one of those given twice: the proxy frames the answer by one
+// value, the upstream might answer by the other.
 func (ep Endpoint) Query(q url.Values) (string, error) {
 	if len(q) == 0 {
 		return "", nil
 	}
 	out := url.Values{}
 	for name, vals := range q {
-		allowed, ok := ep.query[strings.TrimPrefix(name, "$")] // $alt is Google's alias of alt
+		key := strings.TrimPrefix(name, "$") // $alt is Google's alias of alt
+		allowed, ok := ep.query[key]
 		if !ok {
 			continue
 		}
@@ -211,10 +214,20 @@ func (ep Endpoint) Query(q url.Values) (string, error) {
 			if allowed != nil && !slices.Contains(allowed, v) {
 				return "", users.Errorf(users.CodeInvalid, "The query parameter %s=%s is not supported here; accepted: %s.", name, v, strings.Join(allowed, ", "))
 			}
-			out.Add(strings.TrimPrefix(name, "$"), v)
+			out.Add(key, v)
+		}
+		if allowed != nil && len(out[key]) > 1 {
+			return "", users.Errorf(users.CodeInvalid, "The query parameter %s may be given only once.", key)
 		}
 	}
 	return out.Encode(), nil
+}
+
+// altSSE reports whether a Google request asks for SSE (alt=sse or its
+// alias $alt=sse; Query refuses both at once).
+func altSSE(r *http.Request) bool {
+	q := r.URL.Query()
+	return q.Get("alt") == "sse" || q.Get("$alt") == "sse"
 }
 
 // CommonHeaders are forwarded to every upstream. Everything else the

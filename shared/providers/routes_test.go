@@ -97,6 +97,9 @@ func TestEndpointQuery(t *testing.T) {
 		{gen, "alt=media", "", true},
 		{gen, "$alt=proto", "", true},
 		{gen, "alt=sse&alt=proto", "", true},
+		{gen, "alt=sse&alt=json", "", true},
+		{gen, "alt=sse&$alt=json", "", true},
+		{gen, "alt=sse&alt=sse", "", true},
 		{list, "pageSize=5&key=a&key=", "pageSize=5", false},
 		{chat, "KEY=abc&monkey=1", "", false},
 	}

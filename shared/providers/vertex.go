@@ -78,7 +78,7 @@ func vertexGeminiProvider(a *vertexAuth) *Provider {
 		KeyDead:   vertexKeyDead,
 		CheckPath: vertexCheckPath,
 		Framing: Framing{
-			SSE:       func(r *http.Request) bool { return r.URL.Query().Get("alt") == "sse" },
+			SSE:       altSSE,
 			EndsAtEOF: true,
 		},
 	}
