@@ -468,6 +468,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	sr.pool = x.h.chunks
 	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
+	sr.unreadOutput = x.requested() - x.rq.PromptTokens
 	if sse {
 		sr.brokenEvent = f.StreamError
 	}

@@ -94,6 +94,41 @@ func TestGoogleStreamNotSSEIsReadAsArray(t *testing.T) {
 	}
 }
 
+// A Google array stream whose last element is over the copy kept for
+// reading usage (an inline image) is charged that element's usage; when
+// it has none, the earlier element's usage is not taken as final: the
+// stream is charged as one cut short, its output at the limit.
+func TestGoogleArrayLargeElementUsage(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		usage string
+		want  int64
+	}{
+		{"its own usage", `,"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":2001,"totalTokenCount":2011}`, 2011},
+		{"no usage", ``, 10 + 1000},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "application/json")
+				io.WriteString(w, `[{"candidates":[{"content":{"parts":[{"text":"Here"}],"role":"model"}}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":1,"totalTokenCount":11}}`)
+				img := strings.Repeat("QUFB", 5<<20/4) // 5 MiB of base64
+				io.WriteString(w, `,{"candidates":[{"content":{"parts":[{"inlineData":{"mimeType":"image/png","data":"`+img+`"}}],"role":"model"},"finishReason":"STOP"}]`+tc.usage+`}]`)
+			}))
+			defer up.Close()
+			e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL})
+			tk := e.user(users.Patch{})
+			a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash-image:streamGenerateContent", header: map[string]string{"x-goog-api-key": tk},
+				body: `{"contents":[{"parts":[{"text":"draw a fox"}]}],"generationConfig":{"maxOutputTokens":1000}}`})
+			if a.status != 200 || len(a.body) < 5<<20 {
+				t.Fatalf("%d (%d bytes)", a.status, len(a.body))
+			}
+			if got := e.get(tk).TokenCounts["gemini-flash"]; got != tc.want {
+				t.Errorf("charged %d tokens, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
 // Output limits given as strings, fractions or out-of-range numbers are
 // refused in the provider's shape; none reaches the upstream unclamped.
 func TestOutputLimitTypesRefused(t *testing.T) {

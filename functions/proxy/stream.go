@@ -33,6 +33,9 @@ type streamReader struct {
 	event     func(st *providers.StreamState, name, data []byte) bool
 	// clean edits the bytes of a relayed event (nil: none).
 	clean func(st *providers.StreamState, raw []byte) []byte
+	// unreadOutput is the output charged at least when part of an event
+	// could not be read for usage (framing.Cut): the request's limit.
+	unreadOutput int64
 
 	// final mirrors st.Final for the goroutine that decides, when the
 	// client leaves, whether to cancel the upstream.
@@ -96,6 +99,14 @@ func (r *streamReader) Read(p []byte) (int, error) {
 }
 
 func (r *streamReader) emit(raw, name, data []byte) {
+	if string(name) == framing.Cut {
+		// Part of this event was relayed unread: the usage of an earlier
+		// one is not final, and unless this one's own is read, it is
+		// charged as a stream cut short, its output at the limit.
+		name = nil
+		r.st.HaveOut = false
+		r.st.Hidden = max(r.st.Hidden, r.unreadOutput)
+	}
 	keep := len(data) == 0 || r.event == nil || r.event(r.st, name, data)
 	if r.final != nil && r.final.Load() != r.st.Final {
 		r.final.Store(r.st.Final)

@@ -110,17 +110,36 @@ type Array struct {
 	depth    int
 	inString bool
 	escape   bool
+	// elem is the copy of the current element kept for reading usage:
+	// whole while it fits in maxElement; past that (cut), only its
+	// top-level members that fit, the one that outgrew it left out.
 	elem     []byte
+	cut      bool
+	member   int  // offset in elem where the current top-level member starts
+	dropping bool // the current member is left out
 }
 
-// maxElement bounds the copy kept of one element for reading usage.
-const maxElement = 4 << 20
+// Cut is the name given to an element too big to keep whole: its data
+// holds only its top-level members that fit (usage, model), and what was
+// left out (the large part, with its text) could not be read.
+const Cut = "cut"
+
+// maxElement bounds the copy kept of one element for reading usage;
+// members after a cut get maxMembersAfterCut more.
+const (
+	maxElement         = 4 << 20
+	maxMembersAfterCut = 64 << 10
+)
 
 func (s *Array) Feed(p []byte, emit func(raw, name, data []byte)) {
 	from := 0
 	for i, c := range p {
-		if s.depth >= 2 && len(s.elem) < maxElement {
-			s.elem = append(s.elem, c)
+		if s.depth >= 2 && !s.dropping {
+			if limit := s.limit(); len(s.elem) >= limit {
+				s.elem, s.cut, s.dropping = s.elem[:s.member], true, true
+			} else {
+				s.elem = append(s.elem, c)
+			}
 		}
 		switch {
 		case s.inString:
@@ -137,21 +156,38 @@ func (s *Array) Feed(p []byte, emit func(raw, name, data []byte)) {
 		case c == '{' || c == '[':
 			s.depth++
 			if s.depth == 2 {
-				s.elem = append(s.elem[:0], c)
+				s.elem, s.cut, s.dropping, s.member = append(s.elem[:0], c), false, false, 1
 			}
+		case c == ',' && s.depth == 2:
+			// The next member starts; a member left out leaves no comma.
+			s.member, s.dropping = len(s.elem), false
 		case c == '}' || c == ']':
 			s.depth--
 			if s.depth == 1 {
+				var name []byte
+				if s.cut {
+					name = []byte(Cut)
+					if s.dropping { // the last member was left out, and the closing byte
+						s.elem = append(bytes.TrimRight(s.elem, ","), c)
+					}
+				}
 				// Relay everything so far along with the element's data.
-				emit(p[from:i+1], nil, s.elem)
+				emit(p[from:i+1], name, s.elem)
 				from = i + 1
-				s.elem = s.elem[:0]
+				s.elem, s.cut, s.dropping = s.elem[:0], false, false
 			}
 		}
 	}
 	if from < len(p) {
 		emit(p[from:], nil, nil)
 	}
+}
+
+func (s *Array) limit() int {
+	if s.cut {
+		return maxElement + maxMembersAfterCut
+	}
+	return maxElement
 }
 
 func (s *Array) Rest() []byte { return nil }

@@ -61,6 +61,40 @@ func TestArraySplitter(t *testing.T) {
 	}
 }
 
+// An element over maxElement (an inline image) is relayed whole; what is
+// kept of it for reading usage is its top-level members that fit, named
+// Cut, so that its usage is read and an earlier element's is not taken
+// for it.
+func TestArraySplitterCutsLargeElement(t *testing.T) {
+	img := strings.Repeat("QUFB", 5<<20/4)
+	usage := `"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":2001}`
+	cases := []struct{ elem, want string }{
+		{`{"candidates":[{"content":{"parts":[{"inlineData":{"data":"` + img + `"}}]},"finishReason":"STOP"}],` + usage + `,"modelVersion":"m"}`, `{` + usage + `,"modelVersion":"m"}`},
+		{`{` + usage + `, "candidates":[{"content":{"parts":[{"inlineData":{"data":"` + img + `"}}]}}]}`, `{` + usage + `}`},
+		{`{"a":"` + img + `","b":"` + img + `"}`, `{}`},
+	}
+	for _, tc := range cases {
+		stream := `[{"usageMetadata":{"promptTokenCount":10}},` + "\n" + tc.elem + `,{"x":1}]`
+		s := &Array{}
+		var raw bytes.Buffer
+		var names, elems []string
+		for i := 0; i < len(stream); i += 16 << 10 {
+			s.Feed([]byte(stream[i:min(i+16<<10, len(stream))]), func(r, n, d []byte) {
+				raw.Write(r)
+				if len(d) > 0 {
+					names, elems = append(names, string(n)), append(elems, string(d))
+				}
+			})
+		}
+		if raw.String() != stream {
+			t.Errorf("%.60s: relayed %d bytes of %d", tc.elem, raw.Len(), len(stream))
+		}
+		if len(elems) != 3 || names[0] != "" || names[1] != Cut || names[2] != "" || elems[1] != tc.want || elems[2] != `{"x":1}` {
+			t.Errorf("%.60s: names %q, elements %.200q", tc.elem, names, elems)
+		}
+	}
+}
+
 // FuzzSSESplitter: relayed bytes always equal the input.
 func FuzzSSESplitter(f *testing.F) {
 	f.Add("data: {\"a\":1}\n\ndata: x\r\n\r\n", 3)
