@@ -34,7 +34,8 @@ func TestGoogle(t *testing.T) {
 	token := e.user(users.Patch{})
 	up := e.fake(upstreamfake.Google)
 	up.Set(upstreamfake.Behavior{InputTokens: 10, OutputTokens: 6, ReasoningTokens: 4})
-	const body = `{"contents":[{"role":"user","parts":[{"text":"Say hello."}]}],"generationConfig":{"temperature":0.5}}`
+	// A limit under the clamp: the body needs no change.
+	const body = `{"contents":[{"role":"user","parts":[{"text":"Say hello."}]}],"generationConfig":{"temperature":0.5,"maxOutputTokens":1000}}`
 	charged := int64(0)
 	cases := []struct {
 		name   string
@@ -313,9 +314,23 @@ func TestClamp(t *testing.T) {
 			`{"model":"gpt-4o","max_tokens":50,"messages":[]}`,
 			`{"model":"gpt-4o","max_tokens":50,"messages":[]}`,
 			upstreamfake.OpenAI, bearerH},
-		{"openai none asked, none added", "/proxy/openai/v1/chat/completions",
-			`{"model":"gpt-4o","messages":[]}`,
-			`{"model":"gpt-4o","messages":[]}`,
+		// A request that names no limit gets the clamp, in the member
+		// the API takes for every model (o-series refuse max_tokens).
+		{"openai none asked: the clamp added", "/proxy/openai/v1/chat/completions",
+			`{"model":"o3","messages":[]}`,
+			`{"model":"o3","messages":[],"max_completion_tokens":100}`,
+			upstreamfake.OpenAI, bearerH},
+		{"openai null limit: the clamp added", "/proxy/openai/v1/chat/completions",
+			`{"model":"gpt-4o","max_tokens":null,"messages":[]}`,
+			`{"model":"gpt-4o","max_tokens":null,"messages":[],"max_completion_tokens":100}`,
+			upstreamfake.OpenAI, bearerH},
+		{"openai legacy completions none asked", "/proxy/openai/v1/completions",
+			`{"model":"gpt-3.5-turbo-instruct","prompt":"hi"}`,
+			`{"model":"gpt-3.5-turbo-instruct","prompt":"hi","max_tokens":100}`,
+			upstreamfake.OpenAI, bearerH},
+		{"openai responses none asked", "/proxy/openai/v1/responses",
+			`{"model":"o3","input":"think hard"}`,
+			`{"model":"o3","input":"think hard","max_output_tokens":100}`,
 			upstreamfake.OpenAI, bearerH},
 		{"openai responses", "/proxy/openai/v1/responses",
 			`{"model":"gpt-4.1","input":"hi","max_output_tokens":9999}`,
@@ -333,6 +348,26 @@ func TestClamp(t *testing.T) {
 			`{"contents":[],"generation_config":{"max_output_tokens":1e5}}`,
 			`{"contents":[],"generation_config":{"max_output_tokens":300}}`,
 			upstreamfake.Google, func(tk string) map[string]string { return map[string]string{"x-goog-api-key": tk} }},
+		{"google none asked", "/proxy/google-ai/v1beta/models/gemini-2.5-pro:generateContent",
+			`{"contents":[]}`,
+			`{"contents":[],"generationConfig":{"maxOutputTokens":300}}`,
+			upstreamfake.Google, func(tk string) map[string]string { return map[string]string{"x-goog-api-key": tk} }},
+		{"google none asked in its config", "/proxy/google-ai/v1beta/models/gemini-2.5-pro:generateContent",
+			`{"generationConfig":{"temperature":1},"contents":[]}`,
+			`{"generationConfig":{"temperature":1,"maxOutputTokens":300},"contents":[]}`,
+			upstreamfake.Google, func(tk string) map[string]string { return map[string]string{"x-goog-api-key": tk} }},
+		{"google none asked in a snake case config", "/proxy/google-ai/v1beta/models/gemini-2.5-pro:generateContent",
+			`{"contents":[],"generation_config":{ }}`,
+			`{"contents":[],"generation_config":{ "maxOutputTokens":300}}`,
+			upstreamfake.Google, func(tk string) map[string]string { return map[string]string{"x-goog-api-key": tk} }},
+		{"google null config", "/proxy/google-ai/v1beta/models/gemini-2.5-pro:generateContent",
+			`{"contents":[],"generationConfig":null}`,
+			`{"contents":[],"generationConfig":{"maxOutputTokens":300}}`,
+			upstreamfake.Google, func(tk string) map[string]string { return map[string]string{"x-goog-api-key": tk} }},
+		{"mistral none asked", "/proxy/mistral-ai/v1/chat/completions",
+			`{"model":"mistral-large-latest","messages":[]}`,
+			`{"model":"mistral-large-latest","messages":[],"max_tokens":400}`,
+			upstreamfake.Mistral, bearerH},
 		{"mistral", "/proxy/mistral-ai/v1/chat/completions",
 			`{"model":"mistral-large-latest","max_tokens":8000,"messages":[]}`,
 			`{"model":"mistral-large-latest","max_tokens":400,"messages":[]}`,

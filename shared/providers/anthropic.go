@@ -50,6 +50,7 @@ func anthropicProvider() *Provider {
 var (
 	AnthropicMessages = &Format{
 		Name: "anthropic-messages", Body: true, Admitted: true, Charged: true,
+		// The API refuses a request without max_tokens: none is added.
 		MaxTokens:   [][]string{{"max_tokens"}},
 		Thinking:    [][]string{{"thinking"}},
 		Usage:       anthropicUsage,

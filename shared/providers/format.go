@@ -27,6 +27,11 @@ type Format struct {
 	Kind models.Kind
 	// MaxTokens are the paths of the requested output limit.
 	MaxTokens [][]string
+	// AddMaxTokens is where the clamp is written when the request names
+	// no output limit (one or two levels: the parent object is the one
+	// of MaxTokens the body has, else created). Nil: none is added (the
+	// API requires a limit, or the format has none).
+	AddMaxTokens []string
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -73,9 +78,12 @@ type Request struct {
 	Model  string
 	Stream bool
 	// MaxOut is the output limit as forwarded (clamped); HasMaxOut is false
-	// when the request names none.
+	// when the forwarded request names none.
 	MaxOut    int64
 	HasMaxOut bool
+	// LimitAdded: the client named no limit; MaxOut is the clamp, which
+	// Parse added at the format's AddMaxTokens.
+	LimitAdded bool
 	// Limit is the clamp applied to output limits (0: none): a
 	// translation that must name a limit the client did not name stays
 	// under it.
@@ -92,10 +100,10 @@ type Request struct {
 // Parse reads a request body once: model, stream, output limit. A body that
 // is not a JSON object fails with jsonscan.ErrSyntax; an output limit that
 // is not a whole number in range, with a *users.Error to show. It clamps
-// the output limit to limit (when clamp and limit > 0) and asks streams
-// for usage where the format must, editing only those bytes. With inPlace
-// the edits may be made in body itself (the caller's own copy); otherwise
-// body is left unchanged.
+// the output limit to limit (when clamp and limit > 0), adding it where
+// the request names none, and asks streams for usage where the format
+// must, editing only those bytes. With inPlace the edits may be made in
+// body itself (the caller's own copy); otherwise body is left unchanged.
 func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request, error) {
 	rq := &Request{Body: body, Model: f.DefaultModel}
 	if clamp && limit > 0 {
@@ -104,8 +112,8 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	// One pass reads every member the proxy cares about without keeping
 	// the others: a body of a million repeated keys costs no more memory
 	// than its bytes.
-	var model, streamOpts jsonscan.Member
-	var hasModel, hasStreamOpts bool
+	var model, streamOpts, limitParent jsonscan.Member
+	var hasModel, hasStreamOpts, hasLimitParent bool
 	clamps, grow := 0, false
 	lim := []byte(strconv.FormatInt(limit, 10))
 	onLimit := func(path []string, start, end int) error {
@@ -143,6 +151,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		case "stream_options":
 			streamOpts, hasStreamOpts = jsonscan.Member{Start: start, End: end}, true
 		}
+		if len(f.AddMaxTokens) == 2 && limitParentKey(f.MaxTokens, key) {
+			limitParent, hasLimitParent = jsonscan.Member{Start: start, End: end}, true
+		}
 		if err := atPaths(body, f.MaxTokens, key, start, end, onLimit); err != nil {
 			return err
 		}
@@ -177,20 +188,78 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		inPlace = true // body is now the proxy's own
 	}
+	var edits []jsonscan.Edit
+	if rq.Limit > 0 && !rq.HasMaxOut && f.AddMaxTokens != nil {
+		// No limit named: the upstream's would be the model's maximum,
+		// while the quota reserves and a cut stream charges the clamp.
+		var parent *jsonscan.Member
+		if hasLimitParent {
+			parent = &limitParent
+		}
+		if e, ok := f.addLimit(body, close, parent, lim); ok {
+			edits = append(edits, e)
+			rq.MaxOut, rq.HasMaxOut, rq.LimitAdded = limit, true, true
+		}
+	}
 	if f.AskUsage != nil && rq.Stream {
 		var so *jsonscan.Member
 		if hasStreamOpts {
 			so = &streamOpts
 		}
-		edits, hide, err := f.AskUsage(body, close, so)
+		ask, hide, err := f.AskUsage(body, close, so)
 		if err != nil {
 			return nil, err
 		}
-		body = jsonscan.ApplyEdits(body, edits, inPlace)
+		if edits == nil {
+			edits = ask // no copy, on the hot path
+		} else {
+			edits = append(edits, ask...)
+		}
 		rq.HideUsage = hide
 	}
-	rq.Body = body
+	rq.Body = jsonscan.ApplyEdits(body, edits, inPlace)
 	return rq, nil
+}
+
+// limitParentKey reports a top-level key that holds output limits
+// (Google's generationConfig).
+func limitParentKey(paths [][]string, key []byte) bool {
+	for _, p := range paths {
+		if len(p) == 2 && string(key) == p[0] {
+			return true
+		}
+	}
+	return false
+}
+
+// addLimit is the edit that writes lim at f.AddMaxTokens in a body that
+// names no limit: a member before the body's closing brace (close), or in
+// the parent object the body has (nil: none), which a null parent becomes.
+// A parent of another type is left to the upstream to refuse.
+func (f *Format) addLimit(body []byte, close int, parent *jsonscan.Member, lim []byte) (jsonscan.Edit, bool) {
+	name := f.AddMaxTokens[len(f.AddMaxTokens)-1]
+	member := `"` + name + `":` + string(lim)
+	if len(f.AddMaxTokens) == 2 {
+		switch {
+		case parent == nil:
+			member = `"` + f.AddMaxTokens[0] + `":{` + member + `}`
+		case body[parent.Start] == '{':
+			obj := body[parent.Start:parent.End]
+			at := parent.End - 1
+			if !jsonscan.EmptyObject(obj) {
+				member = "," + member
+			}
+			return jsonscan.Edit{Start: at, End: at, Repl: []byte(member)}, true
+		case jsonscan.IsNull(body[parent.Start:parent.End]):
+			return jsonscan.Edit{Start: parent.Start, End: parent.End, Repl: []byte("{" + member + "}")}, true
+		default:
+			return jsonscan.Edit{}, false
+		}
+	}
+	if !jsonscan.EmptyObject(body[:close+1]) {
+		member = "," + member
+	}
+	return jsonscan.Edit{Start: close, End: close, Repl: []byte(member)}, true
 }
 
 // atPaths calls fn for the member (key, value at start:end) of a top-level

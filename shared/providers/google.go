@@ -60,11 +60,12 @@ var (
 			{"generationConfig", "maxOutputTokens"}, {"generationConfig", "max_output_tokens"},
 			{"generation_config", "maxOutputTokens"}, {"generation_config", "max_output_tokens"},
 		},
-		Thinking:    [][]string{{"generationConfig", "thinkingConfig"}, {"generation_config", "thinking_config"}},
-		Usage:       googleUsage,
-		Event:       googleEvent,
-		StreamError: googleStreamError,
-		Fake:        fakeGenerate,
+		AddMaxTokens: []string{"generationConfig", "maxOutputTokens"},
+		Thinking:     [][]string{{"generationConfig", "thinkingConfig"}, {"generation_config", "thinking_config"}},
+		Usage:        googleUsage,
+		Event:        googleEvent,
+		StreamError:  googleStreamError,
+		Fake:         fakeGenerate,
 	}
 	GoogleCountTokens = &Format{Name: "google-count-tokens", Body: true, Admitted: true}
 )

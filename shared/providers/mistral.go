@@ -26,7 +26,7 @@ func mistralProvider() *Provider {
 // (its streams report usage unasked) and with its own end of a broken
 // stream.
 var MistralChat = OpenAIChat.variant(func(f *Format) {
-	f.Name, f.MaxTokens, f.Thinking = "mistral-chat", [][]string{{"max_tokens"}}, nil
+	f.Name, f.MaxTokens, f.AddMaxTokens, f.Thinking = "mistral-chat", [][]string{{"max_tokens"}}, []string{"max_tokens"}, nil
 	f.AskUsage, f.Clean, f.StreamError = nil, nil, mistralStreamError
 })
 

@@ -60,27 +60,31 @@ func openAICompatible(p *Provider, operations ...Route) *Provider {
 var (
 	OpenAIChat = &Format{
 		Name: "openai-chat", Body: true, Admitted: true, Charged: true,
-		MaxTokens:   [][]string{{"max_tokens"}, {"max_completion_tokens"}},
-		Thinking:    [][]string{{"reasoning_effort"}},
-		AskUsage:    askStreamUsage,
-		Usage:       openAIUsage,
-		Event:       chatEvent,
-		Clean:       withoutNullUsage,
-		StreamError: openAIStreamError,
-		Fake:        fakeChat,
+		MaxTokens: [][]string{{"max_tokens"}, {"max_completion_tokens"}},
+		// o-series models refuse max_tokens; every chat model takes this.
+		AddMaxTokens: []string{"max_completion_tokens"},
+		Thinking:     [][]string{{"reasoning_effort"}},
+		AskUsage:     askStreamUsage,
+		Usage:        openAIUsage,
+		Event:        chatEvent,
+		Clean:        withoutNullUsage,
+		StreamError:  openAIStreamError,
+		Fake:         fakeChat,
 	}
 	// Legacy completions stream and report usage as chat does.
 	OpenAICompletions = OpenAIChat.variant(func(f *Format) {
 		f.Name, f.MaxTokens, f.Thinking, f.Fake = "openai-completions", [][]string{{"max_tokens"}}, nil, fakeLegacy
+		f.AddMaxTokens = []string{"max_tokens"}
 	})
 	OpenAIResponses = &Format{
 		Name: "openai-responses", Body: true, Admitted: true, Charged: true,
-		MaxTokens:   [][]string{{"max_output_tokens"}},
-		Thinking:    [][]string{{"reasoning"}},
-		Usage:       openAIUsage,
-		Event:       responsesEvent,
-		StreamError: responsesStreamError,
-		Fake:        fakeResponses,
+		MaxTokens:    [][]string{{"max_output_tokens"}},
+		AddMaxTokens: []string{"max_output_tokens"},
+		Thinking:     [][]string{{"reasoning"}},
+		Usage:        openAIUsage,
+		Event:        responsesEvent,
+		StreamError:  responsesStreamError,
+		Fake:         fakeResponses,
 	}
 	OpenAIEmbeddings = &Format{
 		Name: "openai-embeddings", Body: true, Admitted: true, Charged: true,

@@ -36,6 +36,7 @@ func openAIImageProvider() *Provider {
 // and counted as one; it is never streamed.
 var ImageChat = OpenAIChat.variant(func(f *Format) {
 	f.Name, f.Kind, f.AskUsage, f.Thinking, f.DefaultModel = "openai-image-chat", models.Image, nil, nil, "dall-e-3"
+	f.AddMaxTokens = nil // an image has no output limit
 })
 
 // imageModels keeps the image models of OpenAI's list.

@@ -20,7 +20,8 @@ var AnthropicChat = &Translation{
 }
 
 // anthropicDefaultMaxTokens is sent when the client names no limit (or
-// 0): the Messages API requires one. The operator's clamp still applies.
+// 0; the clamp Parse added is not the client's): the Messages API
+// requires one. The operator's clamp still applies.
 const anthropicDefaultMaxTokens = 4096
 
 // anthropicImageTypes are the image types Claude reads.
@@ -94,7 +95,7 @@ func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 	}
 	out := map[string]any{"model": rq.Model, "stream": c.Stream}
 	maxTokens := c.MaxTokens
-	if maxTokens <= 0 {
+	if maxTokens <= 0 || rq.LimitAdded {
 		// Claude requires a limit: the default, under the operator's clamp.
 		maxTokens = anthropicDefaultMaxTokens
 		if rq.Limit > 0 {

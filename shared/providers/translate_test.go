@@ -51,6 +51,7 @@ func TestTranslateRequests(t *testing.T) {
 		{name: "stop string", via: "anthropic", body: `{"model":"c","stop":"END","messages":[` + user + `]}`, want: []string{`"stop_sequences":["END"]`}},
 		{name: "no limit under a clamp", via: "anthropic", body: `{"model":"c","max_tokens":0,"messages":[` + user + `]}`, limit: 1000, want: []string{`"max_tokens":1000`}},
 		{name: "no limit", via: "anthropic", body: `{"model":"c","messages":[` + user + `]}`, want: []string{`"max_tokens":4096`}},
+		{name: "no limit, gemini", via: "google", body: `{"model":"g","messages":[` + user + `]}`, limit: 1000, want: []string{`"maxOutputTokens":1000`}},
 		{name: "clamped limit", via: "anthropic", body: `{"model":"c","max_tokens":5000,"max_tokens":9,"MAX_TOKENS":1,"messages":[` + user + `]}`, refused: "MAX_TOKENS"},
 		{name: "limit", via: "anthropic", body: `{"model":"c","max_completion_tokens":500000,"messages":[` + user + `]}`, want: []string{`"max_tokens":100000`}},
 		{name: "merged turns", via: "anthropic", body: `{"model":"c","messages":[{"role":"system","content":"S"},` + user + `,{"role":"user","content":"again"},{"role":"system","content":"late"}]}`,
