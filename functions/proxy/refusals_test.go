@@ -276,3 +276,41 @@ func TestProxyKeyMode(t *testing.T) {
 	e.neverSaw("the-shared-proxy-key")
 	e.neverSaw(adminKey)
 }
+
+// refusedAlone sends c, which must be refused with 400 in the provider's
+// shape naming what, before it reaches the upstream.
+func refusedAlone(t *testing.T, e *env, kind upstreamfake.Kind, c call, shape func(*testing.T, answer), what string) {
+	t.Helper()
+	up := e.fake(kind)
+	before := up.Count()
+	a := e.do(c)
+	if a.status != http.StatusBadRequest {
+		t.Fatalf("%s: status %d, want 400: %s", c.body, a.status, a.body)
+	}
+	shape(t, a)
+	mustContain(t, "error", string(a.body), what)
+	if up.Count() != before {
+		t.Errorf("%s: the refused request reached the upstream", c.body)
+	}
+}
+
+// A background response is answered at once with usage null while the
+// upstream goes on generating: the proxy could charge only its estimate.
+func TestResponsesBackgroundRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	body := func(v string) string {
+		return `{"model":"o3","background":` + v + `,"max_output_tokens":1000,"input":"Prove the Riemann hypothesis."}`
+	}
+	for _, v := range []string{"true", `"true"`, "1"} {
+		refusedAlone(t, e, upstreamfake.OpenAI, call{path: "/proxy/openai/v1/responses", header: bearerH(tk), body: body(v)}, openAIShape, "background")
+	}
+	if u := e.get(tk); u.PromptCount != 0 {
+		t.Errorf("refused requests charged: %d prompts", u.PromptCount)
+	}
+	for _, v := range []string{"false", "null"} {
+		if a := e.do(call{path: "/proxy/openai/v1/responses", header: bearerH(tk), body: body(v)}); a.status != 200 {
+			t.Errorf("background %s: status %d: %s", v, a.status, a.body)
+		}
+	}
+}

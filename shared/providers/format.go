@@ -32,6 +32,10 @@ type Format struct {
 	// of MaxTokens the body has, else created). Nil: none is added (the
 	// API requires a limit, or the format has none).
 	AddMaxTokens []string
+	// Unserved paths: a member at any of them must be absent, null or
+	// false, else the request is refused (Responses' background: answered
+	// at once without usage, while the upstream goes on generating).
+	Unserved [][]string
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -142,6 +146,13 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		return nil
 	}
+	onUnserved := func(path []string, start, end int) error {
+		switch string(body[start:end]) {
+		case "null", "false":
+			return nil
+		}
+		return users.Errorf(users.CodeInvalid, "%s: this proxy does not serve such requests (their usage is not in the answer); leave it out or set it to false.", strings.Join(path, "."))
+	}
 	close, text, err := jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
 		switch string(key) {
 		case "model":
@@ -155,6 +166,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			limitParent, hasLimitParent = jsonscan.Member{Start: start, End: end}, true
 		}
 		if err := atPaths(body, f.MaxTokens, key, start, end, onLimit); err != nil {
+			return err
+		}
+		if err := atPaths(body, f.Unserved, key, start, end, onUnserved); err != nil {
 			return err
 		}
 		return atPaths(body, f.Thinking, key, start, end, onThinking)

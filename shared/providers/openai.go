@@ -80,6 +80,7 @@ var (
 		Name: "openai-responses", Body: true, Admitted: true, Charged: true,
 		MaxTokens:    [][]string{{"max_output_tokens"}},
 		AddMaxTokens: []string{"max_output_tokens"},
+		Unserved:     [][]string{{"background"}},
 		Thinking:     [][]string{{"reasoning"}},
 		Usage:        openAIUsage,
 		Event:        responsesEvent,
