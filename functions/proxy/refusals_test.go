@@ -2,9 +2,12 @@ package proxy
 
 import (
 	"context"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -312,5 +315,92 @@ func TestResponsesBackgroundRefused(t *testing.T) {
 		if a := e.do(call{path: "/proxy/openai/v1/responses", header: bearerH(tk), body: body(v)}); a.status != 200 {
 			t.Errorf("background %s: status %d: %s", v, a.status, a.body)
 		}
+	}
+}
+
+// n, best_of and candidateCount multiply the output past the clamp (and
+// the quota's reservation): only one answer is served per request, as the
+// original proxy did.
+func TestSeveralAnswersRefused(t *testing.T) {
+	e := newEnv(t, map[string]string{"MAX_OUTPUT_TOKENS_OPENAI": "100"})
+	tk := e.user(users.Patch{})
+	google := func(tk string) map[string]string { return map[string]string{"x-goog-api-key": tk} }
+	const chat = `"messages":[{"role":"user","content":"hi"}]`
+	cases := []struct {
+		kind      upstreamfake.Kind
+		path      string
+		auth      func(string) map[string]string
+		shape     func(*testing.T, answer)
+		what      string
+		body      func(v string) string
+		ok, wrong []string
+	}{
+		{upstreamfake.OpenAI, "/proxy/openai/v1/chat/completions", bearerH, openAIShape, "n:",
+			func(v string) string { return `{"model":"gpt-4o","n":` + v + `,"max_tokens":100,` + chat + `}` },
+			[]string{"1", "null", "1.0"}, []string{"128", "2", "0", `"2"`}},
+		{upstreamfake.OpenAI, "/proxy/openai/v1/completions", bearerH, openAIShape, "n:",
+			func(v string) string { return `{"model":"gpt-3.5-turbo-instruct","n":` + v + `,"prompt":"hi"}` },
+			[]string{"1"}, []string{"5"}},
+		{upstreamfake.OpenAI, "/proxy/openai/v1/completions", bearerH, openAIShape, "best_of:",
+			func(v string) string { return `{"model":"gpt-3.5-turbo-instruct","best_of":` + v + `,"prompt":"hi"}` },
+			[]string{"1", "null"}, []string{"20"}},
+		{upstreamfake.Mistral, "/proxy/mistral-ai/v1/chat/completions", bearerH, openAIShape, "n:",
+			func(v string) string { return `{"model":"mistral-small-latest","n":` + v + `,` + chat + `}` },
+			[]string{"1"}, []string{"4"}},
+		{upstreamfake.Google, "/proxy/google-ai/v1beta/models/gemini-2.5-flash:generateContent", google, googleShape, "candidateCount:",
+			func(v string) string {
+				return `{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"maxOutputTokens":100,"candidateCount":` + v + `}}`
+			},
+			[]string{"1", "null"}, []string{"8"}},
+		{upstreamfake.Google, "/proxy/google-ai/v1beta/models/gemini-2.5-flash:generateContent", google, googleShape, "candidate_count:",
+			func(v string) string {
+				return `{"contents":[{"parts":[{"text":"hi"}]}],"generation_config":{"candidate_count":` + v + `}}`
+			},
+			[]string{"1"}, []string{"2"}},
+		// The translated routes apply the same rule.
+		{upstreamfake.Google, "/proxy/google-ai/v1/chat/completions", bearerH, openAIShape, "n:",
+			func(v string) string { return `{"model":"gemini-2.5-flash","n":` + v + `,` + chat + `}` },
+			[]string{"1"}, []string{"3"}},
+	}
+	for _, tc := range cases {
+		for _, v := range tc.wrong {
+			refusedAlone(t, e, tc.kind, call{path: tc.path, header: tc.auth(tk), body: tc.body(v)}, tc.shape, tc.what)
+		}
+	}
+	if u := e.get(tk); u.PromptCount != 0 {
+		t.Errorf("refused requests charged: %d prompts", u.PromptCount)
+	}
+	for _, tc := range cases {
+		for _, v := range tc.ok {
+			if a := e.do(call{path: tc.path, header: tc.auth(tk), body: tc.body(v)}); a.status != 200 {
+				t.Errorf("%s: status %d: %s", tc.body(v), a.status, a.body)
+			}
+		}
+	}
+}
+
+// A Gemini stream of several candidates would be charged at the first
+// chunk with a finishReason, and the rest of the stream, with the final
+// usage, relayed uncharged: such a request never reaches the upstream.
+func TestGoogleStreamOfSeveralCandidatesRefused(t *testing.T) {
+	var called atomic.Bool
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		called.Store(true)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, `data: {"candidates":[{"index":0,"content":{"parts":[{"text":"short"}],"role":"model"},"finishReason":"STOP"},{"index":1,"content":{"parts":[{"text":"long "}],"role":"model"}}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15}}`+"\r\n\r\n")
+		io.WriteString(w, `data: {"candidates":[{"index":1,"content":{"parts":[{"text":"`+strings.Repeat("word ", 400)+`"}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":405,"totalTokenCount":415}}`+"\r\n\r\n")
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", header: map[string]string{"x-goog-api-key": tk},
+		body: `{"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"candidateCount":2}}`})
+	if a.status != http.StatusBadRequest || called.Load() {
+		t.Fatalf("status %d (upstream called: %v): %s", a.status, called.Load(), a.body)
+	}
+	googleShape(t, a)
+	mustContain(t, "error", string(a.body), "candidateCount")
+	if u := e.get(tk); u.PromptCount != 0 {
+		t.Errorf("refused request charged: %d prompts", u.PromptCount)
 	}
 }

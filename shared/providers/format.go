@@ -32,6 +32,10 @@ type Format struct {
 	// of MaxTokens the body has, else created). Nil: none is added (the
 	// API requires a limit, or the format has none).
 	AddMaxTokens []string
+	// Single paths: a member at any of them must be absent, null or 1,
+	// else the request is refused (n, best_of, candidateCount: each
+	// multiplies the output past the clamp).
+	Single [][]string
 	// Unserved paths: a member at any of them must be absent, null or
 	// false, else the request is refused (Responses' background: answered
 	// at once without usage, while the upstream goes on generating).
@@ -146,6 +150,12 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		return nil
 	}
+	onSingle := func(path []string, start, end int) error {
+		if v := body[start:end]; !jsonscan.IsNull(v) && !isOne(v) {
+			return users.Errorf(users.CodeInvalid, "%s: only one answer can be asked for per request.", strings.Join(path, "."))
+		}
+		return nil
+	}
 	onUnserved := func(path []string, start, end int) error {
 		switch string(body[start:end]) {
 		case "null", "false":
@@ -166,6 +176,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			limitParent, hasLimitParent = jsonscan.Member{Start: start, End: end}, true
 		}
 		if err := atPaths(body, f.MaxTokens, key, start, end, onLimit); err != nil {
+			return err
+		}
+		if err := atPaths(body, f.Single, key, start, end, onSingle); err != nil {
 			return err
 		}
 		if err := atPaths(body, f.Unserved, key, start, end, onUnserved); err != nil {
@@ -353,6 +366,15 @@ func (f *Format) clampAll(body, lim []byte, inPlace bool) ([]byte, error) {
 		return nil, err
 	}
 	return append(out, body[at:]...), nil
+}
+
+// isOne reports a JSON value that is the number 1 (1.0 and 1e0 too).
+func isOne(v []byte) bool {
+	if string(v) == "1" {
+		return true
+	}
+	f, err := strconv.ParseFloat(string(v), 64)
+	return err == nil && f == 1
 }
 
 func limitError(path []string) error {

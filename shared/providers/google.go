@@ -61,11 +61,15 @@ var (
 			{"generation_config", "maxOutputTokens"}, {"generation_config", "max_output_tokens"},
 		},
 		AddMaxTokens: []string{"generationConfig", "maxOutputTokens"},
-		Thinking:     [][]string{{"generationConfig", "thinkingConfig"}, {"generation_config", "thinking_config"}},
-		Usage:        googleUsage,
-		Event:        googleEvent,
-		StreamError:  googleStreamError,
-		Fake:         fakeGenerate,
+		Single: [][]string{
+			{"generationConfig", "candidateCount"}, {"generationConfig", "candidate_count"},
+			{"generation_config", "candidateCount"}, {"generation_config", "candidate_count"},
+		},
+		Thinking:    [][]string{{"generationConfig", "thinkingConfig"}, {"generation_config", "thinking_config"}},
+		Usage:       googleUsage,
+		Event:       googleEvent,
+		StreamError: googleStreamError,
+		Fake:        fakeGenerate,
 	}
 	GoogleCountTokens = &Format{Name: "google-count-tokens", Body: true, Admitted: true}
 )

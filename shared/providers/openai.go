@@ -63,6 +63,7 @@ var (
 		MaxTokens: [][]string{{"max_tokens"}, {"max_completion_tokens"}},
 		// o-series models refuse max_tokens; every chat model takes this.
 		AddMaxTokens: []string{"max_completion_tokens"},
+		Single:       [][]string{{"n"}},
 		Thinking:     [][]string{{"reasoning_effort"}},
 		AskUsage:     askStreamUsage,
 		Usage:        openAIUsage,
@@ -74,7 +75,7 @@ var (
 	// Legacy completions stream and report usage as chat does.
 	OpenAICompletions = OpenAIChat.variant(func(f *Format) {
 		f.Name, f.MaxTokens, f.Thinking, f.Fake = "openai-completions", [][]string{{"max_tokens"}}, nil, fakeLegacy
-		f.AddMaxTokens = []string{"max_tokens"}
+		f.AddMaxTokens, f.Single = []string{"max_tokens"}, [][]string{{"n"}, {"best_of"}}
 	})
 	OpenAIResponses = &Format{
 		Name: "openai-responses", Body: true, Admitted: true, Charged: true,

@@ -129,8 +129,8 @@ func (c *chatRequest) member(name string, raw json.RawMessage) error {
 	switch name {
 	case "messages":
 		return decode(&c.Messages)
-	case "max_tokens", "max_completion_tokens", "stream":
-		return nil // read by the proxy, clamped: rq.MaxOut, rq.Stream
+	case "max_tokens", "max_completion_tokens", "stream", "n":
+		return nil // read by the proxy, clamped: rq.MaxOut, rq.Stream; n is 1 (Single)
 	case "temperature":
 		return decode(&c.Temperature)
 	case "top_p":
@@ -163,12 +163,6 @@ func (c *chatRequest) member(name string, raw json.RawMessage) error {
 			return nil
 		}
 		return invalid("reasoning_effort must be one of none, minimal, low, medium, high.")
-	case "n":
-		var n *int64
-		if err := decode(&n); err != nil || n == nil || *n == 1 {
-			return err
-		}
-		return invalid("n: only one choice can be asked for on this route.")
 	case "logprobs":
 		var b *bool
 		if err := decode(&b); err != nil || b == nil || !*b {
