@@ -106,3 +106,28 @@ func TestOpenAIImageMount(t *testing.T) {
 	}
 	e.neverSaw(token)
 }
+
+// OpenAI's image API draws with gpt-image-1 when the body names no model
+// but passes a gpt-image-only parameter: the model the request is counted
+// as (dall-e-2, DefaultModel) is the one written into the forwarded body,
+// so that a user allowed only dall-e never reaches gpt-image.
+func TestImageDefaultModelIsForwarded(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "dall-e", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	tk := e.user(users.Patch{})
+	for _, body := range []string{
+		`{"prompt":"a red fox","output_format":"webp","background":"transparent","quality":"high"}`,
+		`{"model":null,"prompt":"a red fox","output_format":"webp"}`,
+		`{"model":"","prompt":"a red fox","output_format":"webp"}`,
+	} {
+		a := e.do(call{path: "/proxy/openai/v1/images/generations", header: bearerH(tk), body: body})
+		if a.status != http.StatusOK {
+			t.Fatalf("%s: status %d: %s", body, a.status, a.body)
+		}
+		if m := e.fake(upstreamfake.OpenAI).Last(t).JSON(); m["model"] != "dall-e-2" || m["prompt"] != "a red fox" {
+			t.Errorf("%s forwarded as %v; want model dall-e-2, counted %v", body, m, e.get(tk).TokenCounts)
+		}
+	}
+	if u := e.get(tk); u.TokenCounts["dall-e"] <= 0 || len(u.TokenCounts) != 1 {
+		t.Errorf("counted %v; want dall-e only", u.TokenCounts)
+	}
+}

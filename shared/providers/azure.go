@@ -61,12 +61,19 @@ func azureProvider() *Provider {
 func azureServed(routes []Route) []Route {
 	var served []Route
 	for _, r := range routes {
+		if r.Format == OpenAIImages {
+			r.Format = azureImages
+		}
 		if azureOperations[strings.TrimPrefix(r.Pattern, "/v1")] != "" {
 			served = append(served, r)
 		}
 	}
 	return served
 }
+
+// azureImages is OpenAI's image API where the deployment, not the body,
+// names the model: no model is written into the body.
+var azureImages = OpenAIImages.variant(func(f *Format) { f.SendModel = false })
 
 // withUnversioned serves each route also without /v1, as the original's
 // Azure routes are.

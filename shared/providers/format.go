@@ -63,6 +63,10 @@ type Format struct {
 	Fake func(f FakeAnswer) (contentType string, body []byte)
 	// DefaultModel is assumed when the body names none.
 	DefaultModel string
+	// SendModel: an assumed DefaultModel is written into the forwarded
+	// body, so that the model counted is the model served (OpenAI's image
+	// API picks gpt-image-1 itself when a gpt-image parameter is used).
+	SendModel bool
 }
 
 // variant is a copy of f changed by edit: an API that speaks a format
@@ -190,9 +194,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		return nil, err
 	}
 	rq.PromptTokens = (text + 3) / 4
+	sendModel := f.SendModel && f.DefaultModel != ""
 	if hasModel {
 		if s, err := jsonscan.Unquote(body[model.Start:model.End]); err == nil && s != "" {
-			rq.Model = s
+			rq.Model, sendModel = s, false
 		}
 	}
 	if clamps > 0 {
@@ -202,11 +207,14 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		if err != nil {
 			return nil, err
 		}
-		if hasStreamOpts || f.AskUsage != nil && rq.Stream {
+		if hasStreamOpts || sendModel || f.AskUsage != nil && rq.Stream {
 			// Offsets moved: find the members edited next again.
 			if close, _, err = jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
-				if string(key) == "stream_options" {
+				switch string(key) {
+				case "stream_options":
 					streamOpts = jsonscan.Member{Start: start, End: end}
+				case "model":
+					model = jsonscan.Member{Start: start, End: end}
 				}
 				return nil
 			}); err != nil {
@@ -216,6 +224,18 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		inPlace = true // body is now the proxy's own
 	}
 	var edits []jsonscan.Edit
+	if sendModel {
+		quoted := `"` + f.DefaultModel + `"`
+		if hasModel { // null, "" or not a string
+			edits = append(edits, jsonscan.Edit{Start: model.Start, End: model.End, Repl: []byte(quoted)})
+		} else {
+			sep := ","
+			if jsonscan.EmptyObject(body[:close+1]) {
+				sep = ""
+			}
+			edits = append(edits, jsonscan.Edit{Start: close, End: close, Repl: []byte(sep + `"model":` + quoted)})
+		}
+	}
 	if rq.Limit > 0 && !rq.HasMaxOut && f.AddMaxTokens != nil {
 		// No limit named: the upstream's would be the model's maximum,
 		// while the quota reserves and a cut stream charges the clamp.

@@ -95,7 +95,7 @@ var (
 	OpenAIImages = &Format{
 		Name: "openai-images", Body: true, Admitted: true, Charged: true, Kind: models.Image,
 		Usage:        openAIUsage,
-		DefaultModel: "dall-e-2",
+		DefaultModel: "dall-e-2", SendModel: true,
 	}
 )
 
