@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -130,17 +131,20 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	lim := []byte(strconv.FormatInt(limit, 10))
 	onLimit := func(path []string, start, end int) error {
 		v := body[start:end]
-		if jsonscan.IsNull(v) {
-			return nil
+		null := jsonscan.IsNull(v)
+		var n int64
+		if !null {
+			var err error
+			if n, err = outputLimit(path, v); err != nil {
+				return err
+			}
 		}
-		n, err := outputLimit(path, v)
-		if err != nil {
-			return err
-		}
-		if clamp && limit > 0 && n > limit {
+		if clamp && limit > 0 && f.unclamped(path, n, null, limit) {
 			n = limit
 			clamps++
 			grow = grow || len(lim) > end-start
+		} else if null {
+			return nil
 		}
 		// The last occurrence wins, as in the upstream's parser.
 		rq.MaxOut, rq.HasMaxOut = n, true
@@ -367,12 +371,14 @@ func (f *Format) clampAll(body, lim []byte, inPlace bool) ([]byte, error) {
 		out = make([]byte, 0, len(body)+len(body)/2)
 	}
 	at := 0 // body[at:] is not yet in out
-	onLimit := func(_ []string, start, end int) error {
+	onLimit := func(path []string, start, end int) error {
 		v := body[start:end]
-		if jsonscan.IsNull(v) {
-			return nil
+		null := jsonscan.IsNull(v)
+		var n int64
+		if !null {
+			n, _ = outputLimit(nil, v)
 		}
-		if n, _ := outputLimit(nil, v); n <= limit {
+		if !f.unclamped(path, n, null, limit) {
 			return nil
 		}
 		out = append(out, body[at:start]...) // moves left, or copies
@@ -386,6 +392,17 @@ func (f *Format) clampAll(body, lim []byte, inPlace bool) ([]byte, error) {
 		return nil, err
 	}
 	return append(out, body[at:]...), nil
+}
+
+// unclamped reports an output limit at path the clamp must replace: above
+// it, or one that leaves the model's own maximum: 0 (Gemini reads it as
+// unset), and null where the clamp would be added (elsewhere a null stays,
+// and the clamp is added beside it: o-series models refuse max_tokens).
+func (f *Format) unclamped(path []string, n int64, null bool, limit int64) bool {
+	if null {
+		return slices.Equal(path, f.AddMaxTokens)
+	}
+	return n == 0 || n > limit
 }
 
 // isOne reports a JSON value that is the number 1 (1.0 and 1e0 too).
