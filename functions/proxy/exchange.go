@@ -628,13 +628,15 @@ func (x *exchange) rate() *ratelimit.Decision {
 	return &x.adm.Rate
 }
 
-// streamUsage splits a stream's charge into input (as reported, else the
-// prompt's estimate) and output.
+// streamUsage splits a stream's charge into input (as reported, by the
+// stream or the native one behind a translation, else the prompt's
+// estimate) and output.
 func (x *exchange) streamUsage() (in, out int64) {
-	total := x.st.Tokens(x.rq.PromptTokens)
+	st := x.st.Filled(x.rq.Native)
+	total := st.Tokens(x.rq.PromptTokens)
 	in = x.rq.PromptTokens
-	if x.st.HaveIn {
-		in = x.st.U.Input
+	if st.HaveIn {
+		in = st.U.Input
 	}
 	in = min(in, total)
 	return in, total - in

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,7 +14,6 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
-	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -431,13 +431,10 @@ func testTranslatedChat(t *testing.T, tm translatedMount) {
 			t.Errorf("a broken stream: %d %s", a.status, a.body)
 		}
 		// The usage comes at the end of a translated stream: one cut short
-		// is charged the estimate, the prompt's plus the relayed text's.
-		rq, err := providers.OpenAIChat.Parse([]byte(body), 0, false, false)
-		if err != nil {
-			t.Fatal(err)
-		}
+		// is charged the input the native stream reported, and an
+		// estimate of the relayed text.
 		e.logs.waitLines(t, `"route":"POST /`+tm.mount+`/v1/chat/completions"`, int(prompts)+1)
-		wantCharged(t, rq.PromptTokens+int64(len("Hello from")+3)/4)
+		wantCharged(t, 40+int64(len("Hello from")+3)/4)
 	})
 
 	t.Run("refusals", func(t *testing.T) {
@@ -546,6 +543,69 @@ func mustJSON(v any) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// Claude reports a stream's input in message_start and Gemini in every
+// chunk, while a translated stream tells its usage only in its last chunk:
+// a client that leaves a translated stream is charged the input the native
+// stream reported, as on the native route (TestClientDisconnectMidStream),
+// not the proxy's estimate of the prompt.
+func TestTranslatedStreamLeftChargesReportedInput(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) {
+			body := `{"model":"` + tm.model + `","max_tokens":100,"stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
+			leaveTranslatedStream(t, tm.newEnv(t, nil), tm.fake, tm.family, "/proxy/"+tm.mount+"/v1/chat/completions", body, bearerH)
+		})
+	}
+	t.Run("anthropic legacy completions", func(t *testing.T) {
+		body := `{"model":"claude-sonnet-4-5","prompt":"\n\nHuman: Say hello.\n\nAssistant:","max_tokens_to_sample":100,"stream":true}`
+		leaveTranslatedStream(t, newEnv(t, nil), upstreamfake.Anthropic, "claude", "/proxy/anthropic/v1/complete", body,
+			func(token string) map[string]string { return map[string]string{"x-api-key": token} })
+	})
+}
+
+// leaveTranslatedStream asks for a stream whose upstream reports 5000 input
+// tokens, leaves after its first text, and checks the charge.
+func leaveTranslatedStream(t *testing.T, e *env, fake upstreamfake.Kind, family, path, body string, auth func(token string) map[string]string) {
+	t.Helper()
+	token := e.user(users.Patch{})
+	up := e.fake(fake)
+	hold := make(chan struct{}) // never released: only the client can end this
+	defer close(hold)
+	up.Set(upstreamfake.Behavior{HoldAfterFirst: hold, InputTokens: 5000, OutputTokens: 7})
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+path, strings.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range auth(token) {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(resp.Body)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before its first chunk: %v", err)
+		}
+		if strings.Contains(line, "Hello from") {
+			break
+		}
+	}
+	cancel()
+	resp.Body.Close()
+
+	if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
+		t.Fatalf("the upstream request was not cancelled (in flight %d)", up.InFlight())
+	}
+	e.logs.waitLines(t, `"httpRequest"`, 1)
+	// The reported input plus a quarter of the relayed "Hello from".
+	if u := e.get(token); u.PromptCount != 1 || u.TokenCounts[family] != 5000+3 {
+		t.Errorf("charged %d prompts, %v; want 1 prompt and %s=%d, the reported input", u.PromptCount, u.TokenCounts, family, 5000+3)
+	}
 }
 
 // Every route is served without its /v1 too, as in the original: an

@@ -108,6 +108,10 @@ type Request struct {
 	HideUsage bool
 	// Thinking: the request asks for reasoning the answer may not show.
 	Thinking bool
+	// Native follows the native stream behind a translated one (set by
+	// the translation; nil otherwise): the translation tells the usage
+	// only at its end, the native stream may have reported it earlier.
+	Native *StreamState
 }
 
 // Parse reads a request body once: model, stream, output limit. A body that
@@ -465,6 +469,24 @@ func (st *StreamState) Tokens(promptEstimate int64) int64 {
 	}
 	out := max((st.Text+3)/4, st.U.Output, st.Hidden)
 	return in + out
+}
+
+// Filled is st with the counts native reported where st has none: a
+// translated stream tells its usage only in its last chunk, so one cut
+// short is charged the input its native stream reported (Request.Native).
+// A nil native leaves st as it is.
+func (st *StreamState) Filled(native *StreamState) *StreamState {
+	if native == nil {
+		return st
+	}
+	f := *st
+	if !f.HaveIn && native.HaveIn {
+		f.U.Input, f.HaveIn = native.U.Input, true
+	}
+	if !f.HaveOut {
+		f.U.Output = max(f.U.Output, native.U.Output)
+	}
+	return &f
 }
 
 // EstimateAnswer estimates the usage of a whole answer that reported

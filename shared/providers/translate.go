@@ -638,9 +638,13 @@ type nativeStream struct {
 	chunk []byte
 }
 
-func newNativeStream(resp *http.Response, model string, event func(*chunks, []byte, []byte) bool, eof func(*chunks) bool) {
+// newNativeStream translates resp's stream; st is the native usage its
+// event reads, given to the exchange through rq (a stream cut short is
+// charged it).
+func newNativeStream(resp *http.Response, rq *Request, st *StreamState, event func(*chunks, []byte, []byte) bool, eof func(*chunks) bool) {
+	rq.Native = st
 	s := &nativeStream{src: resp.Body, event: event, eof: eof,
-		c: chunks{id: "chatcmpl-" + strconv.FormatInt(time.Now().UnixNano(), 36), model: model, created: nowUnix()}}
+		c: chunks{id: "chatcmpl-" + strconv.FormatInt(time.Now().UnixNano(), 36), model: rq.Model, created: nowUnix()}}
 	resp.Body = s
 	resp.Header.Set("Content-Type", ContentSSE)
 	resp.Header.Del("Content-Length")

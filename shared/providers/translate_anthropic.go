@@ -254,12 +254,12 @@ type messagesAnswer struct {
 }
 
 // translateMessages translates a 2xx Messages answer: a stream event by
-// event as it arrives (it has an end event), a whole answer by whole,
-// given the answer (read into an A: a messagesAnswer, or one that embeds
-// it and reads more) and its body.
-func translateMessages[A any](resp *http.Response, rq *Request, event func(c *chunks, name, data []byte) bool, whole func(m *A, body []byte) []byte) error {
+// event as it arrives (it has an end event; event reads its usage into
+// st), a whole answer by whole, given the answer (read into an A: a
+// messagesAnswer, or one that embeds it and reads more) and its body.
+func translateMessages[A any](resp *http.Response, rq *Request, st *StreamState, event func(c *chunks, name, data []byte) bool, whole func(m *A, body []byte) []byte) error {
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
-		newNativeStream(resp, rq.Model, event, func(*chunks) bool { return false })
+		newNativeStream(resp, rq, st, event, func(*chunks) bool { return false })
 		return nil
 	}
 	var m A
@@ -275,7 +275,8 @@ func anthropicChatResponse(resp *http.Response, rq *Request) error {
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return translateError(resp)
 	}
-	return translateMessages(resp, rq, anthropicChatEvent(), func(m *messagesAnswer, body []byte) []byte {
+	st := new(StreamState)
+	return translateMessages(resp, rq, st, anthropicChatEvent(st), func(m *messagesAnswer, body []byte) []byte {
 		var text, reasoning strings.Builder
 		var tools []chatOutTool
 		for _, b := range m.Content {
@@ -302,11 +303,11 @@ func outTool(id, name, args string) chatOutTool {
 	return t
 }
 
-// anthropicChatEvent translates Messages stream events as they come.
-func anthropicChatEvent() func(c *chunks, name, data []byte) bool {
-	var st StreamState // usage, read as for native streams
+// anthropicChatEvent translates Messages stream events as they come,
+// reading their usage into st as for native streams.
+func anthropicChatEvent(st *StreamState) func(c *chunks, name, data []byte) bool {
 	return func(c *chunks, name, data []byte) bool {
-		anthropicEvent(&st, name, data)
+		anthropicEvent(st, name, data)
 		var ev struct {
 			Type    string `json:"type"`
 			Message struct {

@@ -149,7 +149,8 @@ func completeResponse(resp *http.Response, rq *Request) error {
 		messagesAnswer
 		StopSequence *string `json:"stop_sequence"`
 	}
-	return translateMessages(resp, rq, completeStreamEvent(rq.Model), func(m *answer, body []byte) []byte {
+	st := new(StreamState)
+	return translateMessages(resp, rq, st, completeStreamEvent(rq.Model, st), func(m *answer, body []byte) []byte {
 		var text strings.Builder
 		for _, b := range m.Content {
 			if b.Type == "text" {
@@ -162,13 +163,13 @@ func completeResponse(resp *http.Response, rq *Request) error {
 }
 
 // completeStreamEvent translates Messages events to legacy completion
-// events: one per text delta, the last with the stop reason and usage.
-func completeStreamEvent(model string) func(c *chunks, name, data []byte) bool {
-	var st StreamState
+// events: one per text delta, the last with the stop reason and usage
+// (read into st as for native streams).
+func completeStreamEvent(model string, st *StreamState) func(c *chunks, name, data []byte) bool {
 	var id, stop string
 	var stopSeq *string
 	return func(c *chunks, name, data []byte) bool {
-		anthropicEvent(&st, name, data)
+		anthropicEvent(st, name, data)
 		var ev struct {
 			Message struct {
 				ID    string `json:"id"`

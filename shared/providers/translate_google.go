@@ -281,8 +281,9 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 		return translateError(resp)
 	}
 	if strings.HasPrefix(resp.Header.Get("Content-Type"), ContentSSE) {
-		event, eof := googleChatStream()
-		newNativeStream(resp, rq.Model, event, eof)
+		st := new(StreamState)
+		event, eof := googleChatStream(st)
+		newNativeStream(resp, rq, st, event, eof)
 		return nil
 	}
 	var a googleAnswer
@@ -308,8 +309,8 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 // chunk that finishes the answer with its complete usage ends it, else
 // the clean end of the body after a finishing chunk does (Gemini streams
 // have no end event); a body that ends before any is a stream cut short.
-func googleChatStream() (event func(c *chunks, name, data []byte) bool, eof func(c *chunks) bool) {
-	var st StreamState
+// The usage is read into st as for native streams.
+func googleChatStream(st *StreamState) (event func(c *chunks, name, data []byte) bool, eof func(c *chunks) bool) {
 	eof = func(c *chunks) bool {
 		if !st.Final {
 			return false // no chunk finished the answer: it was cut short
@@ -318,7 +319,7 @@ func googleChatStream() (event func(c *chunks, name, data []byte) bool, eof func
 		return true
 	}
 	event = func(c *chunks, name, data []byte) bool {
-		googleEvent(&st, name, data)
+		googleEvent(st, name, data)
 		var a googleAnswer
 		if json.Unmarshal(data, &a) != nil {
 			return false // not a chunk: skipped

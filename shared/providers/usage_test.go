@@ -85,3 +85,31 @@ func FuzzUsageDecoders(f *testing.F) {
 	}
 	f.Fuzz(checkUsageDecoders)
 }
+
+// A translated stream cut short is charged what its native stream
+// reported; its own usage, once told, stands.
+func TestStreamStateFilledByNative(t *testing.T) {
+	cut := StreamState{Text: 10} // "Hello from" relayed, no usage told
+	told := StreamState{Text: 10, U: Usage{Input: 40, Output: 9}, HaveIn: true, HaveOut: true, Done: true}
+	cases := []struct {
+		name       string
+		translated StreamState
+		native     *StreamState
+		want       int64
+	}{
+		{"not translated", cut, nil, 11 + 3},
+		{"native told nothing", cut, &StreamState{}, 11 + 3},
+		{"native told the input", cut, &StreamState{U: Usage{Input: 5000}, HaveIn: true}, 5000 + 3},
+		{"native told output so far", cut, &StreamState{U: Usage{Input: 5000, Output: 70}, HaveIn: true}, 5000 + 70},
+		{"translated told its usage", told, &StreamState{U: Usage{Input: 5000, Output: 70}, HaveIn: true}, 40 + 9},
+	}
+	for _, tc := range cases {
+		before := tc.translated
+		if got := tc.translated.Filled(tc.native).Tokens(11); got != tc.want {
+			t.Errorf("%s: charged %d, want %d", tc.name, got, tc.want)
+		}
+		if tc.translated != before {
+			t.Errorf("%s: Filled changed the translated stream's state", tc.name)
+		}
+	}
+}
