@@ -115,14 +115,14 @@ func TestGoogleArrayLargeElementUsage(t *testing.T) {
 				io.WriteString(w, `,{"candidates":[{"content":{"parts":[{"inlineData":{"mimeType":"image/png","data":"`+img+`"}}],"role":"model"},"finishReason":"STOP"}]`+tc.usage+`}]`)
 			}))
 			defer up.Close()
-			e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL})
+			e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL, "ALLOWED_MODEL_FAMILIES": "gemini-image"})
 			tk := e.user(users.Patch{})
 			a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash-image:streamGenerateContent", header: map[string]string{"x-goog-api-key": tk},
 				body: `{"contents":[{"parts":[{"text":"draw a fox"}]}],"generationConfig":{"maxOutputTokens":1000}}`})
 			if a.status != 200 || len(a.body) < 5<<20 {
 				t.Fatalf("%d (%d bytes)", a.status, len(a.body))
 			}
-			if got := e.get(tk).TokenCounts["gemini-flash"]; got != tc.want {
+			if got := e.get(tk).TokenCounts["gemini-image"]; got != tc.want {
 				t.Errorf("charged %d tokens, want %d", got, tc.want)
 			}
 		})

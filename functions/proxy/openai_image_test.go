@@ -131,3 +131,30 @@ func TestImageDefaultModelIsForwarded(t *testing.T) {
 		t.Errorf("counted %v; want dall-e only", u.TokenCounts)
 	}
 }
+
+// With only dall-e allowed, the GPT Image alias chatgpt-image-latest is
+// gpt-image's: refused, not forwarded and counted as dall-e.
+func TestGPTImageAliasIsGPTImage(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "dall-e", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	tk := e.user(users.Patch{})
+	for _, path := range []string{"/proxy/openai/v1/images/generations", "/proxy/openai-image/v1/images/generations"} {
+		a := e.do(call{path: path, header: bearerH(tk), body: `{"model":"chatgpt-image-latest","prompt":"a red fox","quality":"high"}`})
+		if a.status != http.StatusForbidden {
+			sent := e.fake(upstreamfake.OpenAI).Last(t).JSON()
+			t.Errorf("%s: status %d, upstream was sent model %v, counted %v; want 403 (gpt-image not allowed)", path, a.status, sent["model"], e.get(tk).TokenCounts)
+		}
+	}
+}
+
+// With the default allow-list (every text family, no image family),
+// Gemini's image-generation models are refused: they are image
+// generation, though named on a text route.
+func TestGeminiImageModelsAreImages(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash-image:generateContent", header: map[string]string{"x-goog-api-key": tk},
+		body: `{"contents":[{"role":"user","parts":[{"text":"draw a red fox"}]}],"generationConfig":{"responseModalities":["IMAGE"]}}`})
+	if a.status != http.StatusForbidden {
+		t.Errorf("image generation model: status %d, counted %v; want 403 (image families are not allowed by default)", a.status, e.get(tk).TokenCounts)
+	}
+}

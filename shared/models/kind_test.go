@@ -28,7 +28,14 @@ func TestFamilyForImageRoutes(t *testing.T) {
 		{OpenAI, "dall-e-3", Text, "dall-e"},
 		// A provider without image families keeps FamilyOf.
 		{Anthropic, "claude-opus-4", Image, "claude-opus"},
-		{GoogleAI, "imagen-4", Image, "gemini-flash"},
+		{GoogleAI, "gemini-2.0-flash", Image, "gemini-flash"},
+		// Gemini's image models are images wherever they are named.
+		{GoogleAI, "gemini-2.5-flash-image", Text, "gemini-image"},
+		{GoogleAI, "gemini-3-pro-image-preview", Text, "gemini-image"},
+		{GCPGemini, "gemini-2.0-flash-preview-image-generation", Text, "gcp-gemini-image"},
+		{GoogleAI, "imagen-4.0-generate-001", Text, "gemini-image"},
+		// OpenAI's GPT Image alias for the Images API.
+		{OpenAI, "chatgpt-image-latest", Image, "gpt-image"},
 	}
 	for _, c := range cases {
 		if got := FamilyFor(c.p, c.model, c.k); got != c.want {
@@ -70,5 +77,29 @@ func TestReachable(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// Fine-tuned models ("ft:<base>:<org>::<id>", as OpenAI and Mistral name
+// them, and as GET /v1/models lists them to any user) count in their base
+// model's family, not in the provider's default one.
+func TestFineTunedModelsCountInTheirBaseFamily(t *testing.T) {
+	cases := []struct {
+		p           Provider
+		model, want string
+	}{
+		{OpenAI, "ft:o4-mini-2025-04-16:acme::BXyz123", "o4-mini"},
+		{OpenAI, "ft:gpt-4.1-2025-04-14:acme::BXyz123", "gpt41"},
+		{OpenAI, "ft:gpt-3.5-turbo-0125:acme::BXyz123", "turbo"},
+		{MistralAI, "ft:mistral-large-latest:587a6b29:20240514:7e773925", "mistral-large"},
+		{MistralAI, "ft:mistral-medium-latest:587a6b29:20240514:7e773925", "mistral-medium"},
+	}
+	for _, c := range cases {
+		if got := FamilyOf(c.p, c.model); got != c.want {
+			t.Errorf("FamilyOf(%s, %q) = %q, want %q", c.p, c.model, got, c.want)
+		}
+	}
+	if f := FamilyOf(OpenAI, "ft:o4-mini-2025-04-16:acme::BXyz123"); !Reasoning(f) {
+		t.Errorf("a fine-tuned o4-mini counts in %q, not a reasoning family: a cut stream is charged without its hidden thinking", f)
 	}
 }

@@ -79,6 +79,7 @@ var Families = []Family{
 	{"gemini-flash", GoogleAI, false},
 	{"gemini-pro", GoogleAI, false},
 	{"gemini-ultra", GoogleAI, false},
+	{"gemini-image", GoogleAI, true},
 	{"mistral-tiny", MistralAI, false},
 	{"mistral-small", MistralAI, false},
 	{"mistral-medium", MistralAI, false},
@@ -93,6 +94,7 @@ var Families = []Family{
 	{"gcp-claude-opus", GCPClaude, false},
 	{"gcp-gemini-flash", GCPGemini, false},
 	{"gcp-gemini-pro", GCPGemini, false},
+	{"gcp-gemini-image", GCPGemini, true},
 	{"azure-turbo", AzureOpenAI, false},
 	{"azure-gpt4", AzureOpenAI, false},
 	{"azure-gpt4-32k", AzureOpenAI, false},
@@ -247,12 +249,17 @@ var rules = map[Provider][]rule{
 		r(`opus`, "gcp-claude-opus"),
 		r(`claude`, "gcp-claude"),
 	},
+	// Gemini's image models (gemini-2.5-flash-image, …-image-preview,
+	// …-image-generation) generate images: image families, whatever
+	// flash or pro they name.
 	GoogleAI: {
+		r(`image`, "gemini-image"),
 		r(`ultra`, "gemini-ultra"),
 		r(`pro`, "gemini-pro"),
 		r(`flash|^gemini|^gemma`, "gemini-flash"),
 	},
 	GCPGemini: {
+		r(`image`, "gcp-gemini-image"),
 		r(`pro`, "gcp-gemini-pro"),
 		r(`flash|gemini|gemma`, "gcp-gemini-flash"),
 	},
@@ -276,7 +283,7 @@ var rules = map[Provider][]rule{
 func openAIRules(prefix string) []rule {
 	p := func(pattern, family string) rule { return r(pattern, prefix+family) }
 	return []rule{
-		p(`^gpt-image`, "gpt-image"),
+		p(`^gpt-image|^chatgpt-image`, "gpt-image"),
 		p(`^dall-e`, "dall-e"),
 		p(`^gpt-5(\.\d+)?(-codex)?-nano`, "gpt5-nano"),
 		p(`^gpt-5(\.\d+)?(-codex)?-mini`, "gpt5-mini"),
@@ -306,6 +313,11 @@ func openAIRules(prefix string) []rule {
 func FamilyOf(p Provider, model string) string {
 	p = familiesOf(p)
 	m := strings.ToLower(strings.TrimPrefix(model, "models/"))
+	if rest, ok := strings.CutPrefix(m, "ft:"); ok {
+		// A fine-tune (ft:<base>:<org>:<name>:<id>) counts in its base
+		// model's family.
+		m, _, _ = strings.Cut(rest, ":")
+	}
 	rs := rules[p]
 	for i := range rs {
 		if rs[i].match(m) {

@@ -12,7 +12,7 @@ var prices = map[string]float64{
 	"o1": 15, "o1-mini": 1.1, "o1-pro": 150, "o3": 2, "o3-mini": 1.1, "o3-pro": 20, "o4-mini": 1.1,
 	"dall-e": 10, "gpt-image": 10,
 	"claude": 8, "claude-opus": 15,
-	"gemini-flash": 0.3, "gemini-pro": 1.25, "gemini-ultra": 5,
+	"gemini-flash": 0.3, "gemini-pro": 1.25, "gemini-ultra": 5, "gemini-image": 30,
 	"mistral-tiny": 0.31, "mistral-small": 1.32, "mistral-medium": 5.5, "mistral-large": 8,
 }
 
