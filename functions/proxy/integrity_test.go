@@ -318,6 +318,31 @@ func TestKeysInPathsNeverLoggedWhole(t *testing.T) {
 	}
 }
 
+// Characters whose lower case has another length (the Kelvin sign, 3
+// bytes to 1; U+023A, 2 to 3; invalid bytes) before a key do not shift
+// where it is cut: the key goes whole, and nothing panics.
+func TestScrubKeepsOffsetsPastUnicodeCase(t *testing.T) {
+	const key = "sk-operator-openai-key-0001"
+	h := &handler{lowerSecrets: []string{string(asciiLower([]byte(key)))}}
+	for _, prefix := range []string{strings.Repeat("\u212a", 6), strings.Repeat("\u023a", 6), "\xff\xfe"} {
+		for _, k := range []string{key, strings.ToUpper(key)} {
+			body := `{"error":{"message":"The model ` + prefix + ` does not exist (key ` + k + `)"}}`
+			var out []byte
+			func() {
+				defer func() {
+					if v := recover(); v != nil {
+						t.Errorf("scrub panicked: %v", v)
+					}
+				}()
+				out = h.scrub([]byte(body))
+			}()
+			if want := `{"error":{"message":"The model ` + prefix + ` does not exist (key ` + redacted + `)"}}`; string(out) != want {
+				t.Errorf("scrubbed %q\nwant      %q", out, want)
+			}
+		}
+	}
+}
+
 // Upstream text quoting an operator key is relayed with the key replaced
 // in any casing and in \u-escaped form; headers echoing it are dropped.
 func TestScrubCatchesCasingsAndEscapes(t *testing.T) {

@@ -135,13 +135,13 @@ func newHandler(d Deps, o Options) *handler {
 		if !shared {
 			for _, k := range keys {
 				if len(k) >= 4 {
-					h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(k))
+					h.lowerSecrets = append(h.lowerSecrets, string(asciiLower([]byte(k))))
 				}
 				// A credential of parts (resource:deployment:key): an
 				// upstream may quote its key alone.
 				for _, part := range strings.Split(k, ":")[1:] {
 					if len(part) >= 16 {
-						h.lowerSecrets = append(h.lowerSecrets, strings.ToLower(part))
+						h.lowerSecrets = append(h.lowerSecrets, string(asciiLower([]byte(part))))
 					}
 				}
 			}

@@ -36,12 +36,15 @@ func (h *handler) scrub(b []byte) []byte {
 	return out
 }
 
-// scrubBytes replaces every key in b, matching case-insensitively.
+// scrubBytes replaces every key in b, matching ASCII letters in any case.
+// The search runs on a copy lowered byte for byte, so that its offsets are
+// b's: a Unicode lowering changes some characters' lengths (the Kelvin
+// sign, invalid bytes), which would cut b in the wrong places.
 func (h *handler) scrubBytes(b []byte) []byte {
 	var lower []byte
 	for _, k := range h.lowerSecrets {
 		if lower == nil {
-			lower = bytes.ToLower(b)
+			lower = asciiLower(b)
 		}
 		lk := []byte(k)
 		if !bytes.Contains(lower, lk) {
@@ -57,9 +60,21 @@ func (h *handler) scrubBytes(b []byte) []byte {
 			b, lower = b[i+len(lk):], lower[i+len(lk):]
 		}
 		b = append(out, b...)
-		lower = bytes.ToLower(b)
+		lower = asciiLower(b)
 	}
 	return b
+}
+
+// asciiLower is b with its ASCII capitals lowered, every other byte kept.
+func asciiLower(b []byte) []byte {
+	out := make([]byte, len(b))
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		out[i] = c
+	}
+	return out
 }
 
 func (h *handler) scrubValue(v any, changed *bool) any {
