@@ -135,3 +135,39 @@ func TestKeySetAsideIsRecheckedAndComesBack(t *testing.T) {
 	}
 	mustContain(t, "log", e.logs.String(), "back in service")
 }
+
+// A Google key set aside (API_KEY_INVALID, SERVICE_DISABLED,
+// CONSUMER_SUSPENDED) is rechecked with the model list like every other
+// provider's, and comes back once the operator has fixed it (without a
+// check it stayed out until the instance restarted).
+func TestGoogleKeySetAsideIsRechecked(t *testing.T) {
+	pc := provCases[2]
+	e := newEnv(t, map[string]string{"GOOGLE_AI_KEY": "AIza-flaky-google-key-nnnn,AIza-good-google-key-oooo"})
+	up := e.fake(upstreamfake.Google)
+	up.Set(upstreamfake.Behavior{KeyStatus: map[string]int{"AIza-flaky-google-key-nnnn": 400}})
+	tk := e.user(users.Patch{})
+	for range 2 {
+		e.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
+	}
+	mustContain(t, "info", string(e.do(call{method: "GET", path: "/proxy/"}).body), `"keys":{"inService":1,"setAside":1}`)
+	up.Set(upstreamfake.Behavior{}) // the operator fixed the key
+	e.clock.Advance(2 * recheckEvery)
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(googleKeys(e), `"inService":2`) {
+		e.do(call{path: pc.path, body: pc.body, header: pc.auth(tk)})
+		if time.Now().After(deadline) {
+			t.Fatalf("the Google key never came back into service: %s", googleKeys(e))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func googleKeys(e *env) string {
+	b := string(e.do(call{method: "GET", path: "/proxy/"}).body)
+	i := strings.Index(b, `"provider":"google-ai"`)
+	if i < 0 {
+		return b
+	}
+	j := strings.Index(b[i:], `"keys":`)
+	return b[i+j : i+j+40]
+}

@@ -27,6 +27,8 @@ func googleProvider() *Provider {
 		Headers:   []string{"X-Goog-Api-Client"},
 		ErrorBody: googleErrorBody,
 		KeyDead:   googleKeyDead,
+		// The model list, free: a key set aside is rechecked with it.
+		CheckPath: "/v1beta/models",
 		Framing: Framing{
 			SSE:       altSSE,
 			EndsAtEOF: true,
