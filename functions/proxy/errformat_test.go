@@ -142,3 +142,18 @@ func TestCompletionErrorFormat(t *testing.T) {
 		mustContain(t, "answer", resp.Choices[0].Message.Content, "Invalid user token.")
 	})
 }
+
+// With ERROR_FORMAT=completion the refusal of a provider this proxy does
+// not serve, given before any authentication, leaves the anonymous body
+// unread, as every other refusal before the body does.
+func TestNotServedRefusalLeavesTheBodyUnread(t *testing.T) {
+	e := newEnv(t, map[string]string{"ERROR_FORMAT": "completion", "MISTRAL_AI_KEY": ""})
+	body := `{"model":"body-was-read-by-proxy","max_tokens":10,"messages":[{"role":"user","content":"` + strings.Repeat("x", 1<<20) + `"}]}`
+	a := e.do(call{path: "/proxy/mistral-ai/v1/chat/completions", body: body})
+	if a.header.Get(headerErrorStatus) != "503" {
+		t.Fatalf("%d %v %.200s", a.status, a.header, a.body)
+	}
+	if strings.Contains(string(a.body), "body-was-read-by-proxy") {
+		t.Errorf("the anonymous request's body was read to shape the refusal: %.300s", a.body)
+	}
+}

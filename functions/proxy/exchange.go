@@ -74,13 +74,13 @@ func unknownRoute(r *http.Request) error {
 // that needs no body runs before the body is read; a request they refuse
 // has its body left unread, even to shape a fake completion.
 func (x *exchange) serve() {
-	if !x.h.cfg.Served(x.prov.ID) || !x.up.usable() {
-		x.writeError(users.Errorf(web.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.Name, x.prov.Name), nil)
-		return
-	}
 	refuse := func(err error, rate *ratelimit.Decision) {
 		x.r.Body = nil
 		x.writeError(err, rate)
+	}
+	if !x.h.cfg.Served(x.prov.ID) || !x.up.usable() {
+		refuse(users.Errorf(web.CodeNotServed, "This proxy does not serve %s: it has no %s key.", x.prov.Name, x.prov.Name), nil)
+		return
 	}
 	p, err := x.h.gk.Authenticate(x.r.Context(), x.r)
 	if err != nil {
