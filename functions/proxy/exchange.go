@@ -377,7 +377,8 @@ func listed(names []string, k string) bool {
 }
 
 // Upstream response headers the client must not see: the operator's
-// organisation, the upstream's cookies and its own CORS policy.
+// organisation, the upstream's cookies and its own CORS policy (and, below,
+// the account's rate limits).
 var dropResponseHeaders = []string{
 	"Set-Cookie", "Openai-Organization", "Openai-Project", "Anthropic-Organization-Id", "Alt-Svc",
 	"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
@@ -404,14 +405,15 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	for _, k := range dropResponseHeaders {
 		delete(resp.Header, k) // the names are canonical, as the transport's are
 	}
-	x.h.dropEchoes(resp.Header)
-	if x.adm != nil && x.adm.Rate.Limit > 0 {
-		// Ours are already on the answer (serve): an upstream's of the
-		// same names would be added to them.
-		for _, k := range rateHeaders {
+	for k := range resp.Header {
+		// The operator's account limits and what is left of them. Tollgate's
+		// own X-RateLimit-* are on the answer already (serve): an
+		// upstream's of the same names would be added to them.
+		if strings.HasPrefix(k, "X-Ratelimit-") || strings.HasPrefix(k, "Anthropic-Ratelimit-") {
 			delete(resp.Header, k)
 		}
 	}
+	x.h.dropEchoes(resp.Header)
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return x.upstreamError(resp)
 	}

@@ -535,3 +535,39 @@ func TestForwardedHostTrustedOnlyBehindAProxy(t *testing.T) {
 		mustContain(t, "TRUSTED_PROXIES="+tc.trusted, string(b), `"baseUrl":"`+tc.want+`"`)
 	}
 }
+
+// The operator's OpenAI organisation id in an upstream error's text, and
+// the account's own rate limits in its headers, never reach the user.
+func TestOperatorAccountDetailsNotRelayed(t *testing.T) {
+	const org = "org-OperatorSecretOrg123"
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Type", "application/json")
+		h.Set("Openai-Organization", org)
+		h.Set("X-Ratelimit-Limit-Requests", "10000")
+		h.Set("X-Ratelimit-Limit-Tokens", "30000000")
+		h.Set("X-Ratelimit-Remaining-Tokens", "29999000")
+		h.Set("Anthropic-Ratelimit-Tokens-Limit", "400000")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"error":{"message":"Rate limit reached for gpt-4o in organization ` + org +
+			` on tokens per min (TPM): Limit 30000000, Used 29999000, Requested 2000.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}`))
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"OPENAI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: provCases[0].body, header: bearerH(tk)})
+	if a.status != 429 {
+		t.Fatalf("status %d: %s", a.status, a.body)
+	}
+	if a.header.Get("Openai-Organization") != "" {
+		t.Fatalf("header dropped as designed, yet: %v", a.header)
+	}
+	if strings.Contains(string(a.body), org) {
+		t.Errorf("the operator's organisation id is relayed in the error body: %s", a.body)
+	}
+	for _, k := range []string{"X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "Anthropic-Ratelimit-Tokens-Limit"} {
+		if v := a.header.Get(k); v != "" {
+			t.Errorf("the operator's account limits are relayed: %s: %s", k, v)
+		}
+	}
+}

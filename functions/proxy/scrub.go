@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strings"
 )
 
@@ -13,10 +14,15 @@ import (
 
 const redacted = "[redacted]"
 
+// accountIDs are OpenAI's organisation and project ids.
+var accountIDs = regexp.MustCompile(`\b(org-|proj_)[A-Za-z0-9]{8,}`)
+
 // scrub replaces every upstream key in b: in the raw bytes (any casing),
-// then in the decoded strings of a JSON body (\u-escaped forms).
+// then in the decoded strings of a JSON body (\u-escaped forms). The
+// operator's OpenAI organisation and project ids ("…in organization
+// org-…") are replaced too: they are the operator's, not the user's.
 func (h *handler) scrub(b []byte) []byte {
-	b = h.scrubBytes(b)
+	b = accountIDs.ReplaceAll(h.scrubBytes(b), []byte("${1}"+redacted))
 	if !bytes.Contains(b, []byte(`\u`)) || !json.Valid(b) {
 		return b
 	}
