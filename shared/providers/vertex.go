@@ -395,14 +395,38 @@ func vertexPEMKey(p []byte) ([]byte, error) {
 }
 
 // vertexKeyDead: 401 is a token Google refused; a 403 is the credential's
-// when Google names an IAM, billing or API reason. Any other 403 or 404 (a
-// model not enabled in the project) is the request's.
+// when Google names a billing or API reason, or an IAM one about the
+// call itself (aiplatform.endpoints.predict, or no permission named). An
+// IAM denial of another permission is about a resource the request named
+// (someone else's cachedContent): were it the credential's, any user
+// could set every credential aside. Any other 403 or 404 (a model not
+// enabled in the project) is the request's.
 func vertexKeyDead(status int, body []byte) bool {
-	return status == http.StatusUnauthorized ||
-		status == http.StatusForbidden && googleReasonIn(body, vertexKeyReasons)
+	if status == http.StatusUnauthorized {
+		return true
+	}
+	if status != http.StatusForbidden {
+		return false
+	}
+	if googleReasonIn(body, vertexKeyReasons) {
+		return true
+	}
+	e := gjson.GetBytes(body, "error")
+	if !e.IsObject() {
+		e = gjson.GetBytes(body, "0.error")
+	}
+	dead := false
+	e.Get("details").ForEach(func(_, d gjson.Result) bool {
+		if d.Get("reason").String() == "IAM_PERMISSION_DENIED" {
+			perm := d.Get("metadata.permission").String()
+			dead = perm == "" || perm == "aiplatform.endpoints.predict"
+		}
+		return !dead
+	})
+	return dead
 }
 
-var vertexKeyReasons = []string{"IAM_PERMISSION_DENIED", "BILLING_DISABLED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "CONSUMER_INVALID"}
+var vertexKeyReasons = []string{"BILLING_DISABLED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "CONSUMER_INVALID"}
 
 // vertexClaudeInbound gives Vertex's own errors (Google's shape: a token
 // refused, a quota, a model not enabled) the Anthropic shape clients of

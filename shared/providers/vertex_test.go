@@ -177,6 +177,10 @@ func TestVertexKeyDead(t *testing.T) {
 		{401, `{"error":{"code":401,"status":"UNAUTHENTICATED"}}`, true},
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"IAM_PERMISSION_DENIED"}]}}`, true},
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"BILLING_DISABLED"}]}}`, true},
+		{403, `{"error":{"code":403,"message":"Permission 'aiplatform.endpoints.predict' denied on resource '//aiplatform.googleapis.com/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro' (or it may not exist).","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"IAM_PERMISSION_DENIED","domain":"aiplatform.googleapis.com","metadata":{"permission":"aiplatform.endpoints.predict","resource":"projects/p/locations/us-central1/publishers/google/models/gemini-2.5-pro"}}]}}`, true},
+		// Another permission is about a resource the request named (a
+		// user's cachedContent of another project): the request's.
+		{403, `{"error":{"code":403,"message":"Permission 'aiplatform.cachedContents.get' denied on resource '//aiplatform.googleapis.com/projects/other/locations/us-central1/cachedContents/1' (or it may not exist).","status":"PERMISSION_DENIED","details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"IAM_PERMISSION_DENIED","domain":"aiplatform.googleapis.com","metadata":{"permission":"aiplatform.cachedContents.get","resource":"projects/other/locations/us-central1/cachedContents/1"}}]}}`, false},
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","message":"Anthropic models are not enabled for this organisation"}}`, false},
 		{403, `{"error":{"code":403,"status":"PERMISSION_DENIED","details":[{"reason":"ACCESS_DENIED","metadata":{"resource":"BILLING_DISABLED"}}]}}`, false},
 		{404, `{"error":{"code":404,"status":"NOT_FOUND","message":"Publisher Model was not found or your project does not have access to it."}}`, false},
