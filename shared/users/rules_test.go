@@ -372,3 +372,23 @@ func TestErrors(t *testing.T) {
 		t.Errorf("Error() with cause = %q", got)
 	}
 }
+
+// Without a limit the recorded addresses stop at MaxRecordedIPs, the
+// oldest making way: a client moving through its IPv6 network cannot grow
+// its record without end.
+func TestAdmitIPKeepsTheLatestAddresses(t *testing.T) {
+	for _, typ := range []users.Type{users.Normal, users.Special} {
+		u := users.New("tok", typ, t0, nil)
+		for i := range users.MaxRecordedIPs + 10 {
+			if v := users.AdmitIP(u, fmt.Sprintf("2001:db8::%x", i), 0, false, t0); v != users.IPAdded {
+				t.Fatalf("%s, address %d: %v", typ, i, v)
+			}
+		}
+		if n := len(u.IP); n != users.MaxRecordedIPs {
+			t.Fatalf("%s: %d addresses recorded, want %d", typ, n, users.MaxRecordedIPs)
+		}
+		if u.IP[0] != "2001:db8::a" || u.IP[len(u.IP)-1] != fmt.Sprintf("2001:db8::%x", users.MaxRecordedIPs+9) {
+			t.Errorf("%s: kept %s … %s, want the latest", typ, u.IP[0], u.IP[len(u.IP)-1])
+		}
+	}
+}
