@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"encoding/base64"
 	"html"
 	"net/http"
 	"slices"
@@ -229,8 +230,9 @@ func walkImage(v gjson.Result, depth int) bool {
 	return false
 }
 
-// notPrompt are members whose strings are no prompt text.
-var notPrompt = map[string]bool{"model": true, "role": true, "type": true, "url": true, "data": true,
+// notPrompt are members whose strings are no prompt text. "data" is
+// read where it holds text (see textData).
+var notPrompt = map[string]bool{"model": true, "role": true, "type": true, "url": true,
 	"mime_type": true, "mimeType": true, "media_type": true, "image_url": true, "id": true, "tool_call_id": true}
 
 // promptText is every string of the body a prompt can hold, one a line:
@@ -248,7 +250,18 @@ func promptText(body []byte) string {
 			b.WriteByte('\n')
 		case v.IsObject():
 			v.ForEach(func(k, val gjson.Result) bool {
-				if !notPrompt[k.String()] {
+				switch name := k.String(); {
+				case name == "data" && val.Type == gjson.String:
+					if textData(v) {
+						b.WriteString(val.String())
+						b.WriteByte('\n')
+						// Google's inline text is base64 of what the model reads.
+						if plain, err := base64.StdEncoding.DecodeString(val.String()); err == nil {
+							b.Write(plain)
+							b.WriteByte('\n')
+						}
+					}
+				case !notPrompt[name]:
 					walk(val, depth+1)
 				}
 				return true
@@ -262,6 +275,23 @@ func promptText(body []byte) string {
 	}
 	walk(gjson.ParseBytes(body), 0)
 	return b.String()
+}
+
+// textData reports whether the object holding a "data" string gives it a
+// text type (Anthropic's text document source, Google's inline text/*
+// data): the model reads it. Other data (images, PDF, audio, or no type
+// given) is binary, left out. Only objects with a data string pay for
+// this second look at their members.
+func textData(obj gjson.Result) bool {
+	text := false
+	obj.ForEach(func(k, val gjson.Result) bool {
+		switch k.String() {
+		case "media_type", "mime_type", "mimeType":
+			text = text || strings.HasPrefix(strings.ToLower(val.String()), "text/")
+		}
+		return true
+	})
+	return text
 }
 
 // imageData reports Google inline or file data of an image type.

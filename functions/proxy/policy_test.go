@@ -71,6 +71,40 @@ func TestRejectPhrases(t *testing.T) {
 	})
 }
 
+// policiesOf is the policies a configuration gives.
+func policiesOf(t *testing.T, env map[string]string) *config.Policies {
+	t.Helper()
+	cfg, err := config.FromMap(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &cfg.Policies
+}
+
+// A data member the model reads as text (an Anthropic text document,
+// Google inline text/* data, base64) is looked at for phrases; binary
+// data (an image whose base64 happens to spell the phrase) is not.
+func TestRejectPhrasesInTextData(t *testing.T) {
+	pol := policiesOf(t, map[string]string{"REJECT_PHRASES": "secret plan,SecretPlan", "ALLOWED_VISION_SERVICES": "anthropic"})
+	for _, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"anthropic text document", `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[` +
+			`{"type":"document","source":{"type":"text","media_type":"text/plain","data":"Here is the secret plan."}},` +
+			`{"type":"text","text":"Summarise the document."}]}]}`, true},
+		{"google inline text", `{"contents":[{"parts":[{"inlineData":{"data":"SGVyZSBpcyB0aGUgc2VjcmV0IHBsYW4u","mimeType":"text/plain"}}]}]}`, true},
+		{"image", `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[` +
+			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"SecretPlanAAAA"}}]}]}`, false},
+		{"untyped", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"SecretPlanAAAA","format":"wav"}}]}]}`, false},
+	} {
+		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, 10, 20)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
+		}
+	}
+}
+
 func TestOpenAIToolUsage(t *testing.T) {
 	tools := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`
 	functions := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"functions":[{"name":"f"}]}`
