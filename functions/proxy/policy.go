@@ -77,8 +77,14 @@ func (x *exchange) blocked(pol *config.Policies) {
 // the admin key) are exempt from the image and context limits, as in the
 // original; rejected phrases and tool use apply to everyone.
 func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text bool, prompt, requested int64) error {
-	if !pol.RejectPhrases.Empty() && pol.RejectPhrases.Match(promptText(body)) {
-		return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
+	if !pol.RejectPhrases.Empty() {
+		text, deep := promptText(body)
+		if deep {
+			return tooDeep()
+		}
+		if pol.RejectPhrases.Match(text) {
+			return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
+		}
 	}
 	checkTools := !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI)
 	checkImages := !exempt && !pol.VisionServices[config.VisionService(prov)]
@@ -92,8 +98,14 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	if exempt {
 		return nil
 	}
-	if checkImages && m.image && hasImage(body) {
-		return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
+	if checkImages && m.image {
+		hit, deep := hasImage(body)
+		if deep {
+			return tooDeep()
+		}
+		if hit {
+			return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
+		}
 	}
 	if limit := pol.MaxContext[prov]; text && limit > 0 && requested > limit {
 		return users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
@@ -189,15 +201,28 @@ func usesTools(body []byte) bool {
 
 // hasImage reports an image input in any of the formats served: OpenAI's
 // image_url and input_image parts, Anthropic's image blocks, Google's
-// inline and file data of an image type.
-func hasImage(body []byte) bool { return walkImage(gjson.ParseBytes(body), 0) }
+// inline and file data of an image type. deep reports a body nested past
+// maxDepth, which the walk does not read whole.
+func hasImage(body []byte) (hit, deep bool) {
+	hit = walkImage(gjson.ParseBytes(body), 0, &deep)
+	return hit && !deep, deep
+}
 
-// maxDepth bounds the walk over hostile bodies; formats nest a few levels.
+// maxDepth bounds the walks over hostile bodies; formats nest a few
+// levels, but tool inputs and results nest as deep as their JSON does.
 const maxDepth = 32
 
-func walkImage(v gjson.Result, depth int) bool {
+// tooDeep refuses a body the policy walks cannot read whole: what lies
+// past maxDepth is read by the model all the same.
+func tooDeep() error {
+	return users.Errorf(users.CodeInvalid, "The request's JSON is nested more than %d levels deep, past what this proxy checks; flatten it and try again.", maxDepth)
+}
+
+// walkImage reports an image in v; past maxDepth it sets *deep and stops.
+func walkImage(v gjson.Result, depth int, deep *bool) bool {
 	if depth > maxDepth {
-		return false
+		*deep = true
+		return true
 	}
 	switch {
 	case v.IsObject():
@@ -214,7 +239,7 @@ func walkImage(v gjson.Result, depth int) bool {
 			case "inline_data", "inlineData", "file_data", "fileData":
 				hit = imageData(val)
 			default:
-				hit = walkImage(val, depth+1)
+				hit = walkImage(val, depth+1, deep)
 			}
 			return !hit
 		})
@@ -222,7 +247,7 @@ func walkImage(v gjson.Result, depth int) bool {
 	case v.IsArray():
 		hit := false
 		v.ForEach(func(_, val gjson.Result) bool {
-			hit = walkImage(val, depth+1)
+			hit = walkImage(val, depth+1, deep)
 			return !hit
 		})
 		return hit
@@ -237,11 +262,13 @@ var notPrompt = map[string]bool{"model": true, "role": true, "type": true, "url"
 
 // promptText is every string of the body a prompt can hold, one a line:
 // whatever the format, a phrase cannot hide in a member the walk skips.
-func promptText(body []byte) string {
+// deep reports a body nested past maxDepth, whose text is not all read.
+func promptText(body []byte) (text string, deep bool) {
 	var b strings.Builder
 	var walk func(v gjson.Result, depth int)
 	walk = func(v gjson.Result, depth int) {
 		if depth > maxDepth {
+			deep = true
 			return
 		}
 		switch {
@@ -264,17 +291,17 @@ func promptText(body []byte) string {
 				case !notPrompt[name]:
 					walk(val, depth+1)
 				}
-				return true
+				return !deep
 			})
 		case v.IsArray():
 			v.ForEach(func(_, val gjson.Result) bool {
 				walk(val, depth+1)
-				return true
+				return !deep
 			})
 		}
 	}
 	walk(gjson.ParseBytes(body), 0)
-	return b.String()
+	return b.String(), deep
 }
 
 // textData reports whether the object holding a "data" string gives it a

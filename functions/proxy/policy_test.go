@@ -105,6 +105,45 @@ func TestRejectPhrasesInTextData(t *testing.T) {
 	}
 }
 
+// What lies deeper than the policy walks read (Anthropic takes any JSON as
+// a tool_use input, Gemini as a functionResponse, and the model reads it)
+// is refused while the policy that walks is on, in the provider's shape.
+func TestPoliciesRefuseBodiesNestedTooDeep(t *testing.T) {
+	nest := func(v string) string { return strings.Repeat(`{"a":`, 40) + v + strings.Repeat(`}`, 40) }
+	phrase := `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"},` +
+		`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":` + nest(`"the secret plan"`) + `}]},` +
+		`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}]}`
+	image := `{"contents":[{"role":"user","parts":[{"text":"hi"},{"functionResponse":{"name":"f","response":` +
+		nest(`{"inlineData":{"mimeType":"image/png","data":"AAAA"}}`) + `}}]}]}`
+	plain := `{"contents":[{"role":"user","parts":[{"text":"hi"},{"functionResponse":{"name":"f","response":` + nest(`"ok"`) + `}}]}]}`
+	t.Run("phrases", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"REJECT_PHRASES": "secret plan"})
+		tk := e.user(users.Patch{})
+		a := e.do(call{path: provCases[1].path, body: phrase, header: provCases[1].auth(tk)})
+		refusedUnsent(t, e, provCases[1], tk, a, 400, "nested more than 32 levels deep")
+	})
+	t.Run("images", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		a := e.do(call{path: provCases[2].path, body: image, header: provCases[2].auth(tk)})
+		refusedUnsent(t, e, provCases[2], tk, a, 400, "nested more than 32 levels deep")
+		// Without an image marker there is no image to look for.
+		if a := e.do(call{path: provCases[2].path, body: plain, header: provCases[2].auth(tk)}); a.status != 200 {
+			t.Errorf("deep body without images: %d %s", a.status, a.body)
+		}
+	})
+	t.Run("policies off", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"ALLOWED_VISION_SERVICES": "google-ai"})
+		tk := e.user(users.Patch{})
+		for _, c := range []call{{path: provCases[1].path, body: phrase, header: provCases[1].auth(tk)},
+			{path: provCases[2].path, body: image, header: provCases[2].auth(tk)}} {
+			if a := e.do(c); a.status != 200 {
+				t.Errorf("%s: %d %s", c.path, a.status, a.body)
+			}
+		}
+	})
+}
+
 func TestOpenAIToolUsage(t *testing.T) {
 	tools := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":{}}}]}`
 	functions := `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"functions":[{"name":"f"}]}`
@@ -293,13 +332,13 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The one pass never hides what the walks find.
 		m := markers(body)
-		if !m.image && hasImage(body) {
+		if hit, _ := hasImage(body); !m.image && hit {
 			t.Errorf("image walked into past the markers in %q", body)
 		}
 		if !m.tools && usesTools(body) {
 			t.Errorf("tools walked into past the markers in %q", body)
 		}
-		text := promptText(body)
+		text, _ := promptText(body)
 		if len(text) > 2*len(body)+16 {
 			t.Errorf("prompt text longer than the body allows: %d from %d", len(text), len(body))
 		}
