@@ -321,15 +321,22 @@ func textData(obj gjson.Result) bool {
 	return text
 }
 
-// imageData reports Google inline or file data of an image type.
+// imageData reports Google inline or file data a model sees: an image, a
+// video (its frames are images), or a file whose type is not given (the
+// file's own type applies, which may be an image).
 func imageData(v gjson.Result) bool {
-	hit := false
+	if !v.IsObject() {
+		return false
+	}
+	typed, hit := false, false
 	v.ForEach(func(k, val gjson.Result) bool {
 		switch k.String() {
 		case "mime_type", "mimeType":
-			hit = strings.HasPrefix(strings.ToLower(val.String()), "image/")
+			t := strings.ToLower(val.String())
+			typed = typed || t != ""
+			hit = strings.HasPrefix(t, "image/") || strings.HasPrefix(t, "video/")
 		}
 		return !hit
 	})
-	return hit
+	return hit || !typed
 }

@@ -239,6 +239,20 @@ func TestVisionServices(t *testing.T) {
 			t.Errorf("%d %s", a.status, a.body)
 		}
 	})
+	t.Run("Google video and untyped files", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		for _, part := range []string{
+			`{"inlineData":{"mimeType":"video/mp4","data":"AAAA"}}`,
+			`{"file_data":{"mime_type":"VIDEO/webm","file_uri":"https://generativelanguage.googleapis.com/v1beta/files/clip"}}`,
+			`{"fileData":{"fileUri":"https://generativelanguage.googleapis.com/v1beta/files/cat-png"}}`,
+			`{"fileData":{"mimeType":null,"fileUri":"https://generativelanguage.googleapis.com/v1beta/files/cat-png"}}`,
+		} {
+			body := `{"contents":[{"role":"user","parts":[{"text":"what is shown"},` + part + `]}]}`
+			a := e.do(call{path: provCases[2].path, body: body, header: provCases[2].auth(tk)})
+			refusedUnsent(t, e, provCases[2], tk, a, 403, "images are not permitted")
+		}
+	})
 }
 
 func TestMaxContextTokens(t *testing.T) {
