@@ -49,6 +49,10 @@ func TestRejectPhrases(t *testing.T) {
 			refusedUnsent(t, e, pc, tk, a, 400, "Not here.")
 			a = e.do(call{path: pc.path, body: withText(pc, "say one, two"), header: pc.auth(tk)})
 			refusedUnsent(t, e, pc, tk, a, 400, "Not here.")
+			// JavaScript's \s, which the phrases are written for, is every
+			// Unicode space.
+			a = e.do(call{path: pc.path, body: withText(pc, "Tell me about the forbidden\u00a0topic."), header: pc.auth(tk)})
+			refusedUnsent(t, e, pc, tk, a, 400, "Not here.")
 			if a := e.do(call{path: pc.path, body: withText(pc, "A topic that is forbidden? No."), header: pc.auth(tk)}); a.status != 200 {
 				t.Errorf("an innocent prompt: %d %s", a.status, a.body)
 			}

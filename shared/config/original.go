@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"tollgate.dev/tollgate/shared/models"
 )
@@ -172,8 +174,10 @@ type Phrases struct {
 // Empty reports whether there is no phrase to look for.
 func (ph Phrases) Empty() bool { return len(ph.literals) == 0 && ph.re == nil }
 
-// Match reports whether text contains any of the phrases.
+// Match reports whether text contains any of the phrases, read as
+// normalised (see normalize).
 func (ph Phrases) Match(text string) bool {
+	text = normalize(text)
 	if len(ph.literals) > 0 {
 		lower := strings.ToLower(text)
 		for _, l := range ph.literals {
@@ -183,6 +187,35 @@ func (ph Phrases) Match(text string) bool {
 		}
 	}
 	return ph.re != nil && ph.re.MatchString(text)
+}
+
+// normalize makes every Unicode space ' ' and takes out format
+// characters (zero-width spaces and joiners, U+FEFF, bidi controls). The
+// phrases are the original's JavaScript expressions, whose \s matches
+// every Unicode space where Go's matches ASCII only, and an invisible
+// character splits a phrase for a matcher, not for the model. Text
+// without them (ASCII, most of every script) is returned as it is.
+func normalize(s string) string {
+	i := 0
+	for i < len(s) && s[i] < utf8.RuneSelf && s[i] != '\v' {
+		i++
+	}
+	if i == len(s) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r == '\v':
+			return ' '
+		case r < utf8.RuneSelf, r > 0x3000 && r < 0xfeff: // CJK and others: neither
+			return r
+		case unicode.IsSpace(r):
+			return ' '
+		case unicode.Is(unicode.Cf, r):
+			return -1
+		}
+		return r
+	}, s)
 }
 
 // phrases reads REJECT_PHRASES as the original did: a comma list (quotes
@@ -200,11 +233,11 @@ func (p *parser) phrases(c *Config, name string) Phrases {
 		re, err := regexp.Compile(item)
 		if err != nil {
 			c.warn("%s: %q is not a regular expression Go can read (%v); it is matched as plain text", name, item, err)
-			ph.literals = append(ph.literals, strings.ToLower(item))
+			ph.literals = append(ph.literals, normalize(strings.ToLower(item)))
 			continue
 		}
 		if prefix, complete := re.LiteralPrefix(); complete {
-			ph.literals = append(ph.literals, strings.ToLower(prefix))
+			ph.literals = append(ph.literals, normalize(strings.ToLower(prefix)))
 			continue
 		}
 		alts = append(alts, "(?:"+item+")")

@@ -223,6 +223,34 @@ func TestPolicySettings(t *testing.T) {
 	}
 }
 
+// REJECT_PHRASES are the original's JavaScript expressions, whose \s is
+// every Unicode space (Go's is ASCII only); an invisible format character
+// inside a phrase does not hide it.
+func TestRejectPhrasesReadUnicodeSpacesAndFormatCharacters(t *testing.T) {
+	c, err := config.FromMap(map[string]string{"REJECT_PHRASES": `forbidden\s+topic,secret plan,秘密计划`})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := c.Policies.RejectPhrases
+	for s, want := range map[string]bool{
+		"the forbidden\u00a0topic":            true,
+		"the forbidden\u2003topic":            true,
+		"the forbidden\u3000topic":            true,
+		"the forbidden\vtopic":                true,
+		"the forbidden\u2028\u00a0 topic":     true,
+		"a secret\u00a0plan":                  true,
+		"a sec\u200bret pl\u200can":           true,
+		"a \ufeffsecret\u202fpl\u200dan":      true,
+		"这是秘密\u200b计划":                        true,
+		"forbiddentopic, a secretplan, 秘密 计划": false,
+		"a secret\u200b plan?":                true,
+	} {
+		if p.Match(s) != want {
+			t.Errorf("match %+q: %v, want %v", s, !want, want)
+		}
+	}
+}
+
 // REJECT_PHRASES items are compiled one by one, then joined into one
 // expression that can exceed Go's limits although each item is within
 // them: start-up must name the variable, not panic. Nesting depth is the
