@@ -300,6 +300,31 @@ func TestMaxContextTokensCountsUnspacedScripts(t *testing.T) {
 	}
 }
 
+// Text written without spaces or punctuation (CamelCase words, which a
+// model reads as well as spaced text) looks like base64, and counts
+// toward MAX_CONTEXT_TOKENS all the same; an image's base64 does not.
+func TestMaxContextTokensCountsTextThatLooksLikeBase64(t *testing.T) {
+	long := strings.Repeat("TellMeALongStoryAboutTheSea", 400) // 10800 bytes: ~2700 tokens
+	vars := map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "150", "MAX_CONTEXT_TOKENS_ANTHROPIC": "150", "ALLOWED_VISION_SERVICES": "anthropic"}
+	for _, pc := range provCases[:2] {
+		t.Run(string(pc.kind), func(t *testing.T) {
+			e := newEnv(t, vars)
+			tk := e.user(users.Patch{})
+			a := e.do(call{path: pc.path, body: withText(pc, long), header: pc.auth(tk)})
+			refusedUnsent(t, e, pc, tk, a, 400, "exceeds the context size limit. (max: 150 tokens")
+		})
+	}
+	t.Run("an image", func(t *testing.T) {
+		e := newEnv(t, vars)
+		tk := e.user(users.Patch{})
+		image := `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},` +
+			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + strings.Repeat("iVBORw0KGgo+", 1<<20/12) + `"}}]}]}`
+		if a := e.do(call{path: provCases[1].path, body: image, header: provCases[1].auth(tk)}); a.status != 200 {
+			t.Errorf("a 1 MiB image: %d %.300s", a.status, a.body)
+		}
+	})
+}
+
 func TestBlockedOrigins(t *testing.T) {
 	vars := map[string]string{"BLOCKED_ORIGINS": "badsite.example,evil", "BLOCK_MESSAGE": "Adults only <here>.", "BLOCK_REDIRECT": `https://elsewhere.example/?a=1&b="2"`}
 	for _, pc := range provCases {

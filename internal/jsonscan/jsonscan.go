@@ -53,13 +53,24 @@ func (o *Object) Get(key string) (Member, bool) {
 	return Member{}, false
 }
 
-// scanner walks JSON bytes, counting the bytes of text in string values
-// on the way (for the prompt estimate).
+// scanner walks JSON bytes, counting the bytes of text in strings on the
+// way (for the prompt estimate).
 type scanner struct {
 	b    []byte
 	i    int
 	text int64
 	key  []byte // scratch for decoding escaped keys
+	// objects[:open] are the objects open inside a member's value,
+	// innermost last (a fixed array: the scanner stays on the stack).
+	objects [32]object
+	open    int
+}
+
+// object is what an open object's members tell the estimate: binary-looking
+// data is counted only when a sibling gives it a text type.
+type object struct {
+	data int64 // bytes of data members left out so far
+	text bool  // a media_type, mime_type or mimeType of text/*
 }
 
 // ScanObject scans the Object at b[at:]; with top set, only whitespace
@@ -141,7 +152,7 @@ func (s *scanner) walk(fn func(key []byte, start, end int) error) (int, error) {
 			return 0, ErrSyntax
 		}
 		ks := s.i
-		if err := s.str(false); err != nil {
+		if err := s.str(); err != nil {
 			return 0, err
 		}
 		key, err := s.keyOf(s.b[ks:s.i])
@@ -155,7 +166,7 @@ func (s *scanner) walk(fn func(key []byte, start, end int) error) (int, error) {
 		s.i++
 		s.ws()
 		vs := s.i
-		if err := s.value(); err != nil {
+		if err := s.value(key); err != nil {
 			return 0, err
 		}
 		if err := fn(key, vs, s.i); err != nil {
@@ -268,15 +279,21 @@ func hex4(b []byte) (rune, int) {
 	return r, 4
 }
 
-func (s *scanner) value() error {
+// value skips the value of the member named name, counting its text.
+func (s *scanner) value(name []byte) error {
 	if s.i >= len(s.b) {
 		return ErrSyntax
 	}
 	switch s.b[s.i] {
 	case '"':
-		return s.str(true)
+		start := s.i
+		if err := s.str(); err != nil {
+			return err
+		}
+		s.count(name, s.b[start+1:s.i-1])
+		return nil
 	case '{', '[':
-		return s.composite()
+		return s.composite(name)
 	}
 	start := s.i
 	for s.i < len(s.b) {
@@ -297,8 +314,8 @@ func (s *scanner) value() error {
 	return nil
 }
 
-// str skips the string at s.i; count adds its length to the text total.
-func (s *scanner) str(count bool) error {
+// str skips the string at s.i.
+func (s *scanner) str() error {
 	start := s.i
 	s.i++
 	for {
@@ -316,21 +333,49 @@ func (s *scanner) str(count bool) error {
 			break
 		}
 	}
-	if count {
-		s.count(s.b[start+1 : s.i-1])
-	}
 	return nil
 }
 
-// count adds a string's length to the text total, leaving out what is
-// surely not text: data URLs and long base64 runs. A long run without a
-// space is not enough: Chinese, Japanese and Thai are written without.
-func (s *scanner) count(str []byte) {
-	if bytes.HasPrefix(str, []byte("data:")) || len(str) > 1024 && bytes.IndexByte(str, ' ') < 0 && base64Like(str) {
-		return
+// count adds the length of str, the value of a member named name (or an
+// element of its array), to the text total, leaving out what is surely
+// not text: base64 or a data URL in a member that carries binary data.
+// The member decides, not the string: text written without spaces or
+// punctuation (CamelCase words) looks like base64 and is read all the
+// same, and a data URL in a message is text. Data an object gives a
+// text/* type (Anthropic's text documents) is counted when the object
+// closes.
+func (s *scanner) count(name, str []byte) {
+	switch string(name) {
+	case "data", "bytes", "b64_json", "result", "file_data", "url", "image_url", "document_url":
+		if !binary(str) {
+			break
+		}
+		switch n := s.open; {
+		case n == 0: // in no object: no type can make it text
+			return
+		case n <= len(s.objects):
+			s.objects[n-1].data += int64(len(str))
+			return
+		}
+		// deeper than the objects followed, and than formats nest data: counted
+	case "media_type", "mime_type", "mimeType":
+		if n := s.open; n > 0 && n <= len(s.objects) && textType(str) {
+			s.objects[n-1].text = true
+		}
 	}
 	s.text += int64(len(str))
 }
+
+// binary reports base64 (see base64Like) or a data URL of a type other
+// than text (one naming no type is text/plain).
+func binary(str []byte) bool {
+	if url, ok := bytes.CutPrefix(str, []byte("data:")); ok {
+		return len(url) > 0 && url[0] != ',' && url[0] != ';' && !textType(url)
+	}
+	return base64Like(str)
+}
+
+func textType(t []byte) bool { return len(t) >= 5 && bytes.EqualFold(t[:5], []byte("text/")) }
 
 // base64Like reports whether str, a JSON string's raw bytes, holds only
 // base64 (standard or URL-safe, padded or not), with the line breaks and
@@ -375,19 +420,47 @@ var notBase64 = func() (t [256]uint8) {
 	return t
 }()
 
-// composite skips an Object or array, strings included.
-func (s *scanner) composite() error {
+// composite skips an Object or array, the value of the member named
+// name, counting the text of its strings (member names included: a
+// model reads a tool input's). A string takes the name of the member it
+// is the value of, or of the array it is an element of (an element
+// after an object or array takes none).
+func (s *scanner) composite(name []byte) error {
+	outer := s.open
+	defer func() { s.open = outer }()
 	depth := 0
 	for s.i < len(s.b) {
 		switch s.b[s.i] {
 		case '"':
-			if err := s.str(true); err != nil {
+			start := s.i
+			if err := s.str(); err != nil {
 				return err
 			}
+			str := s.b[start+1 : s.i-1]
+			if s.colonNext() {
+				name = str
+				s.text += int64(len(str))
+			} else {
+				s.count(name, str)
+			}
 			continue
-		case '{', '[':
+		case '{':
+			depth++
+			if s.open < len(s.objects) {
+				s.objects[s.open] = object{}
+			}
+			s.open++
+			name = nil
+		case '[':
 			depth++
 		case '}', ']':
+			if s.b[s.i] == '}' && s.open > outer {
+				if n := s.open; n <= len(s.objects) && s.objects[n-1].text {
+					s.text += s.objects[n-1].data
+				}
+				s.open--
+			}
+			name = nil
 			depth--
 			if depth == 0 {
 				s.i++
@@ -397,6 +470,21 @@ func (s *scanner) composite() error {
 		s.i++
 	}
 	return ErrSyntax
+}
+
+// colonNext reports whether a colon follows s.i, past whitespace: the
+// string just read is a member name.
+func (s *scanner) colonNext() bool {
+	for j := s.i; j < len(s.b); j++ {
+		switch s.b[j] {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case ':':
+			return true
+		}
+		return false
+	}
+	return false
 }
 
 // unquote decodes a JSON string literal; the common escape-free case
@@ -581,7 +669,7 @@ func StringFields(data []byte, keys ...string) int64 {
 				continue
 			}
 			s := &scanner{b: data, i: v}
-			if s.str(false) != nil {
+			if s.str() != nil {
 				break
 			}
 			n += int64(s.i - v - 2)

@@ -147,30 +147,45 @@ func BenchmarkModelAndLimit(b *testing.B) {
 }
 
 // The prompt estimate counts text in every script and leaves out only
-// what is encoded data: base64 (plain, URL-safe, with escaped line
-// breaks or slashes) and data URLs.
+// what is encoded data in a member that carries data: base64 (plain,
+// URL-safe, with escaped line breaks or slashes) and data URLs. Text
+// that looks like base64 (CamelCase words without spaces) is counted
+// wherever else it is, as is data an object types as text/*. Member
+// names are counted inside values (a tool input's are read), not at the
+// top level.
 func TestWalkCountsTextNotData(t *testing.T) {
 	b64 := strings.Repeat("iVBORw0KGgoAAAANSUhEUgAA+/8=", 100)
+	camel := strings.Repeat("TellMeALongStoryAboutTheSea", 40)
 	cases := []struct {
-		name, str string
+		name, doc string
 		want      int64
 	}{
-		{"short", "hello", 5},
-		{"spaced", strings.Repeat("word ", 300), 1500},
-		{"cjk", strings.Repeat("这是一个很长的中文提示。", 100), 3600},
-		{"cjk escaped", strings.Repeat(`\u8fd9\u662f`, 200), 2400},
-		{"thai", strings.Repeat("ภาษาไทย", 100), 2100},
-		{"unspaced ascii", strings.Repeat("a.b,c;", 200), 1200},
-		{"base64", b64, 0},
-		{"base64 url-safe", strings.Repeat("iVBORw0KGgo-_AAA", 100), 0},
-		{"base64 mime", strings.Repeat(strings.Repeat("QUFB", 19)+`\r\n`, 20), 0},
-		{"base64 escaped slash", strings.ReplaceAll(b64, "/", `\/`), 0},
-		{"base64 then cjk", b64 + strings.Repeat("中", 1000), int64(len(b64)) + 3000},
-		{"data url", "data:image/png;base64," + b64, 0},
+		{"short", `{"content":"hello"}`, 5},
+		{"spaced", `{"content":"` + strings.Repeat("word ", 300) + `"}`, 1500},
+		{"cjk", `{"content":"` + strings.Repeat("这是一个很长的中文提示。", 100) + `"}`, 3600},
+		{"cjk escaped", `{"content":"` + strings.Repeat(`\u8fd9\u662f`, 200) + `"}`, 2400},
+		{"thai", `{"content":"` + strings.Repeat("ภาษาไทย", 100) + `"}`, 2100},
+		{"unspaced ascii", `{"content":"` + strings.Repeat("a.b,c;", 200) + `"}`, 1200},
+		{"camel case", `{"messages":[{"role":"user","content":"` + camel + `"}]}`, 4 + 4 + 7 + 1080},
+		{"base64 as text", `{"contents":[{"parts":[{"text":"` + b64 + `"}]}]}`, 5 + 4 + 2800},
+		{"data url as text", `{"content":"data:image/png;base64,` + camel + `"}`, 22 + 1080},
+		{"base64", `{"data":"` + b64 + `"}`, 0},
+		{"base64 url-safe", `{"source":{"data":"` + strings.Repeat("iVBORw0KGgo-_AAA", 100) + `"}}`, 4},
+		{"base64 mime", `{"data":"` + strings.Repeat(strings.Repeat("QUFB", 19)+`\r\n`, 20) + `"}`, 0},
+		{"base64 escaped slash", `{"data":"` + strings.ReplaceAll(b64, "/", `\/`) + `"}`, 0},
+		{"base64 then cjk", `{"data":"` + b64 + strings.Repeat("中", 1000) + `"}`, int64(len(b64)) + 3000},
+		{"data url", `{"image_url":{"url":"data:image/png;base64,` + b64 + `"}}`, 3},
+		{"https url", `{"image_url":"https://example.com/a.png"}`, 25},
+		{"bedrock bytes", `{"image":{"format":"png","source":{"bytes":"` + b64 + `"}}}`, 6 + 3 + 6 + 5},
+		{"image answer", `{"data":[{"b64_json":"` + b64 + `"}]}`, 8},
+		{"image source", `{"source":{"type":"base64","media_type":"image/png","data":"` + b64 + `"}}`, 4 + 6 + 10 + 9 + 4},
+		{"text document", `{"source":{"type":"text","media_type":"text/plain","data":"` + camel + `"}}`, 4 + 4 + 10 + 10 + 4 + 1080},
+		{"text typed after", `{"inlineData":{"data":"` + camel + `","mimeType":"TEXT/plain"}}`, 4 + 1080 + 8 + 10},
+		{"element after an object", `{"data":[{},"` + camel + `"]}`, 1080},
+		{"data deeper than followed", `{"x":` + strings.Repeat(`{"a":`, 40) + `{"data":"` + b64 + `"}` + strings.Repeat(`}`, 40) + `}`, 40 + 4 + 2800},
 	}
 	for _, tc := range cases {
-		doc := []byte(`{"content":"` + tc.str + `"}`)
-		_, text, err := Walk(doc, 0, true, func([]byte, int, int) error { return nil })
+		_, text, err := Walk([]byte(tc.doc), 0, true, func([]byte, int, int) error { return nil })
 		if err != nil || text != tc.want {
 			t.Errorf("%s: counted %d (%v), want %d", tc.name, text, err, tc.want)
 		}
@@ -184,7 +199,11 @@ func BenchmarkWalkText(b *testing.B) {
 		{"cjk", strings.Repeat("中文提示", 1<<20/12)},
 		{"base64", strings.Repeat("QUFB", 1<<20/4)},
 	} {
-		body := []byte(`{"contents":[{"parts":[{"text":"` + bc.str + `"}]}]}`)
+		key := "text"
+		if bc.name == "base64" {
+			key = "data" // an image, left out
+		}
+		body := []byte(`{"contents":[{"parts":[{"` + key + `":"` + bc.str + `"}]}]}`)
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
@@ -222,6 +241,20 @@ func FuzzWalkKeys(f *testing.F) {
 		}
 		if _, ok := want[got[0]]; !ok {
 			t.Fatalf("%s: key %q, encoding/json has %v", doc, got[0], want)
+		}
+	})
+}
+
+// FuzzWalkText: the estimate never panics and never counts more text
+// than the body holds, however members, arrays and data types mix.
+func FuzzWalkText(f *testing.F) {
+	f.Add([]byte(`{"m":[{"source":{"type":"text","media_type":"text/plain","data":"QUFB"}},"x"]}`))
+	f.Add([]byte(`{"c":{"inlineData":{"data":"QUFB","mimeType":"text/plain"},"url":"data:image/png;base64,QUFB"}}`))
+	f.Add([]byte(`{"a":[{"data":[{},"QUFB",{"media_type":"text/x","data":"QU"}]}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		_, text, _ := Walk(body, 0, true, func([]byte, int, int) error { return nil })
+		if text < 0 || text > int64(len(body)) {
+			t.Errorf("counted %d text bytes in %d: %q", text, len(body), body)
 		}
 	})
 }
