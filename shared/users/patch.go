@@ -89,6 +89,37 @@ func ParsePatch(data []byte) (Patch, error) {
 	return p, nil
 }
 
+// MaxImportUsers bounds the users of one import: each costs some 500
+// bytes of memory while it is checked, whatever its size in the body, and
+// a function instance has a few hundred MiB.
+const MaxImportUsers = 50_000
+
+// userEntries splits the users array into its entries, one at a time, so
+// that an array of more than MaxImportUsers (even of empty objects) is
+// refused before it is held.
+func userEntries(raw json.RawMessage) ([]json.RawMessage, string) {
+	const notArray = "must be an array of users"
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+		return nil, notArray
+	}
+	entries := []json.RawMessage{}
+	for dec.More() {
+		if len(entries) == MaxImportUsers {
+			return nil, fmt.Sprintf("at most %d users per import; split the file", MaxImportUsers)
+		}
+		var e json.RawMessage
+		if err := dec.Decode(&e); err != nil {
+			return nil, notArray
+		}
+		entries = append(entries, e)
+	}
+	if _, err := dec.Token(); err != nil {
+		return nil, notArray
+	}
+	return entries, ""
+}
+
 // ParsePatchList decodes {"users":[partial…]} (optionally with an
 // export's "count", ignored) for a bulk import. Every entry
 // must name its token. All issues of all entries are reported at once.
@@ -116,9 +147,9 @@ func ParsePatchList(data []byte) ([]Patch, error) {
 		issues = append(issues, Issue{Path: "users", Message: "required"})
 		return nil, invalid(issues)
 	}
-	var entries []json.RawMessage
-	if err := json.Unmarshal(raw, &entries); err != nil || entries == nil {
-		issues = append(issues, Issue{Path: "users", Message: "must be an array of users"})
+	entries, msg := userEntries(raw)
+	if msg != "" {
+		issues = append(issues, Issue{Path: "users", Message: msg})
 		return nil, invalid(issues)
 	}
 	out := make([]Patch, len(entries))

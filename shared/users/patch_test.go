@@ -3,6 +3,7 @@ package users_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -444,5 +445,35 @@ func TestNumericStrings(t *testing.T) {
 	b, _ := json.Marshal(u)
 	if !strings.Contains(string(b), `"maxIps":3`) || !strings.Contains(string(b), `"gpt4o":1500`) {
 		t.Fatalf("encoded %s", b)
+	}
+}
+
+// An import holds at most MaxImportUsers entries, refused before they are
+// held: 32 MiB of empty objects would otherwise be millions of users.
+func TestParsePatchListBoundsItsUsers(t *testing.T) {
+	list := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString(`{"users":[`)
+		for i := range n {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"token":"t%d"}`, i)
+		}
+		b.WriteString(`]}`)
+		return []byte(b.String())
+	}
+	if ps, err := users.ParsePatchList(list(users.MaxImportUsers)); err != nil || len(ps) != users.MaxImportUsers {
+		t.Fatalf("%d users: %d parsed, %v", users.MaxImportUsers, len(ps), err)
+	}
+	_, err := users.ParsePatchList(list(users.MaxImportUsers + 1))
+	if got := issuesOf(t, err); len(got) != 1 || got[0].Path != "users" || !strings.Contains(got[0].Message, "at most 50000 users") {
+		t.Fatalf("one user too many: %v", err)
+	}
+	for _, bad := range []string{`{"users":{}}`, `{"users":"x"}`, `{"users":null}`} {
+		_, err := users.ParsePatchList([]byte(bad))
+		if got := issuesOf(t, err); len(got) == 0 || got[0].Path != "users" {
+			t.Errorf("%s: %v", bad, got)
+		}
 	}
 }
