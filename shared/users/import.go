@@ -79,7 +79,7 @@ func (s *Service) ImportEach(ctx context.Context, ps []Patch) (*ImportReport, er
 	written := make([]*User, len(ps))
 	errs := make([]error, len(ps))
 	each(len(ps), func(i int) {
-		written[i], errs[i] = s.importOne(ctx, i, ps[i], before[tokens[i]] != nil)
+		written[i], errs[i] = s.importOne(ctx, i, ps[i], before[tokens[i]])
 	})
 	rep := &ImportReport{Written: make([]*User, 0, len(ps))}
 	for i, err := range errs {
@@ -93,17 +93,45 @@ func (s *Service) ImportEach(ctx context.Context, ps []Patch) (*ImportReport, er
 }
 
 // importOne writes one entry on its user's latest state. A user that
-// existed when the import began is only updated, never re-created.
-func (s *Service) importOne(ctx context.Context, i int, p Patch, existed bool) (*User, error) {
+// existed when the import began (before) is only updated, never
+// re-created, and usage charged since then stays on top of the entry's
+// counts: an export restored on a live system would otherwise hand back
+// what was spent during the import.
+func (s *Service) importOne(ctx context.Context, i int, p Patch, before *User) (*User, error) {
 	token := p.Token.Value
 	if err := ctx.Err(); err != nil {
 		return nil, &Error{Code: CodeUnavailable, Message: "The import ran out of time before this user.", Err: err}
 	}
+	existed := before != nil
 	u, err := s.Store.Modify(ctx, token, !existed, func(u *User, exists bool) error {
 		if !exists {
 			return prefixIssues(s.fill(u, token, p), i)
 		}
+		var since map[string]int64
+		var prompts int64
+		if existed {
+			for f, n := range u.TokenCounts {
+				if d := n - before.TokenCounts[f]; d > 0 {
+					if since == nil {
+						since = map[string]int64{}
+					}
+					since[f] = d
+				}
+			}
+			prompts = u.PromptCount - before.PromptCount
+		}
 		p.Apply(u)
+		if p.TokenCounts.Set {
+			for f, d := range since {
+				if u.TokenCounts == nil {
+					u.TokenCounts = map[string]int64{}
+				}
+				u.TokenCounts[f] += d
+			}
+		}
+		if p.PromptCount.Set && prompts > 0 {
+			u.PromptCount += prompts
+		}
 		return prefixIssues(u.Validate(), i)
 	})
 	if existed && IsNotFound(err) {

@@ -146,3 +146,32 @@ func TestImportReadsBeforeValidating(t *testing.T) {
 		})
 	}
 }
+
+// A charge landing between the import's first read and its write stays on
+// top of the entry's counts, as the entry is reported written.
+func TestImportKeepsAChargeLandingMeanwhile(t *testing.T) {
+	svc, st := newRaceService(t)
+	ctx := context.Background()
+	if _, err := st.Modify(ctx, "alice", true, func(u *users.User, _ bool) error {
+		*u = *users.New("alice", users.Normal, t0, map[string]int64{"gpt4o": 1000})
+		u.TokenCounts["gpt4o"] = 100
+		u.PromptCount = 1
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ps := importDoc(t, `{"users":[{"token":"alice","type":"normal","createdAt":1,"promptCount":1,"tokenCounts":{"gpt4o":40},"tokenLimits":{"gpt4o":1000},"nickname":"A"}]}`)
+	st.before["alice"] = func() {
+		if err := st.RecordUsage(ctx, "alice", users.Usage{Family: "gpt4o", Tokens: 500, At: t0}); err != nil {
+			t.Error(err)
+		}
+	}
+	rep, err := svc.ImportEach(ctx, ps)
+	if err != nil || len(rep.Failed) != 0 {
+		t.Fatalf("import: %v, failed %v", err, rep)
+	}
+	u, _ := st.Get(ctx, "alice")
+	if got := u.TokenCounts["gpt4o"]; got != 540 || u.PromptCount != 2 || u.Nickname != "A" {
+		t.Errorf("after a 500-token charge during the import of count 40: count %d, prompts %d, nickname %q; want 540, 2, A", got, u.PromptCount, u.Nickname)
+	}
+}
