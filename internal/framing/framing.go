@@ -15,29 +15,50 @@ type Splitter interface {
 	Rest() []byte
 }
 
-// SSE cuts server-sent events at blank lines (LF or CRLF).
+// SSE cuts server-sent events at blank lines (LF or CRLF). An event that
+// outgrows maxEvent is not held whole: what has come of it is emitted as
+// it arrives, named Cut, without data (it could not be read), up to the
+// blank line that ends it.
 type SSE struct {
 	buf     []byte
-	scanned int // bytes of buf already searched for a blank line
+	scanned int  // bytes of buf already searched for a blank line
+	over    bool // buf holds the rest of an event cut at maxEvent
 }
+
+// maxEvent bounds the bytes held of one event.
+const maxEvent = 4 << 20
 
 func (s *SSE) Feed(p []byte, emit func(raw, name, data []byte)) {
 	s.buf = append(s.buf, p...)
 	start := 0
 	for {
-		end := blankLine(s.buf, start, s.scanned)
+		end := blankLine(s.buf, start, s.scanned, !s.over || start > 0)
 		if end < 0 {
 			break
 		}
 		raw := s.buf[start:end]
-		name, data := parseEvent(raw)
-		emit(raw, name, data)
+		if s.over {
+			emit(raw, []byte(Cut), nil)
+			s.over = false
+		} else {
+			name, data := parseEvent(raw)
+			emit(raw, name, data)
+		}
 		start, s.scanned = end, end
 	}
 	if start > 0 {
 		n := copy(s.buf, s.buf[start:])
 		s.buf = s.buf[:n]
 		s.scanned -= start
+	}
+	if len(s.buf) > maxEvent {
+		// Passed on unread but for its last two bytes, kept to find a
+		// blank line that starts in them.
+		keep := len(s.buf) - 2
+		emit(s.buf[:keep], []byte(Cut), nil)
+		s.buf = append(make([]byte, 0, 4<<10), s.buf[keep:]...) // the large buffer goes
+		s.scanned, s.over = 0, true
+		return
 	}
 	// All of buf has been searched; only its tail may yet turn out to
 	// start a blank line once more bytes come.
@@ -46,13 +67,14 @@ func (s *SSE) Feed(p []byte, emit func(raw, name, data []byte)) {
 
 func (s *SSE) Rest() []byte {
 	r := s.buf
-	s.buf, s.scanned = nil, 0
+	s.buf, s.scanned, s.over = nil, 0, false
 	return r
 }
 
 // blankLine returns the offset just past the first blank line of b after
-// start (searching from from), or -1.
-func blankLine(b []byte, start, from int) int {
+// start (searching from from), or -1. atEvent says that start is where an
+// event begins, so that a newline there is a blank line.
+func blankLine(b []byte, start, from int, atEvent bool) int {
 	i := max(start, from)
 	for {
 		j := bytes.IndexByte(b[i:], '\n')
@@ -67,7 +89,7 @@ func blankLine(b []byte, start, from int) int {
 		if nl+2 < len(b) && b[nl+1] == '\r' && b[nl+2] == '\n' {
 			return nl + 3
 		}
-		if nl == start || (nl == start+1 && b[start] == '\r') {
+		if atEvent && (nl == start || (nl == start+1 && b[start] == '\r')) {
 			// A blank line at the very start: an empty event.
 			return nl + 1
 		}
@@ -93,10 +115,13 @@ func parseEvent(raw []byte) (name, data []byte) {
 		case "event":
 			name = value
 		case "data":
-			if lines == 0 {
+			switch lines {
+			case 0:
 				data = value
-			} else {
-				data = append(append(append([]byte(nil), data...), '\n'), value...)
+			case 1: // one buffer for the lines joined: each appended once
+				data = append(append(append(make([]byte, 0, 2*(len(data)+len(value))+1), data...), '\n'), value...)
+			default:
+				data = append(append(data, '\n'), value...)
 			}
 			lines++
 		}

@@ -3,6 +3,8 @@ package framing
 import (
 	"bytes"
 	"encoding/json"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -113,4 +115,72 @@ func FuzzSSESplitter(f *testing.F) {
 			t.Fatalf("relayed %q, want %q", raw.String(), stream)
 		}
 	})
+}
+
+// An event that outgrows maxEvent is passed on as it comes, unread and
+// named Cut, holding no more than maxEvent and a feed; every byte is kept,
+// in order, and the events after it are read as usual, a blank line that
+// straddles two feeds included.
+func TestSSEOversizedEventIsPassedOnUnread(t *testing.T) {
+	for _, split := range []string{"\n|\n", "\n\r|\n", "|\n\n", "\n\n|"} {
+		s := &SSE{}
+		var in, out bytes.Buffer
+		var events [][2]string
+		cuts := 0
+		emit := func(raw, name, data []byte) {
+			out.Write(raw)
+			if string(name) == Cut {
+				cuts++
+				if data != nil {
+					t.Fatalf("a cut event carries data")
+				}
+				return
+			}
+			events = append(events, [2]string{string(name), string(data)})
+		}
+		feed := func(p []byte) {
+			in.Write(p)
+			s.Feed(p, emit)
+			if len(s.buf) > maxEvent+16<<10 {
+				t.Fatalf("the splitter holds %d bytes of one event", len(s.buf))
+			}
+		}
+		feed([]byte("data: {\"a\":1}\n\ndata: "))
+		chunk := bytes.Repeat([]byte("a"), 16<<10)
+		for range (3 * maxEvent) / len(chunk) {
+			feed(chunk)
+		}
+		before, after, _ := strings.Cut(split, "|")
+		feed([]byte(before))
+		feed([]byte(after + "event: x\ndata: {\"ok\":1}\n\n"))
+		if out.String() != in.String() {
+			t.Fatalf("%q: %d bytes passed on of %d fed", split, out.Len(), in.Len())
+		}
+		if cuts < 3 {
+			t.Errorf("%q: %d cut emissions, want the oversized event passed on as it came", split, cuts)
+		}
+		want := [][2]string{{"", `{"a":1}`}, {"x", `{"ok":1}`}}
+		if !slices.Equal(events, want) {
+			t.Errorf("%q: events %q, want %q", split, events, want)
+		}
+	}
+}
+
+// Joining an event's data lines costs about the event's own size.
+func TestSSEManyDataLinesAllocatesLinearly(t *testing.T) {
+	const lines = 20000
+	ev := append(bytes.Repeat([]byte("data: x\n"), lines), '\n')
+	s := &SSE{}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	var got int
+	s.Feed(ev, func(_, _, data []byte) { got = len(data) })
+	runtime.ReadMemStats(&after)
+	if got != 2*lines-1 {
+		t.Fatalf("data %d bytes", got)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 16*uint64(len(ev)) {
+		t.Fatalf("one %d KiB event of %d data lines allocated %d MiB while being parsed", len(ev)>>10, lines, alloc>>20)
+	}
 }
