@@ -218,15 +218,29 @@ func (s *Service) purge(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	cutoff := s.now().Add(-PurgeAfter).UnixMilli()
+	purgeable := func(u *User) bool { return u.Type == Temporary && u.Disabled() && u.DisabledAt <= cutoff }
+	cd, conditional := s.Store.(CondDeleter)
 	affected := 0
 	for _, u := range list {
-		if u.Type != Temporary || !u.Disabled() || u.DisabledAt > cutoff {
+		if !purgeable(u) {
 			continue
 		}
-		if err := s.Store.Delete(ctx, u.Token); err != nil && !IsNotFound(err) {
-			return affected, err
+		// Judged again on the user's latest state where the store can: an
+		// admin may have reactivated it, or made it permanent, meanwhile.
+		deleted := true
+		if conditional {
+			deleted, err = cd.DeleteIf(ctx, u.Token, purgeable)
+		} else {
+			err = s.Store.Delete(ctx, u.Token)
 		}
-		affected++
+		switch {
+		case IsNotFound(err):
+			continue // deleted meanwhile: not this run's
+		case err != nil:
+			return affected, err
+		case deleted:
+			affected++
+		}
 	}
 	return affected, nil
 }

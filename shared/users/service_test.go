@@ -533,3 +533,59 @@ func TestBanClearsRefreshable(t *testing.T) {
 		t.Errorf("Service.Disable left it refreshable: %+v %v", got, err)
 	}
 }
+
+// listHookStore runs afterList once, right after the first List: another
+// writer landing between a maintenance scan and its writes.
+type listHookStore struct {
+	*memory.Store
+	afterList func()
+}
+
+func (s *listHookStore) List(ctx context.Context) ([]*users.User, error) {
+	l, err := s.Store.List(ctx)
+	if f := s.afterList; f != nil {
+		s.afterList = nil
+		f()
+	}
+	return l, err
+}
+
+// A temporary user disabled 49 h ago and reactivated (or made permanent)
+// by an administrator while purge-temporary runs is not deleted, nor
+// counted.
+func TestPurgeKeepsAUserChangedMeanwhile(t *testing.T) {
+	now := time.Date(2025, 1, 10, 12, 0, 0, 0, time.UTC)
+	st := &listHookStore{Store: memory.New()}
+	svc := &users.Service{Store: st, Now: func() time.Time { return now }}
+	ctx := context.Background()
+	for _, tok := range []string{"tmp-reactivated", "tmp-made-normal"} {
+		if _, err := st.Modify(ctx, tok, true, func(u *users.User, _ bool) error {
+			*u = *users.New(tok, users.Temporary, now.Add(-72*time.Hour), nil)
+			u.ExpiresAt = now.Add(-49 * time.Hour).UnixMilli()
+			u.Disable(now.Add(-49*time.Hour), users.ExpiredReason)
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st.afterList = func() {
+		if _, err := svc.Reactivate(ctx, "tmp-reactivated"); err != nil {
+			t.Error(err)
+		}
+		if _, err := svc.Update(ctx, "tmp-made-normal", users.Patch{Type: users.Opt[users.Type]{Set: true, Value: users.Normal}}); err != nil {
+			t.Error(err)
+		}
+	}
+	n, err := svc.Maintain(ctx, users.ActionPurgeTemporary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tok := range []string{"tmp-reactivated", "tmp-made-normal"} {
+		if _, err := st.Get(ctx, tok); err != nil {
+			t.Errorf("%s was changed meanwhile so that purge no longer applies, but it was deleted (%v); affected=%d", tok, err, n)
+		}
+	}
+	if n != 0 {
+		t.Errorf("purge counted %d users, want 0", n)
+	}
+}

@@ -49,3 +49,10 @@ type Store interface {
 	// Close flushes and releases resources.
 	Close(ctx context.Context) error
 }
+
+// CondDeleter is a Store that deletes a user only while it still meets
+// cond, judged on its latest state within the delete itself: a sweep
+// decided on an older list must not delete a user changed meanwhile.
+type CondDeleter interface {
+	DeleteIf(ctx context.Context, token string, cond func(*User) bool) (deleted bool, err error)
+}

@@ -142,6 +142,22 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 	return nil
 }
 
+// DeleteIf implements users.CondDeleter.
+func (s *Store) DeleteIf(ctx context.Context, token string, cond func(*users.User) bool) (bool, error) {
+	sh := s.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	u, ok := sh.users[token]
+	if !ok {
+		return false, users.ErrNotFound
+	}
+	if !cond(u) {
+		return false, nil
+	}
+	delete(sh.users, token)
+	return true, nil
+}
+
 // RecordUsage charges at once: in one process there is nothing to batch.
 func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) error {
 	sh := s.shard(token)

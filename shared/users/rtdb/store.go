@@ -368,14 +368,40 @@ func roundTrip(enc map[string]any) any {
 // Delete removes the user with a conditional delete, so that a missing user
 // is reported; this instance's pending usage for it is dropped.
 func (s *Store) Delete(ctx context.Context, token string) error {
+	_, err := s.deleteIf(ctx, token, nil)
+	return err
+}
+
+// DeleteIf implements users.CondDeleter: the condition is judged on the
+// state the conditional delete is made on.
+func (s *Store) DeleteIf(ctx context.Context, token string, cond func(*users.User) bool) (bool, error) {
+	return s.deleteIf(ctx, token, cond)
+}
+
+// errKept ends a conditional delete whose condition no longer holds.
+var errKept = errors.New("rtdb: the user no longer meets the delete's condition")
+
+func (s *Store) deleteIf(ctx context.Context, token string, cond func(*users.User) bool) (bool, error) {
 	if !users.ValidToken(token) {
-		return users.ErrNotFound
+		return false, users.ErrNotFound
 	}
 	unlock := s.lock(token)
 	defer unlock()
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	err := s.transaction(cctx, token, func(node db.TransactionNode) (any, error) {
+		if cond != nil {
+			_, u, exists, err := decodeNode(token, node)
+			switch {
+			case err != nil:
+				return nil, err
+			case !exists:
+				return nil, errGone
+			case !cond(u):
+				return nil, errKept
+			}
+			return nil, nil
+		}
 		var raw json.RawMessage
 		if err := node.Unmarshal(&raw); err != nil {
 			return nil, err
@@ -385,6 +411,9 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 		}
 		return nil, nil // PUT null: delete
 	})
+	if errors.Is(err, errKept) {
+		return false, nil
+	}
 	if errors.Is(err, errGone) {
 		err = users.ErrNotFound
 	}
@@ -398,7 +427,7 @@ func (s *Store) Delete(ctx context.Context, token string) error {
 		}
 	}
 	if err != nil && !users.IsNotFound(err) {
-		return unavailable(err)
+		return false, unavailable(err)
 	}
-	return err
+	return err == nil, err
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ModifyNoWrite", testModifyNoWrite},
 		{"ReturnedUsersAreCopies", testCopies},
 		{"DeleteAndList", testDeleteAndList},
+		{"DeleteIfJudgesTheLatestState", testDeleteIf},
 		{"UsageVisibleToLookupAndAfterFlush", testUsage},
 		{"ConcurrentUsageExact", testConcurrentUsage},
 		{"ConcurrentIPAdmissionHoldsLimit", testConcurrentIPs},
@@ -198,6 +199,37 @@ func testDeleteAndList(t *testing.T, s users.Store) {
 	}
 	if _, err := s.Lookup(ctx(t), "tok-2"); !users.IsNotFound(err) {
 		t.Fatalf("Lookup of deleted user: %v", err)
+	}
+}
+
+// testDeleteIf: a conditional delete judges the user as stored now, so a
+// user changed since it was listed is kept.
+func testDeleteIf(t *testing.T, s users.Store) {
+	cd, ok := s.(users.CondDeleter)
+	if !ok {
+		t.Fatalf("%T deletes no user on a condition", s)
+	}
+	for _, tok := range []string{"tok-a", "tok-b"} {
+		create(t, s, tok, func(u *users.User) { u.Nickname = "old" })
+	}
+	stale := func(u *users.User) bool { return u.Nickname == "old" }
+	if _, err := s.Modify(ctx(t), "tok-b", false, func(u *users.User, _ bool) error { u.Nickname = "new"; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if deleted, err := cd.DeleteIf(ctx(t), "tok-a", stale); err != nil || !deleted {
+		t.Fatalf("DeleteIf of a user meeting the condition: %v, %v", deleted, err)
+	}
+	if deleted, err := cd.DeleteIf(ctx(t), "tok-b", stale); err != nil || deleted {
+		t.Fatalf("DeleteIf of a user changed since: %v, %v", deleted, err)
+	}
+	if _, err := cd.DeleteIf(ctx(t), "tok-a", stale); !users.IsNotFound(err) {
+		t.Fatalf("DeleteIf of a missing user: %v", err)
+	}
+	if _, err := s.Get(ctx(t), "tok-a"); !users.IsNotFound(err) {
+		t.Fatalf("the deleted user: %v", err)
+	}
+	if u := mustGet(t, s, "tok-b"); u.Nickname != "new" {
+		t.Fatalf("the kept user: %+v", u)
 	}
 }
 
