@@ -238,3 +238,16 @@ func TestStatsAPI(t *testing.T) {
 		}
 	}
 }
+
+// A user the single-user route refuses is refused by the import too: a
+// meta over 64 KiB (else one entry of a 32 MiB import could swell a record
+// every request of the user reads).
+func TestImportRefusesWhatTheSingleRouteRefuses(t *testing.T) {
+	e := newEnv(t, nil)
+	entry := `{"token":"tok-big","meta":{"blob":"` + strings.Repeat("x", 100<<10) + `"}}`
+	single := e.do(req{method: http.MethodPut, path: "/admin/users/tok-big", body: entry})
+	bulk := e.do(req{method: http.MethodPut, path: "/admin/users", body: `{"users":[` + entry + `]}`})
+	if single.Code != http.StatusBadRequest || bulk.Code != http.StatusBadRequest {
+		t.Errorf("a 100 KiB meta: PUT /users/{token} answered %d, PUT /users %d; want 400 from both", single.Code, bulk.Code)
+	}
+}

@@ -1,6 +1,7 @@
 package users
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
@@ -47,6 +48,11 @@ func (p *Patch) Check() error {
 			} else {
 				add(path+"."+f, wholeRange(o.Value[f]))
 			}
+		}
+	}
+	if p.Meta.has() {
+		if b, err := json.Marshal(p.Meta.Value); err != nil || len(b) > MaxMetaLen {
+			add("meta", fmt.Sprintf("must be at most %d bytes of JSON", MaxMetaLen))
 		}
 	}
 	if len(issues) == 0 {

@@ -33,6 +33,8 @@ func TestPatchCheck(t *testing.T) {
 		{"negative", users.Patch{MaxIPs: set[int64](-1), PromptCount: set[int64](-2)}, map[string]any{"maxIps": -1, "promptCount": -2}, []string{"maxIps", "promptCount"}},
 		{"beyond 2^53", users.Patch{PromptCount: set[int64](1<<53 + 1), TokenCounts: set(map[string]int64{"gpt4o": 1<<63 - 1})},
 			map[string]any{"promptCount": 1<<53 + 1, "tokenCounts": map[string]int64{"gpt4o": 1<<63 - 1}}, []string{"promptCount", "tokenCounts.gpt4o"}},
+		{"meta too large", users.Patch{Meta: set(map[string]any{"blob": strings.Repeat("x", 70<<10)})},
+			map[string]any{"meta": map[string]any{"blob": strings.Repeat("x", 70<<10)}}, []string{"meta"}},
 		{"families", users.Patch{TokenLimits: set(map[string]int64{"bad name": 1, "gpt4o": -1}), TokenRefresh: set(map[string]int64{"claude": 3})},
 			map[string]any{"tokenLimits": map[string]int64{"bad name": 1, "gpt4o": -1}, "tokenRefresh": map[string]int64{"claude": 3}}, []string{"tokenLimits.bad name", "tokenLimits.gpt4o"}},
 	}

@@ -89,6 +89,11 @@ func ParsePatch(data []byte) (Patch, error) {
 	return p, nil
 }
 
+// MaxMetaLen bounds a user's meta, as JSON: every request of the user
+// reads its record, and an import must not take what a single-user write
+// (1 MiB) refuses.
+const MaxMetaLen = 64 << 10
+
 // MaxImportUsers bounds the users of one import: each costs some 500
 // bytes of memory while it is checked, whatever its size in the body, and
 // a function instance has a few hundred MiB.
@@ -229,7 +234,11 @@ func decodePatch(data []byte, prefix string, p *Patch) []Issue {
 			d.required(k, null, func() { p.CreatedAt = Opt[int64]{Set: true, Value: d.count(k, raw)} })
 		case "meta":
 			p.Meta = Opt[map[string]any]{Set: true, Null: null}
-			if !null {
+			switch {
+			case null:
+			case len(raw) > MaxMetaLen:
+				d.fail(k, fmt.Sprintf("must be at most %d bytes of JSON", MaxMetaLen))
+			default:
 				if err := json.Unmarshal(raw, &p.Meta.Value); err != nil || p.Meta.Value == nil {
 					d.fail(k, "must be an object")
 				}
