@@ -3,6 +3,7 @@ package gatekeeper
 import (
 	"context"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -23,9 +24,11 @@ type Admission struct {
 	rateKey  string
 	rateAt   time.Time
 	lease    string // the request's id in the cluster-wide limits
-	refund   bool   // on release, take back its count there too
-	counted  bool   // the rate limiter counted this request
-	family   string // the reservation's, once Reserve passed
+	renewMu  sync.Mutex
+	renewal  *time.Timer // renews the lease while the request runs
+	refund   bool        // on release, take back its count there too
+	counted  bool        // the rate limiter counted this request
+	family   string      // the reservation's, once Reserve passed
 	reserved int64
 	holds    bool
 	released atomic.Bool
@@ -39,6 +42,9 @@ func (a *Admission) Release() {
 	}
 	a.slot.Release()
 	if a.lease != "" {
+		a.renewMu.Lock()
+		a.renewal.Stop()
+		a.renewMu.Unlock()
 		a.g.leave(a.p.Key, a.lease, a.refund)
 	}
 	if a.holds {

@@ -13,7 +13,8 @@ import (
 // With LIMITS_SCOPE=cluster a request's rate count and its place in flight
 // are kept in the store, for every instance: one conditional write to
 // enter, one to leave. A place in flight is a lease: an instance that
-// crashes mid-request frees it when the lease runs out.
+// crashes mid-request frees it when the lease runs out, and a request that
+// outlasts half a lease renews it (the instance has CPU while it serves).
 const (
 	clusterWindow = time.Minute
 	leaseTTL      = 10 * time.Minute
@@ -44,7 +45,27 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	case !d.InflightOK:
 		return &Admission{Rate: rate}, users.Errorf(users.CodeConcurrency, "Too many requests in flight for this token; wait for one to finish.")
 	}
-	return &Admission{Rate: rate, g: g, p: p, lease: id}, nil
+	a := &Admission{Rate: rate, g: g, p: p, lease: id}
+	a.renewMu.Lock()
+	a.renewal = time.AfterFunc(leaseTTL/2, a.renewLease)
+	a.renewMu.Unlock()
+	return a, nil
+}
+
+// renewLease moves the request's lease on by leaseTTL, and again half a
+// lease later, until the request is released.
+func (a *Admission) renewLease() {
+	if a.released.Load() {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+	defer cancel()
+	_ = a.g.cluster.RenewLimits(ctx, a.p.Key, a.lease, a.g.now().Add(leaseTTL)) // failing, the lease runs out by itself
+	a.renewMu.Lock()
+	defer a.renewMu.Unlock()
+	if !a.released.Load() {
+		a.renewal.Reset(leaseTTL / 2)
+	}
 }
 
 // leave ends a request's lease in the cluster-wide limits. It runs when

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
@@ -45,4 +46,36 @@ func TestRateLimitCountsAnIPv6Slash64(t *testing.T) {
 	if admitted > 1 {
 		t.Fatalf("one /64 got %d requests through a limit of 1 per minute", admitted)
 	}
+}
+
+// With LIMITS_SCOPE=cluster a request that runs longer than a lease (a
+// slowly read stream) renews it, and keeps its place in flight: a second
+// request of a user limited to one is refused until the first leaves.
+func TestClusterLeaseRenewedWhileTheRequestRuns(t *testing.T) {
+	f := newFixture(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "0"))
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(5 * time.Minute)
+	a1.RenewLease() // half a lease in
+	f.clock.Add(6 * time.Minute)
+	if a2, err := f.gk.Admit(ctx(t), p, "gpt4o", 1); err == nil {
+		a2.Release()
+		t.Fatal("a second request admitted 11 minutes into the first, still in flight (concurrency limit 1)")
+	} else {
+		wantCode(t, err, users.CodeConcurrency, "")
+	}
+	a1.Release()
+	a1.RenewLease() // a renewal after the end brings nothing back
+	a2, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatalf("after the first left: %v", err)
+	}
+	a2.Release()
 }

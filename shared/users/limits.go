@@ -19,6 +19,9 @@ type Limits interface {
 	// LeaveLimits ends request id's lease; refund also takes back its
 	// count in the rate window (a request refused after it entered).
 	LeaveLimits(ctx context.Context, key, id string, refund bool) error
+	// RenewLimits moves request id's lease on to until, if it is still
+	// held: a request that runs longer than a lease keeps its place.
+	RenewLimits(ctx context.Context, key, id string, until time.Time) error
 }
 
 // LimitsEntry is one request asking to enter.
@@ -101,6 +104,13 @@ func (r *LimitsRecord) Leave(id string, refund bool) {
 	delete(r.Leases, id)
 	if refund {
 		delete(r.Hits, id)
+	}
+}
+
+// Renew moves a lease still held on to until.
+func (r *LimitsRecord) Renew(id string, until time.Time) {
+	if _, ok := r.Leases[id]; ok {
+		r.Leases[id] = until.UnixMilli()
 	}
 }
 

@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"sync"
+	"time"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -31,6 +32,17 @@ func (s *Store) EnterLimits(_ context.Context, key string, e users.LimitsEntry) 
 		delete(l.recs, key)
 	}
 	return d, nil
+}
+
+// RenewLimits implements users.Limits.
+func (s *Store) RenewLimits(_ context.Context, key, id string, until time.Time) error {
+	l := &s.limits
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if r := l.recs[key]; r != nil {
+		r.Renew(id, until)
+	}
+	return nil
 }
 
 // LeaveLimits implements users.Limits.

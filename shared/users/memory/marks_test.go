@@ -15,3 +15,7 @@ func TestMarksConformance(t *testing.T) {
 func TestEventsConformance(t *testing.T) {
 	userstest.RunEvents(t, func(t *testing.T) userstest.EventStore { return memory.New() })
 }
+
+func TestLimitsConformance(t *testing.T) {
+	userstest.RunLimits(t, func(t *testing.T) users.Limits { return memory.New() })
+}

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"time"
 
 	"firebase.google.com/go/v4/db"
 
@@ -50,6 +51,24 @@ func (s *Store) LeaveLimits(ctx context.Context, key, id string, refund bool) er
 			return nil, err
 		}
 		r.Leave(id, refund)
+		return limitsValue(r), nil
+	})
+	if err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// RenewLimits implements users.Limits.
+func (s *Store) RenewLimits(ctx context.Context, key, id string, until time.Time) error {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	err := transactionAt(ctx, s.limitsRef(key), "limits", func(n db.TransactionNode) (any, error) {
+		r, err := limitsRecord(n)
+		if err != nil {
+			return nil, err
+		}
+		r.Renew(id, until)
 		return limitsValue(r), nil
 	})
 	if err != nil {

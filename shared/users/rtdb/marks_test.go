@@ -81,3 +81,11 @@ func TestEventsAndListsAcrossInstances(t *testing.T) {
 		t.Errorf("layout: events at %v, lists at %v", srv.Data("users_events"), srv.Data("users_iplists"))
 	}
 }
+
+func TestLimitsConformance(t *testing.T) {
+	if host := os.Getenv(emulatorEnv); host != "" {
+		userstest.RunLimits(t, func(t *testing.T) users.Limits { return open(t, emulatorOptions(t, host)) })
+		return
+	}
+	userstest.RunLimits(t, func(t *testing.T) users.Limits { return open(t, fakeOptions(t, rtdbfake.Start(t))) })
+}
