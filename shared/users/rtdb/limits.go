@@ -24,43 +24,24 @@ func (s *Store) limitsRef(key string) *db.Ref {
 
 // EnterLimits implements users.Limits.
 func (s *Store) EnterLimits(ctx context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
 	var d users.LimitsDecision
-	err := transactionAt(ctx, s.limitsRef(key), "limits", func(n db.TransactionNode) (any, error) {
-		r, err := limitsRecord(n)
-		if err != nil {
-			return nil, err
-		}
-		d = r.Enter(e)
-		return limitsValue(r), nil
-	})
-	if err != nil {
-		return users.LimitsDecision{}, unavailable(err)
-	}
-	return d, nil
+	err := s.editLimits(ctx, key, func(r *users.LimitsRecord) { d = r.Enter(e) })
+	return d, err
 }
 
 // LeaveLimits implements users.Limits.
 func (s *Store) LeaveLimits(ctx context.Context, key, id string, refund bool) error {
-	ctx, cancel := s.callCtx(ctx)
-	defer cancel()
-	err := transactionAt(ctx, s.limitsRef(key), "limits", func(n db.TransactionNode) (any, error) {
-		r, err := limitsRecord(n)
-		if err != nil {
-			return nil, err
-		}
-		r.Leave(id, refund)
-		return limitsValue(r), nil
-	})
-	if err != nil {
-		return unavailable(err)
-	}
-	return nil
+	return s.editLimits(ctx, key, func(r *users.LimitsRecord) { r.Leave(id, refund) })
 }
 
 // RenewLimits implements users.Limits.
 func (s *Store) RenewLimits(ctx context.Context, key, id string, until time.Time) error {
+	return s.editLimits(ctx, key, func(r *users.LimitsRecord) { r.Renew(id, until) })
+}
+
+// editLimits applies edit to key's record in one conditional write (run
+// again on the latest record when another writer got there first).
+func (s *Store) editLimits(ctx context.Context, key string, edit func(r *users.LimitsRecord)) error {
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	err := transactionAt(ctx, s.limitsRef(key), "limits", func(n db.TransactionNode) (any, error) {
@@ -68,7 +49,7 @@ func (s *Store) RenewLimits(ctx context.Context, key, id string, until time.Time
 		if err != nil {
 			return nil, err
 		}
-		r.Renew(id, until)
+		edit(r)
 		return limitsValue(r), nil
 	})
 	if err != nil {
