@@ -207,8 +207,8 @@ func validPort(p string) bool {
 // address is its own key.
 func ClientKey(ip string) string {
 	a, err := netip.ParseAddr(ip)
-	if err != nil {
-		return ip
+	if err != nil || a.Is4() {
+		return ip // an IPv4 address parses only in its one form: no copy
 	}
 	a = a.Unmap().WithZone("")
 	if a.Is4() {
