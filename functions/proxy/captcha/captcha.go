@@ -80,6 +80,7 @@ type handler struct {
 	lockout  *ratelimit.Lockout
 	unknown  *ratelimit.Lockout // unknown tokens asked to refresh
 	verify   chan struct{}
+	slotWait time.Duration // slotWait; shorter in tests
 	page     *template.Template
 }
 
@@ -121,6 +122,7 @@ func New(o Options) (http.Handler, error) {
 		lockout:  ratelimit.NewLockout(failMax, failWindow),
 		unknown:  ratelimit.NewLockout(unknownMax, unknownWindow),
 		verify:   make(chan struct{}, verifySlots),
+		slotWait: slotWait,
 	}
 	if h.params == (pow.Params{}) {
 		h.params = pow.DefaultParams

@@ -171,6 +171,24 @@ func TestConcurrentWrongSolutionsStopAtTheLockout(t *testing.T) {
 	}
 }
 
+// A solution waits for a hashing slot no longer than the slot wait: then
+// 503 with Retry-After, and the attempt does not count as a failure.
+func TestVerifyWaitsForASlotBoundedly(t *testing.T) {
+	e := newEnv(t, nil)
+	c := getChallenge(t, e.h, ipA, map[string]string{"action": "new"})
+	release := captcha.Busy(e.h, 50*time.Millisecond)
+	for range 4 { // more than the lockout allows, were they counted
+		if r := verify(t, e.h, ipA, c, solve(t, c)); r.status != http.StatusServiceUnavailable || r.header.Get("Retry-After") == "" {
+			release()
+			t.Fatalf("every slot busy: %d %s, want 503 with Retry-After", r.status, r.body)
+		}
+	}
+	release()
+	if r := verify(t, e.h, ipA, c, solve(t, c)); r.status != http.StatusOK {
+		t.Fatalf("a slot free again: %d %s", r.status, r.body)
+	}
+}
+
 func TestOneTokenAMinutePerAddress(t *testing.T) {
 	e := newEnv(t, nil)
 	earn(t, e.h, ipA)

@@ -189,7 +189,7 @@ func (h *handler) serveVerify(w http.ResponseWriter, r *http.Request) {
 // hashes the solution, no more than verifySlots at once, waiting at most
 // slotWait for a turn. err is Verify's.
 func (h *handler) checkSolution(ctx context.Context, c pow.Challenge, solution, ip string, now time.Time) (status int, msg string, err error) {
-	ctx, cancel := context.WithTimeout(ctx, slotWait)
+	ctx, cancel := context.WithTimeout(ctx, h.slotWait)
 	defer cancel()
 	select {
 	case h.verify <- struct{}{}:
