@@ -380,13 +380,19 @@ func errorCode(body []byte, paths ...string) string {
 // googleReasonIn reports whether a Google error (whole, or the first
 // element of a stream's array) names one of reasons in its details.
 func googleReasonIn(body []byte, reasons []string) bool {
+	return googleDetail(body, func(d gjson.Result) bool { return slices.Contains(reasons, d.Get("reason").String()) })
+}
+
+// googleDetail reports whether any of a Google error's details (the error
+// whole, or the first element of a stream's array) meets match.
+func googleDetail(body []byte, match func(d gjson.Result) bool) bool {
 	e := gjson.GetBytes(body, "error")
 	if !e.IsObject() {
 		e = gjson.GetBytes(body, "0.error")
 	}
 	found := false
 	e.Get("details").ForEach(func(_, d gjson.Result) bool {
-		found = slices.Contains(reasons, d.Get("reason").String())
+		found = match(d)
 		return !found
 	})
 	return found

@@ -15,6 +15,7 @@ import (
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -408,22 +409,15 @@ func vertexKeyDead(status int, body []byte) bool {
 	if status != http.StatusForbidden {
 		return false
 	}
-	if googleReasonIn(body, vertexKeyReasons) {
-		return true
-	}
-	e := gjson.GetBytes(body, "error")
-	if !e.IsObject() {
-		e = gjson.GetBytes(body, "0.error")
-	}
-	dead := false
-	e.Get("details").ForEach(func(_, d gjson.Result) bool {
-		if d.Get("reason").String() == "IAM_PERMISSION_DENIED" {
+	return googleDetail(body, func(d gjson.Result) bool {
+		switch reason := d.Get("reason").String(); {
+		case reason == "IAM_PERMISSION_DENIED":
 			perm := d.Get("metadata.permission").String()
-			dead = perm == "" || perm == "aiplatform.endpoints.predict"
+			return perm == "" || perm == "aiplatform.endpoints.predict"
+		default:
+			return slices.Contains(vertexKeyReasons, reason)
 		}
-		return !dead
 	})
-	return dead
 }
 
 var vertexKeyReasons = []string{"BILLING_DISABLED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "CONSUMER_INVALID"}
