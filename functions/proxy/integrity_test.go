@@ -539,7 +539,7 @@ func TestForwardedHostTrustedOnlyBehindAProxy(t *testing.T) {
 // The operator's OpenAI organisation id in an upstream error's text, and
 // the account's own rate limits in its headers, never reach the user.
 func TestOperatorAccountDetailsNotRelayed(t *testing.T) {
-	const org = "org-OperatorSecretOrg123"
+	const org, proj = "org-OperatorSecretOrg123", "proj_OperatorProject456"
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Content-Type", "application/json")
@@ -549,7 +549,7 @@ func TestOperatorAccountDetailsNotRelayed(t *testing.T) {
 		h.Set("X-Ratelimit-Remaining-Tokens", "29999000")
 		h.Set("Anthropic-Ratelimit-Tokens-Limit", "400000")
 		w.WriteHeader(http.StatusTooManyRequests)
-		_, _ = w.Write([]byte(`{"error":{"message":"Rate limit reached for gpt-4o in organization ` + org +
+		_, _ = w.Write([]byte(`{"error":{"message":"Rate limit reached for gpt-4o in organization ` + org + ` (project ` + proj + `)` +
 			` on tokens per min (TPM): Limit 30000000, Used 29999000, Requested 2000.","type":"tokens","param":null,"code":"rate_limit_exceeded"}}`))
 	}))
 	defer up.Close()
@@ -561,6 +561,9 @@ func TestOperatorAccountDetailsNotRelayed(t *testing.T) {
 	}
 	if a.header.Get("Openai-Organization") != "" {
 		t.Fatalf("header dropped as designed, yet: %v", a.header)
+	}
+	if strings.Contains(string(a.body), proj) {
+		t.Errorf("the operator's project id is relayed in the error body: %s", a.body)
 	}
 	if strings.Contains(string(a.body), org) {
 		t.Errorf("the operator's organisation id is relayed in the error body: %s", a.body)
