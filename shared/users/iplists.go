@@ -15,14 +15,45 @@ type IPLists struct {
 	Whitelist []string `json:"whitelist"`
 	Blacklist []string `json:"blacklist"`
 	UpdatedAt int64    `json:"updatedAt,omitempty"` // epoch ms
+	// Version names the lists as read (the database's ETag, the memory
+	// store's count of saves); it is never stored. A save that carries it
+	// is made only over that same version, so that two admins editing at
+	// once cannot silently undo each other.
+	Version string `json:"-"`
 }
 
 // LiveLists reads and replaces the live IP lists.
 type LiveLists interface {
-	// IPLists returns the lists as stored (empty lists when never set).
+	// IPLists returns the lists as stored (empty lists when never set)
+	// with their Version, which is never empty.
 	IPLists(ctx context.Context) (IPLists, error)
-	// SetIPLists replaces both lists.
+	// SetIPLists replaces both lists. With l.Version set, only if the
+	// stored lists are still at that version: else it writes nothing and
+	// returns ErrListsChanged. An empty Version replaces whatever is
+	// stored.
 	SetIPLists(ctx context.Context, l IPLists) error
+}
+
+// ErrListsChanged refuses a save of the live lists made over a version
+// that is no longer the stored one: someone else saved in between.
+var ErrListsChanged = &Error{Code: CodeConflict, Message: "The IP lists were changed by someone else since they were read: nothing was written."}
+
+// WellFormedVersion reports whether v can be a version of the live lists:
+// 1 to 128 letters, digits and + / = _ - (what database ETags and counters
+// are made of). Stores refuse a save over any other version as
+// ErrListsChanged, before it reaches the database.
+func WellFormedVersion(v string) bool {
+	if v == "" || len(v) > 128 {
+		return false
+	}
+	for _, c := range []byte(v) {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', strings.IndexByte("+/=_-", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
 }
 
 // MaxListEntries bounds each live list.

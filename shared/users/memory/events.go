@@ -3,6 +3,7 @@ package memory
 import (
 	"context"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -16,6 +17,7 @@ type events struct {
 	mu     sync.Mutex
 	byUser map[string][]users.Event // oldest first
 	lists  users.IPLists
+	saves  uint64 // the lists' version: how many times they were saved
 }
 
 var (
@@ -103,16 +105,22 @@ func (s *Store) IPLists(ctx context.Context) (users.IPLists, error) {
 	l := s.events.lists
 	l.Whitelist = append([]string{}, l.Whitelist...)
 	l.Blacklist = append([]string{}, l.Blacklist...)
+	l.Version = strconv.FormatUint(s.events.saves, 10)
 	return l, nil
 }
 
-// SetIPLists replaces the live IP lists.
+// SetIPLists replaces the live IP lists; with l.Version, only over that
+// version (see users.LiveLists).
 func (s *Store) SetIPLists(ctx context.Context, l users.IPLists) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
 	s.events.mu.Lock()
 	defer s.events.mu.Unlock()
+	if l.Version != "" && l.Version != strconv.FormatUint(s.events.saves, 10) {
+		return users.ErrListsChanged
+	}
 	s.events.lists = users.IPLists{Whitelist: slices.Clone(l.Whitelist), Blacklist: slices.Clone(l.Blacklist), UpdatedAt: l.UpdatedAt}
+	s.events.saves++
 	return nil
 }

@@ -228,14 +228,19 @@ func (s *Store) pruneBatch(ctx context.Context, ref *db.Ref, cut string) (int, e
 	return len(shallow), nil
 }
 
-// IPLists reads the live lists.
+// IPLists reads the live lists; their version is the node's ETag.
 func (s *Store) IPLists(ctx context.Context) (users.IPLists, error) {
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	var l users.IPLists
-	if err := s.listsRef().Get(ctx, &l); err != nil {
+	etag, err := s.listsRef().GetWithETag(ctx, &l)
+	if err != nil {
 		return users.IPLists{}, unavailable(err)
 	}
+	if !users.WellFormedVersion(etag) { // a version the next save could not be conditioned on
+		return users.IPLists{}, &users.Error{Code: users.CodeInternal, Message: "Internal error.", Err: fmt.Errorf("rtdb: the IP lists came with the ETag %q", etag)}
+	}
+	l.Version = etag
 	if l.Whitelist == nil {
 		l.Whitelist = []string{}
 	}
@@ -248,15 +253,30 @@ func (s *Store) IPLists(ctx context.Context) (users.IPLists, error) {
 	return l, nil
 }
 
-// SetIPLists replaces the live lists in one write.
+// SetIPLists replaces the live lists in one write; with l.Version, a
+// conditional one (If-Match on that ETag), which the database refuses
+// when another save came first.
 func (s *Store) SetIPLists(ctx context.Context, l users.IPLists) error {
 	if err := l.Validate(); err != nil {
 		return err
 	}
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
-	if err := s.listsRef().Set(ctx, l); err != nil {
+	if l.Version == "" {
+		if err := s.listsRef().Set(ctx, l); err != nil {
+			return unavailable(err)
+		}
+		return nil
+	}
+	if !users.WellFormedVersion(l.Version) {
+		return users.ErrListsChanged // never an ETag we gave
+	}
+	written, err := s.listsRef().SetIfUnchanged(ctx, l.Version, l)
+	if err != nil {
 		return unavailable(err)
+	}
+	if !written {
+		return users.ErrListsChanged
 	}
 	return nil
 }

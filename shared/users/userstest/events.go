@@ -2,7 +2,10 @@ package userstest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +32,8 @@ func RunEvents(t *testing.T, newStore EventsFactory) {
 		{"SinceAndPrune", testEventsSincePrune},
 		{"IPLists", testIPLists},
 		{"IPListsInvalid", testIPListsInvalid},
+		{"IPListsStaleSaveRefused", testIPListsStaleSave},
+		{"IPListsConcurrentSavesOneWins", testIPListsConcurrentSaves},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
@@ -170,5 +175,109 @@ func testIPListsInvalid(t *testing.T, s EventStore) {
 	}
 	if got, _ := s.IPLists(ctx(t)); len(got.Blacklist) != 0 {
 		t.Errorf("a refused list was written: %+v", got)
+	}
+}
+
+// readLists reads the live lists, which always come with a version.
+func readLists(t *testing.T, s EventStore) users.IPLists {
+	t.Helper()
+	l, err := s.IPLists(ctx(t))
+	if err != nil {
+		t.Fatalf("IPLists: %v", err)
+	}
+	if !users.WellFormedVersion(l.Version) {
+		t.Fatalf("IPLists gave the version %q", l.Version)
+	}
+	return l
+}
+
+func sameLists(a, b users.IPLists) bool {
+	return slices.Equal(a.Whitelist, b.Whitelist) && slices.Equal(a.Blacklist, b.Blacklist) && a.UpdatedAt == b.UpdatedAt
+}
+
+// Two admins load the same lists and both save: the first save wins, the
+// second was made over a version that is gone and is refused, writing
+// nothing; read again, it goes through.
+func testIPListsStaleSave(t *testing.T, s EventStore) {
+	loaded := readLists(t, s)
+	alice, bob := loaded, loaded
+	alice.Whitelist, alice.UpdatedAt = []string{"10.0.0.0/8"}, t0.UnixMilli()
+	if err := s.SetIPLists(ctx(t), alice); err != nil {
+		t.Fatalf("first save over the version read: %v", err)
+	}
+	afterAlice := readLists(t, s)
+	if afterAlice.Version == loaded.Version {
+		t.Fatalf("a save left the version at %q", loaded.Version)
+	}
+	bob.Blacklist, bob.UpdatedAt = []string{"203.0.113.7"}, t0.Add(time.Second).UnixMilli()
+	err := s.SetIPLists(ctx(t), bob)
+	if !errors.Is(err, users.ErrListsChanged) || users.ErrorCode(err) != users.CodeConflict {
+		t.Fatalf("save over a stale version = %v; want ErrListsChanged", err)
+	}
+	if got := readLists(t, s); !sameLists(got, alice) || got.Version != afterAlice.Version {
+		t.Fatalf("the refused save changed the lists: %+v; want %+v", got, alice)
+	}
+
+	// Versions no read gave are stale too, and never reach the database.
+	for _, v := range []string{"not a version", "x\r\nX-Injected: 1", `W/"1"`, strings.Repeat("a", 129)} {
+		err := s.SetIPLists(ctx(t), users.IPLists{Blacklist: []string{"192.0.2.1"}, Version: v})
+		if !errors.Is(err, users.ErrListsChanged) {
+			t.Errorf("save over the version %q = %v; want ErrListsChanged", v, err)
+		}
+	}
+	if got := readLists(t, s); !sameLists(got, alice) {
+		t.Fatalf("a save over a made-up version changed the lists: %+v", got)
+	}
+
+	// Bob reads the lists again and saves over what he now sees.
+	bob = afterAlice
+	bob.Blacklist = []string{"203.0.113.7"}
+	if err := s.SetIPLists(ctx(t), bob); err != nil {
+		t.Fatalf("save over the current version: %v", err)
+	}
+	if got := readLists(t, s); !slices.Equal(got.Whitelist, []string{"10.0.0.0/8"}) || !slices.Equal(got.Blacklist, []string{"203.0.113.7"}) {
+		t.Fatalf("after the fresh save: %+v", got)
+	}
+
+	// Without a version a save replaces whatever is stored.
+	if err := s.SetIPLists(ctx(t), users.IPLists{Blacklist: []string{"192.0.2.1"}}); err != nil {
+		t.Fatalf("save without a version: %v", err)
+	}
+	if got := readLists(t, s); len(got.Whitelist) != 0 || !slices.Equal(got.Blacklist, []string{"192.0.2.1"}) {
+		t.Fatalf("after the save without a version: %+v", got)
+	}
+}
+
+// Saves racing over one version: exactly one is written, the others are
+// refused, and the lists are the winner's.
+func testIPListsConcurrentSaves(t *testing.T, s EventStore) {
+	const n = 8
+	loaded := readLists(t, s)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			l := loaded
+			l.Blacklist = []string{fmt.Sprintf("192.0.2.%d", i+1)}
+			errs[i] = s.SetIPLists(ctx(t), l)
+		})
+	}
+	wg.Wait()
+	winner := -1
+	for i, err := range errs {
+		switch {
+		case err == nil && winner >= 0:
+			t.Errorf("saves %d and %d over one version were both written", winner, i)
+		case err == nil:
+			winner = i
+		case !errors.Is(err, users.ErrListsChanged):
+			t.Errorf("save %d: %v; want ErrListsChanged", i, err)
+		}
+	}
+	if winner < 0 {
+		t.Fatal("no save was written")
+	}
+	if got := readLists(t, s); !slices.Equal(got.Blacklist, []string{fmt.Sprintf("192.0.2.%d", winner+1)}) {
+		t.Errorf("stored %v; want the winner's (save %d)", got.Blacklist, winner)
 	}
 }
