@@ -3,13 +3,16 @@ package admin
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 
 	"tollgate.dev/tollgate/functions/admin/ui"
 	"tollgate.dev/tollgate/functions/admin/upstreamkeys"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // eventsPage is GET /events/{token}: a page of the user's charged
@@ -67,9 +70,35 @@ func (a *api) getIPLists(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
+	if l.Version != "" {
+		w.Header().Set("ETag", `"`+l.Version+`"`) // versions need no escaping (users.WellFormedVersion)
+	}
 	writeJSON(w, http.StatusOK, ipListsBody{IPLists: l, Environment: envLists{
 		AdminWhitelist: a.d.Config.AdminWhitelist.String(), IPBlacklist: a.d.Config.IPBlacklist.String(),
 	}})
+}
+
+// errStaleLists answers a PUT /ip-lists whose If-Match names lists that
+// someone else has replaced since.
+var errStaleLists = &users.Error{Code: web.CodeStaleVersion, Message: "The IP lists were changed by someone else since you read them: nothing was written. " +
+	"Read them again (GET /ip-lists), apply your change to what they are now, and send the new ETag in If-Match."}
+
+// ifMatch reads PUT /ip-lists's If-Match: absent or * saves over whatever
+// is stored (as before versions existed); one entity tag saves only over
+// that version. A weak tag never matches: If-Match compares strongly.
+func ifMatch(h http.Header) (version string, err error) {
+	raw := strings.TrimSpace(strings.Join(h.Values("If-Match"), ","))
+	if raw == "" || raw == "*" {
+		return "", nil
+	}
+	tag, weak := strings.CutPrefix(raw, "W/")
+	if len(tag) < 2 || tag[0] != '"' || strings.IndexByte(tag[1:], '"') != len(tag)-2 {
+		return "", invalid([]users.Issue{{Path: "If-Match", Message: `one entity tag, the ETag GET /ip-lists answers ("…"), or *`}})
+	}
+	if weak {
+		return "", errStaleLists
+	}
+	return tag[1 : len(tag)-1], nil
 }
 
 // ipListsInput is PUT /ip-lists's body: both lists, replaced whole.
@@ -79,6 +108,11 @@ type ipListsInput struct {
 }
 
 func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
+	version, err := ifMatch(r.Header)
+	if err != nil {
+		a.fail(w, r, err)
+		return
+	}
 	data, err := readJSON(w, r, maxUserBody, false)
 	if err != nil {
 		a.fail(w, r, err)
@@ -100,8 +134,11 @@ func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, invalid(issues))
 		return
 	}
-	lists := users.IPLists{Whitelist: canonical(*in.Whitelist), Blacklist: canonical(*in.Blacklist)}
+	lists := users.IPLists{Whitelist: canonical(*in.Whitelist), Blacklist: canonical(*in.Blacklist), Version: version}
 	if err := a.ips.Replace(r.Context(), lists, a.clientIP(r)); err != nil {
+		if errors.Is(err, users.ErrListsChanged) {
+			err = errStaleLists
+		}
 		a.fail(w, r, err)
 		return
 	}

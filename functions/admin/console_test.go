@@ -2,7 +2,9 @@ package admin
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -125,6 +127,77 @@ func TestIPListsLive(t *testing.T) {
 	}
 	if rec := b.do(req{path: "/admin/ip-lists"}); rec.Code != http.StatusOK || !slices.Equal(decode[ipListsAnswer](t, rec).Whitelist, []string{"203.0.113.50"}) {
 		t.Errorf("GET on b: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// Two admins read the lists and both save: the second save carries the
+// ETag of a version that is gone, is refused with 412 and writes nothing;
+// read again, it goes through. Without If-Match a save replaces whatever
+// is stored, as before versions existed.
+func TestIPListsIfMatch(t *testing.T) {
+	e := newEnv(t, map[string]string{"ADMIN_WHITELIST": "192.0.2.0/24"})
+	put := func(ifMatch string, body map[string]any) *httptest.ResponseRecorder {
+		t.Helper()
+		h := map[string]string{}
+		if ifMatch != "" {
+			h["If-Match"] = ifMatch
+		}
+		return e.do(req{method: http.MethodPut, path: "/admin/ip-lists", header: h, body: body})
+	}
+	stored := func() users.IPLists {
+		t.Helper()
+		l, err := e.store.(*memory.Store).IPLists(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+
+	read := e.do(req{path: "/admin/ip-lists"})
+	loaded := read.Header().Get("ETag")
+	if read.Code != http.StatusOK || !strings.HasPrefix(loaded, `"`) {
+		t.Fatalf("GET: %d, ETag %q", read.Code, loaded)
+	}
+	alice := map[string]any{"whitelist": []string{"203.0.113.0/24"}, "blacklist": []string{}}
+	rec := put(loaded, alice)
+	saved := rec.Header().Get("ETag")
+	if rec.Code != http.StatusOK || saved == "" || saved == loaded {
+		t.Fatalf("first save over the ETag read: %d, ETag %q (was %q) %s", rec.Code, saved, loaded, rec.Body)
+	}
+	if got := e.do(req{path: "/admin/ip-lists"}).Header().Get("ETag"); got != saved {
+		t.Errorf("GET after the save: ETag %q, PUT answered %q", got, saved)
+	}
+
+	bob := map[string]any{"whitelist": []string{}, "blacklist": []string{"198.51.100.9"}}
+	for _, stale := range []string{loaded, "W/" + saved, `"made-up"`} {
+		rec := put(stale, bob)
+		if e := wantError(t, rec, http.StatusPreconditionFailed, ""); !strings.Contains(e.Error.Message, "changed by someone else") {
+			t.Errorf("If-Match %s: message %q", stale, e.Error.Message)
+		}
+		if l := stored(); !slices.Equal(l.Whitelist, []string{"203.0.113.0/24"}) || len(l.Blacklist) != 0 {
+			t.Fatalf("a save refused with 412 (If-Match %s) changed the lists: %+v", stale, l)
+		}
+	}
+	for _, bad := range []string{"unquoted", `"a", "b"`, `"`} {
+		wantError(t, put(bad, bob), http.StatusBadRequest, "If-Match")
+	}
+
+	// Bob reads again and saves over what he now sees.
+	bob["whitelist"] = []string{"203.0.113.0/24"}
+	if rec := put(saved, bob); rec.Code != http.StatusOK {
+		t.Fatalf("save over the current ETag: %d %s", rec.Code, rec.Body)
+	}
+	if l := stored(); !slices.Equal(l.Whitelist, []string{"203.0.113.0/24"}) || !slices.Equal(l.Blacklist, []string{"198.51.100.9"}) {
+		t.Fatalf("after the fresh save: %+v", l)
+	}
+
+	// Without If-Match, or with *, the lists are replaced whatever they are.
+	for i, unconditional := range []string{"", "*"} {
+		entry := "198.51.100." + strconv.Itoa(i+20)
+		rec := put(unconditional, map[string]any{"whitelist": []string{}, "blacklist": []string{entry}})
+		if rec.Code != http.StatusOK || !slices.Equal(stored().Blacklist, []string{entry}) {
+			t.Errorf("save with If-Match %q: %d %s", unconditional, rec.Code, rec.Body)
+		}
 	}
 }
 

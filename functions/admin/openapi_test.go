@@ -117,6 +117,7 @@ func TestOpenAPIDocumentsEveryResponse(t *testing.T) {
 		{method: http.MethodPut, path: "/admin/ip-lists", body: map[string]any{"whitelist": []string{}, "blacklist": []string{"not-an-ip"}}},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: `{"whitelist":[],"blacklist":["` + strings.Repeat("1", maxUserBody) + `"]}`},
 		{method: http.MethodPut, path: "/admin/ip-lists", body: "{}", contentType: "text/plain"},
+		{method: http.MethodPut, path: "/admin/ip-lists", header: map[string]string{"If-Match": `"stale"`}, body: samples["PUT /ip-lists"].body},
 	} {
 		run(ok, r)
 	}

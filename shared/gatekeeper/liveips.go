@@ -136,7 +136,8 @@ func (l *LiveIPs) read(ctx context.Context, prev *ipLists) *ipLists {
 // Editable reports whether the store keeps live lists.
 func (l *LiveIPs) Editable() bool { return l.src != nil }
 
-// Stored reads the live lists as stored (for editing).
+// Stored reads the live lists as stored, with their version (for editing:
+// a save carrying that version is refused once someone else has saved).
 func (l *LiveIPs) Stored(ctx context.Context) (users.IPLists, error) {
 	if l.src == nil {
 		return users.IPLists{Whitelist: []string{}, Blacklist: []string{}}, nil
@@ -147,7 +148,9 @@ func (l *LiveIPs) Stored(ctx context.Context) (users.IPLists, error) {
 // Replace writes new live lists on behalf of the admin at requester's
 // address, and applies them on this instance at once. Lists that would
 // shut that admin out (their address blacklisted, or no longer
-// whitelisted) are refused: only the environment could undo them.
+// whitelisted) are refused: only the environment could undo them. With
+// lists.Version set, the save is made only over that version
+// (users.ErrListsChanged otherwise, nothing written).
 func (l *LiveIPs) Replace(ctx context.Context, lists users.IPLists, requester string) error {
 	if l.src == nil {
 		return &users.Error{Code: users.CodeInternal, Message: "Internal error.", Err: errors.New("this store keeps no live IP lists")}

@@ -23,6 +23,7 @@ const (
 	CodeNotServed        users.Code = "not_served"         // 503: the provider has no key
 	CodeBadGateway       users.Code = "bad_gateway"        // 502: the upstream failed
 	CodeTimeout          users.Code = "timeout"            // 504: the upstream is too slow
+	CodeStaleVersion     users.Code = "stale_version"      // 412: If-Match names a version no longer stored
 )
 
 // statuses is the one table of the edges (the proxy, the admin API, the
@@ -36,6 +37,7 @@ var statuses = map[users.Code]int{
 	users.CodeNotFound:     http.StatusNotFound,
 	CodeUnknownRoute:       http.StatusNotFound,
 	users.CodeConflict:     http.StatusConflict,
+	CodeStaleVersion:       http.StatusPreconditionFailed,
 	users.CodeTooLarge:     http.StatusRequestEntityTooLarge,
 	users.CodeUnsupported:  http.StatusUnsupportedMediaType,
 	users.CodeRateLimited:  http.StatusTooManyRequests,

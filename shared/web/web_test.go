@@ -24,6 +24,7 @@ func TestStatus(t *testing.T) {
 		users.CodeUnavailable: 503, users.CodeInternal: 500, "whatever": 500,
 		web.CodeNotServed: 503, web.CodeTimeout: 504, web.CodeBadGateway: 502,
 		users.CodeConcurrency: 429, web.CodeUnknownRoute: 404, web.CodeMethodNotAllowed: 405,
+		web.CodeStaleVersion: 412,
 	} {
 		if got := web.Status(code); got != want {
 			t.Errorf("Status(%s) = %d, want %d", code, got, want)
