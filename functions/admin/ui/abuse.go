@@ -3,6 +3,7 @@ package ui
 import (
 	"cmp"
 	"context"
+	"errors"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -28,10 +29,16 @@ type abusePage struct {
 	WhitelistEnv string
 	BlacklistEnv string
 	UpdatedAt    int64
-	CacheTTL     string
-	TempActive   int
-	Subnets      []subnetRow
-	ExpireAll    maintenanceAction
+	// Version is the version of the lists the form was made from: saving
+	// it is refused once someone else has saved since.
+	Version string
+	// Theirs, after a save refused for that reason, are the lists as
+	// someone else saved them, shown beside what this admin typed.
+	Theirs     *listsText
+	CacheTTL   string
+	TempActive int
+	Subnets    []subnetRow
+	ExpireAll  maintenanceAction
 }
 
 // subnetRow is one /24 (IPv4) or /48 (IPv6) network that temporary users
@@ -43,13 +50,29 @@ type subnetRow struct {
 	IPs    int
 }
 
+// listsText is a pair of lists as the page shows them, one entry a line.
+type listsText struct{ Whitelist, Blacklist string }
+
+// typedLists is a save the page refused: what the admin typed, the
+// version of the lists it was made from, and whether it was refused
+// because someone else saved since (stale).
+type typedLists struct {
+	listsText
+	version string
+	stale   bool
+}
+
+// errListsChangedUI is a stale save, as the page explains it.
+var errListsChangedUI = &users.Error{Code: users.CodeConflict, Message: "Someone else saved the IP lists after you opened this page, so your save was not applied: nothing was written. " +
+	"What they saved is shown below; your text is still in the boxes. Merge the two and save again."}
+
 func (h *handler) abuseForm(w http.ResponseWriter, r *http.Request, s session) {
 	h.showAbuse(w, r, s, http.StatusOK, nil, nil)
 }
 
 // showAbuse renders the page; typed keeps what the admin typed when an
 // edit was refused.
-func (h *handler) showAbuse(w http.ResponseWriter, r *http.Request, s session, code int, err error, typed *[2]string) {
+func (h *handler) showAbuse(w http.ResponseWriter, r *http.Request, s session, code int, err error, typed *typedLists) {
 	ctx, cancel := context.WithTimeout(r.Context(), web.AllUsersTimeout)
 	defer cancel()
 	lists, lerr := h.ips.Stored(ctx)
@@ -71,6 +94,7 @@ func (h *handler) showAbuse(w http.ResponseWriter, r *http.Request, s session, c
 		WhitelistEnv: users.EnvLine(h.cfg.AdminWhitelist.String(), lists.Whitelist),
 		BlacklistEnv: users.EnvLine(h.cfg.IPBlacklist.String(), lists.Blacklist),
 		UpdatedAt:    lists.UpdatedAt,
+		Version:      lists.Version,
 		CacheTTL:     h.cfg.UserCacheTTL.String(),
 	}
 	for _, a := range maintenanceActions() {
@@ -79,7 +103,12 @@ func (h *handler) showAbuse(w http.ResponseWriter, r *http.Request, s session, c
 		}
 	}
 	if typed != nil {
-		p.Whitelist, p.Blacklist = typed[0], typed[1]
+		if typed.stale {
+			p.Theirs = &listsText{Whitelist: p.Whitelist, Blacklist: p.Blacklist} // and the form now saves over them
+		} else {
+			p.Version = typed.version // not over lists the admin has not seen
+		}
+		p.Whitelist, p.Blacklist = typed.Whitelist, typed.Blacklist
 	}
 	if err != nil {
 		p.SetError(err)
@@ -141,29 +170,41 @@ func subnetReport(list []*users.User, now time.Time) []subnetRow {
 	return out
 }
 
-// saveLists replaces the live lists from the page's two text areas.
+// saveLists replaces the live lists from the page's two text areas, over
+// the version of the lists the page showed: when someone else saved
+// since, nothing is written and the page shows their lists beside the
+// admin's text.
 func (h *handler) saveLists(w http.ResponseWriter, r *http.Request, s session) {
-	typed := [2]string{r.PostFormValue("whitelist"), r.PostFormValue("blacklist")}
+	typed := typedLists{listsText: listsText{r.PostFormValue("whitelist"), r.PostFormValue("blacklist")}, version: r.PostFormValue("version")}
 	refuse := func(err error) {
+		if errors.Is(err, users.ErrListsChanged) {
+			typed.stale = true
+			h.showAbuse(w, r, s, http.StatusConflict, errListsChangedUI, &typed)
+			return
+		}
 		if e := users.AsError(err); e.Code == users.CodeInvalid {
 			h.showAbuse(w, r, s, http.StatusBadRequest, e, &typed)
 			return
 		}
 		h.fail(w, r, err)
 	}
-	white, err := users.ParseIPList("whitelist", typed[0])
+	white, err := users.ParseIPList("whitelist", typed.Whitelist)
 	if err != nil {
 		refuse(err)
 		return
 	}
-	black, err := users.ParseIPList("blacklist", typed[1])
+	black, err := users.ParseIPList("blacklist", typed.Blacklist)
 	if err != nil {
 		refuse(err)
+		return
+	}
+	if typed.version == "" { // the page always sends one: this form predates versions
+		refuse(users.ErrListsChanged)
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
-	if err := h.ips.Replace(ctx, users.IPLists{Whitelist: white, Blacklist: black}, h.clientIP(r)); err != nil {
+	if err := h.ips.Replace(ctx, users.IPLists{Whitelist: white, Blacklist: black, Version: typed.version}, h.clientIP(r)); err != nil {
 		refuse(err)
 		return
 	}

@@ -70,6 +70,86 @@ func TestAbuseListsThroughTheUI(t *testing.T) {
 	}
 }
 
+// Two admins open the anti-abuse page and both save the lists: the second
+// save was made from lists that are gone, so it is refused, nothing is
+// written, and the page shows what the first admin saved beside the
+// second one's text; saved again from that page, it goes through.
+func TestAbuseListsStaleSaveRefused(t *testing.T) {
+	e := newEnv(t, map[string]string{"ADMIN_WHITELIST": "127.0.0.0/8"})
+	const marker = `<form method="post" action="/admin/manage/abuse/lists"`
+	stored := func() string {
+		l, err := e.mem().IPLists(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.Join(l.Whitelist, ",") + " | " + strings.Join(l.Blacklist, ",")
+	}
+	alice, bob := e.loggedIn(), e.loggedIn()
+	aliceForm := formValues(t, alice.get("/admin/manage/abuse").body, marker)
+	bobForm := formValues(t, bob.get("/admin/manage/abuse").body, marker)
+	if aliceForm.Get("version") == "" {
+		t.Fatalf("the lists form carries no version: %v", aliceForm)
+	}
+
+	aliceForm.Set("whitelist", "203.0.113.0/24")
+	if res := alice.post("/admin/manage/abuse/lists", aliceForm); res.status != http.StatusSeeOther {
+		t.Fatalf("alice's save: %d %s", res.status, res.body)
+	}
+	bobForm.Set("blacklist", "192.0.2.7\n192.0.2.8")
+	res := bob.post("/admin/manage/abuse/lists", bobForm)
+	if res.status != http.StatusConflict {
+		t.Fatalf("bob's save over the lists alice replaced: %d %s", res.status, res.body)
+	}
+	for _, want := range []string{
+		"Someone else saved the IP lists after you opened this page, so your save was not applied: nothing was written.",
+		`<pre class="pre" id="whitelist-now">203.0.113.0/24</pre>`, // alice's lists
+		`<pre class="pre" id="blacklist-now">(empty)</pre>`,
+		">192.0.2.7\n192.0.2.8</textarea>", // bob's text, kept
+	} {
+		if !strings.Contains(res.body, want) {
+			t.Errorf("the refusal lacks %q:\n%s", want, res.body)
+		}
+	}
+	if got := stored(); got != "203.0.113.0/24 | " {
+		t.Fatalf("the refused save changed the lists: %s", got)
+	}
+
+	// Bob has now seen alice's lists: saving from this page goes through.
+	bobForm = formValues(t, res.body, marker)
+	bobForm.Set("whitelist", bobForm.Get("whitelist")+"\n203.0.113.0/24")
+	if res := bob.post("/admin/manage/abuse/lists", bobForm); res.status != http.StatusSeeOther {
+		t.Fatalf("bob's save after seeing alice's: %d %s", res.status, res.body)
+	}
+	if got := stored(); got != "203.0.113.0/24 | 192.0.2.7,192.0.2.8" {
+		t.Fatalf("after bob's fresh save: %s", got)
+	}
+
+	// A save refused for a bad entry does not bring its page up to date:
+	// fixed and sent again, it is still made from the lists alice loaded.
+	aliceForm = formValues(t, alice.get("/admin/manage/abuse").body, marker)
+	if res := bob.post("/admin/manage/abuse/lists", formValues(t, bob.get("/admin/manage/abuse").body, marker)); res.status != http.StatusSeeOther {
+		t.Fatalf("bob's second save: %d %s", res.status, res.body)
+	}
+	aliceForm.Set("blacklist", "not-an-address")
+	res = alice.post("/admin/manage/abuse/lists", aliceForm)
+	if res.status != http.StatusBadRequest {
+		t.Fatalf("bad entry: %d %s", res.status, res.body)
+	}
+	aliceForm = formValues(t, res.body, marker)
+	aliceForm.Set("blacklist", "198.51.100.1")
+	if res := alice.post("/admin/manage/abuse/lists", aliceForm); res.status != http.StatusConflict {
+		t.Fatalf("fixed save from before bob's: %d %s", res.status, res.body)
+	}
+	// And a form without a version (a page from before versions) is stale.
+	aliceForm.Del("version")
+	if res := alice.post("/admin/manage/abuse/lists", aliceForm); res.status != http.StatusConflict {
+		t.Fatalf("save without a version: %d %s", res.status, res.body)
+	}
+	if got := stored(); got != "203.0.113.0/24 | 192.0.2.7,192.0.2.8" {
+		t.Fatalf("refused saves changed the lists: %s", got)
+	}
+}
+
 func TestAbuseTemporaryReportAndForceExpire(t *testing.T) {
 	e := newEnv(t, nil)
 	exp := e.clock.Now().Add(time.Hour).UnixMilli()
