@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -103,5 +104,60 @@ func TestLiveListsAcrossInstances(t *testing.T) {
 	})
 	if r := b.do(http.MethodGet, b.admin.URL+"/admin/users", "", from(pest, bearer(adminKey))); r.status != 403 {
 		t.Errorf("blacklisted address on b's admin: %d", r.status)
+	}
+}
+
+// Two admins on two instances sharing the database read the lists and
+// both save them with the ETag they read: the second save is refused with
+// 412 and leaves the first one's lists; with the new ETag it goes through.
+func TestLiveListsStaleSaveAcrossInstances(t *testing.T) {
+	clearEmulatorEnv(t)
+	srv := rtdbfake.Start(t)
+	fakes := startFakes(t)
+	vars := map[string]string{"ADMIN_WHITELIST": "127.0.0.1"}
+	a := newStack(t, stackOptions{vars: vars, fakes: fakes, store: rtdbStore(t, srv, time.Hour, 2*time.Second, &syncBuffer{})})
+	b := newStack(t, stackOptions{vars: vars, fakes: fakes, store: rtdbStore(t, srv, time.Hour, 2*time.Second, &syncBuffer{})})
+	get := func(s *stack) reply {
+		t.Helper()
+		r := s.do(http.MethodGet, s.admin.URL+"/admin/ip-lists", "", bearer(adminKey))
+		if r.status != 200 || r.header.Get("ETag") == "" {
+			t.Fatalf("GET /ip-lists: %d, ETag %q %s", r.status, r.header.Get("ETag"), r.body)
+		}
+		return r
+	}
+	put := func(s *stack, etag, body string) reply {
+		t.Helper()
+		h := bearer(adminKey)
+		h["If-Match"] = etag
+		return s.do(http.MethodPut, s.admin.URL+"/admin/ip-lists", body, h)
+	}
+	lists := func(r reply) string {
+		t.Helper()
+		var l struct{ Whitelist, Blacklist []string }
+		if err := json.Unmarshal(r.body, &l); err != nil {
+			t.Fatalf("%v: %s", err, r.body)
+		}
+		return fmt.Sprint(l.Whitelist, l.Blacklist)
+	}
+
+	aRead, bRead := get(a).header.Get("ETag"), get(b).header.Get("ETag")
+	if aRead != bRead {
+		t.Fatalf("one database, two ETags: %q, %q", aRead, bRead)
+	}
+	if r := put(a, aRead, `{"whitelist":["198.51.100.0/24"],"blacklist":[]}`); r.status != 200 {
+		t.Fatalf("a's save: %d %s", r.status, r.body)
+	}
+	if r := put(b, bRead, `{"whitelist":[],"blacklist":["203.0.113.66"]}`); r.status != http.StatusPreconditionFailed {
+		t.Fatalf("b's save over the lists a replaced: %d %s", r.status, r.body)
+	}
+	now := get(b)
+	if got := lists(now); got != "[198.51.100.0/24] []" {
+		t.Fatalf("after b's refused save the lists are %s", got)
+	}
+	if r := put(b, now.header.Get("ETag"), `{"whitelist":["198.51.100.0/24"],"blacklist":["203.0.113.66"]}`); r.status != 200 {
+		t.Fatalf("b's save over the current lists: %d %s", r.status, r.body)
+	}
+	if got := lists(get(a)); got != "[198.51.100.0/24] [203.0.113.66]" {
+		t.Errorf("after b's fresh save a reads %s", got)
 	}
 }
