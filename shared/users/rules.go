@@ -1,9 +1,6 @@
 package users
 
-import (
-	"slices"
-	"time"
-)
+import "time"
 
 // CheckQuota refuses a request whose family count plus the requested tokens
 // would pass the user's limit (0 or a missing family: unlimited). Special
@@ -103,10 +100,10 @@ const (
 // IPLimitReason is the disabled reason set by the IP auto-ban.
 const IPLimitReason = "IP address limit exceeded."
 
-// MaxRecordedIPs bounds a user's recorded addresses: without a limit (or
-// with one above it) the oldest make way, so that a client moving through
-// the addresses of its IPv6 network cannot grow its record, which every
-// charge writes, without end.
+// MaxRecordedIPs bounds a user's recorded addresses, so that a client
+// moving through the addresses of its IPv6 network cannot grow its record,
+// which every charge writes, without end. The oldest make way, those of a
+// network recorded again later first (trimIPs).
 const MaxRecordedIPs = 1000
 
 // AdmitIP applies the IP limit for a request from ip. Special users are
@@ -117,10 +114,7 @@ func AdmitIP(u *User, ip string, defaultMax int64, autoBan bool, now time.Time) 
 	}
 	limit := u.MaxIPsOr(defaultMax)
 	if u.Type == Special || limit <= 0 || int64(len(u.IP)) < limit {
-		if len(u.IP) >= MaxRecordedIPs {
-			u.IP = slices.Delete(u.IP, 0, len(u.IP)-MaxRecordedIPs+1)
-		}
-		u.IP = append(u.IP, ip)
+		u.IP = trimIPs(append(u.IP, ip), MaxRecordedIPs)
 		return IPAdded
 	}
 	if autoBan {

@@ -392,3 +392,26 @@ func TestAdmitIPKeepsTheLatestAddresses(t *testing.T) {
 		}
 	}
 }
+
+// At the cap the oldest address of a network recorded again later makes
+// way, not the only address of another: the record keeps every network the
+// IP limit counts (an IPv6 /64, a RisuAI user's network, an IPv4 address).
+func TestAdmitIPKeepsEveryNetworkAtTheCap(t *testing.T) {
+	lone := []string{"198.51.100.1", "2001:db8:1:1::1", users.RisuIP("7", "2001:db8:2:2::1")}
+	u := users.New("tok", users.Normal, t0, nil)
+	u.IP = slices.Clone(lone)
+	for i := range users.MaxRecordedIPs + 10 {
+		if v := users.AdmitIP(u, fmt.Sprintf("2001:db8:9:9::%x", i), 0, false, t0); v != users.IPAdded {
+			t.Fatalf("address %d: %v", i, v)
+		}
+	}
+	if n := len(u.IP); n != users.MaxRecordedIPs {
+		t.Fatalf("%d addresses recorded, want %d", n, users.MaxRecordedIPs)
+	}
+	if !slices.Equal(u.IP[:len(lone)], lone) {
+		t.Errorf("the only addresses of their networks made way: record starts %v", u.IP[:len(lone)])
+	}
+	if last := u.IP[len(u.IP)-1]; last != fmt.Sprintf("2001:db8:9:9::%x", users.MaxRecordedIPs+9) {
+		t.Errorf("latest address %s not kept", last)
+	}
+}

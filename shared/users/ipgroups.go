@@ -1,0 +1,74 @@
+package users
+
+import (
+	"net/netip"
+	"strings"
+)
+
+// ipGroup is what an entry of a user's IP list counts as toward the IP
+// limit. An IPv6 address counts as its /64, which one client usually holds
+// whole and moves within (temporary addresses, RFC 8981), the rule
+// netutil.ClientKey applies to lockouts and per-address limits; an IPv4
+// address (or an IPv4-mapped one) counts as itself. A RisuAI entry
+// (RisuIP) is its id with its address's group. An entry that is no
+// address is a group of its own. Finding a group allocates nothing.
+type ipGroup struct {
+	net  netip.Prefix
+	rest string // a RisuAI entry's "risu<id>-"; the whole entry if it is no address
+}
+
+func groupOf(entry string) ipGroup {
+	id := ""
+	a, err := netip.ParseAddr(entry)
+	if err != nil {
+		var ok bool
+		if a, ok = risuAddr(entry); !ok {
+			return ipGroup{rest: entry}
+		}
+		id = entry[:strings.LastIndexByte(entry, '-')+1]
+	}
+	a = a.Unmap().WithZone("")
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return ipGroup{net: p, rest: id}
+}
+
+// trimIPs drops the oldest entries of ips (in place) until at most max
+// remain: first those whose group is recorded again later, so that every
+// group the IP limit counts stays recorded; only a record of more than max
+// groups (no limit, or one above max) then loses its oldest.
+func trimIPs(ips []string, max int) []string {
+	excess := len(ips) - max
+	if excess <= 0 {
+		return ips
+	}
+	groups := make([]ipGroup, len(ips))
+	left := make(map[ipGroup]int, len(ips))
+	for i, e := range ips {
+		groups[i] = groupOf(e)
+		left[groups[i]]++
+	}
+	drop := make([]bool, len(ips))
+	for i := 0; i < len(ips) && excess > 0; i++ {
+		if left[groups[i]] > 1 {
+			left[groups[i]]--
+			drop[i], excess = true, excess-1
+		}
+	}
+	for i := 0; i < len(ips) && excess > 0; i++ {
+		if !drop[i] {
+			drop[i], excess = true, excess-1
+		}
+	}
+	kept := ips[:0]
+	for i, e := range ips {
+		if !drop[i] {
+			kept = append(kept, e)
+		}
+	}
+	clear(ips[len(kept):])
+	return kept
+}
