@@ -56,3 +56,21 @@ func BenchmarkCharge(b *testing.B) {
 		u.Charge("gpt4o", 13, t0)
 	}
 }
+
+// BenchmarkAdmitIPRefused is the IP limit's judgement of a new address,
+// which every request from a refused address repeats: the networks are
+// counted without an allocation.
+func BenchmarkAdmitIPRefused(b *testing.B) {
+	for _, ip := range []string{"203.0.113.9", "2001:db8:5:5::1"} {
+		b.Run(ip, func(b *testing.B) {
+			u := benchUser()
+			u.IP = append(u.IP, "2001:db8::2", "2001:db8::3", "198.51.100.8")
+			b.ReportAllocs()
+			for b.Loop() {
+				if users.AdmitIP(u, ip, 3, false, t0) != users.IPRefused {
+					b.Fatal("admitted")
+				}
+			}
+		})
+	}
+}

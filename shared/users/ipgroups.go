@@ -2,6 +2,7 @@ package users
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 )
 
@@ -11,7 +12,8 @@ import (
 // netutil.ClientKey applies to lockouts and per-address limits; an IPv4
 // address (or an IPv4-mapped one) counts as itself. A RisuAI entry
 // (RisuIP) is its id with its address's group. An entry that is no
-// address is a group of its own. Finding a group allocates nothing.
+// address is a group of its own. Finding the group of an address without
+// a zone (every address a request brings) allocates nothing.
 type ipGroup struct {
 	net  netip.Prefix
 	rest string // a RisuAI entry's "risu<id>-"; the whole entry if it is no address
@@ -34,6 +36,26 @@ func groupOf(entry string) ipGroup {
 	}
 	p, _ := a.Prefix(bits)
 	return ipGroup{net: p, rest: id}
+}
+
+// roomFor reports whether ips leaves room for ip under limit (> 0): ip's
+// group is among those of ips, or they hold fewer than limit groups.
+func roomFor(ips []string, ip string, limit int64) bool {
+	g := groupOf(ip)
+	var buf [8]ipGroup // the groups seen, on the stack for small limits
+	seen := buf[:0]
+	full := false
+	for _, e := range ips {
+		eg := groupOf(e)
+		if eg == g {
+			return true
+		}
+		if !full && !slices.Contains(seen, eg) {
+			seen = append(seen, eg)
+			full = int64(len(seen)) >= limit
+		}
+	}
+	return !full
 }
 
 // trimIPs drops the oldest entries of ips (in place) until at most max

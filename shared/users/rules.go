@@ -106,14 +106,16 @@ const IPLimitReason = "IP address limit exceeded."
 // network recorded again later first (trimIPs).
 const MaxRecordedIPs = 1000
 
-// AdmitIP applies the IP limit for a request from ip. Special users are
-// exempt; with autoBan an excess disables the user.
+// AdmitIP applies the IP limit for a request from ip. The limit counts
+// networks (ipGroup): a new address of an IPv6 /64 already recorded is
+// recorded without taking a place. Special users are exempt; with autoBan
+// an excess disables the user.
 func AdmitIP(u *User, ip string, defaultMax int64, autoBan bool, now time.Time) IPVerdict {
 	if u.HasIP(ip) {
 		return IPKnown
 	}
 	limit := u.MaxIPsOr(defaultMax)
-	if u.Type == Special || limit <= 0 || int64(len(u.IP)) < limit {
+	if u.Type == Special || limit <= 0 || roomFor(u.IP, ip, limit) {
 		u.IP = trimIPs(append(u.IP, ip), MaxRecordedIPs)
 		return IPAdded
 	}

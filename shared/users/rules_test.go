@@ -209,6 +209,14 @@ func TestAdmitIP(t *testing.T) {
 		{"special users exempt", users.Special, []string{"1.1.1.1", "2.2.2.2"}, ptr(1), 1, true, "3.3.3.3", users.IPAdded},
 		{"temporary users limited", users.Temporary, []string{"1.1.1.1"}, nil, 1, false, "2001:db8::1", users.IPRefused},
 		{"first IP with limit 1", users.Normal, nil, nil, 1, true, "1.1.1.1", users.IPAdded},
+		{"new address of a recorded IPv6 /64", users.Normal, []string{"2001:db8:1:2::1", "2001:db8:1:2::2"}, nil, 1, true, "2001:db8:1:2:a:b:c:d", users.IPAdded},
+		{"new IPv6 /64 under the limit", users.Normal, []string{"2001:db8:1:2::1", "2001:db8:1:2::2"}, nil, 2, true, "2001:db8:1:3::1", users.IPAdded},
+		{"new IPv6 /64 at the limit", users.Normal, []string{"2001:db8:1:2::1", "2001:db8:1:2::2"}, nil, 1, false, "2001:db8:1:3::1", users.IPRefused},
+		{"new IPv6 /64 at the limit with auto-ban", users.Normal, []string{"2001:db8:1:2::1", "2001:db8:1:2::2"}, nil, 1, true, "2001:db8:1:3::1", users.IPBanned},
+		{"IPv4 addresses count apart", users.Normal, []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "203.0.113.1"}, nil, 2, false, "203.0.113.2", users.IPRefused},
+		{"IPv4 under the limit beside a /64", users.Normal, []string{"2001:db8:1:2::1", "2001:db8:1:2::2"}, nil, 2, false, "203.0.113.1", users.IPAdded},
+		{"same RisuAI user in a recorded /64", users.Normal, []string{users.RisuIP("7", "2001:db8:1:2::1")}, nil, 1, true, users.RisuIP("7", "2001:db8:1:2::2"), users.IPAdded},
+		{"another RisuAI user in the /64", users.Normal, []string{users.RisuIP("7", "2001:db8:1:2::1"), users.RisuIP("7", "2001:db8:1:2::2")}, nil, 1, false, users.RisuIP("8", "2001:db8:1:2::3"), users.IPRefused},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -413,5 +421,80 @@ func TestAdmitIPKeepsEveryNetworkAtTheCap(t *testing.T) {
 	}
 	if last := u.IP[len(u.IP)-1]; last != fmt.Sprintf("2001:db8:9:9::%x", users.MaxRecordedIPs+9) {
 		t.Errorf("latest address %s not kept", last)
+	}
+}
+
+// An IPv6 client moves through the addresses of its /64 (temporary
+// addresses, RFC 8981): they take one place under the IP limit, and each
+// is recorded. A second /64 past the limit is refused, or disables the
+// user with auto-ban; IPv4 addresses take a place each, as before.
+func TestAdmitIPCountsAnIPv6Slash64Once(t *testing.T) {
+	type step struct {
+		ip   string
+		want users.IPVerdict
+	}
+	tests := []struct {
+		name    string
+		max     int64
+		autoBan bool
+		steps   []step
+	}{
+		{"one /64 under a limit of 1, with auto-ban", 1, true, []step{
+			{"2001:db8:1:2::1", users.IPAdded}, {"2001:db8:1:2::2", users.IPAdded},
+			{"2001:db8:1:2:8a2e:370:7334:1", users.IPAdded}, {"2001:db8:1:2::1", users.IPKnown},
+		}},
+		{"a second /64 past a limit of 1 is refused", 1, false, []step{
+			{"2001:db8:1:2::1", users.IPAdded}, {"2001:db8:1:2::2", users.IPAdded},
+			{"2001:db8:1:3::1", users.IPRefused}, {"2001:db8:1:2::3", users.IPAdded},
+		}},
+		{"a second /64 past a limit of 1 bans", 1, true, []step{
+			{"2001:db8:1:2::1", users.IPAdded}, {"2001:db8:1:2::2", users.IPAdded},
+			{"2001:db8:1:3::1", users.IPBanned},
+		}},
+		{"IPv4 addresses each take a place", 2, false, []step{
+			{"2001:db8:1:2::1", users.IPAdded}, {"2001:db8:1:2::2", users.IPAdded},
+			{"203.0.113.1", users.IPAdded}, {"203.0.113.2", users.IPRefused}, {"2001:db8:1:2::3", users.IPAdded},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := users.New("tok", users.Normal, t0, nil)
+			var recorded []string
+			for i, s := range tt.steps {
+				if got := users.AdmitIP(u, s.ip, tt.max, tt.autoBan, t0); got != s.want {
+					t.Fatalf("step %d, %s: %v, want %v", i, s.ip, got, s.want)
+				}
+				if s.want == users.IPAdded {
+					recorded = append(recorded, s.ip)
+				}
+			}
+			if !slices.Equal(u.IP, recorded) {
+				t.Errorf("recorded %v, want %v", u.IP, recorded)
+			}
+			if banned := tt.steps[len(tt.steps)-1].want == users.IPBanned; u.Disabled() != banned {
+				t.Errorf("disabled = %v, want %v", u.Disabled(), banned)
+			}
+		})
+	}
+}
+
+// With a limit, the cap keeps every counted network too: a client moving
+// through one /64 never frees the place of another, so a third network
+// stays refused past a limit of 2.
+func TestAdmitIPCapKeepsTheLimit(t *testing.T) {
+	u := users.New("tok", users.Normal, t0, nil)
+	if v := users.AdmitIP(u, "2001:db8:1:1::1", 2, false, t0); v != users.IPAdded {
+		t.Fatalf("first network: %v", v)
+	}
+	for i := range users.MaxRecordedIPs + 10 {
+		if v := users.AdmitIP(u, fmt.Sprintf("2001:db8:9:9::%x", i), 2, false, t0); v != users.IPAdded {
+			t.Fatalf("address %d of the second network: %v", i, v)
+		}
+	}
+	if len(u.IP) != users.MaxRecordedIPs || u.IP[0] != "2001:db8:1:1::1" {
+		t.Fatalf("%d recorded, first %s: the first network made way", len(u.IP), u.IP[0])
+	}
+	if v := users.AdmitIP(u, "2001:db8:5:5::1", 2, true, t0); v != users.IPBanned {
+		t.Errorf("a third network past a limit of 2: %v, want banned", v)
 	}
 }
