@@ -353,31 +353,43 @@ func TestIPLimit(t *testing.T) {
 	const banned = "Your token has been disabled: IP address limit exceeded."
 	maxIPs := func(n int64) func(u *users.User) { return func(u *users.User) { u.MaxIPs = &n } }
 	special := func(u *users.User) { u.Type = users.Special }
-	ips := []string{"203.0.113.1", "203.0.113.2", "203.0.113.3", "2001:db8::4", "203.0.113.5"}
+	v4 := []string{"203.0.113.1", "203.0.113.2", "203.0.113.3", "2001:db8::4", "203.0.113.5"}
+	// One IPv6 client's temporary addresses (RFC 8981), all in 2001:db8:1:2::/64.
+	v6 := []string{"2001:db8:1:2::1", "2001:db8:1:2:8a2e:370:7334:1", "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::5"}
+	other64 := "2001:db8:1:3::1"
 	tests := []struct {
 		name string
 		env  map[string]string
 		edit func(u *users.User)
-		// per request from ips[i]: "" passes, else the message
-		want []string
-		// what the user looks like afterwards
-		wantIPs     int
-		wantBanned  bool
-		allowedLast bool
+		ips  []string
+		// per request from ips[i]: "" passes (and its address is
+		// recorded), else the message
+		want       []string
+		wantBanned bool
 	}{
-		{"unlimited by default", userEnv(), nil, []string{"", "", "", "", ""}, 5, false, true},
-		{"limit 2 refuses the third", userEnv("MAX_IPS_PER_USER", "2"), nil, []string{"", "", refused, refused, refused}, 2, false, false},
-		{"limit 2 with auto-ban disables", userEnv("MAX_IPS_PER_USER", "2", "MAX_IPS_AUTO_BAN", "true"), nil, []string{"", "", banned, "Your token has been disabled: IP address limit exceeded.", "Your token has been disabled: IP address limit exceeded."}, 2, true, false},
-		{"user maxIps 3 overrides default 2", userEnv("MAX_IPS_PER_USER", "2"), maxIPs(3), []string{"", "", "", refused, refused}, 3, false, false},
-		{"user maxIps 1 overrides default 5", userEnv("MAX_IPS_PER_USER", "5"), maxIPs(1), []string{"", refused, refused, refused, refused}, 1, false, false},
-		{"user maxIps 0 is unlimited", userEnv("MAX_IPS_PER_USER", "1", "MAX_IPS_AUTO_BAN", "true"), maxIPs(0), []string{"", "", "", "", ""}, 5, false, true},
-		{"special users are exempt", userEnv("MAX_IPS_PER_USER", "1", "MAX_IPS_AUTO_BAN", "true"), special, []string{"", "", "", "", ""}, 5, false, true},
+		{"unlimited by default", userEnv(), nil, v4, []string{"", "", "", "", ""}, false},
+		{"limit 2 refuses the third", userEnv("MAX_IPS_PER_USER", "2"), nil, v4, []string{"", "", refused, refused, refused}, false},
+		{"limit 2 with auto-ban disables", userEnv("MAX_IPS_PER_USER", "2", "MAX_IPS_AUTO_BAN", "true"), nil, v4, []string{"", "", banned, banned, banned}, true},
+		{"user maxIps 3 overrides default 2", userEnv("MAX_IPS_PER_USER", "2"), maxIPs(3), v4, []string{"", "", "", refused, refused}, false},
+		{"user maxIps 1 overrides default 5", userEnv("MAX_IPS_PER_USER", "5"), maxIPs(1), v4, []string{"", refused, refused, refused, refused}, false},
+		{"user maxIps 0 is unlimited", userEnv("MAX_IPS_PER_USER", "1", "MAX_IPS_AUTO_BAN", "true"), maxIPs(0), v4, []string{"", "", "", "", ""}, false},
+		{"special users are exempt", userEnv("MAX_IPS_PER_USER", "1", "MAX_IPS_AUTO_BAN", "true"), special, v4, []string{"", "", "", "", ""}, false},
+		// An IPv6 /64 is one place under the limit, as one client for lockouts.
+		{"one IPv6 /64 under limit 1 with auto-ban", userEnv("MAX_IPS_PER_USER", "1", "MAX_IPS_AUTO_BAN", "true"), nil, v6, []string{"", "", "", ""}, false},
+		{"user maxIps 1 counts a /64 once", userEnv(), maxIPs(1), v6, []string{"", "", "", ""}, false},
+		{"a second /64 past limit 1 is refused", userEnv("MAX_IPS_PER_USER", "1"), nil,
+			[]string{v6[0], v6[1], other64, v6[2]}, []string{"", "", refused, ""}, false},
+		{"a second /64 past limit 1 with auto-ban disables", userEnv("MAX_IPS_PER_USER", "1", "MAX_IPS_AUTO_BAN", "true"), nil,
+			[]string{v6[0], v6[1], other64, v6[2]}, []string{"", "", banned, banned}, true},
+		{"IPv4 addresses count one each beside a /64", userEnv("MAX_IPS_PER_USER", "2"), nil,
+			[]string{v6[0], v6[1], "203.0.113.1", "203.0.113.2", v6[2]}, []string{"", "", "", refused, ""}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFixture(t, tt.env)
 			f.addUser(t, tokA, tt.edit)
-			for i, ip := range ips {
+			var passed []string
+			for i, ip := range tt.ips {
 				p, err := f.auth(t, ip, tokA)
 				if tt.want[i] == "" {
 					if err != nil {
@@ -386,13 +398,14 @@ func TestIPLimit(t *testing.T) {
 					if !p.User.HasIP(ip) {
 						t.Errorf("principal's user lacks its new IP %s", ip)
 					}
+					passed = append(passed, ip)
 					continue
 				}
 				wantCode(t, err, users.CodeForbidden, tt.want[i])
 			}
 			u := f.user(t, tokA)
-			if len(u.IP) != tt.wantIPs || !slices.Equal(u.IP, ips[:tt.wantIPs]) {
-				t.Errorf("IPs = %v, want the first %d", u.IP, tt.wantIPs)
+			if !slices.Equal(u.IP, passed) {
+				t.Errorf("IPs = %v, want the addresses let through, %v", u.IP, passed)
 			}
 			if u.Disabled() != tt.wantBanned {
 				t.Errorf("disabled = %v, want %v", u.Disabled(), tt.wantBanned)
@@ -401,7 +414,7 @@ func TestIPLimit(t *testing.T) {
 				t.Errorf("disabled %d %q, want at t0 with %q", u.DisabledAt, u.DisabledReason, users.IPLimitReason)
 			}
 			// A known IP still works unless the user was banned.
-			_, err := f.auth(t, ips[0], tokA)
+			_, err := f.auth(t, tt.ips[0], tokA)
 			if (err == nil) == tt.wantBanned {
 				t.Errorf("known IP after the limit: err = %v, banned %v", err, tt.wantBanned)
 			}

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -45,6 +46,32 @@ func TestRateLimitCountsAnIPv6Slash64(t *testing.T) {
 	}
 	if admitted > 1 {
 		t.Fatalf("one /64 got %d requests through a limit of 1 per minute", admitted)
+	}
+}
+
+// The IP limit groups a user's addresses as lockouts and per-address
+// limits group clients (netutil.ClientKey): under a limit of 1, a second
+// address gets in exactly when it is the same client.
+func TestIPLimitGroupsAddressesAsClientKey(t *testing.T) {
+	pairs := [][2]string{
+		{"2001:db8:1:2::1", "2001:db8:1:2:ffff:ffff:ffff:ffff"},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1"},
+		{"2001:db8:1:2::1", "2001:db8:1:2::1%eth0"},
+		{"fe80::1", "fe80::2"},
+		{"203.0.113.1", "203.0.113.2"},
+		{"203.0.113.1", "::ffff:203.0.113.1"},
+		{"203.0.113.1", "2001:db8:1:2::1"},
+		{"::ffff:203.0.113.1", "::ffff:203.0.113.2"},
+	}
+	for _, p := range pairs {
+		u := users.New(tokA, users.Normal, t0, nil)
+		if v := users.AdmitIP(u, p[0], 1, false, t0); v != users.IPAdded {
+			t.Fatalf("%s first: %v", p[0], v)
+		}
+		same := netutil.ClientKey(p[0]) == netutil.ClientKey(p[1])
+		if v := users.AdmitIP(u, p[1], 1, false, t0); (v == users.IPAdded) != same {
+			t.Errorf("%s after %s: %v; same client key: %v", p[1], p[0], v, same)
+		}
 	}
 }
 

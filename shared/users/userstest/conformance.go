@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"UsageVisibleToLookupAndAfterFlush", testUsage},
 		{"ConcurrentUsageExact", testConcurrentUsage},
 		{"ConcurrentIPAdmissionHoldsLimit", testConcurrentIPs},
+		{"ConcurrentIPv6AdmissionCountsSlash64s", testConcurrentIPv6},
 		{"ConcurrentModifyLosesNothing", testConcurrentModify},
 		{"OriginalExportRoundTrips", testOriginalExport},
 	}
@@ -334,6 +335,46 @@ func testConcurrentIPs(t *testing.T, s users.Store) {
 	wg.Wait()
 	if u := mustGet(t, s, "tok-ip"); len(u.IP) != 3 || admitted != 3 {
 		t.Fatalf("IP limit 3: stored %v, admitted %d", u.IP, admitted)
+	}
+}
+
+// testConcurrentIPv6 admits two addresses of each of six IPv6 /64s at
+// once under a limit of 3: exactly three /64s get in, each with both its
+// addresses recorded, whatever the order (a /64 refused once stays
+// refused, since the count only grows).
+func testConcurrentIPv6(t *testing.T, s users.Store) {
+	create(t, s, "tok-ip6", nil)
+	var wg sync.WaitGroup
+	for n := range 6 {
+		for host := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ip := fmt.Sprintf("2001:db8:0:%x::%x", n+1, host+1)
+				_, err := s.Modify(ctx(t), "tok-ip6", false, func(u *users.User, _ bool) error {
+					if users.AdmitIP(u, ip, 3, false, t0) != users.IPAdded {
+						return users.ErrNoWrite
+					}
+					return nil
+				})
+				if err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	u := mustGet(t, s, "tok-ip6")
+	nets := map[string]int{}
+	for _, ip := range u.IP {
+		var n, host int
+		if _, err := fmt.Sscanf(ip, "2001:db8:0:%x::%x", &n, &host); err != nil {
+			t.Fatalf("recorded %q: %v", ip, err)
+		}
+		nets[fmt.Sprint(n)]++
+	}
+	if len(nets) != 3 || len(u.IP) != 6 {
+		t.Fatalf("IP limit 3 over IPv6 /64s: stored %v, want both addresses of three /64s", u.IP)
 	}
 }
 
