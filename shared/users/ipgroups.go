@@ -58,6 +58,17 @@ func roomFor(ips []string, ip string, limit int64) bool {
 	return !full
 }
 
+// IPsCounted is how many places of the IP limit the user's recorded
+// addresses take: the addresses of one IPv6 /64 (and of one RisuAI user
+// there) take one.
+func (u *User) IPsCounted() int {
+	seen := make(map[ipGroup]struct{}, len(u.IP))
+	for _, e := range u.IP {
+		seen[groupOf(e)] = struct{}{}
+	}
+	return len(seen)
+}
+
 // trimIPs drops the oldest entries of ips (in place) until at most max
 // remain: first those whose group is recorded again later, so that every
 // group the IP limit counts stays recorded; only a record of more than max

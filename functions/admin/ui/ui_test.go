@@ -596,6 +596,30 @@ func TestDisableReactivateRefresh(t *testing.T) {
 	}
 }
 
+// The user page counts the addresses of one IPv6 /64 once against the IP
+// limit, as the limit does, and still lists every address recorded.
+func TestUserPageCountsAnIPv6Slash64Once(t *testing.T) {
+	e := newEnv(t, map[string]string{"MAX_IPS_PER_USER": "2"})
+	const tok = "ipv6-user-00000001"
+	ips := []string{"2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "203.0.113.7"}
+	e.put(tok, `{"ip":["`+strings.Join(ips, `","`)+`"]}`)
+	page := e.loggedIn().get("/admin/manage/users/" + tok).body
+	for _, want := range []string{"2 of 2", `id="ip-note">(4 addresses; those of one IPv6 /64 count once)`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+	for _, ip := range ips {
+		if !strings.Contains(page, "<li><code>"+ip+"</code></li>") {
+			t.Errorf("address %s not listed", ip)
+		}
+	}
+	e.put("ipv4-user-00000001", `{"ip":["203.0.113.7","203.0.113.8"]}`)
+	if page := e.loggedIn().get("/admin/manage/users/ipv4-user-00000001").body; !strings.Contains(page, "2 of 2") || strings.Contains(page, "ip-note") {
+		t.Error("IPv4 addresses should count one each, without a note")
+	}
+}
+
 func TestImportExport(t *testing.T) {
 	e := newEnv(t, nil)
 	c := e.loggedIn()

@@ -141,9 +141,9 @@ type result struct {
 	Created        int64
 	LastUsed       int64
 	Expires        int64
-	IPs            int
+	IPs            int // the places of the IP limit taken (an IPv6 /64 takes one)
 	IPLimit        string
-	IPList         []string // redacted
+	IPList         []string // redacted, every address recorded
 	NextRefresh    int64    // the next quota refresh (epoch ms); 0: none
 	Quotas         []quotaRow
 	Costs          bool   // SHOW_TOKEN_COSTS
@@ -284,7 +284,7 @@ func (h *handler) result(u *users.User) *result {
 	res := &result{
 		Token: u.Token, Masked: logging.TokenTail(u.Token), Nickname: u.Nickname, NicknameValue: u.Nickname,
 		Type: string(u.Type), DisabledReason: u.DisabledReason,
-		Prompts: u.PromptCount, Created: u.CreatedAt, LastUsed: u.LastUsedAt, IPs: len(u.IP),
+		Prompts: u.PromptCount, Created: u.CreatedAt, LastUsed: u.LastUsedAt, IPs: u.IPsCounted(),
 		CSRF: h.csrf(u.Token), CanRename: !u.Disabled() && cfg.SelfService.AllowNicknameChanges,
 		IPList: redactIPs(u.IP), Costs: cfg.SelfService.ShowTokenCosts,
 	}

@@ -181,6 +181,24 @@ func TestLookup(t *testing.T) {
 	}
 }
 
+// The page counts the addresses of one IPv6 /64 once against the limit,
+// as the limit does, and lists every address recorded (redacted).
+func TestLookupCountsAnIPv6Slash64Once(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(tok, `{"ip":["2001:db8:1:2::1","2001:db8:1:2::2","203.0.113.7"],"maxIps":3}`)
+	body := html.UnescapeString(e.lookup(tok).body)
+	if !strings.Contains(body, "2 of 3") || !strings.Contains(body, `id="ip-note">(3 addresses; those of one IPv6 /64 count once)`) {
+		t.Errorf("count:\n%s", body)
+	}
+	if n := strings.Count(body, "<li><code>2001:db8:…</code></li>"); n != 2 {
+		t.Errorf("%d IPv6 addresses listed, want 2", n)
+	}
+	e.put(tok, `{"ip":["203.0.113.7","203.0.113.8"]}`)
+	if body := e.lookup(tok).body; !strings.Contains(body, "2 of 3") || strings.Contains(body, "ip-note") {
+		t.Error("IPv4 addresses should count one each, without a note")
+	}
+}
+
 func TestLookupTypes(t *testing.T) {
 	e := newEnv(t, nil)
 	e.put("temporary-user-0001", `{"type":"temporary","expiresAt":1742000000000,"tokenLimits":{"claude":5}}`)
