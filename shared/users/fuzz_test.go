@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"reflect"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,4 +118,51 @@ func asError(err error, target **users.Error) bool {
 		*target = e
 	}
 	return ok
+}
+
+// FuzzAdmitIP: whatever a record holds (imports bring any address, zoned,
+// mapped, RisuAI entries), the IP limit never panics and never lets the
+// networks counted grow past the limit: a new address takes at most one
+// place, is refused only when every place is taken, and a refusal
+// changes nothing.
+func FuzzAdmitIP(f *testing.F) {
+	for _, s := range []struct {
+		have, ip string
+		limit    uint8
+	}{
+		{"2001:db8:1:2::1\n2001:db8:1:2::2", "2001:db8:1:2::3", 1},
+		{"2001:db8:1:2::1", "2001:db8:1:3::1", 1},
+		{"203.0.113.1\n::ffff:203.0.113.2", "203.0.113.2", 2},
+		{"fe80::1%eth0\nrisu7-2001:db8::1", "risu7-2001:db8::2", 2},
+		{"risu-1.2.3.4\nnot an address", "risu8-2001:db8::1", 3},
+		{"", "", 0},
+	} {
+		f.Add(s.have, s.ip, s.limit)
+	}
+	f.Fuzz(func(t *testing.T, have, ip string, limit uint8) {
+		u := users.New("tok", users.Normal, t0, nil)
+		if have != "" {
+			u.IP = strings.Split(have, "\n")
+		}
+		before, counted := slices.Clone(u.IP), u.IPsCounted()
+		switch v := users.AdmitIP(u, ip, int64(limit), false, t0); v {
+		case users.IPKnown, users.IPRefused:
+			if !slices.Equal(u.IP, before) {
+				t.Fatalf("%v changed the record: %q → %q", v, before, u.IP)
+			}
+			if v == users.IPRefused && (limit == 0 || counted < int(limit)) {
+				t.Fatalf("refused %q with %d of %d places taken (%q)", ip, counted, limit, before)
+			}
+		case users.IPAdded:
+			now := u.IPsCounted()
+			if !slices.Contains(u.IP, ip) || len(u.IP) > max(len(before), users.MaxRecordedIPs) {
+				t.Fatalf("added %q: record %q", ip, u.IP)
+			}
+			if now > counted+1 || limit > 0 && now > max(counted, int(limit)) {
+				t.Fatalf("added %q: %d places taken after %d, limit %d (%q)", ip, now, counted, limit, u.IP)
+			}
+		default:
+			t.Fatalf("verdict %v without auto-ban", v)
+		}
+	})
 }
