@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
+	"tollgate.dev/tollgate/shared/users/rtdb"
 )
 
 // storedCounts reads a user's counts from the fake database itself.
@@ -111,7 +112,14 @@ func TestFlushSurvivesDatabaseFaults(t *testing.T) {
 		t.Run(fault.name, func(t *testing.T) {
 			srv := rtdbfake.Start(t)
 			logs := &syncBuffer{}
-			s := newStack(t, stackOptions{store: rtdbStore(t, srv, 50*time.Millisecond, 250*time.Millisecond, logs)})
+			// During the slow fault each request tries its durable charge
+			// persistTries times (about a second), so the requests below
+			// outlast a few seconds' cache; past USER_CACHE_TTL a lookup
+			// must read the user, which the fault refuses (503, as a user
+			// never cached is refused in TestDatabaseFailsOnRead). A long TTL
+			// keeps this test on what it shows: usage kept and flushed once.
+			s := newStack(t, stackOptions{store: openRTDB(t, srv, rtdb.Options{CacheTTL: time.Minute,
+				FlushEvery: 50 * time.Millisecond, CallTimeout: 250 * time.Millisecond}, logs)})
 			tok := s.createUser("")
 			pc := provCases[1]
 			// The first request admits the client's IP: a direct write.

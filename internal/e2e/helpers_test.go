@@ -436,15 +436,17 @@ func waitFor(t testing.TB, what string, cond func() bool) {
 // rtdbStore opens an RTDB store on srv as one function instance would.
 func rtdbStore(t testing.TB, srv *rtdbfake.Server, flushEvery, callTimeout time.Duration, logs io.Writer) *rtdb.Store {
 	t.Helper()
+	return openRTDB(t, srv, rtdb.Options{CacheTTL: 5 * time.Second, FlushEvery: flushEvery, CallTimeout: callTimeout}, logs)
+}
+
+// openRTDB opens a store on srv with o (its URL and log set here).
+func openRTDB(t testing.TB, srv *rtdbfake.Server, o rtdb.Options, logs io.Writer) *rtdb.Store {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	s, err := rtdb.Open(ctx, rtdb.Options{
-		URL:         srv.URL(),
-		CacheTTL:    5 * time.Second,
-		FlushEvery:  flushEvery,
-		CallTimeout: callTimeout,
-		Logf:        func(format string, args ...any) { fmt.Fprintf(logs, "rtdb: "+format+"\n", args...) },
-	})
+	o.URL = srv.URL()
+	o.Logf = func(format string, args ...any) { fmt.Fprintf(logs, "rtdb: "+format+"\n", args...) }
+	s, err := rtdb.Open(ctx, o)
 	if err != nil {
 		t.Fatalf("rtdb.Open: %v", err)
 	}
