@@ -22,6 +22,35 @@ type Limits interface {
 	// RenewLimits moves request id's lease on to until, if it is still
 	// held: a request that runs longer than a lease keeps its place.
 	RenewLimits(ctx context.Context, key, id string, until time.Time) error
+	// PruneLimits looks at up to sw.Max records and deletes those that are
+	// Stale at sw.Now. Each delete judges its record again on the state it
+	// deletes (a conditional delete), so a request entering meanwhile is
+	// kept.
+	PruneLimits(ctx context.Context, sw LimitsSweep) (LimitsSwept, error)
+}
+
+// LimitsWindow is the rate window of the cluster-wide limits: the rate
+// limits are per minute.
+const LimitsWindow = time.Minute
+
+// LimitsSweep is one bounded step of pruning: up to Max records, in the
+// store's order of records from just after After ("": the first), or,
+// with Random, from a random record on (so that instances pruning at once
+// look at different records).
+type LimitsSweep struct {
+	Now    time.Time
+	Window time.Duration // the rate window the records' hits count in
+	Max    int
+	After  string
+	Random bool
+}
+
+// LimitsSwept is what a step did. Next is where the following step starts
+// (LimitsSweep.After); "" when this step reached the last record, and
+// always with Random.
+type LimitsSwept struct {
+	Seen, Pruned int
+	Next         string
 }
 
 // LimitsEntry is one request asking to enter.
@@ -38,6 +67,9 @@ type LimitsDecision struct {
 	RateOK, InflightOK bool
 	Remaining          int       // requests left in the window
 	Reset              time.Time // when the oldest counted request leaves it
+	// Created: the key had no record and now has one (a new client, or
+	// one back after its record was pruned).
+	Created bool
 }
 
 // LimitsRecord is a key's cluster-wide limits as stored: request id →
@@ -116,3 +148,21 @@ func (r *LimitsRecord) Renew(id string, until time.Time) {
 
 // Empty reports a record with nothing left to keep.
 func (r *LimitsRecord) Empty() bool { return len(r.Hits) == 0 && len(r.Leases) == 0 }
+
+// Stale reports a record that keeps nothing at now: every hit older than
+// window and every lease run out, as Enter would find it. Deleting it
+// changes no decision.
+func (r *LimitsRecord) Stale(now time.Time, window time.Duration) bool {
+	ms := now.UnixMilli()
+	for _, at := range r.Hits {
+		if at > ms-window.Milliseconds() {
+			return false
+		}
+	}
+	for _, until := range r.Leases {
+		if until > ms {
+			return false
+		}
+	}
+	return true
+}

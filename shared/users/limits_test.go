@@ -1,6 +1,7 @@
 package users_test
 
 import (
+	"maps"
 	"testing"
 	"time"
 
@@ -47,5 +48,40 @@ func TestLimitsRecord(t *testing.T) {
 	r.Leave("text-next", false)
 	if !r.Empty() && len(r.Leases) != 0 {
 		t.Fatalf("leases left: %+v", r.Leases)
+	}
+}
+
+// A record is stale, and may be pruned, exactly when entering it would
+// find nothing left in it: Stale draws the line where Enter drops hits
+// and leases.
+func TestLimitsRecordStale(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	ms := func(d time.Duration) int64 { return t0.Add(d).UnixMilli() }
+	for _, tt := range []struct {
+		name  string
+		rec   users.LimitsRecord
+		stale bool
+	}{
+		{"empty", users.LimitsRecord{}, true},
+		{"hit a window ago", users.LimitsRecord{Hits: map[string]int64{"text-a": ms(-time.Minute)}}, true},
+		{"hit within the window", users.LimitsRecord{Hits: map[string]int64{"text-a": ms(-time.Minute + time.Millisecond)}}, false},
+		{"one of two hits within the window", users.LimitsRecord{Hits: map[string]int64{"text-a": ms(-time.Hour), "image-b": ms(-time.Second)}}, false},
+		{"lease run out now", users.LimitsRecord{Leases: map[string]int64{"text-a": ms(0)}}, true},
+		{"lease still held", users.LimitsRecord{Leases: map[string]int64{"text-a": ms(time.Millisecond)}}, false},
+		{"old hit, lease held", users.LimitsRecord{Hits: map[string]int64{"text-a": ms(-time.Hour)}, Leases: map[string]int64{"text-a": ms(time.Minute)}}, false},
+		{"old hit, lease run out", users.LimitsRecord{Hits: map[string]int64{"text-a": ms(-time.Hour)}, Leases: map[string]int64{"text-a": ms(-time.Minute)}}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.rec.Stale(t0, time.Minute); got != tt.stale {
+				t.Fatalf("Stale = %v, want %v", got, tt.stale)
+			}
+			// Enter sees the same: a stale record holds nothing back.
+			r := tt.rec
+			r.Hits, r.Leases = maps.Clone(r.Hits), maps.Clone(r.Leases)
+			r.Enter(users.LimitsEntry{ID: "probe", Kind: "probe", Now: t0, Window: time.Minute})
+			if empty := r.Empty(); empty != tt.stale {
+				t.Fatalf("entering it at the same time leaves it empty: %v; Stale says %v", empty, tt.stale)
+			}
+		})
 	}
 }

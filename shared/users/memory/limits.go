@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,12 +13,18 @@ import (
 type limits struct {
 	mu   sync.Mutex
 	recs map[string]*users.LimitsRecord
+	// beforeDelete, when set, runs once in the next prune between its
+	// judging a page and its deletes (export_test.go: the suite's race).
+	beforeDelete func()
 }
+
+var _ users.Limits = (*Store)(nil)
 
 // EnterLimits implements users.Limits.
 func (s *Store) EnterLimits(_ context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
 	var d users.LimitsDecision
-	s.editLimits(key, true, func(r *users.LimitsRecord) { d = r.Enter(e) })
+	created := s.editLimits(key, true, func(r *users.LimitsRecord) { d = r.Enter(e) })
+	d.Created = created
 	return d, nil
 }
 
@@ -34,24 +41,88 @@ func (s *Store) LeaveLimits(_ context.Context, key, id string, refund bool) erro
 }
 
 // editLimits applies edit to key's record (a new one only with create),
-// dropping the record once it keeps nothing.
-func (s *Store) editLimits(key string, create bool, edit func(r *users.LimitsRecord)) {
+// dropping the record once it keeps nothing; it reports a record created.
+func (s *Store) editLimits(key string, create bool, edit func(r *users.LimitsRecord)) (created bool) {
 	l := &s.limits
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	r := l.recs[key]
 	if r == nil {
 		if !create {
-			return
+			return false
 		}
 		if l.recs == nil {
 			l.recs = map[string]*users.LimitsRecord{}
 		}
 		r = &users.LimitsRecord{}
 		l.recs[key] = r
+		created = true
 	}
 	edit(r)
 	if r.Empty() {
 		delete(l.recs, key)
+		return false
 	}
+	return created
+}
+
+// PruneLimits implements users.Limits in the database store's two steps:
+// a page is chosen and judged, then each record judged stale is judged
+// again on its state under the lock as it is deleted. Neither step holds
+// the lock for more than a page of records, sorting aside.
+func (s *Store) PruneLimits(_ context.Context, sw users.LimitsSweep) (users.LimitsSwept, error) {
+	var out users.LimitsSwept
+	if sw.Max <= 0 {
+		return out, nil
+	}
+	page := s.limitsPage(sw)
+	out.Seen = len(page)
+	if !sw.Random && len(page) == sw.Max {
+		out.Next = page[len(page)-1]
+	}
+	l := &s.limits
+	l.mu.Lock()
+	stale := slices.DeleteFunc(page, func(k string) bool {
+		r := l.recs[k]
+		return r == nil || !r.Stale(sw.Now, sw.Window)
+	})
+	hook := l.beforeDelete
+	l.beforeDelete = nil
+	l.mu.Unlock()
+	if hook != nil {
+		hook()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, k := range stale {
+		if r := l.recs[k]; r != nil && r.Stale(sw.Now, sw.Window) {
+			delete(l.recs, k)
+			out.Pruned++
+		}
+	}
+	return out, nil
+}
+
+// limitsPage names up to sw.Max records: from a random one (the map's
+// order), or the next ones after sw.After in key order.
+func (s *Store) limitsPage(sw users.LimitsSweep) []string {
+	l := &s.limits
+	l.mu.Lock()
+	var keys []string
+	for k := range l.recs {
+		if sw.Random {
+			if len(keys) == sw.Max {
+				break
+			}
+			keys = append(keys, k)
+		} else if k > sw.After {
+			keys = append(keys, k)
+		}
+	}
+	l.mu.Unlock()
+	if !sw.Random {
+		slices.Sort(keys)
+		keys = keys[:min(len(keys), sw.Max)]
+	}
+	return keys
 }

@@ -17,5 +17,8 @@ func TestEventsConformance(t *testing.T) {
 }
 
 func TestLimitsConformance(t *testing.T) {
-	userstest.RunLimits(t, func(t *testing.T) users.Limits { return memory.New() })
+	userstest.RunLimits(t, func(t *testing.T) userstest.LimitsStore {
+		s := memory.New()
+		return userstest.LimitsStore{Limits: s, BeforePruneDelete: func(fn func()) { memory.BeforePruneDelete(s, fn) }}
+	})
 }

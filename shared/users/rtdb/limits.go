@@ -2,9 +2,14 @@ package rtdb
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"maps"
+	"slices"
+	"sync"
 	"time"
 
 	"firebase.google.com/go/v4/db"
@@ -15,17 +20,29 @@ import (
 // Cluster-wide limits (LIMITS_SCOPE=cluster) live beside the users node,
 // under <ref>_limits/<hash of the key>: a user's token or a client IP is
 // never a path in the database. Each request is one conditional write to
-// enter and one to leave.
+// enter and one to leave. The names are uniform hex, so a page of them
+// read from a random name on is a random sample: PruneLimits pages in
+// name order, needing no index.
+
+var _ users.Limits = (*Store)(nil)
+
+func (s *Store) limitsRoot() *db.Ref {
+	return s.users.Parent().Child(s.users.Key + "_limits")
+}
 
 func (s *Store) limitsRef(key string) *db.Ref {
 	sum := sha256.Sum256([]byte(key))
-	return s.users.Parent().Child(s.users.Key + "_limits").Child(hex.EncodeToString(sum[:16]))
+	return s.limitsRoot().Child(hex.EncodeToString(sum[:16]))
 }
 
 // EnterLimits implements users.Limits.
 func (s *Store) EnterLimits(ctx context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
 	var d users.LimitsDecision
-	err := s.editLimits(ctx, key, func(r *users.LimitsRecord) { d = r.Enter(e) })
+	err := s.editLimits(ctx, key, func(r *users.LimitsRecord) {
+		was := r.Empty() // as read: an empty record is no record
+		d = r.Enter(e)
+		d.Created = was && !r.Empty()
+	})
 	return d, err
 }
 
@@ -78,4 +95,120 @@ func limitsValue(r *users.LimitsRecord) any {
 		return nil
 	}
 	return r
+}
+
+// PruneLimits implements users.Limits: one query reads a page of records,
+// and each that looks stale is deleted by a transaction that judges it
+// again on the state its conditional delete is made on.
+func (s *Store) PruneLimits(ctx context.Context, sw users.LimitsSweep) (users.LimitsSwept, error) {
+	var out users.LimitsSwept
+	if sw.Max <= 0 {
+		return out, nil
+	}
+	page, err := s.limitsPage(ctx, sw)
+	if err != nil {
+		return out, err
+	}
+	names := slices.Sorted(maps.Keys(page))
+	out.Seen = len(names)
+	if !sw.Random && len(names) == sw.Max {
+		out.Next = names[len(names)-1]
+	}
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, readParallel)
+	for _, name := range names {
+		var r users.LimitsRecord
+		if json.Unmarshal(page[name], &r) != nil || !r.Stale(sw.Now, sw.Window) {
+			continue // a damaged record is left alone: enter reports it
+		}
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			deleted, err := s.pruneLimitsRecord(ctx, name, sw)
+			mu.Lock()
+			defer mu.Unlock()
+			if deleted {
+				out.Pruned++
+			}
+			first = cmpOr(first, err)
+		})
+	}
+	wg.Wait()
+	return out, first
+}
+
+// errLimitsKept ends a prune of a record that is no longer stale (or no
+// longer there).
+var errLimitsKept = errors.New("rtdb: the limits record is in use")
+
+// pruneLimitsRecord deletes the record name if it is stale as stored now.
+func (s *Store) pruneLimitsRecord(ctx context.Context, name string, sw users.LimitsSweep) (bool, error) {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	err := transactionAt(ctx, s.limitsRoot().Child(name), "limits", func(n db.TransactionNode) (any, error) {
+		r, err := limitsRecord(n)
+		if err != nil {
+			return nil, err
+		}
+		if r.Empty() || !r.Stale(sw.Now, sw.Window) {
+			return nil, errLimitsKept
+		}
+		return nil, nil // PUT null: delete
+	})
+	switch {
+	case errors.Is(err, errLimitsKept):
+		return false, nil
+	case err != nil:
+		return false, unavailable(err)
+	}
+	return true, nil
+}
+
+// limitsPage reads up to sw.Max records by name: after sw.After, or from
+// a random name on, wrapping round to the first names.
+func (s *Store) limitsPage(ctx context.Context, sw users.LimitsSweep) (map[string]json.RawMessage, error) {
+	ctx, cancel := s.callCtx(ctx)
+	defer cancel()
+	root := s.limitsRoot()
+	get := func(q *db.Query, into map[string]json.RawMessage) error {
+		var page map[string]json.RawMessage
+		if err := q.Get(ctx, &page); err != nil {
+			return unavailable(err)
+		}
+		maps.Copy(into, page)
+		return nil
+	}
+	out := map[string]json.RawMessage{}
+	switch {
+	case sw.Random:
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		start := hex.EncodeToString(b[:])
+		if err := get(root.OrderByKey().StartAt(start).LimitToFirst(sw.Max), out); err != nil {
+			return nil, err
+		}
+		if len(out) < sw.Max {
+			if err := get(root.OrderByKey().EndAt(start).LimitToFirst(sw.Max-len(out)), out); err != nil {
+				return nil, err
+			}
+		}
+	case sw.After != "":
+		// StartAt includes After itself: one more is read, and After dropped.
+		if err := get(root.OrderByKey().StartAt(sw.After).LimitToFirst(sw.Max+1), out); err != nil {
+			return nil, err
+		}
+		delete(out, sw.After)
+		if len(out) > sw.Max {
+			delete(out, slices.Max(slices.Collect(maps.Keys(out))))
+		}
+	default:
+		if err := get(root.OrderByKey().LimitToFirst(sw.Max), out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }

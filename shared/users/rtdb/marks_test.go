@@ -2,6 +2,8 @@ package rtdb_test
 
 import (
 	"os"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -84,8 +86,25 @@ func TestEventsAndListsAcrossInstances(t *testing.T) {
 
 func TestLimitsConformance(t *testing.T) {
 	if host := os.Getenv(emulatorEnv); host != "" {
-		userstest.RunLimits(t, func(t *testing.T) users.Limits { return open(t, emulatorOptions(t, host)) })
+		userstest.RunLimits(t, func(t *testing.T) userstest.LimitsStore {
+			return userstest.LimitsStore{Limits: open(t, emulatorOptions(t, host))}
+		})
 		return
 	}
-	userstest.RunLimits(t, func(t *testing.T) users.Limits { return open(t, fakeOptions(t, rtdbfake.Start(t))) })
+	userstest.RunLimits(t, func(t *testing.T) userstest.LimitsStore {
+		srv := rtdbfake.Start(t)
+		return userstest.LimitsStore{Limits: open(t, fakeOptions(t, srv)), BeforePruneDelete: func(fn func()) { beforeLimitsWrite(srv, fn) }}
+	})
+}
+
+// beforeLimitsWrite runs fn once, when the next write to a limits record
+// reaches srv and before it is served: fn's requests land between the
+// writer's read and its write.
+func beforeLimitsWrite(srv *rtdbfake.Server, fn func()) {
+	var fired atomic.Bool
+	srv.OnWrite(func(method, path string, conditional bool) {
+		if strings.Contains(path, "_limits/") && fired.CompareAndSwap(false, true) {
+			fn()
+		}
+	})
 }

@@ -1,20 +1,42 @@
 package userstest
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
 )
 
+// LimitsStore is a store's limits for the suite. BeforePruneDelete makes
+// the store's next PruneLimits run fn once, after it has judged a record
+// stale and before its delete reaches the store: fn's requests race the
+// prune. It is nil where the store has no such seam (the emulator), and
+// the race is then skipped.
+type LimitsStore struct {
+	users.Limits
+	BeforePruneDelete func(fn func())
+}
+
 // RunLimits runs the users.Limits suite against limits made by newLimits.
-func RunLimits(t *testing.T, newLimits func(t *testing.T) users.Limits) {
-	t.Run("RenewKeepsTheLease", func(t *testing.T) { testRenewLimits(t, newLimits(t)) })
+func RunLimits(t *testing.T, newLimits func(t *testing.T) LimitsStore) {
+	for _, tc := range []struct {
+		name string
+		fn   func(*testing.T, LimitsStore)
+	}{
+		{"RenewKeepsTheLease", testRenewLimits},
+		{"PruneDeletesStaleRecords", testPruneStale},
+		{"PruneKeepsLiveRecords", testPruneKeepsLive},
+		{"PruneKeepsAnEnterThatRaces", testPruneRace},
+		{"PrunePagesAreBounded", testPrunePages},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newLimits(t)) })
+	}
 }
 
 // testRenewLimits: a renewed lease holds its place past its first end; a
 // lease that was left is not brought back by a renewal.
-func testRenewLimits(t *testing.T, l users.Limits) {
+func testRenewLimits(t *testing.T, l LimitsStore) {
 	enter := func(id string, now time.Time) bool {
 		t.Helper()
 		d, err := l.EnterLimits(ctx(t), "k", users.LimitsEntry{ID: "text-" + id, Kind: "text", Now: now, Window: time.Minute,
@@ -41,5 +63,127 @@ func testRenewLimits(t *testing.T, l users.Limits) {
 	}
 	if !enter("c", t0.Add(16*time.Minute)) {
 		t.Fatal("a renewal after the request left brought its lease back")
+	}
+}
+
+// enterOne enters request id of key at now, under a rate of 1 a minute
+// and 1 in flight with a lease of lease, and reports the decision.
+func enterOne(t *testing.T, l users.Limits, key, id string, now time.Time, lease time.Duration) users.LimitsDecision {
+	t.Helper()
+	d, err := l.EnterLimits(ctx(t), key, users.LimitsEntry{ID: "text-" + id, Kind: "text", Now: now, Window: time.Minute,
+		Rate: 1, Inflight: 1, LeaseUntil: now.Add(lease)})
+	if err != nil {
+		t.Fatalf("enter %s of %s: %v", id, key, err)
+	}
+	return d
+}
+
+func leave(t *testing.T, l users.Limits, key, id string) {
+	t.Helper()
+	if err := l.LeaveLimits(ctx(t), key, "text-"+id, false); err != nil {
+		t.Fatalf("leave %s of %s: %v", id, key, err)
+	}
+}
+
+func prune(t *testing.T, l users.Limits, sw users.LimitsSweep) users.LimitsSwept {
+	t.Helper()
+	if sw.Window == 0 {
+		sw.Window = time.Minute
+	}
+	got, err := l.PruneLimits(ctx(t), sw)
+	if err != nil {
+		t.Fatalf("PruneLimits(%+v): %v", sw, err)
+	}
+	return got
+}
+
+// testPruneStale: a record whose hits are all older than the window and
+// whose leases have all run out is deleted: a client that left, and one
+// whose instance died mid-request (its lease never given back).
+func testPruneStale(t *testing.T, l LimitsStore) {
+	if d := enterOne(t, l, "left", "a", t0, 10*time.Minute); !d.Created {
+		t.Fatalf("the first request of a key created no record: %+v", d)
+	}
+	leave(t, l, "left", "a")
+	enterOne(t, l, "crashed", "b", t0, time.Minute) // never left
+	now := t0.Add(2 * time.Minute)
+	if got := prune(t, l, users.LimitsSweep{Now: now, Max: 10}); got.Seen != 2 || got.Pruned != 2 || got.Next != "" {
+		t.Fatalf("prune of two stale records = %+v, want both seen and pruned", got)
+	}
+	if got := prune(t, l, users.LimitsSweep{Now: now, Max: 10}); got.Seen != 0 {
+		t.Fatalf("after the prune %d records are left, want none", got.Seen)
+	}
+	if d := enterOne(t, l, "left", "c", now, 10*time.Minute); !d.Created || !d.RateOK || !d.InflightOK {
+		t.Fatalf("the client back after its record was pruned: %+v, want a new record and admitted", d)
+	}
+}
+
+// testPruneKeepsLive: a record holding a hit still in the window, or a
+// lease still held, is kept, and still refuses what it refused.
+func testPruneKeepsLive(t *testing.T, l LimitsStore) {
+	now := t0.Add(2 * time.Minute)
+	enterOne(t, l, "in-flight", "a", t0, 10*time.Minute) // its rate hit is old, its lease held
+	enterOne(t, l, "recent", "b", now.Add(-30*time.Second), 10*time.Minute)
+	leave(t, l, "recent", "b") // no lease, its hit in the window
+	enterOne(t, l, "gone", "c", t0, 10*time.Minute)
+	leave(t, l, "gone", "c")
+	if got := prune(t, l, users.LimitsSweep{Now: now, Max: 10}); got.Seen != 3 || got.Pruned != 1 {
+		t.Fatalf("prune = %+v, want 3 seen and only the stale one pruned", got)
+	}
+	if d := enterOne(t, l, "in-flight", "d", now, 10*time.Minute); !d.RateOK || d.InflightOK || d.Created {
+		t.Fatalf("a second request while the first is in flight: %+v, want refused for concurrency", d)
+	}
+	if d := enterOne(t, l, "recent", "e", now, 10*time.Minute); d.RateOK || d.Created {
+		t.Fatalf("a second request within the minute: %+v, want refused for rate", d)
+	}
+}
+
+// testPruneRace: a request that enters a stale record after the prune
+// judged it, before the delete, is kept: the delete is conditional on the
+// state it judged.
+func testPruneRace(t *testing.T, l LimitsStore) {
+	if l.BeforePruneDelete == nil {
+		t.Skip("no way into this store's prune")
+	}
+	enterOne(t, l, "k", "a", t0, 10*time.Minute)
+	leave(t, l, "k", "a")
+	now := t0.Add(2 * time.Minute)
+	var raced users.LimitsDecision
+	l.BeforePruneDelete(func() { raced = enterOne(t, l, "k", "b", now, 10*time.Minute) })
+	got := prune(t, l, users.LimitsSweep{Now: now, Max: 10})
+	if !raced.RateOK || !raced.InflightOK {
+		t.Fatalf("the racing request: %+v, want admitted", raced)
+	}
+	if got.Seen != 1 || got.Pruned != 0 {
+		t.Fatalf("prune with a request entering meanwhile = %+v, want the record seen and kept", got)
+	}
+	if d := enterOne(t, l, "k", "c", now, 10*time.Minute); d.RateOK || d.Created {
+		t.Fatalf("a request after the racing one: %+v, want refused (its count and lease kept)", d)
+	}
+}
+
+// testPrunePages: a step looks at no more than Max records; steps go on
+// from Next and the last one ends with Next empty; a random step too.
+func testPrunePages(t *testing.T, l LimitsStore) {
+	for i := range 5 {
+		key := fmt.Sprintf("k%d", i)
+		enterOne(t, l, key, "a", t0, 10*time.Minute)
+		leave(t, l, key, "a")
+	}
+	now := t0.Add(2 * time.Minute)
+	if got := prune(t, l, users.LimitsSweep{Now: now, Max: 2, Random: true}); got.Seen != 2 || got.Pruned != 2 || got.Next != "" {
+		t.Fatalf("random step of 2 = %+v, want 2 seen and pruned", got)
+	}
+	// Three left: a page of 2, then the last one.
+	first := prune(t, l, users.LimitsSweep{Now: now, Max: 2})
+	if first.Seen != 2 || first.Pruned != 2 || first.Next == "" {
+		t.Fatalf("first page = %+v, want 2 seen and pruned, and where to go on", first)
+	}
+	last := prune(t, l, users.LimitsSweep{Now: now, Max: 2, After: first.Next})
+	if last.Seen != 1 || last.Pruned != 1 || last.Next != "" {
+		t.Fatalf("last page = %+v, want the one left, and the end", last)
+	}
+	if got := prune(t, l, users.LimitsSweep{Now: now, Max: 10, Random: true}); got.Seen != 0 {
+		t.Fatalf("%d records left, want none", got.Seen)
 	}
 }
