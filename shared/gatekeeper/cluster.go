@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"sync"
 	"time"
 
 	"tollgate.dev/tollgate/shared/ratelimit"
@@ -15,11 +16,28 @@ import (
 // enter, one to leave. A place in flight is a lease: an instance that
 // crashes mid-request frees it when the lease runs out, and a request that
 // outlasts half a lease renews it (the instance has CPU while it serves).
+//
+// A record outlives its key's last request by its window or its lease,
+// and then keeps nothing. A request that creates a record pays for
+// pruning: a step that looks at pruneStep records from a random one and
+// deletes the stale ones, each by a conditional delete. As each new record
+// pays for pruneStep looked at, stale records stay near 1/pruneStep of
+// all, however many keys callers bring (the rest are records in use). The
+// step is started by the request and runs beside it, never on a timer
+// (an idle instance may get no CPU), and nothing waits for it.
 const (
-	clusterWindow = time.Minute
+	clusterWindow = users.LimitsWindow
 	leaseTTL      = 10 * time.Minute
 	leaveTimeout  = 5 * time.Second
+	pruneStep     = 8
+	pruneParallel = 4 // steps under way on one instance at most
 )
+
+// pruner runs one instance's prune steps.
+type pruner struct {
+	slots chan struct{}
+	wg    sync.WaitGroup
+}
 
 func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string, limit int) (*Admission, error) {
 	now := g.now()
@@ -32,6 +50,9 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	})
 	if err != nil {
 		return nil, unavailable(err)
+	}
+	if d.Created {
+		g.pruneSome()
 	}
 	rate := ratelimit.Decision{Allowed: d.RateOK, Limit: limit, Remaining: max(d.Remaining, 0), Reset: d.Reset}
 	switch {
@@ -75,4 +96,22 @@ func (g *Gatekeeper) leave(key, id string, refund bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	_ = g.cluster.LeaveLimits(ctx, key, id, refund)
+}
+
+// pruneSome starts a prune step unless pruneParallel are under way: a
+// flood of new keys on one instance is pruned as fast as those steps go,
+// and the maintenance action prune-limits sweeps what they leave.
+func (g *Gatekeeper) pruneSome() {
+	select {
+	case g.pruner.slots <- struct{}{}:
+	default:
+		return
+	}
+	g.pruner.wg.Go(func() {
+		defer func() { <-g.pruner.slots }()
+		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		defer cancel()
+		// Failing, the records wait for the next step or the maintenance sweep.
+		_, _ = g.cluster.PruneLimits(ctx, users.LimitsSweep{Now: g.now(), Window: clusterWindow, Max: pruneStep, Random: true})
+	})
 }

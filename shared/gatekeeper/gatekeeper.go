@@ -35,6 +35,7 @@ type Gatekeeper struct {
 	// cluster keeps rate and concurrency limits in the store
 	// (LIMITS_SCOPE=cluster); nil: in this instance.
 	cluster  users.Limits
+	pruner   pruner
 	lockout  *ratelimit.Lockout
 	adminKey [32]byte
 	proxyKey [32]byte
@@ -69,6 +70,7 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 	}
 	if l, ok := store.(users.Limits); ok && cfg.LimitsScope == config.LimitsCluster {
 		g.cluster = l
+		g.pruner.slots = make(chan struct{}, pruneParallel)
 	}
 	return g
 }
