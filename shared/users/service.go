@@ -118,13 +118,24 @@ const (
 	ActionExpireAllTemporary = "expire-all-temporary"
 	// ActionPruneEvents deletes events older than EventRetention.
 	ActionPruneEvents = "prune-events"
+	// ActionPruneLimits deletes the cluster-wide limits records that keep
+	// nothing (LIMITS_SCOPE=cluster).
+	ActionPruneLimits = "prune-limits"
+)
+
+// A prune-limits call looks at no more than limitsPrunePages pages of
+// limitsPrunePage records, so that a pile of them cannot hold the admin
+// function past its deadline; a later call goes on with what is left.
+const (
+	limitsPrunePage  = 500
+	limitsPrunePages = 10
 )
 
 // ForceExpiredReason is the reason of a temporary user ended early.
 const ForceExpiredReason = "Temporary token expired by an administrator."
 
 // Actions lists the maintenance actions in a stable order.
-var Actions = []string{ActionRefreshQuotas, ActionResetCounts, ActionExpireTemporary, ActionPurgeTemporary, ActionExpireAllTemporary, ActionPruneEvents}
+var Actions = []string{ActionRefreshQuotas, ActionResetCounts, ActionExpireTemporary, ActionPurgeTemporary, ActionExpireAllTemporary, ActionPruneEvents, ActionPruneLimits}
 
 // Maintain runs a maintenance action over every user and returns how many
 // users it changed.
@@ -181,6 +192,8 @@ func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
 			retention = DefaultEventRetention
 		}
 		return ev.PruneEvents(ctx, s.now().Add(-retention))
+	case ActionPruneLimits:
+		return s.pruneLimits(ctx)
 	default:
 		return 0, Errorf(CodeNotFound, "Unknown maintenance action %q.", action)
 	}
@@ -209,6 +222,25 @@ func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
 		}
 	}
 	return affected, nil
+}
+
+// pruneLimits walks the limits records page by page and reports how many
+// it deleted.
+func (s *Service) pruneLimits(ctx context.Context) (int, error) {
+	l, ok := s.Store.(Limits)
+	if !ok {
+		return 0, nil
+	}
+	pruned, after := 0, ""
+	for range limitsPrunePages {
+		sw, err := l.PruneLimits(ctx, LimitsSweep{Now: s.now(), Window: LimitsWindow, Max: limitsPrunePage, After: after})
+		pruned += sw.Pruned
+		if err != nil || sw.Next == "" {
+			return pruned, err
+		}
+		after = sw.Next
+	}
+	return pruned, nil
 }
 
 // purge deletes disabled temporary users disabled more than PurgeAfter ago.

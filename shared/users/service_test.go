@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"maps"
 	"reflect"
 	"slices"
@@ -435,7 +436,7 @@ func TestServiceMaintain(t *testing.T) {
 			t.Errorf("err = %v, want not found", err)
 		}
 	})
-	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary", "expire-all-temporary", "prune-events"}) {
+	if !slices.Equal(users.Actions, []string{"refresh-quotas", "reset-counts", "expire-temporary", "purge-temporary", "expire-all-temporary", "prune-events", "prune-limits"}) {
 		t.Errorf("Actions = %v", users.Actions)
 	}
 }
@@ -450,7 +451,7 @@ func (listFails) List(context.Context) ([]*users.User, error) { return nil, errL
 func TestServiceMaintainStoreError(t *testing.T) {
 	svc := &users.Service{Store: listFails{memory.New()}}
 	for _, a := range users.Actions {
-		if a == users.ActionPruneEvents {
+		if a == users.ActionPruneEvents || a == users.ActionPruneLimits {
 			continue // lists no users
 		}
 		if _, err := svc.Maintain(ctx(t), a); !errors.Is(err, errList) {
@@ -498,6 +499,39 @@ func TestServicePruneEvents(t *testing.T) {
 	now = now.Add(25 * 24 * time.Hour)
 	if n, err := svc.Maintain(ctx(t), users.ActionPruneEvents); err != nil || n != 1 {
 		t.Fatalf("prune-events at the default = %d, %v; want the 34-day-old one", n, err)
+	}
+}
+
+// prune-limits deletes the limits records that keep nothing, and no
+// more than 5,000 records are looked at in one call: a later call goes on
+// with the rest.
+func TestServicePruneLimits(t *testing.T) {
+	store := memory.New()
+	now := t0.Add(2 * time.Minute)
+	svc := &users.Service{Store: store, Now: func() time.Time { return now }}
+	enter := func(key string, at time.Time) {
+		t.Helper()
+		if _, err := store.EnterLimits(ctx(t), key, users.LimitsEntry{ID: "text-" + key, Kind: "text", Now: at, Window: time.Minute,
+			Rate: 1, Inflight: 1, LeaseUntil: at.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := store.LeaveLimits(ctx(t), key, "text-"+key, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const stale = 5001
+	for i := range stale {
+		enter(fmt.Sprintf("gone-%04d", i), t0)
+	}
+	enter("recent", now.Add(-time.Second))
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneLimits); err != nil || n != 5000 {
+		t.Fatalf("prune-limits = %d, %v; want the first 5000 of %d stale records", n, err, stale)
+	}
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneLimits); err != nil || n != 1 {
+		t.Fatalf("second prune-limits = %d, %v; want the last stale record", n, err)
+	}
+	if d, err := store.EnterLimits(ctx(t), "recent", users.LimitsEntry{ID: "text-again", Kind: "text", Now: now, Window: time.Minute, Rate: 1}); err != nil || d.RateOK {
+		t.Fatalf("the recent record: %+v, %v; want kept, refusing a second request within the minute", d, err)
 	}
 }
 
