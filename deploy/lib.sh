@@ -308,8 +308,8 @@ cfg_validate() {
 	local -a actions
 	IFS=, read -r -a actions <<<"${CFG[DEPLOY_SCHEDULER_ACTIONS]}"
 	for v in "${actions[@]}"; do
-		is_one_of "$v" expire-temporary purge-temporary refresh-quotas ||
-			die "DEPLOY_SCHEDULER_ACTIONS: '$v' is not one of expire-temporary, purge-temporary, refresh-quotas"
+		is_one_of "$v" expire-temporary purge-temporary refresh-quotas prune-limits ||
+			die "DEPLOY_SCHEDULER_ACTIONS: '$v' is not one of expire-temporary, purge-temporary, refresh-quotas, prune-limits"
 	done
 
 	for key in "${SECRET_VARS[@]}"; do

@@ -150,6 +150,19 @@ func TestDryRunConfigVariants(t *testing.T) {
 			wantErr: "DEPLOY_SCHEDULER_ACTIONS",
 		},
 		{
+			name:   "cluster limits pruned on schedule",
+			config: baseConfig + "LIMITS_SCOPE: cluster\nDEPLOY_SCHEDULER_ACTIONS: purge-temporary,prune-limits\n",
+			check: func(t *testing.T, l listing, _, _ string) {
+				jobs := l.find("gcloud", "scheduler", "jobs", "create", "http", "tollgate-prune-limits")
+				if len(jobs) != 1 {
+					t.Fatalf("want one scheduler job for prune-limits, got %q", l.find("gcloud", "scheduler", "jobs", "create"))
+				}
+				if u, _ := flagValue(jobs[0], "--uri"); !strings.HasSuffix(u, "/maintenance/prune-limits") {
+					t.Errorf("prune-limits job: --uri=%q", u)
+				}
+			},
+		},
+		{
 			name:    "rtdb store needs its URL",
 			config:  strings.Replace(baseConfig, "FIREBASE_RTDB_URL: https://my-proj-123-default-rtdb.firebaseio.com\n", "", 1),
 			wantErr: "needs FIREBASE_RTDB_URL",

@@ -392,6 +392,20 @@ func TestMaintenance(t *testing.T) {
 	if n := run("reset-counts"); n != 2 || e.stored("normal-user-0000000001").TokenCounts["gpt4"] != 0 {
 		t.Errorf("reset-counts affected %d", n)
 	}
+	// prune-limits counts the limits records it deleted: one left two
+	// minutes ago; one entered now is kept.
+	lim := e.store.(users.Limits)
+	for key, at := range map[string]time.Time{"198.51.100.1": now.Add(-2 * time.Minute), "198.51.100.2": now} {
+		if _, err := lim.EnterLimits(context.Background(), key, users.LimitsEntry{ID: "text-1", Kind: "text", Now: at, Window: time.Minute, Rate: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := run("prune-limits"); n != 1 {
+		t.Errorf("prune-limits affected %d, want the stale record", n)
+	}
+	if n := run("prune-limits"); n != 0 {
+		t.Errorf("prune-limits again affected %d", n)
+	}
 	wantError(t, e.do(req{method: http.MethodPost, path: "/admin/maintenance/drop-everything"}), http.StatusNotFound, "")
 	wantError(t, e.do(req{method: http.MethodPost, path: "/admin/maintenance/purge-temporary", noAuth: true}), http.StatusUnauthorized, "")
 }

@@ -48,6 +48,9 @@ func maintenanceActions() []maintenanceAction {
 		users.ActionPruneEvents: {"Prune old events",
 			"Deletes the recorded requests older than EVENT_RETENTION_DAYS.",
 			"Delete the events past their retention now?"},
+		users.ActionPruneLimits: {"Prune limits records",
+			"Deletes the cluster-wide rate and concurrency records (LIMITS_SCOPE=cluster) that keep nothing any more, up to 5,000 looked at per run.",
+			"Delete the limits records that keep nothing now?"},
 	}
 	var out []maintenanceAction
 	for _, a := range users.Actions {

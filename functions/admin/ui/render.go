@@ -161,6 +161,8 @@ func flash(q url.Values) string {
 	case "maintained":
 		if a := q.Get("action"); a == users.ActionPruneEvents {
 			return fmt.Sprintf("%s done: %s deleted.", a, plural(n, "event"))
+		} else if a == users.ActionPruneLimits {
+			return fmt.Sprintf("%s done: %s deleted.", a, plural(n, "limits record"))
 		} else if slices.Contains(users.Actions, a) {
 			return fmt.Sprintf("%s done: %s changed.", a, plural(n, "user"))
 		}

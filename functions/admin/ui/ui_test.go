@@ -733,6 +733,10 @@ func TestMaintenance(t *testing.T) {
 	if e.get("counted-user-0001").TokenCounts["claude"] != 0 {
 		t.Fatal("counts not reset")
 	}
+	res = c.post("/admin/manage/maintenance/prune-limits", url.Values{"csrf": {csrfOf(t, page.body, "/admin/manage/maintenance/prune-limits")}})
+	if got := c.get(res.location()).body; !strings.Contains(got, "prune-limits done: 0 limits records deleted.") {
+		t.Errorf("prune-limits: %d, no result shown:\n%s", res.status, got)
+	}
 }
 
 func TestStaticAndUnknown(t *testing.T) {
