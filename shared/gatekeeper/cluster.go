@@ -22,15 +22,16 @@ import (
 // pruning: a step that looks at pruneStep records from a random one and
 // deletes the stale ones, each by a conditional delete. As each new record
 // pays for pruneStep looked at, stale records stay near 1/pruneStep of
-// all, however many keys callers bring (the rest are records in use). The
-// step is started by the request and runs beside it, never on a timer
-// (an idle instance may get no CPU), and nothing waits for it.
+// all while the steps keep up (the rest are records in use). The step is
+// started by the request and runs beside it, never on a timer (an idle
+// instance may get no CPU), and nothing waits for it.
 const (
 	clusterWindow = users.LimitsWindow
 	leaseTTL      = 10 * time.Minute
 	leaveTimeout  = 5 * time.Second
 	pruneStep     = 8
 	pruneParallel = 4 // steps under way on one instance at most
+	pruneTimeout  = 5 * time.Second
 )
 
 // pruner runs one instance's prune steps.
@@ -109,7 +110,7 @@ func (g *Gatekeeper) pruneSome() {
 	}
 	g.pruner.wg.Go(func() {
 		defer func() { <-g.pruner.slots }()
-		ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
+		ctx, cancel := context.WithTimeout(context.Background(), pruneTimeout)
 		defer cancel()
 		// Failing, the records wait for the next step or the maintenance sweep.
 		_, _ = g.cluster.PruneLimits(ctx, users.LimitsSweep{Now: g.now(), Window: clusterWindow, Max: pruneStep, Random: true})

@@ -68,8 +68,8 @@ func (s *Store) editLimits(key string, create bool, edit func(r *users.LimitsRec
 
 // PruneLimits implements users.Limits in the database store's two steps:
 // a page is chosen and judged, then each record judged stale is judged
-// again on its state under the lock as it is deleted. Neither step holds
-// the lock for more than a page of records, sorting aside.
+// again under the lock as it is deleted. The lock is not held between
+// the steps, nor while the keys of an ordered page are sorted.
 func (s *Store) PruneLimits(_ context.Context, sw users.LimitsSweep) (users.LimitsSwept, error) {
 	var out users.LimitsSwept
 	if sw.Max <= 0 {
