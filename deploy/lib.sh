@@ -73,6 +73,11 @@ declare -gA DEPLOY_DEFAULTS=(
 # Set by the deploy from DEPLOY_SCHEDULER_*, never by hand.
 SCHEDULER_VARS=(SCHEDULER_SERVICE_ACCOUNT SCHEDULER_AUDIENCE SCHEDULER_CERTS_URL)
 
+# The maintenance actions DEPLOY_SCHEDULER_ACTIONS may schedule: those meant
+# to run on a schedule (users.ScheduledActions; reset-counts and
+# expire-all-temporary are an administrator's decision, run by hand).
+SCHEDULABLE_ACTIONS=(expire-temporary purge-temporary refresh-quotas prune-events prune-limits)
+
 die() {
 	printf 'deploy: error: %s\n' "$*" >&2
 	exit 1
@@ -308,8 +313,8 @@ cfg_validate() {
 	local -a actions
 	IFS=, read -r -a actions <<<"${CFG[DEPLOY_SCHEDULER_ACTIONS]}"
 	for v in "${actions[@]}"; do
-		is_one_of "$v" expire-temporary purge-temporary refresh-quotas prune-limits ||
-			die "DEPLOY_SCHEDULER_ACTIONS: '$v' is not one of expire-temporary, purge-temporary, refresh-quotas, prune-limits"
+		is_one_of "$v" "${SCHEDULABLE_ACTIONS[@]}" ||
+			die "DEPLOY_SCHEDULER_ACTIONS: '$v' is not one of ${SCHEDULABLE_ACTIONS[*]}"
 	done
 
 	for key in "${SECRET_VARS[@]}"; do

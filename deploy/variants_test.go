@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/users"
 )
 
 const baseConfig = `DEPLOY_PROJECT: my-proj-123
@@ -320,6 +321,41 @@ func TestDryRunConfigVariants(t *testing.T) {
 			checkFlagsFiles(t, l)
 			tc.check(t, l, res.stdout, res.stderr)
 		})
+	}
+}
+
+// The deploy schedules exactly the actions meant to run on a schedule:
+// each is accepted and becomes a job POSTing to its maintenance route
+// (prune-events, which the README says to schedule, was refused once).
+func TestSchedulableActionsAreTheScheduledOnes(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command("bash", "-c", `source ./lib.sh; printf '%s\n' "${SCHEDULABLE_ACTIONS[@]}"`)
+	cmd.Dir = deployDir(t)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	got := strings.Fields(string(out))
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(users.ScheduledActions))
+	if !slices.Equal(got, want) {
+		t.Fatalf("lib.sh schedules %q; users.ScheduledActions are %q", got, want)
+	}
+	for _, a := range users.Actions {
+		res := runDeploy(t, baseConfig+"DEPLOY_SCHEDULER_ACTIONS: "+a+"\n", nil, "--dry-run")
+		if !slices.Contains(users.ScheduledActions, a) {
+			if res.err == nil || !strings.Contains(res.stderr, "DEPLOY_SCHEDULER_ACTIONS") {
+				t.Errorf("%s, not meant for a schedule, was accepted (%v): %s", a, res.err, res.stderr)
+			}
+			continue
+		}
+		if res.err != nil {
+			t.Errorf("%s: %v\n%s", a, res.err, res.stderr)
+			continue
+		}
+		if !strings.Contains(res.stdout, "tollgate-"+a) || !strings.Contains(res.stdout, "/maintenance/"+a) {
+			t.Errorf("%s: no scheduler job for it in the dry run:\n%s", a, res.stdout)
+		}
 	}
 }
 

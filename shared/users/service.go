@@ -137,6 +137,12 @@ const ForceExpiredReason = "Temporary token expired by an administrator."
 // Actions lists the maintenance actions in a stable order.
 var Actions = []string{ActionRefreshQuotas, ActionResetCounts, ActionExpireTemporary, ActionPurgeTemporary, ActionExpireAllTemporary, ActionPruneEvents, ActionPruneLimits}
 
+// ScheduledActions are the actions meant to run on a schedule, which the
+// deploy's DEPLOY_SCHEDULER_ACTIONS accepts: reset-counts and
+// expire-all-temporary take from every user what they hold, an
+// administrator's decision made by hand.
+var ScheduledActions = []string{ActionRefreshQuotas, ActionExpireTemporary, ActionPurgeTemporary, ActionPruneEvents, ActionPruneLimits}
+
 // Maintain runs a maintenance action over every user and returns how many
 // users it changed.
 func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
