@@ -10,10 +10,12 @@ import (
 // limit. An IPv6 address counts as its /64, which one client usually holds
 // whole and moves within (temporary addresses, RFC 8981), the rule
 // netutil.ClientKey applies to lockouts and per-address limits; an IPv4
-// address (or an IPv4-mapped one) counts as itself. A RisuAI entry
-// (RisuIP) is its id with its address's group. An entry that is no
-// address is a group of its own. Finding the group of an address without
-// a zone (every address a request brings) allocates nothing.
+// address (or an IPv4-mapped one) counts as itself. An IPv6 address that
+// stands for an IPv4 client in a prefix many clients share (clientIPv4)
+// counts as that client. A RisuAI entry (RisuIP) is its id with its
+// address's group. An entry that is no address is a group of its own.
+// Finding the group of an address without a zone (every address a request
+// brings) allocates nothing.
 type ipGroup struct {
 	net  netip.Prefix
 	rest string // a RisuAI entry's "risu<id>-"; the whole entry if it is no address
@@ -29,13 +31,41 @@ func groupOf(entry string) ipGroup {
 		}
 		id = entry[:strings.LastIndexByte(entry, '-')+1]
 	}
-	a = a.Unmap().WithZone("")
+	a = clientIPv4(a.Unmap().WithZone(""))
 	bits := 32
 	if a.Is6() {
 		bits = 64
+		if nat64Local.Contains(a) {
+			bits = 128 // where the IPv4 address sits depends on the translator
+		}
 	}
 	p, _ := a.Prefix(bits)
 	return ipGroup{net: p, rest: id}
+}
+
+var (
+	teredo     = netip.MustParsePrefix("2001::/32")      // RFC 4380
+	nat64      = netip.MustParsePrefix("64:ff9b::/96")   // RFC 6052
+	nat64Local = netip.MustParsePrefix("64:ff9b:1::/48") // RFC 8215
+)
+
+// clientIPv4 is the IPv4 client an IPv6 address stands for where the
+// address's /64 is shared by clients anywhere: a Teredo address (the /64
+// is its server's, the client's address is its last 32 bits, inverted)
+// or one of NAT64's well-known /96 (the client's address is its last 32
+// bits). Any other address is returned as it is.
+func clientIPv4(a netip.Addr) netip.Addr {
+	if !a.Is6() {
+		return a
+	}
+	b := a.As16()
+	switch {
+	case teredo.Contains(a):
+		return netip.AddrFrom4([4]byte{^b[12], ^b[13], ^b[14], ^b[15]})
+	case nat64.Contains(a):
+		return netip.AddrFrom4([4]byte(b[12:]))
+	}
+	return a
 }
 
 // roomFor reports whether ips leaves room for ip under limit (> 0): ip's

@@ -498,3 +498,50 @@ func TestAdmitIPCapKeepsTheLimit(t *testing.T) {
 		t.Errorf("a third network past a limit of 2: %v, want banned", v)
 	}
 }
+
+// Some IPv6 addresses are an IPv4 client's, written into a prefix that
+// many clients share: Teredo (2001::/32: the server's address and flags,
+// then the client's port and IPv4 address, inverted) and NAT64/SIIT
+// (64:ff9b::/96, RFC 6052; the local-use 64:ff9b:1::/48, RFC 8215). One
+// such /64 holds clients anywhere, so the IP limit counts each client's
+// IPv4 address, and the same client over IPv4 takes no second place.
+// 6to4 (2002::/16) gives each IPv4 client a /48 of its own, so its /64s
+// stay apart as they are.
+func TestAdmitIPCountsEmbeddedIPv4ClientsApart(t *testing.T) {
+	// Teredo clients of the server 192.0.2.1: 198.51.100.1 (ports 4096
+	// and 4097) and 203.0.113.7 (port 4096).
+	const (
+		teredoA      = "2001:0:c000:201:0:efff:39cc:9bfe"
+		teredoAPort2 = "2001:0:c000:201:0:effe:39cc:9bfe"
+		teredoB      = "2001:0:c000:201:0:efff:34ff:8ef8"
+	)
+	tests := []struct {
+		name string
+		have []string
+		ip   string
+		want users.IPVerdict
+	}{
+		{"second Teredo client of one server", []string{teredoA}, teredoB, users.IPRefused},
+		{"a Teredo client's second port", []string{teredoA}, teredoAPort2, users.IPAdded},
+		{"a Teredo client over IPv4", []string{teredoA}, "198.51.100.1", users.IPAdded},
+		{"an IPv4 client over Teredo", []string{"198.51.100.1"}, teredoA, users.IPAdded},
+		{"second IPv4 client through NAT64", []string{"64:ff9b::198.51.100.1"}, "64:ff9b::203.0.113.7", users.IPRefused},
+		{"a NAT64 client over IPv4", []string{"64:ff9b::198.51.100.1"}, "198.51.100.1", users.IPAdded},
+		{"second client through a local-use NAT64 prefix", []string{"64:ff9b:1::c633:6401"}, "64:ff9b:1::cb00:7107", users.IPRefused},
+		{"second 6to4 site", []string{"2002:c633:6401::1"}, "2002:cb00:7107::1", users.IPRefused},
+		{"second RisuAI user through NAT64", []string{users.RisuIP("7", "64:ff9b::198.51.100.1")}, users.RisuIP("7", "64:ff9b::203.0.113.7"), users.IPRefused},
+		{"a native /64 after a Teredo client", []string{teredoA}, "2001:db8:1:2::1", users.IPRefused},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u := users.New("tok", users.Normal, t0, nil)
+			u.IP = slices.Clone(tt.have)
+			if got := users.AdmitIP(u, tt.ip, 1, false, t0); got != tt.want {
+				t.Fatalf("%s after %v under a limit of 1: %v, want %v", tt.ip, tt.have, got, tt.want)
+			}
+			if n := u.IPsCounted(); n != 1 {
+				t.Errorf("%v counted as %d places, want 1", u.IP, n)
+			}
+		})
+	}
+}
