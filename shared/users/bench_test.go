@@ -1,6 +1,7 @@
 package users_test
 
 import (
+	"fmt"
 	"testing"
 
 	"tollgate.dev/tollgate/shared/users"
@@ -72,5 +73,22 @@ func BenchmarkAdmitIPRefused(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkAdmitIPRefusedAtTheCap is the same judgement for a user whose
+// limit lets it record a network per address up to the cap (a limit of
+// 1000, every place taken): every request from yet another network
+// repeats it.
+func BenchmarkAdmitIPRefusedAtTheCap(b *testing.B) {
+	u := users.New(benchToken, users.Normal, t0, nil)
+	for i := range users.MaxRecordedIPs {
+		u.IP = append(u.IP, fmt.Sprintf("2001:db8:%x:%x::1", i>>8, i&0xff))
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if users.AdmitIP(u, "2001:db8:ffff:1::1", users.MaxRecordedIPs, false, t0) != users.IPRefused {
+			b.Fatal("admitted")
+		}
 	}
 }

@@ -69,23 +69,41 @@ func clientIPv4(a netip.Addr) netip.Addr {
 }
 
 // roomFor reports whether ips leaves room for ip under limit (> 0): ip's
-// group is among those of ips, or they hold fewer than limit groups.
+// group is among those of ips, or they hold fewer than limit groups. The
+// groups seen are kept on the stack while they are few (small limits
+// allocate nothing) and in a set past that, so that a large limit costs
+// one pass over ips, not one per group.
 func roomFor(ips []string, ip string, limit int64) bool {
 	g := groupOf(ip)
-	var buf [8]ipGroup // the groups seen, on the stack for small limits
+	var buf [8]ipGroup
 	seen := buf[:0]
-	full := false
+	var many map[ipGroup]struct{}
+	counted := int64(0)
 	for _, e := range ips {
 		eg := groupOf(e)
 		if eg == g {
 			return true
 		}
-		if !full && !slices.Contains(seen, eg) {
+		if counted >= limit {
+			continue // full: only ip's own group can still make room
+		}
+		if many == nil && len(seen) == len(buf) && !slices.Contains(seen, eg) {
+			many = make(map[ipGroup]struct{}, len(ips))
+			for _, s := range seen {
+				many[s] = struct{}{}
+			}
+		}
+		if many != nil {
+			if _, ok := many[eg]; !ok {
+				many[eg] = struct{}{}
+				counted++
+			}
+		} else if !slices.Contains(seen, eg) {
 			seen = append(seen, eg)
-			full = int64(len(seen)) >= limit
+			counted++
 		}
 	}
-	return !full
+	return counted < limit
 }
 
 // IPsCounted is how many places of the IP limit the user's recorded
