@@ -64,13 +64,19 @@ type envLists struct {
 	IPBlacklist    string `json:"IP_BLACKLIST"`
 }
 
-func (a *api) getIPLists(w http.ResponseWriter, r *http.Request) {
+func (a *api) getIPLists(w http.ResponseWriter, r *http.Request) { a.answerIPLists(w, r, nil) }
+
+// answerIPLists answers the lists as stored, with their version as ETag.
+// After a save (saved), the ETag is sent only if they are still the lists
+// that save wrote: a client may take a PUT's ETag for the version of what
+// it sent, and must not get one of a save it has not seen.
+func (a *api) answerIPLists(w http.ResponseWriter, r *http.Request, saved *users.IPLists) {
 	l, err := a.ips.Stored(r.Context())
 	if err != nil {
 		a.fail(w, r, err)
 		return
 	}
-	if l.Version != "" {
+	if l.Version != "" && (saved == nil || sameLists(l, *saved)) {
 		w.Header().Set("ETag", `"`+l.Version+`"`) // versions need no escaping (users.WellFormedVersion)
 	}
 	writeJSON(w, http.StatusOK, ipListsBody{IPLists: l, Environment: envLists{
@@ -135,14 +141,21 @@ func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	lists := users.IPLists{Whitelist: canonical(*in.Whitelist), Blacklist: canonical(*in.Blacklist), Version: version}
-	if err := a.ips.Replace(r.Context(), lists, a.clientIP(r)); err != nil {
+	saved, err := a.ips.Replace(r.Context(), lists, a.clientIP(r))
+	if err != nil {
 		if errors.Is(err, users.ErrListsChanged) {
 			err = errStaleLists
 		}
 		a.fail(w, r, err)
 		return
 	}
-	a.getIPLists(w, r)
+	a.answerIPLists(w, r, &saved)
+}
+
+// sameLists reports whether a and b hold the same entries, saved at the
+// same moment.
+func sameLists(a, b users.IPLists) bool {
+	return a.UpdatedAt == b.UpdatedAt && slices.Equal(a.Whitelist, b.Whitelist) && slices.Equal(a.Blacklist, b.Blacklist)
 }
 
 // canonical rewrites entries as ParseIPList does (masked, each once);

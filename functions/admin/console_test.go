@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -322,5 +323,43 @@ func TestImportRefusesWhatTheSingleRouteRefuses(t *testing.T) {
 	bulk := e.do(req{method: http.MethodPut, path: "/admin/users", body: `{"users":[` + entry + `]}`})
 	if single.Code != http.StatusBadRequest || bulk.Code != http.StatusBadRequest {
 		t.Errorf("a 100 KiB meta: PUT /users/{token} answered %d, PUT /users %d; want 400 from both", single.Code, bulk.Code)
+	}
+}
+
+// racingLists is the memory store where another admin's save lands just
+// after each of this API's saves, before the API reads the lists back.
+type racingLists struct {
+	*memory.Store
+	other users.IPLists
+}
+
+func (s *racingLists) SetIPLists(ctx context.Context, l users.IPLists) error {
+	if err := s.Store.SetIPLists(ctx, l); err != nil {
+		return err
+	}
+	return s.Store.SetIPLists(ctx, s.other)
+}
+
+// A PUT's ETag names the lists that PUT saved: when another save landed
+// before they were read back, the answer carries no ETag, so that a
+// client that keeps the lists it sent cannot save over the other admin's
+// with it, having never seen them.
+func TestIPListsPutETagIsItsOwnSave(t *testing.T) {
+	st := &racingLists{Store: memory.New(), other: users.IPLists{Whitelist: []string{}, Blacklist: []string{"198.51.100.66"}}}
+	e := newEnv(t, map[string]string{"ADMIN_WHITELIST": "192.0.2.0/24"}, withStore(st))
+	read := e.do(req{path: "/admin/ip-lists"})
+	rec := e.do(req{method: http.MethodPut, path: "/admin/ip-lists", header: map[string]string{"If-Match": read.Header().Get("ETag")},
+		body: map[string]any{"whitelist": []string{"203.0.113.0/24"}, "blacklist": []string{}}})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("PUT: %d %s", rec.Code, rec.Body)
+	}
+	if tag := rec.Header().Get("ETag"); tag != "" {
+		// The client saves its next edit of what it sent over that ETag.
+		next := e.do(req{method: http.MethodPut, path: "/admin/ip-lists", header: map[string]string{"If-Match": tag},
+			body: map[string]any{"whitelist": []string{"203.0.113.0/24", "203.0.114.0/24"}, "blacklist": []string{}}})
+		t.Fatalf("the PUT answered ETag %s, another admin's save; a save over it: %d, the other admin's blacklist %v undone", tag, next.Code, st.other.Blacklist)
+	}
+	if !strings.Contains(rec.Body.String(), "198.51.100.66") {
+		t.Errorf("the answer should show the lists as read back: %s", rec.Body)
 	}
 }

@@ -150,28 +150,30 @@ func (l *LiveIPs) Stored(ctx context.Context) (users.IPLists, error) {
 // shut that admin out (their address blacklisted, or no longer
 // whitelisted) are refused: only the environment could undo them. With
 // lists.Version set, the save is made only over that version
-// (users.ErrListsChanged otherwise, nothing written).
-func (l *LiveIPs) Replace(ctx context.Context, lists users.IPLists, requester string) error {
+// (users.ErrListsChanged otherwise, nothing written). It returns the lists
+// as saved (their UpdatedAt set), to tell them from a later save.
+func (l *LiveIPs) Replace(ctx context.Context, lists users.IPLists, requester string) (users.IPLists, error) {
 	if l.src == nil {
-		return &users.Error{Code: users.CodeInternal, Message: "Internal error.", Err: errors.New("this store keeps no live IP lists")}
+		return users.IPLists{}, &users.Error{Code: users.CodeInternal, Message: "Internal error.", Err: errors.New("this store keeps no live IP lists")}
 	}
 	if err := lists.Validate(); err != nil {
-		return err
+		return users.IPLists{}, err
 	}
 	white, _ := netutil.ParseIPSet(strings.Join(lists.Whitelist, ","))
 	black, _ := netutil.ParseIPSet(strings.Join(lists.Blacklist, ","))
 	if black.Contains(requester) {
-		return &users.Error{Code: users.CodeInvalid, Message: "The blacklist would include your own address (" + requester + "): you would be shut out.",
+		return users.IPLists{}, &users.Error{Code: users.CodeInvalid, Message: "The blacklist would include your own address (" + requester + "): you would be shut out.",
 			Issues: []users.Issue{{Path: "blacklist", Message: "includes your own address"}}}
 	}
 	if !l.cfg.AdminWhitelist.Contains(requester) && !white.Contains(requester) {
-		return &users.Error{Code: users.CodeInvalid, Message: "The whitelist would leave out your own address (" + requester + "): you would be shut out.",
+		return users.IPLists{}, &users.Error{Code: users.CodeInvalid, Message: "The whitelist would leave out your own address (" + requester + "): you would be shut out.",
 			Issues: []users.Issue{{Path: "whitelist", Message: "leaves out your own address"}}}
 	}
 	lists.UpdatedAt = l.now().UnixMilli()
 	if err := l.src.SetIPLists(ctx, lists); err != nil {
-		return err
+		return users.IPLists{}, err
 	}
 	l.Invalidate()
-	return nil
+	lists.Version = ""
+	return lists, nil
 }

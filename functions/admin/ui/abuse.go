@@ -204,7 +204,7 @@ func (h *handler) saveLists(w http.ResponseWriter, r *http.Request, s session) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), web.OneUserTimeout)
 	defer cancel()
-	if err := h.ips.Replace(ctx, users.IPLists{Whitelist: white, Blacklist: black, Version: typed.version}, h.clientIP(r)); err != nil {
+	if _, err := h.ips.Replace(ctx, users.IPLists{Whitelist: white, Blacklist: black, Version: typed.version}, h.clientIP(r)); err != nil {
 		refuse(err)
 		return
 	}
