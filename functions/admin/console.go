@@ -91,20 +91,23 @@ var errStaleLists = &users.Error{Code: web.CodeStaleVersion, Message: "The IP li
 
 // ifMatch reads PUT /ip-lists's If-Match: absent or * saves over whatever
 // is stored (as before versions existed); one entity tag saves only over
-// that version. A weak tag never matches: If-Match compares strongly.
+// that version. A weak tag never matches: If-Match compares strongly; nor
+// does the empty tag "", which no version is.
 func ifMatch(h http.Header) (version string, err error) {
-	raw := strings.TrimSpace(strings.Join(h.Values("If-Match"), ","))
-	if raw == "" || raw == "*" {
+	values := h.Values("If-Match")
+	raw := strings.TrimSpace(strings.Join(values, ","))
+	if len(values) == 0 || raw == "*" {
 		return "", nil
 	}
 	tag, weak := strings.CutPrefix(raw, "W/")
-	if len(tag) < 2 || tag[0] != '"' || strings.IndexByte(tag[1:], '"') != len(tag)-2 {
+	if len(tag) < 2 || tag[0] != '"' || strings.IndexByte(tag[1:], '"') != len(tag)-2 { // an empty field too: a client that found no ETag
 		return "", invalid([]users.Issue{{Path: "If-Match", Message: `one entity tag, the ETag GET /ip-lists answers ("…"), or *`}})
 	}
-	if weak {
+	version = tag[1 : len(tag)-1]
+	if weak || version == "" { // "" is a tag no version has, not "no condition"
 		return "", errStaleLists
 	}
-	return tag[1 : len(tag)-1], nil
+	return version, nil
 }
 
 // ipListsInput is PUT /ip-lists's body: both lists, replaced whole.

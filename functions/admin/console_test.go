@@ -170,7 +170,8 @@ func TestIPListsIfMatch(t *testing.T) {
 	}
 
 	bob := map[string]any{"whitelist": []string{}, "blacklist": []string{"198.51.100.9"}}
-	for _, stale := range []string{loaded, "W/" + saved, `"made-up"`} {
+	// `""` is an entity tag too (an empty one): no version matches it.
+	for _, stale := range []string{loaded, "W/" + saved, `"made-up"`, `""`} {
 		rec := put(stale, bob)
 		if e := wantError(t, rec, http.StatusPreconditionFailed, ""); !strings.Contains(e.Error.Message, "changed by someone else") {
 			t.Errorf("If-Match %s: message %q", stale, e.Error.Message)
@@ -181,6 +182,12 @@ func TestIPListsIfMatch(t *testing.T) {
 	}
 	for _, bad := range []string{"unquoted", `"a", "b"`, `"`} {
 		wantError(t, put(bad, bob), http.StatusBadRequest, "If-Match")
+	}
+	// An If-Match sent empty (a client that found no ETag to send) is no
+	// condition met, not a save without one.
+	wantError(t, e.do(req{method: http.MethodPut, path: "/admin/ip-lists", header: map[string]string{"If-Match": ""}, body: bob}), http.StatusBadRequest, "If-Match")
+	if l := stored(); len(l.Blacklist) != 0 {
+		t.Fatalf("a save with an empty If-Match changed the lists: %+v", l)
 	}
 
 	// Bob reads again and saves over what he now sees.
