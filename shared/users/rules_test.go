@@ -529,6 +529,8 @@ func TestAdmitIPCountsEmbeddedIPv4ClientsApart(t *testing.T) {
 		{"a NAT64 client over IPv4", []string{"64:ff9b::198.51.100.1"}, "198.51.100.1", users.IPAdded},
 		{"second client through a local-use NAT64 prefix", []string{"64:ff9b:1::c633:6401"}, "64:ff9b:1::cb00:7107", users.IPRefused},
 		{"second 6to4 site", []string{"2002:c633:6401::1"}, "2002:cb00:7107::1", users.IPRefused},
+		{"a 6to4 site's second /64", []string{"2002:c633:6401::1"}, "2002:c633:6401:1::1", users.IPRefused},
+		{"a 6to4 /64's second address", []string{"2002:c633:6401::1"}, "2002:c633:6401::2", users.IPAdded},
 		{"second RisuAI user through NAT64", []string{users.RisuIP("7", "64:ff9b::198.51.100.1")}, users.RisuIP("7", "64:ff9b::203.0.113.7"), users.IPRefused},
 		{"a native /64 after a Teredo client", []string{teredoA}, "2001:db8:1:2::1", users.IPRefused},
 	}
