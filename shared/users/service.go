@@ -2,6 +2,8 @@ package users
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 
 	"github.com/google/uuid"
@@ -231,20 +233,32 @@ func (s *Service) Maintain(ctx context.Context, action string) (int, error) {
 }
 
 // pruneLimits walks the limits records page by page and reports how many
-// it deleted.
+// it deleted. It begins at a random name and wraps round: records in use
+// are never deleted, so a walk from the first name would stop at the same
+// ones call after call were they more than a call looks at, and never
+// reach those after them.
 func (s *Service) pruneLimits(ctx context.Context) (int, error) {
 	l, ok := s.Store.(Limits)
 	if !ok {
 		return 0, nil
 	}
-	pruned, after := 0, ""
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	start := hex.EncodeToString(b[:]) // the database store's names are 32 hex digits
+	pruned, after, wrapped := 0, start, false
 	for range limitsPrunePages {
 		sw, err := l.PruneLimits(ctx, LimitsSweep{Now: s.now(), Window: LimitsWindow, Max: limitsPrunePage, After: after})
 		pruned += sw.Pruned
-		if err != nil || sw.Next == "" {
+		switch {
+		case err != nil:
 			return pruned, err
+		case sw.Next != "" && (!wrapped || sw.Next < start):
+			after = sw.Next
+		case !wrapped:
+			after, wrapped = "", true // on from the first name, up to start
+		default:
+			return pruned, nil
 		}
-		after = sw.Next
 	}
 	return pruned, nil
 }

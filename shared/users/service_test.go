@@ -535,6 +535,38 @@ func TestServicePruneLimits(t *testing.T) {
 	}
 }
 
+// Records in use are never deleted, so a walk that always began at the
+// first name would stop, call after call, at the same 5,000 of them when
+// they come first (names an attacker can choose keys for): the records
+// after them would never be pruned. Each call begins at a random name and
+// wraps round.
+func TestServicePruneLimitsGetsPastRecordsInUse(t *testing.T) {
+	store := memory.New()
+	now := t0.Add(2 * time.Minute)
+	svc := &users.Service{Store: store, Now: func() time.Time { return now }}
+	enter := func(key string, at time.Time) {
+		t.Helper()
+		if _, err := store.EnterLimits(ctx(t), key, users.LimitsEntry{ID: "text-" + key, Kind: "text", Now: at, Window: time.Minute,
+			Rate: 1, Inflight: 1, LeaseUntil: at.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5000 {
+		enter(fmt.Sprintf("0-live-%04d", i), now) // first by name, held
+	}
+	const stale = 50
+	for i := range stale {
+		key := fmt.Sprintf("z-gone-%02d", i)
+		enter(key, t0)
+		if err := store.LeaveLimits(ctx(t), key, "text-"+key, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := svc.Maintain(ctx(t), users.ActionPruneLimits); err != nil || n != stale {
+		t.Fatalf("prune-limits = %d, %v; want the %d stale records past 5000 in use", n, err, stale)
+	}
+}
+
 func TestBanClearsRefreshable(t *testing.T) {
 	u := users.New("tmp", users.Temporary, t0, nil)
 	u.Meta = map[string]any{"refreshable": true, "note": "x"}

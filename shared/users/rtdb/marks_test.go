@@ -1,6 +1,7 @@
 package rtdb_test
 
 import (
+	"fmt"
 	"os"
 	"strings"
 	"sync/atomic"
@@ -107,4 +108,30 @@ func beforeLimitsWrite(srv *rtdbfake.Server, fn func()) {
 			fn()
 		}
 	})
+}
+
+// prune-limits begins at a random name, which no record has, and wraps
+// round: through the SDK's key queries it still reaches every record,
+// those before the start as well as those after.
+func TestServicePruneLimitsWrapsRound(t *testing.T) {
+	s := open(t, fakeOptions(t, rtdbfake.Start(t)))
+	t0 := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
+	const n = 40
+	for i := range n {
+		key, id := fmt.Sprintf("k%d", i), fmt.Sprintf("text-%d", i)
+		if _, err := s.EnterLimits(ctx(t), key, users.LimitsEntry{ID: id, Kind: "text", Now: t0, Window: time.Minute,
+			Rate: 1, Inflight: 1, LeaseUntil: t0.Add(10 * time.Minute)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.LeaveLimits(ctx(t), key, id, false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := &users.Service{Store: s, Now: func() time.Time { return t0.Add(2 * time.Minute) }}
+	if got, err := svc.Maintain(ctx(t), users.ActionPruneLimits); err != nil || got != n {
+		t.Fatalf("prune-limits = %d, %v; want all %d stale records", got, err, n)
+	}
+	if left, err := s.PruneLimits(ctx(t), users.LimitsSweep{Now: t0, Window: time.Minute, Max: 100}); err != nil || left.Seen != 0 {
+		t.Fatalf("%d records left (%v)", left.Seen, err)
+	}
 }
