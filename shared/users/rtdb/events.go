@@ -137,32 +137,7 @@ func (s *Store) eachEventUser(ctx context.Context, fn func(ctx context.Context, 
 	if err != nil {
 		return err
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	sem := make(chan struct{}, readParallel)
-	for _, token := range tokens {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			if err := fn(ctx, token); err != nil {
-				mu.Lock()
-				first = cmpOr(first, err)
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	return first
-}
-
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
+	return eachParallel(tokens, func(token string) error { return fn(ctx, token) })
 }
 
 // EventsSince reads every user's events at or after since.

@@ -9,7 +9,7 @@ import (
 	"errors"
 	"maps"
 	"slices"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"firebase.google.com/go/v4/db"
@@ -114,31 +114,20 @@ func (s *Store) PruneLimits(ctx context.Context, sw users.LimitsSweep) (users.Li
 	if !sw.Random && len(names) == sw.Max {
 		out.Next = names[len(names)-1]
 	}
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-	)
-	sem := make(chan struct{}, readParallel)
-	for _, name := range names {
+	stale := slices.DeleteFunc(names, func(name string) bool {
 		var r users.LimitsRecord
-		if json.Unmarshal(page[name], &r) != nil || !r.Stale(sw.Now, sw.Window) {
-			continue // a damaged record is left alone: enter reports it
+		return json.Unmarshal(page[name], &r) != nil || !r.Stale(sw.Now, sw.Window) // a damaged record is left alone: enter reports it
+	})
+	var pruned atomic.Int64
+	err = eachParallel(stale, func(name string) error {
+		deleted, err := s.pruneLimitsRecord(ctx, name, sw)
+		if deleted {
+			pruned.Add(1)
 		}
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			deleted, err := s.pruneLimitsRecord(ctx, name, sw)
-			mu.Lock()
-			defer mu.Unlock()
-			if deleted {
-				out.Pruned++
-			}
-			first = cmpOr(first, err)
-		})
-	}
-	wg.Wait()
-	return out, first
+		return err
+	})
+	out.Pruned = int(pruned.Load())
+	return out, err
 }
 
 // errLimitsKept ends a prune of a record that is no longer stale (or no

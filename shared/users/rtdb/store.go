@@ -2,6 +2,7 @@ package rtdb
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"firebase.google.com/go/v4/db"
@@ -24,6 +26,30 @@ const listPage = 500
 
 // readParallel bounds the concurrent reads of a flush.
 const readParallel = 8
+
+// eachParallel runs fn for every item, readParallel at a time, and
+// returns the first error; every item is tried.
+func eachParallel[T any](items []T, fn func(T) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+	)
+	sem := make(chan struct{}, readParallel)
+	for _, it := range items {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if err := fn(it); err != nil {
+				mu.Lock()
+				first = cmp.Or(first, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return first
+}
 
 // errGone aborts a transaction on a user that does not exist.
 var errGone = errors.New("rtdb: user does not exist")
