@@ -251,3 +251,39 @@ func mustRequest(t *testing.T, url, body string, header map[string]string) *http
 	}
 	return req
 }
+
+// SIGTERM while a client has stopped reading its stream: the proxy's
+// write to it blocks, which the request's context does not reach. The
+// drain's cut ends that write, so the stream is charged what it relayed
+// and the charge is in the database when shutdown returns. (Before, the
+// handler stayed in its write, and the instance exited without the
+// charge.)
+func TestShutdownChargesAStreamWhoseClientStoppedReading(t *testing.T) {
+	noLeaks(t)
+	clearEmulatorEnv(t)
+	srv := rtdbfake.Start(t)
+	s := newStack(t, stackOptions{store: rtdbStore(t, srv, time.Hour, 2*time.Second, &syncBuffer{})})
+	pc := provCases[0]
+	// An answer far larger than the sockets between proxy and client hold.
+	s.fakes[pc.kind].Set(upstreamfake.Behavior{Text: strings.Repeat("stalled ", 4<<20), Chunks: 4096})
+	tok := s.createUser("")
+	path, body := pc.streamPathBody()
+	resp, err := s.client.Do(mustRequest(t, s.proxy.URL+path, body, pc.auth(tok)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	// The client reads nothing more: the proxy fills the sockets and
+	// blocks long before the drain window (1.5 s here) ends.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.d.Shutdown(ctx); err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	if p, n := storedCounts(t, srv, tok, pc.family); p != 1 || n <= 0 {
+		t.Errorf("stream whose client stopped reading: stored %d prompts, %d tokens; want 1 prompt charged for what was relayed", p, n)
+	}
+}

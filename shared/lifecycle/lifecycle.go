@@ -67,8 +67,13 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 			return
 		}
 		ctx, cancel := context.WithCancelCause(r.Context())
-		stop := context.AfterFunc(d.cut, func() { cancel(context.Cause(d.cut)) })
+		c := &cutter{w: w}
+		stop := context.AfterFunc(d.cut, func() {
+			cancel(context.Cause(d.cut))
+			c.cut()
+		})
 		defer func() {
+			c.done()
 			stop()
 			cancel(nil)
 		}()
@@ -82,6 +87,35 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 			_ = http.NewResponseController(w).Flush()
 		}
 	})
+}
+
+// cutter ends the writes of a request cut at the end of a drain. A
+// write to a client that has stopped reading blocks whatever the
+// request's context says; the handler would never return, and a stream
+// never be charged. A write deadline makes it fail: the handler goes on
+// to charge what it relayed, within cutGrace.
+type cutter struct {
+	mu     sync.Mutex
+	w      http.ResponseWriter
+	served bool
+}
+
+// cutWrite is how long a cut request's writes may still take: a client
+// that reads has its last bytes (a stream's error event) long before.
+const cutWrite = cutGrace / 4
+
+func (c *cutter) cut() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.served { // a ResponseWriter is not to be used once served
+		_ = http.NewResponseController(c.w).SetWriteDeadline(time.Now().Add(cutWrite))
+	}
+}
+
+func (c *cutter) done() {
+	c.mu.Lock()
+	c.served = true
+	c.mu.Unlock()
 }
 
 // InFlight is the number of requests being served.

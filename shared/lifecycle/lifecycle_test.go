@@ -453,3 +453,81 @@ func TestDrainKeepsTheStatusOfAnAnswerWithoutBody(t *testing.T) {
 		})
 	}
 }
+
+// smallBuffers gives every accepted connection a small send buffer, so
+// that a client that stops reading blocks the server's writes soon.
+type smallBuffers struct{ net.Listener }
+
+func (l smallBuffers) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.SetWriteBuffer(4 << 10)
+	}
+	return c, err
+}
+
+// A client that stops reading blocks its handler in a write, which no
+// context reaches. Cut at the end of the drain, the write fails, and the
+// handler finishes (a stream is charged what it relayed) before the
+// store is closed. Before, the handler stayed in its write: the store
+// was closed and the process exited without its charge.
+func TestShutdownCutsAWriteToAClientThatStoppedReading(t *testing.T) {
+	d := lifecycle.NewDrain()
+	var writing atomic.Int64 // unix ns when the write under way started; 0: none
+	finished := make(chan error, 1)
+	srv := httptest.NewUnstartedServer(d.Wrap(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		chunk := make([]byte, 64<<10)
+		rc := http.NewResponseController(w)
+		for {
+			writing.Store(time.Now().UnixNano())
+			_, err := w.Write(chunk)
+			if err == nil {
+				err = rc.Flush()
+			}
+			writing.Store(0)
+			if err != nil {
+				finished <- err // where a stream is charged
+				return
+			}
+		}
+	})))
+	srv.Listener = smallBuffers{srv.Listener}
+	srv.Start()
+	defer srv.Close()
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	if _, err := io.WriteString(conn, "GET / HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	// The client reads nothing: the handler's write blocks.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if at := writing.Load(); at != 0 && time.Since(time.Unix(0, at)) > 300*time.Millisecond {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the handler's write never blocked")
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Second) // a drain window of 0.5 s
+	defer cancel()
+	var atClose error
+	err = lifecycle.Shutdown(ctx, d, func(context.Context) error {
+		select {
+		case atClose = <-finished:
+			return nil
+		default:
+			return errors.New("store closed while a handler was still blocked writing to its client")
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if atClose == nil {
+		t.Error("the handler's write reported no error")
+	}
+}
