@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"tollgate.dev/tollgate/shared/ratelimit"
@@ -34,6 +35,52 @@ const (
 	pruneTimeout  = 5 * time.Second
 )
 
+// maxKeptLeaves bounds the failed leaves an instance keeps to give back.
+const maxKeptLeaves = 10000
+
+// keptLeaves are the leaves the database failed (an outage: the client's
+// own retries failed too), by key, until their leases run out. The key's
+// next request on this instance gives them back before it enters: else a
+// user limited to one request in flight would be refused everywhere for
+// the rest of the lease, though its request is over. A leave given twice
+// does nothing more.
+type keptLeaves struct {
+	n  atomic.Int64 // kept: with none, enter takes no lock
+	mu sync.Mutex
+	by map[string][]keptLeave
+}
+
+type keptLeave struct {
+	id     string
+	refund bool
+	until  time.Time // past its lease, there is nothing left to give back
+}
+
+func (k *keptLeaves) keep(key string, l keptLeave) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.n.Load() >= maxKeptLeaves {
+		return // its lease runs out by itself
+	}
+	if k.by == nil {
+		k.by = map[string][]keptLeave{}
+	}
+	k.by[key] = append(k.by[key], l)
+	k.n.Add(1)
+}
+
+func (k *keptLeaves) take(key string) []keptLeave {
+	if k.n.Load() == 0 {
+		return nil
+	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	list := k.by[key]
+	delete(k.by, key)
+	k.n.Add(-int64(len(list)))
+	return list
+}
+
 // pruner runs one instance's prune steps.
 type pruner struct {
 	slots chan struct{}
@@ -45,6 +92,7 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	id := kind + "-" + hex.EncodeToString(b[:])
+	g.giveBack(ctx, p.Key, now)
 	d, err := g.cluster.EnterLimits(ctx, p.Key, users.LimitsEntry{
 		ID: id, Kind: kind, Now: now, Window: clusterWindow,
 		Rate: limit, Inflight: inflightLimit(g.cfg.ConcurrencyLimit, p), LeaseUntil: now.Add(leaseTTL),
@@ -92,11 +140,27 @@ func (a *Admission) renewLease() {
 
 // leave ends a request's lease in the cluster-wide limits. It runs when
 // the request ends, with a deadline of its own: the client may be gone.
-// Should the write fail, the lease runs out by itself.
+// Should the database fail it, it is kept for the key's next request on
+// this instance (keptLeaves); the lease runs out by itself at the latest.
 func (g *Gatekeeper) leave(key, id string, refund bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
-	_ = g.cluster.LeaveLimits(ctx, key, id, refund)
+	if err := g.cluster.LeaveLimits(ctx, key, id, refund); users.ErrorCode(err) == users.CodeUnavailable {
+		g.kept.keep(key, keptLeave{id: id, refund: refund, until: g.now().Add(leaseTTL)})
+	}
+}
+
+// giveBack ends the leases of key's requests whose leaves failed, before
+// key's request enters (within it: the instance has CPU).
+func (g *Gatekeeper) giveBack(ctx context.Context, key string, now time.Time) {
+	for _, l := range g.kept.take(key) {
+		if !now.Before(l.until) {
+			continue
+		}
+		if err := g.cluster.LeaveLimits(ctx, key, l.id, l.refund); users.ErrorCode(err) == users.CodeUnavailable {
+			g.kept.keep(key, l)
+		}
+	}
 }
 
 // pruneSome starts a prune step unless pruneParallel are under way: a

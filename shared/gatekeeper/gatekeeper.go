@@ -36,6 +36,7 @@ type Gatekeeper struct {
 	// (LIMITS_SCOPE=cluster); nil: in this instance.
 	cluster  users.Limits
 	pruner   pruner
+	kept     keptLeaves
 	lockout  *ratelimit.Lockout
 	adminKey [32]byte
 	proxyKey [32]byte
