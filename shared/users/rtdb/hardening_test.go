@@ -124,3 +124,39 @@ func TestCloseDuringAFlushCountsOnce(t *testing.T) {
 		t.Fatalf("after Close during a flush: %d prompts, %v; want 3, 30 tokens", u.PromptCount, u.TokenCounts)
 	}
 }
+
+// Close keeps to its deadline while a request's flush holds the store (a
+// slow database at SIGTERM): the instance must exit within its shutdown
+// window, and the flush under way goes on regardless. Before, Close
+// waited for that flush whatever its deadline, past Cloud Run's 10 s.
+func TestCloseKeepsItsDeadlineWhileARequestFlushes(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	s := open(t, fakeOptions(t, srv)) // CallTimeout 5 s
+	create(t, s, "tok-slowflush", nil)
+	if err := s.RecordUsage(ctx(t), "tok-slowflush", users.Usage{Family: "gpt4o", Tokens: 10, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	srv.SetDelay(2 * time.Second)
+	defer srv.SetDelay(0)
+	before := srv.Requests()
+	flushed := make(chan error, 1)
+	go func() { flushed <- s.Flush(context.Background()) }() // a request's charge
+	for deadline := time.Now().Add(5 * time.Second); srv.Requests() == before; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the request's flush never reached the database")
+		}
+	}
+	c, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err := s.Close(c)
+	if took := time.Since(start); took > time.Second {
+		t.Errorf("Close with a 200ms deadline took %s while a flush held the store", took)
+	}
+	if err == nil {
+		t.Error("Close reported success though it flushed nothing")
+	}
+	if err := <-flushed; err != nil {
+		t.Errorf("the request's flush: %v", err)
+	}
+}

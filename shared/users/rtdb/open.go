@@ -76,10 +76,12 @@ type Options struct {
 
 // Store is the RTDB users.Store. Open starts its flusher; Close stops it.
 type Store struct {
-	o       Options
-	users   *db.Ref
-	locks   [64]sync.Mutex // this instance's writes to one user, in turn
-	flushMu sync.Mutex     // one flush at a time
+	o     Options
+	users *db.Ref
+	locks [64]sync.Mutex // this instance's writes to one user, in turn
+	// flushing is held by the flush under way: one at a time, and a
+	// flush with a deadline (Close's) waits for its turn no longer.
+	flushing chan struct{}
 
 	mu       sync.Mutex
 	cache    map[string]*entry
@@ -141,6 +143,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		cache:    map[string]*entry{},
 		pending:  map[string]*delta{},
 		inflight: map[string]*delta{},
+		flushing: make(chan struct{}, 1),
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
 	defer cancel()

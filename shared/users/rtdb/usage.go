@@ -170,10 +170,15 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 // database applied but whose answer was cut off would be kept, and
 // applied again by the next flush. A user's usage becomes in flight only
 // when a worker takes it up, not while it waits its turn: Lookup answers
-// from a stale copy only while that user's own write is under way.
+// from a stale copy only while that user's own write is under way. A
+// flush waits for the one under way, until ctx ends at most.
 func (s *Store) Flush(ctx context.Context) error {
-	s.flushMu.Lock()
-	defer s.flushMu.Unlock()
+	select {
+	case s.flushing <- struct{}{}:
+	case <-ctx.Done():
+		return unavailable(fmt.Errorf("waiting for the flush under way: %w", ctx.Err()))
+	}
+	defer func() { <-s.flushing }()
 
 	s.mu.Lock()
 	tokens := slices.Collect(maps.Keys(s.pending))
@@ -330,8 +335,9 @@ func (s *Store) sweep() {
 }
 
 // Close stops the flusher, lets a flush under way finish, and flushes what
-// is pending (the SIGTERM path). It may be called more than once; each
-// call flushes.
+// is pending (the SIGTERM path), all within ctx: past its deadline Close
+// returns, and a flush under way (a request's) goes on without it. It
+// may be called more than once; each call flushes.
 func (s *Store) Close(ctx context.Context) error {
 	s.closeOnce.Do(s.stopFlusher)
 	select {
