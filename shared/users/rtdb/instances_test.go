@@ -356,6 +356,7 @@ func TestLookupDuringFlushCountsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	clk.Advance(time.Minute) // the cached copy is now stale
 	srv.SetDelay(300 * time.Millisecond)
 	before := srv.Requests()
 	done := make(chan error, 1)
@@ -366,7 +367,6 @@ func TestLookupDuringFlushCountsOnce(t *testing.T) {
 			t.Fatal("the flush sent no request within 10s")
 		}
 	}
-	clk.Advance(time.Minute) // the cached copy is now stale
 	mid := srv.Requests()
 	if u := mustLookup(t, s, "tok-fl"); u.PromptCount != 1 || u.TokenCounts["gpt4o"] != 4 {
 		t.Fatalf("Lookup during the flush: %d prompts, %v", u.PromptCount, u.TokenCounts)

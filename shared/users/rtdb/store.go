@@ -68,12 +68,13 @@ func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
 		return nil, users.ErrNotFound
 	}
 	start := s.curSeq()
+	asked := s.o.Now()
 	u, err := s.read(ctx, token)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	s.installLocked(token, u, start, false)
+	s.installLocked(token, u, start, false, asked)
 	s.mu.Unlock()
 	if u == nil {
 		return nil, users.ErrNotFound
@@ -237,6 +238,7 @@ func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.
 	defer unlock()
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
+	asked := s.o.Now()
 
 	var (
 		result, seen *users.User
@@ -287,7 +289,7 @@ func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.
 	case err == nil:
 	case fnErr != nil && errors.Is(err, users.ErrNoWrite):
 		s.mu.Lock()
-		s.installLocked(token, seen, 0, true)
+		s.installLocked(token, seen, 0, true, asked)
 		s.mu.Unlock()
 		if result == nil {
 			result = seen
@@ -302,7 +304,7 @@ func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.
 		return nil, unavailable(err)
 	}
 	s.mu.Lock()
-	s.installLocked(token, result, 0, true)
+	s.installLocked(token, result, 0, true, asked)
 	s.mu.Unlock()
 	return result.Clone(), nil
 }
@@ -415,6 +417,7 @@ func (s *Store) deleteIf(ctx context.Context, token string, cond func(*users.Use
 	defer unlock()
 	cctx, cancel := s.callCtx(ctx)
 	defer cancel()
+	asked := s.o.Now()
 	err := s.transaction(cctx, token, func(node db.TransactionNode) (any, error) {
 		if cond != nil {
 			_, u, exists, err := decodeNode(token, node)
@@ -446,7 +449,7 @@ func (s *Store) deleteIf(ctx context.Context, token string, cond func(*users.Use
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err == nil || users.IsNotFound(err) {
-		s.installLocked(token, nil, 0, true)
+		s.installLocked(token, nil, 0, true, asked)
 		if d := s.pending[token]; d != nil {
 			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
 			delete(s.pending, token)

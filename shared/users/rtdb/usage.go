@@ -19,8 +19,11 @@ import (
 // entry is a cached read: user nil means "known missing".
 type entry struct {
 	user *users.User
-	at   int64 // unix nanoseconds of the install, on the store's clock
-	seq  uint64
+	// at is when the call that gave the copy was made, on the store's
+	// clock: an answer can arrive late (it waited through a freeze of
+	// the instance), and is no younger than the question.
+	at  time.Time
+	seq uint64
 }
 
 // delta is one user's usage not yet in the database.
@@ -68,13 +71,14 @@ func (s *Store) curSeq() uint64 {
 	return s.seq
 }
 
-// installLocked caches u for token and returns the entry to answer from
-// (nil: none). A read (force false) that started at seq start does not
-// replace what was installed after it started, which is newer (a write's
-// result). Nor is a read installed while a flush of the user is under way:
-// it may or may not include that flush, and counting the in-flight usage on
-// top of it could count it twice; the flush installs its result when done.
-func (s *Store) installLocked(token string, u *users.User, start uint64, force bool) *entry {
+// installLocked caches u for token, as of asked (when the call that gave
+// it was made), and returns the entry to answer from (nil: none). A read
+// (force false) that started at seq start does not replace what was
+// installed after it started, which is newer (a write's result). Nor is
+// a read installed while a flush of the user is under way: it may or may
+// not include that flush, and counting the in-flight usage on top of it
+// could count it twice; the flush installs its result when done.
+func (s *Store) installLocked(token string, u *users.User, start uint64, force bool, asked time.Time) *entry {
 	if e := s.cache[token]; !force && (s.inflight[token] != nil || e != nil && e.seq > start) {
 		return e
 	}
@@ -82,13 +86,13 @@ func (s *Store) installLocked(token string, u *users.User, start uint64, force b
 	if u != nil {
 		u = u.Clone()
 	}
-	e := &entry{user: u, at: s.o.Now().UnixNano(), seq: s.seq}
+	e := &entry{user: u, at: asked, seq: s.seq}
 	s.cache[token] = e
 	return e
 }
 
 func (s *Store) freshLocked(e *entry) bool {
-	return e != nil && s.o.CacheTTL > 0 && s.o.Now().UnixNano()-e.at < int64(s.o.CacheTTL)
+	return e != nil && s.o.CacheTTL > 0 && s.o.Now().Sub(e.at) < s.o.CacheTTL
 }
 
 // viewLocked is the cached user with this instance's unflushed usage on top.
@@ -126,12 +130,13 @@ func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
 	start := s.seq
 	s.mu.Unlock()
 
+	asked := s.o.Now()
 	u, err := s.read(ctx, token)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
-	e := s.installLocked(token, u, start, false)
+	e := s.installLocked(token, u, start, false, asked)
 	if e == nil {
 		e = &entry{user: u} // flushing a user never looked up here
 	}
@@ -241,16 +246,17 @@ func (s *Store) Flush(ctx context.Context) error {
 func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
 	unlock := s.lock(token)
 	defer unlock()
+	asked := s.o.Now()
 	written, err := s.applyUsage(ctx, token, d)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.inflight, token)
 	switch {
 	case err == nil:
-		s.installLocked(token, written, 0, true)
+		s.installLocked(token, written, 0, true, asked)
 		return nil
 	case errors.Is(err, errGone):
-		s.installLocked(token, nil, 0, true)
+		s.installLocked(token, nil, 0, true, asked)
 		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
 		return nil
 	}
