@@ -29,7 +29,7 @@ import (
 const (
 	clusterWindow = users.LimitsWindow
 	leaseTTL      = 10 * time.Minute
-	leaveTimeout  = 5 * time.Second
+	leaveTimeout  = 5 * time.Second // an enter's or a leave's writes
 	pruneStep     = 8
 	pruneParallel = 4 // steps under way on one instance at most
 	pruneTimeout  = 5 * time.Second
@@ -39,11 +39,12 @@ const (
 const maxKeptLeaves = 10000
 
 // keptLeaves are the leaves the database failed (an outage: the client's
-// own retries failed too), by key, until their leases run out. The key's
-// next request on this instance gives them back before it enters: else a
-// user limited to one request in flight would be refused everywhere for
-// the rest of the lease, though its request is over. A leave given twice
-// does nothing more.
+// own retries failed too), and the entries of enters whose answers were
+// lost, by key, until their leases run out. The key's next request on
+// this instance gives them back before it enters: else a user limited to
+// one request in flight would be refused everywhere for the rest of the
+// lease, though its request is over. A leave given twice, or for an
+// entry never made, does nothing.
 type keptLeaves struct {
 	n  atomic.Int64 // kept: with none, enter takes no lock
 	mu sync.Mutex
@@ -92,12 +93,21 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	var b [12]byte
 	_, _ = rand.Read(b[:])
 	id := kind + "-" + hex.EncodeToString(b[:])
+	// Neither a client that leaves nor the drain's cut stops the enter
+	// halfway: its outcome is known, and a place taken is given back
+	// when the request ends, for every instance at once.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
+	defer cancel()
 	g.giveBack(ctx, p.Key, now)
 	d, err := g.cluster.EnterLimits(ctx, p.Key, users.LimitsEntry{
 		ID: id, Kind: kind, Now: now, Window: clusterWindow,
 		Rate: limit, Inflight: inflightLimit(g.cfg.ConcurrencyLimit, p), LeaseUntil: now.Add(leaseTTL),
 	})
 	if err != nil {
+		// The write may have been made and its answer lost (the call's
+		// deadline passed): the request, which never ran, gives its
+		// entry back as a refused one's, with the key's next request.
+		g.kept.keep(p.Key, keptLeave{id: id, refund: true, until: now.Add(leaseTTL)})
 		return nil, unavailable(err)
 	}
 	if d.Created {

@@ -1,11 +1,14 @@
 package gatekeeper_test
 
 import (
+	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
 )
 
 // slotFree reports whether the store would let one more request of key
@@ -56,5 +59,96 @@ func TestClusterFailedLeaveGivenBackByTheKeysNextRequest(t *testing.T) {
 	a2.Release()
 	if !slotFree(t, st, tokA, clk.Now()) {
 		t.Error("the user's place is still taken after both requests ended")
+	}
+}
+
+// lostEnters is the memory store whose EnterLimits is applied but
+// answered with an error, as a write the database took whose answer
+// never came back (the call's deadline passed): once, then it works.
+type lostEnters struct {
+	*memory.Store
+	lose atomic.Bool
+}
+
+func (s *lostEnters) EnterLimits(ctx context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
+	d, err := s.Store.EnterLimits(ctx, key, e)
+	if err == nil && s.lose.CompareAndSwap(true, false) {
+		return users.LimitsDecision{}, &users.Error{Code: users.CodeUnavailable, Message: "The user database is unavailable; try again shortly.",
+			Err: context.DeadlineExceeded}
+	}
+	return d, err
+}
+
+// An enter whose answer was lost (answered 503: the request never ran)
+// may still have been written, holding a lease for 10 minutes and a
+// count in the rate window. The instance gives it back, as a refused
+// request, before the key's next request enters there. (Before, a user
+// limited to one request in flight was then refused everywhere for the
+// lease's whole term.)
+func TestClusterEnterWithoutAnAnswerIsGivenBack(t *testing.T) {
+	lost := &lostEnters{}
+	f := newFixtureOn(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "2"),
+		func(m *memory.Store) users.Store { lost.Store = m; return lost })
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lost.lose.Store(true)
+	if a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1); err == nil {
+		a.Release()
+		t.Fatal("admitted though the enter's answer was lost")
+	} else {
+		wantCode(t, err, users.CodeUnavailable, "")
+	}
+	for i := range 2 { // the rate limit (2) is whole: the lost enter's count was taken back
+		f.clock.Add(time.Second)
+		a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+		if err != nil {
+			t.Fatalf("request %d after the lost enter: %v", i+1, err)
+		}
+		a.Release()
+	}
+}
+
+// cancelingEnters ends the request's context (its client left) while
+// the enter is on its way, and answers as the database client does: a
+// write made, but the caller's context ended first.
+type cancelingEnters struct {
+	*memory.Store
+	cancel context.CancelFunc
+}
+
+func (s *cancelingEnters) EnterLimits(ctx context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
+	if s.cancel != nil {
+		s.cancel()
+	}
+	d, err := s.Store.EnterLimits(ctx, key, e)
+	if err == nil && ctx.Err() != nil {
+		return users.LimitsDecision{}, &users.Error{Code: users.CodeUnavailable, Message: "The user database is unavailable; try again shortly.", Err: ctx.Err()}
+	}
+	return d, err
+}
+
+// A client that leaves while its request's enter is on its way does not
+// cut the enter short: its outcome is known, so a place taken is given
+// back when the request ends, at once and for every instance.
+func TestClusterEnterOutlivesAClientThatLeaves(t *testing.T) {
+	ce := &cancelingEnters{}
+	f := newFixtureOn(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "0"),
+		func(m *memory.Store) users.Store { ce.Store = m; return ce })
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx(t))
+	ce.cancel = cancel
+	if a, err := f.gk.Enter(rctx, p, []string{"gpt4o"}); err == nil {
+		a.Release() // the request ends: its client is gone
+	}
+	ce.cancel = nil
+	if !slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Error("the user's place is held after the request whose client left ended")
 	}
 }
