@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
@@ -237,5 +238,57 @@ func TestSlowEventDoesNotDelayCharge(t *testing.T) {
 	waitDone(t, es.done)
 	if page, _ := f.mem.EventPage(ctx(t), tokA, "", 10); len(page.Events) != 1 {
 		t.Errorf("the held event was not written after all: %+v", page.Events)
+	}
+}
+
+// heldLists holds the next read of the live lists after the store has
+// answered it, until release is closed: an answer on its way.
+type heldLists struct {
+	*memory.Store
+	mu      sync.Mutex
+	hold    chan struct{} // nil: reads are not held
+	read    chan struct{} // closed once the held read has its answer
+	release chan struct{}
+}
+
+func (s *heldLists) IPLists(ctx context.Context) (users.IPLists, error) {
+	l, err := s.Store.IPLists(ctx)
+	s.mu.Lock()
+	hold := s.hold
+	s.hold = nil
+	s.mu.Unlock()
+	if hold != nil {
+		close(s.read)
+		<-s.release
+	}
+	return l, err
+}
+
+// Lists saved through an instance apply there at once, even while a
+// read of the older lists is on its way: that read's answer is used by
+// the checks waiting for it, but not kept as fresh. (Before, it was kept
+// for USER_CACHE_TTL: the address just blacklisted was still served.)
+func TestSavedListsApplyAtOnceDespiteAReadUnderWay(t *testing.T) {
+	mem := memory.New()
+	hl := &heldLists{Store: mem, hold: make(chan struct{}), read: make(chan struct{}), release: make(chan struct{})}
+	cfg, err := config.FromMap(userEnv("USER_CACHE_TTL", "5s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: t0}
+	ips := gatekeeper.NewLiveIPs(cfg, hl, clk.Now)
+
+	checked := make(chan bool, 1)
+	go func() { checked <- ips.Blacklisted(ctx(t), clientIP) }() // a request's check starts a read
+	<-hl.read
+	if err := ips.Replace(ctx(t), users.IPLists{Blacklist: []string{clientIP}}, "198.51.100.8"); err != nil {
+		t.Fatal(err)
+	}
+	close(hl.release)
+	if <-checked {
+		t.Log("the check under way saw the new lists") // either is right for it
+	}
+	if !ips.Blacklisted(ctx(t), clientIP) {
+		t.Error("an address blacklisted through this instance is served there: a read begun before the save was kept as fresh")
 	}
 }

@@ -29,6 +29,9 @@ type LiveIPs struct {
 	mu       sync.Mutex
 	cur      *ipLists
 	inflight chan struct{}
+	// saved counts this instance's saves: a read begun before one is
+	// not kept as fresh.
+	saved uint64
 }
 
 type ipLists struct {
@@ -71,6 +74,7 @@ func (l *LiveIPs) Whitelisted(ctx context.Context, ip string) bool {
 // instance changed them).
 func (l *LiveIPs) Invalidate() {
 	l.mu.Lock()
+	l.saved++
 	if l.cur != nil {
 		l.cur.at = time.Time{}
 	}
@@ -102,10 +106,14 @@ func (l *LiveIPs) lists(ctx context.Context) *ipLists {
 	}
 	ch := make(chan struct{})
 	l.inflight = ch
+	saved := l.saved
 	l.mu.Unlock()
 
 	next := l.read(ctx, cur)
 	l.mu.Lock()
+	if l.saved != saved {
+		next.at = time.Time{} // lists saved meanwhile: read them at the next check
+	}
 	l.cur, l.inflight = next, nil
 	l.mu.Unlock()
 	close(ch)
