@@ -287,3 +287,42 @@ func TestShutdownChargesAStreamWhoseClientStoppedReading(t *testing.T) {
 		t.Errorf("stream whose client stopped reading: stored %d prompts, %d tokens; want 1 prompt charged for what was relayed", p, n)
 	}
 }
+
+// Streams cut at the end of the drain are charged before their end is
+// sent; with the database 300 ms a call away, that takes most of a
+// second. Their clients, which read, still get their streams' clean
+// ends: the write deadline the cut sets is for clients that have
+// stopped reading, and is lifted once the handler has returned.
+func TestShutdownCutStreamsEndCleanlyWithASlowDatabase(t *testing.T) {
+	noLeaks(t)
+	s := newShutdownStack(t)
+	defer close(s.hold)
+	type end struct {
+		rest string
+		err  error
+	}
+	ended := make(chan end, len(s.streams))
+	for _, br := range s.streams {
+		go func() {
+			rest, err := io.ReadAll(br)
+			ended <- end{string(rest), err}
+		}()
+	}
+	s.srv.SetDelay(300 * time.Millisecond)
+	defer s.srv.SetDelay(0)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second) // a drain window of 1.5 s
+	defer cancel()
+	if err := s.d.Shutdown(ctx); err != nil {
+		t.Logf("shutdown: %v", err)
+	}
+	for range s.streams {
+		select {
+		case e := <-ended:
+			if e.err != nil {
+				t.Errorf("a cut stream did not end cleanly (%v): %q", e.err, e.rest)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a cut stream never ended")
+		}
+	}
+}

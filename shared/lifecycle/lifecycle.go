@@ -73,11 +73,12 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 			c.cut()
 		})
 		defer func() {
-			c.done()
+			c.done() // also when h panics
 			stop()
 			cancel(nil)
 		}()
 		h.ServeHTTP(w, r.WithContext(ctx))
+		c.done()
 		if d.closing.Load() {
 			// net/http writes what the handler left buffered only after
 			// it returns: while counted, so that shutdown waits for it.
@@ -93,29 +94,38 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 // write to a client that has stopped reading blocks whatever the
 // request's context says; the handler would never return, and a stream
 // never be charged. A write deadline makes it fail: the handler goes on
-// to charge what it relayed, within cutGrace.
+// to charge what it relayed, within cutGrace. Once the handler has
+// returned (its charge made) the deadline is lifted, so that a client
+// that reads gets the end of its answer however long the charge took.
 type cutter struct {
-	mu     sync.Mutex
-	w      http.ResponseWriter
-	served bool
+	mu       sync.Mutex
+	w        http.ResponseWriter
+	served   bool
+	deadline bool
 }
 
 // cutWrite is how long a cut request's writes may still take: a client
-// that reads has its last bytes (a stream's error event) long before.
-const cutWrite = cutGrace / 4
+// that reads has had its bytes long before, and the handler has the rest
+// of cutGrace to record its charge.
+const cutWrite = cutGrace / 2
 
 func (c *cutter) cut() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.served { // a ResponseWriter is not to be used once served
-		_ = http.NewResponseController(c.w).SetWriteDeadline(time.Now().Add(cutWrite))
+	if !c.served {
+		c.deadline = http.NewResponseController(c.w).SetWriteDeadline(time.Now().Add(cutWrite)) == nil
 	}
 }
 
+// done marks the handler returned; a ResponseWriter is not to be used
+// once served, and the cut has nothing left to unblock.
 func (c *cutter) done() {
 	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.deadline && !c.served {
+		_ = http.NewResponseController(c.w).SetWriteDeadline(time.Time{})
+	}
 	c.served = true
-	c.mu.Unlock()
 }
 
 // InFlight is the number of requests being served.
