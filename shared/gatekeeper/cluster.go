@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,16 +36,16 @@ const (
 	pruneTimeout  = 5 * time.Second
 )
 
-// maxKeptLeaves bounds the failed leaves an instance keeps to give back.
+// maxKeptLeaves bounds the leaves an instance keeps to give back.
 const maxKeptLeaves = 10000
 
 // keptLeaves are the leaves the database failed (an outage: the client's
-// own retries failed too), and the entries of enters whose answers were
+// own retries failed too), and the refunds of enters whose answers were
 // lost, by key, until their leases run out. The key's next request on
-// this instance gives them back before it enters: else a user limited to
-// one request in flight would be refused everywhere for the rest of the
-// lease, though its request is over. A leave given twice, or for an
-// entry never made, does nothing.
+// this instance gives them back in its enter's own write: else a user
+// limited to one request in flight would be refused everywhere for the
+// rest of the lease, though its request is over. A leave given twice,
+// or for an entry never made, does nothing.
 type keptLeaves struct {
 	n  atomic.Int64 // kept: with none, enter takes no lock
 	mu sync.Mutex
@@ -52,25 +53,27 @@ type keptLeaves struct {
 }
 
 type keptLeave struct {
-	id     string
-	refund bool
-	until  time.Time // past its lease, there is nothing left to give back
+	users.LimitsLeave
+	until time.Time // past its lease, there is nothing left to give back
 }
 
-func (k *keptLeaves) keep(key string, l keptLeave) {
+func (k *keptLeaves) keep(key string, ls ...keptLeave) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if k.n.Load() >= maxKeptLeaves {
-		return // its lease runs out by itself
+	for _, l := range ls {
+		if k.n.Load() >= maxKeptLeaves {
+			return // the lease runs out by itself
+		}
+		if k.by == nil {
+			k.by = map[string][]keptLeave{}
+		}
+		k.by[key] = append(k.by[key], l)
+		k.n.Add(1)
 	}
-	if k.by == nil {
-		k.by = map[string][]keptLeave{}
-	}
-	k.by[key] = append(k.by[key], l)
-	k.n.Add(1)
 }
 
-func (k *keptLeaves) take(key string) []keptLeave {
+// take removes key's leaves and returns those whose leases still run.
+func (k *keptLeaves) take(key string, now time.Time) []keptLeave {
 	if k.n.Load() == 0 {
 		return nil
 	}
@@ -79,7 +82,7 @@ func (k *keptLeaves) take(key string) []keptLeave {
 	list := k.by[key]
 	delete(k.by, key)
 	k.n.Add(-int64(len(list)))
-	return list
+	return slices.DeleteFunc(list, func(l keptLeave) bool { return !now.Before(l.until) })
 }
 
 // pruner runs one instance's prune steps.
@@ -98,16 +101,20 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	// when the request ends, for every instance at once.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), leaveTimeout)
 	defer cancel()
-	g.giveBack(ctx, p.Key, now)
-	d, err := g.cluster.EnterLimits(ctx, p.Key, users.LimitsEntry{
+	kept := g.kept.take(p.Key, now)
+	entry := users.LimitsEntry{
 		ID: id, Kind: kind, Now: now, Window: clusterWindow,
 		Rate: limit, Inflight: inflightLimit(g.cfg.ConcurrencyLimit, p), LeaseUntil: now.Add(leaseTTL),
-	})
+	}
+	for _, l := range kept {
+		entry.Leave = append(entry.Leave, l.LimitsLeave)
+	}
+	d, err := g.cluster.EnterLimits(ctx, p.Key, entry)
 	if err != nil {
 		// The write may have been made and its answer lost (the call's
 		// deadline passed): the request, which never ran, gives its
 		// entry back as a refused one's, with the key's next request.
-		g.kept.keep(p.Key, keptLeave{id: id, refund: true, until: now.Add(leaseTTL)})
+		g.kept.keep(p.Key, append(kept, keptLeave{users.LimitsLeave{ID: id, Refund: true}, now.Add(leaseTTL)})...)
 		return nil, unavailable(err)
 	}
 	if d.Created {
@@ -156,20 +163,7 @@ func (g *Gatekeeper) leave(key, id string, refund bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	if err := g.cluster.LeaveLimits(ctx, key, id, refund); users.ErrorCode(err) == users.CodeUnavailable {
-		g.kept.keep(key, keptLeave{id: id, refund: refund, until: g.now().Add(leaseTTL)})
-	}
-}
-
-// giveBack ends the leases of key's requests whose leaves failed, before
-// key's request enters (within it: the instance has CPU).
-func (g *Gatekeeper) giveBack(ctx context.Context, key string, now time.Time) {
-	for _, l := range g.kept.take(key) {
-		if !now.Before(l.until) {
-			continue
-		}
-		if err := g.cluster.LeaveLimits(ctx, key, l.id, l.refund); users.ErrorCode(err) == users.CodeUnavailable {
-			g.kept.keep(key, l)
-		}
+		g.kept.keep(key, keptLeave{users.LimitsLeave{ID: id, Refund: refund}, g.now().Add(leaseTTL)})
 	}
 }
 

@@ -64,19 +64,27 @@ func TestClusterFailedLeaveGivenBackByTheKeysNextRequest(t *testing.T) {
 
 // lostEnters is the memory store whose EnterLimits is applied but
 // answered with an error, as a write the database took whose answer
-// never came back (the call's deadline passed): once, then it works.
+// never came back (the call's deadline passed): lose times, then it
+// works. It counts the limits writes.
 type lostEnters struct {
 	*memory.Store
-	lose atomic.Bool
+	lose           atomic.Int32
+	enters, leaves atomic.Int32
 }
 
 func (s *lostEnters) EnterLimits(ctx context.Context, key string, e users.LimitsEntry) (users.LimitsDecision, error) {
+	s.enters.Add(1)
 	d, err := s.Store.EnterLimits(ctx, key, e)
-	if err == nil && s.lose.CompareAndSwap(true, false) {
+	if err == nil && s.lose.Add(-1) >= 0 {
 		return users.LimitsDecision{}, &users.Error{Code: users.CodeUnavailable, Message: "The user database is unavailable; try again shortly.",
 			Err: context.DeadlineExceeded}
 	}
 	return d, err
+}
+
+func (s *lostEnters) LeaveLimits(ctx context.Context, key, id string, refund bool) error {
+	s.leaves.Add(1)
+	return s.Store.LeaveLimits(ctx, key, id, refund)
 }
 
 // An enter whose answer was lost (answered 503: the request never ran)
@@ -94,7 +102,7 @@ func TestClusterEnterWithoutAnAnswerIsGivenBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost.lose.Store(true)
+	lost.lose.Store(1)
 	if a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1); err == nil {
 		a.Release()
 		t.Fatal("admitted though the enter's answer was lost")
@@ -109,6 +117,39 @@ func TestClusterEnterWithoutAnAnswerIsGivenBack(t *testing.T) {
 		}
 		a.Release()
 	}
+}
+
+// However many entries a key's requests left behind during an outage
+// (a client retrying every second), its next request gives them all back
+// in its own enter: one write, so its deadline is not spent on them.
+func TestClusterManyLostEntersGivenBackInOneWrite(t *testing.T) {
+	lost := &lostEnters{}
+	f := newFixtureOn(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "4"),
+		func(m *memory.Store) users.Store { lost.Store = m; return lost })
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const outage = 50
+	lost.lose.Store(outage)
+	for range outage {
+		f.clock.Add(time.Second)
+		if a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1); err == nil {
+			a.Release()
+			t.Fatal("admitted though the enter's answer was lost")
+		}
+	}
+	enters, leaves := lost.enters.Load(), lost.leaves.Load()
+	f.clock.Add(time.Second)
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatalf("the first request after the outage: %v", err)
+	}
+	if e, l := lost.enters.Load()-enters, lost.leaves.Load()-leaves; e != 1 || l != 0 {
+		t.Errorf("the first request after the outage made %d enters and %d leaves, want 1 and 0", e, l)
+	}
+	a.Release()
 }
 
 // cancelingEnters ends the request's context (its client left) while

@@ -60,6 +60,17 @@ type LimitsEntry struct {
 	Window         time.Duration
 	Rate, Inflight int
 	LeaseUntil     time.Time
+	// Leave ends first, in the same write, what earlier requests of the
+	// key left behind: leaves an instance could not write, entries it
+	// wrote without hearing back.
+	Leave []LimitsLeave
+}
+
+// LimitsLeave is a request's leave: its lease ended, and with Refund its
+// count in the window taken back.
+type LimitsLeave struct {
+	ID     string
+	Refund bool
 }
 
 // LimitsDecision is what EnterLimits decided.
@@ -80,9 +91,13 @@ type LimitsRecord struct {
 	Leases map[string]int64 `json:"leases,omitempty"`
 }
 
-// Enter applies one entry to the record: old hits and expired leases are
-// dropped, then the request is counted if it fits.
+// Enter applies one entry to the record: the leaves it carries are
+// applied, old hits and expired leases are dropped, then the request is
+// counted if it fits.
 func (r *LimitsRecord) Enter(e LimitsEntry) LimitsDecision {
+	for _, l := range e.Leave {
+		r.Leave(l.ID, l.Refund)
+	}
 	now := e.Now.UnixMilli()
 	prefix := e.Kind + "-"
 	oldest, counted := int64(0), 0

@@ -25,6 +25,7 @@ func RunLimits(t *testing.T, newLimits func(t *testing.T) LimitsStore) {
 		fn   func(*testing.T, LimitsStore)
 	}{
 		{"RenewKeepsTheLease", testRenewLimits},
+		{"EnterGivesBackEarlierLeaves", testEnterGivesBack},
 		{"PruneDeletesStaleRecords", testPruneStale},
 		{"PruneKeepsLiveRecords", testPruneKeepsLive},
 		{"PruneKeepsAnEnterThatRaces", testPruneRace},
@@ -63,6 +64,31 @@ func testRenewLimits(t *testing.T, l LimitsStore) {
 	}
 	if !enter("c", t0.Add(16*time.Minute)) {
 		t.Fatal("a renewal after the request left brought its lease back")
+	}
+}
+
+// testEnterGivesBack: the leaves an enter carries are applied in its own
+// write, before it is judged: a lease an instance could not give back,
+// and the count of an enter it never heard back from (refunded), leave
+// room for the new request, in flight and in the rate window.
+func testEnterGivesBack(t *testing.T, l LimitsStore) {
+	if d := enterOne(t, l, "k", "a", t0, 10*time.Minute); !d.InflightOK {
+		t.Fatalf("the first request refused: %+v", d)
+	}
+	if d := enterOne(t, l, "k", "b", t0.Add(time.Second), 10*time.Minute); d.RateOK && d.InflightOK {
+		t.Fatalf("a second request admitted beside the first (rate 1, 1 in flight): %+v", d)
+	}
+	now := t0.Add(2 * time.Second)
+	d, err := l.EnterLimits(ctx(t), "k", users.LimitsEntry{ID: "text-c", Kind: "text", Now: now, Window: time.Minute,
+		Rate: 1, Inflight: 1, LeaseUntil: now.Add(10 * time.Minute), Leave: []users.LimitsLeave{{ID: "text-a", Refund: true}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.RateOK || !d.InflightOK {
+		t.Fatalf("an enter giving back the first request's lease and count: %+v, want admitted", d)
+	}
+	if d := enterOne(t, l, "k", "d", now, 10*time.Minute); d.InflightOK && d.RateOK {
+		t.Fatalf("the request that gave back the first does not hold its place: %+v", d)
 	}
 }
 
