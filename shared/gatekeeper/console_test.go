@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -291,4 +292,74 @@ func TestSavedListsApplyAtOnceDespiteAReadUnderWay(t *testing.T) {
 	if !ips.Blacklisted(ctx(t), clientIP) {
 		t.Error("an address blacklisted through this instance is served there: a read begun before the save was kept as fresh")
 	}
+}
+
+// hangingLists holds every read of the live lists while hang is set,
+// until release is closed or the read's deadline passes: a database that
+// has stopped answering.
+type hangingLists struct {
+	*memory.Store
+	hang    atomic.Bool
+	release chan struct{}
+	reads   atomic.Int32
+}
+
+func (s *hangingLists) IPLists(ctx context.Context) (users.IPLists, error) {
+	s.reads.Add(1)
+	if s.hang.Load() {
+		select {
+		case <-s.release:
+		case <-ctx.Done():
+			return users.IPLists{}, ctx.Err()
+		}
+	}
+	return s.Store.IPLists(ctx)
+}
+
+// When the lists are due to be read again and the database has stopped
+// answering, checks go on with the last lists read after a short wait
+// (not the read's 3 s deadline), and one read serves them all; its
+// answer, when it comes, is used from then on. (Before, every request of
+// the instance waited for the read: up to 3 s, once every
+// USER_CACHE_TTL, in every gatekeeper mode.)
+func TestListsDueDoNotHoldChecksWhileTheDatabaseHangs(t *testing.T) {
+	hl := &hangingLists{Store: memory.New(), release: make(chan struct{})}
+	cfg, err := config.FromMap(userEnv("USER_CACHE_TTL", "5s"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: t0}
+	ips := gatekeeper.NewLiveIPs(cfg, hl, clk.Now)
+	if err := hl.SetIPLists(ctx(t), users.IPLists{Blacklist: []string{clientIP}}); err != nil {
+		t.Fatal(err)
+	}
+	if !ips.Blacklisted(ctx(t), clientIP) {
+		t.Fatal("the live blacklist is not applied")
+	}
+	clk.Add(6 * time.Second) // due to be read again
+	hl.hang.Store(true)
+	release := sync.OnceFunc(func() { close(hl.release) })
+	t.Cleanup(release)
+	reads := hl.reads.Load()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range 10 {
+		wg.Go(func() {
+			if !ips.Blacklisted(ctx(t), clientIP) {
+				t.Error("the last lists read are not in force while the database hangs")
+			}
+		})
+	}
+	wg.Wait()
+	if took := time.Since(start); took > 1500*time.Millisecond {
+		t.Errorf("checks waited %s for a read of the lists from a database that does not answer", took)
+	}
+	if n := hl.reads.Load() - reads; n != 1 {
+		t.Errorf("%d reads of the lists for 10 checks, want 1", n)
+	}
+	if err := hl.Store.SetIPLists(ctx(t), users.IPLists{}); err != nil {
+		t.Fatal(err)
+	}
+	release() // the read under way is answered: the address is off the list
+	waitFor(t, "the read under way to be used", func() bool { return !ips.Blacklisted(ctx(t), clientIP) })
 }

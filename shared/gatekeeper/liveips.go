@@ -18,7 +18,7 @@ const liveListsTimeout = 3 * time.Second
 // LiveIPs enforces ADMIN_WHITELIST and IP_BLACKLIST together with the
 // operator's live additions kept in the store (users.LiveLists). Each
 // instance re-reads them once its copy is older than USER_CACHE_TTL, so a
-// change reaches every instance within that time. The environment's
+// change reaches every instance within that time (and the read's). The environment's
 // lists are the floor: a store that cannot be read leaves the last lists
 // read (at first, the environment's alone) in force.
 type LiveIPs struct {
@@ -82,7 +82,13 @@ func (l *LiveIPs) Invalidate() {
 }
 
 // lists returns the live lists, reading them when this copy is too old;
-// concurrent callers share one read.
+// concurrent callers share one read. The read runs beside the callers:
+// those with older lists to fall back on wait listsWait for it at most,
+// then go on with those (a database that has stopped answering must not
+// hold every request for the read's deadline); its answer serves from
+// when it comes. Nothing waits for it to finish, and nothing depends on
+// its finishing: on a frozen instance it fails, and the next check reads
+// again.
 func (l *LiveIPs) lists(ctx context.Context) *ipLists {
 	if l.src == nil {
 		return nil
@@ -93,31 +99,47 @@ func (l *LiveIPs) lists(ctx context.Context) *ipLists {
 		l.mu.Unlock()
 		return cur
 	}
-	if ch := l.inflight; ch != nil {
-		l.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return cur
-		}
+	ch := l.inflight
+	if ch == nil {
+		ch = make(chan struct{})
+		l.inflight = ch
+		go l.refresh(context.WithoutCancel(ctx), cur, l.saved, ch)
+	}
+	l.mu.Unlock()
+	var fallBack <-chan time.Time
+	if cur != nil {
+		t := time.NewTimer(listsWait)
+		defer t.Stop()
+		fallBack = t.C
+	}
+	select {
+	case <-ch:
 		l.mu.Lock()
 		defer l.mu.Unlock()
 		return l.cur
+	case <-fallBack:
+		return cur
+	case <-ctx.Done():
+		return cur
 	}
-	ch := make(chan struct{})
-	l.inflight = ch
-	saved := l.saved
-	l.mu.Unlock()
+}
 
-	next := l.read(ctx, cur)
+// listsWait is how long a check with lists to fall back on waits for a
+// read under way: a database that answers does so well within it.
+const listsWait = 250 * time.Millisecond
+
+// refresh reads the lists and installs them; saved is the count of this
+// instance's saves when it began: a read begun before a save is not kept
+// as fresh.
+func (l *LiveIPs) refresh(ctx context.Context, prev *ipLists, saved uint64, done chan struct{}) {
+	next := l.read(ctx, prev)
 	l.mu.Lock()
 	if l.saved != saved {
 		next.at = time.Time{} // lists saved meanwhile: read them at the next check
 	}
 	l.cur, l.inflight = next, nil
 	l.mu.Unlock()
-	close(ch)
-	return next
+	close(done)
 }
 
 // read fetches the lists; on failure the previous ones stay, counted as
