@@ -134,25 +134,35 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 	}
 	a := &Admission{Rate: rate, g: g, p: p, lease: id}
 	a.renewMu.Lock()
-	a.renewal = time.AfterFunc(leaseTTL/2, a.renewLease)
+	a.renewal = time.AfterFunc(leaseTTL/2, func() { a.renewLease() })
 	a.renewMu.Unlock()
 	return a, nil
 }
 
+// renewRetry is how soon a renewal the database failed is tried again:
+// half a lease later would be when the lease runs out.
+const renewRetry = leaseTTL / 20
+
 // renewLease moves the request's lease on by leaseTTL, and again half a
-// lease later, until the request is released.
-func (a *Admission) renewLease() {
+// lease later (renewRetry, when it failed), until the request is
+// released. It returns when it renews next (0: no more).
+func (a *Admission) renewLease() time.Duration {
 	if a.released.Load() {
-		return
+		return 0
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
-	_ = a.g.cluster.RenewLimits(ctx, a.p.Key, a.lease, a.g.now().Add(leaseTTL)) // failing, the lease runs out by itself
+	next := leaseTTL / 2
+	if err := a.g.cluster.RenewLimits(ctx, a.p.Key, a.lease, a.g.now().Add(leaseTTL)); err != nil {
+		next = renewRetry // the lease runs on meanwhile
+	}
 	a.renewMu.Lock()
 	defer a.renewMu.Unlock()
-	if !a.released.Load() {
-		a.renewal.Reset(leaseTTL / 2)
+	if a.released.Load() {
+		return 0
 	}
+	a.renewal.Reset(next)
+	return next
 }
 
 // leave ends a request's lease in the cluster-wide limits. It runs when

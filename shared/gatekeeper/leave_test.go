@@ -193,3 +193,54 @@ func TestClusterEnterOutlivesAClientThatLeaves(t *testing.T) {
 		t.Error("the user's place is held after the request whose client left ended")
 	}
 }
+
+// failingRenewals is the memory store whose RenewLimits fails while fail
+// is set, as the database does when it cannot be reached.
+type failingRenewals struct {
+	*memory.Store
+	fail atomic.Bool
+}
+
+func (s *failingRenewals) RenewLimits(ctx context.Context, key, id string, until time.Time) error {
+	if s.fail.Load() {
+		return &users.Error{Code: users.CodeUnavailable, Message: "The user database is unavailable; try again shortly."}
+	}
+	return s.Store.RenewLimits(ctx, key, id, until)
+}
+
+// A renewal the database fails is tried again within a minute, not half
+// a lease later, when the lease would run out with the request still
+// running and its place be given to another. A renewal that works comes
+// again half a lease later; after the request has left, none comes.
+func TestClusterFailedRenewalTriedAgainSoon(t *testing.T) {
+	fr := &failingRenewals{}
+	f := newFixtureOn(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "0"),
+		func(m *memory.Store) users.Store { fr.Store = m; return fr })
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(5 * time.Minute)
+	fr.fail.Store(true)
+	if next := a.RenewLease(); next <= 0 || next > time.Minute {
+		t.Errorf("after a failed renewal, the next in %s; want within a minute", next)
+	}
+	fr.fail.Store(false)
+	f.clock.Add(30 * time.Second)
+	if next := a.RenewLease(); next != 5*time.Minute {
+		t.Errorf("after a renewal, the next in %s; want 5m", next)
+	}
+	f.clock.Add(5*time.Minute + 30*time.Second) // 11 minutes in: held by the renewal
+	if slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Error("the request's place was given away while it ran")
+	}
+	a.Release()
+	if next := a.RenewLease(); next != 0 {
+		t.Errorf("a renewal after the request left set the next in %s", next)
+	}
+}
