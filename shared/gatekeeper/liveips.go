@@ -18,9 +18,9 @@ const liveListsTimeout = 3 * time.Second
 // LiveIPs enforces ADMIN_WHITELIST and IP_BLACKLIST together with the
 // operator's live additions kept in the store (users.LiveLists). Each
 // instance re-reads them once its copy is older than USER_CACHE_TTL, so a
-// change reaches every instance within that time (and the read's). The environment's
-// lists are the floor: a store that cannot be read leaves the last lists
-// read (at first, the environment's alone) in force.
+// change reaches every instance within that time (and the read's). The
+// environment's lists are the floor: a store that cannot be read leaves
+// the last lists read (at first, the environment's alone) in force.
 type LiveIPs struct {
 	cfg *config.Config
 	src users.LiveLists // nil: the environment's lists only
