@@ -13,6 +13,7 @@ import (
 	"google.golang.org/api/option"
 
 	"tollgate.dev/tollgate/internal/testsupport/rtdbfake"
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users/rtdb"
 )
 
@@ -108,4 +109,62 @@ func isFinalEvent(pc provCase, line string) bool {
 		return true // Google's last chunk
 	}
 	return false
+}
+
+// With LIMITS_SCOPE=cluster a request's place in flight is given back
+// before its answer ends, as its charge is: instance A is frozen the
+// moment the client has the whole answer (a whole body, a stream's final
+// event, an upstream's error relayed), and the user's next request,
+// limited to one in flight, is admitted by instance B at once. Nothing a
+// limit depends on is left for A to do without CPU.
+func TestPlaceGivenBackBeforeTheAnswerEnds(t *testing.T) {
+	clearEmulatorEnv(t)
+	srv := rtdbfake.Start(t)
+	fakes := startFakes(t)
+	pc := provCases[0]
+	vars := map[string]string{"LIMITS_SCOPE": "cluster", "USER_CONCURRENCY_LIMIT": "1"}
+	for _, tc := range []struct {
+		name   string
+		stream bool
+		status int
+	}{{"whole", false, 200}, {"stream", true, 200}, {"upstream error", false, 500}} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.status != http.StatusOK {
+				fakes[pc.kind].Set(upstreamfake.Behavior{Status: tc.status})
+				defer fakes[pc.kind].Set(upstreamfake.Behavior{})
+			}
+			fz := &freezer{base: http.DefaultTransport}
+			a := newStack(t, stackOptions{vars: vars, fakes: fakes, store: frozenRTDBStore(t, srv, fz)})
+			b := newStack(t, stackOptions{vars: vars, fakes: fakes, store: rtdbStore(t, srv, time.Hour, 2*time.Second, &syncBuffer{})})
+			tok := a.createUser("")
+			path, body := pc.path, pc.body
+			if tc.stream {
+				path, body = pc.streamPathBody()
+			}
+			// Each database call takes a while: a leave begun after the
+			// answer's end would still be on its way when A is frozen.
+			srv.SetDelay(150 * time.Millisecond)
+			defer srv.SetDelay(0)
+			resp, err := a.client.Do(mustRequest(t, a.proxy.URL+path, body, pc.auth(tok)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			}
+			br := bufio.NewReader(resp.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil || tc.stream && isFinalEvent(pc, line) {
+					break
+				}
+			}
+			fz.frozen.Store(true) // the client has the whole answer: A gets no more CPU
+			resp.Body.Close()
+			fakes[pc.kind].Set(upstreamfake.Behavior{})
+			if r := b.do(http.MethodPost, b.proxy.URL+pc.path, pc.body, pc.auth(tok)); r.status != 200 {
+				t.Errorf("the user's next request, on instance B: %d %s", r.status, r.body)
+			}
+		})
+	}
 }
