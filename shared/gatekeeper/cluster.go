@@ -57,18 +57,36 @@ type keptLeave struct {
 	until time.Time // past its lease, there is nothing left to give back
 }
 
-func (k *keptLeaves) keep(key string, ls ...keptLeave) {
+// keep keeps ls for key, at now. When full, it first drops the leaves
+// whose leases have run out (keys that never came back); still full, it
+// keeps no more: those leases run out by themselves.
+func (k *keptLeaves) keep(key string, now time.Time, ls ...keptLeave) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for _, l := range ls {
 		if k.n.Load() >= maxKeptLeaves {
-			return // the lease runs out by itself
+			k.dropRunOutLocked(now)
+		}
+		if k.n.Load() >= maxKeptLeaves {
+			return
 		}
 		if k.by == nil {
 			k.by = map[string][]keptLeave{}
 		}
 		k.by[key] = append(k.by[key], l)
 		k.n.Add(1)
+	}
+}
+
+func (k *keptLeaves) dropRunOutLocked(now time.Time) {
+	for key, list := range k.by {
+		kept := slices.DeleteFunc(list, func(l keptLeave) bool { return !now.Before(l.until) })
+		k.n.Add(int64(len(kept) - len(list)))
+		if len(kept) == 0 {
+			delete(k.by, key)
+		} else {
+			k.by[key] = kept
+		}
 	}
 }
 
@@ -114,7 +132,7 @@ func (g *Gatekeeper) enterCluster(ctx context.Context, p *Principal, kind string
 		// The write may have been made and its answer lost (the call's
 		// deadline passed): the request, which never ran, gives its
 		// entry back as a refused one's, with the key's next request.
-		g.kept.keep(p.Key, append(kept, keptLeave{users.LimitsLeave{ID: id, Refund: true}, now.Add(leaseTTL)})...)
+		g.kept.keep(p.Key, now, append(kept, keptLeave{users.LimitsLeave{ID: id, Refund: true}, now.Add(leaseTTL)})...)
 		return nil, unavailable(err)
 	}
 	if d.Created {
@@ -173,7 +191,8 @@ func (g *Gatekeeper) leave(key, id string, refund bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), leaveTimeout)
 	defer cancel()
 	if err := g.cluster.LeaveLimits(ctx, key, id, refund); users.ErrorCode(err) == users.CodeUnavailable {
-		g.kept.keep(key, keptLeave{users.LimitsLeave{ID: id, Refund: refund}, g.now().Add(leaseTTL)})
+		now := g.now()
+		g.kept.keep(key, now, keptLeave{users.LimitsLeave{ID: id, Refund: refund}, now.Add(leaseTTL)})
 	}
 }
 
