@@ -64,6 +64,10 @@ func serveAnthropic(x *exchange) {
 	case "/v1/messages/count_tokens":
 		x.json(http.StatusOK, map[string]any{"input_tokens": x.b.InputTokens})
 	case "/v1/messages":
+		if msg := claudeThinkingProblem(m); msg != "" {
+			x.json(http.StatusBadRequest, anthropicError(http.StatusBadRequest, msg))
+			return
+		}
 		if isStream(m) {
 			messagesStream(x, m)
 		} else {
@@ -94,26 +98,21 @@ func messagesStream(x *exchange, m map[string]any) {
 	if !x.event("message_start", map[string]any{"type": "message_start", "message": message(x, m, []any{}, nil, 1)}, false) {
 		return
 	}
-	if !x.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}}, false) {
-		return
-	}
-	if !x.event("ping", map[string]any{"type": "ping"}, false) {
-		return
-	}
-	for _, piece := range x.pieces() {
-		if !x.beforeChunk() || !x.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": piece}}, false) || !x.afterChunk() {
-			return
-		}
-	}
-	if !x.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}, false) {
-		return
-	}
 	stop := "end_turn"
-	if x.b.ToolCall != nil {
-		if !anthropicToolStream(x, func(name string, data map[string]any) bool { return x.event(name, data, false) }) {
+	if x.b.Blocks != nil {
+		emit := func(name string, data map[string]any) bool { return x.event(name, data, false) }
+		fail := func(msg string) { x.event("error", anthropicError(529, msg), false) }
+		var ok bool
+		if stop, ok = scriptedClaudeStream(x, emit, fail); !ok {
 			return
 		}
-		stop = "tool_use"
+	} else {
+		if !textAndToolStream(x) {
+			return
+		}
+		if x.b.ToolCall != nil {
+			stop = "tool_use"
+		}
 	}
 	delta := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": stop, "stop_sequence": nil}}
 	if !x.b.NoUsage {
@@ -124,4 +123,31 @@ func messagesStream(x *exchange, m map[string]any) {
 		return
 	}
 	x.event("message_stop", map[string]any{"type": "message_stop"}, false)
+}
+
+// textAndToolStream streams the text, then the tool call if there is one;
+// it reports whether the stream goes on.
+func textAndToolStream(x *exchange) bool {
+	if !x.event("content_block_start", map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}}, false) {
+		return false
+	}
+	if !x.event("ping", map[string]any{"type": "ping"}, false) {
+		return false
+	}
+	for i, piece := range x.pieces() {
+		if !x.beforeChunk() || !x.event("content_block_delta", map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": piece}}, false) || !x.afterChunk() {
+			return false
+		}
+		if i == 0 && x.b.StreamError != "" {
+			x.event("error", anthropicError(529, x.b.StreamError), false)
+			return false
+		}
+	}
+	if !x.event("content_block_stop", map[string]any{"type": "content_block_stop", "index": 0}, false) {
+		return false
+	}
+	if x.b.ToolCall != nil {
+		return anthropicToolStream(x, func(name string, data map[string]any) bool { return x.event(name, data, false) })
+	}
+	return true
 }

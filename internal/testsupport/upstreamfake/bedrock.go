@@ -193,6 +193,8 @@ func serveBedrock(x *exchange) {
 	}
 	stream := action == "invoke-with-response-stream"
 	switch {
+	case anthropic && claudeThinkingProblem(m) != "":
+		bedrockError(x, http.StatusBadRequest, "ValidationException", claudeThinkingProblem(m))
 	case anthropic && stream:
 		bedrockClaudeStream(x, id)
 	case anthropic:
@@ -318,6 +320,10 @@ func (x *exchange) streamPieces(send func(piece string) bool) bool {
 			x.exception(x.b.BedrockException, "The fake upstream was told to fail midway.")
 			return false
 		}
+		if x.b.StreamError != "" {
+			x.exception("modelStreamErrorException", x.b.StreamError)
+			return false
+		}
 	}
 	return true
 }
@@ -325,24 +331,35 @@ func (x *exchange) streamPieces(send func(piece string) bool) bool {
 func bedrockClaudeStream(x *exchange, id string) {
 	x.startEventStream()
 	start := message(x, map[string]any{"model": id}, []any{}, nil, 1)
-	if !x.chunk(map[string]any{"type": "message_start", "message": start}) ||
-		!x.chunk(map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}}) {
-		return
-	}
-	if !x.streamPieces(func(piece string) bool {
-		return x.chunk(map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": piece}})
-	}) {
-		return
-	}
-	if !x.chunk(map[string]any{"type": "content_block_stop", "index": 0}) {
+	if !x.chunk(map[string]any{"type": "message_start", "message": start}) {
 		return
 	}
 	reason := "end_turn"
-	if x.b.ToolCall != nil {
-		if !anthropicToolStream(x, func(_ string, data map[string]any) bool { return x.chunk(data) }) {
+	if x.b.Blocks != nil {
+		emit := func(_ string, data map[string]any) bool { return x.chunk(data) }
+		fail := func(msg string) { x.exception("modelStreamErrorException", msg) }
+		var ok bool
+		if reason, ok = scriptedClaudeStream(x, emit, fail); !ok {
 			return
 		}
-		reason = "tool_use"
+	} else {
+		if !x.chunk(map[string]any{"type": "content_block_start", "index": 0, "content_block": map[string]any{"type": "text", "text": ""}}) {
+			return
+		}
+		if !x.streamPieces(func(piece string) bool {
+			return x.chunk(map[string]any{"type": "content_block_delta", "index": 0, "delta": map[string]any{"type": "text_delta", "text": piece}})
+		}) {
+			return
+		}
+		if !x.chunk(map[string]any{"type": "content_block_stop", "index": 0}) {
+			return
+		}
+		if x.b.ToolCall != nil {
+			if !anthropicToolStream(x, func(_ string, data map[string]any) bool { return x.chunk(data) }) {
+				return
+			}
+			reason = "tool_use"
+		}
 	}
 	delta := map[string]any{"type": "message_delta", "delta": map[string]any{"stop_reason": reason, "stop_sequence": nil}}
 	stop := map[string]any{"type": "message_stop"}

@@ -73,27 +73,72 @@ func serveGoogle(x *exchange) {
 		return
 	}
 	switch method {
-	case "generateContent":
-		x.json(http.StatusOK, generateResponse(x, model, x.b.Text, "STOP", x.b.OutputTokens, true))
+	case "generateContent", "streamGenerateContent":
+		serveGenerate(x, model, method)
 	case "countTokens":
 		x.json(http.StatusOK, map[string]any{"totalTokens": x.b.InputTokens})
-	case "streamGenerateContent":
-		if x.r.URL.Query().Get("alt") == "sse" {
-			googleSSE(x, model)
-		} else {
-			googleJSONStream(x, model)
-		}
 	default:
 		notFound(x, googleError)
 	}
 }
 
+// serveGenerate answers generateContent and streamGenerateContent, on
+// Google AI and Vertex AI alike.
+func serveGenerate(x *exchange, model, method string) {
+	if geminiRefusal(x, model) {
+		return
+	}
+	chunks := geminiAnswer(x, model)
+	switch {
+	case method == "generateContent":
+		x.json(http.StatusOK, chunks[len(chunks)-1]["whole"])
+	case x.r.URL.Query().Get("alt") == "sse":
+		googleSSE(x, chunks)
+	default:
+		googleJSONStream(x, chunks)
+	}
+}
+
+// geminiAnswer is an answer as stream chunks, each also under "chunk";
+// the last also holds the whole answer under "whole".
+func geminiAnswer(x *exchange, model string) []map[string]map[string]any {
+	if x.b.BlockReason != "" {
+		b := blocked(x, model)
+		return []map[string]map[string]any{{"chunk": b, "whole": b}}
+	}
+	finish := x.b.FinishReason
+	if finish == "" {
+		finish = "STOP"
+	}
+	var pieces [][]any
+	if x.b.Parts != nil {
+		for _, p := range geminiParts(x, "", true) {
+			pieces = append(pieces, []any{p})
+		}
+	} else {
+		texts := x.pieces()
+		for i, t := range texts {
+			pieces = append(pieces, geminiParts(x, t, i == len(texts)-1))
+		}
+	}
+	var out []map[string]map[string]any
+	for i, parts := range pieces {
+		last := i == len(pieces)-1
+		var f any
+		if last {
+			f = finish
+		}
+		out = append(out, map[string]map[string]any{"chunk": generateResponse(x, model, parts, f, last)})
+	}
+	out[len(out)-1]["whole"] = generateResponse(x, model, geminiParts(x, x.b.Text, true), finish, true)
+	return out
+}
+
 // generateResponse is one GenerateContentResponse. Streams carry
 // usageMetadata in every chunk, complete counts in the last one.
-func generateResponse(x *exchange, model, text string, finish any, candidates int64, final bool) map[string]any {
-	parts := []any{map[string]any{"text": text}}
-	if final && x.b.ToolCall != nil {
-		parts = append(parts, googleFunctionCall(x))
+func generateResponse(x *exchange, model string, parts []any, finish any, final bool) map[string]any {
+	if geminiSignatures(model) {
+		parts = signCalls(parts)
 	}
 	cand := map[string]any{"content": map[string]any{"parts": parts, "role": "model"}, "index": 0}
 	if finish != nil {
@@ -105,8 +150,8 @@ func generateResponse(x *exchange, model, text string, finish any, candidates in
 			"promptTokensDetails": []any{map[string]any{"modality": "TEXT", "tokenCount": x.b.InputTokens}}}
 		total := x.b.InputTokens
 		if final {
-			u["candidatesTokenCount"] = candidates
-			total += candidates
+			u["candidatesTokenCount"] = x.b.OutputTokens
+			total += x.b.OutputTokens
 			if x.b.ReasoningTokens > 0 {
 				u["thoughtsTokenCount"] = x.b.ReasoningTokens
 				total += x.b.ReasoningTokens
@@ -118,16 +163,19 @@ func generateResponse(x *exchange, model, text string, finish any, candidates in
 	return out
 }
 
-func googleSSE(x *exchange, model string) {
+// streamError is Gemini's error in a stream it cannot finish.
+func (x *exchange) geminiStreamError() map[string]any {
+	return googleError(http.StatusServiceUnavailable, x.b.StreamError).(map[string]any)
+}
+
+func googleSSE(x *exchange, chunks []map[string]map[string]any) {
 	x.startStream()
-	pieces := x.pieces()
-	for i, piece := range pieces {
-		last := i == len(pieces)-1
-		var finish any
-		if last {
-			finish = "STOP"
+	for i, c := range chunks {
+		if !x.beforeChunk() || !x.event("", c["chunk"], true) || !x.afterChunk() {
+			return
 		}
-		if !x.beforeChunk() || !x.event("", generateResponse(x, model, piece, finish, x.b.OutputTokens, last), true) || !x.afterChunk() {
+		if i == 0 && x.b.StreamError != "" {
+			x.event("", x.geminiStreamError(), true)
 			return
 		}
 	}
@@ -135,20 +183,14 @@ func googleSSE(x *exchange, model string) {
 
 // googleJSONStream is streamGenerateContent without alt=sse: one JSON
 // array written element by element.
-func googleJSONStream(x *exchange, model string) {
+func googleJSONStream(x *exchange, chunks []map[string]map[string]any) {
 	x.w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	x.w.WriteHeader(http.StatusOK)
-	pieces := x.pieces()
-	for i, piece := range pieces {
-		last := i == len(pieces)-1
-		var finish any
-		if last {
-			finish = "STOP"
-		}
+	for i, c := range chunks {
 		if !x.beforeChunk() {
 			return
 		}
-		raw, _ := json.MarshalIndent(generateResponse(x, model, piece, finish, x.b.OutputTokens, last), "", "  ")
+		raw, _ := json.MarshalIndent(c["chunk"], "", "  ")
 		sep := "["
 		if i > 0 {
 			sep = ",\r\n"

@@ -48,6 +48,9 @@ func anthropicToolBlocks(x *exchange) []any {
 // anthropicContent is a whole Messages answer's content and stop reason:
 // the text, then the call when there is one.
 func anthropicContent(x *exchange) ([]any, string) {
+	if x.b.Blocks != nil {
+		return claudeBlocks(x)
+	}
 	if x.b.ToolCall != nil {
 		return anthropicToolBlocks(x), "tool_use"
 	}

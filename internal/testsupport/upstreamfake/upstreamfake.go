@@ -80,6 +80,27 @@ type Behavior struct {
 	// ToolCall, when set, ends Anthropic's and Google's answers with a call
 	// of that tool (tools.go).
 	ToolCall *ToolCall
+
+	// Blocks, when set, are Claude's answer (Anthropic, and Claude on
+	// Bedrock and Vertex AI) in place of Text and ToolCall: Messages
+	// content blocks (text, thinking, tool_use, redacted_thinking), with
+	// StopReason (default end_turn); streams send them as the API does
+	// (script.go).
+	Blocks     []map[string]any
+	StopReason string
+	// Parts, when set, are Gemini's answer (Google AI, and Gemini on
+	// Vertex AI) in place of Text and ToolCall: its candidate's parts,
+	// with FinishReason (default STOP); streams send one chunk per part,
+	// the last with the finish reason and the complete usage. BlockReason
+	// answers instead that the prompt was blocked: no candidate, only
+	// promptFeedback and the prompt's usage.
+	Parts        []map[string]any
+	FinishReason string
+	BlockReason  string
+	// StreamError, when set, ends a stream after its first content chunk
+	// with the provider's error event carrying this message (Anthropic's
+	// event: error, Gemini's error object; on Bedrock, an exception).
+	StreamError string
 }
 
 func (b Behavior) withDefaults() Behavior {

@@ -251,16 +251,10 @@ func serveVertex(f *Fake, x *exchange) {
 		return
 	}
 	switch method {
-	case "generateContent":
-		x.json(http.StatusOK, generateResponse(x, model, x.b.Text, "STOP", x.b.OutputTokens, true))
+	case "generateContent", "streamGenerateContent":
+		serveGenerate(x, model, method)
 	case "countTokens":
 		x.json(http.StatusOK, map[string]any{"totalTokens": x.b.InputTokens})
-	case "streamGenerateContent":
-		if x.r.URL.Query().Get("alt") == "sse" {
-			googleSSE(x, model)
-		} else {
-			googleJSONStream(x, model)
-		}
 	default:
 		notFound(x, googleError)
 	}
@@ -276,6 +270,10 @@ func serveVertexClaude(x *exchange, model, method string) {
 	}
 	if v, _ := m["anthropic_version"].(string); v != vertexAPIVersion {
 		x.json(http.StatusBadRequest, anthropicError(http.StatusBadRequest, "anthropic_version: Input should be '"+vertexAPIVersion+"'"))
+		return
+	}
+	if msg := claudeThinkingProblem(m); msg != "" && model != "count-tokens" {
+		x.json(http.StatusBadRequest, anthropicError(http.StatusBadRequest, msg))
 		return
 	}
 	switch {
