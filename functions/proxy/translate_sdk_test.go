@@ -106,6 +106,15 @@ var fidelityCases = []fidelityCase{
 			tools: []wantedCall{{"weather", `{"city":"Paris"}`}, {"weather", `{"city":"Rome","unit":"celsius"}`}}},
 	},
 	{
+		// OpenAI sends "{}" for a call without arguments; Claude streams
+		// its empty input as one empty piece.
+		name:   "a tool call without arguments",
+		edit:   withWeatherTool,
+		claude: upstreamfake.Behavior{Blocks: []map[string]any{claudeTool("toolu_03", "clock", map[string]any{})}, StopReason: "tool_use", InputTokens: 30, OutputTokens: 9},
+		gemini: upstreamfake.Behavior{Parts: []map[string]any{geminiCall("clock", map[string]any{})}, InputTokens: 30, OutputTokens: 9},
+		want:   wantedAnswer{finish: "tool_calls", in: 30, out: 9, tools: []wantedCall{{"clock", "{}"}}},
+	},
+	{
 		name: "a refusal",
 		claude: upstreamfake.Behavior{Blocks: []map[string]any{claudeText("I can't help with that.")}, StopReason: "refusal",
 			InputTokens: 12, OutputTokens: 6},

@@ -306,6 +306,9 @@ func outTool(id, name, args string) chatOutTool {
 // anthropicChatEvent translates Messages stream events as they come,
 // reading their usage into st as for native streams.
 func anthropicChatEvent(st *StreamState) func(c *chunks, name, data []byte) bool {
+	// A tool's empty input streams as no piece (or an empty one), where
+	// OpenAI sends "{}": a client parsing the arguments must get an object.
+	inTool, gotArgs := false, false
 	return func(c *chunks, name, data []byte) bool {
 		anthropicEvent(st, name, data)
 		var ev struct {
@@ -344,7 +347,13 @@ func anthropicChatEvent(st *StreamState) func(c *chunks, name, data []byte) bool
 				c.text(ev.ContentBlock.Text)
 			case "tool_use":
 				c.toolStart(ev.ContentBlock.ID, ev.ContentBlock.Name, "")
+				inTool, gotArgs = true, false
 			}
+		case "content_block_stop":
+			if inTool && !gotArgs {
+				c.toolArgs("{}")
+			}
+			inTool = false
 		case "content_block_delta":
 			switch ev.Delta.Type {
 			case "text_delta":
@@ -353,6 +362,7 @@ func anthropicChatEvent(st *StreamState) func(c *chunks, name, data []byte) bool
 				c.reasoning(ev.Delta.Thinking)
 			case "input_json_delta":
 				c.toolArgs(ev.Delta.PartialJSON)
+				gotArgs = gotArgs || ev.Delta.PartialJSON != ""
 			}
 		case "message_delta":
 			if ev.Delta.StopReason != "" {
