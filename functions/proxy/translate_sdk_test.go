@@ -123,6 +123,14 @@ var fidelityCases = []fidelityCase{
 		want: wantedAnswer{content: "I can't help with that.", finish: "content_filter", in: 12, out: 6},
 	},
 	{
+		// Gemini answers a prompt it will not read with no candidate at
+		// all, only promptFeedback; Claude refuses before any text.
+		name:   "a prompt refused outright",
+		claude: upstreamfake.Behavior{Blocks: []map[string]any{}, StopReason: "refusal", InputTokens: 9},
+		gemini: upstreamfake.Behavior{BlockReason: "PROHIBITED_CONTENT", InputTokens: 9},
+		want:   wantedAnswer{finish: "content_filter", in: 9},
+	},
+	{
 		name: "JSON mode",
 		edit: func(p *openai.ChatCompletionNewParams) {
 			p.ResponseFormat = openai.ChatCompletionNewParamsResponseFormatUnion{OfJSONObject: &openai.ResponseFormatJSONObjectParam{}}

@@ -309,10 +309,13 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 // chunk that finishes the answer with its complete usage ends it, else
 // the clean end of the body after a finishing chunk does (Gemini streams
 // have no end event); a body that ends before any is a stream cut short.
-// The usage is read into st as for native streams.
+// A finishing chunk has a finish reason, or no candidate at all and the
+// reason the prompt was blocked. The usage is read into st as for native
+// streams.
 func googleChatStream(st *StreamState) (event func(c *chunks, name, data []byte) bool, eof func(c *chunks) bool) {
+	finished := false
 	eof = func(c *chunks) bool {
-		if !st.Final {
+		if !finished {
 			return false // no chunk finished the answer: it was cut short
 		}
 		c.end(st.U)
@@ -342,6 +345,7 @@ func googleChatStream(st *StreamState) (event func(c *chunks, name, data []byte)
 		}
 		if finish != "" {
 			c.delta(chatOut{}, finish)
+			finished = true
 		}
 		if st.Done {
 			c.end(st.U)
