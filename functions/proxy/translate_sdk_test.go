@@ -296,3 +296,74 @@ func extraString(raw string) string {
 	_ = json.Unmarshal([]byte(raw), &s)
 	return s
 }
+
+// A tool loop with reasoning: the client sends the call back with its
+// result, as the OpenAI client does (no thinking: OpenAI's messages have
+// no place for it), and the upstream must take it. Claude refuses a tool
+// loop that asks for thinking without the thinking block that began the
+// turn.
+func TestTranslatedToolLoopWithReasoning(t *testing.T) {
+	for _, tm := range translatedMounts {
+		if !tm.claude() {
+			continue
+		}
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, map[string]string{"MAX_OUTPUT_TOKENS_ANTHROPIC": "32000", "MAX_OUTPUT_TOKENS_AWS": "32000",
+				"MAX_OUTPUT_TOKENS_GCP": "32000", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "32000"})
+			token := e.user(users.Patch{})
+			client := tm.client(e, token)
+			up := e.fake(tm.fake)
+			call := upstreamfake.Behavior{Blocks: []map[string]any{
+				{"type": "thinking", "thinking": "Paris, then.", "signature": "c2ln"},
+				claudeTool("toolu_01", "weather", map[string]any{"city": "Paris"}),
+			}, StopReason: "tool_use"}
+			answer := upstreamfake.Behavior{Blocks: []map[string]any{claudeText("It is 21 degrees.")}}
+			model := tm.model
+			params := openai.ChatCompletionNewParams{Model: model, MaxTokens: openai.Int(4096), ReasoningEffort: openai.ReasoningEffortLow,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather in Paris?")}}
+			withWeatherTool(&params)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for _, stream := range []bool{false, true} {
+				up.Set(call)
+				var msg openai.ChatCompletionMessage
+				if stream {
+					s := client.Chat.Completions.NewStreaming(ctx, params)
+					var acc openai.ChatCompletionAccumulator
+					for s.Next() {
+						acc.AddChunk(s.Current())
+					}
+					if err := s.Err(); err != nil {
+						t.Fatal(err)
+					}
+					msg = acc.Choices[0].Message
+				} else {
+					resp, err := client.Chat.Completions.New(ctx, params)
+					if err != nil {
+						t.Fatal(err)
+					}
+					msg = resp.Choices[0].Message
+				}
+				if len(msg.ToolCalls) != 1 {
+					t.Fatalf("stream %v: no call in %+v", stream, msg)
+				}
+				first := up.Last(t).JSON()
+				up.Set(answer)
+				next := params
+				next.Messages = append(append([]openai.ChatCompletionMessageParamUnion{}, params.Messages...),
+					msg.ToParam(), openai.ToolMessage(`{"celsius":21}`, msg.ToolCalls[0].ID))
+				resp, err := client.Chat.Completions.New(ctx, next)
+				if err != nil {
+					t.Fatalf("stream %v: the tool result sent back: %s", stream, asAPIError(t, err, http.StatusOK).RawJSON())
+				}
+				if got := resp.Choices[0].Message.Content; got != "It is 21 degrees." {
+					t.Errorf("stream %v: answer %q", stream, got)
+				}
+				// The first request asked for the thinking the client wanted.
+				if first["thinking"] == nil {
+					t.Errorf("stream %v: the first request asked for no thinking: %v", stream, first)
+				}
+			}
+		})
+	}
+}

@@ -111,7 +111,7 @@ func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 		out["system"] = system
 	}
 	out["messages"] = turns
-	if err := anthropicSampling(c, out, maxTokens); err != nil {
+	if err := anthropicSampling(c, out, maxTokens, inToolLoop(turns)); err != nil {
 		return nil, err
 	}
 	if err := anthropicTools(c, out); err != nil {
@@ -120,7 +120,9 @@ func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 	return MustJSON(out), nil
 }
 
-func anthropicSampling(c *chatRequest, out map[string]any, maxTokens int64) error {
+// anthropicSampling writes the sampling members. toolLoop: the request
+// sends tool results back (see inToolLoop).
+func anthropicSampling(c *chatRequest, out map[string]any, maxTokens int64, toolLoop bool) error {
 	if t := c.Temperature; t != nil {
 		if *t < 0 || *t > 1 {
 			return invalid("temperature must be between 0 and 1 for Claude.")
@@ -148,9 +150,31 @@ func anthropicSampling(c *chatRequest, out map[string]any, maxTokens int64) erro
 		if maxTokens <= budget {
 			return invalid("reasoning_effort %s needs max_tokens above %d.", c.ReasoningLevel, budget)
 		}
-		out["thinking"] = map[string]any{"type": "enabled", "budget_tokens": budget}
+		if !toolLoop {
+			out["thinking"] = map[string]any{"type": "enabled", "budget_tokens": budget}
+		}
 	}
 	return nil
+}
+
+// inToolLoop reports a conversation whose last assistant turn called
+// tools: Claude thinks in such a turn only if it is sent back the
+// thinking block that began it, signed, which an OpenAI client has no
+// place to keep. The turn is answered without thinking, as Anthropic
+// advises, rather than refused.
+func inToolLoop(turns []anthropicTurn) bool {
+	for i := len(turns) - 1; i >= 0; i-- {
+		if turns[i].Role != "assistant" {
+			continue
+		}
+		for _, b := range turns[i].Blocks {
+			if m, ok := b.(map[string]any); ok && m["type"] == "tool_use" {
+				return true
+			}
+		}
+		return false
+	}
+	return false
 }
 
 func anthropicTools(c *chatRequest, out map[string]any) error {
