@@ -298,15 +298,13 @@ func extraString(raw string) string {
 }
 
 // A tool loop with reasoning: the client sends the call back with its
-// result, as the OpenAI client does (no thinking: OpenAI's messages have
-// no place for it), and the upstream must take it. Claude refuses a tool
-// loop that asks for thinking without the thinking block that began the
-// turn.
+// result, as the OpenAI client does (no thinking, no signature: OpenAI's
+// messages have no place for them), and the upstream must take it.
+// Claude refuses a tool loop that asks for thinking without the thinking
+// block that began the turn; Gemini 3 refuses a call sent back without
+// its thought signature.
 func TestTranslatedToolLoopWithReasoning(t *testing.T) {
 	for _, tm := range translatedMounts {
-		if !tm.claude() {
-			continue
-		}
 		t.Run(tm.mount, func(t *testing.T) {
 			e := tm.newEnv(t, map[string]string{"MAX_OUTPUT_TOKENS_ANTHROPIC": "32000", "MAX_OUTPUT_TOKENS_AWS": "32000",
 				"MAX_OUTPUT_TOKENS_GCP": "32000", "MAX_OUTPUT_TOKENS_GOOGLE_AI": "32000"})
@@ -319,6 +317,11 @@ func TestTranslatedToolLoopWithReasoning(t *testing.T) {
 			}, StopReason: "tool_use"}
 			answer := upstreamfake.Behavior{Blocks: []map[string]any{claudeText("It is 21 degrees.")}}
 			model := tm.model
+			if !tm.claude() {
+				model = "gemini-3-flash-preview"
+				call = upstreamfake.Behavior{Parts: []map[string]any{{"text": "Paris, then.", "thought": true}, geminiCall("weather", map[string]any{"city": "Paris"})}}
+				answer = upstreamfake.Behavior{Parts: []map[string]any{{"text": "It is 21 degrees."}}}
+			}
 			params := openai.ChatCompletionNewParams{Model: model, MaxTokens: openai.Int(4096), ReasoningEffort: openai.ReasoningEffortLow,
 				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather in Paris?")}}
 			withWeatherTool(&params)
@@ -360,7 +363,7 @@ func TestTranslatedToolLoopWithReasoning(t *testing.T) {
 					t.Errorf("stream %v: answer %q", stream, got)
 				}
 				// The first request asked for the thinking the client wanted.
-				if first["thinking"] == nil {
+				if tm.claude() && first["thinking"] == nil || !tm.claude() && dig(first, "generationConfig", "thinkingConfig") == nil {
 					t.Errorf("stream %v: the first request asked for no thinking: %v", stream, first)
 				}
 			}

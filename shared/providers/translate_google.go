@@ -93,6 +93,9 @@ func googleChatRequest(rq *Request) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if googleSignsCalls(rq.Model) {
+		signCallsSentBack(contents)
+	}
 	out := map[string]any{"contents": contents}
 	if len(system) > 0 {
 		out["systemInstruction"] = googleContent{Blocks: system}
@@ -196,6 +199,40 @@ func googleContents(msgs []chatMessage) (system []any, contents []googleContent,
 		contents = append(contents, googleContent(t))
 	}
 	return system, contents, nil
+}
+
+// skipSignature is the thought signature Google documents for a function
+// call the model did not sign in this conversation
+// (https://ai.google.dev/gemini-api/docs/thought-signatures).
+const skipSignature = "skip_thought_signature_validator"
+
+// googleSignsCalls reports Gemini 3 and later models (gemini-N…, N ≥ 3):
+// they sign their function calls and refuse a call of the turn in
+// progress sent back without its signature.
+func googleSignsCalls(model string) bool {
+	v, ok := strings.CutPrefix(model, "gemini-")
+	if !ok {
+		return false
+	}
+	major, digits := 0, 0
+	for ; digits < len(v) && digits < 4 && v[digits] >= '0' && v[digits] <= '9'; digits++ {
+		major = major*10 + int(v[digits]-'0')
+	}
+	return digits > 0 && major >= 3
+}
+
+// signCallsSentBack gives the function calls sent back the placeholder
+// signature: an OpenAI client keeps no signature (its messages have no
+// place for one), and without one Gemini 3 refuses the turn that sends a
+// tool's result back.
+func signCallsSentBack(contents []googleContent) {
+	for _, c := range contents {
+		for _, p := range c.Blocks {
+			if part, ok := p.(map[string]any); ok && part["functionCall"] != nil {
+				part["thoughtSignature"] = skipSignature
+			}
+		}
+	}
 }
 
 // googleFinish maps finish reasons to OpenAI's.

@@ -40,6 +40,10 @@ func translateWith(t testing.TB, tr *Translation, body string, limit int64) (map
 	return m, rq, nil
 }
 
+// geminiCallSentBack is an assistant's call and its result, as an OpenAI
+// client sends them back.
+const geminiCallSentBack = `{"role":"assistant","tool_calls":[{"id":"call_0","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}]},{"role":"tool","tool_call_id":"call_0","content":"ok"}`
+
 func TestTranslateRequests(t *testing.T) {
 	const user = `{"role":"user","content":"hi"}`
 	cases := []struct {
@@ -65,6 +69,10 @@ func TestTranslateRequests(t *testing.T) {
 		{name: "claude zero penalty", via: "anthropic", body: `{"model":"c","frequency_penalty":0,"seed":1,"messages":[` + user + `]}`, want: []string{`"model":"c"`}},
 		{name: "gemini late system", via: "google", body: `{"model":"g","messages":[{"role":"developer","content":"D"},` + user + `,{"role":"system","content":"late"}]}`,
 			want: []string{`"systemInstruction":{"parts":[{"text":"D"}]}`, `"contents":[{"parts":[{"text":"hi"},{"text":"late"}],"role":"user"}]`}},
+		{name: "gemini 3 calls sent back", via: "google", body: `{"model":"gemini-3-pro-preview","messages":[` + user + `,` + geminiCallSentBack + `]}`,
+			want: []string{`{"functionCall":{"args":{"a":1},"name":"f"},"thoughtSignature":"skip_thought_signature_validator"}`}},
+		{name: "gemini 2.5 calls sent back", via: "google", body: `{"model":"gemini-2.5-pro","messages":[` + user + `,` + geminiCallSentBack + `]}`,
+			want: []string{`{"functionCall":{"args":{"a":1},"name":"f"}}`}},
 		{name: "gemini no thinking", via: "google", body: `{"model":"g","reasoning_effort":"none","messages":[` + user + `]}`, want: []string{`"thinkingConfig":{"includeThoughts":false,"thinkingBudget":0}`}},
 		{name: "file part", via: "anthropic", body: `{"model":"c","messages":[{"role":"user","content":[{"type":"file","file":{}}]}]}`, refused: `"file"`},
 		{name: "claude temperature", via: "anthropic", body: `{"model":"c","temperature":1.5,"messages":[` + user + `]}`, refused: "temperature"},
