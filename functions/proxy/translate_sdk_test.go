@@ -370,3 +370,67 @@ func TestTranslatedToolLoopWithReasoning(t *testing.T) {
 		})
 	}
 }
+
+// An upstream that reports no usage (a gateway in front of the provider)
+// is charged an estimate on a translated route, as on the native one: the
+// translation shows no usage it was not told, rather than zeros that
+// would be charged as reported.
+func TestTranslatedAnswerWithoutUsageIsEstimated(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, nil)
+			e.fake(tm.fake).Set(upstreamfake.Behavior{NoUsage: true})
+			params := openai.ChatCompletionNewParams{Model: tm.model, MaxTokens: openai.Int(200),
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			for _, stream := range []bool{false, true} {
+				token := e.user(users.Patch{})
+				client := tm.client(e, token)
+				shown := false
+				if stream {
+					p := params
+					p.StreamOptions = openai.ChatCompletionStreamOptionsParam{IncludeUsage: openai.Bool(true)}
+					s := client.Chat.Completions.NewStreaming(ctx, p)
+					for s.Next() {
+						shown = shown || s.Current().JSON.Usage.Valid()
+					}
+					if err := s.Err(); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					resp, err := client.Chat.Completions.New(ctx, params)
+					if err != nil {
+						t.Fatal(err)
+					}
+					shown = resp.JSON.Usage.Valid()
+				}
+				if shown {
+					t.Errorf("stream %v: a usage the upstream never reported was shown", stream)
+				}
+				e.logs.waitLines(t, "…"+token[len(token)-4:], 1)
+				// At least a quarter of the answer's 29 bytes of text, and
+				// something for the prompt.
+				if u := e.get(token); u.TokenCounts[tm.family] < 8+1 || u.PromptCount != 1 {
+					t.Errorf("stream %v: charged %v in %d prompts, want the estimate", stream, u.TokenCounts, u.PromptCount)
+				}
+			}
+		})
+	}
+	t.Run("anthropic legacy completions", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.fake(upstreamfake.Anthropic).Set(upstreamfake.Behavior{NoUsage: true})
+		for _, stream := range []string{"false", "true"} {
+			token := e.user(users.Patch{})
+			a := e.do(call{path: "/proxy/anthropic/v1/complete", header: map[string]string{"x-api-key": token},
+				body: `{"model":"claude-sonnet-4-5","prompt":"\n\nHuman: Say hello.\n\nAssistant:","max_tokens_to_sample":100,"stream":` + stream + `}`})
+			if a.status != http.StatusOK || strings.Contains(string(a.body), `"usage"`) {
+				t.Errorf("stream %s: %d %s", stream, a.status, a.body)
+			}
+			e.logs.waitLines(t, "…"+token[len(token)-4:], 1)
+			if u := e.get(token); u.TokenCounts["claude"] < 8+1 || u.PromptCount != 1 {
+				t.Errorf("stream %s: charged %v in %d prompts, want the estimate", stream, u.TokenCounts, u.PromptCount)
+			}
+		}
+	})
+}

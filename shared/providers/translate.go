@@ -455,17 +455,28 @@ func newChatUsage(u Usage) *chatUsage {
 	return &chatUsage{PromptTokens: u.Input, CompletionTokens: u.Output, TotalTokens: u.Input + u.Output}
 }
 
+// reportedUsage is the usage to show: nil when the upstream reported
+// none (a gateway that drops it). Zeros shown instead would be charged as
+// reported; without usage the proxy charges its estimate, as on the
+// native route.
+func reportedUsage(u Usage, ok bool) *chatUsage {
+	if !ok {
+		return nil
+	}
+	return newChatUsage(u)
+}
+
 // nowUnix stamps translated answers.
 func nowUnix() int64 { return time.Now().Unix() }
 
 // wholeAnswer builds a chat.completion from what a native answer said.
-func wholeAnswer(id, model, text, reasoning string, tools []chatOutTool, finish string, u Usage) []byte {
+func wholeAnswer(id, model, text, reasoning string, tools []chatOutTool, finish string, u *chatUsage) []byte {
 	msg := &chatOut{Role: "assistant", ReasoningContent: reasoning, ToolCalls: tools}
 	if text != "" || len(tools) == 0 {
 		msg.Content = &text
 	}
 	return MustJSON(chatCompletion{ID: id, Object: "chat.completion", Created: nowUnix(), Model: model,
-		Choices: []chatChoice{{Message: msg, FinishReason: &finish}}, Usage: newChatUsage(u)})
+		Choices: []chatChoice{{Message: msg, FinishReason: &finish}}, Usage: u})
 }
 
 // chunks writes chat.completion.chunk events.
@@ -527,9 +538,11 @@ func (c *chunks) toolArgs(s string) {
 }
 
 // end sends the usage chunk (the proxy drops it when the client did not
-// ask for it) and [DONE].
-func (c *chunks) end(u Usage) {
-	c.event(chatCompletion{ID: c.id, Object: "chat.completion.chunk", Created: c.created, Model: c.model, Choices: []chatChoice{}, Usage: newChatUsage(u)})
+// ask for it; none when the upstream reported none) and [DONE].
+func (c *chunks) end(u *chatUsage) {
+	if u != nil {
+		c.event(chatCompletion{ID: c.id, Object: "chat.completion.chunk", Created: c.created, Model: c.model, Choices: []chatChoice{}, Usage: u})
+	}
 	c.out = append(c.out, "data: [DONE]\n\n"...)
 }
 

@@ -313,11 +313,10 @@ func anthropicChatResponse(resp *http.Response, rq *Request) error {
 				tools = append(tools, outTool(b.ID, b.Name, string(b.Input)))
 			}
 		}
-		u, _ := anthropicUsage(body)
 		if m.Model == "" {
 			m.Model = rq.Model
 		}
-		return wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), u)
+		return wholeAnswer(m.ID, m.Model, text.String(), reasoning.String(), tools, anthropicFinish(m.StopReason), reportedUsage(anthropicUsage(body)))
 	})
 }
 
@@ -393,7 +392,7 @@ func anthropicChatEvent(st *StreamState) func(c *chunks, name, data []byte) bool
 				c.delta(chatOut{}, anthropicFinish(ev.Delta.StopReason))
 			}
 		case "message_stop":
-			c.end(st.U)
+			c.end(reportedUsage(st.U, st.HaveIn && st.HaveOut))
 			return true
 		case "error":
 			c.error(http.StatusBadGateway, ev.Error.Message)

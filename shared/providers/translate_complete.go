@@ -204,7 +204,10 @@ func completeStreamEvent(model string, st *StreamState) func(c *chunks, name, da
 		case "message_delta":
 			stop, stopSeq = ev.Delta.StopReason, ev.Delta.StopSequence
 		case "message_stop":
-			u := &usageJSON{InputTokens: st.U.Input, OutputTokens: st.U.Output}
+			var u *usageJSON // none when the upstream reported none: the proxy estimates
+			if st.HaveIn && st.HaveOut {
+				u = &usageJSON{InputTokens: st.U.Input, OutputTokens: st.U.Output}
+			}
 			send("completion", completion(id, model, "", completeStop(stop), stopSeq, u))
 			return true
 		case "error":

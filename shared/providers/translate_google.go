@@ -332,13 +332,12 @@ func googleChatResponse(resp *http.Response, rq *Request) error {
 	if finish == "" {
 		finish = "stop"
 	}
-	u, _ := googleUsage(body)
 	model := a.ModelVersion
 	if model == "" {
 		model = rq.Model
 	}
 	id := "chatcmpl-" + a.ResponseID
-	setJSON(resp, wholeAnswer(id, model, text, thoughts, tools, finish, u))
+	setJSON(resp, wholeAnswer(id, model, text, thoughts, tools, finish, reportedUsage(googleUsage(body))))
 	return nil
 }
 
@@ -355,7 +354,9 @@ func googleChatStream(st *StreamState) (event func(c *chunks, name, data []byte)
 		if !finished {
 			return false // no chunk finished the answer: it was cut short
 		}
-		c.end(st.U)
+		// The usage of the finishing chunk is complete, candidates or not
+		// (a blocked prompt, an answer all thinking).
+		c.end(reportedUsage(st.U, st.HaveIn))
 		return true
 	}
 	event = func(c *chunks, name, data []byte) bool {
@@ -385,7 +386,7 @@ func googleChatStream(st *StreamState) (event func(c *chunks, name, data []byte)
 			finished = true
 		}
 		if st.Done {
-			c.end(st.U)
+			c.end(reportedUsage(st.U, true))
 			return true
 		}
 		return false
