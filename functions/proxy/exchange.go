@@ -465,6 +465,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 		x.st.Hidden = x.requested() - x.rq.PromptTokens
 	}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
+	sr.native = x.rq.Native
 	sr.final = &x.final
 	sr.cancel = x.cancelUpstream
 	sr.pool = x.h.chunks

@@ -21,6 +21,9 @@ type streamReader struct {
 	ctx   context.Context
 	split framing.Splitter
 	st    *providers.StreamState
+	// native is the native stream behind a translated one (nil: none):
+	// its answer may pass its last text before the translation shows it.
+	native *providers.StreamState
 	// onEnd is called once: when the stream's end event is about to be
 	// relayed, or when the body ends or breaks.
 	onEnd func()
@@ -89,6 +92,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		if n > 0 {
 			r.split.Feed(chunk[:n], r.emit)
 		}
+		r.syncFinal()
 		if err != nil {
 			r.finish(err)
 		}
@@ -108,9 +112,7 @@ func (r *streamReader) emit(raw, name, data []byte) {
 		r.st.Hidden = max(r.st.Hidden, r.unreadOutput)
 	}
 	keep := len(data) == 0 || r.event == nil || r.event(r.st, name, data)
-	if r.final != nil && r.final.Load() != r.st.Final {
-		r.final.Store(r.st.Final)
-	}
+	r.syncFinal()
 	if r.st.Done {
 		// Charged before the client sees the end, so that a client that
 		// stops reading there finds its usage recorded.
@@ -121,6 +123,20 @@ func (r *streamReader) emit(raw, name, data []byte) {
 			raw = r.clean(r.st, raw)
 		}
 		r.out = append(r.out, raw...)
+	}
+}
+
+// isFinal reports that the answer's last text has passed: in the stream
+// relayed, or in the native one behind a translation.
+func (r *streamReader) isFinal() bool {
+	return r.st.Final || r.native != nil && r.native.Final
+}
+
+// syncFinal mirrors isFinal for the goroutine that decides, when the
+// client leaves, whether to cancel the upstream.
+func (r *streamReader) syncFinal() {
+	if f := r.isFinal(); r.final != nil && r.final.Load() != f {
+		r.final.Store(f)
 	}
 }
 
@@ -166,7 +182,7 @@ func (r *streamReader) end() {
 // most usageDrainBytes, within usageDrainTime) to charge what the upstream
 // reports rather than an estimate.
 func (r *streamReader) Close() error {
-	if !r.ended && r.st.Final && r.err == nil {
+	if !r.ended && r.isFinal() && r.err == nil {
 		r.drain()
 	}
 	return r.src.Close()

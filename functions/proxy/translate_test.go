@@ -727,3 +727,52 @@ func TestTranslatedErrorAsCompletion(t *testing.T) {
 		}
 	}
 }
+
+// A client that leaves a translated stream after the answer's last text,
+// while the upstream has yet to report the usage, is charged the usage the
+// upstream reports (the upstream is read on, as on the native route:
+// TestLeavingBeforeUsageChargesTheReport), not an estimate of the text:
+// Claude's answer ends with content_block_stop, which the translation
+// shows nothing of, before its message_delta reports the output.
+func TestTranslatedLeavingBeforeUsageChargesTheReport(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, nil)
+			token := e.user(users.Patch{})
+			up := e.fake(tm.fake)
+			hold := make(chan struct{})
+			up.Set(upstreamfake.Behavior{HoldBeforeUsage: hold, InputTokens: 11, OutputTokens: 700})
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			body := `{"model":"` + tm.model + `","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
+			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/proxy/"+tm.mount+"/v1/chat/completions", strings.NewReader(body))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			br := bufio.NewReader(resp.Body)
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					t.Fatalf("stream ended before its last text: %v", err)
+				}
+				if strings.Contains(line, "upstream!") {
+					break
+				}
+			}
+			time.Sleep(100 * time.Millisecond) // what followed the text has been read
+			cancel()
+			resp.Body.Close()
+			time.Sleep(200 * time.Millisecond) // the proxy notices the client is gone
+			close(hold)
+			e.logs.waitLines(t, `"httpRequest"`, 1)
+			if got := e.get(token).TokenCounts[tm.family]; got != 711 {
+				t.Errorf("charged %d, want the 711 tokens the upstream reported", got)
+			}
+			if up.Cancelled() != 0 {
+				t.Error("the upstream was cancelled although only its usage was left")
+			}
+		})
+	}
+}

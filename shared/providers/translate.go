@@ -664,8 +664,12 @@ func newNativeStream(resp *http.Response, rq *Request, st *StreamState, event fu
 	resp.ContentLength = -1
 }
 
+// Read returns after each read of the native stream, with nothing (0,
+// nil) when its events translate to nothing: the reader then sees the
+// native stream's state (Request.Native) as it moves, such as the end of
+// the answer's last block, which Claude tells before its usage.
 func (s *nativeStream) Read(p []byte) (int, error) {
-	for s.pos == len(s.c.out) {
+	if s.pos == len(s.c.out) {
 		if s.err != nil {
 			return 0, s.err
 		}
@@ -686,6 +690,9 @@ func (s *nativeStream) Read(p []byte) (int, error) {
 			}
 		default:
 			s.err = err
+		}
+		if len(s.c.out) == 0 {
+			return 0, s.err
 		}
 	}
 	n := copy(p, s.c.out[s.pos:])
