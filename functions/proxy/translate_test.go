@@ -776,3 +776,26 @@ func TestTranslatedLeavingBeforeUsageChargesTheReport(t *testing.T) {
 		})
 	}
 }
+
+// A translated request of more messages, parts, tool calls and tools than
+// the translation holds (shared/providers TestTranslatedRequestItemsBounded)
+// is refused with a 400 in OpenAI's shape, on every translated chat route,
+// before anything is sent upstream.
+func TestTranslatedRequestTooManyItems(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "claude,gemini-flash,dall-e", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	token := e.user(users.Patch{})
+	msgs := strings.TrimSuffix(strings.Repeat(`{"role":"user","content":"Image: a"},`, 100_001), ",")
+	for mount, model := range map[string]string{"anthropic": "claude-sonnet-4-5", "google-ai": "gemini-2.5-flash", "openai-image": "dall-e-3"} {
+		a := e.do(call{path: "/proxy/" + mount + "/v1/chat/completions", header: bearerH(token),
+			body: `{"model":"` + model + `","messages":[` + msgs + `]}`})
+		if a.status != http.StatusBadRequest || dig(a.json(t), "error", "type") != "invalid_request_error" ||
+			!strings.Contains(str(dig(a.json(t), "error", "message")), "100000") {
+			t.Errorf("%s: %d %.300s", mount, a.status, a.body)
+		}
+	}
+	for _, k := range []upstreamfake.Kind{upstreamfake.Anthropic, upstreamfake.Google, upstreamfake.OpenAI} {
+		if n := e.fake(k).Count(); n != 0 {
+			t.Errorf("%s asked %d times", k, n)
+		}
+	}
+}

@@ -65,11 +65,20 @@ func imageChatRequest(rq *Request) ([]byte, error) {
 	if rq.Stream {
 		return nil, invalid("stream: image generation answers are not streamed.")
 	}
-	var in struct {
-		Messages []chatMessage `json:"messages"`
+	var top struct {
+		Messages json.RawMessage `json:"messages"`
 	}
-	if err := json.Unmarshal(rq.Body, &in); err != nil {
+	if err := json.Unmarshal(rq.Body, &top); err != nil {
 		return nil, fieldError("request", err)
+	}
+	if err := boundItems(top.Messages, nil); err != nil {
+		return nil, err
+	}
+	var in struct{ Messages []chatMessage }
+	if len(top.Messages) > 0 {
+		if err := json.Unmarshal(top.Messages, &in.Messages); err != nil {
+			return nil, fieldError("messages", err)
+		}
 	}
 	var prompt string
 	found := false

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tidwall/gjson"
+
 	"tollgate.dev/tollgate/internal/framing"
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -103,6 +105,9 @@ func readChatRequest(rq *Request) (*chatRequest, error) {
 	if err := json.Unmarshal(rq.Body, &top); err != nil || top == nil {
 		return nil, invalid("The request body is not a valid JSON object.")
 	}
+	if err := boundItems(top["messages"], top["tools"]); err != nil {
+		return nil, err
+	}
 	c := &chatRequest{Stream: rq.Stream}
 	if rq.HasMaxOut {
 		c.MaxTokens = rq.MaxOut
@@ -116,6 +121,43 @@ func readChatRequest(rq *Request) (*chatRequest, error) {
 		return nil, invalid("messages must hold at least one message.")
 	}
 	return c, nil
+}
+
+// maxItems bounds the messages, content parts, tool calls and tools of a
+// translated request (Claude's own limit is 100,000 messages). Each
+// becomes Go values and a native block, some hundreds of bytes: unbounded,
+// a 32 MiB body of tiny messages took 850 MiB to translate.
+const maxItems = 100_000
+
+// boundItems counts the items of a request's messages and tools (the
+// values the decoder will read: the last of a repeated member) before
+// they are decoded; past maxItems the request is refused. Within a
+// message every member the decoder may read as content or tool_calls
+// (any casing, any repetition) is counted.
+func boundItems(messages, tools json.RawMessage) error {
+	n := int64(0)
+	count := func(arr gjson.Result) {
+		if arr.IsArray() {
+			arr.ForEach(func(_, _ gjson.Result) bool { n++; return n <= maxItems })
+		}
+	}
+	count(gjson.ParseBytes(tools))
+	if msgs := gjson.ParseBytes(messages); msgs.IsArray() {
+		msgs.ForEach(func(_, m gjson.Result) bool {
+			n++
+			m.ForEach(func(k, v gjson.Result) bool {
+				if strings.EqualFold(k.Str, "content") || strings.EqualFold(k.Str, "tool_calls") {
+					count(v)
+				}
+				return n <= maxItems
+			})
+			return n <= maxItems
+		})
+	}
+	if n > maxItems {
+		return invalid("messages: at most %d messages, content parts, tool calls and tools in one request on this route.", maxItems)
+	}
+	return nil
 }
 
 func (c *chatRequest) member(name string, raw json.RawMessage) error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -422,5 +423,74 @@ func TestCloudClaudeRefusesImageURLs(t *testing.T) {
 	data := strings.Replace(body, "https://example.com/a.png", "data:image/png;base64,iVBORw0KGgo=", 1)
 	if m, _, err := translate(t, CloudAnthropicChat, data); err != nil || !strings.Contains(string(MustJSON(m)), `"type":"base64"`) {
 		t.Fatalf("cloud, data URL: %v %v", err, m)
+	}
+}
+
+// A translated request becomes Go values and native blocks, a few hundred
+// bytes for each message, part, tool call and tool: a 32 MiB body of tiny
+// messages took some 850 MiB to translate, on instances of 512 MiB. Past
+// maxItems of them the request is refused, counted before anything is
+// decoded, whatever the keys' case or repetition (the decoder reads the
+// last of a repeated key, any casing of a field's name).
+func TestTranslatedRequestItemsBounded(t *testing.T) {
+	many := func(n int, item string) string {
+		return strings.TrimSuffix(strings.Repeat(item+",", n), ",")
+	}
+	const msg = `{"role":"user","content":"Image: a"}`
+	over := maxItems + 1
+	bodies := map[string]string{
+		"messages":          `{"model":"m","messages":[` + many(over, `{}`) + `]}`,
+		"parts":             `{"model":"m","messages":[{"role":"user","content":[` + many(over, `{}`) + `]}]}`,
+		"tool calls":        `{"model":"m","messages":[{"role":"assistant","tool_calls":[` + many(over, `{}`) + `]}]}`,
+		"tools":             `{"model":"m","messages":[` + msg + `],"tools":[` + many(over, `{}`) + `]}`,
+		"repeated messages": `{"model":"m","messages":[` + msg + `],"messages":[` + many(over, `{}`) + `]}`,
+		"repeated content":  `{"model":"m","messages":[{"role":"user","content":"a","content":[` + many(over, `{}`) + `]}]}`,
+		"content casing":    `{"model":"m","messages":[{"role":"user","CONTENT":[` + many(over, `{}`) + `]}]}`,
+		"content escaped":   `{"model":"m","messages":[{"role":"user","\u0063ontent":[` + many(over, `{}`) + `]}]}`,
+		"calls folded":      `{"model":"m","messages":[{"role":"assistant","tool_callſ":[` + many(over, `{}`) + `]}]}`,
+	}
+	for name, tr := range map[string]*Translation{"anthropic": AnthropicChat, "google": GoogleChat("v1beta"), "image": imageChat} {
+		for what, body := range bodies {
+			if name == "google" && what != "messages" || name == "image" && (what == "tools" || what == "tool calls" || what == "calls folded") {
+				continue // the chat translations share the count; the image route reads the messages only
+			}
+			rq, err := OpenAIChat.Parse([]byte(body), 1000, true, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = tr.Request(rq)
+			var ue *users.Error
+			if !errors.As(err, &ue) || ue.Code != users.CodeInvalid || !strings.Contains(ue.Message, "100000") {
+				t.Errorf("%s, %s: %v", name, what, err)
+			}
+		}
+	}
+	// Up to the bound, a request is translated.
+	if err := boundItems(json.RawMessage(`[`+many(maxItems-3, msg)+`,{"role":"assistant","content":[{}],"tool_calls":[{}]}]`), nil); err != nil {
+		t.Errorf("%d items refused: %v", maxItems, err)
+	}
+
+	// What a refusal costs: about the body's own size, not tens of times
+	// it.
+	var b strings.Builder
+	b.WriteString(`{"model":"m","messages":[`)
+	for b.Len() < 8<<20 {
+		b.WriteString(msg + ",")
+	}
+	body := strings.TrimSuffix(b.String(), ",") + "]}"
+	rq, err := OpenAIChat.Parse([]byte(body), 1000, true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = AnthropicChat.Request(rq)
+	runtime.ReadMemStats(&after)
+	if err == nil {
+		t.Fatal("8 MiB of messages translated")
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(body)) {
+		t.Errorf("refusing a %d MiB body allocated %d MiB", len(body)>>20, alloc>>20)
 	}
 }
