@@ -434,3 +434,29 @@ func TestTranslatedAnswerWithoutUsageIsEstimated(t *testing.T) {
 		}
 	})
 }
+
+// An error the upstream reports in the middle of a stream (Claude's error
+// event, Gemini's error object, a Bedrock exception) reaches the OpenAI
+// client as the error it raises, after the text that came before it; the
+// request is charged as a stream cut short: the input reported and a
+// quarter of the text relayed.
+func TestTranslatedStreamErrorEvent(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, nil)
+			token := e.user(users.Patch{})
+			e.fake(tm.fake).Set(upstreamfake.Behavior{StreamError: "Overloaded", InputTokens: 40, OutputTokens: 9})
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			got, _, err := streamAnswer(ctx, tm.client(e, token), openai.ChatCompletionNewParams{Model: tm.model,
+				Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Say hello.")}})
+			if err == nil || !strings.Contains(err.Error(), "Overloaded") || got.content != "Hello from" {
+				t.Errorf("content %q, error %v", got.content, err)
+			}
+			e.logs.waitLines(t, `"httpRequest"`, 1)
+			if u := e.get(token); u.TokenCounts[tm.family] != 40+3 || u.PromptCount != 1 {
+				t.Errorf("charged %v in %d prompts, want %s=%d", u.TokenCounts, u.PromptCount, tm.family, 40+3)
+			}
+		})
+	}
+}
