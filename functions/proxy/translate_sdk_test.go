@@ -460,3 +460,38 @@ func TestTranslatedStreamErrorEvent(t *testing.T) {
 		})
 	}
 }
+
+// Gemini's calls carry no id; the translation gives each one, unique as
+// OpenAI's are, so that a client matching results to calls across the
+// turns of a conversation never takes one call for another.
+func TestTranslatedGeminiCallIDsAreUnique(t *testing.T) {
+	for _, tm := range translatedMounts {
+		if tm.claude() {
+			continue // Claude's calls carry Claude's own ids
+		}
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, nil)
+			e.fake(tm.fake).Set(upstreamfake.Behavior{Parts: []map[string]any{
+				geminiCall("weather", map[string]any{"city": "Paris"}), geminiCall("weather", map[string]any{"city": "Rome"})}})
+			client := tm.client(e, e.user(users.Patch{}))
+			params := openai.ChatCompletionNewParams{Model: tm.model, Messages: []openai.ChatCompletionMessageParamUnion{openai.UserMessage("Weather?")}}
+			withWeatherTool(&params)
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			seen := map[string]bool{}
+			for _, ask := range []func(context.Context, openai.Client, openai.ChatCompletionNewParams) (wantedAnswer, []string, error){
+				wholeAnswer, wholeAnswer, streamAnswer, streamAnswer} {
+				_, ids, err := ask(ctx, client, params)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, id := range ids {
+					if seen[id] || !strings.HasPrefix(id, "call_") {
+						t.Errorf("call id %q given twice (or not OpenAI's call_ form): %v", id, seen)
+					}
+					seen[id] = true
+				}
+			}
+		})
+	}
+}

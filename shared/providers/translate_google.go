@@ -1,6 +1,7 @@
 package providers
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"net/http"
 	"net/url"
@@ -277,9 +278,9 @@ type googleAnswer struct {
 	} `json:"error"`
 }
 
-// googleParts reads an answer's first candidate: text, thoughts, calls
-// (numbered from calls on, for their ids), and its finish reason ("" when
-// not finished).
+// read reads an answer's first candidate: text, thoughts, calls (calls
+// made before in its stream: the answer calls tools if any), and its
+// finish reason ("" when not finished).
 func (a *googleAnswer) read(calls int) (text, thoughts string, tools []chatOutTool, finish string) {
 	if len(a.Candidates) == 0 {
 		if a.PromptFeedback.BlockReason != "" {
@@ -294,7 +295,9 @@ func (a *googleAnswer) read(calls int) (text, thoughts string, tools []chatOutTo
 		case p.FunctionCall != nil:
 			id := p.FunctionCall.ID
 			if id == "" {
-				id = "call_" + itoa(calls+len(tools))
+				// Unique, as OpenAI's are: clients match results to calls
+				// by id across the turns of a conversation.
+				id = "call_" + rand.Text()
 			}
 			args := string(p.FunctionCall.Args)
 			if args == "" || args == "null" {
