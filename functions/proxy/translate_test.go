@@ -799,3 +799,38 @@ func TestTranslatedRequestTooManyItems(t *testing.T) {
 		}
 	}
 }
+
+// With no clamp (MAX_OUTPUT_TOKENS_…=0), a request that names no limit is
+// sent Claude's required max_tokens by the translation (4096): the quota
+// reserves it, as it reserves a limit the client names, and a stream cut
+// short while Claude thinks is charged it, as the limit asked.
+func TestTranslatedClaudeDefaultLimitIsReserved(t *testing.T) {
+	unclamped := map[string]string{"MAX_OUTPUT_TOKENS_ANTHROPIC": "0", "MAX_OUTPUT_TOKENS_AWS": "0", "MAX_OUTPUT_TOKENS_GCP": "0"}
+	for _, tm := range translatedMounts {
+		if !tm.claude() {
+			continue
+		}
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, unclamped)
+			path := "/proxy/" + tm.mount + "/v1/chat/completions"
+			body := `{"model":"` + tm.model + `","messages":[{"role":"user","content":"Say hello."}]}`
+			tight := e.user(users.Patch{TokenLimits: setOpt(map[string]int64{tm.family: 1000})})
+			a := e.do(call{path: path, body: body, header: bearerH(tight)})
+			if a.status != http.StatusTooManyRequests || dig(a.json(t), "error", "requested") == nil {
+				t.Errorf("4096 output tokens sent with 1000 left: %d %s", a.status, a.body)
+			}
+
+			token := e.user(users.Patch{})
+			e.fake(tm.fake).Set(upstreamfake.Behavior{CloseAfter: 1, InputTokens: 40})
+			stream := `{"model":"` + tm.model + `","stream":true,"reasoning_effort":"low","messages":[{"role":"user","content":"Say hello."}]}`
+			e.do(call{path: path, body: stream, header: bearerH(token)})
+			if got := dig(e.fake(tm.fake).Last(t).JSON(), "max_tokens"); got != float64(4096) {
+				t.Errorf("native max_tokens %v", got)
+			}
+			e.logs.waitLines(t, "…"+token[len(token)-4:], 1)
+			if got := e.get(token).TokenCounts[tm.family]; got != 40+4096 {
+				t.Errorf("a thinking stream cut short charged %d, want the input reported and the 4096 sent (%d)", got, 40+4096)
+			}
+		})
+	}
+}
