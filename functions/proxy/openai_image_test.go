@@ -50,6 +50,9 @@ func TestOpenAIImageMount(t *testing.T) {
 	if got := resp.Choices[0].Message.Content; !strings.HasPrefix(got, "![](data:image/png;base64,iVBOR") || !strings.HasSuffix(got, ")") {
 		t.Errorf("content %q", got)
 	}
+	if resp.Choices[0].Message.JSON.Refusal.Raw() != "null" {
+		t.Errorf("no refusal: null, as OpenAI's messages have: %s", resp.RawJSON())
+	}
 	sent := up.Last(t).JSON()
 	if up.Last(t).Path != "/v1/images/generations" || sent["prompt"] != `a red fox in snow"` || sent["model"] != "gpt-image-1" || sent["response_format"] != nil {
 		t.Errorf("native request %v", sent)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/packages/respjson"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
@@ -243,6 +244,11 @@ func wholeAnswer(ctx context.Context, client openai.Client, params openai.ChatCo
 		return wantedAnswer{}, nil, fmt.Errorf("%d choices in %s", len(resp.Choices), resp.RawJSON())
 	}
 	c := resp.Choices[0]
+	// OpenAI's message always has content and refusal, null when none: a
+	// client may test them against null (JavaScript's undefined is not).
+	if c.Message.JSON.Content.Raw() == respjson.Omitted || c.Message.JSON.Refusal.Raw() == respjson.Omitted {
+		return wantedAnswer{}, nil, fmt.Errorf("content or refusal left out of %s", resp.RawJSON())
+	}
 	a := wantedAnswer{content: c.Message.Content, reasoning: extraString(c.Message.JSON.ExtraFields["reasoning_content"].Raw()),
 		finish: c.FinishReason, in: resp.Usage.PromptTokens, out: resp.Usage.CompletionTokens}
 	var ids []string

@@ -133,8 +133,10 @@ func imageChatResponse(resp *http.Response, rq *Request) error {
 		parts = append(parts, "!["+alt+"]("+src+")")
 	}
 	text, stop := strings.Join(parts, "\n\n"), "stop"
+	msg := newMessageOut()
+	msg.Content = &text
 	out := chatCompletion{ID: "chatcmpl-image", Object: "chat.completion", Created: nowUnix(), Model: rq.Model,
-		Choices: []chatChoice{{Message: &chatOut{Role: "assistant", Content: &text}, FinishReason: &stop}}}
+		Choices: []chatChoice{{Message: msg, FinishReason: &stop}}}
 	if u, ok := openAIUsage(body); ok {
 		out.Usage = newChatUsage(u)
 	}

@@ -461,14 +461,30 @@ type chatCompletion struct {
 }
 
 type chatChoice struct {
-	Index        int       `json:"index"`
-	Message      *chatOut  `json:"message,omitempty"`
-	Delta        *chatOut  `json:"delta,omitempty"`
-	Logprobs     *struct{} `json:"logprobs"`
-	FinishReason *string   `json:"finish_reason"`
+	Index        int             `json:"index"`
+	Message      *chatMessageOut `json:"message,omitempty"`
+	Delta        *chatOut        `json:"delta,omitempty"`
+	Logprobs     *struct{}       `json:"logprobs"`
+	FinishReason *string         `json:"finish_reason"`
 }
 
-// chatOut is a message (whole answers) or a delta (chunks).
+// chatMessageOut is a whole answer's message. Content and refusal are
+// always there, null when none, as in OpenAI's answers: clients test them
+// against null (in JavaScript, a member left out is not null).
+type chatMessageOut struct {
+	Role             string        `json:"role"`
+	Content          *string       `json:"content"`
+	Refusal          *string       `json:"refusal"`
+	ReasoningContent string        `json:"reasoning_content,omitempty"`
+	ToolCalls        []chatOutTool `json:"tool_calls,omitempty"`
+	Annotations      []struct{}    `json:"annotations"`
+}
+
+func newMessageOut() *chatMessageOut {
+	return &chatMessageOut{Role: "assistant", Annotations: []struct{}{}}
+}
+
+// chatOut is a delta of a chunk.
 type chatOut struct {
 	Role             string        `json:"role,omitempty"`
 	Content          *string       `json:"content,omitempty"`
@@ -513,7 +529,8 @@ func nowUnix() int64 { return time.Now().Unix() }
 
 // wholeAnswer builds a chat.completion from what a native answer said.
 func wholeAnswer(id, model, text, reasoning string, tools []chatOutTool, finish string, u *chatUsage) []byte {
-	msg := &chatOut{Role: "assistant", ReasoningContent: reasoning, ToolCalls: tools}
+	msg := newMessageOut()
+	msg.ReasoningContent, msg.ToolCalls = reasoning, tools
 	if text != "" || len(tools) == 0 {
 		msg.Content = &text
 	}
