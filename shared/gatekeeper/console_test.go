@@ -282,7 +282,7 @@ func TestSavedListsApplyAtOnceDespiteAReadUnderWay(t *testing.T) {
 	checked := make(chan bool, 1)
 	go func() { checked <- ips.Blacklisted(ctx(t), clientIP) }() // a request's check starts a read
 	<-hl.read
-	if err := ips.Replace(ctx(t), users.IPLists{Blacklist: []string{clientIP}}, "198.51.100.8"); err != nil {
+	if _, err := ips.Replace(ctx(t), users.IPLists{Blacklist: []string{clientIP}}, "198.51.100.8"); err != nil {
 		t.Fatal(err)
 	}
 	close(hl.release)
