@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/tidwall/gjson"
+
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
@@ -47,8 +49,8 @@ type Format struct {
 	// It is given the offset of the body's closing brace and the
 	// stream_options member (nil when absent).
 	AskUsage func(body []byte, close int, so *jsonscan.Member) (edits []jsonscan.Edit, hide bool, err error)
-	// Thinking paths: a member at any of them, not null, false or 0,
-	// asks for hidden reasoning.
+	// Thinking paths: a member at any of them asks for hidden reasoning
+	// unless it turns reasoning off (thinkingOn).
 	Thinking [][]string
 	// Usage reads a whole answer's usage.
 	Usage func(body []byte) (Usage, bool)
@@ -155,11 +157,7 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		return nil
 	}
 	onThinking := func(_ []string, start, end int) error {
-		switch string(body[start:end]) {
-		case "null", "false", "0", `{"type":"disabled"}`, `{"thinkingBudget":0}`:
-		default:
-			rq.Thinking = true
-		}
+		rq.Thinking = rq.Thinking || thinkingOn(body[start:end])
 		return nil
 	}
 	onSingle := func(path []string, start, end int) error {
@@ -553,3 +551,39 @@ func eventName(name, data []byte) string {
 }
 
 var doneData = []byte("[DONE]")
+
+// thinkingOn reports whether a Thinking member's value asks for hidden
+// reasoning. Off are null, false and 0, OpenAI's effort "none" (as
+// reasoning_effort or Responses' reasoning.effort), Claude's
+// {"type":"disabled"} and Gemini's thinking budget 0, however spaced.
+func thinkingOn(v []byte) bool {
+	r := gjson.ParseBytes(v)
+	switch r.Type {
+	case gjson.Null, gjson.False:
+		return false
+	case gjson.Number:
+		return r.Num != 0
+	case gjson.String:
+		return r.Str != "none"
+	case gjson.JSON:
+		if !r.IsObject() {
+			return true
+		}
+		// Each member's last occurrence counts, as in the upstream's
+		// parser: a repeated member cannot turn reasoning off here only.
+		on := true
+		r.ForEach(func(k, m gjson.Result) bool {
+			switch k.Str {
+			case "type":
+				on = !(m.Type == gjson.String && m.Str == "disabled")
+			case "effort":
+				on = !(m.Type == gjson.String && m.Str == "none")
+			case "thinkingBudget", "thinking_budget":
+				on = !(m.Type == gjson.Number && m.Num == 0)
+			}
+			return true
+		})
+		return on
+	}
+	return true
+}

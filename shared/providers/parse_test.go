@@ -222,3 +222,42 @@ func TestParseInPlaceMatchesCopy(t *testing.T) {
 		}
 	}
 }
+
+// Hidden reasoning is assumed only where the request asks for it: a cut
+// stream is charged its whole output limit then, so a request that turns
+// reasoning off (reasoning_effort "none", Claude's disabled thinking, a
+// zero Gemini budget) is charged what it relayed.
+func TestThinkingAskedOnlyWhenEnabled(t *testing.T) {
+	for _, tc := range []struct {
+		f    *Format
+		body string
+		want bool
+	}{
+		{OpenAIChat, `{"model":"gpt-5.1","reasoning_effort":"high","messages":[]}`, true},
+		{OpenAIChat, `{"model":"gpt-5.1","reasoning_effort":"minimal","messages":[]}`, true},
+		{OpenAIChat, `{"model":"gpt-5.1","reasoning_effort":"none","messages":[]}`, false},
+		{OpenAIChat, `{"model":"gpt-5.1","reasoning_effort":null,"messages":[]}`, false},
+		{OpenAIResponses, `{"model":"gpt-5.1","reasoning":{"effort":"none"},"input":"x"}`, false},
+		{OpenAIResponses, `{"model":"gpt-5.1","reasoning":{"effort":"low"},"input":"x"}`, true},
+		{AnthropicMessages, `{"model":"claude-sonnet-4-5","max_tokens":10,"thinking":{"type":"disabled"},"messages":[]}`, false},
+		{AnthropicMessages, `{"model":"claude-sonnet-4-5","max_tokens":10,"thinking":{ "type" : "disabled" },"messages":[]}`, false},
+		{AnthropicMessages, `{"model":"claude-sonnet-4-5","max_tokens":2000,"thinking":{"type":"enabled","budget_tokens":1024},"messages":[]}`, true},
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":0}}}`, false},
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget": 0, "includeThoughts": false}}}`, false},
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":1024}}}`, true},
+		// The upstream reads a repeated member's last value.
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":0,"thinkingBudget":1024}}}`, true},
+		{AnthropicMessages, `{"model":"claude-sonnet-4-5","max_tokens":2000,"thinking":{"type":"disabled","type":"enabled","budget_tokens":1024},"messages":[]}`, true},
+		{OpenAIResponses, `{"model":"gpt-5.1","reasoning":{"effort":"none","effort":"high"},"input":"x"}`, true},
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":1024,"thinkingBudget":0}}}`, false},
+	} {
+		rq, err := tc.f.Parse([]byte(tc.body), 0, false, false)
+		if err != nil {
+			t.Errorf("%s %s: %v", tc.f.Name, tc.body, err)
+			continue
+		}
+		if rq.Thinking != tc.want {
+			t.Errorf("%s %s: Thinking %v, want %v", tc.f.Name, tc.body, rq.Thinking, tc.want)
+		}
+	}
+}
