@@ -53,6 +53,16 @@ type LimitsSwept struct {
 	Next         string
 }
 
+// Swept starts the report of a step that looked at page (record names,
+// in the store's order): Next is the last name of a full ordered page.
+func (sw LimitsSweep) Swept(page []string) LimitsSwept {
+	out := LimitsSwept{Seen: len(page)}
+	if !sw.Random && len(page) == sw.Max && len(page) > 0 {
+		out.Next = page[len(page)-1]
+	}
+	return out
+}
+
 // LimitsEntry is one request asking to enter.
 type LimitsEntry struct {
 	ID, Kind       string

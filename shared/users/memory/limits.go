@@ -71,15 +71,11 @@ func (s *Store) editLimits(key string, create bool, edit func(r *users.LimitsRec
 // again under the lock as it is deleted. The lock is not held between
 // the steps, nor while the keys of an ordered page are sorted.
 func (s *Store) PruneLimits(_ context.Context, sw users.LimitsSweep) (users.LimitsSwept, error) {
-	var out users.LimitsSwept
 	if sw.Max <= 0 {
-		return out, nil
+		return users.LimitsSwept{}, nil
 	}
 	page := s.limitsPage(sw)
-	out.Seen = len(page)
-	if !sw.Random && len(page) == sw.Max {
-		out.Next = page[len(page)-1]
-	}
+	out := sw.Swept(page)
 	l := &s.limits
 	l.mu.Lock()
 	stale := slices.DeleteFunc(page, func(k string) bool {

@@ -101,19 +101,15 @@ func limitsValue(r *users.LimitsRecord) any {
 // and each that looks stale is deleted by a transaction that judges it
 // again on the state its conditional delete is made on.
 func (s *Store) PruneLimits(ctx context.Context, sw users.LimitsSweep) (users.LimitsSwept, error) {
-	var out users.LimitsSwept
 	if sw.Max <= 0 {
-		return out, nil
+		return users.LimitsSwept{}, nil
 	}
 	page, err := s.limitsPage(ctx, sw)
 	if err != nil {
-		return out, err
+		return users.LimitsSwept{}, err
 	}
 	names := slices.Sorted(maps.Keys(page))
-	out.Seen = len(names)
-	if !sw.Random && len(names) == sw.Max {
-		out.Next = names[len(names)-1]
-	}
+	out := sw.Swept(names)
 	stale := slices.DeleteFunc(names, func(name string) bool {
 		var r users.LimitsRecord
 		return json.Unmarshal(page[name], &r) != nil || !r.Stale(sw.Now, sw.Window) // a damaged record is left alone: enter reports it
