@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -309,4 +310,19 @@ func dig(m map[string]any, path ...string) any {
 		v = mm[p]
 	}
 	return v
+}
+
+// readUntil reads a stream's lines until one contains text; the stream
+// ending first fails the test, naming what was awaited.
+func readUntil(t *testing.T, br *bufio.Reader, text, awaited string) {
+	t.Helper()
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("stream ended before %s: %v", awaited, err)
+		}
+		if strings.Contains(line, text) {
+			return
+		}
+	}
 }

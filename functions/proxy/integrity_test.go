@@ -489,15 +489,7 @@ func TestCutShortReasoningCountsHiddenOutput(t *testing.T) {
 				t.Fatal(err)
 			}
 			br := bufio.NewReader(resp.Body)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					t.Fatal(err)
-				}
-				if strings.Contains(line, "Hello from") {
-					break
-				}
-			}
+			readUntil(t, br, "Hello from", "its first chunk")
 			cancel()
 			resp.Body.Close()
 			if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {

@@ -586,15 +586,7 @@ func leaveTranslatedStream(t *testing.T, e *env, fake upstreamfake.Kind, family,
 		t.Fatal(err)
 	}
 	br := bufio.NewReader(resp.Body)
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("stream ended before its first chunk: %v", err)
-		}
-		if strings.Contains(line, "Hello from") {
-			break
-		}
-	}
+	readUntil(t, br, "Hello from", "its first chunk")
 	cancel()
 	resp.Body.Close()
 
@@ -752,15 +744,7 @@ func TestTranslatedLeavingBeforeUsageChargesTheReport(t *testing.T) {
 				t.Fatal(err)
 			}
 			br := bufio.NewReader(resp.Body)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("stream ended before its last text: %v", err)
-				}
-				if strings.Contains(line, "upstream!") {
-					break
-				}
-			}
+			readUntil(t, br, "upstream!", "its last text")
 			time.Sleep(100 * time.Millisecond) // what followed the text has been read
 			cancel()
 			resp.Body.Close()
