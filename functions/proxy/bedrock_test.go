@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -551,18 +550,8 @@ func TestBedrockStreamCutShort(t *testing.T) {
 		hold := make(chan struct{})
 		defer close(hold)
 		up.Set(upstreamfake.Behavior{HoldAfterFirst: hold})
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/proxy/aws/claude/v1/messages", strings.NewReader(body))
-		req.Header.Set("X-Api-Key", token)
-		resp, err := e.srv.Client().Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		br := bufio.NewReader(resp.Body)
-		readUntil(t, br, "Hello from", "its first chunk")
-		cancel()
-		resp.Body.Close()
+		e.streamUntil(t, call{path: "/proxy/aws/claude/v1/messages", body: body, header: map[string]string{"X-Api-Key": token}},
+			"Hello from", "its first chunk")()
 		if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
 			t.Fatalf("the Bedrock request was not cancelled (in flight %d)", up.InFlight())
 		}

@@ -1,10 +1,8 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"io"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -59,22 +57,7 @@ func TestClientDisconnectMidStream(t *testing.T) {
 			defer close(hold)
 			up.Set(upstreamfake.Behavior{HoldAfterFirst: hold})
 
-			c := pc.streamCall(tk)
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+c.path, strings.NewReader(c.body))
-			req.Header.Set("Content-Type", "application/json")
-			for k, v := range c.header {
-				req.Header.Set(k, v)
-			}
-			resp, err := e.srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(resp.Body)
-			readUntil(t, br, "Hello from", "its first chunk")
-			cancel()
-			resp.Body.Close()
+			e.streamUntil(t, pc.streamCall(tk), "Hello from", "its first chunk")()
 
 			if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
 				t.Fatalf("the upstream request was not cancelled (in flight %d)", up.InFlight())

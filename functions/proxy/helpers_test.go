@@ -312,6 +312,32 @@ func dig(m map[string]any, path ...string) any {
 	return v
 }
 
+// streamUntil sends c as a streamed POST from a client that may leave:
+// it reads the answer up to the line holding text and returns leave,
+// which cancels the request and closes its body as a client going away
+// does (and is done at the test's end if the test has not).
+func (e *env) streamUntil(t *testing.T, c call, text, awaited string) (leave func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+c.path, strings.NewReader(c.body))
+	req.Header.Set("Content-Type", "application/json")
+	for k, v := range c.header {
+		req.Header.Set(k, v)
+	}
+	resp, err := e.srv.Client().Do(req)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	leave = sync.OnceFunc(func() {
+		cancel()
+		resp.Body.Close()
+	})
+	t.Cleanup(leave)
+	readUntil(t, bufio.NewReader(resp.Body), text, awaited)
+	return leave
+}
+
 // readUntil reads a stream's lines until one contains text; the stream
 // ending first fails the test, naming what was awaited.
 func readUntil(t *testing.T, br *bufio.Reader, text, awaited string) {

@@ -391,28 +391,7 @@ func TestLeavingBeforeUsageChargesTheReport(t *testing.T) {
 			if pc.kind == upstreamfake.Anthropic {
 				finalMark = "content_block_stop"
 			}
-			ctx, cancel := context.WithCancel(context.Background())
-			c := pc.streamCall(tk)
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+c.path, strings.NewReader(c.body))
-			for k, v := range c.header {
-				req.Header.Set(k, v)
-			}
-			resp, err := e.srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(resp.Body)
-			for {
-				line, err := br.ReadString('\n')
-				if err != nil {
-					t.Fatalf("stream ended before its last text: %v", err)
-				}
-				if strings.Contains(line, finalMark) {
-					break
-				}
-			}
-			cancel()
-			resp.Body.Close()
+			e.streamUntil(t, pc.streamCall(tk), finalMark, "its last text")()
 			time.Sleep(200 * time.Millisecond) // the proxy notices the client is gone
 			close(hold)
 			e.logs.waitLines(t, `"httpRequest"`, 1)
@@ -481,17 +460,7 @@ func TestCutShortReasoningCountsHiddenOutput(t *testing.T) {
 			hold := make(chan struct{})
 			defer close(hold)
 			up.Set(upstreamfake.Behavior{HoldAfterFirst: hold})
-			ctx, cancel := context.WithCancel(context.Background())
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+provCases[0].path, strings.NewReader(tc.body))
-			req.Header.Set("Authorization", "Bearer "+tk)
-			resp, err := e.srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(resp.Body)
-			readUntil(t, br, "Hello from", "its first chunk")
-			cancel()
-			resp.Body.Close()
+			e.streamUntil(t, call{path: provCases[0].path, body: tc.body, header: bearerH(tk)}, "Hello from", "its first chunk")()
 			if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
 				t.Fatal("the upstream was not cancelled")
 			}

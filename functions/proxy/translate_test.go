@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -574,21 +573,7 @@ func leaveTranslatedStream(t *testing.T, e *env, fake upstreamfake.Kind, family,
 	defer close(hold)
 	up.Set(upstreamfake.Behavior{HoldAfterFirst: hold, InputTokens: 5000, OutputTokens: 7})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+path, strings.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	for k, v := range auth(token) {
-		req.Header.Set(k, v)
-	}
-	resp, err := e.srv.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReader(resp.Body)
-	readUntil(t, br, "Hello from", "its first chunk")
-	cancel()
-	resp.Body.Close()
+	e.streamUntil(t, call{path: path, body: body, header: auth(token)}, "Hello from", "its first chunk")()
 
 	if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
 		t.Fatalf("the upstream request was not cancelled (in flight %d)", up.InFlight())
@@ -734,20 +719,11 @@ func TestTranslatedLeavingBeforeUsageChargesTheReport(t *testing.T) {
 			up := e.fake(tm.fake)
 			hold := make(chan struct{})
 			up.Set(upstreamfake.Behavior{HoldBeforeUsage: hold, InputTokens: 11, OutputTokens: 700})
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
 			body := `{"model":"` + tm.model + `","stream":true,"messages":[{"role":"user","content":"Say hello."}]}`
-			req, _ := http.NewRequestWithContext(ctx, http.MethodPost, e.srv.URL+"/proxy/"+tm.mount+"/v1/chat/completions", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := e.srv.Client().Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			br := bufio.NewReader(resp.Body)
-			readUntil(t, br, "upstream!", "its last text")
+			leave := e.streamUntil(t, call{path: "/proxy/" + tm.mount + "/v1/chat/completions", body: body, header: bearerH(token)},
+				"upstream!", "its last text")
 			time.Sleep(100 * time.Millisecond) // what followed the text has been read
-			cancel()
-			resp.Body.Close()
+			leave()
 			time.Sleep(200 * time.Millisecond) // the proxy notices the client is gone
 			close(hold)
 			e.logs.waitLines(t, `"httpRequest"`, 1)
