@@ -509,21 +509,11 @@ func TestServicePruneLimits(t *testing.T) {
 	store := memory.New()
 	now := t0.Add(2 * time.Minute)
 	svc := &users.Service{Store: store, Now: func() time.Time { return now }}
-	enter := func(key string, at time.Time) {
-		t.Helper()
-		if _, err := store.EnterLimits(ctx(t), key, users.LimitsEntry{ID: "text-" + key, Kind: "text", Now: at, Window: time.Minute,
-			Rate: 1, Inflight: 1, LeaseUntil: at.Add(10 * time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-		if err := store.LeaveLimits(ctx(t), key, "text-"+key, false); err != nil {
-			t.Fatal(err)
-		}
-	}
 	const stale = 5001
 	for i := range stale {
-		enter(fmt.Sprintf("gone-%04d", i), t0)
+		enterLimits(t, store, fmt.Sprintf("gone-%04d", i), t0, true)
 	}
-	enter("recent", now.Add(-time.Second))
+	enterLimits(t, store, "recent", now.Add(-time.Second), true)
 	if n, err := svc.Maintain(ctx(t), users.ActionPruneLimits); err != nil || n != 5000 {
 		t.Fatalf("prune-limits = %d, %v; want the first 5000 of %d stale records", n, err, stale)
 	}
@@ -544,26 +534,31 @@ func TestServicePruneLimitsGetsPastRecordsInUse(t *testing.T) {
 	store := memory.New()
 	now := t0.Add(2 * time.Minute)
 	svc := &users.Service{Store: store, Now: func() time.Time { return now }}
-	enter := func(key string, at time.Time) {
-		t.Helper()
-		if _, err := store.EnterLimits(ctx(t), key, users.LimitsEntry{ID: "text-" + key, Kind: "text", Now: at, Window: time.Minute,
-			Rate: 1, Inflight: 1, LeaseUntil: at.Add(10 * time.Minute)}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i := range 5000 {
-		enter(fmt.Sprintf("0-live-%04d", i), now) // first by name, held
+		enterLimits(t, store, fmt.Sprintf("0-live-%04d", i), now, false) // first by name, held
 	}
 	const stale = 50
 	for i := range stale {
-		key := fmt.Sprintf("z-gone-%02d", i)
-		enter(key, t0)
-		if err := store.LeaveLimits(ctx(t), key, "text-"+key, false); err != nil {
-			t.Fatal(err)
-		}
+		enterLimits(t, store, fmt.Sprintf("z-gone-%02d", i), t0, true)
 	}
 	if n, err := svc.Maintain(ctx(t), users.ActionPruneLimits); err != nil || n != stale {
 		t.Fatalf("prune-limits = %d, %v; want the %d stale records past 5000 in use", n, err, stale)
+	}
+}
+
+// enterLimits lets one request of key in at at (one a minute, one in
+// flight, a 10-minute lease) and, with leave, out again.
+func enterLimits(t *testing.T, store users.Limits, key string, at time.Time, leave bool) {
+	t.Helper()
+	if _, err := store.EnterLimits(ctx(t), key, users.LimitsEntry{ID: "text-" + key, Kind: "text", Now: at, Window: time.Minute,
+		Rate: 1, Inflight: 1, LeaseUntil: at.Add(10 * time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	if !leave {
+		return
+	}
+	if err := store.LeaveLimits(ctx(t), key, "text-"+key, false); err != nil {
+		t.Fatal(err)
 	}
 }
 
