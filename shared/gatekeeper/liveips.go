@@ -103,7 +103,7 @@ func (l *LiveIPs) lists(ctx context.Context) *ipLists {
 	if ch == nil {
 		ch = make(chan struct{})
 		l.inflight = ch
-		go l.refresh(context.WithoutCancel(ctx), cur, l.saved, ch)
+		go l.refresh(ctx, cur, l.saved, ch) // read outlives the caller: it drops ctx's cancel
 	}
 	l.mu.Unlock()
 	var fallBack <-chan time.Time
