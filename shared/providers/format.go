@@ -114,6 +114,10 @@ type Request struct {
 	// the translation; nil otherwise): the translation tells the usage
 	// only at its end, the native stream may have reported it earlier.
 	Native *StreamState
+	// Reserve, when set, is asked by a translation for the memory it may
+	// take (bytes, TranslationCost) before it decodes the body; its error
+	// refuses the request.
+	Reserve func(bytes int64) error
 }
 
 // Parse reads a request body once: model, stream, output limit. A body that

@@ -71,7 +71,7 @@ func imageChatRequest(rq *Request) ([]byte, error) {
 	if err := json.Unmarshal(rq.Body, &top); err != nil {
 		return nil, fieldError("request", err)
 	}
-	if err := boundItems(top.Messages, nil); err != nil {
+	if err := reserve(rq, top.Messages, nil); err != nil {
 		return nil, err
 	}
 	var in struct{ Messages []chatMessage }

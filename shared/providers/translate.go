@@ -105,7 +105,7 @@ func readChatRequest(rq *Request) (*chatRequest, error) {
 	if err := json.Unmarshal(rq.Body, &top); err != nil || top == nil {
 		return nil, invalid("The request body is not a valid JSON object.")
 	}
-	if err := boundItems(top["messages"], top["tools"]); err != nil {
+	if err := reserve(rq, top["messages"], top["tools"]); err != nil {
 		return nil, err
 	}
 	c := &chatRequest{Stream: rq.Stream}
@@ -129,12 +129,41 @@ func readChatRequest(rq *Request) (*chatRequest, error) {
 // a 32 MiB body of tiny messages took 850 MiB to translate.
 const maxItems = 100_000
 
+// Translating a request allocates, all told, at most about
+// translationByteCost bytes for each byte of the body and
+// translationItemCost for each message, content part, tool call and tool
+// (measured: 5–10 times the body, 750–1,450 bytes an item, on the
+// costliest shapes: TestTranslationCostCoversItsAllocations).
+const (
+	translationByteCost = 12
+	translationItemCost = 2048
+)
+
+// TranslationCost is what translating a body of size bytes and items
+// items may allocate.
+func TranslationCost(size int, items int64) int64 {
+	return translationByteCost*int64(size) + translationItemCost*items
+}
+
+// reserve bounds the request's items (boundItems) and asks rq.Reserve for
+// what its translation may take, before anything is decoded.
+func reserve(rq *Request, messages, tools json.RawMessage) error {
+	n, err := boundItems(messages, tools)
+	if err != nil {
+		return err
+	}
+	if rq.Reserve != nil {
+		return rq.Reserve(TranslationCost(len(rq.Body), n))
+	}
+	return nil
+}
+
 // boundItems counts the items of a request's messages and tools (the
 // values the decoder will read: the last of a repeated member) before
 // they are decoded; past maxItems the request is refused. Within a
 // message every member the decoder may read as content or tool_calls
 // (any casing, any repetition) is counted.
-func boundItems(messages, tools json.RawMessage) error {
+func boundItems(messages, tools json.RawMessage) (int64, error) {
 	n := int64(0)
 	count := func(arr gjson.Result) {
 		if arr.IsArray() {
@@ -155,9 +184,9 @@ func boundItems(messages, tools json.RawMessage) error {
 		})
 	}
 	if n > maxItems {
-		return invalid("messages: at most %d messages, content parts, tool calls and tools in one request on this route.", maxItems)
+		return n, invalid("messages: at most %d messages, content parts, tool calls and tools in one request on this route.", maxItems)
 	}
-	return nil
+	return n, nil
 }
 
 func (c *chatRequest) member(name string, raw json.RawMessage) error {

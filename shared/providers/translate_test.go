@@ -466,7 +466,7 @@ func TestTranslatedRequestItemsBounded(t *testing.T) {
 		}
 	}
 	// Up to the bound, a request is translated.
-	if err := boundItems(json.RawMessage(`[`+many(maxItems-3, msg)+`,{"role":"assistant","content":[{}],"tool_calls":[{}]}]`), nil); err != nil {
+	if _, err := boundItems(json.RawMessage(`[`+many(maxItems-3, msg)+`,{"role":"assistant","content":[{}],"tool_calls":[{}]}]`), nil); err != nil {
 		t.Errorf("%d items refused: %v", maxItems, err)
 	}
 

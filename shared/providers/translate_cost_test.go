@@ -1,0 +1,103 @@
+package providers
+
+import (
+	"errors"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+)
+
+// costlyShapes are request bodies of about size bytes in the shapes that
+// cost a translation most per byte: one long string, strings to unescape,
+// many messages, many content parts, tool calls, an image.
+func costlyShapes(size int) map[string]string {
+	fill := func(item string) string {
+		return strings.TrimSuffix(strings.Repeat(item+",", size/(len(item)+1)), ",")
+	}
+	long := strings.Repeat("a", 300)
+	return map[string]string{
+		"one string":     `{"model":"M","messages":[{"role":"user","content":"` + strings.Repeat("a", size) + `"}]}`,
+		"escapes":        `{"model":"M","messages":[{"role":"user","content":"` + strings.Repeat(`\u00e9\n`, size/8) + `"}]}`,
+		"messages":       `{"model":"M","messages":[` + fill(`{"role":"user","content":"`+long+`"}`) + `]}`,
+		"small messages": `{"model":"M","messages":[` + fill(`{"role":"user","content":"a"}`) + `]}`,
+		"parts":          `{"model":"M","messages":[{"role":"user","content":[` + fill(`{"type":"text","text":"`+long+`"}`) + `]}]}`,
+		"small parts":    `{"model":"M","messages":[{"role":"user","content":[` + fill(`{"type":"text","text":"a"}`) + `]}]}`,
+		"tool calls": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			fill(`{"id":"c","type":"function","function":{"name":"f","arguments":"{\"a\":1}"}}`) + `]}]}`,
+		"tools": `{"model":"M","messages":[{"role":"user","content":"a"}],"tools":[` +
+			fill(`{"type":"function","function":{"name":"f","parameters":{"type":"object","properties":{"a":{"type":"string"}}}}}`) + `]}`,
+		"image": `{"model":"M","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` +
+			strings.Repeat("QUJD", size/4) + `"}}]}]}`,
+		"image prompt": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("a", size) + `"}]}`,
+	}
+}
+
+// translatedChats are the translated chat routes, by provider.
+func translatedChats(t *testing.T) map[string]Endpoint {
+	out := map[string]Endpoint{}
+	for _, p := range All() {
+		if ep, _, ok := p.Resolve(http.MethodPost, "/v1/chat/completions"); ok && ep.Translate != nil {
+			out[string(p.ID)] = ep
+		}
+	}
+	if len(out) < 6 {
+		t.Fatalf("%d translated chat routes", len(out))
+	}
+	return out
+}
+
+// A translation asks Reserve, before it decodes anything, for at least
+// all it will allocate: the proxy's memory budget holds that much for it
+// (functions/proxy TestTranslationWaitsForItsCost).
+func TestTranslationCostCoversItsAllocations(t *testing.T) {
+	const size = 512 << 10
+	for id, ep := range translatedChats(t) {
+		for name, body := range costlyShapes(size) {
+			rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var cost int64
+			rq.Reserve = func(n int64) error { cost = n; return nil }
+			var before, after runtime.MemStats
+			runtime.GC()
+			runtime.ReadMemStats(&before)
+			_, err = ep.Translate.Request(rq)
+			runtime.ReadMemStats(&after)
+			alloc := int64(after.TotalAlloc - before.TotalAlloc)
+			if cost == 0 && err == nil {
+				t.Errorf("%s, %s: translated without a reservation", id, name)
+			}
+			if cost > 0 && alloc > cost {
+				t.Errorf("%s, %s: allocated %d KiB, %.1f× the body, over the %d KiB reserved", id, name, alloc>>10, float64(alloc)/float64(len(body)), cost>>10)
+			}
+		}
+	}
+}
+
+// A reservation refused refuses the request with its error, before the
+// items are decoded: what it cost is the copy of the top-level members
+// (decoding small messages allocates some 50 times their size).
+func TestTranslationRefusedItsCostDecodesNothing(t *testing.T) {
+	busy := errors.New("busy")
+	body := costlyShapes(512 << 10)["small messages"]
+	for id, ep := range translatedChats(t) {
+		rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rq.Reserve = func(int64) error { return busy }
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err = ep.Translate.Request(rq)
+		runtime.ReadMemStats(&after)
+		if !errors.Is(err, busy) {
+			t.Errorf("%s: %v", id, err)
+		}
+		if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 3*uint64(len(body)) {
+			t.Errorf("%s: refusing allocated %d KiB for a %d KiB body", id, alloc>>10, len(body)>>10)
+		}
+	}
+}
