@@ -17,7 +17,7 @@ import (
 func TestReadAll(t *testing.T) {
 	body := strings.Repeat("x", 10000)
 	for _, hint := range []int64{-1, 0, 10, 10000, 20000} {
-		got, err := readAll(strings.NewReader(body), hint, editRoom)
+		got, err := readAll(strings.NewReader(body), hint, editRoom, nil)
 		if err != nil || string(got) != body {
 			t.Fatalf("hint %d: %d bytes, %v", hint, len(got), err)
 		}
@@ -25,7 +25,7 @@ func TestReadAll(t *testing.T) {
 			t.Errorf("announced length: capacity %d, want %d (no growth)", cap(got), 10000+editRoom)
 		}
 	}
-	if _, err := readAll(io.MultiReader(strings.NewReader("ab"), iotest{}), 2, 0); err == nil {
+	if _, err := readAll(io.MultiReader(strings.NewReader("ab"), iotest{}), 2, 0, nil); err == nil {
 		t.Error("a read error was not returned")
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,6 +49,7 @@ type exchange struct {
 	call         providers.Call   // the upstream request, as the provider's hooks see it
 	answer       io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
 	status       int              // the upstream's answer's, for the request's event
+	mem          memHold          // what the bodies of this exchange hold of the instance's budget
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -74,6 +74,8 @@ func unknownRoute(r *http.Request) error {
 // that needs no body runs before the body is read; a request they refuse
 // has its body left unread, even to shape a fake completion.
 func (x *exchange) serve() {
+	x.mem.b = x.h.mem
+	defer x.mem.release()
 	refuse := func(err error, rate *ratelimit.Decision) {
 		x.r.Body = nil
 		x.writeError(err, rate)
@@ -143,6 +145,7 @@ func (x *exchange) serve() {
 			rq.Stream = true
 		}
 		if t := x.ep.Translate; t != nil {
+			rq.Reserve = func(n int64) error { return x.mem.take(x.r.Context(), n) }
 			native, err := t.Request(rq)
 			if err != nil {
 				x.writeError(err, x.rate())
@@ -150,6 +153,9 @@ func (x *exchange) serve() {
 			}
 			rq.Body = native
 			x.upstreamPath, x.query = t.Native(rq.Model, rq.Stream)
+			// What the translation decoded is garbage now; the body as
+			// received and the native one are still held.
+			x.mem.keep(int64(cap(x.raw) + cap(native)))
 		}
 	}
 	if !x.policies() {
@@ -221,11 +227,24 @@ func (x *exchange) readBody() error {
 	if r.ContentLength > x.h.maxBody {
 		return tooLarge(x.h.maxBody)
 	}
-	raw, err := readAll(http.MaxBytesReader(x.w, r.Body, x.h.maxBody), r.ContentLength, editRoom)
+	// A body takes its size from the instance's memory budget as it is
+	// read; a translation takes what it needs on top (serve), ahead when
+	// the body's length is known.
+	if x.ep.Translate != nil && r.ContentLength > 0 {
+		if err := x.mem.takeAhead(r.Context(), r.ContentLength+editRoom+providers.TranslationCost(int(r.ContentLength), 0)); err != nil {
+			return err
+		}
+	}
+	raw, err := readAll(http.MaxBytesReader(x.w, r.Body, x.h.maxBody), r.ContentLength, editRoom, func(n int) error {
+		return x.mem.take(r.Context(), int64(n))
+	})
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			return tooLarge(x.h.maxBody)
+		}
+		if err == errBusy {
+			return err
 		}
 		return &users.Error{Code: users.CodeInvalid, Message: "The request body could not be read.", Err: err}
 	}
@@ -241,11 +260,27 @@ const editRoom = 512
 // sender announced (sizeHint, -1 when unknown) plus room, so that a body
 // of the announced length is read without growing (io.ReadAll and
 // bytes.Buffer.ReadFrom grow, copying the whole body, just to find its end).
-func readAll(r io.Reader, sizeHint int64, room int) ([]byte, error) {
-	buf := make([]byte, 0, int(max(sizeHint, 0))+room)
+// grow, when not nil, is told each size the buffer takes before it is
+// allocated, and can refuse it.
+func readAll(r io.Reader, sizeHint int64, room int, grow func(n int) error) ([]byte, error) {
+	size := int(max(sizeHint, 0)) + room
+	if grow != nil {
+		if err := grow(size); err != nil {
+			return nil, err
+		}
+	}
+	buf := make([]byte, 0, size)
 	for {
 		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, max(cap(buf), 4096))
+			more := max(cap(buf), 4096)
+			if grow != nil {
+				if err := grow(more); err != nil {
+					return buf, err
+				}
+			}
+			// Exactly this capacity (slices.Grow rounds it up), so grow
+			// is told what the buffer holds.
+			buf = append(make([]byte, 0, cap(buf)+more), buf...)
 		}
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
@@ -389,6 +424,11 @@ var dropResponseHeaders = []string{
 // whole answer at once), and cleans up error answers. Nothing is charged
 // for an error answer.
 func (x *exchange) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode >= 200 && resp.StatusCode <= 299 && x.ep.Format.Charged && !x.streamed() &&
+		(x.prov.Inbound != nil || x.ep.Translate != nil) {
+		// Read whole before readWhole reads it: weighed as it comes.
+		resp.Body = weighedBody{resp.Body, x}
+	}
 	if x.prov.Inbound != nil {
 		if err := x.prov.Inbound(resp, &x.call); err != nil {
 			return err
@@ -494,9 +534,13 @@ func (x *exchange) readWhole(resp *http.Response) error {
 	// One byte of room: an answer of its announced length is read without
 	// growing the buffer to find its end; it is never edited in place.
 	x.answer = io.LimitedReader{R: resp.Body, N: maxAnswer + 1} // in the exchange: no allocation
-	body, err := readAll(&x.answer, min(resp.ContentLength, maxAnswer+1), 1)
+	body, err := readAll(&x.answer, min(resp.ContentLength, maxAnswer+1), 1, func(n int) error {
+		return x.mem.take(x.r.Context(), int64(n))
+	})
 	if err != nil {
-		return err // the upstream broke the answer: 502, nothing charged
+		// The upstream broke the answer (502), or the instance had no room
+		// for it (503): nothing charged.
+		return err
 	}
 	if len(body) > maxAnswer {
 		// Too big to hold: relay it as it comes, charging the prompt.

@@ -39,6 +39,9 @@ type Options struct {
 	// UpstreamTimeout bounds a whole proxied request, stream included
 	// (default 30 minutes).
 	UpstreamTimeout time.Duration
+	// MemoryWait bounds how long a body waits for room in the instance's
+	// memory budget (default 15 seconds; see memBudget).
+	MemoryWait time.Duration
 }
 
 const (
@@ -82,6 +85,7 @@ type handler struct {
 	// case, scrubbed from relayed error text and headers.
 	lowerSecrets []string
 	chunks       *chunkPool // read buffers of relayed streams
+	mem          *memBudget // what bodies in flight may take together
 }
 
 // upstream is a provider as configured: adapter, base URL and keys.
@@ -110,6 +114,7 @@ func newHandler(d Deps, o Options) *handler {
 		maxBody: o.MaxBodyBytes,
 		timeout: o.UpstreamTimeout,
 		chunks:  newChunkPool(),
+		mem:     newMemBudget(d.Config.BodyMemoryMB, o.MemoryWait),
 	}
 	h.gk.OnEventError(func(token string, err error) {
 		h.log.Warn().Err(err).Str("token", logging.TokenTail(token)).Msg("request event could not be recorded (EVENT_LOGGING); the charge is kept")

@@ -84,6 +84,10 @@ type Config struct {
 	TextRateLimit    int
 	ImageRateLimit   int
 	ConcurrencyLimit int
+	// BodyMemoryMB is the proxy's memory budget for bodies in flight on
+	// one instance, in MiB (BODY_MEMORY_LIMIT_MB); 0 sizes it from the Go
+	// memory limit.
+	BodyMemoryMB int
 	// LimitsScope is where rate and concurrency limits are kept.
 	LimitsScope     LimitsScope
 	AllowedFamilies map[string]bool
@@ -199,6 +203,7 @@ func (p *parser) config() (*Config, error) {
 	c.TextRateLimit = p.int("TEXT_MODEL_RATE_LIMIT", 4, 0, 1_000_000)
 	c.ImageRateLimit = p.int("IMAGE_MODEL_RATE_LIMIT", 4, 0, 1_000_000)
 	c.ConcurrencyLimit = p.int("USER_CONCURRENCY_LIMIT", 1, 0, 10_000)
+	c.BodyMemoryMB = p.int("BODY_MEMORY_LIMIT_MB", 0, 0, 1_000_000)
 	c.LimitsScope = LimitsScope(p.oneOf("LIMITS_SCOPE", "instance", "instance", "cluster"))
 	c.AllowedFamilies = p.families("ALLOWED_MODEL_FAMILIES")
 	c.MaxOutputTokens = map[models.Provider]int64{}

@@ -59,6 +59,9 @@ func TestDefaults(t *testing.T) {
 	if c.ConcurrencyLimit != 1 {
 		t.Errorf("ConcurrencyLimit = %d, want 1", c.ConcurrencyLimit)
 	}
+	if c.BodyMemoryMB != 0 {
+		t.Errorf("BodyMemoryMB = %d, want 0 (sized from the Go memory limit)", c.BodyMemoryMB)
+	}
 	want := models.TextFamilies()
 	got := slices.Sorted(maps.Keys(c.AllowedFamilies))
 	slices.Sort(want)
@@ -273,6 +276,8 @@ func TestInvalidValues(t *testing.T) {
 		{"text rate", map[string]string{"TEXT_MODEL_RATE_LIMIT": "4.5"}, "TEXT_MODEL_RATE_LIMIT", []string{"whole number"}},
 		{"image rate", map[string]string{"IMAGE_MODEL_RATE_LIMIT": "x"}, "IMAGE_MODEL_RATE_LIMIT", []string{"whole number"}},
 		{"concurrency", map[string]string{"USER_CONCURRENCY_LIMIT": "-2"}, "USER_CONCURRENCY_LIMIT", []string{"whole number"}},
+		{"body memory", map[string]string{"BODY_MEMORY_LIMIT_MB": "1.5"}, "BODY_MEMORY_LIMIT_MB", []string{`"1.5"`, "whole number from 0"}},
+		{"body memory negative", map[string]string{"BODY_MEMORY_LIMIT_MB": "-1"}, "BODY_MEMORY_LIMIT_MB", []string{"whole number from 0"}},
 		{"output clamp", map[string]string{"MAX_OUTPUT_TOKENS_ANTHROPIC": "big"}, "MAX_OUTPUT_TOKENS_ANTHROPIC", []string{"whole number"}},
 		{"cache ttl word", map[string]string{"USER_CACHE_TTL": "forever"}, "USER_CACHE_TTL", []string{`"forever"`, "duration"}},
 		{"cache ttl negative", map[string]string{"USER_CACHE_TTL": "-1s"}, "USER_CACHE_TTL", []string{"duration"}},

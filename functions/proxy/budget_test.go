@@ -1,0 +1,286 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// budgetEnv is a proxy whose bodies in flight may take 1 MiB together
+// past each request's own first MiB (freeBytes), and wait 300 ms for room.
+func budgetEnv(t *testing.T) *env {
+	return newEnv(t, map[string]string{"BODY_MEMORY_LIMIT_MB": "1", "ALLOWED_MODEL_FAMILIES": "gpt4o,claude"},
+		Options{MemoryWait: 300 * time.Millisecond})
+}
+
+// chatOf is an OpenAI chat body of about size bytes.
+func chatOf(model string, size int, stream bool) string {
+	s := "false"
+	if stream {
+		s = "true"
+	}
+	return `{"model":"` + model + `","stream":` + s + `,"max_tokens":10,"messages":[{"role":"user","content":"` + strings.Repeat("a", size) + `"}]}`
+}
+
+// holdStream starts a streamed request of about size bytes that stays in
+// flight, its body held, until the returned func is called.
+func holdStream(t *testing.T, e *env, kind upstreamfake.Kind, path, body, token string) (end func()) {
+	t.Helper()
+	hold := make(chan struct{})
+	release := sync.OnceFunc(func() { close(hold) })
+	t.Cleanup(release) // a failed check must not leave the upstream held
+	e.fake(kind).Set(upstreamfake.Behavior{HoldBeforeUsage: hold})
+	e.streamUntil(t, call{path: path, body: body, header: bearerH(token)}, "upstream!", "its last text")
+	return func() {
+		release()
+		e.logs.waitLines(t, "…"+token[len(token)-4:], 1)
+	}
+}
+
+// Bodies in flight on an instance take at most BODY_MEMORY_LIMIT_MB
+// together past their first MiB each: a body that finds no room waits for
+// it, then is refused with 503 and Retry-After, unsent and uncharged;
+// bodies within their first MiB pass meanwhile, and once the room is given
+// back the same body passes.
+func TestBodiesWaitForMemory(t *testing.T) {
+	e := budgetEnv(t)
+	const path = "/proxy/openai/v1/chat/completions"
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	end := holdStream(t, e, upstreamfake.OpenAI, path, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	asked := e.fake(upstreamfake.OpenAI).Count()
+
+	start := time.Now()
+	a := e.do(call{path: path, body: chatOf("gpt-4o", 1800<<10, false), header: bearerH(other)})
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "2" ||
+		dig(a.json(t), "error", "code") != "unavailable" {
+		t.Fatalf("a body with no room: %d %v %.300s", a.status, a.header, a.body)
+	}
+	if waited := time.Since(start); waited < 300*time.Millisecond {
+		t.Errorf("refused after %v, before the 300 ms wait", waited)
+	}
+	if n := e.fake(upstreamfake.OpenAI).Count(); n != asked {
+		t.Errorf("the refused body was sent upstream (%d requests, %d before)", n, asked)
+	}
+	if u := e.get(other); u.PromptCount != 0 || u.TokenCounts["gpt4o"] != 0 {
+		t.Errorf("the refused body was charged: %d prompts, %v", u.PromptCount, u.TokenCounts)
+	}
+	if a := e.do(call{path: path, body: chatOf("gpt-4o", 900<<10, false), header: bearerH(other)}); a.status != http.StatusOK {
+		t.Errorf("a body within its first MiB: %d %.300s", a.status, a.body)
+	}
+
+	end()
+	if a := e.do(call{path: path, body: chatOf("gpt-4o", 1800<<10, false), header: bearerH(other)}); a.status != http.StatusOK {
+		t.Errorf("after the room was given back: %d %.300s", a.status, a.body)
+	}
+}
+
+// A translation takes what it may allocate (providers.TranslationCost)
+// before it decodes the body, and gives it back once the native body is
+// made: while it is translated nothing else fits, while it streams only
+// its two bodies are held.
+func TestTranslationWaitsForItsCost(t *testing.T) {
+	e := budgetEnv(t)
+	translated, native := "/proxy/anthropic/v1/chat/completions", "/proxy/openai/v1/chat/completions"
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+
+	end := holdStream(t, e, upstreamfake.OpenAI, native, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	// 200 KiB translated may take 2.6 MiB: 1.6 MiB past its own, more
+	// than the budget (it takes all of it) and than is free.
+	a := e.do(call{path: translated, body: chatOf("claude-sonnet-4-5", 200<<10, false), header: bearerH(other)})
+	if a.status != http.StatusServiceUnavailable || dig(a.json(t), "error", "type") != "server_error" {
+		t.Fatalf("a translation with no room: %d %.300s", a.status, a.body)
+	}
+	if n := e.fake(upstreamfake.Anthropic).Count(); n != 0 {
+		t.Errorf("sent upstream: %d", n)
+	}
+	end()
+
+	// Alone it takes the whole budget (it runs alone), then keeps only its
+	// two bodies, about 400 KiB, within its own MiB, while it streams.
+	end = holdStream(t, e, upstreamfake.Anthropic, translated, chatOf("claude-sonnet-4-5", 200<<10, true), holder)
+	if a := e.do(call{path: native, body: chatOf("gpt-4o", 1800<<10, false), header: bearerH(other)}); a.status != http.StatusOK {
+		t.Errorf("beside a translated stream: %d %.300s", a.status, a.body)
+	}
+	end()
+}
+
+// A whole answer past its first MiB takes its size from the budget as it
+// is read: with no room it is not relayed (503) and not charged.
+func TestLargeAnswersWaitForMemory(t *testing.T) {
+	e := budgetEnv(t)
+	const path = "/proxy/openai/v1/chat/completions"
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	big := strings.Repeat("b", 3<<20)
+
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{Text: big})
+	if a := e.do(call{path: path, body: chatOf("gpt-4o", 10, false), header: bearerH(other)}); a.status != http.StatusOK || len(a.body) < 3<<20 {
+		t.Fatalf("a 3 MiB answer alone: %d, %d bytes", a.status, len(a.body))
+	}
+	charged := e.get(other).PromptCount
+
+	end := holdStream(t, e, upstreamfake.OpenAI, path, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{Text: big})
+	a := e.do(call{path: path, body: chatOf("gpt-4o", 10, false), header: bearerH(other)})
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "2" {
+		t.Errorf("a 3 MiB answer with 512 KiB free: %d %.300s", a.status, a.body)
+	}
+	if u := e.get(other); u.PromptCount != charged {
+		t.Errorf("an answer not relayed was charged: %d prompts, %d before", u.PromptCount, charged)
+	}
+	// Translated, an answer weighs 12 times its size as it is read.
+	const translated = "/proxy/anthropic/v1/chat/completions"
+	e.fake(upstreamfake.Anthropic).Set(upstreamfake.Behavior{Text: strings.Repeat("c", 200<<10)})
+	a = e.do(call{path: translated, body: chatOf("claude-sonnet-4-5", 10, false), header: bearerH(other)})
+	if a.status != http.StatusServiceUnavailable || dig(a.json(t), "error", "type") != "server_error" {
+		t.Errorf("a translated 200 KiB answer with 512 KiB free: %d %.300s", a.status, a.body)
+	}
+	end()
+	if a := e.do(call{path: translated, body: chatOf("claude-sonnet-4-5", 10, false), header: bearerH(other)}); a.status != http.StatusOK {
+		t.Errorf("a translated 200 KiB answer alone: %d %.300s", a.status, a.body)
+	}
+	if u := e.get(other); u.PromptCount != charged+1 {
+		t.Errorf("%d prompts charged, want %d", u.PromptCount, charged+1)
+	}
+}
+
+// The budget is BODY_MEMORY_LIMIT_MB when set, else half the Go memory
+// limit (GOMEMLIMIT, which the deploy sets from the instance's memory),
+// else 256 MiB.
+func TestMemoryBudgetSize(t *testing.T) {
+	if b := newMemBudget(0, 0); b.size != defaultBudget || b.wait != defaultBudgetWait {
+		t.Errorf("no limit: %d bytes, %v", b.size, b.wait)
+	}
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(400 << 20))
+	if b := newMemBudget(0, 0); b.size != 200<<20 {
+		t.Errorf("GOMEMLIMIT 400 MiB: %d bytes", b.size)
+	}
+	if b := newMemBudget(64, time.Second); b.size != 64<<20 || b.wait != time.Second {
+		t.Errorf("64 MiB: %d bytes, %v", b.size, b.wait)
+	}
+}
+
+// A weight over the whole budget takes the whole budget, once it is all
+// free: it runs alone rather than never. Taking never waits past the
+// wait, nor past the caller's leaving.
+func TestMemoryBudgetTakes(t *testing.T) {
+	b := newMemBudget(1, 50*time.Millisecond)
+	big := &memHold{b: b}
+	if err := big.take(context.Background(), 10<<20); err != nil || big.held != 1<<20 {
+		t.Fatalf("over the budget: %v, %d held", err, big.held)
+	}
+	if err := big.take(context.Background(), 1); err != nil || big.held != 1<<20 {
+		t.Errorf("more for a hold of the whole budget: %v, %d held", err, big.held)
+	}
+	small := &memHold{b: b}
+	if err := small.take(context.Background(), freeBytes); err != nil || small.held != 0 {
+		t.Errorf("its own first MiB: %v, %d held", err, small.held)
+	}
+	if err := small.take(context.Background(), 1); err != errBusy || small.used != freeBytes {
+		t.Errorf("past it, with the budget held: %v, %d used", err, small.used)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	if err := small.take(ctx, 1); err != errBusy || time.Since(start) > 40*time.Millisecond {
+		t.Errorf("a caller gone: %v after %v", err, time.Since(start))
+	}
+	big.keep(freeBytes + 1<<19)
+	if err := small.take(context.Background(), 1<<19); err != nil || small.held != 1<<19 {
+		t.Errorf("after half was given back: %v, %d held", err, small.held)
+	}
+	big.release()
+	small.release()
+	if !b.sem.TryAcquire(1 << 20) {
+		t.Error("the budget was not all given back")
+	}
+}
+
+// A body of unknown length (chunked) takes its room as it is read.
+func TestChunkedBodiesWaitForMemory(t *testing.T) {
+	e := budgetEnv(t)
+	const path = "/proxy/openai/v1/chat/completions"
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	end := holdStream(t, e, upstreamfake.OpenAI, path, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	send := func() *http.Response {
+		body := io.MultiReader(strings.NewReader(chatOf("gpt-4o", 1800<<10, false))) // no length: chunked
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+path, body)
+		req.Header.Set("Authorization", "Bearer "+other)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if resp := send(); resp.StatusCode != http.StatusServiceUnavailable {
+		t.Errorf("a chunked body with no room: %d", resp.StatusCode)
+	}
+	end()
+	if resp := send(); resp.StatusCode != http.StatusOK {
+		t.Errorf("a chunked body with room: %d", resp.StatusCode)
+	}
+}
+
+// Two exchanges that each hold part of the budget and need more (a body
+// read, then its translation) do not wait for each other: the one that
+// waits gives back what it holds, and both are served in turn.
+func TestMemoryBudgetWaitsDoNotLock(t *testing.T) {
+	b := newMemBudget(1, 2*time.Second)
+	x, y := &memHold{b: b}, &memHold{b: b}
+	for _, h := range []*memHold{x, y} {
+		if err := h.take(context.Background(), freeBytes+1<<19); err != nil || h.held != 1<<19 {
+			t.Fatalf("half each: %v, %d held", err, h.held)
+		}
+	}
+	done := make(chan error, 2)
+	for _, h := range []*memHold{x, y} {
+		go func() {
+			err := h.take(context.Background(), 1<<20) // the whole budget
+			if err == nil {
+				time.Sleep(10 * time.Millisecond)
+				h.release()
+			}
+			done <- err
+		}()
+	}
+	for range 2 {
+		if err := <-done; err != nil {
+			t.Errorf("a wait for more: %v", err)
+		}
+	}
+	if !b.sem.TryAcquire(1 << 20) {
+		t.Error("the budget was not all given back")
+	}
+}
+
+// What is taken ahead is used by the takes that follow, and given back
+// when the exchange keeps less.
+func TestMemoryBudgetTakesAhead(t *testing.T) {
+	b := newMemBudget(1, 10*time.Millisecond)
+	h := &memHold{b: b}
+	if err := h.takeAhead(context.Background(), freeBytes+1<<19); err != nil || h.held != 1<<19 {
+		t.Fatalf("ahead: %v, %d held", err, h.held)
+	}
+	if err := h.take(context.Background(), freeBytes); err != nil || h.held != 1<<19 || h.used != freeBytes+1<<19 {
+		t.Errorf("a take within what was taken ahead: %v, %d held, %d used", err, h.held, h.used)
+	}
+	if err := h.take(context.Background(), 1<<19+1<<18); err != nil || h.held != 1<<19+1<<18 {
+		t.Errorf("a take past it: %v, %d held", err, h.held)
+	}
+	h.keep(freeBytes)
+	if h.held != 0 || h.ahead != 0 {
+		t.Errorf("kept its own MiB: %d held, %d ahead", h.held, h.ahead)
+	}
+	if !b.sem.TryAcquire(1 << 20) {
+		t.Error("the budget was not all given back")
+	}
+}
