@@ -36,7 +36,7 @@ APP_VARS=(GATEKEEPER GATEKEEPER_STORE PROXY_KEY ADMIN_KEY ADMIN_WHITELIST
 	ALLOWED_VISION_SERVICES ALLOW_AWS_LOGGING ALLOW_IMAGE_PROMPTS
 	ALLOW_NICKNAME_CHANGES ALLOW_OPENAI_TOOL_USAGE BLOCKED_ORIGINS BLOCK_MESSAGE
 	BLOCK_REDIRECT CAPTCHA_MODE CHECK_KEYS COOKIE_SECRET EVENT_LOGGING
-	EVENT_LOGGING_TRIM EVENT_RETENTION_DAYS LIMITS_SCOPE
+	EVENT_LOGGING_TRIM EVENT_RETENTION_DAYS LIMITS_SCOPE BODY_MEMORY_LIMIT_MB
 	MAX_CONTEXT_TOKENS_ANTHROPIC MAX_CONTEXT_TOKENS_OPENAI MAX_OUTPUT_TOKENS
 	MODEL_RATE_LIMIT POW_CHALLENGE_TIMEOUT POW_DIFFICULTY_LEVEL
 	POW_MAX_TOKENS_PER_IP POW_TOKEN_HOURS POW_TOKEN_MAX_IPS
@@ -382,6 +382,22 @@ scheduler_audience() {
 	printf 'https://%s-%s.cloudfunctions.net/admin' "${CFG[DEPLOY_REGION]}" "${CFG[DEPLOY_PROJECT]}"
 }
 
+# go_mem_limit: GOMEMLIMIT for DEPLOY_MEMORY (512Mi, 1Gi, 2G, …): 85% of
+# the instance's memory, in MiB. Go's collector then works harder as the
+# heap nears the instance's limit instead of letting garbage grow past it,
+# and the proxy's memory budget for bodies is half of it.
+go_mem_limit() {
+	local mem=${CFG[DEPLOY_MEMORY]} n mib
+	n=${mem%%[!0-9]*}
+	case ${mem#"$n"} in
+	Mi) mib=$n ;;
+	Gi) mib=$((n * 1024)) ;;
+	M) mib=$((n * 1000000 / 1048576)) ;;
+	G) mib=$((n * 1000000000 / 1048576)) ;;
+	esac
+	printf '%dMiB' $((mib * 85 / 100))
+}
+
 # write_env_file PATH: the functions' environment as a YAML map. A file, not
 # --set-env-vars, because values hold commas, spaces and '*' (whitelists, cron
 # periods) that no single gcloud list delimiter is guaranteed to avoid.
@@ -389,6 +405,7 @@ write_env_file() {
 	local path=$1 key
 	{
 		printf 'GOOGLE_CLOUD_PROJECT: %s\n' "$(yaml_quote "${CFG[DEPLOY_PROJECT]}")"
+		printf 'GOMEMLIMIT: %s\n' "$(yaml_quote "$(go_mem_limit)")"
 		for key in "${CFG_KEYS[@]}"; do
 			[[ $key == DEPLOY_* || -z ${CFG[$key]} ]] && continue
 			printf '%s: %s\n' "$key" "$(yaml_quote "${CFG[$key]}")"

@@ -396,3 +396,29 @@ for k in "$@"; do if is_app_var "$k"; then printf 'known %s\n' "$k"; fi; done`
 		}
 	}
 }
+
+// The functions get GOMEMLIMIT at 85% of the instance's memory, whatever
+// unit DEPLOY_MEMORY is given in: Go collects before the instance's limit,
+// and the proxy sizes its memory budget for bodies from it.
+func TestGoMemLimitFollowsTheInstanceMemory(t *testing.T) {
+	t.Parallel()
+	for memory, want := range map[string]string{"": "435MiB", "512Mi": "435MiB", "1Gi": "870MiB", "2G": "1620MiB", "4096M": "3320MiB"} {
+		config := baseConfig
+		if memory != "" {
+			config += "DEPLOY_MEMORY: " + memory + "\n"
+		}
+		res := runDeploy(t, config, map[string]string{"FAKE_EXISTS": "0"})
+		if res.err != nil {
+			t.Fatalf("%s: %v\n%s", memory, res.err, res.stderr)
+		}
+		files := logCalls(res.gcloudLog, "ENVFILE")
+		if len(files) != 2 {
+			t.Fatalf("%s: env files %q", memory, files)
+		}
+		for _, f := range files {
+			if !strings.Contains(f[0], `GOMEMLIMIT: "`+want+`"|`) {
+				t.Errorf("DEPLOY_MEMORY %q: env file %q, want GOMEMLIMIT %s", memory, f[0], want)
+			}
+		}
+	}
+}
