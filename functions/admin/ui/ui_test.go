@@ -618,6 +618,23 @@ func TestUserPageCountsAnIPv6Slash64Once(t *testing.T) {
 	if page := e.loggedIn().get("/admin/manage/users/ipv4-user-00000001").body; !strings.Contains(page, "2 of 2") || strings.Contains(page, "ip-note") {
 		t.Error("IPv4 addresses should count one each, without a note")
 	}
+	// The users list shows the addresses and, where they differ, the
+	// places counted.
+	list := e.loggedIn().get("/admin/manage/users").body
+	row := func(tok string) string {
+		i := strings.Index(list, `data-token="`+tok+`"`)
+		if i < 0 {
+			t.Fatalf("no row for %s", tok)
+		}
+		end := strings.Index(list[i:], "</tr>")
+		return list[i : i+end]
+	}
+	if r := row(tok); !strings.Contains(r, `<td class="num">4 <span class="muted ip-counted"`) || !strings.Contains(r, "(2 counted)") {
+		t.Errorf("IPv6 user's row: %s", r)
+	}
+	if r := row("ipv4-user-00000001"); !strings.Contains(r, `<td class="num">2</td>`) || strings.Contains(r, "counted") {
+		t.Errorf("IPv4 user's row: %s", r)
+	}
 }
 
 func TestImportExport(t *testing.T) {

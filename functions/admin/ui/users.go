@@ -41,7 +41,8 @@ type userRow struct {
 	Status   string
 	Prompts  int64
 	Used     int64
-	IPs      int
+	IPs      int // addresses recorded (what the column sorts by)
+	Counted  int // places they take of the IP limit
 	Created  int64
 	LastUsed int64
 }
@@ -120,7 +121,7 @@ func (h *handler) listUsers(w http.ResponseWriter, r *http.Request, s session) {
 		p.Rows = append(p.Rows, userRow{
 			Token: u.Token, Short: shortToken(u.Token), Href: l.URL(userPath(u.Token)), Path: userPath(u.Token),
 			Nickname: u.Nickname, Type: string(u.Type), Status: status(u, now),
-			Prompts: u.PromptCount, Used: sum(u.TokenCounts), IPs: len(u.IP),
+			Prompts: u.PromptCount, Used: sum(u.TokenCounts), IPs: len(u.IP), Counted: u.IPsCounted(),
 			Created: u.CreatedAt, LastUsed: u.LastUsedAt,
 		})
 	}
