@@ -284,3 +284,38 @@ func TestMemoryBudgetTakesAhead(t *testing.T) {
 		t.Error("the budget was not all given back")
 	}
 }
+
+// budgetAzureEnv is budgetEnv with the Azure fake serving its gpt-4o
+// deployment.
+func budgetAzureEnv(t *testing.T) *env {
+	az := upstreamfake.Start(t, upstreamfake.Azure)
+	e := newEnv(t, map[string]string{"BODY_MEMORY_LIMIT_MB": "1", "ALLOWED_MODEL_FAMILIES": "gpt4o,azure-gpt4o",
+		"AZURE_CREDENTIALS": azureCred("tollgate-east", "prod-4o"), "AZURE_OPENAI_BASE_URL": az.URL + "/{resource}"},
+		Options{MemoryWait: 300 * time.Millisecond})
+	e.fakes[upstreamfake.Azure] = az
+	return e
+}
+
+// A whole answer is weighed once: on a route whose provider has an
+// Inbound hook that leaves a whole answer unread (Azure), the answer
+// read by readWhole is not also weighed by weighedBody. A 900 KiB
+// answer is within the request's own first MiB there as on OpenAI.
+func TestWholeAnswersAreWeighedOnce(t *testing.T) {
+	e := budgetAzureEnv(t)
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	end := holdStream(t, e, upstreamfake.OpenAI, "/proxy/openai/v1/chat/completions", chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	defer end()
+	text := strings.Repeat("b", 900<<10)
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{Text: text})
+	e.fake(upstreamfake.Azure).Set(upstreamfake.Behavior{Text: text})
+	for _, path := range []string{"/proxy/openai/v1/chat/completions", "/proxy/azure/openai/v1/chat/completions"} {
+		if a := e.do(call{path: path, body: chatOf("gpt-4o", 10, false), header: bearerH(other)}); a.status != http.StatusOK {
+			t.Errorf("%s: a 900 KiB answer beside 512 KiB held: %d %.200s", path, a.status, a.body)
+		}
+	}
+	// Once, but weighed: past the first MiB and the room left, refused.
+	e.fake(upstreamfake.Azure).Set(upstreamfake.Behavior{Text: strings.Repeat("b", 1800<<10)})
+	if a := e.do(call{path: "/proxy/azure/openai/v1/chat/completions", body: chatOf("gpt-4o", 10, false), header: bearerH(other)}); a.status != http.StatusServiceUnavailable {
+		t.Errorf("a 1.8 MiB Azure answer beside 512 KiB held: %d %.200s", a.status, a.body)
+	}
+}

@@ -442,6 +442,11 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 			return err
 		}
 	}
+	if w, ok := resp.Body.(weighedBody); ok {
+		// No hook read it (Azure's and Vertex's whole answers): readWhole
+		// weighs what it reads itself, and must not weigh it twice.
+		resp.Body = w.ReadCloser
+	}
 	for _, k := range dropResponseHeaders {
 		delete(resp.Header, k) // the names are canonical, as the transport's are
 	}
