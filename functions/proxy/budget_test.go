@@ -319,3 +319,24 @@ func TestWholeAnswersAreWeighedOnce(t *testing.T) {
 		t.Errorf("a 1.8 MiB Azure answer beside 512 KiB held: %d %.200s", a.status, a.body)
 	}
 }
+
+// With ERROR_FORMAT=completion, a body refused for want of room is
+// refused after the budget's wait, not after two: the fake answer does
+// not read the body again (and wait for room again) to learn its model.
+func TestRefusedBodyWaitsOnceWithFakeErrors(t *testing.T) {
+	e := newEnv(t, map[string]string{"BODY_MEMORY_LIMIT_MB": "1", "ALLOWED_MODEL_FAMILIES": "gpt4o,claude", "ERROR_FORMAT": "completion"},
+		Options{MemoryWait: 300 * time.Millisecond})
+	const path = "/proxy/openai/v1/chat/completions"
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	end := holdStream(t, e, upstreamfake.OpenAI, path, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	defer end()
+	start := time.Now()
+	a := e.do(call{path: path, body: chatOf("gpt-4o", 1800<<10, false), header: bearerH(other)})
+	waited := time.Since(start)
+	if a.status != http.StatusOK || a.header.Get(headerErrorStatus) != "503" || !strings.Contains(string(a.body), "busy") {
+		t.Errorf("not refused for room: %d %v %.300s", a.status, a.header, a.body)
+	}
+	if waited < 300*time.Millisecond || waited > 550*time.Millisecond {
+		t.Errorf("refused after %v, not after the 300 ms wait", waited)
+	}
+}

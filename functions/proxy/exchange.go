@@ -125,6 +125,9 @@ func (x *exchange) serve() {
 	}
 	if f.Body {
 		if err := x.readBody(); err != nil {
+			// Not read again for a fake answer (fakeAnswer): a body the
+			// budget had no room for would wait for it a second time.
+			x.r.Body = nil
 			x.writeError(err, x.rate())
 			return
 		}
