@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
@@ -338,5 +340,25 @@ func TestRefusedBodyWaitsOnceWithFakeErrors(t *testing.T) {
 	}
 	if waited < 300*time.Millisecond || waited > 550*time.Millisecond {
 		t.Errorf("refused after %v, not after the 300 ms wait", waited)
+	}
+}
+
+// A client that announces a body and sends none of it holds no more of
+// the budget than the body's size (README: "holds its size of the budget
+// until it is sent"): a translated route's announced 200 KiB, within
+// the request's own first MiB, leaves the budget to the others.
+func TestAnnouncedTranslatedBodyHoldsOnlyItsSize(t *testing.T) {
+	e := budgetEnv(t)
+	slow, other := e.user(users.Patch{}), e.user(users.Patch{})
+	conn, err := net.Dial("tcp", e.srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /proxy/anthropic/v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n{", slow, 200<<10)
+	time.Sleep(200 * time.Millisecond) // the slow request is being read
+	a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: chatOf("gpt-4o", 1800<<10, false), header: bearerH(other)})
+	if a.status != http.StatusOK {
+		t.Errorf("a 1.8 MiB body beside a translated 200 KiB one not yet sent: %d %.200s", a.status, a.body)
 	}
 }

@@ -231,13 +231,10 @@ func (x *exchange) readBody() error {
 		return tooLarge(x.h.maxBody)
 	}
 	// A body takes its size from the instance's memory budget as it is
-	// read; a translation takes what it needs on top (serve), ahead when
-	// the body's length is known.
-	if x.ep.Translate != nil && r.ContentLength > 0 {
-		if err := x.mem.takeAhead(r.Context(), r.ContentLength+editRoom+providers.TranslationCost(int(r.ContentLength), 0)); err != nil {
-			return err
-		}
-	}
+	// read; a translation takes what it needs on top (serve), the part
+	// the body's bytes tell ahead, once it is read: taken before, on an
+	// announced length, it would be held all the while a client takes to
+	// send the body (or never sends it), at 13 times its size.
 	raw, err := readAll(http.MaxBytesReader(x.w, r.Body, x.h.maxBody), r.ContentLength, editRoom, func(n int) error {
 		return x.mem.take(r.Context(), int64(n))
 	})
@@ -250,6 +247,11 @@ func (x *exchange) readBody() error {
 			return err
 		}
 		return &users.Error{Code: users.CodeInvalid, Message: "The request body could not be read.", Err: err}
+	}
+	if x.ep.Translate != nil {
+		if err := x.mem.takeAhead(r.Context(), providers.TranslationCost(len(raw), 0)); err != nil {
+			return err
+		}
 	}
 	x.raw = raw
 	return nil
