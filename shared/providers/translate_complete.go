@@ -58,6 +58,18 @@ func completeRequest(rq *Request) ([]byte, error) {
 	if !rq.HasMaxOut || rq.MaxOut == 0 {
 		return nil, invalid("max_tokens_to_sample is required.")
 	}
+	// Splitting the prompt allocates about a KiB a turn: the turns are
+	// bounded as a chat route's items are (maxItems), and what they may
+	// take is asked for before they are made (reserve).
+	items := int64(strings.Count(*in.Prompt, humanMark) + strings.Count(*in.Prompt, assistantMark) + 1)
+	if items > maxItems {
+		return nil, invalid("prompt: at most %d Human: and Assistant: turns in one request on this route.", maxItems)
+	}
+	if rq.Reserve != nil {
+		if err := rq.Reserve(TranslationCost(len(rq.Body), items)); err != nil {
+			return nil, err
+		}
+	}
 	system, turns := promptTurns(*in.Prompt)
 	if len(turns) == 0 || turns[0].Role != "user" {
 		return nil, invalid("prompt must hold a Human: turn before any Assistant: one.")

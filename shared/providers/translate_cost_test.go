@@ -101,3 +101,75 @@ func TestTranslationRefusedItsCostDecodesNothing(t *testing.T) {
 		}
 	}
 }
+
+// The legacy completions route (/anthropic/v1/complete) is translated
+// too: it asks Reserve for what it may allocate, turns included, before
+// it splits the prompt into turns.
+func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
+	const size = 512 << 10
+	var ep Endpoint
+	for _, p := range All() {
+		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
+			ep = e
+		}
+	}
+	if ep.Translate == nil {
+		t.Fatal("no translated /v1/complete route")
+	}
+	prompt := func(p string) string {
+		return `{"model":"claude-2.1","max_tokens_to_sample":10,"prompt":"` + p + `"}`
+	}
+	for name, body := range map[string]string{
+		"one turn":    prompt(`\n\nHuman: ` + strings.Repeat("a", size) + `\n\nAssistant:`),
+		"escapes":     prompt(`\n\nHuman: ` + strings.Repeat(`\u00e9\n`, size/8) + `\n\nAssistant:`),
+		"small turns": prompt(strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, size/30) + `\n\nAssistant:`),
+		"empty turns": prompt(`\n\nHuman: a` + strings.Repeat(`\n\nAssistant:\n\nHuman:`, size/40) + `\n\nAssistant:`),
+	} {
+		rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cost int64
+		rq.Reserve = func(n int64) error { cost = n; return nil }
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		_, err = ep.Translate.Request(rq)
+		runtime.ReadMemStats(&after)
+		alloc := int64(after.TotalAlloc - before.TotalAlloc)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if cost == 0 {
+			t.Errorf("%s: translated without a reservation (allocated %d KiB, %.1f× the body)", name, alloc>>10, float64(alloc)/float64(len(body)))
+		} else if alloc > cost {
+			t.Errorf("%s: allocated %d KiB, %.1f× the body, over the %d KiB reserved", name, alloc>>10, float64(alloc)/float64(len(body)), cost>>10)
+		}
+	}
+}
+
+// Its turns are bounded as a chat route's items are.
+func TestLegacyTranslationTurnsBounded(t *testing.T) {
+	var ep Endpoint
+	for _, p := range All() {
+		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
+			ep = e
+		}
+	}
+	for turns, refused := range map[int]bool{maxItems: false, maxItems + 1: true} {
+		// Text, then turns in pairs: the last mark is an Assistant: cue.
+		body := `{"model":"claude-2.1","max_tokens_to_sample":10,"prompt":"a` + strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, (turns-1)/2)
+		if turns%2 == 0 {
+			body += `\n\nHuman: a`
+		}
+		body += `"}`
+		rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = ep.Translate.Request(rq)
+		if (err != nil) != refused {
+			t.Errorf("%d turns: %v", turns, err)
+		}
+	}
+}
