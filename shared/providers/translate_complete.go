@@ -104,24 +104,37 @@ func promptTurns(prompt string) (system string, turns []anthropicTurn) {
 			native = appendTurn(native, role, anthropicText(text))
 		}
 	}
-	rest, role := prompt, ""
-	for {
-		h, a := strings.Index(rest, humanMark), strings.Index(rest, assistantMark)
+	// The next of each mark is searched for again only once passed: one
+	// pass over the prompt (searching the rest for both marks at every
+	// turn took a minute for 100,000 turns of one kind).
+	from := func(at int, mark string) int {
+		if i := strings.Index(prompt[at:], mark); i >= 0 {
+			return at + i
+		}
+		return len(prompt)
+	}
+	at, role := 0, ""
+	h, a := from(0, humanMark), from(0, assistantMark)
+	for h < len(prompt) || a < len(prompt) {
 		next, mark, nextRole := h, humanMark, "user"
-		if a >= 0 && (h < 0 || a < h) {
+		if a < h {
 			next, mark, nextRole = a, assistantMark, "assistant"
 		}
-		if next < 0 {
-			break
-		}
-		text := strings.TrimSpace(rest[:next])
+		text := strings.TrimSpace(prompt[at:next])
 		if role == "" {
 			system = text
 		} else {
 			add(role, text)
 		}
-		rest, role = rest[next+len(mark):], nextRole
+		at, role = next+len(mark), nextRole
+		if h < at {
+			h = from(at, humanMark)
+		}
+		if a < at {
+			a = from(at, assistantMark)
+		}
 	}
+	rest := prompt[at:]
 	switch role {
 	case "":
 		add("user", strings.TrimSpace(rest))

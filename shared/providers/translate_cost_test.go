@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // costlyShapes are request bodies of about size bytes in the shapes that
@@ -170,6 +171,35 @@ func TestLegacyTranslationTurnsBounded(t *testing.T) {
 		_, err = ep.Translate.Request(rq)
 		if (err != nil) != refused {
 			t.Errorf("%d turns: %v", turns, err)
+		}
+	}
+}
+
+// Splitting a legacy prompt into turns is one pass: a prompt of the most
+// turns allowed, all Human: with no Assistant: mark to find, took over a
+// minute of CPU when each turn searched the rest of the prompt for both
+// marks (a user could keep an instance's one CPU busy with a 1 MB body).
+// The bound is some hundred times what one pass takes (ten times, with
+// the race detector on a loaded machine).
+func TestLegacyTranslationSplitsInOnePass(t *testing.T) {
+	var ep Endpoint
+	for _, p := range All() {
+		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
+			ep = e
+		}
+	}
+	for _, mark := range []string{`\n\nHuman: a`, `\n\nAssistant: a`} {
+		body := `{"model":"claude-2.1","max_tokens_to_sample":10,"prompt":"` + strings.Repeat(mark, maxItems-1) + `"}`
+		rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { _, err := ep.Translate.Request(rq); done <- err }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Errorf("%s × %d: not translated in 30 s", mark, maxItems-1)
 		}
 	}
 }
