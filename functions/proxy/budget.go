@@ -19,7 +19,8 @@ import (
 // once (or two translated ones, which take several times their size while
 // they are translated) outgrow a 512 MiB instance, and the platform stops
 // it with every stream in flight. What finds no room waits for it (at
-// most the budget's wait, and never after its client has gone), then is
+// most the budget's wait; after the body has arrived, not after its
+// client has gone: before, the server cannot tell), then is
 // refused with 503 and Retry-After: the SDKs retry it. Weights are bytes;
 // one larger than the whole budget takes the whole budget, so it runs
 // alone rather than never.
