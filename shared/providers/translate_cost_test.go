@@ -48,6 +48,35 @@ func translatedChats(t *testing.T) map[string]Endpoint {
 	return out
 }
 
+// translationCost translates body on ep: the cost it reserved, what it
+// allocated, and its error.
+func translationCost(t *testing.T, ep Endpoint, body string) (cost, alloc int64, err error) {
+	t.Helper()
+	rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rq.Reserve = func(n int64) error { cost = n; return nil }
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err = ep.Translate.Request(rq)
+	runtime.ReadMemStats(&after)
+	return cost, int64(after.TotalAlloc - before.TotalAlloc), err
+}
+
+// legacyRoute is the translated /v1/complete route.
+func legacyRoute(t *testing.T) Endpoint {
+	t.Helper()
+	for _, p := range All() {
+		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
+			return e
+		}
+	}
+	t.Fatal("no translated /v1/complete route")
+	return Endpoint{}
+}
+
 // A translation asks Reserve, before it decodes anything, for at least
 // all it will allocate: the proxy's memory budget holds that much for it
 // (functions/proxy TestTranslationWaitsForItsCost).
@@ -55,18 +84,7 @@ func TestTranslationCostCoversItsAllocations(t *testing.T) {
 	const size = 512 << 10
 	for id, ep := range translatedChats(t) {
 		for name, body := range costlyShapes(size) {
-			rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var cost int64
-			rq.Reserve = func(n int64) error { cost = n; return nil }
-			var before, after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
-			_, err = ep.Translate.Request(rq)
-			runtime.ReadMemStats(&after)
-			alloc := int64(after.TotalAlloc - before.TotalAlloc)
+			cost, alloc, err := translationCost(t, ep, body)
 			if cost == 0 && err == nil {
 				t.Errorf("%s, %s: translated without a reservation", id, name)
 			}
@@ -108,15 +126,7 @@ func TestTranslationRefusedItsCostDecodesNothing(t *testing.T) {
 // it splits the prompt into turns.
 func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
 	const size = 512 << 10
-	var ep Endpoint
-	for _, p := range All() {
-		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
-			ep = e
-		}
-	}
-	if ep.Translate == nil {
-		t.Fatal("no translated /v1/complete route")
-	}
+	ep := legacyRoute(t)
 	prompt := func(p string) string {
 		return `{"model":"claude-2.1","max_tokens_to_sample":10,"prompt":"` + p + `"}`
 	}
@@ -126,18 +136,7 @@ func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
 		"small turns": prompt(strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, size/30) + `\n\nAssistant:`),
 		"empty turns": prompt(`\n\nHuman: a` + strings.Repeat(`\n\nAssistant:\n\nHuman:`, size/40) + `\n\nAssistant:`),
 	} {
-		rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var cost int64
-		rq.Reserve = func(n int64) error { cost = n; return nil }
-		var before, after runtime.MemStats
-		runtime.GC()
-		runtime.ReadMemStats(&before)
-		_, err = ep.Translate.Request(rq)
-		runtime.ReadMemStats(&after)
-		alloc := int64(after.TotalAlloc - before.TotalAlloc)
+		cost, alloc, err := translationCost(t, ep, body)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
@@ -151,12 +150,7 @@ func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
 
 // Its turns are bounded as a chat route's items are.
 func TestLegacyTranslationTurnsBounded(t *testing.T) {
-	var ep Endpoint
-	for _, p := range All() {
-		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
-			ep = e
-		}
-	}
+	ep := legacyRoute(t)
 	for turns, refused := range map[int]bool{maxItems: false, maxItems + 1: true} {
 		// Text, then turns in pairs: the last mark is an Assistant: cue.
 		body := `{"model":"claude-2.1","max_tokens_to_sample":10,"prompt":"a` + strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, (turns-1)/2)
@@ -182,12 +176,7 @@ func TestLegacyTranslationTurnsBounded(t *testing.T) {
 // The bound is some hundred times what one pass takes (ten times, with
 // the race detector on a loaded machine).
 func TestLegacyTranslationSplitsInOnePass(t *testing.T) {
-	var ep Endpoint
-	for _, p := range All() {
-		if e, _, ok := p.Resolve(http.MethodPost, "/v1/complete"); ok && e.Translate != nil {
-			ep = e
-		}
-	}
+	ep := legacyRoute(t)
 	for _, mark := range []string{`\n\nHuman: a`, `\n\nAssistant: a`} {
 		body := `{"model":"claude-2.1","max_tokens_to_sample":10,"prompt":"` + strings.Repeat(mark, maxItems-1) + `"}`
 		rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
