@@ -106,9 +106,10 @@ func (m *memHold) take(ctx context.Context, n int64) error {
 	return nil
 }
 
-// takeAhead takes room for n bytes that later takes use first: all a
-// translated body will need, as far as its length tells, in one wait
-// before it is read, so that the translation rarely waits holding it.
+// takeAhead takes room for n bytes that later takes use first: what a
+// translated body's bytes tell its translation will need, taken once the
+// body is read and before it is parsed; the translation's own reservation
+// then waits only for what its items add.
 func (m *memHold) takeAhead(ctx context.Context, n int64) error {
 	if err := m.take(ctx, n); err != nil {
 		return err
