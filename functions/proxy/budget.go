@@ -14,7 +14,7 @@ import (
 
 // The memory budget bounds what the requests in flight on one instance
 // hold together past their first freeBytes each: request bodies as read,
-// what a translation allocates (providers.TranslationCost), and whole
+// what a translation may allocate (it asks through Request.Reserve), and whole
 // answers held to read their usage. Without it, a dozen 32 MiB bodies at
 // once (or two translated ones, which take several times their size while
 // they are translated) outgrow a 512 MiB instance, and the platform stops
@@ -71,18 +71,13 @@ var errBusy = &users.Error{Code: users.CodeUnavailable, RetryAfterSeconds: 2,
 // memHold is what one exchange uses and holds: its first freeBytes are
 // its own, what it uses past them is held of the budget.
 type memHold struct {
-	b     *memBudget
-	used  int64 // bytes asked for, all told
-	held  int64 // of the budget: used past freeBytes, at most all of it
-	ahead int64 // of used, taken ahead (takeAhead) and not yet taken
+	b    *memBudget
+	used int64 // bytes asked for, all told
+	held int64 // of the budget: used past freeBytes, at most all of it
 }
 
 // take waits for room for n more bytes.
 func (m *memHold) take(ctx context.Context, n int64) error {
-	if c := min(n, m.ahead); c > 0 {
-		m.ahead -= c
-		n -= c
-	}
 	if n <= 0 {
 		return nil
 	}
@@ -106,22 +101,9 @@ func (m *memHold) take(ctx context.Context, n int64) error {
 	return nil
 }
 
-// takeAhead takes room for n bytes that later takes use first: what a
-// translated body's bytes tell its translation will need, taken once the
-// body is read and before it is parsed; the translation's own reservation
-// then waits only for what its items add.
-func (m *memHold) takeAhead(ctx context.Context, n int64) error {
-	if err := m.take(ctx, n); err != nil {
-		return err
-	}
-	m.ahead += max(n, 0)
-	return nil
-}
-
 // keep says the exchange uses n bytes now, and gives back what it held
-// past them (and what it took ahead).
+// past them.
 func (m *memHold) keep(n int64) {
-	m.ahead = 0
 	if n >= m.used {
 		return
 	}

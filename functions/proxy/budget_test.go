@@ -84,7 +84,7 @@ func TestBodiesWaitForMemory(t *testing.T) {
 	}
 }
 
-// A translation takes what it may allocate (providers.TranslationCost)
+// A translation takes what it may allocate (Request.Reserve)
 // before it decodes the body, and gives it back once the native body is
 // made: while it is translated nothing else fits, while it streams only
 // its two bodies are held.
@@ -259,29 +259,6 @@ func TestMemoryBudgetWaitsDoNotLock(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Errorf("a wait for more: %v", err)
 		}
-	}
-	if !b.sem.TryAcquire(1 << 20) {
-		t.Error("the budget was not all given back")
-	}
-}
-
-// What is taken ahead is used by the takes that follow, and given back
-// when the exchange keeps less.
-func TestMemoryBudgetTakesAhead(t *testing.T) {
-	b := newMemBudget(1, 10*time.Millisecond)
-	h := &memHold{b: b}
-	if err := h.takeAhead(context.Background(), freeBytes+1<<19); err != nil || h.held != 1<<19 {
-		t.Fatalf("ahead: %v, %d held", err, h.held)
-	}
-	if err := h.take(context.Background(), freeBytes); err != nil || h.held != 1<<19 || h.used != freeBytes+1<<19 {
-		t.Errorf("a take within what was taken ahead: %v, %d held, %d used", err, h.held, h.used)
-	}
-	if err := h.take(context.Background(), 1<<19+1<<18); err != nil || h.held != 1<<19+1<<18 {
-		t.Errorf("a take past it: %v, %d held", err, h.held)
-	}
-	h.keep(freeBytes)
-	if h.held != 0 || h.ahead != 0 {
-		t.Errorf("kept its own MiB: %d held, %d ahead", h.held, h.ahead)
 	}
 	if !b.sem.TryAcquire(1 << 20) {
 		t.Error("the budget was not all given back")

@@ -230,11 +230,10 @@ func (x *exchange) readBody() error {
 	if r.ContentLength > x.h.maxBody {
 		return tooLarge(x.h.maxBody)
 	}
-	// A body takes its size from the instance's memory budget as it is
-	// read; a translation takes what it needs on top (serve), the part
-	// the body's bytes tell ahead, once it is read: taken before, on an
-	// announced length, it would be held all the while a client takes to
-	// send the body (or never sends it), at 13 times its size.
+	// A body takes its size from the instance's memory budget as its
+	// buffer is made; a translation takes what it needs on top once the
+	// body is read (serve: Request.Reserve), never while a client is
+	// still sending it.
 	raw, err := readAll(http.MaxBytesReader(x.w, r.Body, x.h.maxBody), r.ContentLength, editRoom, func(n int) error {
 		return x.mem.take(r.Context(), int64(n))
 	})
@@ -247,11 +246,6 @@ func (x *exchange) readBody() error {
 			return err
 		}
 		return &users.Error{Code: users.CodeInvalid, Message: "The request body could not be read.", Err: err}
-	}
-	if x.ep.Translate != nil {
-		if err := x.mem.takeAhead(r.Context(), providers.TranslationCost(len(raw), 0)); err != nil {
-			return err
-		}
 	}
 	x.raw = raw
 	return nil

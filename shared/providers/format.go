@@ -115,7 +115,7 @@ type Request struct {
 	// only at its end, the native stream may have reported it earlier.
 	Native *StreamState
 	// Reserve, when set, is asked by a translation for the memory it may
-	// take (bytes, TranslationCost) before it decodes the body's items;
+	// take (bytes, costOfTranslating) before it decodes the body's items;
 	// its error refuses the request.
 	Reserve func(bytes int64) error
 }

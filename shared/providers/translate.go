@@ -133,15 +133,15 @@ const maxItems = 100_000
 // translationByteCost bytes for each byte of the body and
 // translationItemCost for each message, content part, tool call and tool
 // (measured: 5–10 times the body, 750–1,450 bytes an item, on the
-// costliest shapes: TestTranslationCostCoversItsAllocations).
+// costliest shapes: TestcostOfTranslatingCoversItsAllocations).
 const (
 	translationByteCost = 12
 	translationItemCost = 2048
 )
 
-// TranslationCost is what translating a body of size bytes and items
+// costOfTranslating is what translating a body of size bytes and items
 // items may allocate.
-func TranslationCost(size int, items int64) int64 {
+func costOfTranslating(size int, items int64) int64 {
 	return translationByteCost*int64(size) + translationItemCost*items
 }
 
@@ -153,7 +153,7 @@ func reserve(rq *Request, messages, tools json.RawMessage) error {
 		return err
 	}
 	if rq.Reserve != nil {
-		return rq.Reserve(TranslationCost(len(rq.Body), n))
+		return rq.Reserve(costOfTranslating(len(rq.Body), n))
 	}
 	return nil
 }

@@ -66,7 +66,7 @@ func completeRequest(rq *Request) ([]byte, error) {
 		return nil, invalid("prompt: at most %d Human: and Assistant: turns in one request on this route.", maxItems)
 	}
 	if rq.Reserve != nil {
-		if err := rq.Reserve(TranslationCost(len(rq.Body), items)); err != nil {
+		if err := rq.Reserve(costOfTranslating(len(rq.Body), items)); err != nil {
 			return nil, err
 		}
 	}

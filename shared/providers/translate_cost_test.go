@@ -48,9 +48,9 @@ func translatedChats(t *testing.T) map[string]Endpoint {
 	return out
 }
 
-// translationCost translates body on ep: the cost it reserved, what it
+// measureTranslation translates body on ep: the cost it reserved, what it
 // allocated, and its error.
-func translationCost(t *testing.T, ep Endpoint, body string) (cost, alloc int64, err error) {
+func measureTranslation(t *testing.T, ep Endpoint, body string) (cost, alloc int64, err error) {
 	t.Helper()
 	rq, err := ep.Format.Parse([]byte(body), 1000, true, true)
 	if err != nil {
@@ -84,7 +84,7 @@ func TestTranslationCostCoversItsAllocations(t *testing.T) {
 	const size = 512 << 10
 	for id, ep := range translatedChats(t) {
 		for name, body := range costlyShapes(size) {
-			cost, alloc, err := translationCost(t, ep, body)
+			cost, alloc, err := measureTranslation(t, ep, body)
 			if cost == 0 && err == nil {
 				t.Errorf("%s, %s: translated without a reservation", id, name)
 			}
@@ -136,7 +136,7 @@ func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
 		"small turns": prompt(strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, size/30) + `\n\nAssistant:`),
 		"empty turns": prompt(`\n\nHuman: a` + strings.Repeat(`\n\nAssistant:\n\nHuman:`, size/40) + `\n\nAssistant:`),
 	} {
-		cost, alloc, err := translationCost(t, ep, body)
+		cost, alloc, err := measureTranslation(t, ep, body)
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 		}
