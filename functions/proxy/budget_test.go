@@ -137,6 +137,12 @@ func TestLargeAnswersWaitForMemory(t *testing.T) {
 	if u := e.get(other); u.PromptCount != charged {
 		t.Errorf("an answer not relayed was charged: %d prompts, %d before", u.PromptCount, charged)
 	}
+	// A stream holds nothing of its answer: 3 MiB pass, all of it.
+	streamed := chatOf("gpt-4o", 10, true)
+	if a := e.do(call{path: path, body: streamed, header: bearerH(other)}); a.status != http.StatusOK || strings.Count(string(a.body), "b") < 3<<20 {
+		t.Errorf("a streamed 3 MiB answer with 512 KiB free: %d, %d bytes", a.status, len(a.body))
+	}
+	charged = e.get(other).PromptCount
 	// Translated, an answer weighs 12 times its size as it is read.
 	const translated = "/proxy/anthropic/v1/chat/completions"
 	e.fake(upstreamfake.Anthropic).Set(upstreamfake.Behavior{Text: strings.Repeat("c", 200<<10)})
