@@ -88,6 +88,20 @@ func LockedOut(w http.ResponseWriter, l *ratelimit.Lockout, key string, now time
 	return secs, true
 }
 
+// BeginAttempt is LockedOut for an attempt that counts as a failure from
+// the moment it arrives (ratelimit.Lockout.Begin), so that attempts sent
+// at once cannot together pass the limit while each waits on the store;
+// the caller cancels it once it turns out well.
+func BeginAttempt(w http.ResponseWriter, l *ratelimit.Lockout, key string, now time.Time) (a ratelimit.Attempt, secs int, locked bool) {
+	a, locked, wait := l.Begin(key, now)
+	if !locked {
+		return a, 0, false
+	}
+	secs = max(1, int(math.Ceil(wait.Seconds())))
+	w.Header().Set("Retry-After", strconv.Itoa(secs))
+	return a, secs, true
+}
+
 // AsError is users.AsError, except that a store deadline or cancellation
 // is "unavailable" (503, try again) rather than an internal error.
 func AsError(err error) *users.Error {

@@ -192,24 +192,28 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusBadRequest, &view{Error: "The form could not be read."})
 		return
 	}
-	ip, now := h.clientIP(r), h.now()
-	if secs, locked := web.LockedOut(w, h.lockout, ip, now); locked {
+	// The lookup counts as a failure from the moment it arrives until its
+	// token is found, so lookups sent at once, each waiting on the
+	// database, cannot together try more tokens than the lockout allows.
+	attempt, secs, locked := web.BeginAttempt(w, h.lockout, h.clientIP(r), h.now())
+	if locked {
 		h.render(w, r, http.StatusTooManyRequests, &view{Error: "Too many unknown tokens from your address. Try again in " + strconv.Itoa((secs+59)/60) + " min."})
 		return
 	}
 	token := strings.TrimSpace(r.PostFormValue("token"))
 	if token == "" {
+		attempt.Cancel()
 		h.render(w, r, http.StatusBadRequest, &view{Error: "Enter your token."})
 		return
 	}
 	logging.FromContext(r.Context()).SetToken(token)
 	u, err := h.get(r.Context(), token)
 	if users.IsNotFound(err) {
-		h.lockout.Fail(ip, now)
 		logging.FromContext(r.Context()).SetError("token not found")
 		h.render(w, r, http.StatusNotFound, &view{Error: "Token not found."})
 		return
 	}
+	attempt.Cancel() // found, or the database failed: no guess was answered
 	if err != nil {
 		h.unavailable(w, r, err)
 		return

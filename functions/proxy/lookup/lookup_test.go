@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -41,6 +43,12 @@ type env struct {
 // newEnv serves the page as the proxy function will: under web.Mount.
 func newEnv(t *testing.T, vars map[string]string) *env {
 	t.Helper()
+	return newEnvWith(t, vars, memory.New())
+}
+
+// newEnvWith is newEnv over store.
+func newEnvWith(t *testing.T, vars map[string]string, store users.Store) *env {
+	t.Helper()
 	vals := map[string]string{"GATEKEEPER": "user_token", "ADMIN_KEY": "admin-key-for-tests", "MAX_IPS_PER_USER": "5"}
 	for k, v := range vars {
 		vals[k] = v
@@ -50,7 +58,7 @@ func newEnv(t *testing.T, vars map[string]string) *env {
 		t.Fatal(err)
 	}
 	c := &clock{t: time.Date(2025, 3, 14, 12, 0, 0, 0, time.UTC)}
-	d := lookup.Options{Config: cfg, Store: memory.New(), Now: c.Now}
+	d := lookup.Options{Config: cfg, Store: store, Now: c.Now}
 	e := &env{t: t, deps: d, clock: c}
 	e.srv = httptest.NewServer(web.Mount("proxy", lookup.New(d)))
 	t.Cleanup(e.srv.Close)
@@ -247,6 +255,71 @@ func TestNotFoundAndRateLimit(t *testing.T) {
 	}
 	if res := e.lookup("   "); res.status != http.StatusBadRequest {
 		t.Errorf("empty token: %d", res.status)
+	}
+}
+
+// heldStore holds every Get until release is closed, as a slow database
+// does, and counts the Gets under way.
+type heldStore struct {
+	users.Store
+	arrived atomic.Int32
+	release chan struct{}
+}
+
+func (s *heldStore) Get(ctx context.Context, token string) (*users.User, error) {
+	s.arrived.Add(1)
+	<-s.release
+	return s.Store.Get(ctx, token)
+}
+
+// Lookups sent at once cannot together try more unknown tokens than the
+// lockout allows: each counts as a failure from the moment it arrives,
+// not only once the database has answered that its token is unknown.
+func TestConcurrentUnknownTokensStopAtTheLockout(t *testing.T) {
+	store := &heldStore{Store: memory.New(), release: make(chan struct{})}
+	e := newEnvWith(t, nil, store)
+	const sent = 30
+	var done atomic.Int32
+	statuses := make(chan int, sent)
+	for i := range sent {
+		go func() {
+			res := e.lookup(fmt.Sprintf("unknown-token-%02d", i))
+			done.Add(1)
+			statuses <- res.status
+		}()
+	}
+	// Every lookup is either waiting on the database or answered.
+	deadline := time.Now().Add(10 * time.Second)
+	for store.arrived.Load()+done.Load() < sent {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d lookups at the database, %d answered", store.arrived.Load(), done.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(store.release)
+	counts := map[int]int{}
+	for range sent {
+		counts[<-statuses]++
+	}
+	if counts[http.StatusNotFound] > 10 || counts[http.StatusNotFound]+counts[http.StatusTooManyRequests] != sent {
+		t.Fatalf("of %d unknown tokens sent at once, %d were looked up (the lockout allows 10); statuses %v",
+			sent, counts[http.StatusNotFound], counts)
+	}
+	// A known token found meanwhile takes nothing of the allowance.
+	e.clock.Add(10*time.Minute + time.Second)
+	e.put(tok, nightOwl)
+	for range 12 {
+		if res := e.lookup(tok); res.status != http.StatusOK {
+			t.Fatalf("known token after the window: %d", res.status)
+		}
+	}
+	for i := range 10 {
+		if res := e.lookup(fmt.Sprintf("unknown-token-%02d", i)); res.status != http.StatusNotFound {
+			t.Fatalf("unknown token %d after known ones: %d", i, res.status)
+		}
+	}
+	if res := e.lookup(tok); res.status != http.StatusTooManyRequests {
+		t.Fatalf("after 10 unknown tokens: %d", res.status)
 	}
 }
 
