@@ -57,15 +57,19 @@ func (h *handler) serveChallenge(w http.ResponseWriter, r *http.Request) {
 		// refused, and again when the solution comes back.
 		logging.FromContext(r.Context()).SetToken(req.Token)
 		// Unknown tokens are counted per address, as on the lookup page,
-		// so that this question cannot be asked of the store unbounded.
-		if secs, locked := web.LockedOut(w, h.unknown, ip, now); locked {
+		// so that this question cannot be asked of the store unbounded;
+		// each ask counts from the moment it arrives until its token is
+		// found, so asks sent at once cannot together pass the limit.
+		attempt, secs, locked := web.BeginAttempt(w, h.unknown, ip, now)
+		if locked {
 			fail(w, r, http.StatusTooManyRequests, "Too many unknown tokens from this address; try again in "+strconv.Itoa((secs+59)/60)+" min.")
 			return
 		}
-		if status, msg := h.checkRefreshable(r.Context(), req.Token, ip, now); status != 0 {
-			if status == http.StatusNotFound {
-				h.unknown.Fail(ip, now)
-			}
+		status, msg := h.checkRefreshable(r.Context(), req.Token, ip, now)
+		if status != http.StatusNotFound {
+			attempt.Cancel()
+		}
+		if status != 0 {
 			fail(w, r, status, msg)
 			return
 		}

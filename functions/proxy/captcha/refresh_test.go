@@ -1,10 +1,12 @@
 package captcha_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -118,6 +120,57 @@ func TestRefreshOfUnknownTokensLocksTheAddressOut(t *testing.T) {
 	e.clock.Advance(time.Minute)
 	if r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipB, map[string]string{"action": "refresh", "token": tok}); r.status != http.StatusOK {
 		t.Errorf("another address: %d %s, want its challenge", r.status, r.body)
+	}
+}
+
+// heldStore holds every Get until release is closed, as a slow database
+// does, and counts the Gets under way.
+type heldStore struct {
+	*memory.Store
+	arrived atomic.Int32
+	release chan struct{}
+}
+
+func (s *heldStore) Get(ctx context.Context, token string) (*users.User, error) {
+	s.arrived.Add(1)
+	<-s.release
+	return s.Store.Get(ctx, token)
+}
+
+// Refreshes asked at once cannot together try more unknown tokens than
+// the lockout allows: each counts as a failure from the moment it
+// arrives, not only once the database has answered that its token is
+// unknown.
+func TestConcurrentRefreshesOfUnknownTokensStopAtTheLockout(t *testing.T) {
+	store := &heldStore{Store: memory.New(), release: make(chan struct{})}
+	clk := newClock()
+	h := newHandler(t, loadConfig(t, nil), store, clk)
+	const sent = 30
+	var done atomic.Int32
+	statuses := make(chan int, sent)
+	for i := range sent {
+		go func() {
+			r := do(t, h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": fmt.Sprintf("guess-%04d", i)})
+			done.Add(1)
+			statuses <- r.status
+		}()
+	}
+	// Every refresh is either waiting on the database or answered.
+	deadline := time.Now().Add(10 * time.Second)
+	for store.arrived.Load()+done.Load() < sent {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d refreshes at the database, %d answered", store.arrived.Load(), done.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	close(store.release)
+	counts := map[int]int{}
+	for range sent {
+		counts[<-statuses]++
+	}
+	if counts[http.StatusNotFound] > 10 || counts[http.StatusNotFound]+counts[http.StatusTooManyRequests] != sent {
+		t.Fatalf("of %d unknown tokens sent at once, %d were looked up (the lockout allows 10); statuses %v",
+			sent, counts[http.StatusNotFound], counts)
 	}
 }
 
