@@ -64,7 +64,7 @@ func NewWithOptions(d Deps, o Options) http.Handler {
 	cfg := d.Config
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, cfg.TrustedProxies) }
 	h := newHandler(d, o)
-	h.lookup = lookupHandler(d, clientIP)
+	h.lookup = lookupHandler(d, clientIP, h.gk.IPs())
 	h.captcha = captchaHandler(d, clientIP)
 	return web.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h, cfg.AdminKey, cfg.ProxyKey))
 }

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/users"
@@ -19,6 +20,22 @@ func TestLookupAtHostingPath(t *testing.T) {
 		if a.status != http.StatusOK || !strings.Contains(string(a.body), `action="`+path+`"`) {
 			t.Errorf("GET %s: %d\n%s", path, a.status, a.body)
 		}
+	}
+}
+
+// IP_BLACKLIST is refused everywhere: the self-service page too, with
+// the gatekeeper's live lists.
+func TestLookupRefusesTheBlacklist(t *testing.T) {
+	e := newEnv(t, nil)
+	if a := e.do(call{method: http.MethodGet, path: "/proxy/user/lookup"}); a.status != http.StatusOK {
+		t.Fatalf("before the blacklist: %d", a.status)
+	}
+	if err := e.d.Store.(users.LiveLists).SetIPLists(t.Context(), users.IPLists{Blacklist: []string{"127.0.0.0/8"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(e.d.Config.UserCacheTTL + time.Second)
+	if a := e.do(call{method: http.MethodGet, path: "/proxy/user/lookup"}); a.status != http.StatusForbidden || !strings.Contains(string(a.body), "IP_BLACKLIST") {
+		t.Fatalf("GET /user/lookup from a blacklisted address: %d\n%s", a.status, a.body)
 	}
 }
 

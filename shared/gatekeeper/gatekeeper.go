@@ -76,6 +76,10 @@ func New(cfg *config.Config, store users.Store, now func() time.Time) *Gatekeepe
 	return g
 }
 
+// IPs are the live IP lists the gatekeeper enforces, for the function's
+// pages to refuse IP_BLACKLIST alike from the same copy.
+func (g *Gatekeeper) IPs() *LiveIPs { return g.ips }
+
 // Principal is who a request is from.
 type Principal struct {
 	IP    string

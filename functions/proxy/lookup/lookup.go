@@ -21,6 +21,7 @@ import (
 	"tollgate.dev/tollgate/shared/web"
 
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/netutil"
@@ -34,6 +35,10 @@ type Options struct {
 	Store    users.Store
 	Now      func() time.Time // default time.Now
 	ClientIP func(*http.Request) string
+	// IPs are the live IP lists, shared with the proxy's gatekeeper: an
+	// address in IP_BLACKLIST (or its live additions) is refused here
+	// too. Nil: the page reads its own.
+	IPs *gatekeeper.LiveIPs
 }
 
 // Path is where the page lives, relative to the proxy function's root.
@@ -61,6 +66,7 @@ type handler struct {
 	now      func() time.Time
 	svc      *users.Service
 	clientIP func(*http.Request) string
+	ips      *gatekeeper.LiveIPs
 	lockout  *ratelimit.Lockout
 	sign     *web.Signer
 	page     *template.Template
@@ -79,11 +85,15 @@ func New(o Options) http.Handler {
 		now:      now,
 		svc:      &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: now},
 		clientIP: o.ClientIP,
+		ips:      o.IPs,
 		lockout:  ratelimit.NewLockout(failMax, failWindow),
 		sign:     formSigner(o.Config),
 	}
 	if h.clientIP == nil {
 		h.clientIP = func(r *http.Request) string { return netutil.ClientIP(r, o.Config.TrustedProxies) }
+	}
+	if h.ips == nil {
+		h.ips = gatekeeper.NewLiveIPs(o.Config, o.Store, now)
 	}
 	css, err := files.ReadFile("style.css")
 	if err != nil {
@@ -128,6 +138,7 @@ type view struct {
 	Error   string
 	Flash   string
 	Result  *result
+	NoForm  bool // the address is refused: nothing to fill in
 }
 
 type result struct {
@@ -167,6 +178,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
 	hdr.Set("Cache-Control", "no-store")
 	web.PageHeaders(hdr, h.csp)
+	if h.ips.Blacklisted(r.Context(), h.clientIP(r)) {
+		rec.SetRoute(r.Method + " " + Path)
+		h.render(w, r, http.StatusForbidden, &view{Error: "Forbidden (by IP_BLACKLIST).", NoForm: true})
+		return
+	}
 	if r.URL.Path != Path && r.URL.Path != Path+"/" {
 		rec.SetRoute("lookup unmatched")
 		h.render(w, r, http.StatusNotFound, &view{Error: "Page not found."})

@@ -323,6 +323,43 @@ func TestConcurrentUnknownTokensStopAtTheLockout(t *testing.T) {
 	}
 }
 
+// IP_BLACKLIST is refused everywhere, the self-service page included,
+// with its live additions: a banned address can neither look tokens up
+// nor rename them.
+func TestBlacklistedAddressRefused(t *testing.T) {
+	for name, vars := range map[string]map[string]string{
+		"environment": {"IP_BLACKLIST": "127.0.0.0/8"},
+		"live":        nil,
+	} {
+		t.Run(name, func(t *testing.T) {
+			// A form token as a lookup from elsewhere hands it out (the
+			// same keys and clock sign alike).
+			clean := newEnv(t, nil)
+			clean.put(tok, nightOwl)
+			csrf := csrfIn(t, clean.lookup(tok).body)
+			e := newEnv(t, vars)
+			e.put(tok, nightOwl)
+			e.put(tok, `{"ip":["127.0.0.1"]}`)
+			if vars == nil {
+				if err := e.deps.Store.(users.LiveLists).SetIPLists(context.Background(), users.IPLists{Blacklist: []string{"127.0.0.1"}}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if res := e.do(http.MethodGet, "/proxy/user/lookup", nil); res.status != http.StatusForbidden || strings.Contains(res.body, `name="token"`) {
+				t.Errorf("GET from a blacklisted address: %d", res.status)
+			}
+			res := e.lookup(tok)
+			if res.status != http.StatusForbidden || strings.Contains(res.body, "night owl") || strings.Contains(res.body, "1,523") {
+				t.Errorf("lookup from a blacklisted address: %d\n%s", res.status, res.body)
+			}
+			form := url.Values{"action": {"nickname"}, "token": {tok}, "csrf": {csrf}, "nickname": {"banned but renamed"}}
+			if res := e.do(http.MethodPost, "/proxy/user/lookup", form); res.status != http.StatusForbidden || e.user(tok).Nickname != "night owl" {
+				t.Errorf("rename from a blacklisted address: %d, nickname %q", res.status, e.user(tok).Nickname)
+			}
+		})
+	}
+}
+
 func TestDisabledUser(t *testing.T) {
 	e := newEnv(t, nil)
 	e.put(tok, `{"type":"normal","nickname":"banned","disabledAt":1730000000000,"disabledReason":"IP address limit exceeded."}`)
