@@ -65,7 +65,7 @@ func NewWithOptions(d Deps, o Options) http.Handler {
 	clientIP := func(r *http.Request) string { return netutil.ClientIP(r, cfg.TrustedProxies) }
 	h := newHandler(d, o)
 	h.lookup = lookupHandler(d, clientIP, h.gk.IPs())
-	h.captcha = captchaHandler(d, clientIP)
+	h.captcha = captchaHandler(d, clientIP, h.gk.IPs())
 	return web.Mount("proxy", logging.Middleware(d.Log, cfg.Project, clientIP, h, cfg.AdminKey, cfg.ProxyKey))
 }
 

@@ -39,6 +39,23 @@ func TestLookupRefusesTheBlacklist(t *testing.T) {
 	}
 }
 
+// The proof-of-work page gives no challenge to a blacklisted address,
+// with the gatekeeper's live lists.
+func TestCaptchaRefusesTheBlacklist(t *testing.T) {
+	e := newEnv(t, map[string]string{"CAPTCHA_MODE": "proof_of_work"})
+	challenge := call{path: "/proxy/user/captcha/challenge", body: `{"action":"new"}`, header: map[string]string{"Content-Type": "application/json"}}
+	if a := e.do(challenge); a.status != http.StatusOK {
+		t.Fatalf("before the blacklist: %d %s", a.status, a.body)
+	}
+	if err := e.d.Store.(users.LiveLists).SetIPLists(t.Context(), users.IPLists{Blacklist: []string{"127.0.0.0/8"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(e.d.Config.UserCacheTTL + time.Second)
+	if a := e.do(challenge); a.status != http.StatusForbidden || !strings.Contains(string(a.body), "IP_BLACKLIST") {
+		t.Fatalf("a challenge for a blacklisted address: %d\n%s", a.status, a.body)
+	}
+}
+
 // A RisuAI client's x-risu-tk header identifies it to the proxy only: it
 // never reaches the upstream.
 func TestRisuHeaderNotForwarded(t *testing.T) {

@@ -20,6 +20,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/gatekeeper"
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/ratelimit"
@@ -41,6 +42,10 @@ type Options struct {
 	ClientIP func(*http.Request) string
 	// Params override the argon2id cost (zero: pow.DefaultParams).
 	Params pow.Params
+	// IPs are the live IP lists, shared with the proxy's gatekeeper: an
+	// address in IP_BLACKLIST (or its live additions) is refused here
+	// too. Nil: the handler reads its own.
+	IPs *gatekeeper.LiveIPs
 }
 
 const (
@@ -77,6 +82,7 @@ type handler struct {
 	log      zerolog.Logger
 	now      func() time.Time
 	clientIP func(*http.Request) string
+	ips      *gatekeeper.LiveIPs
 	lockout  *ratelimit.Lockout
 	unknown  *ratelimit.Lockout // unknown tokens asked to refresh
 	verify   chan struct{}
@@ -119,6 +125,7 @@ func New(o Options) (http.Handler, error) {
 		log:      o.Log,
 		now:      o.Now,
 		clientIP: o.ClientIP,
+		ips:      o.IPs,
 		lockout:  ratelimit.NewLockout(failMax, failWindow),
 		unknown:  ratelimit.NewLockout(unknownMax, unknownWindow),
 		verify:   make(chan struct{}, verifySlots),
@@ -129,6 +136,9 @@ func New(o Options) (http.Handler, error) {
 	}
 	if h.now == nil {
 		h.now = time.Now
+	}
+	if h.ips == nil {
+		h.ips = gatekeeper.NewLiveIPs(o.Config, o.Store, h.now)
 	}
 	h.svc = &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: h.now}
 	h.page = web.Partials(template.Must(template.ParseFS(static, "static/page.html")))
@@ -155,6 +165,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hdr.Set("Content-Security-Policy", csp)
 	hdr.Set("X-Content-Type-Options", "nosniff")
 	hdr.Set("Referrer-Policy", "no-referrer")
+	if h.ips.Blacklisted(r.Context(), h.clientIP(r)) {
+		fail(w, r, http.StatusForbidden, "Forbidden (by IP_BLACKLIST).")
+		return
+	}
 	switch {
 	case rest == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		h.servePage(w)

@@ -174,6 +174,31 @@ func TestConcurrentRefreshesOfUnknownTokensStopAtTheLockout(t *testing.T) {
 	}
 }
 
+// IP_BLACKLIST is refused everywhere: a banned address earns no token,
+// new or extended, and is given no challenge to work on.
+func TestBlacklistedAddressEarnsNothing(t *testing.T) {
+	e := newEnv(t, nil)
+	c := getChallenge(t, e.h, ipA, map[string]string{"action": "new"}) // solved after the ban
+	tok := earn(t, e.h, ipA).Token
+	e.clock.Advance(time.Minute)
+	banned := newHandler(t, loadConfig(t, map[string]string{"IP_BLACKLIST": ipA}), e.store, e.clock)
+	if r := verify(t, banned, ipA, c, solve(t, c)); r.status != http.StatusForbidden {
+		t.Errorf("a solution sent from a blacklisted address: %d %s", r.status, r.body)
+	}
+	for _, req := range []map[string]string{{"action": "new"}, {"action": "refresh", "token": tok}} {
+		if r := do(t, banned, http.MethodPost, "/user/captcha/challenge", ipA, req); r.status != http.StatusForbidden {
+			t.Errorf("challenge %v for a blacklisted address: %d %s", req, r.status, r.body)
+		}
+	}
+	if all, _ := e.store.List(ctx(t)); len(all) != 1 {
+		t.Fatalf("%d users: a blacklisted address was issued a token", len(all))
+	}
+	// Another address is served as before.
+	if r := do(t, banned, http.MethodPost, "/user/captcha/challenge", ipB, map[string]string{"action": "new"}); r.status != http.StatusOK {
+		t.Errorf("another address: %d %s", r.status, r.body)
+	}
+}
+
 // The rule is checked again when the solution comes back: an admin who
 // disables the token meanwhile wins.
 func TestRefreshRecheckedAtVerify(t *testing.T) {
