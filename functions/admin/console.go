@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"io"
+	"maps"
 	"net/http"
 	"slices"
 	"strconv"
@@ -127,20 +129,9 @@ func (a *api) putIPLists(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, err)
 		return
 	}
-	var in ipListsInput
-	if err := strictJSON(data, &in); err != nil {
+	in, err := parseIPListsInput(data)
+	if err != nil {
 		a.fail(w, r, err)
-		return
-	}
-	var issues []users.Issue
-	if in.Whitelist == nil {
-		issues = append(issues, users.Issue{Path: "whitelist", Message: "required (an array, possibly empty)"})
-	}
-	if in.Blacklist == nil {
-		issues = append(issues, users.Issue{Path: "blacklist", Message: "required (an array, possibly empty)"})
-	}
-	if issues != nil {
-		a.fail(w, r, invalid(issues))
 		return
 	}
 	lists := users.IPLists{Whitelist: canonical(*in.Whitelist), Blacklist: canonical(*in.Blacklist), Version: version}
@@ -177,17 +168,61 @@ func canonical(list []string) []string {
 	return out
 }
 
-// strictJSON decodes one JSON object, refusing unknown fields.
-func strictJSON(data []byte, v any) error {
+// parseIPListsInput reads PUT /ip-lists's body: one JSON object holding
+// both lists as arrays of strings. Each problem is an issue naming its
+// field, in the words the users parser uses (never the decoder's, which
+// speak of Go types).
+func parseIPListsInput(data []byte) (ipListsInput, error) {
+	var fields map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return invalid([]users.Issue{{Path: "", Message: "not a valid document: " + err.Error()}})
+	err := dec.Decode(&fields)
+	var syntax *json.SyntaxError
+	switch {
+	case errors.As(err, &syntax) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF):
+		return ipListsInput{}, invalidJSON("malformed JSON")
+	case err != nil || fields == nil:
+		return ipListsInput{}, invalidJSON("body must be a JSON object")
 	}
-	if dec.More() {
-		return invalid([]users.Issue{{Path: "", Message: "one JSON object expected"}})
+	if _, err := dec.Token(); err != io.EOF {
+		return ipListsInput{}, invalidJSON("one JSON object expected")
 	}
-	return nil
+	var in ipListsInput
+	var issues []users.Issue
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		var list *[]string
+		switch k {
+		case "whitelist":
+			list = new([]string)
+			in.Whitelist = list
+		case "blacklist":
+			list = new([]string)
+			in.Blacklist = list
+		default:
+			issues = append(issues, users.Issue{Path: k, Message: "unknown field"})
+			continue
+		}
+		if err := json.Unmarshal(fields[k], list); err != nil {
+			issues = append(issues, users.Issue{Path: k, Message: "must be an array of strings (addresses or CIDR ranges)"})
+		} else if *list == nil { // null
+			issues = append(issues, users.Issue{Path: k, Message: "required (an array, possibly empty)"})
+		}
+	}
+	if in.Whitelist == nil {
+		issues = append(issues, users.Issue{Path: "whitelist", Message: "required (an array, possibly empty)"})
+	}
+	if in.Blacklist == nil {
+		issues = append(issues, users.Issue{Path: "blacklist", Message: "required (an array, possibly empty)"})
+	}
+	if issues != nil {
+		return ipListsInput{}, invalid(issues)
+	}
+	return in, nil
+}
+
+// invalidJSON is a body that is no JSON object, worded as the users
+// parser words it.
+func invalidJSON(msg string) error {
+	return &users.Error{Code: users.CodeInvalid, Message: "Invalid JSON: " + msg, Issues: []users.Issue{{Path: "", Message: msg}}}
 }
 
 // stats is the original's "generate stats" as Markdown (see ui.Stats).

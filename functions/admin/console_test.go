@@ -223,12 +223,21 @@ func TestIPListsRefused(t *testing.T) {
 		"own address left out":    {map[string]any{"whitelist": []string{"198.51.100.0/24"}, "blacklist": []string{}}, "whitelist"},
 		"bad entry":               {map[string]any{"whitelist": []string{"203.0.113.7"}, "blacklist": []string{"1.2.3.4", "nope"}}, "blacklist/1"},
 		"missing list":            {map[string]any{"whitelist": []string{"203.0.113.7"}}, "blacklist"},
-		"unknown field":           {map[string]any{"whitelist": []string{}, "blacklist": []string{}, "greylist": []string{}}, ""},
-		"not an array":            {map[string]any{"whitelist": "203.0.113.7", "blacklist": []string{}}, ""},
+		"unknown field":           {map[string]any{"whitelist": []string{}, "blacklist": []string{}, "greylist": []string{}}, "greylist"},
+		"not an array":            {map[string]any{"whitelist": "203.0.113.7", "blacklist": []string{}}, "whitelist"},
+		"not strings":             {map[string]any{"whitelist": []any{"203.0.113.7"}, "blacklist": []any{1}}, "blacklist"},
+		"not an object":           {[]string{"203.0.113.7"}, ""},
+		"two objects":             {`{"whitelist":[],"blacklist":[]}{}`, ""},
+		"malformed":               {`{"whitelist":[`, ""},
 	} {
 		t.Run(name, func(t *testing.T) {
 			rec := e.do(req{method: http.MethodPut, path: "/admin/ip-lists", remote: me, body: c.body})
 			wantError(t, rec, http.StatusBadRequest, c.path)
+			// The message names the field, in the API's words, never
+			// the decoder's view of Go types.
+			if body := rec.Body.String(); strings.Contains(body, "Go ") || strings.Contains(body, "ipListsInput") || strings.Contains(body, "json:") {
+				t.Errorf("the error speaks of the code's internals: %s", body)
+			}
 		})
 	}
 	// Nothing refused was written: the caller still gets in.
