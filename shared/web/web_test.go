@@ -146,6 +146,27 @@ func TestLockedOut(t *testing.T) {
 	}
 }
 
+func TestBeginAttempt(t *testing.T) {
+	l := ratelimit.NewLockout(2, time.Minute)
+	now := time.Unix(1_700_000_000, 0)
+	w := httptest.NewRecorder()
+	first, _, locked := web.BeginAttempt(w, l, "ip", now)
+	if locked || w.Header().Get("Retry-After") != "" {
+		t.Fatal("locked before any failure")
+	}
+	// Under way, an attempt counts: the next makes two, the limit.
+	if _, _, locked := web.BeginAttempt(w, l, "ip", now); locked {
+		t.Fatal("locked at the second attempt")
+	}
+	if _, secs, locked := web.BeginAttempt(w, l, "ip", now.Add(30500*time.Millisecond)); !locked || secs != 30 || w.Header().Get("Retry-After") != "30" {
+		t.Fatalf("with two attempts under way: locked %v for %d s, Retry-After %q; want 30", locked, secs, w.Header().Get("Retry-After"))
+	}
+	first.Cancel() // it turned out well
+	if _, _, locked := web.BeginAttempt(httptest.NewRecorder(), l, "ip", now.Add(31*time.Second)); locked {
+		t.Fatal("a cancelled attempt still counts")
+	}
+}
+
 func TestPageHeaders(t *testing.T) {
 	h := http.Header{}
 	web.PageHeaders(h, "default-src 'none'")
