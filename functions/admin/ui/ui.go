@@ -194,9 +194,9 @@ func (h *handler) session(r *http.Request, kind string) (session, bool) {
 	return s, true
 }
 
-// setSession writes s as the session cookie: HttpOnly, SameSite=Strict,
-// Secure except on a loopback host (plain-HTTP local runs), scoped to the
-// mount so the proxy function never receives it.
+// setSession writes s as the session cookie: HttpOnly, SameSite=Lax
+// (cookie says why), Secure except on a loopback host (plain-HTTP local
+// runs), scoped to the mount so the proxy function never receives it.
 func (h *handler) setSession(w http.ResponseWriter, r *http.Request, s session) {
 	http.SetCookie(w, h.cookie(r, h.sign.encode(s), int(s.Expires.Sub(h.now()).Seconds())))
 }
