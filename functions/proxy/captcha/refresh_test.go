@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -145,6 +146,9 @@ func TestConcurrentRefreshesOfUnknownTokensStopAtTheLockout(t *testing.T) {
 	store := &heldStore{Store: memory.New(), release: make(chan struct{})}
 	clk := newClock()
 	h := newHandler(t, loadConfig(t, nil), store, clk)
+	var once sync.Once
+	release := func() { once.Do(func() { close(store.release) }) }
+	t.Cleanup(release)
 	const sent = 30
 	var done atomic.Int32
 	statuses := make(chan int, sent)
@@ -163,7 +167,7 @@ func TestConcurrentRefreshesOfUnknownTokensStopAtTheLockout(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(store.release)
+	release()
 	counts := map[int]int{}
 	for range sent {
 		counts[<-statuses]++

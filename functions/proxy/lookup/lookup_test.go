@@ -278,6 +278,9 @@ func (s *heldStore) Get(ctx context.Context, token string) (*users.User, error) 
 func TestConcurrentUnknownTokensStopAtTheLockout(t *testing.T) {
 	store := &heldStore{Store: memory.New(), release: make(chan struct{})}
 	e := newEnvWith(t, nil, store)
+	var once sync.Once
+	release := func() { once.Do(func() { close(store.release) }) }
+	t.Cleanup(release) // before the server's Close, which waits for its requests
 	const sent = 30
 	var done atomic.Int32
 	statuses := make(chan int, sent)
@@ -296,7 +299,7 @@ func TestConcurrentUnknownTokensStopAtTheLockout(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
-	close(store.release)
+	release()
 	counts := map[int]int{}
 	for range sent {
 		counts[<-statuses]++
