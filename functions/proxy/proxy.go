@@ -22,6 +22,7 @@ import (
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/providers"
+	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
 )
 
@@ -229,10 +230,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch path {
 	case "/":
 		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+			if h.refuseBlacklisted(w, r, "GET /") {
+				return
+			}
 			h.serveInfo(w, r)
 			return
 		}
 	case "/health":
+		if h.refuseBlacklisted(w, r, "GET /health") {
+			return
+		}
 		logging.FromContext(r.Context()).SetRoute("GET /health")
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
@@ -266,6 +273,20 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.upstreamPath = rest
 	x.log.SetRoute(ep.Route)
 	x.serve()
+}
+
+// refuseBlacklisted answers 403 to an address in IP_BLACKLIST (or its
+// live additions) on the routes that read no token: the proxied routes
+// refuse it in gatekeeper.Authenticate, the user pages in their own
+// handlers.
+func (h *handler) refuseBlacklisted(w http.ResponseWriter, r *http.Request, route string) bool {
+	if !h.gk.IPs().Blacklisted(r.Context(), netutil.ClientIP(r, h.cfg.TrustedProxies)) {
+		return false
+	}
+	x := &exchange{h: h, w: w, r: r, log: logging.FromContext(r.Context()), prov: providers.Fallback()}
+	x.log.SetRoute(route)
+	x.writeError(users.Errorf(users.CodeForbidden, "Forbidden (by IP_BLACKLIST)."), nil)
+	return true
 }
 
 // hasDotSegment reports a "." or ".." segment in a (decoded) path.

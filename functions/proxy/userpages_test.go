@@ -73,3 +73,23 @@ func TestRisuHeaderNotForwarded(t *testing.T) {
 		t.Errorf("an unsigned header changed the recorded address: %v", u.IP)
 	}
 }
+
+// The service-info page and /health, which read no token, refuse a
+// blacklisted address too: IP_BLACKLIST is refused everywhere.
+func TestInfoAndHealthRefuseTheBlacklist(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, path := range []string{"/proxy/", "/proxy/health"} {
+		if a := e.do(call{method: http.MethodGet, path: path}); a.status != http.StatusOK {
+			t.Fatalf("GET %s before the blacklist: %d", path, a.status)
+		}
+	}
+	if err := e.d.Store.(users.LiveLists).SetIPLists(t.Context(), users.IPLists{Blacklist: []string{"127.0.0.0/8"}}); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(e.d.Config.UserCacheTTL + time.Second)
+	for _, path := range []string{"/proxy/", "/proxy/health"} {
+		if a := e.do(call{method: http.MethodGet, path: path}); a.status != http.StatusForbidden || !strings.Contains(string(a.body), "IP_BLACKLIST") {
+			t.Fatalf("GET %s from a blacklisted address: %d\n%s", path, a.status, a.body)
+		}
+	}
+}
