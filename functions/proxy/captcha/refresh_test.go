@@ -1,18 +1,16 @@
 package captcha_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/users/userstest"
 )
 
 func refreshOnce(t *testing.T, e *env, ip, token string) reply {
@@ -124,54 +122,21 @@ func TestRefreshOfUnknownTokensLocksTheAddressOut(t *testing.T) {
 	}
 }
 
-// heldStore holds every Get until release is closed, as a slow database
-// does, and counts the Gets under way.
-type heldStore struct {
-	*memory.Store
-	arrived atomic.Int32
-	release chan struct{}
-}
-
-func (s *heldStore) Get(ctx context.Context, token string) (*users.User, error) {
-	s.arrived.Add(1)
-	<-s.release
-	return s.Store.Get(ctx, token)
-}
-
 // Refreshes asked at once cannot together try more unknown tokens than
 // the lockout allows: each counts as a failure from the moment it
 // arrives, not only once the database has answered that its token is
 // unknown.
 func TestConcurrentRefreshesOfUnknownTokensStopAtTheLockout(t *testing.T) {
-	store := &heldStore{Store: memory.New(), release: make(chan struct{})}
-	clk := newClock()
-	h := newHandler(t, loadConfig(t, nil), store, clk)
-	var once sync.Once
-	release := func() { once.Do(func() { close(store.release) }) }
-	t.Cleanup(release)
+	mem := memory.New()
+	store := userstest.NewHeldStore(mem)
+	h := newHandler(t, loadConfig(t, nil), struct {
+		*userstest.HeldStore
+		users.Marks
+	}{store, mem}, newClock())
 	const sent = 30
-	var done atomic.Int32
-	statuses := make(chan int, sent)
-	for i := range sent {
-		go func() {
-			r := do(t, h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": fmt.Sprintf("guess-%04d", i)})
-			done.Add(1)
-			statuses <- r.status
-		}()
-	}
-	// Every refresh is either waiting on the database or answered.
-	deadline := time.Now().Add(10 * time.Second)
-	for store.arrived.Load()+done.Load() < sent {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d refreshes at the database, %d answered", store.arrived.Load(), done.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	release()
-	counts := map[int]int{}
-	for range sent {
-		counts[<-statuses]++
-	}
+	counts := store.SendAtOnce(t, sent, func(i int) int {
+		return do(t, h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": fmt.Sprintf("guess-%04d", i)}).status
+	})
 	if counts[http.StatusNotFound] > 10 || counts[http.StatusNotFound]+counts[http.StatusTooManyRequests] != sent {
 		t.Fatalf("of %d unknown tokens sent at once, %d were looked up (the lockout allows 10); statuses %v",
 			sent, counts[http.StatusNotFound], counts)

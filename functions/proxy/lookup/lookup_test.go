@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -22,6 +21,7 @@ import (
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
+	"tollgate.dev/tollgate/shared/users/userstest"
 	"tollgate.dev/tollgate/shared/web"
 )
 
@@ -258,52 +258,14 @@ func TestNotFoundAndRateLimit(t *testing.T) {
 	}
 }
 
-// heldStore holds every Get until release is closed, as a slow database
-// does, and counts the Gets under way.
-type heldStore struct {
-	users.Store
-	arrived atomic.Int32
-	release chan struct{}
-}
-
-func (s *heldStore) Get(ctx context.Context, token string) (*users.User, error) {
-	s.arrived.Add(1)
-	<-s.release
-	return s.Store.Get(ctx, token)
-}
-
 // Lookups sent at once cannot together try more unknown tokens than the
 // lockout allows: each counts as a failure from the moment it arrives,
 // not only once the database has answered that its token is unknown.
 func TestConcurrentUnknownTokensStopAtTheLockout(t *testing.T) {
-	store := &heldStore{Store: memory.New(), release: make(chan struct{})}
+	store := userstest.NewHeldStore(memory.New())
 	e := newEnvWith(t, nil, store)
-	var once sync.Once
-	release := func() { once.Do(func() { close(store.release) }) }
-	t.Cleanup(release) // before the server's Close, which waits for its requests
 	const sent = 30
-	var done atomic.Int32
-	statuses := make(chan int, sent)
-	for i := range sent {
-		go func() {
-			res := e.lookup(fmt.Sprintf("unknown-token-%02d", i))
-			done.Add(1)
-			statuses <- res.status
-		}()
-	}
-	// Every lookup is either waiting on the database or answered.
-	deadline := time.Now().Add(10 * time.Second)
-	for store.arrived.Load()+done.Load() < sent {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d lookups at the database, %d answered", store.arrived.Load(), done.Load())
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	release()
-	counts := map[int]int{}
-	for range sent {
-		counts[<-statuses]++
-	}
+	counts := store.SendAtOnce(t, sent, func(i int) int { return e.lookup(fmt.Sprintf("unknown-token-%02d", i)).status })
 	if counts[http.StatusNotFound] > 10 || counts[http.StatusNotFound]+counts[http.StatusTooManyRequests] != sent {
 		t.Fatalf("of %d unknown tokens sent at once, %d were looked up (the lockout allows 10); statuses %v",
 			sent, counts[http.StatusNotFound], counts)
