@@ -300,7 +300,9 @@ func TestBedrockKeys(t *testing.T) {
 	t.Run("a malformed credential is the operator's error", func(t *testing.T) {
 		for cred, logged := range map[string]string{
 			"AKIDONLY:us-east-1":                              "accessKeyId:secretAccessKey:region",
-			"AKIDX:top-secret-value:bedrock.attacker.example": `\"bedrock.attacker.example\" is not an AWS region`,
+			"AKIDX:top-secret-value:bedrock.attacker.example": "third part is not an AWS region",
+			// Region and secret swapped: the secret is in the region's place.
+			"AKIDX:us-east-1:top-secret-value": "third part is not an AWS region",
 		} {
 			e, up := newBedrockEnv(t, cred, nil)
 			token := e.user(users.Patch{})

@@ -163,7 +163,9 @@ func parseAWSCredential(s string) (awsCredential, error) {
 		return awsCredential{}, errors.New("AWS_CREDENTIALS entries must be accessKeyId:secretAccessKey:region")
 	}
 	if !awsRegion.MatchString(parts[2]) {
-		return awsCredential{}, fmt.Errorf("AWS_CREDENTIALS: %q is not an AWS region (such as us-east-1)", parts[2])
+		// Not quoted: in an entry written in another order, the secret is
+		// in the region's place.
+		return awsCredential{}, errors.New("AWS_CREDENTIALS: an entry's third part is not an AWS region (such as us-east-1); entries are accessKeyId:secretAccessKey:region")
 	}
 	return awsCredential{Credentials: aws.Credentials{AccessKeyID: parts[0], SecretAccessKey: parts[1], Source: "AWS_CREDENTIALS"}, Region: parts[2]}, nil
 }

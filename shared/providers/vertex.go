@@ -320,7 +320,9 @@ func (a *vertexAuth) parseColon(ctx context.Context, cred string) (*vertexCred, 
 		return nil, errors.New("GCP_CREDENTIALS: an entry is not project:email:region:privateKey")
 	}
 	if err := checkVertexRegion(region); err != nil {
-		return nil, fmt.Errorf("GCP_CREDENTIALS (%s): region %q: expected %w", email, region, err)
+		// Not quoted: in an entry written in another order, the key is in
+		// the region's place.
+		return nil, fmt.Errorf("GCP_CREDENTIALS (%s): an entry's third part is not a region: expected %w", email, err)
 	}
 	der, err := vertexPrivateKey(key)
 	if err != nil {
