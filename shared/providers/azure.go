@@ -129,11 +129,13 @@ func ParseAzureCredential(s string) (AzureCredential, error) {
 		return AzureCredential{}, errors.New("must be resource:deployment:key")
 	}
 	c := AzureCredential{Resource: parts[0], Deployment: parts[1], Key: parts[2]}
+	// The names are not quoted: in an entry written in another order, the
+	// key stands where a name should.
 	if !azureResource(c.Resource) {
-		return AzureCredential{}, fmt.Errorf("must be resource:deployment:key with a resource name of letters, digits and hyphens (not %q)", c.Resource)
+		return AzureCredential{}, errors.New("must be resource:deployment:key with a resource name of at most 63 letters, digits and hyphens")
 	}
 	if !azureDeployment(c.Deployment) {
-		return AzureCredential{}, fmt.Errorf("must be resource:deployment:key with a deployment name of letters, digits and . _ - (not %q)", c.Deployment)
+		return AzureCredential{}, errors.New("must be resource:deployment:key with a deployment name of at most 64 letters, digits and . _ -")
 	}
 	return c, nil
 }

@@ -11,6 +11,9 @@ import (
 
 const azureKey = "0123456789abcdef0123456789abcdef"
 
+// azureLongKey has the length of the keys Azure issues today.
+var azureLongKey = strings.Repeat("Ab9", 28)
+
 func azureRequest(t *testing.T) *http.Request {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodPost, "http://upstream.invalid/v1/chat/completions", nil)
@@ -80,13 +83,17 @@ func TestAzureCredentials(t *testing.T) {
 		"east:dep?x=1:" + azureKey,
 		"east:dep/chat:" + azureKey,
 		"-east:dep:" + azureKey,
+		// Written in another order, with a key of today's length (84
+		// characters): the key stands where a name should.
+		azureLongKey + ":east:dep",
+		"east:" + azureLongKey + ":dep",
 	} {
 		_, err := ParseAzureCredential(bad)
 		if err == nil {
 			t.Errorf("%q accepted", bad)
 			continue
 		}
-		if strings.Contains(err.Error(), azureKey) {
+		if strings.Contains(err.Error(), azureKey) || strings.Contains(err.Error(), azureLongKey) {
 			t.Errorf("error quotes the key: %v", err)
 		}
 		req := azureRequest(t)
