@@ -535,3 +535,32 @@ func TestOperatorAccountDetailsNotRelayed(t *testing.T) {
 		}
 	}
 }
+
+// Google reads generationConfig's members by either of their names: a
+// stream that asks for thinking as thinking_config and is cut short is
+// charged its output limit too.
+func TestCutShortGoogleThinkingInEitherSpelling(t *testing.T) {
+	pc := provCases[2]
+	for _, gen := range []string{`"generationConfig":{"maxOutputTokens":100,"thinking_config":{"thinking_budget":1024}}`,
+		`"generation_config":{"max_output_tokens":100,"thinkingConfig":{"thinkingBudget":1024}}`} {
+		t.Run(gen, func(t *testing.T) {
+			e := newEnv(t, nil)
+			tk := e.user(users.Patch{})
+			up := e.fake(pc.kind)
+			hold := make(chan struct{})
+			defer close(hold)
+			up.Set(upstreamfake.Behavior{HoldAfterFirst: hold})
+			body := `{"contents":[{"role":"user","parts":[{"text":"Say hello."}]}],` + gen + `}`
+			e.streamUntil(t, call{path: pc.stream, body: body, header: pc.auth(tk)}, "Hello from", "its first chunk")()
+			if !up.WaitFor(5*time.Second, func(f *upstreamfake.Fake) bool { return f.Cancelled() == 1 }) {
+				t.Fatal("the upstream was not cancelled")
+			}
+			e.logs.waitLines(t, `"httpRequest"`, 1)
+			// The input Google reported, plus the output limit: at least
+			// the limit (before, 14: the relayed text's estimate).
+			if got := e.get(tk).TokenCounts[pc.family]; got < 100 {
+				t.Errorf("charged %d, want the input reported + the 100 output tokens asked", got)
+			}
+		})
+	}
+}

@@ -67,7 +67,10 @@ var (
 			{"generationConfig", "candidateCount"}, {"generationConfig", "candidate_count"},
 			{"generation_config", "candidateCount"}, {"generation_config", "candidate_count"},
 		},
-		Thinking:    [][]string{{"generationConfig", "thinkingConfig"}, {"generation_config", "thinking_config"}},
+		Thinking: [][]string{
+			{"generationConfig", "thinkingConfig"}, {"generationConfig", "thinking_config"},
+			{"generation_config", "thinkingConfig"}, {"generation_config", "thinking_config"},
+		},
 		Usage:       googleUsage,
 		Event:       googleEvent,
 		StreamError: googleStreamError,

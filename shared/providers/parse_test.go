@@ -245,6 +245,11 @@ func TestThinkingAskedOnlyWhenEnabled(t *testing.T) {
 		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":0}}}`, false},
 		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget": 0, "includeThoughts": false}}}`, false},
 		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":1024}}}`, true},
+		// Google reads each member by either of its names, wherever it is.
+		{GoogleGenerate, `{"contents":[],"generation_config":{"thinking_config":{"thinking_budget":1024}}}`, true},
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinking_config":{"thinking_budget":1024}}}`, true},
+		{GoogleGenerate, `{"contents":[],"generation_config":{"thinkingConfig":{"thinkingBudget":1024}}}`, true},
+		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinking_config":{"thinking_budget":0}}}`, false},
 		// The upstream reads a repeated member's last value.
 		{GoogleGenerate, `{"contents":[],"generationConfig":{"thinkingConfig":{"thinkingBudget":0,"thinkingBudget":1024}}}`, true},
 		{AnthropicMessages, `{"model":"claude-sonnet-4-5","max_tokens":2000,"thinking":{"type":"disabled","type":"enabled","budget_tokens":1024},"messages":[]}`, true},
