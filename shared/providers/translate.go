@@ -436,11 +436,17 @@ func toolArguments(args, at string) (json.RawMessage, error) {
 	if strings.TrimSpace(args) == "" {
 		return json.RawMessage("{}"), nil
 	}
-	var obj map[string]json.RawMessage
-	if err := json.Unmarshal([]byte(args), &obj); err != nil || obj == nil {
+	if !isJSONObject(args) {
 		return nil, invalid("%s must be a JSON object.", at)
 	}
 	return json.RawMessage(args), nil
+}
+
+// isJSONObject reports whether s is one JSON object. It is checked, not
+// decoded: decoding an object of many small members into a map took some
+// ten times its size.
+func isJSONObject(s string) bool {
+	return strings.HasPrefix(strings.TrimLeft(s, " \t\r\n"), "{") && json.Valid([]byte(s))
 }
 
 // checkTools checks the declared functions.

@@ -35,6 +35,12 @@ func costlyShapes(size int) map[string]string {
 		// JSON text, its quotes escaped: each survives decoding and is
 		// escaped again.
 		"JSON text": `{"model":"M","messages":[{"role":"user","content":"` + members(size) + `"}]}`,
+		// Arguments and a tool result of JSON text: the translations check
+		// that they are objects.
+		"tool call arguments": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			`{"id":"c","type":"function","function":{"name":"f","arguments":"` + members(size) + `"}}]}]}`,
+		"tool result": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			`{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"` + members(size) + `"}]}`,
 	}
 }
 

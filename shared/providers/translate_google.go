@@ -74,8 +74,7 @@ var googleDialect = &dialect{
 	},
 	toolResult: func(_, name, text string) any {
 		var response any = map[string]any{"content": text}
-		var obj map[string]json.RawMessage
-		if json.Unmarshal([]byte(text), &obj) == nil && obj != nil {
+		if isJSONObject(text) {
 			response = json.RawMessage(text)
 		}
 		return map[string]any{"functionResponse": map[string]any{"name": name, "response": response}}
