@@ -381,6 +381,36 @@ func TestVertexBadRequests(t *testing.T) {
 	}
 }
 
+// Vertex names a model the project cannot call by its full resource name,
+// the operator's project in it; any token holder can provoke it. The
+// 404 is relayed with the status and the model, the project hidden, on
+// every route and in every shape, as an AWS account is.
+func TestVertexErrorsHideTheProject(t *testing.T) {
+	e, up := vertexEnv(t, nil, map[string]string{"ALLOWED_MODEL_FAMILIES": "gcp-claude,gcp-gemini-flash"})
+	token := e.user(users.Patch{})
+	up.Set(upstreamfake.Behavior{Status: http.StatusNotFound})
+	for _, c := range []call{
+		{path: "/proxy/gcp/claude/v1/messages", header: map[string]string{"X-Api-Key": token},
+			body: `{"model":"claude-none-1","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}`},
+		{path: "/proxy/gcp/gemini/v1beta/models/gemini-none-1:generateContent", header: map[string]string{"X-Goog-Api-Key": token},
+			body: `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`},
+		{path: "/proxy/gcp/gemini/v1beta/models/gemini-none-1:streamGenerateContent?alt=sse", header: map[string]string{"X-Goog-Api-Key": token},
+			body: `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]}`},
+		{path: "/proxy/gcp/claude/v1/chat/completions", header: bearerH(token),
+			body: `{"model":"claude-none-1","messages":[{"role":"user","content":"hi"}]}`},
+		{path: "/proxy/gcp/gemini/v1/chat/completions", header: bearerH(token),
+			body: `{"model":"gemini-none-1","messages":[{"role":"user","content":"hi"}]}`},
+	} {
+		a := e.do(c)
+		if a.status != http.StatusNotFound || !strings.Contains(string(a.body), "none-1") {
+			t.Errorf("%s: %d %s", c.path, a.status, a.body)
+		}
+		if strings.Contains(string(a.body), vertexProject) {
+			t.Errorf("%s: the answer names the project: %s", c.path, a.body)
+		}
+	}
+}
+
 // GCP_CREDENTIALS=adc: the function's own identity, found by Application
 // Default Credentials (here a key file named by GOOGLE_APPLICATION_CREDENTIALS,
 // on Cloud Functions the metadata server); no key in the configuration.

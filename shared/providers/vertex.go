@@ -75,6 +75,7 @@ func vertexGeminiProvider(a *vertexAuth) *Provider {
 		Env:       vertexEnv(),
 		Routes:    routes,
 		Outbound:  a.outbound("google", vertexGeminiTarget),
+		Inbound:   vertexGeminiInbound,
 		ErrorBody: googleErrorBody,
 		KeyDead:   vertexKeyDead,
 		CheckPath: vertexCheckPath,
@@ -424,15 +425,50 @@ func vertexKeyDead(status int, body []byte) bool {
 
 var vertexKeyReasons = []string{"BILLING_DISABLED", "SERVICE_DISABLED", "CONSUMER_SUSPENDED", "CONSUMER_INVALID"}
 
+// vertexGeminiInbound keeps the operator's project out of Vertex's errors.
+func vertexGeminiInbound(resp *http.Response, _ *Call) error {
+	if resp.StatusCode < 400 {
+		return nil
+	}
+	body, err := vertexErrorBody(resp)
+	if err != nil {
+		return err
+	}
+	setErrorBody(resp, body)
+	return nil
+}
+
+// vertexErrorBody reads an error answer, the operator's project hidden.
+func vertexErrorBody(resp *http.Response) ([]byte, error) {
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	return vertexProject.ReplaceAll(body, []byte("${1}<project>")), nil
+}
+
+// vertexProject matches a project in a resource name: Vertex names a
+// model the project cannot call (any user can name one) as
+// projects/{project}/locations/…/models/{model}, and quota errors name
+// their consumer (projects/{number}).
+var vertexProject = regexp.MustCompile("(projects/)[^/\\s\"'`\\\\]+")
+
+func setErrorBody(resp *http.Response, body []byte) {
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+}
+
 // vertexClaudeInbound gives Vertex's own errors (Google's shape: a token
 // refused, a quota, a model not enabled) the Anthropic shape clients of
-// the mount read; Claude's errors pass as they are.
+// the mount read; Claude's errors pass as they are. The operator's
+// project is hidden in both.
 func vertexClaudeInbound(resp *http.Response, _ *Call) error {
 	if resp.StatusCode < 400 {
 		return nil
 	}
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	resp.Body.Close()
+	body, err := vertexErrorBody(resp)
 	if err != nil {
 		return err
 	}
@@ -444,8 +480,6 @@ func vertexClaudeInbound(resp *http.Response, _ *Call) error {
 		body = anthropicErrorBody(resp.StatusCode, &users.Error{Message: g.Get("message").String()})
 		resp.Header.Set("Content-Type", ContentJSON)
 	}
-	resp.Body = io.NopCloser(bytes.NewReader(body))
-	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	setErrorBody(resp, body)
 	return nil
 }

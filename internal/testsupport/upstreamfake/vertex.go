@@ -242,6 +242,13 @@ func serveVertex(f *Fake, x *exchange) {
 		notFound(x, googleError)
 		return
 	}
+	if x.b.Status == http.StatusNotFound {
+		// As Vertex tells a model the project cannot call: by its full
+		// resource name, the project's id in it.
+		x.json(http.StatusNotFound, googleError(http.StatusNotFound, "Publisher Model `projects/"+project+"/locations/"+m[2]+
+			"/publishers/"+publisher+"/models/"+model+"` was not found or your project does not have access to it."))
+		return
+	}
 	if x.b.Status != 0 {
 		x.json(x.b.Status, googleError(x.b.Status, "The fake upstream was told to fail."))
 		return
