@@ -346,3 +346,41 @@ func TestAnnouncedTranslatedBodyHoldsOnlyItsSize(t *testing.T) {
 		t.Errorf("a 1.8 MiB body beside a translated 200 KiB one not yet sent: %d %.200s", a.status, a.body)
 	}
 }
+
+// A body a provider builds anew for its service (Bedrock's, Vertex's
+// Claude) is a second copy of the request's, held while its answer
+// streams: it takes its size from the budget too.
+func TestBuiltBodiesWaitForMemory(t *testing.T) {
+	up := upstreamfake.Start(t, upstreamfake.Bedrock)
+	e := newEnv(t, map[string]string{"BODY_MEMORY_LIMIT_MB": "1", "ALLOWED_MODEL_FAMILIES": "gpt4o,aws-claude",
+		"AWS_CREDENTIALS": awsCred("AKIDBUDGET", "us-east-1"), "AWS_BEDROCK_BASE_URL": up.URL + "/{region}"},
+		Options{MemoryWait: 300 * time.Millisecond})
+	e.fakes[upstreamfake.Bedrock] = up
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	messages := `{"model":"claude-3-haiku-20240307","max_tokens":10,"stream":true,"messages":[{"role":"user","content":"` +
+		strings.Repeat("a", 900<<10) + `"}]}`
+
+	// 900 KiB within its own MiB, and the 900 KiB sent to Bedrock: 0.8 MiB
+	// past it, held while it streams.
+	end := holdStream(t, e, upstreamfake.Bedrock, "/proxy/aws/claude/v1/messages", messages, holder)
+	const native = "/proxy/openai/v1/chat/completions"
+	if a := e.do(call{path: native, body: chatOf("gpt-4o", 1536<<10, false), header: bearerH(other)}); a.status != http.StatusServiceUnavailable {
+		t.Errorf("1.5 MiB beside a Bedrock stream holding its two bodies: %d %.300s", a.status, a.body)
+	}
+	end()
+	if a := e.do(call{path: native, body: chatOf("gpt-4o", 1536<<10, false), header: bearerH(other)}); a.status != http.StatusOK {
+		t.Errorf("1.5 MiB alone: %d %.300s", a.status, a.body)
+	}
+
+	// The other way round: the copy finds no room, and nothing is sent.
+	end = holdStream(t, e, upstreamfake.OpenAI, native, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	sent := up.Count()
+	a := e.do(call{path: "/proxy/aws/claude/v1/messages", body: strings.Replace(messages, `"stream":true`, `"stream":false`, 1), header: bearerH(other)})
+	if a.status != http.StatusServiceUnavailable || a.header.Get("Retry-After") != "2" || dig(a.json(t), "type") != "error" {
+		t.Errorf("a Bedrock copy with no room: %d %v %.300s", a.status, a.header, a.body)
+	}
+	if up.Count() != sent {
+		t.Errorf("sent to Bedrock: %d requests", up.Count()-sent)
+	}
+	end()
+}

@@ -209,6 +209,13 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if err := x.prov.Authorize(req.Context(), out, &x.call); err != nil {
 			return nil, &outboundError{err}
 		}
+		if attempt == 1 && x.call.Built > 0 {
+			// A body the provider built for its service is a copy of the
+			// request's, held as long (each attempt's replaces the last).
+			if err := x.mem.take(req.Context(), x.call.Built); err != nil {
+				return nil, err
+			}
+		}
 		resp, err := t.base.RoundTrip(out)
 		if err != nil {
 			return nil, err // the upstream itself failed: another key will not help

@@ -127,6 +127,10 @@ type Call struct {
 	// 2xx stream's first events, and the request is counted in its
 	// family (whole answers: Provider.AnswerModel).
 	Answered string
+	// Built is the capacity of the body Outbound built anew for the
+	// service (Bedrock's, Vertex's Claude), held beside Body while the
+	// request lasts; 0 when it sends Body itself.
+	Built int64
 }
 
 // Framing says how a provider frames streamed answers.
@@ -408,6 +412,10 @@ func (p *Provider) Authorize(ctx context.Context, req *http.Request, c *Call) er
 	body, err := p.Outbound(ctx, req, c)
 	if err != nil {
 		return err
+	}
+	c.Built = 0
+	if len(body) > 0 && (len(c.Body) == 0 || &body[0] != &c.Body[0]) {
+		c.Built = int64(cap(body))
 	}
 	if body == nil {
 		req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
