@@ -3,6 +3,7 @@ package gatekeeper_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -218,4 +219,35 @@ func TestChargeRetriesOnlyAnUnavailableDatabase(t *testing.T) {
 			t.Errorf("%v: %d flushes, want %d", c.err, n, c.want)
 		}
 	}
+}
+
+// With LIMITS_SCOPE=cluster, an enter's write that the database made but
+// whose answer was lost is sent again by the database client; the request
+// must be admitted as the write admitted it, not refused by its own place
+// in flight, which nothing would then give back before its lease ran out:
+// the user would be refused on every instance for 10 minutes.
+func TestClusterEnterRetriedAfterALostAnswerIsAdmitted(t *testing.T) {
+	gk, _, srv, c := rtdbGatekeeper(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "4"), nil)
+	p, err := gk.Authenticate(ctx(t), request(clientIP, tokA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Bool
+	srv.LoseAnswers(func(method, path string, conditional bool) bool {
+		return conditional && strings.Contains(path, "_limits/") && lost.CompareAndSwap(false, true)
+	})
+	a, err := gk.Admit(ctx(t), p, "gpt4o", 1)
+	if !lost.Load() {
+		t.Fatal("no answer was lost: the case did not happen")
+	}
+	if err != nil {
+		t.Fatalf("the request whose enter's answer was lost: %v, want admitted", err)
+	}
+	a.Release()
+	c.Add(time.Second)
+	a, err = gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatalf("the user's next request: %v, want admitted", err)
+	}
+	a.Release()
 }

@@ -132,6 +132,13 @@ func (r *LimitsRecord) Enter(e LimitsEntry) LimitsDecision {
 	if oldest != 0 {
 		d.Reset = time.UnixMilli(oldest).Add(e.Window)
 	}
+	if r.holds(e.ID) {
+		// This enter was made before and admitted (a refused one leaves
+		// nothing): the database client sent the write again, its answer
+		// lost. It is that request, counted and in flight once already.
+		d.Remaining = max(e.Rate-counted, 0)
+		return d
+	}
 	if e.Rate > 0 && counted >= e.Rate {
 		d.RateOK = false
 		return d
@@ -154,6 +161,13 @@ func (r *LimitsRecord) Enter(e LimitsEntry) LimitsDecision {
 		r.Leases[e.ID] = e.LeaseUntil.UnixMilli()
 	}
 	return d
+}
+
+// holds reports whether request id is counted or in flight.
+func (r *LimitsRecord) holds(id string) bool {
+	_, hit := r.Hits[id]
+	_, lease := r.Leases[id]
+	return hit || lease
 }
 
 // Leave ends a request's lease (and, with refund, its count).

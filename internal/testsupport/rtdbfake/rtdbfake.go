@@ -9,6 +9,7 @@
 //     writes retry on); If-None-Match on GET → 304;
 //   - OnWrite: a test hook run before each write, to interleave another
 //     writer between a client's read and its conditional write;
+//     LoseAnswers: a hook that has a write applied and its answer lost;
 //   - print=silent (204), shallow=true, orderBy="$key" with
 //     limitToFirst/limitToLast/startAt/endAt/equalTo;
 //   - server values {".sv":"timestamp"} and {".sv":{"increment":n}};
@@ -72,6 +73,7 @@ type Server struct {
 	down     atomic.Bool
 	delay    atomic.Int64 // time.Duration
 	onWrite  atomic.Pointer[WriteHook]
+	lose     atomic.Pointer[LoseHook]
 
 	mu         sync.Mutex
 	root       any
@@ -179,6 +181,22 @@ func (s *Server) OnWrite(h WriteHook) {
 	s.onWrite.Store(&h)
 }
 
+// LoseHook sees a write request as WriteHook does, and reports whether
+// its answer is lost: the write is applied, then the connection closed
+// without an answer, as when the answer is lost on its way back (the
+// client cannot tell this from a write never made).
+type LoseHook func(method, path string, conditional bool) bool
+
+// LoseAnswers installs h (nil removes it); it must be safe for concurrent
+// use.
+func (s *Server) LoseAnswers(h LoseHook) {
+	if h == nil {
+		s.lose.Store(nil)
+		return
+	}
+	s.lose.Store(&h)
+}
+
 // RequireToken makes the server refuse requests without "Bearer token"
 // with 401; "" accepts every request.
 func (s *Server) RequireToken(token string) {
@@ -276,9 +294,27 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		writeError(w, &httpError{status: http.StatusUnauthorized, msg: "Permission denied"})
 		return
 	}
+	if s.loses(r) {
+		rec := httptest.NewRecorder()
+		if err := s.handle(rec, r); err != nil {
+			writeError(rec, err)
+		}
+		s.drop(w)
+		return
+	}
 	if err := s.handle(w, r); err != nil {
 		writeError(w, err)
 	}
+}
+
+// loses reports whether r is a write whose answer LoseAnswers loses.
+func (s *Server) loses(r *http.Request) bool {
+	h := s.lose.Load()
+	if h == nil || r.Method == http.MethodGet {
+		return false
+	}
+	p, _ := strings.CutSuffix(r.URL.Path, ".json")
+	return (*h)(r.Method, p, r.Header.Get("If-Match") != "")
 }
 
 // drop closes the connection without answering.

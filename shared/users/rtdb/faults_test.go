@@ -4,6 +4,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,5 +197,46 @@ func TestOutageDuringFlushKeepsUsage(t *testing.T) {
 	}
 	if u := mustLookup(t, s, "tok-out"); u.PromptCount != 7 {
 		t.Fatalf("Lookup after the flush counts %d prompts, want 7 (no double count)", u.PromptCount)
+	}
+}
+
+// A conditional write the database made but whose answer was lost is sent
+// again by the SDK itself (it retries a write on a network error or a
+// 503); the second try finds the value changed (412) and the transaction
+// runs again on the value its own first write left. An enter run again on
+// its own entry is the request it admitted, not a second one beside it:
+// with one request in flight allowed, it must not be refused by its own
+// lease (which would then hold the key's place for the whole lease).
+func TestEnterWhoseAnswerWasLostIsAdmitted(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	s := open(t, fakeOptions(t, srv))
+	var lost, writes atomic.Int32
+	srv.LoseAnswers(func(method, path string, conditional bool) bool {
+		if !strings.Contains(path, "_limits/") {
+			return false
+		}
+		writes.Add(1)
+		return conditional && lost.CompareAndSwap(0, 1)
+	})
+	e := users.LimitsEntry{ID: "text-a", Kind: "text", Now: t0, Window: time.Minute,
+		Rate: 4, Inflight: 1, LeaseUntil: t0.Add(10 * time.Minute)}
+	d, err := s.EnterLimits(ctx(t), "tok-lost", e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lost.Load() != 1 || writes.Load() < 2 {
+		t.Fatalf("%d answers lost in %d writes: the case did not happen", lost.Load(), writes.Load())
+	}
+	if !d.RateOK || !d.InflightOK || d.Remaining != 3 {
+		t.Fatalf("the enter whose answer was lost: %+v, want admitted with 3 requests left", d)
+	}
+	if err := s.LeaveLimits(ctx(t), "tok-lost", "text-a", false); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Second)
+	d, err = s.EnterLimits(ctx(t), "tok-lost", users.LimitsEntry{ID: "text-b", Kind: "text", Now: now, Window: time.Minute,
+		Rate: 4, Inflight: 1, LeaseUntil: now.Add(10 * time.Minute)})
+	if err != nil || !d.InflightOK || !d.RateOK || d.Remaining != 2 {
+		t.Fatalf("the next request after the first left: %+v, %v; want admitted with 2 left", d, err)
 	}
 }

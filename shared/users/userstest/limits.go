@@ -26,6 +26,7 @@ func RunLimits(t *testing.T, newLimits func(t *testing.T) LimitsStore) {
 	}{
 		{"RenewKeepsTheLease", testRenewLimits},
 		{"EnterGivesBackEarlierLeaves", testEnterGivesBack},
+		{"EnterMadeAgainIsOneRequest", testEnterAgain},
 		{"PruneDeletesStaleRecords", testPruneStale},
 		{"PruneKeepsLiveRecords", testPruneKeepsLive},
 		{"PruneKeepsAnEnterThatRaces", testPruneRace},
@@ -89,6 +90,37 @@ func testEnterGivesBack(t *testing.T, l LimitsStore) {
 	}
 	if d := enterOne(t, l, "k", "d", now, 10*time.Minute); d.InflightOK && d.RateOK {
 		t.Fatalf("the request that gave back the first does not hold its place: %+v", d)
+	}
+}
+
+// testEnterAgain: an enter made again with the same entry (a database
+// client retrying a write whose answer was lost, after the database made
+// it) is the request it already admitted, not a second one: admitted, and
+// counted and in flight once.
+func testEnterAgain(t *testing.T, l LimitsStore) {
+	e := users.LimitsEntry{ID: "text-a", Kind: "text", Now: t0, Window: time.Minute,
+		Rate: 2, Inflight: 1, LeaseUntil: t0.Add(10 * time.Minute)}
+	for try := range 2 {
+		d, err := l.EnterLimits(ctx(t), "k", e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !d.RateOK || !d.InflightOK || d.Remaining != 1 {
+			t.Fatalf("enter, try %d: %+v, want admitted with 1 request left", try+1, d)
+		}
+	}
+	if d := enterOne(t, l, "k", "b", t0.Add(time.Second), 10*time.Minute); d.InflightOK && d.RateOK {
+		t.Fatalf("a second request admitted beside the first (1 in flight): %+v", d)
+	}
+	leave(t, l, "k", "a")
+	now := t0.Add(2 * time.Second)
+	d, err := l.EnterLimits(ctx(t), "k", users.LimitsEntry{ID: "text-c", Kind: "text", Now: now, Window: time.Minute,
+		Rate: 2, Inflight: 1, LeaseUntil: now.Add(10 * time.Minute)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !d.RateOK || !d.InflightOK || d.Remaining != 0 {
+		t.Fatalf("the request after the first left: %+v, want admitted, the first counted once", d)
 	}
 }
 
