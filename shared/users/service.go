@@ -32,10 +32,18 @@ func (s *Service) Create(ctx context.Context, p Patch) (*User, error) {
 		return nil, invalid([]Issue{{Path: "token", Message: "is generated; use PUT /users/{token} to choose one"}})
 	}
 	token := uuid.NewString()
+	tried := false
 	return s.Store.Modify(ctx, token, true, func(u *User, exists bool) error {
-		if exists {
+		switch {
+		case exists && tried:
+			// Run again on the user this call's own write made (the
+			// database client sent it again, its answer lost): no other
+			// writer knows the new token.
+			return ErrNoWrite
+		case exists:
 			return Errorf(CodeConflict, "Token collision; try again.")
 		}
+		tried = true
 		return s.fill(u, token, p)
 	})
 }

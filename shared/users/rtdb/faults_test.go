@@ -240,3 +240,32 @@ func TestEnterWhoseAnswerWasLostIsAdmitted(t *testing.T) {
 		t.Fatalf("the next request after the first left: %+v, %v; want admitted with 2 left", d, err)
 	}
 }
+
+// A new user's write that the database made but whose answer was lost is
+// sent again by the SDK, and the transaction runs again on the user its
+// own first write created: that is the user it made, not a collision of
+// random tokens. Else the administrator is told to try again while the
+// user exists, with a token no one was given.
+func TestCreateWhoseAnswerWasLostIsCreated(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	s := open(t, fakeOptions(t, srv))
+	var lost atomic.Bool
+	srv.LoseAnswers(func(method, path string, conditional bool) bool {
+		return conditional && strings.HasPrefix(path, "/users/") && lost.CompareAndSwap(false, true)
+	})
+	svc := &users.Service{Store: s, Now: func() time.Time { return t0 }}
+	u, err := svc.Create(ctx(t), users.Patch{})
+	if !lost.Load() {
+		t.Fatal("no answer was lost: the case did not happen")
+	}
+	if err != nil {
+		t.Fatalf("Create whose answer was lost: %v, want the user it made", err)
+	}
+	list, err := s.List(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Token != u.Token {
+		t.Fatalf("users stored: %d, want the one created (%s)", len(list), u.Token)
+	}
+}
