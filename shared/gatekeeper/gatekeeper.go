@@ -260,7 +260,22 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 		}
 		read = chargeMark{} // see below
 	}
-	if !u.HasIP(ip) {
+	rec, deferred := g.store.(users.IPRecorder)
+	switch {
+	case u.HasIP(ip):
+	case deferred && u.HasIPGroup(ip):
+		// A new address of a network the user has takes no place under
+		// the IP limit: recorded with the next flush, not by a write of
+		// the whole record (an IPv6 client may bring one every request,
+		// and the rate limit is asked only later).
+		if err := rec.RecordIP(ctx, token, ip); err != nil {
+			if users.IsNotFound(err) {
+				return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+			}
+			return nil, unavailable(err)
+		}
+		users.RecordIP(u, ip) // u is this request's copy
+	default:
 		if u, err = g.admitIP(ctx, token, ip, now); err != nil {
 			return nil, err
 		}

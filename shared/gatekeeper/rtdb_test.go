@@ -3,6 +3,7 @@ package gatekeeper_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -250,4 +251,52 @@ func TestClusterEnterRetriedAfterALostAnswerIsAdmitted(t *testing.T) {
 		t.Fatalf("the user's next request: %v, want admitted", err)
 	}
 	a.Release()
+}
+
+// A client moving through the addresses of its IPv6 /64 (2^64 of them)
+// brings a new address with every request. Such an address takes no place
+// under the IP limit (its /64 is recorded): it is recorded with the next
+// flush, not by a write of the user's whole record per request, before
+// the rate limit has been asked. Else one token holder makes the shared
+// database take a write per request however many the rate limit refuses.
+func TestNewAddressesOfAKnownSlash64DoNotWriteEachRequest(t *testing.T) {
+	gk, st, srv, _ := rtdbGatekeeper(t, userEnv("TEXT_MODEL_RATE_LIMIT", "1", "USER_CONCURRENCY_LIMIT", "1", "MAX_IPS_PER_USER", "2"), nil)
+	var writes atomic.Int32
+	srv.OnWrite(func(method, path string, conditional bool) { writes.Add(1) })
+	const n = 100
+	served := 0
+	for i := range n {
+		p, err := gk.Authenticate(ctx(t), request(fmt.Sprintf("2001:db8:1:2::%x", i+1), tokA))
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if a, err := gk.Admit(ctx(t), p, "gpt4o", 1); err == nil {
+			served++
+			a.Release()
+		}
+	}
+	if served != 1 {
+		t.Fatalf("%d of %d requests served under a rate limit of 1", served, n)
+	}
+	if w := writes.Load(); w != 1 {
+		t.Fatalf("%d requests, %d refused by the rate limit, made %d database writes, want 1 (the first address)", n, n-served, w)
+	}
+	if err := st.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.Get(ctx(t), tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.IP) != n || u.IPsCounted() != 1 {
+		t.Fatalf("after the flush %d addresses recorded in %d places, want each of the %d in one place", len(u.IP), u.IPsCounted(), n)
+	}
+	// The limit (2) still holds: a second network takes the other place,
+	// a third is refused.
+	for i, ip := range []string{"203.0.113.1", "203.0.113.2"} {
+		_, err := gk.Authenticate(ctx(t), request(ip, tokA))
+		if (err == nil) != (i == 0) {
+			t.Fatalf("%s: %v", ip, err)
+		}
+	}
 }

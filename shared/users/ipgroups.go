@@ -106,6 +106,30 @@ func roomFor(ips []string, ip string, limit int64) bool {
 	return counted < limit
 }
 
+// HasIPGroup reports whether an address of ip's network (what the IP
+// limit counts) is recorded for u: ip then takes no place under the limit.
+func (u *User) HasIPGroup(ip string) bool {
+	g := groupOf(ip)
+	for _, e := range u.IP {
+		if groupOf(e) == g {
+			return true
+		}
+	}
+	return false
+}
+
+// RecordIP records ip, a new address of a network recorded for u, as
+// AdmitIP would: it takes no place under the IP limit, whatever the
+// limit. It reports whether it recorded it; an address of a network not
+// recorded is left to AdmitIP, which applies the limit.
+func RecordIP(u *User, ip string) bool {
+	if u.HasIP(ip) || !u.HasIPGroup(ip) {
+		return false
+	}
+	u.IP = trimIPs(append(u.IP, ip), MaxRecordedIPs)
+	return true
+}
+
 // IPsCounted is how many places of the IP limit the user's recorded
 // addresses take: the addresses of one IPv6 /64 (and of one RisuAI user
 // there) take one.

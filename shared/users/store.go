@@ -50,6 +50,18 @@ type Store interface {
 	Close(ctx context.Context) error
 }
 
+// IPRecorder is a Store that records a user's new address of a network
+// already recorded for it (users.RecordIP) with the user's pending usage,
+// in its next flush, instead of in a write of its own: such an address
+// takes no place under the IP limit, and an IPv6 client may bring a new
+// one with every request.
+type IPRecorder interface {
+	// RecordIP records ip for token's user as users.RecordIP does, on
+	// the user as it is when written. ErrNotFound if the user is known
+	// to be missing.
+	RecordIP(ctx context.Context, token, ip string) error
+}
+
 // CondDeleter is a Store that deletes a user only while it still meets
 // cond, judged on its latest state within the delete itself: a sweep
 // decided on an older list must not delete a user changed meanwhile.

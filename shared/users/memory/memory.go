@@ -43,7 +43,10 @@ func New() *Store {
 	return s
 }
 
-var _ users.Store = (*Store)(nil)
+var (
+	_ users.Store      = (*Store)(nil)
+	_ users.IPRecorder = (*Store)(nil)
+)
 
 func (s *Store) shard(token string) *shard {
 	return &s.shards[maphash.String(s.seed, token)%shards]
@@ -168,6 +171,19 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 		return users.ErrNotFound
 	}
 	cur.Charge(u.Family, u.Tokens, u.At)
+	return nil
+}
+
+// RecordIP implements users.IPRecorder: at once, as RecordUsage charges.
+func (s *Store) RecordIP(ctx context.Context, token, ip string) error {
+	sh := s.shard(token)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	cur, ok := sh.users[token]
+	if !ok {
+		return users.ErrNotFound
+	}
+	users.RecordIP(cur, ip)
 	return nil
 }
 

@@ -94,7 +94,10 @@ type Store struct {
 	closeOnce   sync.Once
 }
 
-var _ users.Store = (*Store)(nil)
+var (
+	_ users.Store      = (*Store)(nil)
+	_ users.IPRecorder = (*Store)(nil)
+)
 
 // Open connects to the database, checks that it answers (one shallow read
 // of the root, within CallTimeout) and starts the usage flusher.

@@ -26,11 +26,25 @@ type entry struct {
 	seq uint64
 }
 
-// delta is one user's usage not yet in the database.
+// delta is one user's usage not yet in the database, and the new
+// addresses of networks it has (users.RecordIP), oldest first.
 type delta struct {
 	prompts  int64
 	tokens   map[string]int64
 	lastUsed int64 // epoch ms, the latest
+	ips      []string
+}
+
+// addIP keeps ip to record, the latest users.MaxRecordedIPs at most (a
+// record keeps no more).
+func (d *delta) addIP(ip string) {
+	if slices.Contains(d.ips, ip) {
+		return
+	}
+	if len(d.ips) >= users.MaxRecordedIPs {
+		d.ips = slices.Delete(d.ips, 0, 1)
+	}
+	d.ips = append(d.ips, ip)
 }
 
 func (d *delta) add(u users.Usage) {
@@ -51,9 +65,13 @@ func (d *delta) merge(o *delta) {
 		d.tokens[f] += n
 	}
 	d.lastUsed = max(d.lastUsed, o.lastUsed)
+	for _, ip := range o.ips {
+		d.addIP(ip)
+	}
 }
 
-// applyTo charges u as users.User.Charge would have, once per prompt.
+// applyTo charges u as users.User.Charge would have, once per prompt,
+// and records the addresses (of networks u still has).
 func (d *delta) applyTo(u *users.User) {
 	u.PromptCount += d.prompts
 	if u.TokenCounts == nil {
@@ -63,6 +81,9 @@ func (d *delta) applyTo(u *users.User) {
 		u.TokenCounts[f] += n
 	}
 	u.LastUsedAt = max(u.LastUsedAt, d.lastUsed)
+	for _, ip := range d.ips {
+		users.RecordIP(u, ip)
+	}
 }
 
 func (s *Store) curSeq() uint64 {
@@ -165,6 +186,27 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 		s.pending[token] = d
 	}
 	d.add(u)
+	return nil
+}
+
+// RecordIP implements users.IPRecorder: ip is kept with the user's
+// pending usage and written by the next flush; this instance's Lookup
+// has it at once.
+func (s *Store) RecordIP(ctx context.Context, token, ip string) error {
+	if !users.ValidToken(token) {
+		return users.ErrNotFound
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e := s.cache[token]; s.freshLocked(e) && e.user == nil {
+		return users.ErrNotFound
+	}
+	d := s.pending[token]
+	if d == nil {
+		d = &delta{}
+		s.pending[token] = d
+	}
+	d.addIP(ip)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"testing"
@@ -44,6 +45,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"ConcurrentUsageExact", testConcurrentUsage},
 		{"ConcurrentIPAdmissionHoldsLimit", testConcurrentIPs},
 		{"ConcurrentIPv6AdmissionCountsSlash64s", testConcurrentIPv6},
+		{"RecordedAddressesTakeNoPlace", testRecordIP},
 		{"ConcurrentModifyLosesNothing", testConcurrentModify},
 		{"OriginalExportRoundTrips", testOriginalExport},
 	}
@@ -85,6 +87,15 @@ func mustGet(t *testing.T, s users.Store, token string) *users.User {
 	u, err := s.Get(ctx(t), token)
 	if err != nil {
 		t.Fatalf("Get(%s): %v", token, err)
+	}
+	return u
+}
+
+func mustLookup(t *testing.T, s users.Store, token string) *users.User {
+	t.Helper()
+	u, err := s.Lookup(ctx(t), token)
+	if err != nil {
+		t.Fatalf("Lookup(%s): %v", token, err)
 	}
 	return u
 }
@@ -375,6 +386,48 @@ func testConcurrentIPv6(t *testing.T, s users.Store) {
 	}
 	if len(nets) != 3 || len(u.IP) != 6 {
 		t.Fatalf("IP limit 3 over IPv6 /64s: stored %v, want both addresses of three /64s", u.IP)
+	}
+}
+
+// testRecordIP: a store that records new addresses of a user's networks
+// with its usage (users.IPRecorder) records them beside a charge and an
+// admission of another network, each once, and never an address of a
+// network the user does not have (that one is the IP limit's to admit).
+func testRecordIP(t *testing.T, s users.Store) {
+	rec, ok := s.(users.IPRecorder)
+	if !ok {
+		t.Skip("the store records every address by a write of its own")
+	}
+	create(t, s, "tok-rec", func(u *users.User) { u.IP = []string{"2001:db8:0:1::1"} })
+	mustLookup(t, s, "tok-rec")
+	for _, ip := range []string{"2001:db8:0:1::2", "2001:db8:0:2::1", "2001:db8:0:1::2", "2001:db8:0:1::3"} {
+		if err := rec.RecordIP(ctx(t), "tok-rec", ip); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordUsage(ctx(t), "tok-rec", users.Usage{Family: "gpt4o", Tokens: 5, At: t0}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Modify(ctx(t), "tok-rec", false, func(u *users.User, _ bool) error {
+		if users.AdmitIP(u, "203.0.113.1", 2, false, t0) != users.IPAdded {
+			return users.ErrNoWrite
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// In any order: a store recording with the flush writes them after
+	// the admission it made at once.
+	want := []string{"2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1::3", "203.0.113.1"}
+	if u := mustLookup(t, s, "tok-rec"); !slices.Equal(slices.Sorted(slices.Values(u.IP)), want) {
+		t.Fatalf("Lookup: addresses %v, want %v", u.IP, want)
+	}
+	if err := s.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	u := mustGet(t, s, "tok-rec")
+	if !slices.Equal(slices.Sorted(slices.Values(u.IP)), want) || u.IPsCounted() != 2 || u.PromptCount != 1 {
+		t.Fatalf("stored: addresses %v (%d places), %d prompts; want %v in 2 places, 1 prompt", u.IP, u.IPsCounted(), u.PromptCount, want)
 	}
 }
 
