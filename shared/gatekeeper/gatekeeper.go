@@ -263,18 +263,19 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 	rec, deferred := g.store.(users.IPRecorder)
 	switch {
 	case u.HasIP(ip):
-	case deferred && u.HasIPGroup(ip):
-		// A new address of a network the user has takes no place under
-		// the IP limit: recorded with the next flush, not by a write of
-		// the whole record (an IPv6 client may bring one every request,
-		// and the rate limit is asked only later).
-		if err := rec.RecordIP(ctx, token, ip); err != nil {
+	case deferred && (u.HasIPGroup(ip) || u.IPUnlimited(g.cfg.MaxIPsPerUser)):
+		// A new address that needs no judgement under the IP limit (its
+		// network takes a place already, or there is no limit): recorded
+		// with the next flush, not by a write of the whole record (an
+		// IPv6 client may bring one every request, and the rate limit is
+		// asked only later).
+		if err := rec.RecordIP(ctx, token, ip, g.cfg.MaxIPsPerUser); err != nil {
 			if users.IsNotFound(err) {
 				return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 			}
 			return nil, unavailable(err)
 		}
-		users.RecordIP(u, ip) // u is this request's copy
+		users.RecordIP(u, ip, g.cfg.MaxIPsPerUser) // u is this request's copy
 	default:
 		if u, err = g.admitIP(ctx, token, ip, now); err != nil {
 			return nil, err

@@ -300,3 +300,37 @@ func TestNewAddressesOfAKnownSlash64DoNotWriteEachRequest(t *testing.T) {
 		}
 	}
 }
+
+// Without an IP limit (MAX_IPS_PER_USER=0, the default) no address needs
+// the database's judgement, and a client with an IPv6 /48 holds 65,536
+// networks, more than a record keeps (1000), which it can cycle through
+// for ever: every address is recorded with the flush, none by a write of
+// its own per request.
+func TestNewNetworksWithoutAnIPLimitDoNotWriteEachRequest(t *testing.T) {
+	gk, st, srv, _ := rtdbGatekeeper(t, userEnv("TEXT_MODEL_RATE_LIMIT", "1", "USER_CONCURRENCY_LIMIT", "1"), nil)
+	var writes atomic.Int32
+	srv.OnWrite(func(method, path string, conditional bool) { writes.Add(1) })
+	const n = 100
+	for i := range n {
+		p, err := gk.Authenticate(ctx(t), request(fmt.Sprintf("2001:db8:1:%x::1", i+1), tokA))
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		if a, err := gk.Admit(ctx(t), p, "gpt4o", 1); err == nil {
+			a.Release()
+		}
+	}
+	if w := writes.Load(); w != 0 {
+		t.Fatalf("%d requests from as many /64s made %d database writes, want 0 before the flush", n, w)
+	}
+	if err := st.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.Get(ctx(t), tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(u.IP) != n || u.IPsCounted() != n {
+		t.Fatalf("after the flush %d addresses recorded in %d places, want %d", len(u.IP), u.IPsCounted(), n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ipGroup is what an entry of a user's IP list counts as toward the IP
@@ -118,16 +119,18 @@ func (u *User) HasIPGroup(ip string) bool {
 	return false
 }
 
-// RecordIP records ip, a new address of a network recorded for u, as
-// AdmitIP would: it takes no place under the IP limit, whatever the
-// limit. It reports whether it recorded it; an address of a network not
-// recorded is left to AdmitIP, which applies the limit.
-func RecordIP(u *User, ip string) bool {
-	if u.HasIP(ip) || !u.HasIPGroup(ip) {
-		return false
-	}
-	u.IP = trimIPs(append(u.IP, ip), MaxRecordedIPs)
-	return true
+// IPUnlimited reports whether no IP limit applies to u (defaultMax is
+// MAX_IPS_PER_USER): a special user, or a limit of 0.
+func (u *User) IPUnlimited(defaultMax int64) bool {
+	return u.Type == Special || u.MaxIPsOr(defaultMax) <= 0
+}
+
+// RecordIP records an address used without the database's judgement (its
+// network recorded, or no limit applying: see IPRecorder) as AdmitIP
+// would on u as it is now, but never disables u: when u has no room for
+// it any more, it is not recorded. It reports whether it recorded it.
+func RecordIP(u *User, ip string, defaultMax int64) bool {
+	return AdmitIP(u, ip, defaultMax, false, time.Time{}) == IPAdded
 }
 
 // IPsCounted is how many places of the IP limit the user's recorded

@@ -50,16 +50,16 @@ type Store interface {
 	Close(ctx context.Context) error
 }
 
-// IPRecorder is a Store that records a user's new address of a network
-// already recorded for it (users.RecordIP) with the user's pending usage,
-// in its next flush, instead of in a write of its own: such an address
-// takes no place under the IP limit, and an IPv6 client may bring a new
-// one with every request.
+// IPRecorder is a Store that records a user's new address that needs no
+// judgement under the IP limit (its network is recorded already, or no
+// limit applies) with the user's pending usage, in its next flush,
+// instead of in a write of its own: an IPv6 client may bring a new
+// address with every request.
 type IPRecorder interface {
-	// RecordIP records ip for token's user as users.RecordIP does, on
-	// the user as it is when written. ErrNotFound if the user is known
-	// to be missing.
-	RecordIP(ctx context.Context, token, ip string) error
+	// RecordIP records ip for token's user as users.RecordIP does (with
+	// defaultMax, MAX_IPS_PER_USER), on the user as it is when written.
+	// ErrNotFound if the user is known to be missing.
+	RecordIP(ctx context.Context, token, ip string, defaultMax int64) error
 }
 
 // CondDeleter is a Store that deletes a user only while it still meets

@@ -175,7 +175,7 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 }
 
 // RecordIP implements users.IPRecorder: at once, as RecordUsage charges.
-func (s *Store) RecordIP(ctx context.Context, token, ip string) error {
+func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64) error {
 	sh := s.shard(token)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -183,7 +183,7 @@ func (s *Store) RecordIP(ctx context.Context, token, ip string) error {
 	if !ok {
 		return users.ErrNotFound
 	}
-	users.RecordIP(cur, ip)
+	users.RecordIP(cur, ip, defaultMax)
 	return nil
 }
 

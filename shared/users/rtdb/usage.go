@@ -26,13 +26,14 @@ type entry struct {
 	seq uint64
 }
 
-// delta is one user's usage not yet in the database, and the new
-// addresses of networks it has (users.RecordIP), oldest first.
+// delta is one user's usage not yet in the database, and the addresses
+// to record (users.IPRecorder), oldest first, under the IP limit ipMax.
 type delta struct {
 	prompts  int64
 	tokens   map[string]int64
 	lastUsed int64 // epoch ms, the latest
 	ips      []string
+	ipMax    int64 // MAX_IPS_PER_USER
 }
 
 // addIP keeps ip to record, the latest users.MaxRecordedIPs at most (a
@@ -68,10 +69,13 @@ func (d *delta) merge(o *delta) {
 	for _, ip := range o.ips {
 		d.addIP(ip)
 	}
+	if len(o.ips) > 0 {
+		d.ipMax = o.ipMax
+	}
 }
 
 // applyTo charges u as users.User.Charge would have, once per prompt,
-// and records the addresses (of networks u still has).
+// and records the addresses that u, as it is now, has room for.
 func (d *delta) applyTo(u *users.User) {
 	u.PromptCount += d.prompts
 	if u.TokenCounts == nil {
@@ -82,7 +86,7 @@ func (d *delta) applyTo(u *users.User) {
 	}
 	u.LastUsedAt = max(u.LastUsedAt, d.lastUsed)
 	for _, ip := range d.ips {
-		users.RecordIP(u, ip)
+		users.RecordIP(u, ip, d.ipMax)
 	}
 }
 
@@ -192,7 +196,7 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 // RecordIP implements users.IPRecorder: ip is kept with the user's
 // pending usage and written by the next flush; this instance's Lookup
 // has it at once.
-func (s *Store) RecordIP(ctx context.Context, token, ip string) error {
+func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64) error {
 	if !users.ValidToken(token) {
 		return users.ErrNotFound
 	}
@@ -207,6 +211,7 @@ func (s *Store) RecordIP(ctx context.Context, token, ip string) error {
 		s.pending[token] = d
 	}
 	d.addIP(ip)
+	d.ipMax = defaultMax
 	return nil
 }
 

@@ -389,36 +389,38 @@ func testConcurrentIPv6(t *testing.T, s users.Store) {
 	}
 }
 
-// testRecordIP: a store that records new addresses of a user's networks
-// with its usage (users.IPRecorder) records them beside a charge and an
-// admission of another network, each once, and never an address of a
-// network the user does not have (that one is the IP limit's to admit).
+// testRecordIP: a store that records addresses with its usage
+// (users.IPRecorder) records those the user has room for, beside a charge
+// and an edit, each once: a new address of a network it has (which takes
+// no place), any address when no limit applies, and never one past the
+// limit (that is the IP limit's to admit, by a transaction).
 func testRecordIP(t *testing.T, s users.Store) {
 	rec, ok := s.(users.IPRecorder)
 	if !ok {
 		t.Skip("the store records every address by a write of its own")
 	}
-	create(t, s, "tok-rec", func(u *users.User) { u.IP = []string{"2001:db8:0:1::1"} })
+	two := int64(2)
+	create(t, s, "tok-rec", func(u *users.User) { u.IP, u.MaxIPs = []string{"2001:db8:0:1::1", "198.51.100.1"}, &two })
+	create(t, s, "tok-free", nil)
 	mustLookup(t, s, "tok-rec")
 	for _, ip := range []string{"2001:db8:0:1::2", "2001:db8:0:2::1", "2001:db8:0:1::2", "2001:db8:0:1::3"} {
-		if err := rec.RecordIP(ctx(t), "tok-rec", ip); err != nil {
+		if err := rec.RecordIP(ctx(t), "tok-rec", ip, 0); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if err := rec.RecordIP(ctx(t), "tok-free", "2001:db8:0:2::1", 0); err != nil {
+		t.Fatal(err)
 	}
 	if err := s.RecordUsage(ctx(t), "tok-rec", users.Usage{Family: "gpt4o", Tokens: 5, At: t0}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Modify(ctx(t), "tok-rec", false, func(u *users.User, _ bool) error {
-		if users.AdmitIP(u, "203.0.113.1", 2, false, t0) != users.IPAdded {
-			return users.ErrNoWrite
-		}
+		u.Nickname = "kept"
 		return nil
 	}); err != nil {
 		t.Fatal(err)
 	}
-	// In any order: a store recording with the flush writes them after
-	// the admission it made at once.
-	want := []string{"2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1::3", "203.0.113.1"}
+	want := []string{"198.51.100.1", "2001:db8:0:1::1", "2001:db8:0:1::2", "2001:db8:0:1::3"} // in any order
 	if u := mustLookup(t, s, "tok-rec"); !slices.Equal(slices.Sorted(slices.Values(u.IP)), want) {
 		t.Fatalf("Lookup: addresses %v, want %v", u.IP, want)
 	}
@@ -426,8 +428,12 @@ func testRecordIP(t *testing.T, s users.Store) {
 		t.Fatal(err)
 	}
 	u := mustGet(t, s, "tok-rec")
-	if !slices.Equal(slices.Sorted(slices.Values(u.IP)), want) || u.IPsCounted() != 2 || u.PromptCount != 1 {
-		t.Fatalf("stored: addresses %v (%d places), %d prompts; want %v in 2 places, 1 prompt", u.IP, u.IPsCounted(), u.PromptCount, want)
+	if !slices.Equal(slices.Sorted(slices.Values(u.IP)), want) || u.IPsCounted() != 2 || u.PromptCount != 1 || u.Nickname != "kept" {
+		t.Fatalf("stored: addresses %v (%d places), %d prompts, nickname %q; want %v in 2 places, 1 prompt, the edit kept",
+			u.IP, u.IPsCounted(), u.PromptCount, u.Nickname, want)
+	}
+	if u := mustGet(t, s, "tok-free"); !slices.Equal(u.IP, []string{"2001:db8:0:2::1"}) {
+		t.Fatalf("without a limit: stored %v, want the address", u.IP)
 	}
 }
 
