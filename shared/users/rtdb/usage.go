@@ -74,8 +74,10 @@ func (d *delta) merge(o *delta) {
 	}
 }
 
-// applyTo charges u as users.User.Charge would have, once per prompt,
-// and records the addresses that u, as it is now, has room for.
+// applyTo charges u as users.User.Charge would have, once per prompt.
+// The addresses are written (applyIPs), not shown in Lookup's view: no
+// check needs them there, and each would cost every Lookup a pass over
+// the user's addresses.
 func (d *delta) applyTo(u *users.User) {
 	u.PromptCount += d.prompts
 	if u.TokenCounts == nil {
@@ -85,6 +87,10 @@ func (d *delta) applyTo(u *users.User) {
 		u.TokenCounts[f] += n
 	}
 	u.LastUsedAt = max(u.LastUsedAt, d.lastUsed)
+}
+
+// applyIPs records the addresses that u, as it is now, has room for.
+func (d *delta) applyIPs(u *users.User) {
 	for _, ip := range d.ips {
 		users.RecordIP(u, ip, d.ipMax)
 	}
@@ -194,8 +200,7 @@ func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) er
 }
 
 // RecordIP implements users.IPRecorder: ip is kept with the user's
-// pending usage and written by the next flush; this instance's Lookup
-// has it at once.
+// pending usage and written by the next flush.
 func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64) error {
 	if !users.ValidToken(token) {
 		return users.ErrNotFound
@@ -337,6 +342,7 @@ func (s *Store) applyUsage(ctx context.Context, token string, d *delta) (*users.
 			return nil, errGone
 		}
 		d.applyTo(cur)
+		d.applyIPs(cur)
 		enc, err := encodeUser(cur)
 		if err != nil {
 			fnErr = err
