@@ -269,3 +269,27 @@ func TestCreateWhoseAnswerWasLostIsCreated(t *testing.T) {
 		t.Fatalf("users stored: %d, want the one created (%s)", len(list), u.Token)
 	}
 }
+
+// A mark whose write the database made but whose answer was lost is sent
+// again by the SDK; its transaction runs again on the mark its own first
+// write made. That is this call's mark: it reports true (the one caller
+// that got it), not "already marked" (a proof of work then answered as a
+// replay of itself).
+func TestMarkWhoseAnswerWasLostIsOurs(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	s := open(t, fakeOptions(t, srv))
+	var lost atomic.Bool
+	srv.LoseAnswers(func(method, path string, conditional bool) bool {
+		return conditional && strings.Contains(path, "_marks/") && lost.CompareAndSwap(false, true)
+	})
+	ok, err := s.Mark(ctx(t), "pow-lost", t0.Add(time.Hour))
+	if !lost.Load() {
+		t.Fatal("no answer was lost: the case did not happen")
+	}
+	if err != nil || !ok {
+		t.Fatalf("Mark whose answer was lost: %v, %v; want true, the mark its own write made", ok, err)
+	}
+	if ok, err := s.Mark(ctx(t), "pow-lost", t0.Add(time.Hour)); err != nil || ok {
+		t.Fatalf("a second Mark of the key: %v, %v; want false", ok, err)
+	}
+}

@@ -2,6 +2,8 @@ package rtdb
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +20,10 @@ import (
 // expiry (13 digits of epoch ms): pruning is one key-ordered query for
 // names below now, with no index to declare.
 
-var errMarked = errors.New("rtdb: already marked")
+var (
+	errMarked = errors.New("rtdb: already marked")
+	errOurs   = errors.New("rtdb: marked by this call's own write")
+)
 
 var _ users.Marks = (*Store)(nil)
 
@@ -33,13 +38,19 @@ func markNode(key string, expires time.Time) string {
 
 // Mark creates the mark with a transaction: the SDK's conditional write
 // (If-Match on the ETag of the empty node) lets exactly one writer create
-// it; the others see it exist and stop.
+// it; the others see it exist and stop. The mark holds a random id of the
+// call that made it: the SDK sends a write again itself when its answer
+// is lost, and the transaction then runs on the mark its own first write
+// made, which is this call's.
 func (s *Store) Mark(ctx context.Context, key string, expires time.Time) (bool, error) {
 	if !users.ValidToken(key) {
 		return false, users.InvalidMarkKey()
 	}
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	by := hex.EncodeToString(b[:])
 	ref := s.marksRef().Child(markNode(key, expires))
 	err := ref.Transaction(ctx, func(node db.TransactionNode) (any, error) {
 		var cur json.RawMessage
@@ -47,12 +58,18 @@ func (s *Store) Mark(ctx context.Context, key string, expires time.Time) (bool, 
 			return nil, err
 		}
 		if strings.TrimSpace(string(cur)) != "null" && len(cur) != 0 {
+			var m struct {
+				By string `json:"by"`
+			}
+			if json.Unmarshal(cur, &m) == nil && m.By == by {
+				return nil, errOurs
+			}
 			return nil, errMarked
 		}
-		return map[string]any{"expiresAt": expires.UnixMilli()}, nil
+		return map[string]any{"expiresAt": expires.UnixMilli(), "by": by}, nil
 	})
 	switch {
-	case err == nil:
+	case err == nil, errors.Is(err, errOurs):
 		return true, nil
 	case errors.Is(err, errMarked):
 		return false, nil
