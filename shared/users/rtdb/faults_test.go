@@ -2,6 +2,7 @@ package rtdb_test
 
 import (
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -291,5 +292,35 @@ func TestMarkWhoseAnswerWasLostIsOurs(t *testing.T) {
 	}
 	if ok, err := s.Mark(ctx(t), "pow-lost", t0.Add(time.Hour)); err != nil || ok {
 		t.Fatalf("a second Mark of the key: %v, %v; want false", ok, err)
+	}
+}
+
+// A save of the live IP lists over the version read, which the database
+// made but whose answer was lost, is sent again by the SDK and refused
+// (412: the version changed, by this very save). The lists then hold
+// what was saved: the save is answered as made, not as one someone else
+// came before ("nothing was written").
+func TestListsSaveWhoseAnswerWasLostIsMade(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	s := open(t, fakeOptions(t, srv))
+	l, err := s.IPLists(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Bool
+	srv.LoseAnswers(func(method, path string, conditional bool) bool {
+		return conditional && strings.Contains(path, "_iplists") && lost.CompareAndSwap(false, true)
+	})
+	l.Blacklist = []string{"203.0.113.0/24"}
+	l.UpdatedAt = t0.UnixMilli()
+	err = s.SetIPLists(ctx(t), l)
+	if !lost.Load() {
+		t.Fatal("no answer was lost: the case did not happen")
+	}
+	if err != nil {
+		t.Fatalf("save whose answer was lost: %v, want made", err)
+	}
+	if got, err := s.IPLists(ctx(t)); err != nil || !slices.Equal(got.Blacklist, l.Blacklist) {
+		t.Fatalf("lists after the save: %+v, %v", got, err)
 	}
 }
