@@ -475,6 +475,8 @@ func containsStr(list []string, s string) bool {
 }
 
 // Apply writes the patch's fields into u (which must be normalized).
+// Maps and lists are copied: u shares nothing with p, so that changing u
+// (a store's transaction run again, a charge) never changes the patch.
 func (p *Patch) Apply(u *User) {
 	if p.Token.has() {
 		u.Token = p.Token.Value
@@ -496,7 +498,7 @@ func (p *Patch) Apply(u *User) {
 		u.TokenLimits = orEmptyMap(p.TokenLimits.Value)
 	}
 	if p.TokenRefresh.Set {
-		u.TokenRefresh = p.TokenRefresh.Value // nil when null: deleted
+		u.TokenRefresh = maps.Clone(p.TokenRefresh.Value) // nil when null: deleted
 	}
 	if p.CreatedAt.has() {
 		u.CreatedAt = p.CreatedAt.Value
@@ -516,7 +518,7 @@ func (p *Patch) Apply(u *User) {
 		}
 	}
 	if p.Meta.Set {
-		u.Meta = p.Meta.Value
+		u.Meta = cloneMeta(p.Meta.Value)
 	}
 }
 
@@ -536,14 +538,14 @@ func orEmpty(s []string) []string {
 	if s == nil {
 		return []string{}
 	}
-	return s
+	return slices.Clone(s)
 }
 
 func orEmptyMap(m map[string]int64) map[string]int64 {
 	if m == nil {
 		return map[string]int64{}
 	}
-	return m
+	return maps.Clone(m)
 }
 
 // Validate checks the rules that span fields, after a patch was applied.

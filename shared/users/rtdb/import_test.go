@@ -167,3 +167,41 @@ func TestImportValidatesEverythingFirst(t *testing.T) {
 		t.Fatal("tok-a written")
 	}
 }
+
+// Charges landing while an import's transaction runs make it run again
+// (its conditional write refused), each time on the latest user: what was
+// charged since the import read the user is added to the entry's counts
+// on that latest state, once. The entry's own counts must not carry what
+// an earlier run added (the patch's map was the user's, and grew).
+func TestImportRunAgainCountsChargesOnce(t *testing.T) {
+	srv := rtdbfake.Start(t)
+	s := open(t, fakeOptions(t, srv))
+	create(t, s, "tok-imp", func(u *users.User) {
+		u.PromptCount = 4
+		u.TokenCounts = map[string]int64{"gpt4o": 400}
+	})
+	// Two charges of 50 from other instances, each just before one of the
+	// import's conditional writes.
+	var charges atomic.Int32
+	srv.OnWrite(func(method, path string, conditional bool) {
+		if conditional && strings.HasSuffix(path, "/tok-imp") {
+			if n := charges.Add(1); n <= 2 {
+				srv.SetData("users/tok-imp/promptCount", 4+n)
+				srv.SetData("users/tok-imp/tokenCounts/gpt4o", 400+50*n)
+			}
+		}
+	})
+	rep, err := importService(s).ImportEach(ctx(t), patches(t, `{"users":[
+		{"token":"tok-imp","promptCount":1,"tokenCounts":{"gpt4o":100}}]}`))
+	if err != nil || len(rep.Failed) != 0 {
+		t.Fatalf("import: %v %+v", err, rep)
+	}
+	if n := charges.Load(); n != 3 {
+		t.Fatalf("%d conditional writes, want 3 (two refused by the charges): the case did not happen", n)
+	}
+	u := mustGet(t, s, "tok-imp")
+	if u.PromptCount != 3 || u.TokenCounts["gpt4o"] != 200 {
+		t.Fatalf("after the import: promptCount %d, gpt4o %d; want 3 and 200 (the entry and the two charges made during the import, once)",
+			u.PromptCount, u.TokenCounts["gpt4o"])
+	}
+}
