@@ -1,7 +1,9 @@
 package users
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -103,9 +105,18 @@ func (s *Service) importOne(ctx context.Context, i int, p Patch, before *User) (
 		return nil, &Error{Code: CodeUnavailable, Message: "The import ran out of time before this user.", Err: err}
 	}
 	existed := before != nil
+	var tried []byte // the user this call's last run asked to write
 	u, err := s.Store.Modify(ctx, token, !existed, func(u *User, exists bool) error {
+		if tried != nil && bytes.Equal(userJSON(u), tried) {
+			// Run again on the user its own write made (the database
+			// client sent it again, its answer lost): measured against
+			// before, the entry's own change would count as a charge.
+			return ErrNoWrite
+		}
 		if !exists {
-			return prefixIssues(s.fill(u, token, p), i)
+			err := prefixIssues(s.fill(u, token, p), i)
+			tried = userJSON(u)
+			return err
 		}
 		var since map[string]int64
 		var prompts int64
@@ -132,12 +143,21 @@ func (s *Service) importOne(ctx context.Context, i int, p Patch, before *User) (
 		if p.PromptCount.Set && prompts > 0 {
 			u.PromptCount += prompts
 		}
+		tried = userJSON(u)
 		return prefixIssues(u.Validate(), i)
 	})
 	if existed && IsNotFound(err) {
 		return nil, Errorf(CodeNotFound, "The user was deleted during the import; it is not re-created.")
 	}
 	return u, err
+}
+
+// userJSON is u as a store holds it, to tell a user apart from another.
+func userJSON(u *User) []byte {
+	c := u.Clone()
+	c.Normalize()
+	b, _ := json.Marshal(c)
+	return b
 }
 
 // importError gives a failed write its client-safe error.

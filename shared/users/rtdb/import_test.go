@@ -1,6 +1,7 @@
 package rtdb_test
 
 import (
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -203,5 +204,57 @@ func TestImportRunAgainCountsChargesOnce(t *testing.T) {
 	if u.PromptCount != 3 || u.TokenCounts["gpt4o"] != 200 {
 		t.Fatalf("after the import: promptCount %d, gpt4o %d; want 3 and 200 (the entry and the two charges made during the import, once)",
 			u.PromptCount, u.TokenCounts["gpt4o"])
+	}
+}
+
+// An import's write that the database made but whose answer was lost is
+// sent again by the SDK, and the transaction runs again on the user its
+// own first write left. Usage charged during the import must stay on top
+// of the entry's counts once, not be measured again against that write:
+// an entry lower than the old count (an older export restored) lost the
+// charge, a higher one added its own difference twice.
+func TestImportWhoseAnswerWasLostKeepsTheChargeOnce(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		entry      int64 // the entry's gpt4o count; the user has 400 before, 50 charged during the import
+		wantTokens int64
+	}{
+		{"an older export", 100, 150},
+		{"a newer export", 700, 750},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := rtdbfake.Start(t)
+			s := open(t, fakeOptions(t, srv))
+			create(t, s, "tok-imp", func(u *users.User) {
+				u.PromptCount = 4
+				u.TokenCounts = map[string]int64{"gpt4o": 400}
+			})
+			fired := onceBeforeWrite(srv, "tok-imp", func() { // another instance's charge of 50
+				srv.SetData("users/tok-imp/promptCount", 5)
+				srv.SetData("users/tok-imp/tokenCounts/gpt4o", 450)
+			})
+			// The first conditional write is refused (the charge came first);
+			// the second, made on the charged user, loses its answer.
+			var writes atomic.Int32
+			srv.LoseAnswers(func(method, path string, conditional bool) bool {
+				if !conditional || !strings.HasSuffix(path, "/tok-imp") {
+					return false
+				}
+				return writes.Add(1) == 2
+			})
+			rep, err := importService(s).ImportEach(ctx(t), patches(t, `{"users":[
+				{"token":"tok-imp","promptCount":1,"tokenCounts":{"gpt4o":`+strconv.FormatInt(tt.entry, 10)+`}}]}`))
+			if err != nil || len(rep.Failed) != 0 {
+				t.Fatalf("import: %v %+v", err, rep)
+			}
+			if !fired.Load() || writes.Load() < 3 {
+				t.Fatalf("charge landed: %v, conditional writes: %d; the case did not happen", fired.Load(), writes.Load())
+			}
+			u := mustGet(t, s, "tok-imp")
+			if u.PromptCount != 2 || u.TokenCounts["gpt4o"] != tt.wantTokens {
+				t.Fatalf("after the import: promptCount %d, gpt4o %d; want 2 and %d (the entry and the charge made during the import, once)",
+					u.PromptCount, u.TokenCounts["gpt4o"], tt.wantTokens)
+			}
+		})
 	}
 }
