@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 )
@@ -315,17 +316,17 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 			}
 			return withoutSecret(s, rec.secret)
 		}
-		path := RedactPath(keysOut(r.URL.Path))
+		method, path := clip(r.Method, maxLoggedMethod), clip(RedactPath(keysOut(r.URL.Path)), maxLoggedPath)
 		var scratch [256]byte
 		ev = ev.Dict("httpRequest", zerolog.Dict().
-			Str("requestMethod", r.Method).
+			Str("requestMethod", method).
 			Str("requestUrl", path).
 			Int("status", status).
 			Bytes("latency", append(strconv.AppendFloat(scratch[:0], latency.Seconds(), 'f', 6, 64), 's')).
 			Str("remoteIp", ip).
-			Str("userAgent", r.UserAgent()))
+			Str("userAgent", clip(r.UserAgent(), maxLoggedAgent)))
 		if rec.route != "" {
-			ev = ev.Str("route", rec.route)
+			ev = ev.Str("route", clip(rec.route, maxLoggedPath))
 		}
 		if rec.token != "" {
 			ev = ev.Str("token", rec.token)
@@ -334,12 +335,37 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 			ev = ev.Str("family", rec.family).Int64("tokens", rec.tokens)
 		}
 		if rec.errMsg != "" {
-			ev = ev.Str("error", keysOut(rec.errMsg))
+			ev = ev.Str("error", clip(keysOut(rec.errMsg), maxLoggedError))
 		}
 		// The message, built in a buffer of the stack rather than a string.
-		msg := append(append(append(append(scratch[:0], r.Method...), ' '), path...), ' ')
+		msg := append(append(append(append(scratch[:0], method...), ' '), path...), ' ')
 		ev.Bytes(zerolog.MessageFieldName, strconv.AppendInt(msg, int64(status), 10)).Send()
 	})
+}
+
+// What a client sends (method, path, User-Agent; up to a megabyte of
+// headers) and what a handler says of it (the route, the error, which may
+// quote a model name) are written up to these lengths: no request makes a
+// long line, which Cloud Logging bills by the byte and refuses past 256
+// KiB.
+const (
+	maxLoggedMethod = 16
+	maxLoggedPath   = 2048
+	maxLoggedAgent  = 512
+	maxLoggedError  = 1024
+)
+
+// clip is s cut to at most n bytes, at the start of a character, with how
+// many bytes were left out.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)-cut) + " more bytes)"
 }
 
 // MinSecretLen is the shortest token or key looked for in a path: a

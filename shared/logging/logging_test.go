@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 
@@ -408,4 +409,39 @@ func longRun(s string) int {
 		}
 	}
 	return best
+}
+
+// What a client sends (method, path, User-Agent) and what a handler says
+// of it (the route, the error, which may quote the request) are clipped:
+// no request makes a long line, which Cloud Logging bills by the byte
+// (and refuses past 256 KiB).
+func TestMiddlewareClipsWhatTheClientSends(t *testing.T) {
+	var buf bytes.Buffer
+	long := strings.Repeat("a", 200<<10)
+	method := "POST" + strings.Repeat("X", 10<<10)
+	h := logging.Middleware(logging.New(&buf, "info"), "", func(r *http.Request) string { return "203.0.113.9" },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := logging.FromContext(r.Context())
+			rec.SetRoute(r.Method + " /user/lookup")
+			rec.SetError("This mount serves Claude models only; \"" + long + "\" is not one.")
+			w.WriteHeader(http.StatusBadRequest)
+		}))
+	r := httptest.NewRequest(method, "/proxy"+strings.Repeat("/a", 100<<10), nil)
+	r.Header.Set("User-Agent", "é"+long)
+	h.ServeHTTP(httptest.NewRecorder(), r)
+	if n := buf.Len(); n > 8<<10 {
+		t.Fatalf("a request of %d KiB made a log line of %d bytes", 3*len(long)>>10, n)
+	}
+	m := lines(t, &buf)[0]
+	hr, _ := m["httpRequest"].(map[string]any)
+	for name, v := range map[string]any{"requestMethod": hr["requestMethod"], "requestUrl": hr["requestUrl"],
+		"userAgent": hr["userAgent"], "route": m["route"], "error": m["error"], "message": m["message"]} {
+		s, _ := v.(string)
+		if !strings.Contains(s, "more bytes)") || !utf8.ValidString(s) {
+			t.Errorf("%s is not clipped: %.120q", name, s)
+		}
+	}
+	if s, _ := hr["requestUrl"].(string); !strings.HasPrefix(s, "/proxy/a/a/a/") {
+		t.Errorf("requestUrl lost its start: %.60q", s)
+	}
 }
