@@ -151,13 +151,17 @@ func TestGPTImageAliasIsGPTImage(t *testing.T) {
 
 // With the default allow-list (every text family, no image family),
 // Gemini's image-generation models are refused: they are image
-// generation, though named on a text route.
+// generation, though named on a text route; so are they under their code
+// names (nano-banana-pro-preview is Gemini 3 Pro Image), which name no
+// "image" but "pro": counted as gemini-pro, a user could make images.
 func TestGeminiImageModelsAreImages(t *testing.T) {
 	e := newEnv(t, nil)
 	tk := e.user(users.Patch{})
-	a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash-image:generateContent", header: map[string]string{"x-goog-api-key": tk},
-		body: `{"contents":[{"role":"user","parts":[{"text":"draw a red fox"}]}],"generationConfig":{"responseModalities":["IMAGE"]}}`})
-	if a.status != http.StatusForbidden {
-		t.Errorf("image generation model: status %d, counted %v; want 403 (image families are not allowed by default)", a.status, e.get(tk).TokenCounts)
+	for _, model := range []string{"gemini-2.5-flash-image", "nano-banana-pro-preview"} {
+		a := e.do(call{path: "/proxy/google-ai/v1beta/models/" + model + ":generateContent", header: map[string]string{"x-goog-api-key": tk},
+			body: `{"contents":[{"role":"user","parts":[{"text":"draw a red fox"}]}],"generationConfig":{"responseModalities":["IMAGE"]}}`})
+		if a.status != http.StatusForbidden {
+			t.Errorf("%s: status %d, counted %v; want 403 (image families are not allowed by default)", model, a.status, e.get(tk).TokenCounts)
+		}
 	}
 }

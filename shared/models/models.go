@@ -251,15 +251,16 @@ var rules = map[Provider][]rule{
 	},
 	// Gemini's image models (gemini-2.5-flash-image, …-image-preview,
 	// …-image-generation) generate images: image families, whatever
-	// flash or pro they name.
+	// flash or pro they name; so do they under their code name
+	// (nano-banana-pro-preview is Gemini 3 Pro Image), which names no image.
 	GoogleAI: {
-		r(`image`, "gemini-image"),
+		r(`image|nano-banana`, "gemini-image"),
 		r(`ultra`, "gemini-ultra"),
 		r(`pro`, "gemini-pro"),
 		r(`flash|^gemini|^gemma`, "gemini-flash"),
 	},
 	GCPGemini: {
-		r(`image`, "gcp-gemini-image"),
+		r(`image|nano-banana`, "gcp-gemini-image"),
 		r(`pro`, "gcp-gemini-pro"),
 		r(`flash|gemini|gemma`, "gcp-gemini-flash"),
 	},

@@ -79,6 +79,13 @@ func TestFamilyOf(t *testing.T) {
 		{GoogleAI, "gemini-1.0-ultra", "gemini-ultra"},
 		{GoogleAI, "gemma-3-27b-it", "gemini-flash"},
 		{GoogleAI, "learnlm-2.0", "gemini-flash"},
+		// Image models: whatever pro or flash they name, and under their
+		// code name (Nano Banana Pro is served as nano-banana-pro-preview).
+		{GoogleAI, "gemini-2.5-flash-image", "gemini-image"},
+		{GoogleAI, "gemini-3-pro-image-preview", "gemini-image"},
+		{GoogleAI, "nano-banana-pro-preview", "gemini-image"},
+		{GoogleAI, "models/nano-banana-pro-preview", "gemini-image"},
+		{GoogleAI, "Nano-Banana-2", "gemini-image"},
 		// Mistral AI.
 		{MistralAI, "mistral-tiny", "mistral-tiny"},
 		{MistralAI, "open-mistral-7b", "mistral-tiny"},
@@ -105,6 +112,7 @@ func TestFamilyOf(t *testing.T) {
 		{GCPClaude, "claude-opus-4@20250514", "gcp-claude-opus"},
 		{GCPGemini, "gemini-2.5-pro", "gcp-gemini-pro"},
 		{GCPGemini, "gemini-2.0-flash-001", "gcp-gemini-flash"},
+		{GCPGemini, "nano-banana-pro-preview", "gcp-gemini-image"},
 		{AzureOpenAI, "gpt-35-turbo", "azure-turbo"},
 		{AzureOpenAI, "gpt-4-32k", "azure-gpt4-32k"},
 		{AzureOpenAI, "gpt-4o-2024-08-06", "azure-gpt4o"},
