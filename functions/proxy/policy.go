@@ -260,13 +260,22 @@ func walkImage(v gjson.Result, depth int, deep *bool) bool {
 var notPrompt = map[string]bool{"model": true, "role": true, "type": true, "url": true,
 	"mime_type": true, "mimeType": true, "media_type": true, "image_url": true, "id": true, "tool_call_id": true}
 
+// freeJSON are members whose object value the model reads as JSON, in
+// whole: tool inputs and results (Anthropic's tool_use input, Gemini's
+// functionCall args and functionResponse response) and schemas of tools
+// and answers. Their member names are text, and a "type" or "id" in them
+// is no format member.
+var freeJSON = map[string]bool{"input": true, "args": true, "response": true, "parameters": true,
+	"input_schema": true, "parametersJsonSchema": true, "parameters_json_schema": true, "schema": true,
+	"responseSchema": true, "response_schema": true, "responseJsonSchema": true, "response_json_schema": true}
+
 // promptText is every string of the body a prompt can hold, one a line:
 // whatever the format, a phrase cannot hide in a member the walk skips.
 // deep reports a body nested past maxDepth, whose text is not all read.
 func promptText(body []byte) (text string, deep bool) {
 	var b strings.Builder
-	var walk func(v gjson.Result, depth int)
-	walk = func(v gjson.Result, depth int) {
+	var walk func(v gjson.Result, depth int, free bool)
+	walk = func(v gjson.Result, depth int, free bool) {
 		if depth > maxDepth {
 			deep = true
 			return
@@ -275,9 +284,18 @@ func promptText(body []byte) (text string, deep bool) {
 		case v.Type == gjson.String:
 			b.WriteString(v.String())
 			b.WriteByte('\n')
+		case v.IsObject() && free:
+			v.ForEach(func(k, val gjson.Result) bool {
+				b.WriteString(k.String())
+				b.WriteByte('\n')
+				walk(val, depth+1, true)
+				return !deep
+			})
 		case v.IsObject():
 			v.ForEach(func(k, val gjson.Result) bool {
 				switch name := k.String(); {
+				case freeJSON[name] && val.IsObject():
+					walk(val, depth+1, true)
 				case name == "data" && val.Type == gjson.String:
 					if textData(v) {
 						b.WriteString(val.String())
@@ -289,18 +307,18 @@ func promptText(body []byte) (text string, deep bool) {
 						}
 					}
 				case !notPrompt[name]:
-					walk(val, depth+1)
+					walk(val, depth+1, false)
 				}
 				return !deep
 			})
 		case v.IsArray():
 			v.ForEach(func(_, val gjson.Result) bool {
-				walk(val, depth+1)
+				walk(val, depth+1, free)
 				return !deep
 			})
 		}
 	}
-	walk(gjson.ParseBytes(body), 0)
+	walk(gjson.ParseBytes(body), 0, false)
 	return b.String(), deep
 }
 

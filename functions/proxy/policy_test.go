@@ -109,6 +109,38 @@ func TestRejectPhrasesInTextData(t *testing.T) {
 	}
 }
 
+// JSON the model reads as JSON (an Anthropic tool_use input, a Gemini
+// functionCall's args or functionResponse's response, a tool's or an
+// answer's schema) is text in all of it: its member names, and members
+// that elsewhere are the format's own (type, id, url, model, role).
+func TestRejectPhrasesInJSONTheModelReads(t *testing.T) {
+	pol := policiesOf(t, map[string]string{"REJECT_PHRASES": "secret plan"})
+	anthropicInput := func(input string) string {
+		return `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"},` +
+			`{"role":"assistant","content":[{"type":"tool_use","id":"t1","name":"f","input":` + input + `}]},` +
+			`{"role":"user","content":[{"type":"tool_result","tool_use_id":"t1","content":"ok"}]}]}`
+	}
+	for _, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"tool_use input type", anthropicInput(`{"type":"the secret plan"}`), true},
+		{"tool_use input url", anthropicInput(`{"url":"the secret plan"}`), true},
+		{"tool_use input member name", anthropicInput(`{"the secret plan":1}`), true},
+		{"functionResponse id", `{"contents":[{"role":"user","parts":[{"text":"hi"},{"functionResponse":{"name":"f","response":{"id":"the secret plan"}}}]}]}`, true},
+		{"functionCall args role", `{"contents":[{"role":"model","parts":[{"functionCall":{"name":"f","args":{"role":"the secret plan"}}}]}]}`, true},
+		{"tool parameters property", `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f",` +
+			`"parameters":{"type":"object","properties":{"the secret plan":{"type":"string"}}}}}]}`, true},
+		{"innocent tool_use", anthropicInput(`{"type":"a plan","id":"x1"}`), false},
+		{"innocent structure", `{"model":"secret plan","messages":[{"role":"user","content":"hi"}]}`, false},
+	} {
+		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, 10, 20)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
+		}
+	}
+}
+
 // What lies deeper than the policy walks read (Anthropic takes any JSON as
 // a tool_use input, Gemini as a functionResponse, and the model reads it)
 // is refused while the policy that walks is on, in the provider's shape.
