@@ -29,7 +29,7 @@ func (x *exchange) policies() bool {
 	if x.rq == nil || !x.ep.Format.Admitted {
 		return true
 	}
-	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, x.rq.PromptTokens, x.requested()); err != nil {
+	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, x.rq.Stored, x.rq.PromptTokens, x.requested()); err != nil {
 		x.writeError(err, x.rate())
 		return false
 	}
@@ -75,8 +75,9 @@ func (x *exchange) blocked(pol *config.Policies) {
 
 // checkBody applies the policies that read the body. Special users (and
 // the admin key) are exempt from the image and context limits, as in the
-// original; rejected phrases and tool use apply to everyone.
-func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text bool, prompt, requested int64) error {
+// original; rejected phrases and tool use apply to everyone. stored: the
+// request names context the upstream holds (Request.Stored).
+func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, stored bool, prompt, requested int64) error {
 	if !pol.RejectPhrases.Empty() {
 		text, deep := promptText(body)
 		if deep {
@@ -107,7 +108,13 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 			return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
 		}
 	}
-	if limit := pol.MaxContext[prov]; text && limit > 0 && requested > limit {
+	limit := pol.MaxContext[prov]
+	if text && limit > 0 && stored {
+		// The stored turns are unseen here: a chain of small requests
+		// would grow the context past the limit.
+		return users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response or conversation; send the whole conversation instead of previous_response_id or conversation.", limit)
+	}
+	if text && limit > 0 && requested > limit {
 		return users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
 			limit, prompt, requested-prompt, requested)
 	}

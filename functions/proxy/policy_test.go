@@ -102,7 +102,7 @@ func TestRejectPhrasesInTextData(t *testing.T) {
 			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"SecretPlanAAAA"}}]}]}`, false},
 		{"untyped", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"SecretPlanAAAA","format":"wav"}}]}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, 10, 20)
+		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, false, 10, 20)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -134,7 +134,7 @@ func TestRejectPhrasesInJSONTheModelReads(t *testing.T) {
 		{"innocent tool_use", anthropicInput(`{"type":"a plan","id":"x1"}`), false},
 		{"innocent structure", `{"model":"secret plan","messages":[{"role":"user","content":"hi"}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, 10, 20)
+		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, false, 10, 20)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -318,6 +318,42 @@ func TestMaxContextTokens(t *testing.T) {
 	}
 }
 
+// A Responses request that names a stored response or conversation is
+// answered with context the upstream holds: the prompt tollgate sees is
+// the latest turn only, so a chain of small requests would grow the
+// context past MAX_CONTEXT_TOKENS_OPENAI. While the limit applies, such a
+// request is refused; without it, or for a special user, it is served.
+func TestMaxContextTokensRefusesStoredContext(t *testing.T) {
+	e := newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "150"})
+	tk := e.user(users.Patch{})
+	path := "/proxy/openai/v1/responses"
+	for _, body := range []string{
+		`{"model":"gpt-4o","max_output_tokens":20,"input":"and then?","previous_response_id":"resp_0123"}`,
+		`{"model":"gpt-4o","max_output_tokens":20,"input":"and then?","conversation":"conv_0123"}`,
+		`{"model":"gpt-4o","max_output_tokens":20,"input":"and then?","conversation":{"id":"conv_0123"}}`,
+	} {
+		a := e.do(call{path: path, body: body, header: bearerH(tk)})
+		if a.status != 400 || !strings.Contains(string(a.body), "context") {
+			t.Errorf("%s: %d %s; want 400", body, a.status, a.body)
+		}
+	}
+	if n := e.fake(upstreamfake.OpenAI).Count(); n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+	if a := e.do(call{path: path, body: `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","previous_response_id":null}`, header: bearerH(tk)}); a.status != 200 {
+		t.Errorf("no stored context: %d %s", a.status, a.body)
+	}
+	sp := e.user(users.Patch{Type: setOpt(users.Special)})
+	if a := e.do(call{path: path, body: `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","previous_response_id":"resp_0123"}`, header: bearerH(sp)}); a.status != 200 {
+		t.Errorf("special user: %d %s", a.status, a.body)
+	}
+	free := newEnv(t, nil)
+	ftk := free.user(users.Patch{})
+	if a := free.do(call{path: path, body: `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","previous_response_id":"resp_0123"}`, header: bearerH(ftk)}); a.status != 200 {
+		t.Errorf("no context limit: %d %s", a.status, a.body)
+	}
+}
+
 // Chinese and Japanese are written without spaces: a long prompt in them
 // counts toward MAX_CONTEXT_TOKENS like any other text, not as base64.
 func TestMaxContextTokensCountsUnspacedScripts(t *testing.T) {
@@ -440,7 +476,7 @@ func BenchmarkPolicies(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, 600, 900); err != nil {
+				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, false, 600, 900); err != nil {
 					b.Fatal(err)
 				}
 			}

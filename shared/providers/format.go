@@ -43,6 +43,10 @@ type Format struct {
 	// false, else the request is refused (Responses' background: answered
 	// at once without usage, while the upstream goes on generating).
 	Unserved [][]string
+	// Stored paths: a member at any of them (not null) names context the
+	// upstream holds (a stored response or conversation), which the
+	// prompt estimate does not see (Request.Stored).
+	Stored [][]string
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -110,6 +114,9 @@ type Request struct {
 	HideUsage bool
 	// Thinking: the request asks for reasoning the answer may not show.
 	Thinking bool
+	// Stored: the request names context the upstream holds (Format.Stored):
+	// its prompt is more than PromptTokens estimates.
+	Stored bool
 	// Native follows the native stream behind a translated one (set by
 	// the translation; nil otherwise): the translation tells the usage
 	// only at its end, the native stream may have reported it earlier.
@@ -177,6 +184,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		return users.Errorf(users.CodeInvalid, "%s: this proxy does not serve such requests (their usage is not in the answer); leave it out or set it to false.", strings.Join(path, "."))
 	}
+	onStored := func(_ []string, start, end int) error {
+		rq.Stored = rq.Stored || !jsonscan.IsNull(body[start:end])
+		return nil
+	}
 	close, text, err := jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
 		switch string(key) {
 		case "model":
@@ -196,6 +207,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			return err
 		}
 		if err := atPaths(body, f.Unserved, key, start, end, onUnserved); err != nil {
+			return err
+		}
+		if err := atPaths(body, f.Stored, key, start, end, onStored); err != nil {
 			return err
 		}
 		return atPaths(body, f.Thinking, key, start, end, onThinking)

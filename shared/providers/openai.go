@@ -82,6 +82,7 @@ var (
 		MaxTokens:    [][]string{{"max_output_tokens"}},
 		AddMaxTokens: []string{"max_output_tokens"},
 		Unserved:     [][]string{{"background"}},
+		Stored:       [][]string{{"previous_response_id"}, {"conversation"}},
 		Thinking:     [][]string{{"reasoning"}},
 		Usage:        openAIUsage,
 		Event:        responsesEvent,
