@@ -354,6 +354,31 @@ func TestMaxContextTokensRefusesStoredContext(t *testing.T) {
 	}
 }
 
+// OpenAI's completions and embeddings take a prompt as token ids: each id
+// is a token of the prompt, counted toward MAX_CONTEXT_TOKENS and the
+// quota's estimate like text (a number is no string: it counted nothing).
+func TestMaxContextTokensCountsTokenIDs(t *testing.T) {
+	ids := strings.TrimSuffix(strings.Repeat("1734, ", 3000), ", ") // 3000 tokens
+	e := newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "2000"})
+	tk := e.user(users.Patch{})
+	for _, c := range []struct{ path, body string }{
+		{"/proxy/openai/v1/completions", `{"model":"gpt-3.5-turbo-instruct","max_tokens":10,"prompt":[` + ids + `]}`},
+		{"/proxy/openai/v1/completions", `{"model":"gpt-3.5-turbo-instruct","max_tokens":10,"prompt":[[` + ids + `]]}`},
+		{"/proxy/openai/v1/embeddings", `{"model":"text-embedding-3-small","input":[[` + ids + `],[1,2]]}`},
+	} {
+		a := e.do(call{path: c.path, body: c.body, header: bearerH(tk)})
+		if a.status != 400 || !strings.Contains(string(a.body), "exceeds the context size limit") {
+			t.Errorf("%s %.60s…: %d %.200s; want 400", c.path, c.body, a.status, a.body)
+		}
+	}
+	if n := e.fake(upstreamfake.OpenAI).Count(); n != 0 {
+		t.Errorf("%d requests reached the upstream", n)
+	}
+	if a := e.do(call{path: "/proxy/openai/v1/completions", body: `{"model":"gpt-3.5-turbo-instruct","max_tokens":10,"prompt":[1734, 1734]}`, header: bearerH(tk)}); a.status != 200 {
+		t.Errorf("a short prompt of ids: %d %s", a.status, a.body)
+	}
+}
+
 // Chinese and Japanese are written without spaces: a long prompt in them
 // counts toward MAX_CONTEXT_TOKENS like any other text, not as base64.
 func TestMaxContextTokensCountsUnspacedScripts(t *testing.T) {

@@ -43,6 +43,10 @@ type Format struct {
 	// false, else the request is refused (Responses' background: answered
 	// at once without usage, while the upstream goes on generating).
 	Unserved [][]string
+	// TokenIDs paths: a member at any of them may give the prompt as token
+	// ids (an array of integers, or of arrays of them), each one token of
+	// the prompt estimate.
+	TokenIDs [][]string
 	// Stored paths: a member at any of them (not null) names context the
 	// upstream holds (a stored response or conversation), which the
 	// prompt estimate does not see (Request.Stored).
@@ -184,6 +188,13 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		return users.Errorf(users.CodeInvalid, "%s: this proxy does not serve such requests (their usage is not in the answer); leave it out or set it to false.", strings.Join(path, "."))
 	}
+	var ids int64
+	onTokenIDs := func(_ []string, start, end int) error {
+		if body[start] == '[' {
+			ids += countNumbers(body[start:end])
+		}
+		return nil
+	}
 	onStored := func(_ []string, start, end int) error {
 		rq.Stored = rq.Stored || !jsonscan.IsNull(body[start:end])
 		return nil
@@ -212,12 +223,15 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		if err := atPaths(body, f.Stored, key, start, end, onStored); err != nil {
 			return err
 		}
+		if err := atPaths(body, f.TokenIDs, key, start, end, onTokenIDs); err != nil {
+			return err
+		}
 		return atPaths(body, f.Thinking, key, start, end, onThinking)
 	})
 	if err != nil {
 		return nil, err
 	}
-	rq.PromptTokens = (text + 3) / 4
+	rq.PromptTokens = (text+3)/4 + ids
 	sendModel := f.SendModel && f.DefaultModel != ""
 	if hasModel {
 		if s, err := jsonscan.Unquote(body[model.Start:model.End]); err == nil && s != "" {
@@ -423,6 +437,38 @@ func (f *Format) unclamped(path []string, n int64, null bool, limit int64) bool 
 		return slices.Equal(path, f.AddMaxTokens)
 	}
 	return n == 0 || n > limit
+}
+
+// countNumbers counts the numbers in a JSON value (already validated):
+// the token ids of a prompt given as ids.
+func countNumbers(v []byte) int64 {
+	var n int64
+	inString, escaped, inNumber := false, false, false
+	for _, c := range v {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString, inNumber = true, false
+		case c == '-' || c >= '0' && c <= '9':
+			if !inNumber {
+				n++
+				inNumber = true
+			}
+		case c == '.' || c == '+' || c == 'e' || c == 'E':
+			// within a number (1e5), or a letter of true and false
+		default:
+			inNumber = false
+		}
+	}
+	return n
 }
 
 // isOne reports a JSON value that is the number 1 (1.0 and 1e0 too).

@@ -76,6 +76,7 @@ var (
 	OpenAICompletions = OpenAIChat.variant(func(f *Format) {
 		f.Name, f.MaxTokens, f.Thinking, f.Fake = "openai-completions", [][]string{{"max_tokens"}}, nil, fakeLegacy
 		f.AddMaxTokens, f.Single = []string{"max_tokens"}, [][]string{{"n"}, {"best_of"}}
+		f.TokenIDs = [][]string{{"prompt"}}
 	})
 	OpenAIResponses = &Format{
 		Name: "openai-responses", Body: true, Admitted: true, Charged: true,
@@ -91,7 +92,8 @@ var (
 	}
 	OpenAIEmbeddings = &Format{
 		Name: "openai-embeddings", Body: true, Admitted: true, Charged: true,
-		Usage: openAIUsage,
+		TokenIDs: [][]string{{"input"}},
+		Usage:    openAIUsage,
 	}
 	OpenAIImages = &Format{
 		Name: "openai-images", Body: true, Admitted: true, Charged: true, Kind: models.Image,

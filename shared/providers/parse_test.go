@@ -148,6 +148,40 @@ func TestPromptEstimate(t *testing.T) {
 	}
 }
 
+// A prompt given as token ids counts one token an id, beyond what the
+// same body without them counts; numbers elsewhere (a temperature, digits
+// in text, a member of another format) count nothing.
+func TestPromptEstimateCountsTokenIDs(t *testing.T) {
+	estimate := func(f *Format, body string) int64 {
+		rq, err := f.Parse([]byte(body), 0, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rq.PromptTokens
+	}
+	for _, c := range []struct {
+		f         *Format
+		body, ids string
+		want      int64
+	}{
+		{OpenAICompletions, `{"model":"m","temperature":0.5,"prompt":%s}`, `[1, 2, -3, 1e2]`, 4},
+		{OpenAICompletions, `{"model":"m","prompt":%s}`, `[[1,2],[3, 4, 5]]`, 5},
+		{OpenAICompletions, `{"model":"m","prompt":%s}`, `["a", "1 2 3 4 5 6 7 8"]`, 0},
+		{OpenAIEmbeddings, `{"model":"m","input":%s,"dimensions":256}`, `[[7,8,9]]`, 3},
+		{OpenAIChat, `{"model":"m","messages":[],"prompt":%s}`, `[1,2,3]`, 0},
+	} {
+		with := estimate(c.f, strings.Replace(c.body, "%s", c.ids, 1))
+		without := estimate(c.f, strings.Replace(c.body, "%s", "[]", 1))
+		text := int64(0)
+		if strings.Contains(c.ids, `"`) {
+			text = estimate(OpenAIChat, `{"t":`+c.ids+`}`)
+		}
+		if got := with - without - text; got != c.want {
+			t.Errorf("%s with %s: %d tokens for the ids, want %d", c.body, c.ids, got, c.want)
+		}
+	}
+}
+
 // Streams relayed without their event: lines (some gateways drop them)
 // are still read by their data's type.
 func TestEventsWithoutNames(t *testing.T) {
