@@ -331,6 +331,8 @@ func TestMaxContextTokensRefusesStoredContext(t *testing.T) {
 		`{"model":"gpt-4o","max_output_tokens":20,"input":"and then?","previous_response_id":"resp_0123"}`,
 		`{"model":"gpt-4o","max_output_tokens":20,"input":"and then?","conversation":"conv_0123"}`,
 		`{"model":"gpt-4o","max_output_tokens":20,"input":"and then?","conversation":{"id":"conv_0123"}}`,
+		`{"model":"gpt-4o","max_output_tokens":20,"input":[{"type":"item_reference","id":"msg_0123"},{"role":"user","content":"and then?"}]}`,
+		`{"model":"gpt-4o","max_output_tokens":20,"input":[{"id":"msg_0123","type":"message","type":"item_reference"}]}`,
 	} {
 		a := e.do(call{path: path, body: body, header: bearerH(tk)})
 		if a.status != 400 || !strings.Contains(string(a.body), "context") {
@@ -340,8 +342,13 @@ func TestMaxContextTokensRefusesStoredContext(t *testing.T) {
 	if n := e.fake(upstreamfake.OpenAI).Count(); n != 0 {
 		t.Errorf("%d requests reached the upstream", n)
 	}
-	if a := e.do(call{path: path, body: `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","previous_response_id":null}`, header: bearerH(tk)}); a.status != 200 {
-		t.Errorf("no stored context: %d %s", a.status, a.body)
+	for _, body := range []string{
+		`{"model":"gpt-4o","max_output_tokens":20,"input":"hi","previous_response_id":null}`,
+		`{"model":"gpt-4o","max_output_tokens":20,"input":[{"role":"user","content":"an item_reference"}]}`,
+	} {
+		if a := e.do(call{path: path, body: body, header: bearerH(tk)}); a.status != 200 {
+			t.Errorf("no stored context: %s: %d %s", body, a.status, a.body)
+		}
 	}
 	sp := e.user(users.Patch{Type: setOpt(users.Special)})
 	if a := e.do(call{path: path, body: `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","previous_response_id":"resp_0123"}`, header: bearerH(sp)}); a.status != 200 {

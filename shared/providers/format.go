@@ -51,6 +51,9 @@ type Format struct {
 	// upstream holds (a stored response or conversation), which the
 	// prompt estimate does not see (Request.Stored).
 	Stored [][]string
+	// StoredItems paths: an array at any of them may hold references to
+	// items the upstream holds ({"type":"item_reference"}): Request.Stored.
+	StoredItems [][]string
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -188,6 +191,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		return users.Errorf(users.CodeInvalid, "%s: this proxy does not serve such requests (their usage is not in the answer); leave it out or set it to false.", strings.Join(path, "."))
 	}
+	onStoredItems := func(_ []string, start, end int) error {
+		rq.Stored = rq.Stored || body[start] == '[' && hasItemReference(body[start:end])
+		return nil
+	}
 	var ids int64
 	onTokenIDs := func(_ []string, start, end int) error {
 		if body[start] == '[' {
@@ -224,6 +231,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			return err
 		}
 		if err := atPaths(body, f.TokenIDs, key, start, end, onTokenIDs); err != nil {
+			return err
+		}
+		if err := atPaths(body, f.StoredItems, key, start, end, onStoredItems); err != nil {
 			return err
 		}
 		return atPaths(body, f.Thinking, key, start, end, onThinking)
@@ -437,6 +447,21 @@ func (f *Format) unclamped(path []string, n int64, null bool, limit int64) bool 
 		return slices.Equal(path, f.AddMaxTokens)
 	}
 	return n == 0 || n > limit
+}
+
+// hasItemReference reports an item of a JSON array that refers to an item
+// the upstream holds: any of its type members is item_reference (a
+// repeated member is read whichever occurrence the upstream takes).
+func hasItemReference(items []byte) bool {
+	found := false
+	gjson.ParseBytes(items).ForEach(func(_, item gjson.Result) bool {
+		item.ForEach(func(k, v gjson.Result) bool {
+			found = k.String() == "type" && v.String() == "item_reference"
+			return !found
+		})
+		return !found
+	})
+	return found
 }
 
 // countNumbers counts the numbers in a JSON value (already validated):

@@ -84,6 +84,7 @@ var (
 		AddMaxTokens: []string{"max_output_tokens"},
 		Unserved:     [][]string{{"background"}},
 		Stored:       [][]string{{"previous_response_id"}, {"conversation"}},
+		StoredItems:  [][]string{{"input"}},
 		Thinking:     [][]string{{"reasoning"}},
 		Usage:        openAIUsage,
 		Event:        responsesEvent,
