@@ -217,6 +217,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		if len(f.AddMaxTokens) == 2 && limitParentKey(f.MaxTokens, key) {
 			limitParent, hasLimitParent = jsonscan.Member{Start: start, End: end}, true
+			// A parent given again replaces the earlier one in the
+			// upstream's parser: only its own limit counts, and where it
+			// names none the clamp is added to it.
+			rq.MaxOut, rq.HasMaxOut = 0, false
 		}
 		if err := atPaths(body, f.MaxTokens, key, start, end, onLimit); err != nil {
 			return err
