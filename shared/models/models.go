@@ -256,12 +256,13 @@ var rules = map[Provider][]rule{
 	GoogleAI: {
 		r(`image|nano-banana`, "gemini-image"),
 		r(`ultra`, "gemini-ultra"),
-		r(`pro`, "gemini-pro"),
+		// Gemini 2.5 Computer Use is Gemini 2.5 Pro, priced as it.
+		r(`pro|computer-use`, "gemini-pro"),
 		r(`flash|^gemini|^gemma`, "gemini-flash"),
 	},
 	GCPGemini: {
 		r(`image|nano-banana`, "gcp-gemini-image"),
-		r(`pro`, "gcp-gemini-pro"),
+		r(`pro|computer-use`, "gcp-gemini-pro"),
 		r(`flash|gemini|gemma`, "gcp-gemini-flash"),
 	},
 	MistralAI: {

@@ -79,6 +79,8 @@ func TestFamilyOf(t *testing.T) {
 		{GoogleAI, "gemini-1.0-ultra", "gemini-ultra"},
 		{GoogleAI, "gemma-3-27b-it", "gemini-flash"},
 		{GoogleAI, "learnlm-2.0", "gemini-flash"},
+		// Gemini 2.5 Computer Use is Gemini 2.5 Pro, at its prices.
+		{GoogleAI, "gemini-2.5-computer-use-preview-10-2025", "gemini-pro"},
 		// Image models: whatever pro or flash they name, and under their
 		// code name (Nano Banana Pro is served as nano-banana-pro-preview).
 		{GoogleAI, "gemini-2.5-flash-image", "gemini-image"},
@@ -113,6 +115,7 @@ func TestFamilyOf(t *testing.T) {
 		{GCPGemini, "gemini-2.5-pro", "gcp-gemini-pro"},
 		{GCPGemini, "gemini-2.0-flash-001", "gcp-gemini-flash"},
 		{GCPGemini, "nano-banana-pro-preview", "gcp-gemini-image"},
+		{GCPGemini, "gemini-2.5-computer-use-preview-10-2025", "gcp-gemini-pro"},
 		{AzureOpenAI, "gpt-35-turbo", "azure-turbo"},
 		{AzureOpenAI, "gpt-4-32k", "azure-gpt4-32k"},
 		{AzureOpenAI, "gpt-4o-2024-08-06", "azure-gpt4o"},
