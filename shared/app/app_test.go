@@ -196,6 +196,7 @@ func TestResolvedSecretsAreValidated(t *testing.T) {
 	srv.SetSecret("p1", "admin-key", "1", " \t\n")
 	srv.SetSecret("p1", "azure", "1", "not-a-credential-must-not-leak")
 	srv.SetSecret("p1", "aws-blank", "1", "  \n")
+	srv.SetSecret("p1", "openai-lines", "1", "sk-a-must-not-leak\nsk-b-must-not-leak\n")
 	tests := []struct {
 		name    string
 		env     []string
@@ -205,6 +206,7 @@ func TestResolvedSecretsAreValidated(t *testing.T) {
 		{"blank ADMIN_KEY", []string{"GATEKEEPER=user_token", "ADMIN_KEY=sm://admin-key"}, "ADMIN_KEY"},
 		{"malformed Azure credential", []string{"AZURE_CREDENTIALS=sm://azure"}, "AZURE_CREDENTIALS"},
 		{"blank entry of a list", []string{"AWS_CREDENTIALS=AKIDPLAIN:secret:us-east-1,sm://aws-blank"}, "AWS_CREDENTIALS"},
+		{"keys one a line", []string{"OPENAI_KEY=sm://openai-lines"}, "OPENAI_KEY"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

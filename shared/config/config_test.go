@@ -287,6 +287,13 @@ func TestInvalidValues(t *testing.T) {
 		{"event logging", map[string]string{"EVENT_LOGGING": "sometimes"}, "EVENT_LOGGING", []string{`"sometimes"`, "true or false"}},
 		{"event retention zero", map[string]string{"EVENT_RETENTION_DAYS": "0"}, "EVENT_RETENTION_DAYS", []string{"whole number from 1 to 3650"}},
 		{"log level", map[string]string{"LOG_LEVEL": "loud"}, "LOG_LEVEL", []string{`"loud"`, "debug", "info", "warn"}},
+		// A key list written one a line (a YAML block, a file) is one key
+		// with line breaks, which no header can carry: every request
+		// would fail with 502.
+		{"keys one a line", map[string]string{"OPENAI_KEY": "sk-line-aaaa\nsk-line-bbbb"}, "OPENAI_KEY", []string{"entry 1", "comma"}},
+		{"keys split by spaces", map[string]string{"MISTRAL_AI_KEY": "mk-aaaa mk-bbbb"}, "MISTRAL_AI_KEY", []string{"entry 1", "comma"}},
+		{"key with a tab", map[string]string{"ANTHROPIC_KEY": "sk-ant-a,sk-ant-\tb"}, "ANTHROPIC_KEY", []string{"entry 2"}},
+		{"key with a control character", map[string]string{"GOOGLE_AI_KEY": "AIza\x00b"}, "GOOGLE_AI_KEY", []string{"entry 1"}},
 		{"base url scheme", map[string]string{"OPENAI_BASE_URL": "ftp://x"}, "OPENAI_BASE_URL", []string{"ftp://x", "http(s) URL"}},
 		{"base url without host", map[string]string{"ANTHROPIC_BASE_URL": "https://"}, "ANTHROPIC_BASE_URL", []string{"http(s) URL"}},
 		{"base url with query", map[string]string{"GOOGLE_AI_BASE_URL": "https://x.example/?a=b"}, "GOOGLE_AI_BASE_URL", []string{"without a query"}},

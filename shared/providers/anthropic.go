@@ -25,7 +25,7 @@ func anthropicProvider() *Provider {
 		ID:   models.Anthropic,
 		Name: "Anthropic",
 		Env: Env{Key: "ANTHROPIC_KEY", BaseURL: "ANTHROPIC_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_ANTHROPIC",
-			DefaultBaseURL: "https://api.anthropic.com"},
+			DefaultBaseURL: "https://api.anthropic.com", CheckKey: headerKey},
 		Routes: []Route{
 			{Method: http.MethodGet, Pattern: "/v1/models", Format: List, Query: map[string][]string{"limit": nil, "after_id": nil, "before_id": nil}, Translate: AnthropicModels},
 			{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},

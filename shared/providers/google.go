@@ -20,7 +20,7 @@ func googleProvider() *Provider {
 		ID:   models.GoogleAI,
 		Name: "Google AI",
 		Env: Env{Key: "GOOGLE_AI_KEY", BaseURL: "GOOGLE_AI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_GOOGLE_AI",
-			DefaultBaseURL: "https://generativelanguage.googleapis.com"},
+			DefaultBaseURL: "https://generativelanguage.googleapis.com", CheckKey: headerKey},
 		Routes: append(append(googleRoutes("v1beta", false), googleRoutes("v1", true)...),
 			Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: OpenAIChat, Translate: GoogleChat("v1beta")}),
 		SetKey:    func(h http.Header, key string) { h.Set("X-Goog-Api-Key", key) },

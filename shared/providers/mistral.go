@@ -15,7 +15,7 @@ func mistralProvider() *Provider {
 		ID:   models.MistralAI,
 		Name: "Mistral AI",
 		Env: Env{Key: "MISTRAL_AI_KEY", BaseURL: "MISTRAL_AI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_MISTRAL_AI",
-			DefaultBaseURL: "https://api.mistral.ai"},
+			DefaultBaseURL: "https://api.mistral.ai", CheckKey: headerKey},
 		SetKey: bearer,
 		// Mistral answers 401 for a bad key, 403 for a model the plan lacks.
 		KeyDead: func(status int, _ []byte) bool { return status == http.StatusUnauthorized },

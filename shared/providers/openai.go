@@ -20,7 +20,7 @@ func openAIProvider() *Provider {
 		ID:   models.OpenAI,
 		Name: "OpenAI",
 		Env: Env{Key: "OPENAI_KEY", BaseURL: "OPENAI_BASE_URL", MaxOutput: "MAX_OUTPUT_TOKENS_OPENAI",
-			DefaultBaseURL: "https://api.openai.com"},
+			DefaultBaseURL: "https://api.openai.com", CheckKey: headerKey},
 		SDKPath: "/v1",
 		SetKey:  bearer,
 		Headers: []string{"OpenAI-Beta"},

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/tidwall/gjson"
 	"tollgate.dev/tollgate/shared/models"
@@ -366,6 +367,18 @@ func (c *compiled) match(path string) (Endpoint, bool) {
 }
 
 func bearer(h http.Header, key string) { h.Set("Authorization", "Bearer "+key) }
+
+// headerKey checks a key sent in a header: no space, tab, line break or
+// other control character, which no key holds and no header can carry
+// (a list written one key a line would make every request fail).
+func headerKey(entry string) error {
+	for _, r := range entry {
+		if r <= ' ' || r == 0x7f || unicode.IsSpace(r) {
+			return errors.New("a key holds a space, line break or control character; separate keys with commas")
+		}
+	}
+	return nil
+}
 
 // Key-failure signals are read from an error's structure, never looked
 // for anywhere in its body: error messages quote what the request sent.
