@@ -33,6 +33,14 @@ func (x *exchange) policies() bool {
 		x.writeError(err, x.rate())
 		return false
 	}
+	// An image tool makes images from a text route: as on the image
+	// route, only where the image family is allowed.
+	if x.rq.MakesImages && !x.p.Admin {
+		if f := models.ImageFamilyOf(x.prov.ID, x.ep.Format.ImageToolModel); !x.h.cfg.FamilyAllowed(f) {
+			x.writeError(users.Errorf(users.CodeForbidden, "The %s model family is not allowed on this proxy: the image_generation tool makes images with it.", f), x.rate())
+			return false
+		}
+	}
 	return true
 }
 

@@ -318,6 +318,36 @@ func TestMaxContextTokens(t *testing.T) {
 	}
 }
 
+// The Responses API's image_generation tool makes images (with
+// gpt-image-1) from a text route: with tools allowed, it is still held to
+// the image family's place in ALLOWED_MODEL_FAMILIES, which by default
+// has none, as a request on the image route is.
+func TestImageGenerationToolNeedsTheImageFamily(t *testing.T) {
+	image := `{"model":"gpt-4o","max_output_tokens":20,"input":"draw a fox","tools":[{"type":"image_generation"}]}`
+	repeated := `{"model":"gpt-4o","max_output_tokens":20,"input":"draw a fox","tools":[{"type":"image_generation","type":"function","name":"f"}],` +
+		`"tools":[{"type":"web_search"},{"t\u0079pe":"image_generation"}]}`
+	function := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"image_generation","parameters":{}}]}`
+	path := "/proxy/openai/v1/responses"
+	t.Run("image family not allowed", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true"})
+		tk := e.user(users.Patch{})
+		for _, body := range []string{image, repeated} {
+			a := e.do(call{path: path, body: body, header: bearerH(tk)})
+			refusedUnsent(t, e, provCases[0], tk, a, 403, "gpt-image")
+		}
+		if a := e.do(call{path: path, body: function, header: bearerH(tk)}); a.status != 200 {
+			t.Errorf("a function named image_generation: %d %s", a.status, a.body)
+		}
+	})
+	t.Run("image family allowed", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true", "ALLOWED_MODEL_FAMILIES": "gpt4o,gpt-image"})
+		tk := e.user(users.Patch{})
+		if a := e.do(call{path: path, body: image, header: bearerH(tk)}); a.status != 200 {
+			t.Errorf("%d %s", a.status, a.body)
+		}
+	})
+}
+
 // A Responses request that names a stored response or conversation is
 // answered with context the upstream holds: the prompt tollgate sees is
 // the latest turn only, so a chain of small requests would grow the

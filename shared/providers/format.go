@@ -54,6 +54,11 @@ type Format struct {
 	// StoredItems paths: an array at any of them may hold references to
 	// items the upstream holds ({"type":"item_reference"}): Request.Stored.
 	StoredItems [][]string
+	// ImageTools paths: a list of tools at any of them may hold an image
+	// generation tool ({"type":"image_generation"}), which makes images
+	// with ImageToolModel from a text route: Request.MakesImages.
+	ImageTools     [][]string
+	ImageToolModel string
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -124,6 +129,9 @@ type Request struct {
 	// Stored: the request names context the upstream holds (Format.Stored):
 	// its prompt is more than PromptTokens estimates.
 	Stored bool
+	// MakesImages: the request gives an image generation tool
+	// (Format.ImageTools).
+	MakesImages bool
 	// Native follows the native stream behind a translated one (set by
 	// the translation; nil otherwise): the translation tells the usage
 	// only at its end, the native stream may have reported it earlier.
@@ -192,7 +200,11 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		return users.Errorf(users.CodeInvalid, "%s: this proxy does not serve such requests (their usage is not in the answer); leave it out or set it to false.", strings.Join(path, "."))
 	}
 	onStoredItems := func(_ []string, start, end int) error {
-		rq.Stored = rq.Stored || body[start] == '[' && hasItemReference(body[start:end])
+		rq.Stored = rq.Stored || body[start] == '[' && hasItemOfType(body[start:end], "item_reference")
+		return nil
+	}
+	onImageTools := func(_ []string, start, end int) error {
+		rq.MakesImages = rq.MakesImages || body[start] == '[' && hasItemOfType(body[start:end], "image_generation")
 		return nil
 	}
 	var ids int64
@@ -238,6 +250,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			return err
 		}
 		if err := atPaths(body, f.StoredItems, key, start, end, onStoredItems); err != nil {
+			return err
+		}
+		if err := atPaths(body, f.ImageTools, key, start, end, onImageTools); err != nil {
 			return err
 		}
 		return atPaths(body, f.Thinking, key, start, end, onThinking)
@@ -453,14 +468,14 @@ func (f *Format) unclamped(path []string, n int64, null bool, limit int64) bool 
 	return n == 0 || n > limit
 }
 
-// hasItemReference reports an item of a JSON array that refers to an item
-// the upstream holds: any of its type members is item_reference (a
-// repeated member is read whichever occurrence the upstream takes).
-func hasItemReference(items []byte) bool {
+// hasItemOfType reports an item of a JSON array of objects whose type is
+// typ: any of its type members (a repeated member is read whichever
+// occurrence the upstream takes).
+func hasItemOfType(items []byte, typ string) bool {
 	found := false
 	gjson.ParseBytes(items).ForEach(func(_, item gjson.Result) bool {
 		item.ForEach(func(k, v gjson.Result) bool {
-			found = k.String() == "type" && v.String() == "item_reference"
+			found = k.String() == "type" && v.String() == typ
 			return !found
 		})
 		return !found

@@ -85,11 +85,13 @@ var (
 		Unserved:     [][]string{{"background"}},
 		Stored:       [][]string{{"previous_response_id"}, {"conversation"}},
 		StoredItems:  [][]string{{"input"}},
-		Thinking:     [][]string{{"reasoning"}},
-		Usage:        openAIUsage,
-		Event:        responsesEvent,
-		StreamError:  responsesStreamError,
-		Fake:         fakeResponses,
+		// The image_generation tool draws with gpt-image-1.
+		ImageTools: [][]string{{"tools"}}, ImageToolModel: "gpt-image-1",
+		Thinking:    [][]string{{"reasoning"}},
+		Usage:       openAIUsage,
+		Event:       responsesEvent,
+		StreamError: responsesStreamError,
+		Fake:        fakeResponses,
 	}
 	OpenAIEmbeddings = &Format{
 		Name: "openai-embeddings", Body: true, Admitted: true, Charged: true,
