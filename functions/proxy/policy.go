@@ -120,7 +120,7 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	if text && limit > 0 && stored {
 		// The stored turns are unseen here: a chain of small requests
 		// would grow the context past the limit.
-		return users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response or conversation; send the whole conversation instead of previous_response_id or conversation.", limit)
+		return users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response, conversation or item; send the whole conversation instead of previous_response_id, conversation or item_reference.", limit)
 	}
 	if text && limit > 0 && requested > limit {
 		return users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
