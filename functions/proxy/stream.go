@@ -89,6 +89,7 @@ func (r *streamReader) Read(p []byte) (int, error) {
 		r.out, r.pos = r.out[:0], 0
 		chunk := r.buffer()
 		n, err := r.src.Read(chunk)
+		r.nativeUnread()
 		if n > 0 {
 			r.split.Feed(chunk[:n], r.emit)
 		}
@@ -108,8 +109,7 @@ func (r *streamReader) emit(raw, name, data []byte) {
 		// one is not final, and unless this one's own is read, it is
 		// charged as a stream cut short, its output at the limit.
 		name = nil
-		r.st.HaveOut = false
-		r.st.Hidden = max(r.st.Hidden, r.unreadOutput)
+		r.unread()
 	}
 	keep := len(data) == 0 || r.event == nil || r.event(r.st, name, data)
 	r.syncFinal()
@@ -123,6 +123,21 @@ func (r *streamReader) emit(raw, name, data []byte) {
 			raw = r.clean(r.st, raw)
 		}
 		r.out = append(r.out, raw...)
+	}
+}
+
+func (r *streamReader) unread() {
+	r.st.HaveOut = false
+	r.st.Hidden = max(r.st.Hidden, r.unreadOutput)
+}
+
+// nativeUnread charges a native event the translation dropped unread
+// (too big to hold) as a cut event of the relayed stream: before the
+// translated chunks of the same read, which can only follow it.
+func (r *streamReader) nativeUnread() {
+	if r.native != nil && r.native.Unread {
+		r.native.Unread = false
+		r.unread()
 	}
 }
 
@@ -198,6 +213,7 @@ func (r *streamReader) drain() {
 	for read := 0; !r.ended && read < usageDrainBytes; {
 		chunk := r.buffer()
 		n, err := r.src.Read(chunk)
+		r.nativeUnread()
 		read += n
 		if n > 0 {
 			r.split.Feed(chunk[:n], r.emit)

@@ -560,6 +560,10 @@ type StreamState struct {
 	// (a reasoning model's thinking): an answer cut short is charged at
 	// least this much output.
 	Hidden int64
+	// Unread: a native event too big to hold (framing.Cut) was dropped
+	// by a translation unread; the relay charges it as it does a cut
+	// event of its own (set on the native state, cleared by the relay).
+	Unread bool
 }
 
 // Tokens is the charge: the reported usage for a finished stream, else an

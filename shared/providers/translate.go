@@ -739,6 +739,7 @@ type nativeStream struct {
 	// eof ends a stream whose body ended cleanly: it reports whether
 	// that is a proper end (else the client is told it broke).
 	eof   func(c *chunks) bool
+	st    *StreamState // the native usage, read by event
 	c     chunks
 	done  bool
 	err   error
@@ -751,7 +752,7 @@ type nativeStream struct {
 // charged it).
 func newNativeStream(resp *http.Response, rq *Request, st *StreamState, event func(*chunks, []byte, []byte) bool, eof func(*chunks) bool) {
 	rq.Native = st
-	s := &nativeStream{src: resp.Body, event: event, eof: eof,
+	s := &nativeStream{src: resp.Body, event: event, eof: eof, st: st,
 		c: chunks{id: "chatcmpl-" + strconv.FormatInt(time.Now().UnixNano(), 36), model: rq.Model, created: nowUnix()}}
 	resp.Body = s
 	resp.Header.Set("Content-Type", ContentSSE)
@@ -796,6 +797,11 @@ func (s *nativeStream) Read(p []byte) (int, error) {
 }
 
 func (s *nativeStream) emit(_, name, data []byte) {
+	if !s.done && string(name) == framing.Cut {
+		// Its usage (and its end) cannot be read: not the last count.
+		s.st.HaveOut, s.st.Unread = false, true
+		return
+	}
 	if s.done || len(data) == 0 {
 		return
 	}
