@@ -52,3 +52,41 @@ func TestTranslatedOversizedNativeEventCharged(t *testing.T) {
 		})
 	}
 }
+
+// A Gemini stream ends at the chunk whose candidate has a finishReason,
+// not at any chunk holding the name: a function call's arguments are
+// JSON the caller shapes (a parameter named finishReason), and taking
+// them for the end would charge the running count of that chunk and
+// relay the rest of the answer free.
+func TestGoogleFinishReasonInCallArgumentsIsNotTheEnd(t *testing.T) {
+	events := []string{
+		`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"note","args":{"finishReason":"none","text":"a"}}}],"role":"model"}}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15}}`,
+		`{"candidates":[{"content":{"parts":[{"functionCall":{"name":"note","args":{"text":"` + strings.Repeat("b", 2000) + `"}}}],"role":"model"}}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":505,"totalTokenCount":515}}`,
+		`{"candidates":[{"content":{"parts":[{"text":"."}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":506,"totalTokenCount":516}}`,
+	}
+	native := `{"contents":[{"parts":[{"text":"take notes"}]}]}`
+	for _, tc := range []struct{ name, path, body, ct, sep, open, close string }{
+		{"sse", "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse", native, "text/event-stream", "\r\n\r\ndata: ", "data: ", "\r\n\r\n"},
+		{"array", "/v1beta/models/gemini-2.5-flash:streamGenerateContent", native, "application/json", ",\r\n", "[", "]"},
+		{"translated", "/v1/chat/completions", `{"model":"gemini-2.5-flash","stream":true,"messages":[{"role":"user","content":"take notes"}]}`,
+			"text/event-stream", "\r\n\r\ndata: ", "data: ", "\r\n\r\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", tc.ct)
+				io.WriteString(w, tc.open+strings.Join(events, tc.sep)+tc.close)
+			}))
+			defer up.Close()
+			e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL})
+			tk := e.user(users.Patch{})
+			a := e.do(call{path: "/proxy/google-ai" + tc.path, header: map[string]string{"x-goog-api-key": tk}, body: tc.body})
+			if a.status != 200 {
+				t.Fatalf("%d: %s", a.status, a.body)
+			}
+			e.logs.waitLines(t, `"httpRequest"`, 1)
+			if got := e.get(tk).TokenCounts["gemini-flash"]; got != 516 {
+				t.Errorf("charged %d tokens, want the 516 of the finishing chunk", got)
+			}
+		})
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"net/http"
 
+	"github.com/tidwall/gjson"
+
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
@@ -144,7 +146,7 @@ var googleUsage = answerUsage(topGoogleUsage, (*googleUsageJSON).usage)
 // or a JSON array element).
 func googleEvent(st *StreamState, _, data []byte) bool {
 	st.Text += jsonscan.StringFields(data, "text")
-	if bytes.Contains(data, []byte(`"finishReason"`)) {
+	if googleFinished(data) {
 		st.Final = true
 	}
 	if u, ok := topGoogleUsage(data); ok {
@@ -160,6 +162,18 @@ func googleEvent(st *StreamState, _, data []byte) bool {
 	}
 	return true
 }
+
+// googleFinished reports a candidate of the chunk with a finishReason.
+// The name elsewhere is not the end: a function call's arguments are
+// JSON objects the caller shapes (a parameter named finishReason).
+func googleFinished(data []byte) bool {
+	if !bytes.Contains(data, finishReasonKey) {
+		return false // most chunks: no JSON read
+	}
+	return len(gjson.GetBytes(data, "candidates.#.finishReason").Array()) > 0
+}
+
+var finishReasonKey = []byte(`"finishReason"`)
 
 func fakeGenerate(f FakeAnswer) (string, []byte) {
 	resp := map[string]any{
