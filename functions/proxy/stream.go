@@ -53,6 +53,10 @@ type streamReader struct {
 	pos   int        // read position in out
 	err   error      // what to return once out is drained
 	ended bool
+	// held is relayed only once the stream is charged: what came past
+	// the answer's last text of a stream that ends with its body
+	// (endsAtEOF) while its usage is not known final.
+	held []byte
 }
 
 const chunkSize = 16 << 10
@@ -122,7 +126,12 @@ func (r *streamReader) emit(raw, name, data []byte) {
 		if r.clean != nil {
 			raw = r.clean(r.st, raw)
 		}
-		r.out = append(r.out, raw...)
+		r.out, r.held = append(r.out, r.held...), r.held[:0]
+		if r.endsAtEOF && r.isFinal() && !r.st.Done {
+			r.held = append(r.held, raw...)
+		} else {
+			r.out = append(r.out, raw...)
+		}
 	}
 }
 
@@ -162,7 +171,7 @@ func (r *streamReader) finish(err error) {
 		r.pool.p.Put((*[chunkSize]byte)(r.chunk))
 	}
 	r.chunk = nil
-	r.out = append(r.out, r.split.Rest()...)
+	var broken []byte
 	switch {
 	case errors.Is(err, io.EOF):
 		if r.endsAtEOF {
@@ -176,11 +185,14 @@ func (r *streamReader) finish(err error) {
 		// The upstream broke the stream: tell the client in the stream's
 		// own terms, then end it normally.
 		if r.brokenEvent != nil {
-			r.out = append(r.out, r.brokenEvent("The upstream ended the stream unexpectedly; the answer is incomplete.")...)
+			broken = r.brokenEvent("The upstream ended the stream unexpectedly; the answer is incomplete.")
 		}
 		r.err = io.EOF
 	}
 	r.end()
+	// Charged: what was held goes out, then what the body left unended.
+	r.out = append(append(append(r.out, r.held...), r.split.Rest()...), broken...)
+	r.held = nil
 }
 
 func (r *streamReader) end() {

@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"bufio"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -88,5 +90,65 @@ func TestGoogleFinishReasonInCallArgumentsIsNotTheEnd(t *testing.T) {
 				t.Errorf("charged %d tokens, want the 516 of the finishing chunk", got)
 			}
 		})
+	}
+}
+
+// A Gemini stream whose finishing chunk does not report its output as
+// final (an answer that ended in its thinking: no candidatesTokenCount)
+// is charged only when the body ends: that chunk is held until then, so
+// that a client that has read it finds its usage recorded.
+func TestGoogleFinishingChunkWithoutCandidatesChargedFirst(t *testing.T) {
+	hold := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: "+`{"candidates":[{"content":{"parts":[{"text":"Hmm"}],"role":"model"}}],"usageMetadata":{"promptTokenCount":10,"totalTokenCount":10}}`+"\r\n\r\n")
+		io.WriteString(w, "data: "+`{"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"MAX_TOKENS"}],"usageMetadata":{"promptTokenCount":10,"thoughtsTokenCount":990,"totalTokenCount":1000}}`+"\r\n\r\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-hold: // the body ends
+		case <-r.Context().Done():
+		}
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	// The client notes what the store holds as soon as it has the
+	// finishing chunk; the upstream ends its body a moment later.
+	seen := make(chan *users.User, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/proxy/google-ai/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+			strings.NewReader(`{"contents":[{"parts":[{"text":"think"}]}]}`))
+		req.Header.Set("x-goog-api-key", tk)
+		resp, err := e.srv.Client().Do(req)
+		if err != nil {
+			seen <- nil
+			return
+		}
+		defer resp.Body.Close()
+		br := bufio.NewReader(resp.Body)
+		for {
+			line, err := br.ReadString('\n')
+			if strings.Contains(line, "MAX_TOKENS") {
+				seen <- e.get(tk)
+				return
+			}
+			if err != nil {
+				seen <- nil
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	close(hold)
+	select {
+	case u := <-seen:
+		if u == nil {
+			t.Fatal("the stream ended without its finishing chunk")
+		}
+		if u.PromptCount != 1 || u.TokenCounts["gemini-flash"] != 1000 {
+			t.Errorf("the client has the finishing chunk, the store has %d prompts, %v; want 1 prompt and the 1000 tokens reported", u.PromptCount, u.TokenCounts)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the finishing chunk never reached the client")
 	}
 }
