@@ -163,19 +163,16 @@ func (s *Store) DeleteIf(ctx context.Context, token string, cond func(*users.Use
 
 // RecordUsage charges at once: in one process there is nothing to batch.
 func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) error {
-	sh := s.shard(token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	cur, ok := sh.users[token]
-	if !ok {
-		return users.ErrNotFound
-	}
-	cur.Charge(u.Family, u.Tokens, u.At)
-	return nil
+	return s.change(token, func(cur *users.User) { cur.Charge(u.Family, u.Tokens, u.At) })
 }
 
 // RecordIP implements users.IPRecorder: at once, as RecordUsage charges.
 func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64) error {
+	return s.change(token, func(cur *users.User) { users.RecordIP(cur, ip, defaultMax) })
+}
+
+// change applies fn to token's user under its shard's lock.
+func (s *Store) change(token string, fn func(*users.User)) error {
 	sh := s.shard(token)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
@@ -183,7 +180,7 @@ func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64
 	if !ok {
 		return users.ErrNotFound
 	}
-	users.RecordIP(cur, ip, defaultMax)
+	fn(cur)
 	return nil
 }
 

@@ -182,26 +182,21 @@ func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
 // RecordUsage adds u to the user's pending usage; the flusher writes it.
 // A user this instance knows to be missing is refused.
 func (s *Store) RecordUsage(ctx context.Context, token string, u users.Usage) error {
-	if !users.ValidToken(token) {
-		return users.ErrNotFound
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if e := s.cache[token]; s.freshLocked(e) && e.user == nil {
-		return users.ErrNotFound
-	}
-	d := s.pending[token]
-	if d == nil {
-		d = &delta{}
-		s.pending[token] = d
-	}
-	d.add(u)
-	return nil
+	return s.addPending(token, func(d *delta) { d.add(u) })
 }
 
 // RecordIP implements users.IPRecorder: ip is kept with the user's
 // pending usage and written by the next flush.
 func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64) error {
+	return s.addPending(token, func(d *delta) {
+		d.addIP(ip)
+		d.ipMax = defaultMax
+	})
+}
+
+// addPending adds to token's pending delta with add, under the store's
+// lock; a user this instance knows to be missing is refused.
+func (s *Store) addPending(token string, add func(*delta)) error {
 	if !users.ValidToken(token) {
 		return users.ErrNotFound
 	}
@@ -215,8 +210,7 @@ func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64
 		d = &delta{}
 		s.pending[token] = d
 	}
-	d.addIP(ip)
-	d.ipMax = defaultMax
+	add(d)
 	return nil
 }
 
