@@ -19,17 +19,18 @@ import (
 func init() {
 	functions.HTTP("proxy", onFirstRequest(func(in *app.Instance) http.Handler {
 		return proxy.New(*in)
-	}).ServeHTTP)
+	}, proxy.Unavailable).ServeHTTP)
 	functions.HTTP("admin", onFirstRequest(func(in *app.Instance) http.Handler {
 		return admin.New(*in)
-	}).ServeHTTP)
+	}, nil).ServeHTTP)
 }
 
 // onFirstRequest is a function's handler: the first request builds the
 // configuration, secrets and store from the environment (only the instance
 // of the function actually served pays for it), then every request is
 // counted so that SIGTERM lets them finish before usage is flushed.
-func onFirstRequest(newHandler func(*app.Instance) http.Handler) http.Handler {
+// refuse answers when it cannot serve (nil: plain text).
+func onFirstRequest(newHandler func(*app.Instance) http.Handler, refuse lifecycle.Refusal) http.Handler {
 	return lifecycle.NewLazy(func(ctx context.Context) (http.Handler, error) {
 		in, err := app.Build(ctx, app.Options{Environ: os.Environ(), OpenShared: app.OpenFirebase})
 		if err != nil {
@@ -39,6 +40,6 @@ func onFirstRequest(newHandler func(*app.Instance) http.Handler) http.Handler {
 		lifecycle.OnSIGTERM(in.Log, func(ctx context.Context) error {
 			return lifecycle.Shutdown(ctx, drain, in.Store.Close)
 		})
-		return drain.Wrap(newHandler(in)), nil
-	}, nil)
+		return drain.WrapRefusing(newHandler(in), refuse), nil
+	}, nil).Refusing(refuse)
 }

@@ -56,7 +56,7 @@ func run(environ []string, stdout, stderr io.Writer) error {
 		return lifecycle.Shutdown(ctx, drain, in.Store.Close)
 	})
 	mux, err := register(
-		drain.Wrap(proxy.New(*in)),
+		drain.WrapRefusing(proxy.New(*in), proxy.Unavailable),
 		drain.Wrap(admin.New(*in)),
 	)
 	if err != nil {

@@ -3,8 +3,11 @@ package proxy
 import (
 	"net/http"
 	"strconv"
+	"strings"
+	"sync"
 
 	"tollgate.dev/tollgate/shared/config"
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
@@ -83,16 +86,54 @@ func (x *exchange) writeError(err error, rate *ratelimit.Decision) {
 		_, _ = x.w.Write(body)
 		return
 	}
-	errorBody := x.prov.ErrorBody
-	if t := x.ep.Translate; t != nil && t.ErrorBody != nil {
+	writeErrorBody(x.w, x.prov, x.ep, k, e)
+}
+
+// writeErrorBody writes e with its status, in the shape of the API the
+// client speaks on ep.
+func writeErrorBody(w http.ResponseWriter, prov *providers.Provider, ep providers.Endpoint, k errorKind, e *users.Error) {
+	errorBody := prov.ErrorBody
+	if t := ep.Translate; t != nil && t.ErrorBody != nil {
 		errorBody = t.ErrorBody // the client speaks the route's API
 	}
 	body := errorBody(k.status, e)
+	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Content-Length", strconv.Itoa(len(body)))
-	x.w.WriteHeader(k.status)
-	_, _ = x.w.Write(body)
+	w.WriteHeader(k.status)
+	_, _ = w.Write(body)
 }
+
+// Unavailable answers a proxy request the instance cannot serve (it is
+// shutting down, or could not start: a lifecycle.Refusal) as every
+// proxy-made error is answered: 503, the x-oai-proxy-error headers, and a
+// body in the shape of the API the path speaks (in either error format:
+// there may be no configuration to read). It needs no handler, since the
+// instance may have none. The path may start with the function's name.
+func Unavailable(w http.ResponseWriter, r *http.Request, message string) {
+	prov, ep := providers.Fallback(), providers.Endpoint{}
+	for _, path := range []string{r.URL.Path, strings.TrimPrefix(r.URL.Path, "/proxy")} {
+		if p, rest, ok := providers.Mount(path, mounts()); ok {
+			prov = p
+			ep, _, _ = p.Resolve(r.Method, rest)
+			break
+		}
+	}
+	k := kindOf(users.CodeUnavailable)
+	h := w.Header()
+	h.Set(headerError, k.title)
+	h.Set(headerErrorStatus, strconv.Itoa(k.status))
+	writeErrorBody(w, prov, ep, k, &users.Error{Code: users.CodeUnavailable, Message: message})
+}
+
+// mounts are the providers by mount name, for Unavailable.
+var mounts = sync.OnceValue(func() map[string]*providers.Provider {
+	m := map[string]*providers.Provider{}
+	for _, p := range providers.All() {
+		m[string(p.ID)] = p
+	}
+	return m
+})
 
 // errorText is the error as a fake completion shows it.
 func errorText(k errorKind, e *users.Error) string {

@@ -163,7 +163,7 @@ func newEnv(t *testing.T, vars map[string]string, opts ...Options) *env {
 		h = New(d)
 	}
 	drain := lifecycle.NewDrain()
-	srv := httptest.NewServer(drain.Wrap(h))
+	srv := httptest.NewServer(drain.WrapRefusing(h, Unavailable))
 	t.Cleanup(srv.Close)
 	return &env{t: t, srv: srv, d: d, logs: logs, fakes: fakes, clock: clk, drain: drain}
 }

@@ -1,12 +1,16 @@
 package proxy
 
 import (
+	"context"
+	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
+	"tollgate.dev/tollgate/shared/lifecycle"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -92,4 +96,45 @@ func TestInfoAndHealthRefuseTheBlacklist(t *testing.T) {
 			t.Fatalf("GET %s from a blacklisted address: %d\n%s", path, a.status, a.body)
 		}
 	}
+}
+
+// A request the instance cannot serve, shutting down or never started, is
+// answered as every proxy-made error: 503, the x-oai-proxy-error headers,
+// and the body in the shape of the API the path speaks.
+func TestUnservedRequestsAnsweredAsProxyErrors(t *testing.T) {
+	shapes := []struct {
+		path  string
+		field []string
+		want  any
+	}{
+		{"/proxy/anthropic/v1/messages", []string{"type"}, "error"},                         // Anthropic's
+		{"/proxy/anthropic/v1/chat/completions", []string{"error", "type"}, "server_error"}, // OpenAI's, translated
+		{"/proxy/google-ai/v1beta/models/gemini-pro:generateContent", []string{"error", "status"}, "UNAVAILABLE"},
+		{"/openai/v1/chat/completions", []string{"error", "type"}, "server_error"}, // behind the function's own URL
+	}
+	check := func(t *testing.T, a answer, path string, field []string, want any) {
+		t.Helper()
+		if a.status != http.StatusServiceUnavailable || a.header.Get("X-Oai-Proxy-Error") != "Service unavailable" ||
+			a.header.Get("X-Oai-Proxy-Error-Status") != "503" || dig(a.json(t), field...) != want {
+			t.Errorf("%s: %d %v %s", path, a.status, a.header, a.body)
+		}
+	}
+	t.Run("shutting down", func(t *testing.T) {
+		e := newEnv(t, nil)
+		e.drain.Close(t.Context())
+		for _, s := range shapes {
+			check(t, e.do(call{path: s.path, body: `{}`}), s.path, s.field, s.want)
+		}
+	})
+	t.Run("not started", func(t *testing.T) {
+		e := newEnv(t, nil)
+		failed := lifecycle.NewLazy(func(context.Context) (http.Handler, error) { return nil, errors.New("no store") }, func(error) {}).
+			Refusing(Unavailable)
+		srv := httptest.NewServer(failed)
+		t.Cleanup(srv.Close)
+		e.srv = srv
+		for _, s := range shapes {
+			check(t, e.do(call{path: s.path, body: `{}`}), s.path, s.field, s.want)
+		}
+	})
 }

@@ -47,8 +47,25 @@ func NewDrain() *Drain {
 	return &Drain{idle: make(chan struct{}, 1), cut: cut, cutAll: cutAll}
 }
 
+// Refusal answers a request the instance cannot serve (it is shutting
+// down, or could not start) with 503 and message, in the function's own
+// error shape.
+type Refusal func(w http.ResponseWriter, r *http.Request, message string)
+
+// plainRefusal is the Refusal of a function without an error shape.
+func plainRefusal(w http.ResponseWriter, _ *http.Request, message string) {
+	http.Error(w, message, http.StatusServiceUnavailable)
+}
+
 // Wrap counts h's requests; once closing, new requests get 503.
-func (d *Drain) Wrap(h http.Handler) http.Handler {
+func (d *Drain) Wrap(h http.Handler) http.Handler { return d.WrapRefusing(h, nil) }
+
+// WrapRefusing is Wrap with new requests refused by refuse once closing
+// (plain text if nil).
+func (d *Drain) WrapRefusing(h http.Handler, refuse Refusal) http.Handler {
+	if refuse == nil {
+		refuse = plainRefusal
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Counted before the closing check, so Close either sees this
 		// request in flight or the request sees Close: none slips between.
@@ -63,7 +80,7 @@ func (d *Drain) Wrap(h http.Handler) http.Handler {
 		}()
 		if d.closing.Load() {
 			w.Header().Set("Connection", "close")
-			http.Error(w, "tollgate is shutting down; retry", http.StatusServiceUnavailable)
+			refuse(w, r, "tollgate is shutting down; retry")
 			return
 		}
 		ctx, cancel := context.WithCancelCause(r.Context())
@@ -220,6 +237,8 @@ type Lazy struct {
 	h     http.Handler
 	err   error
 	fail  func(error)
+	// refuse answers every request once the build has failed.
+	refuse Refusal
 }
 
 // NewLazy returns a Lazy; fail is called with a build error (default: log
@@ -231,7 +250,17 @@ func NewLazy(build func(ctx context.Context) (http.Handler, error), fail func(er
 			go func() { time.Sleep(100 * time.Millisecond); os.Exit(1) }()
 		}
 	}
-	return &Lazy{build: build, fail: fail}
+	return &Lazy{build: build, fail: fail, refuse: plainRefusal}
+}
+
+// Refusing makes refuse (plain text if nil) answer the requests of a
+// Lazy whose build failed; it returns l.
+func (l *Lazy) Refusing(refuse Refusal) *Lazy {
+	if refuse == nil {
+		refuse = plainRefusal
+	}
+	l.refuse = refuse
+	return l
 }
 
 func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -244,7 +273,7 @@ func (l *Lazy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	})
 	if l.err != nil {
-		http.Error(w, "tollgate could not start; the operator must check its logs", http.StatusServiceUnavailable)
+		l.refuse(w, r, "tollgate could not start; the operator must check its logs")
 		return
 	}
 	l.h.ServeHTTP(w, r)
