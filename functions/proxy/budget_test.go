@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -383,4 +384,26 @@ func TestBuiltBodiesWaitForMemory(t *testing.T) {
 		t.Errorf("sent to Bedrock: %d requests", up.Count()-sent)
 	}
 	end()
+}
+
+// A whole answer too big to hold has its usage unread: it is relayed in
+// full and charged as a stream cut short, its output at the request's
+// limit, not the prompt alone.
+func TestAnswerTooBigToHoldChargedAtTheLimit(t *testing.T) {
+	e := newEnv(t, nil, Options{MaxAnswer: 64})
+	tk := e.user(users.Patch{})
+	charged := func(maxTokens int) int64 {
+		t.Helper()
+		before := e.get(tk).TokenCounts["gpt4o"]
+		body := strings.Replace(chatOf("gpt-4o", 100, false), `"max_tokens":10`, `"max_tokens":`+strconv.Itoa(maxTokens), 1)
+		a := e.do(call{path: "/proxy/openai/v1/chat/completions", body: body, header: bearerH(tk)})
+		if a.status != http.StatusOK || dig(a.json(t), "object") != "chat.completion" {
+			t.Fatalf("%d %.300s", a.status, a.body)
+		}
+		return e.get(tk).TokenCounts["gpt4o"] - before
+	}
+	small, large := charged(10), charged(1000)
+	if large-small != 990 {
+		t.Errorf("charged %d with max_tokens 10 and %d with 1000: the output is not charged at the limit", small, large)
+	}
 }

@@ -537,8 +537,9 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 func (x *exchange) readWhole(resp *http.Response) error {
 	// One byte of room: an answer of its announced length is read without
 	// growing the buffer to find its end; it is never edited in place.
-	x.answer = io.LimitedReader{R: resp.Body, N: maxAnswer + 1} // in the exchange: no allocation
-	body, err := readAll(&x.answer, min(resp.ContentLength, maxAnswer+1), 1, func(n int) error {
+	limit := x.h.maxAnswer
+	x.answer = io.LimitedReader{R: resp.Body, N: int64(limit) + 1} // in the exchange: no allocation
+	body, err := readAll(&x.answer, min(resp.ContentLength, int64(limit)+1), 1, func(n int) error {
 		return x.mem.take(x.r.Context(), int64(n))
 	})
 	if err != nil {
@@ -546,9 +547,11 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// for it (503): nothing charged.
 		return err
 	}
-	if len(body) > maxAnswer {
-		// Too big to hold: relay it as it comes, charging the prompt.
-		x.charge(x.rq.PromptTokens, 0)
+	if len(body) > limit {
+		// Too big to hold, so its usage is unread: relay it as it comes,
+		// its output charged at the request's limit (as an SSE event too
+		// big to read is).
+		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
 		resp.Body = struct {
 			io.Reader
 			io.Closer

@@ -43,6 +43,9 @@ type Options struct {
 	// MemoryWait bounds how long a body waits for room in the instance's
 	// memory budget (default 15 seconds; see memBudget).
 	MemoryWait time.Duration
+	// MaxAnswer caps how much of a whole answer is held to read its usage
+	// (default maxAnswer).
+	MaxAnswer int
 }
 
 const (
@@ -87,6 +90,7 @@ type handler struct {
 	lowerSecrets []string
 	chunks       *chunkPool // read buffers of relayed streams
 	mem          *memBudget // what bodies in flight may take together
+	maxAnswer    int        // Options.MaxAnswer
 }
 
 // upstream is a provider as configured: adapter, base URL and keys.
@@ -107,15 +111,16 @@ func newHandler(d Deps, o Options) *handler {
 		now = time.Now
 	}
 	h := &handler{
-		cfg:     d.Config,
-		gk:      gatekeeper.New(d.Config, d.Store, now),
-		log:     d.Log,
-		now:     now,
-		up:      map[string]*upstream{},
-		maxBody: o.MaxBodyBytes,
-		timeout: o.UpstreamTimeout,
-		chunks:  newChunkPool(),
-		mem:     newMemBudget(d.Config.BodyMemoryMB, o.MemoryWait),
+		cfg:       d.Config,
+		gk:        gatekeeper.New(d.Config, d.Store, now),
+		log:       d.Log,
+		now:       now,
+		up:        map[string]*upstream{},
+		maxBody:   o.MaxBodyBytes,
+		timeout:   o.UpstreamTimeout,
+		chunks:    newChunkPool(),
+		mem:       newMemBudget(d.Config.BodyMemoryMB, o.MemoryWait),
+		maxAnswer: o.MaxAnswer,
 	}
 	h.gk.OnEventError(func(token string, err error) {
 		h.log.Warn().Err(err).Str("token", logging.TokenTail(token)).Msg("request event could not be recorded (EVENT_LOGGING); the charge is kept")
@@ -125,6 +130,9 @@ func newHandler(d Deps, o Options) *handler {
 	}
 	if h.timeout <= 0 {
 		h.timeout = defaultUpstreamTimeout
+	}
+	if h.maxAnswer <= 0 {
+		h.maxAnswer = maxAnswer
 	}
 	// Providers that share a key variable share its pool: a key set aside
 	// on one mount is set aside on the others.
