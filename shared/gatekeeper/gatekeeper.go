@@ -263,7 +263,7 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 	rec, deferred := g.store.(users.IPRecorder)
 	switch {
 	case u.HasIP(ip):
-	case deferred && (u.HasIPGroup(ip) || u.IPUnlimited(g.cfg.MaxIPsPerUser)):
+	case deferred && (u.IPUnlimited(g.cfg.MaxIPsPerUser) || u.HasIPGroup(ip)):
 		// A new address that needs no judgement under the IP limit (its
 		// network takes a place already, or there is no limit): recorded
 		// with the next flush, not by a write of the whole record (an
