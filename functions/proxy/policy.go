@@ -286,11 +286,14 @@ var freeJSON = map[string]bool{"input": true, "args": true, "response": true, "p
 
 // promptText is every string of the body a prompt can hold, one a line:
 // whatever the format, a phrase cannot hide in a member the walk skips.
-// deep reports a body nested past maxDepth, whose text is not all read.
+// The text parts of one list (OpenAI's and Anthropic's content parts,
+// Gemini's parts) follow, joined as the model reads them, on a line of
+// their own: a phrase cannot hide split across two parts. deep reports a
+// body nested past maxDepth, whose text is not all read.
 func promptText(body []byte) (text string, deep bool) {
 	var b strings.Builder
-	var walk func(v gjson.Result, depth int, free bool)
-	walk = func(v gjson.Result, depth int, free bool) {
+	var walk func(v gjson.Result, depth int, free bool, parts *joined)
+	walk = func(v gjson.Result, depth int, free bool, parts *joined) {
 		if depth > maxDepth {
 			deep = true
 			return
@@ -303,14 +306,14 @@ func promptText(body []byte) (text string, deep bool) {
 			v.ForEach(func(k, val gjson.Result) bool {
 				b.WriteString(k.String())
 				b.WriteByte('\n')
-				walk(val, depth+1, true)
+				walk(val, depth+1, true, nil)
 				return !deep
 			})
 		case v.IsObject():
 			v.ForEach(func(k, val gjson.Result) bool {
 				switch name := k.String(); {
 				case freeJSON[name] && val.IsObject():
-					walk(val, depth+1, true)
+					walk(val, depth+1, true, nil)
 				case name == "data" && val.Type == gjson.String:
 					if textData(v) {
 						b.WriteString(val.String())
@@ -322,19 +325,46 @@ func promptText(body []byte) (text string, deep bool) {
 						}
 					}
 				case !notPrompt[name]:
-					walk(val, depth+1, false)
+					if name == "text" && parts != nil && val.Type == gjson.String {
+						parts.add(val.String())
+					}
+					walk(val, depth+1, false, nil)
 				}
 				return !deep
 			})
 		case v.IsArray():
+			var parts joined
 			v.ForEach(func(_, val gjson.Result) bool {
-				walk(val, depth+1, free)
+				walk(val, depth+1, free, &parts)
 				return !deep
 			})
+			if parts.n > 1 {
+				b.WriteString(parts.b.String())
+				b.WriteByte('\n')
+			}
 		}
 	}
-	walk(gjson.ParseBytes(body), 0, false)
+	walk(gjson.ParseBytes(body), 0, false, nil)
 	return b.String(), deep
+}
+
+// joined is the text members of one list's elements, one after another
+// as the model reads them; n counts them.
+type joined struct {
+	b     strings.Builder
+	first string
+	n     int
+}
+
+func (j *joined) add(s string) {
+	if j.n++; j.n == 1 {
+		j.first = s // one part alone is on its own line already
+		return
+	}
+	if j.n == 2 {
+		j.b.WriteString(j.first)
+	}
+	j.b.WriteString(s)
 }
 
 // textData reports whether the object holding a "data" string gives it a

@@ -75,6 +75,39 @@ func TestRejectPhrases(t *testing.T) {
 	})
 }
 
+// A phrase split over two text parts of one message is read as the model
+// reads the parts, one after the other; parts of different messages are
+// not joined.
+func TestRejectPhrasesSplitAcrossParts(t *testing.T) {
+	pol := policiesOf(t, map[string]string{"REJECT_PHRASES": `forbidden\s+topic,secret plan`})
+	for _, tc := range []struct {
+		name, body string
+		refused    bool
+	}{
+		{"openai chat parts", `{"model":"gpt-4o","messages":[{"role":"user","content":[` +
+			`{"type":"text","text":"Tell me about the forb"},{"type":"text","text":"idden topic."}]}]}`, true},
+		{"anthropic blocks around an image", `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[` +
+			`{"type":"text","text":"the sec"},{"type":"image","source":{"type":"base64","media_type":"image/png","data":"AAAA"}},` +
+			`{"type":"text","text":"ret plan"}]}]}`, true},
+		{"anthropic system blocks", `{"model":"claude-sonnet-4-5","max_tokens":10,"system":[{"type":"text","text":"the secret"},` +
+			`{"type":"text","text":" plan"}],"messages":[{"role":"user","content":"hi"}]}`, true},
+		{"gemini parts", `{"contents":[{"role":"user","parts":[{"text":"the s"},{"text":"ecret "},{"text":"plan"}]}]}`, true},
+		{"gemini system parts", `{"systemInstruction":{"parts":[{"text":"the secret"},{"text":" plan"}]},"contents":[{"parts":[{"text":"hi"}]}]}`, true},
+		{"responses input parts", `{"model":"gpt-4o","input":[{"role":"user","content":[{"type":"input_text","text":"secret"},` +
+			`{"type":"input_text","text":" plan"}]}]}`, true},
+		{"\\u-escaped part", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"secret"},{"type":"text","text":"\u0020plan"}]}]}`, true},
+		{"parts of two messages", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"secret"}]},` +
+			`{"role":"user","content":[{"type":"text","text":" plan"}]}]}`, false},
+		{"innocent parts", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"a forbidden"},{"type":"text","text":"? No, a topic."}]}]}`, false},
+	} {
+		// Exempt from the image ban: phrases apply to everyone.
+		err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, false, 10, 20)
+		if (err != nil) != tc.refused {
+			t.Errorf("%s: refused %v (%v), want %v", tc.name, err != nil, err, tc.refused)
+		}
+	}
+}
+
 // policiesOf is the policies a configuration gives.
 func policiesOf(t *testing.T, env map[string]string) *config.Policies {
 	t.Helper()
