@@ -53,14 +53,9 @@ func (s *Store) shard(token string) *shard {
 }
 
 func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
-	sh := s.shard(token)
-	sh.mu.RLock()
-	defer sh.mu.RUnlock()
-	u, ok := sh.users[token]
-	if !ok {
-		return nil, users.ErrNotFound
-	}
-	return u.Clone(), nil
+	var c *users.User
+	err := s.at(token, false, func(_ *shard, u *users.User) { c = u.Clone() })
+	return c, err
 }
 
 // Lookup is Get: a memory store has no cache to be stale.
@@ -135,30 +130,19 @@ func (sh *shard) current(token string) *users.User {
 }
 
 func (s *Store) Delete(ctx context.Context, token string) error {
-	sh := s.shard(token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if _, ok := sh.users[token]; !ok {
-		return users.ErrNotFound
-	}
-	delete(sh.users, token)
-	return nil
+	_, err := s.DeleteIf(ctx, token, func(*users.User) bool { return true })
+	return err
 }
 
 // DeleteIf implements users.CondDeleter.
 func (s *Store) DeleteIf(ctx context.Context, token string, cond func(*users.User) bool) (bool, error) {
-	sh := s.shard(token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	u, ok := sh.users[token]
-	if !ok {
-		return false, users.ErrNotFound
-	}
-	if !cond(u) {
-		return false, nil
-	}
-	delete(sh.users, token)
-	return true, nil
+	deleted := false
+	err := s.at(token, true, func(sh *shard, u *users.User) {
+		if deleted = cond(u); deleted {
+			delete(sh.users, token)
+		}
+	})
+	return deleted, err
 }
 
 // RecordUsage charges at once: in one process there is nothing to batch.
@@ -173,14 +157,25 @@ func (s *Store) RecordIP(ctx context.Context, token, ip string, defaultMax int64
 
 // change applies fn to token's user under its shard's lock.
 func (s *Store) change(token string, fn func(*users.User)) error {
+	return s.at(token, true, func(_ *shard, u *users.User) { fn(u) })
+}
+
+// at runs fn on token's user (the stored value, not a copy) under its
+// shard's lock, exclusive when write; ErrNotFound when there is none.
+func (s *Store) at(token string, write bool, fn func(*shard, *users.User)) error {
 	sh := s.shard(token)
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	cur, ok := sh.users[token]
+	if write {
+		sh.mu.Lock()
+		defer sh.mu.Unlock()
+	} else {
+		sh.mu.RLock()
+		defer sh.mu.RUnlock()
+	}
+	u, ok := sh.users[token]
 	if !ok {
 		return users.ErrNotFound
 	}
-	fn(cur)
+	fn(sh, u)
 	return nil
 }
 
