@@ -123,6 +123,26 @@ func PageHeaders(h http.Header, csp string) {
 	h.Set("Content-Security-Policy", csp)
 }
 
+// CrossSite reports whether a browser says r was sent from a page of
+// another site: Sec-Fetch-Site "cross-site" or "same-site" (another
+// origin under the same registrable domain). A form or a no-cors fetch
+// of another site reaches a page without a preflight; the user pages,
+// which post only to themselves, refuse such a post before it counts
+// against the visitor's address. A client that sends no Sec-Fetch-Site
+// (API tools, browsers older than 2023) is not judged: comparing Origin
+// with Host instead would refuse legitimate posts behind Firebase
+// Hosting, where the function sees its own host.
+func CrossSite(r *http.Request) bool {
+	switch r.Header.Get("Sec-Fetch-Site") {
+	case "cross-site", "same-site":
+		return true
+	}
+	return false
+}
+
+// CrossSiteMessage is what a page answers a post CrossSite refuses.
+const CrossSiteMessage = "This form was sent from another site; open this page and send it from here."
+
 // FormatNum writes n with thousands separators.
 func FormatNum(n int64) string {
 	s := strconv.FormatInt(n, 10)

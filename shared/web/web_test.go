@@ -195,3 +195,15 @@ func TestPartials(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossSite(t *testing.T) {
+	for site, want := range map[string]bool{"cross-site": true, "same-site": true, "same-origin": false, "none": false, "": false} {
+		r := httptest.NewRequest(http.MethodPost, "/", nil)
+		if site != "" {
+			r.Header.Set("Sec-Fetch-Site", site)
+		}
+		if got := web.CrossSite(r); got != want {
+			t.Errorf("Sec-Fetch-Site %q: CrossSite %v, want %v", site, got, want)
+		}
+	}
+}

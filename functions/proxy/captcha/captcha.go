@@ -169,6 +169,12 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		fail(w, r, http.StatusForbidden, "Forbidden (by IP_BLACKLIST).")
 		return
 	}
+	if r.Method == http.MethodPost && web.CrossSite(r) {
+		// Its JSON endpoints read a body of any Content-Type, which
+		// another site's page may send without a preflight.
+		fail(w, r, http.StatusForbidden, web.CrossSiteMessage)
+		return
+	}
 	switch {
 	case rest == "" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		h.servePage(w)

@@ -1,9 +1,13 @@
 package captcha_test
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"regexp"
 	"strings"
@@ -78,5 +82,47 @@ func TestPageAndAssets(t *testing.T) {
 	}
 	if r := do(t, e.h, http.MethodGet, "/user/captcha/worker.js", ipA, nil); !strings.HasPrefix(r.header.Get("Content-Type"), "text/javascript") {
 		t.Errorf("worker.js Content-Type %q", r.header.Get("Content-Type"))
+	}
+}
+
+// The page's JSON endpoints read a body of any Content-Type, so a page of
+// another site could post to them from its visitors' browsers without a
+// preflight: each unknown token asked to refresh took one of the
+// visitor's address's ten, and the visitor was locked out of refreshing.
+// What a browser says comes from another site (Sec-Fetch-Site) is refused
+// before it counts.
+func TestCrossSitePostsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	post := func(path, site string, body any) reply {
+		t.Helper()
+		raw, _ := json.Marshal(body)
+		req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(raw))
+		req.Header.Set("Content-Type", "text/plain")
+		req.Header.Set("X-Test-IP", ipA)
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, req)
+		return reply{rec.Code, rec.Header(), rec.Body.Bytes()}
+	}
+	for i := range 15 {
+		site := []string{"cross-site", "same-site"}[i%2]
+		r := post("/user/captcha/challenge", site, map[string]string{"action": "refresh", "token": fmt.Sprintf("guessed-token-%02d", i)})
+		if r.status != http.StatusForbidden || !strings.Contains(r.errorText(t), "another site") {
+			t.Errorf("refresh %d (%s): %d %s", i, site, r.status, r.body)
+		}
+	}
+	if r := post("/user/captcha/verify", "cross-site", map[string]string{"challenge": "x", "solution": "1"}); r.status != http.StatusForbidden {
+		t.Errorf("verify from another site: %d %s", r.status, r.body)
+	}
+	for _, site := range []string{"same-origin", ""} {
+		r := post("/user/captcha/challenge", site, map[string]string{"action": "refresh", "token": "unknown-token-0001"})
+		if r.status != http.StatusNotFound {
+			t.Fatalf("Sec-Fetch-Site %q, after the refused posts: %d %s", site, r.status, r.body)
+		}
+	}
+	if c := getChallenge(t, e.h, ipA, map[string]string{"action": "new"}); c.Challenge == "" {
+		t.Fatal("no challenge for the page itself")
 	}
 }

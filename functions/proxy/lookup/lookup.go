@@ -194,6 +194,11 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.render(w, r, http.StatusOK, &view{})
 	case http.MethodPost:
 		rec.SetRoute("POST " + Path)
+		if web.CrossSite(r) {
+			rec.SetError("post from another site")
+			h.render(w, r, http.StatusForbidden, &view{Error: web.CrossSiteMessage})
+			return
+		}
 		h.post(w, r)
 	default:
 		rec.SetRoute(r.Method + " " + Path)

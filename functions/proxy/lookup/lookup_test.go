@@ -406,3 +406,44 @@ func TestNoticeOutsideUserTokenMode(t *testing.T) {
 		t.Fatalf("at root: %d", res.status)
 	}
 }
+
+// A page of another site can make its visitors' browsers post to this
+// one (a form, or fetch in no-cors mode), and each unknown token so sent
+// would take one of the visitor's address's ten: a few posts locked the
+// visitor out of the page. What a browser says comes from another site
+// (Sec-Fetch-Site) is refused before it counts; the page's own form, and
+// clients that say nothing, are served as before.
+func TestCrossSitePostsRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	e.put(tok, nightOwl)
+	post := func(token, site string) response {
+		t.Helper()
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/proxy/user/lookup", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if site != "" {
+			req.Header.Set("Sec-Fetch-Site", site)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return response{status: res.StatusCode, header: res.Header, body: string(b)}
+	}
+	for i := range 15 {
+		site := []string{"cross-site", "same-site"}[i%2]
+		res := post(fmt.Sprintf("guessed-token-%02d", i), site)
+		if res.status != http.StatusForbidden || !strings.Contains(res.body, "another site") {
+			t.Errorf("post %d (%s): %d, want 403 saying it came from another site", i, site, res.status)
+		}
+	}
+	if res := post(tok, "cross-site"); res.status != http.StatusForbidden || strings.Contains(res.body, "night owl") {
+		t.Errorf("a known token from another site: %d", res.status)
+	}
+	for _, site := range []string{"same-origin", "none", ""} {
+		if res := post(tok, site); res.status != http.StatusOK || !strings.Contains(res.body, "night owl") {
+			t.Fatalf("Sec-Fetch-Site %q, after the refused posts: %d", site, res.status)
+		}
+	}
+}
