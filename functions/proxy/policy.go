@@ -14,6 +14,7 @@ import (
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/models"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 // policies applies the original's request policies once the request is
@@ -73,6 +74,9 @@ func (x *exchange) blocked(pol *config.Policies) {
 	page := `<!doctype html><html><head><title>Redirecting</title><meta http-equiv="refresh" content="3; url=` + dest +
 		`"></head><body><h2>` + msg + `</h2><p><a href="` + dest + `">Continue</a></p></body></html>`
 	h := x.w.Header()
+	// It is a page of the proxy's origin, which the admin UI shares
+	// under Hosting: nothing may run, load or frame it.
+	web.PageHeaders(h, "default-src 'none'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Length", strconv.Itoa(len(page)))
 	h.Set(headerError, titles[users.CodeForbidden])

@@ -519,6 +519,16 @@ func TestBlockedOrigins(t *testing.T) {
 		if a.header.Get(headerErrorStatus) != "403" {
 			t.Errorf("error headers %v", a.header)
 		}
+		// An HTML page of the proxy's origin, which it shares with the
+		// admin UI under Hosting: the headers of every tollgate page.
+		for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer"} {
+			if a.header.Get(k) != v {
+				t.Errorf("%s: %q, want %q", k, a.header.Get(k), v)
+			}
+		}
+		if csp := a.header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors 'none'") {
+			t.Errorf("Content-Security-Policy %q", csp)
+		}
 		if n := e.fake(upstreamfake.OpenAI).Count(); n != 0 {
 			t.Errorf("%d requests reached the upstream", n)
 		}

@@ -162,9 +162,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	logging.FromContext(r.Context()).SetRoute(r.Method + " " + Path)
 	rest := strings.TrimPrefix(r.URL.Path, Path)
 	hdr := w.Header()
-	hdr.Set("Content-Security-Policy", csp)
-	hdr.Set("X-Content-Type-Options", "nosniff")
-	hdr.Set("Referrer-Policy", "no-referrer")
+	web.PageHeaders(hdr, csp)
 	if h.ips.Blacklisted(r.Context(), h.clientIP(r)) {
 		fail(w, r, http.StatusForbidden, "Forbidden (by IP_BLACKLIST).")
 		return

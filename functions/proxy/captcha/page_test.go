@@ -80,6 +80,13 @@ func TestPageAndAssets(t *testing.T) {
 			t.Errorf("/user/captcha%s loads from another origin: %q", name, loc)
 		}
 	}
+	// The headers every tollgate page sends; the page shares its origin
+	// with the admin UI under Hosting.
+	for k, v := range map[string]string{"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer", "Content-Security-Policy": csp} {
+		if r.header.Get(k) != v {
+			t.Errorf("page %s: %q, want %q", k, r.header.Get(k), v)
+		}
+	}
 	if r := do(t, e.h, http.MethodGet, "/user/captcha/worker.js", ipA, nil); !strings.HasPrefix(r.header.Get("Content-Type"), "text/javascript") {
 		t.Errorf("worker.js Content-Type %q", r.header.Get("Content-Type"))
 	}
