@@ -326,3 +326,40 @@ func TestLogsNeverHoldSecrets(t *testing.T) {
 		t.Errorf("log lacks the route pattern:\n%s", logs)
 	}
 }
+
+// A path with an empty, "." or ".." segment is sent to its cleaned form
+// under the mount it came by: the router's own redirect dropped the
+// prefix, so under Hosting /admin/manage//users went to /manage/users,
+// which is not the admin function at all.
+func TestUncleanPathsRedirectUnderTheMount(t *testing.T) {
+	e := newEnv(t, nil)
+	for _, tc := range []struct{ path, auth, want string }{
+		{"/admin/manage//users?q=x", "", "/admin/manage/users?q=x"},
+		{"/admin/manage/./new", "", "/admin/manage/new"},
+		{"/admin/manage/users/../dashboard", "", "/admin/manage/dashboard"},
+		{"/admin//manage/users", "", "/admin/manage/users"},
+		{"/admin//evil.example/", "", "/admin/evil.example/"},
+		{"/manage//users", "", "/manage/users"},
+		{"/admin/users//some-token?x=1", "Bearer " + testKey, "/admin/users/some-token?x=1"},
+		{"/users/./some-token", "Bearer " + testKey, "/users/some-token"},
+	} {
+		r := httptest.NewRequest(http.MethodGet, tc.path, nil)
+		r.RemoteAddr = "192.0.2.10:4321"
+		if tc.auth != "" {
+			r.Header.Set("Authorization", tc.auth)
+		}
+		rec := httptest.NewRecorder()
+		e.h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusTemporaryRedirect || rec.Header().Get("Location") != tc.want {
+			t.Errorf("%s: %d to %q, want 307 to %q", tc.path, rec.Code, rec.Header().Get("Location"), tc.want)
+		}
+	}
+	// The API still asks for the key first.
+	r := httptest.NewRequest(http.MethodGet, "/admin/users//some-token", nil)
+	r.RemoteAddr = "192.0.2.10:4321"
+	rec := httptest.NewRecorder()
+	e.h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusUnauthorized {
+		t.Errorf("unauthenticated unclean API path: %d", rec.Code)
+	}
+}

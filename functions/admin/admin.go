@@ -139,6 +139,10 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if web.RedirectClean(w, r) {
+		rec.SetRoute("unclean path")
+		return
+	}
 	if pattern == "" {
 		a.noRoute(w, r)
 		return

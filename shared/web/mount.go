@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"path"
 	"strings"
 )
 
@@ -42,4 +43,39 @@ func Mount(name string, h http.Handler) http.Handler {
 func BasePath(ctx context.Context) string {
 	s, _ := ctx.Value(baseKey{}).(string)
 	return s
+}
+
+// RedirectClean sends a request whose path has an empty, "." or ".."
+// segment to the cleaned path (307, as http.ServeMux does), under the
+// prefix Mount stripped: the mux's own redirect knows nothing of the
+// mount and would leave it. It reports whether it answered. The cleaned
+// path never begins with "//", so the Location stays on this site.
+func RedirectClean(w http.ResponseWriter, r *http.Request) bool {
+	p := r.URL.EscapedPath()
+	clean := cleanPath(p)
+	if clean == p {
+		return false
+	}
+	if r.URL.RawQuery != "" {
+		clean += "?" + r.URL.RawQuery
+	}
+	w.Header().Set("Location", BasePath(r.Context())+clean)
+	w.WriteHeader(http.StatusTemporaryRedirect)
+	return true
+}
+
+// cleanPath is http.ServeMux's: path.Clean, rooted, keeping a trailing
+// slash.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }

@@ -161,6 +161,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// keep them.
 		hdr.Set("Cache-Control", "no-store")
 	}
+	if web.RedirectClean(w, r) {
+		rec.SetRoute("ui unclean path")
+		return
+	}
 	if pattern == "" {
 		rec.SetRoute("ui unmatched")
 		h.renderError(w, r, http.StatusNotFound, "Page not found.")
