@@ -166,12 +166,35 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if pattern == "" {
+		if allow := h.allowed(r); allow != "" {
+			rec.SetRoute("ui method not allowed")
+			hdr.Set("Allow", allow)
+			h.renderError(w, r, http.StatusMethodNotAllowed, "This page does not take "+r.Method+" requests.")
+			return
+		}
 		rec.SetRoute("ui unmatched")
 		h.renderError(w, r, http.StatusNotFound, "Page not found.")
 		return
 	}
 	rec.SetRoute("ui " + pattern)
 	h.mux.ServeHTTP(w, r)
+}
+
+// allowed lists the methods the request's path takes ("" when it is no
+// page at all), for a 405's Allow.
+func (h *handler) allowed(r *http.Request) string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := h.mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
+		}
+	}
+	return strings.Join(allow, ", ")
 }
 
 // link is path under the function's mount, for links and redirects.

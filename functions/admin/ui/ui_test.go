@@ -784,6 +784,30 @@ func TestStaticAndUnknown(t *testing.T) {
 	}
 }
 
+// A page asked with a method it does not take is answered 405 with
+// Allow, as the REST API answers: GET /logout (a typed address) said
+// "Page not found" of a page that exists.
+func TestWrongMethodAnswers405(t *testing.T) {
+	e := newEnv(t, nil)
+	c := e.loggedIn()
+	for _, tc := range []struct{ method, path, allow string }{
+		{http.MethodGet, "/admin/logout", "POST"},
+		{http.MethodPost, "/admin/manage/users", "GET, HEAD"},
+		{http.MethodPut, "/admin/login", "GET, HEAD, POST"},
+		{http.MethodDelete, "/admin/manage/users/some-user", "GET, HEAD"},
+	} {
+		req, _ := http.NewRequest(tc.method, c.base+tc.path, nil)
+		res := c.do(req)
+		if res.status != http.StatusMethodNotAllowed || res.header.Get("Allow") != tc.allow ||
+			!strings.Contains(res.body, "Method Not Allowed") || res.header.Get("X-Frame-Options") != "DENY" {
+			t.Errorf("%s %s: %d, Allow %q, want 405 and %q", tc.method, tc.path, res.status, res.header.Get("Allow"), tc.allow)
+		}
+	}
+	if res := c.get("/admin/manage/nothing"); res.status != http.StatusNotFound || res.header.Get("Allow") != "" {
+		t.Errorf("an unknown page: %d, Allow %q", res.status, res.header.Get("Allow"))
+	}
+}
+
 func TestMountedAtRoot(t *testing.T) {
 	// Served at the function's root (a function URL): links have no /admin.
 	c := newClock()
