@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"tollgate.dev/tollgate/shared/web"
 
@@ -263,10 +264,16 @@ func (h *handler) rename(w http.ResponseWriter, r *http.Request, u *users.User) 
 	}
 	nick := strings.TrimSpace(r.PostFormValue("nickname"))
 	p := users.Patch{Nickname: users.Opt[string]{Set: true, Null: nick == "", Value: nick}}
+	msg := ""
 	if err := p.Check(); err != nil {
+		msg = nicknameError(err)
+	} else if strings.IndexFunc(nick, unseen) >= 0 {
+		msg = "Nickname must be visible text: no control, direction or invisible formatting characters."
+	}
+	if msg != "" {
 		res := h.result(u)
 		res.NicknameValue = nick
-		h.render(w, r, http.StatusBadRequest, &view{Error: nicknameError(err), Result: res})
+		h.render(w, r, http.StatusBadRequest, &view{Error: msg, Result: res})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), storeTimeout)
@@ -278,6 +285,13 @@ func (h *handler) rename(w http.ResponseWriter, r *http.Request, u *users.User) 
 	}
 	h.render(w, r, http.StatusOK, &view{Flash: "Nickname saved.", Result: h.result(updated)})
 }
+
+// unseen reports a character a token holder could use to make a nickname
+// pass for another user's in the operator's lists, or to break a line of
+// a text export: control characters (line breaks and terminal escapes
+// among them) and format characters (direction overrides, zero-width
+// spaces and joiners). The operator's own edits are not held to this.
+func unseen(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Cf, r) }
 
 func nicknameError(err error) string {
 	var e *users.Error

@@ -375,6 +375,20 @@ func TestRename(t *testing.T) {
 	if res := rename(strings.Repeat("x", 81), csrf); res.status != http.StatusBadRequest || !strings.Contains(res.body, "at most 80 characters") {
 		t.Errorf("long nickname: %d", res.status)
 	}
+	// A token holder's nickname is visible text: one that breaks a line,
+	// sends a terminal escape or turns the text around could pass for
+	// another user's in the operator's lists and exports.
+	for _, bad := range []string{"early\nbird", "early\x1b[2Jbird", "\u202Eowl thgin", "night\u200Bowl", "owl\u2066x\u2069"} {
+		if res := rename(bad, csrf); res.status != http.StatusBadRequest || !strings.Contains(res.body, "visible text") {
+			t.Errorf("nickname %q: %d", bad, res.status)
+		}
+	}
+	if u := e.user(tok); u.Nickname != "early bird" {
+		t.Fatalf("nickname after refused renames: %q", u.Nickname)
+	}
+	if res := rename("ночная сова 🦉", csrf); res.status != http.StatusOK || e.user(tok).Nickname != "ночная сова 🦉" {
+		t.Errorf("a nickname in another script: %d %q", res.status, e.user(tok).Nickname)
+	}
 	if res := rename("", csrf); res.status != http.StatusOK || e.user(tok).Nickname != "" {
 		t.Errorf("clearing the nickname: %d %q", res.status, e.user(tok).Nickname)
 	}
