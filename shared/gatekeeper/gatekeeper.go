@@ -397,8 +397,9 @@ const persistTries = 3
 // flush (a shared store writes each user's pending usage in one
 // transaction); the memory store has nothing to write. Each flush runs
 // with the store's own call deadlines, not the request's (a write cut off
-// by the request's deadline after the database applied it would be kept
-// and applied twice); the request's deadline only stops further tries.
+// by the request's deadline would not tell whether the database applied
+// it: the charge would wait for a later flush to settle it); the
+// request's deadline only stops further tries.
 func (g *Gatekeeper) persist(ctx context.Context) error {
 	flushCtx := ctx
 	if ctx.Done() != nil {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"tollgate.dev/tollgate/shared/logging"
 	"tollgate.dev/tollgate/shared/users"
@@ -475,4 +476,97 @@ func decodeValue(v any) any {
 		return out
 	}
 	return v
+}
+
+// A stored user also holds usageFlushed: for each writer (one Store, that
+// is one proxy or admin instance's connection) that flushed usage to it
+// lately, the number of that writer's latest flush applied to the user.
+// A flush whose answer was lost is sent again under its own number (by
+// the Firebase client, or by the writer's next flush): when the record
+// already holds that number, the usage is in it and is not added again.
+// It is no part of users.User (nor of exports, imports or the admin
+// API): userFromValue skips it, Modify keeps it as stored, and a usage
+// flush writes it. A writer's number is the epoch ms of its flush (one
+// more than its previous number when that is not smaller), so an entry
+// tells its age: entries older than flushedMaxAge are dropped by the
+// next flush of the user, and at most flushedMaxWriters are kept, the
+// newest, about 30 bytes each.
+const (
+	flushedField      = "usageFlushed"
+	flushedMaxAge     = 24 * time.Hour
+	flushedMaxWriters = 16
+)
+
+// decodeFlushed reads usageFlushed from a stored user (as decodeJSON
+// gives it); what is not a writer's number is skipped.
+func decodeFlushed(raw any) map[string]int64 {
+	out := map[string]int64{}
+	m, _ := raw.(map[string]any)
+	f, _ := m[flushedField].(map[string]any)
+	for w, v := range f {
+		if n, ok := flushedNumber(v); ok {
+			out[w] = n
+		}
+	}
+	return out
+}
+
+// flushedBy is writer's number in a stored user's usageFlushed; 0 when
+// it has none.
+func flushedBy(raw any, writer string) int64 {
+	m, _ := raw.(map[string]any)
+	f, _ := m[flushedField].(map[string]any)
+	n, _ := flushedNumber(f[writer])
+	return n
+}
+
+func flushedNumber(v any) (int64, bool) {
+	if n, ok := v.(json.Number); ok {
+		if i, err := n.Int64(); err == nil {
+			return i, true
+		}
+	}
+	return 0, false
+}
+
+// encodeFlushed is the stored form of a writer map; nil when empty (no
+// field).
+func encodeFlushed(f map[string]int64) map[string]any {
+	if len(f) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(f))
+	for w, n := range f {
+		out[w] = n
+	}
+	return out
+}
+
+// pruneFlushed drops the entries older than flushedMaxAge at nowMS, then
+// the oldest beyond flushedMaxWriters; keep's entry stays.
+func pruneFlushed(f map[string]int64, keep string, nowMS int64) {
+	for w, n := range f {
+		if w != keep && n < nowMS-flushedMaxAge.Milliseconds() {
+			delete(f, w)
+		}
+	}
+	for len(f) > flushedMaxWriters {
+		oldest := ""
+		for w, n := range f {
+			if w != keep && (oldest == "" || n < f[oldest] || n == f[oldest] && w < oldest) {
+				oldest = w
+			}
+		}
+		delete(f, oldest)
+	}
+}
+
+// keepFlushed copies usageFlushed, as stored in raw, into enc: a write of
+// the user's fields (an edit, an import) keeps the writers' numbers.
+func keepFlushed(raw any, enc map[string]any) {
+	if m, ok := raw.(map[string]any); ok {
+		if f, ok := m[flushedField]; ok {
+			enc[flushedField] = f
+		}
+	}
 }

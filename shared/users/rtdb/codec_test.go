@@ -35,3 +35,34 @@ func TestKeyEncodingRoundTrips(t *testing.T) {
 		}
 	}
 }
+
+// usageFlushed reads back as written, through JSON as the database serves
+// it; what is not a writer's number is skipped, and a writer id is a
+// valid, non-integer key.
+func TestFlushedRoundTrips(t *testing.T) {
+	f := map[string]int64{newWriterID(): 1_764_790_000_123, newWriterID(): 1}
+	enc := map[string]any{"token": "tok", flushedField: encodeFlushed(f)}
+	raw := roundTrip(enc)
+	got := decodeFlushed(raw)
+	if len(got) != len(f) {
+		t.Fatalf("decodeFlushed = %v, want %v", got, f)
+	}
+	for w, n := range f {
+		if got[w] != n || flushedBy(raw, w) != n {
+			t.Errorf("writer %s: %d (flushedBy %d), want %d", w, got[w], flushedBy(raw, w), n)
+		}
+		if len(w) != 14 || isIntegerLike(w) || strings.ContainsAny(w, ".$#[]/%") {
+			t.Errorf("writer id %q is not a plain 14-character key", w)
+		}
+	}
+	if flushedBy(raw, "wother") != 0 || encodeFlushed(nil) != nil {
+		t.Error("an absent writer or an empty map reads as something")
+	}
+	odd := roundTrip(map[string]any{flushedField: map[string]any{"wa": "x", "wb": 1.5, "wc": 7}})
+	if got := decodeFlushed(odd); len(got) != 1 || got["wc"] != 7 {
+		t.Errorf("decodeFlushed of hand-edited entries = %v, want only wc", got)
+	}
+	if _, err := userFromValue("tok", raw); err != nil {
+		t.Fatalf("a user with usageFlushed does not decode: %v", err)
+	}
+}

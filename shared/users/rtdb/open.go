@@ -10,7 +10,8 @@
 //     per user: concurrent instances and admin edits never overwrite each
 //     other. A failed flush keeps the usage and retries it; usage for a user
 //     deleted meanwhile is dropped, not resurrected. A flush whose answer is
-//     lost in transit may be applied twice (at-least-once, never lost).
+//     lost in transit is counted once: its number in the user's
+//     usageFlushed tells a retry it is there (codec.go).
 //   - Single-user changes (admin edits, disable, IP admission) are
 //     transactions on the user node: retried on conflict, no lost updates.
 //   - Imports (users.Service.ImportEach) validate every entry first, then
@@ -26,6 +27,8 @@ package rtdb
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -86,8 +89,13 @@ type Store struct {
 	mu       sync.Mutex
 	cache    map[string]*entry
 	seq      uint64            // increases with every cache install
-	pending  map[string]*delta // usage not yet sent
+	pending  map[string]*delta // usage not yet sent, or sent without an answer
 	inflight map[string]*delta // usage being flushed now
+	// writer names this Store in the users' usageFlushed (random, so
+	// that instances never share one); lastFlush is its latest flush's
+	// number there.
+	writer    string
+	lastFlush int64
 
 	stopFlusher context.CancelFunc
 	flusherDone chan struct{}
@@ -147,6 +155,7 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		pending:  map[string]*delta{},
 		inflight: map[string]*delta{},
 		flushing: make(chan struct{}, 1),
+		writer:   newWriterID(),
 	}
 	cctx, cancel := context.WithTimeout(ctx, o.CallTimeout)
 	defer cancel()
@@ -346,4 +355,12 @@ func lockIndex(token string) int {
 		h = (h ^ uint32(token[i])) * 16777619
 	}
 	return int(h % 64)
+}
+
+// newWriterID is "w" and 64 random bits in base32 (14 letters and
+// digits): a valid RTDB key that cannot read as an integer.
+func newWriterID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails
+	return "w" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b))
 }

@@ -69,12 +69,13 @@ func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
 	}
 	start := s.curSeq()
 	asked := s.o.Now()
-	u, err := s.read(ctx, token)
+	u, in, err := s.read(ctx, token)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	s.installLocked(token, u, start, false, asked)
+	s.settleLocked(token, in)
 	s.mu.Unlock()
 	if u == nil {
 		return nil, users.ErrNotFound
@@ -82,17 +83,19 @@ func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
 	return u.Clone(), nil
 }
 
-// read is one GET of the user; nil when missing.
-func (s *Store) read(ctx context.Context, token string) (*users.User, error) {
+// read is one GET of the user; nil when missing. in is this Store's
+// number in the user's usageFlushed: its flushes numbered up to it are in
+// the user.
+func (s *Store) read(ctx context.Context, token string) (u *users.User, in int64, err error) {
 	raw, err := s.readRaw(ctx, token)
 	if err != nil || raw == nil {
-		return nil, err
+		return nil, 0, err
 	}
-	u, err := userFromValue(token, raw)
+	u, err = userFromValue(token, raw)
 	if err != nil {
-		return nil, users.AsError(err)
+		return nil, 0, users.AsError(err)
 	}
-	return u, nil
+	return u, flushedBy(raw, s.writer), nil
 }
 
 // readRaw is one GET of the user's stored value, decoded with json.Number.
@@ -272,6 +275,7 @@ func (s *Store) Modify(ctx context.Context, token string, create bool, fn users.
 			fnErr = err
 			return nil, fnErr
 		}
+		keepFlushed(raw, enc)
 		stored := roundTrip(enc)
 		if exists && reflect.DeepEqual(raw, stored) {
 			result = cur
@@ -451,7 +455,7 @@ func (s *Store) deleteIf(ctx context.Context, token string, cond func(*users.Use
 	if err == nil || users.IsNotFound(err) {
 		s.installLocked(token, nil, 0, true, asked)
 		if d := s.pending[token]; d != nil {
-			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
+			s.o.Logf("rtdb: user %s deleted: dropping its %d unflushed prompts", logging.TokenTail(token), d.allPrompts())
 			delete(s.pending, token)
 		}
 	}

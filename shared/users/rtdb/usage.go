@@ -34,6 +34,31 @@ type delta struct {
 	lastUsed int64 // epoch ms, the latest
 	ips      []string
 	ipMax    int64 // MAX_IPS_PER_USER
+
+	// seq is the number of the flush that sent the delta (0: not sent).
+	// A delta sent without an answer may be in the database already: it
+	// takes no more usage, and is sent again under its own number until
+	// a read of the user's usageFlushed tells it is there.
+	seq int64
+	// sent are the user's earlier deltas sent without an answer, oldest
+	// first; each flush of the user sends them with it.
+	sent []*delta
+}
+
+// each calls fn on the deltas of the user's flush, oldest first: the
+// ones sent without an answer, then d.
+func (d *delta) each(fn func(*delta)) {
+	for _, x := range d.sent {
+		fn(x)
+	}
+	fn(d)
+}
+
+// allPrompts counts the prompts of d and the deltas sent before it.
+func (d *delta) allPrompts() int64 {
+	var n int64
+	d.each(func(x *delta) { n += x.prompts })
+	return n
 }
 
 // addIP keeps ip to record, the latest users.MaxRecordedIPs at most (a
@@ -74,11 +99,17 @@ func (d *delta) merge(o *delta) {
 	}
 }
 
-// applyTo charges u as users.User.Charge would have, once per prompt.
-// The addresses are written (applyIPs), not shown in Lookup's view: no
-// check needs them there, and each would cost every Lookup a pass over
-// the user's addresses.
+// applyTo charges u as users.User.Charge would have, once per prompt,
+// with d and the deltas sent before it (Lookup's view). The addresses are
+// written (applyIPs), not shown in Lookup's view: no check needs them
+// there, and each would cost every Lookup a pass over the user's
+// addresses.
 func (d *delta) applyTo(u *users.User) {
+	d.each(func(x *delta) { x.applyOwn(u) })
+}
+
+// applyOwn charges u with d's usage alone.
+func (d *delta) applyOwn(u *users.User) {
 	u.PromptCount += d.prompts
 	if u.TokenCounts == nil {
 		u.TokenCounts = map[string]int64{}
@@ -89,7 +120,8 @@ func (d *delta) applyTo(u *users.User) {
 	u.LastUsedAt = max(u.LastUsedAt, d.lastUsed)
 }
 
-// applyIPs records the addresses that u, as it is now, has room for.
+// applyIPs records the addresses of d alone that u, as it is now, has
+// room for.
 func (d *delta) applyIPs(u *users.User) {
 	for _, ip := range d.ips {
 		users.RecordIP(u, ip, d.ipMax)
@@ -162,11 +194,12 @@ func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
 	s.mu.Unlock()
 
 	asked := s.o.Now()
-	u, err := s.read(ctx, token)
+	u, in, err := s.read(ctx, token)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
+	s.settleLocked(token, in)
 	e := s.installLocked(token, u, start, false, asked)
 	if e == nil {
 		e = &entry{user: u} // flushing a user never looked up here
@@ -177,6 +210,15 @@ func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
 		return nil, users.ErrNotFound
 	}
 	return v, nil
+}
+
+// settleLocked drops from token's pending usage the deltas sent without
+// an answer that a read of the user shows are in it (numbered up to in):
+// Lookup's view does not count them again on top of a copy that has them.
+func (s *Store) settleLocked(token string, in int64) {
+	if p := s.pending[token]; p != nil && len(p.sent) > 0 {
+		p.sent = slices.DeleteFunc(slices.Clone(p.sent), func(x *delta) bool { return x.seq <= in })
+	}
 }
 
 // RecordUsage adds u to the user's pending usage; the flusher writes it.
@@ -217,9 +259,9 @@ func (s *Store) addPending(token string, add func(*delta)) error {
 // Flush writes all pending usage now, one transaction per user, a few at a
 // time. Usage that cannot be written is kept for the next flush and the
 // first error is returned; an unavailable database ends the round: no
-// further user is tried. Calls already sent are not canceled: one the
-// database applied but whose answer was cut off would be kept, and
-// applied again by the next flush. A user's usage becomes in flight only
+// further user is tried. A write the database made whose answer was lost
+// is counted once (flushUser). Calls already sent are not canceled: their
+// answer settles what they sent. A user's usage becomes in flight only
 // when a worker takes it up, not while it waits its turn: Lookup answers
 // from a stale copy only while that user's own write is under way. A
 // flush waits for the one under way, until ctx ends at most.
@@ -286,14 +328,22 @@ func (s *Store) Flush(ctx context.Context) error {
 	return firstErr
 }
 
-// flushUser applies d to token's user in one transaction. It holds the
+// flushUser applies d, and the deltas sent before it without an answer,
+// to token's user in one transaction, which writes d's number as this
+// Store's in the user's usageFlushed. A write the database made whose
+// answer was lost, sent again by the Firebase client (it then finds the
+// value changed and the transaction runs again) or by the next flush,
+// finds its number there and adds nothing: counted once. It holds the
 // user's lock until the cache is updated, so that no write of this
 // instance lands between the transaction and the update.
 func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
 	unlock := s.lock(token)
 	defer unlock()
+	if d.seq == 0 {
+		d.seq = s.nextFlush()
+	}
 	asked := s.o.Now()
-	written, err := s.applyUsage(ctx, token, d)
+	written, out, err := s.applyUsage(ctx, token, d)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.inflight, token)
@@ -303,31 +353,95 @@ func (s *Store) flushUser(ctx context.Context, token string, d *delta) error {
 		return nil
 	case errors.Is(err, errGone):
 		s.installLocked(token, nil, 0, true, asked)
-		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", logging.TokenTail(token), d.prompts)
+		s.o.Logf("rtdb: user %s no longer exists: dropping its %d unflushed prompts", logging.TokenTail(token), d.allPrompts())
 		return nil
 	}
-	s.keepLocked(token, d)
+	s.keepLocked(token, d, out)
 	return err
 }
 
-// keepLocked puts d back, ahead of what was recorded meanwhile.
-func (s *Store) keepLocked(token string, d *delta) {
-	if p := s.pending[token]; p != nil {
-		d.merge(p)
-	}
-	s.pending[token] = d
+// nextFlush numbers a flush of this Store: its epoch ms, or one more
+// than the previous number when that is not smaller.
+func (s *Store) nextFlush() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lastFlush = max(s.lastFlush+1, s.o.Now().UnixMilli())
+	return s.lastFlush
 }
 
-func (s *Store) applyUsage(ctx context.Context, token string, d *delta) (*users.User, error) {
+// outcome is what a failed flush of a user learnt: the user's
+// usageFlushed number for this Store at its last read (deltas numbered up
+// to it are in the database), and whether it sent a write whose outcome
+// it does not know.
+type outcome struct {
+	applied int64
+	sent    bool
+}
+
+// keepLocked puts back what d's failed flush may not have written, ahead
+// of what was recorded meanwhile. The deltas known to be in the database
+// are dropped. The others that were sent keep their numbers and stay
+// apart, each to be added only if its number is not in the record; d,
+// if its flush sent nothing, takes the usage recorded meanwhile.
+func (s *Store) keepLocked(token string, d *delta, out outcome) {
+	var sent []*delta
+	for _, x := range d.sent {
+		if x.seq > out.applied {
+			sent = append(sent, x)
+		}
+	}
+	next := &delta{}
+	if d.seq > out.applied {
+		own := *d
+		own.sent = nil
+		if out.sent {
+			sent = append(sent, &own)
+		} else {
+			own.seq = 0
+			next = &own
+		}
+	}
+	if p := s.pending[token]; p != nil {
+		next.merge(p)
+		for _, x := range p.sent { // none: p was begun after d was taken
+			if x.seq > out.applied {
+				sent = append(sent, x)
+			}
+		}
+	}
+	for len(sent) > maxSent {
+		merged := *sent[0]
+		merged.merge(sent[1])
+		merged.seq = sent[1].seq
+		sent = append([]*delta{&merged}, sent[2:]...)
+	}
+	next.sent = sent
+	s.pending[token] = next
+}
+
+// maxSent bounds a user's deltas sent without an answer, kept apart. A
+// flush adds one only when it sent a write and heard nothing back, so
+// they pile up only while the database takes writes and loses every
+// answer. Beyond maxSent the two oldest become one under the newer's
+// number: it counts twice what the older added if the database has the
+// older and not the newer, and never loses it.
+const maxSent = 16
+
+// errInAlready ends a flush's transaction that finds all its deltas in
+// the record: nothing to write.
+var errInAlready = errors.New("rtdb: the usage is in the record already")
+
+func (s *Store) applyUsage(ctx context.Context, token string, d *delta) (*users.User, outcome, error) {
+	var out outcome
 	if ctx.Err() != nil {
-		return nil, unavailable(ctx.Err())
+		return nil, out, unavailable(ctx.Err())
 	}
 	ctx, cancel := s.callCtx(ctx)
 	defer cancel()
 	var written *users.User
 	var fnErr error
 	err := s.transaction(ctx, token, func(node db.TransactionNode) (any, error) {
-		_, cur, exists, err := decodeNode(token, node)
+		raw, cur, exists, err := decodeNode(token, node)
 		if err != nil {
 			fnErr = err
 			return nil, err
@@ -335,25 +449,41 @@ func (s *Store) applyUsage(ctx context.Context, token string, d *delta) (*users.
 		if !exists {
 			return nil, errGone
 		}
-		d.applyTo(cur)
-		d.applyIPs(cur)
+		flushed := decodeFlushed(raw)
+		in := flushed[s.writer]
+		out.applied = max(out.applied, in)
+		adds := false
+		d.each(func(x *delta) {
+			if x.seq > in {
+				x.applyOwn(cur)
+				x.applyIPs(cur)
+				adds = true
+			}
+		})
+		written = cur
+		if !adds {
+			return nil, errInAlready
+		}
+		flushed[s.writer] = d.seq
+		pruneFlushed(flushed, s.writer, s.o.Now().UnixMilli())
 		enc, err := encodeUser(cur)
 		if err != nil {
 			fnErr = err
 			return nil, err
 		}
-		written = cur
+		enc[flushedField] = encodeFlushed(flushed)
+		out.sent = true
 		return enc, nil
 	})
 	switch {
-	case err == nil:
-		return written, nil
+	case err == nil, errors.Is(err, errInAlready):
+		return written, out, nil
 	case errors.Is(err, errGone):
-		return nil, err
+		return nil, out, err
 	case fnErr != nil:
-		return nil, users.AsError(fnErr)
+		return nil, out, users.AsError(fnErr)
 	}
-	return nil, unavailable(err)
+	return nil, out, unavailable(err)
 }
 
 // runFlusher flushes every FlushEvery until ctx ends, and drops cache
@@ -369,7 +499,8 @@ func (s *Store) runFlusher(ctx context.Context) {
 		case <-t.C:
 		}
 		// Stopping ends the loop, never a flush under way: a call canceled
-		// after the database applied it would be applied again.
+		// once sent would leave its usage unsettled (sent again by the next
+		// flush, to be added only if it is not in the record).
 		if err := s.Flush(context.WithoutCancel(ctx)); err != nil && ctx.Err() == nil {
 			s.o.Logf("rtdb: flushing usage failed; it is kept and retried in %s: %v", s.o.FlushEvery, err)
 		}
