@@ -334,3 +334,38 @@ func TestNewNetworksWithoutAnIPLimitDoNotWriteEachRequest(t *testing.T) {
 		t.Fatalf("after the flush %d addresses recorded in %d places, want %d", len(u.IP), u.IPsCounted(), n)
 	}
 }
+
+// A charge whose write the database made but whose answer was lost is
+// sent again by the Firebase client, and its transaction runs again on the
+// record its own write left: the charge is counted once. Counted twice, it
+// would take quota the user never used and refuse the next request.
+func TestChargeWhoseAnswerWasLostCountsOnce(t *testing.T) {
+	gk, st, srv, _ := rtdbGatekeeper(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "1"), nil)
+	p, err := gk.Authenticate(ctx(t), request(clientIP, tokA))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gk.Admit(ctx(t), p, "gpt4o", 600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var lost atomic.Bool
+	srv.LoseAnswers(func(method, path string, conditional bool) bool {
+		return conditional && path == "/users/"+tokA && lost.CompareAndSwap(false, true)
+	})
+	if err := gk.Charge(ctx(t), p, "gpt4o", 600); err != nil {
+		t.Fatalf("charge whose answer was lost: %v", err)
+	}
+	a.Release()
+	if !lost.Load() {
+		t.Fatal("no answer was lost: the case did not happen")
+	}
+	if u, err := st.Get(ctx(t), tokA); err != nil || u.PromptCount != 1 || u.TokenCounts["gpt4o"] != 600 {
+		t.Fatalf("stored: %+v, %v; want 1 prompt and 600 gpt4o tokens", u, err)
+	}
+	a, err = gk.Admit(ctx(t), p, "gpt4o", 300)
+	if err != nil {
+		t.Fatalf("300 more tokens with 600 of 1000 used: %v", err)
+	}
+	a.Release()
+}
