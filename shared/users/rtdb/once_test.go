@@ -168,12 +168,16 @@ func TestConcurrentFlushesWithLostAnswersCountExactly(t *testing.T) {
 		}
 		return false
 	})
-	const rounds = 12
+	// Each instance charges every user once a round and flushes; rounds
+	// go on past 12 until a flush has failed (an answer lost twice over:
+	// the client's retry waits past the deadline), 60 at most.
+	const rounds, maxRounds = 12, 60
 	var wg sync.WaitGroup
-	var failed atomic.Int32
+	var failed, charged atomic.Int32
 	for _, s := range []users.Store{a, b} {
 		wg.Go(func() {
-			for range rounds {
+			for r := 0; r < rounds || failed.Load() == 0 && r < maxRounds; r++ {
+				charged.Add(1)
 				for _, tok := range tokens {
 					if err := s.RecordUsage(ctx(t), tok, users.Usage{Family: "gpt4o", Tokens: 7, At: t0}); err != nil {
 						t.Error(err)
@@ -196,9 +200,10 @@ func TestConcurrentFlushesWithLostAnswersCountExactly(t *testing.T) {
 	if lost.Load() == 0 || failed.Load() == 0 {
 		t.Fatalf("%d answers lost, %d flushes failed: the cases did not happen", lost.Load(), failed.Load())
 	}
-	t.Logf("%d conditional writes, %d answers lost, %d flushes failed", n.Load(), lost.Load(), failed.Load())
+	t.Logf("%d rounds, %d conditional writes, %d answers lost, %d flushes failed", charged.Load(), n.Load(), lost.Load(), failed.Load())
 	for _, tok := range tokens {
-		wantCounts(t, a, tok, 2*rounds, 2*rounds*7, tok)
+		n := int64(charged.Load())
+		wantCounts(t, a, tok, n, n*7, tok)
 	}
 	// Both instances' numbers are in the record.
 	for _, tok := range tokens {
