@@ -66,3 +66,43 @@ func TestFlushedRoundTrips(t *testing.T) {
 		t.Fatalf("a user with usageFlushed does not decode: %v", err)
 	}
 }
+
+// FuzzFlushed: whatever a stored user's usageFlushed holds (hand edits,
+// other programs), reading it neither fails nor panics; a flush's pruning
+// leaves at most flushedMaxWriters entries, the flushing writer's among
+// them; and what it writes reads back the same.
+func FuzzFlushed(f *testing.F) {
+	for _, s := range []string{
+		`{"usageFlushed":{"wa":1,"wb":"x"}}`,
+		`{"usageFlushed":[1,2]}`,
+		`{"usageFlushed":"%{}"}`,
+		`{"usageFlushed":{"wa":1.5e300,"wb":-1,"wc":null,"wd":{"x":1},"we":9007199254740993}}`,
+		`{"usageFlushed":{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17}}`,
+		`[1]`,
+		`null`,
+	} {
+		f.Add([]byte(s))
+	}
+	const me, now = "wme", int64(1_764_790_000_000)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		raw, err := decodeJSON(data)
+		if err != nil {
+			return
+		}
+		fl := decodeFlushed(raw)
+		fl[me] = now
+		pruneFlushed(fl, me, now)
+		if len(fl) > flushedMaxWriters || fl[me] != now {
+			t.Fatalf("pruned to %d entries, own %d: %v", len(fl), fl[me], fl)
+		}
+		back := decodeFlushed(roundTrip(map[string]any{flushedField: encodeFlushed(fl)}))
+		if len(back) != len(fl) {
+			t.Fatalf("read back %v, wrote %v", back, fl)
+		}
+		for w, n := range fl {
+			if back[w] != n {
+				t.Fatalf("read back %v, wrote %v", back, fl)
+			}
+		}
+	})
+}
