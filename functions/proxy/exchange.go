@@ -469,14 +469,23 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	switch {
 	case strings.HasPrefix(ct, providers.ContentSSE):
 		x.relayStream(resp, &framing.SSE{}, true)
-	case x.rq.Stream && x.prov.Framing.SSE != nil:
-		// Whatever the request asked, a stream that is not SSE is an
-		// array: read whole, its usage would never be found.
+	case x.rq.Stream && x.prov.Framing.SSE != nil && mediaJSON(ct):
+		// Whatever the request asked, a JSON stream that is not SSE is an
+		// array: read whole, its usage would never be found. Any other
+		// type (protobuf) is read whole, and charged at the limit.
 		x.relayStream(resp, &framing.Array{}, false)
 	default:
 		return x.readWhole(resp)
 	}
 	return nil
+}
+
+// mediaJSON reports a Content-Type of JSON (application/json, any
+// parameters).
+func mediaJSON(ct string) bool {
+	n := len(providers.ContentJSON)
+	return len(ct) >= n && strings.EqualFold(ct[:n], providers.ContentJSON) &&
+		(len(ct) == n || ct[n] == ';' || ct[n] == ' ')
 }
 
 // answeredBy counts the request in the family of the model the service
@@ -566,9 +575,15 @@ func (x *exchange) readWhole(resp *http.Response) error {
 	}
 	if u, ok := x.ep.Format.Usage(body); ok {
 		x.charge(u.Input, u.Output)
-	} else {
+	} else if out, ok := providers.EstimateAnswer(body); ok {
 		// No usage reported (some gateways, DALL-E): estimate from the text.
-		x.charge(x.rq.PromptTokens, providers.EstimateAnswer(body))
+		x.charge(x.rq.PromptTokens, out)
+	} else {
+		// Not JSON at all (an answer format the client asked for in a
+		// header, such as protobuf): nothing in it can be read, so its
+		// output is charged at the request's limit, as an answer too big
+		// to hold is.
+		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).

@@ -129,6 +129,45 @@ func TestGoogleArrayLargeElementUsage(t *testing.T) {
 	}
 }
 
+// An answer in a format the proxy cannot read (Google answers protobuf
+// to a client that asks for it in a header) is charged its output at the
+// request's limit, whole or streamed, on every route: before, only the
+// prompt's estimate was charged.
+func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
+	proto := "\x0a\x2a\x0a\x28\x0a\x26\x12\x24" + strings.Repeat("Hello there, a long answer. ", 40)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = io.WriteString(w, proto)
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL, "OPENAI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	gc, oc := provCases[2], provCases[0]
+	for _, tc := range []struct {
+		name, family string
+		c            call
+	}{
+		{"google whole", gc.family, call{path: gc.path, body: gc.body}},
+		{"google stream", gc.family, call{path: strings.Replace(gc.path, ":generateContent", ":streamGenerateContent", 1), body: gc.body}},
+		{"google stream asking for sse", gc.family, call{path: gc.stream, body: gc.body}},
+		{"openai stream", oc.family, call{path: oc.path, body: oc.stream}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.c.header = map[string]string{"Authorization": "Bearer " + tk, "Accept": "application/x-protobuf"}
+			before := e.get(tk).TokenCounts[tc.family]
+			a := e.do(tc.c)
+			if a.status != 200 || string(a.body) != proto {
+				t.Fatalf("%d %q", a.status, a.body)
+			}
+			// Every case asks for 100 output tokens; its prompt is a few.
+			if got := e.get(tk).TokenCounts[tc.family] - before; got < 100 {
+				t.Errorf("charged %d tokens, want the prompt's estimate + the 100 output tokens asked", got)
+			}
+		})
+	}
+}
+
 // Output limits given as strings, fractions or out-of-range numbers are
 // refused in the provider's shape; none reaches the upstream unclamped.
 func TestOutputLimitTypesRefused(t *testing.T) {

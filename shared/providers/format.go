@@ -600,10 +600,12 @@ func (st *StreamState) Filled(native *StreamState) *StreamState {
 }
 
 // EstimateAnswer estimates the usage of a whole answer that reported
-// none (some gateways, DALL-E): a quarter of its text bytes.
-func EstimateAnswer(body []byte) int64 {
-	_, text, _ := jsonscan.Walk(body, 0, true, func([]byte, int, int) error { return nil })
-	return (text + 3) / 4
+// none (some gateways, DALL-E): a quarter of its text bytes. ok is false
+// when the answer is not a JSON object (Google's alt=proto, JSPB arrays,
+// plain text): its text cannot be told from the rest.
+func EstimateAnswer(body []byte) (tokens int64, ok bool) {
+	_, text, err := jsonscan.Walk(body, 0, true, func([]byte, int, int) error { return nil })
+	return (text + 3) / 4, err == nil
 }
 
 // FakeAnswer is an error shown as an answer of the request's own format
