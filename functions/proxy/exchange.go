@@ -386,6 +386,13 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		// then send the headers and the body in two writes. A bytes.Reader
 		// goes out with the headers in one.
 		out.Body = io.NopCloser(bytes.NewReader(x.rq.Body))
+		// The body is the JSON object the proxy read: the upstream is
+		// told so, whatever the client said (Google parses a body by its
+		// Content-Type, protobuf included, and would read other members
+		// than the ones the proxy checked and clamped).
+		if ct := out.Header["Content-Type"]; len(ct) != 1 || ct[0] != providers.ContentJSON {
+			out.Header["Content-Type"] = jsonContentType[:1:1]
+		}
 	}
 	// out.Header is ReverseProxy's copy of the client's: only the common
 	// headers and the provider's own stay. The key is keyTransport's to
@@ -399,6 +406,10 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		x.prov.Prepare(out.Header)
 	}
 }
+
+// jsonContentType is the Content-Type of forwarded bodies; its array is
+// shared, never written to (Header.Set replaces a value's slice).
+var jsonContentType = []string{providers.ContentJSON}
 
 // listed reports the header name k among names, whatever its case.
 func listed(names []string, k string) bool {

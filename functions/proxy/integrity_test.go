@@ -23,6 +23,37 @@ import (
 	"tollgate.dev/tollgate/shared/users/memory"
 )
 
+// The body the upstream gets is the JSON the proxy read and clamped, and
+// the upstream is told so whatever Content-Type the client sent: Google
+// parses a body by it (protobuf, JSPB), and would read other members
+// than the ones checked.
+func TestForwardedBodyIsDeclaredJSON(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	for _, pc := range provCases {
+		for _, types := range [][]string{{"application/x-protobuf"}, {"application/json+protobuf"}, {"text/plain"},
+			{"application/json", "application/x-protobuf"}} {
+			req, err := http.NewRequest(http.MethodPost, e.srv.URL+pc.path, strings.NewReader(pc.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header["Content-Type"] = types
+			req.Header.Set("Authorization", "Bearer "+tk)
+			resp, err := e.srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s with %v: %d", pc.path, types, resp.StatusCode)
+			}
+			if got := e.fake(pc.kind).Last(t).Header["Content-Type"]; len(got) != 1 || got[0] != "application/json" {
+				t.Errorf("%s: the client sent Content-Type %q, the upstream got %q", pc.path, types, got)
+			}
+		}
+	}
+}
+
 // An answer format that hides usage (Google's alt=proto, alt=media) is
 // refused in Google's shape before the upstream is called; parameters the
 // route does not need (fields, prettyPrint) never reach it.
