@@ -364,6 +364,36 @@ func TestAzureKeyRotation(t *testing.T) {
 	}
 }
 
+// Azure names the operator's region and deployment in every answer's
+// headers (x-ms-region, x-ms-deployment-name): neither reaches the
+// client, on a whole answer, a stream or an error.
+func TestAzureAnswersHideTheDeployment(t *testing.T) {
+	e, up := newAzureEnv(t, nil)
+	tk := e.user(users.Patch{})
+	chat := `{"model":"gpt-4o","max_tokens":50,"messages":[{"role":"user","content":"hi"}]}`
+	stream := `{"model":"gpt-4o","max_tokens":50,"stream":true,"messages":[{"role":"user","content":"hi"}]}`
+	check := func(name string, a answer, status int) {
+		t.Helper()
+		if a.status != status {
+			t.Fatalf("%s: %d %s", name, a.status, a.body)
+		}
+		for k, vs := range a.header {
+			for _, v := range vs {
+				if strings.Contains(v, upstreamfake.AzureRegion) || strings.Contains(v, "prod-4o") {
+					t.Errorf("%s: header %s: %s names the operator's region or deployment", name, k, v)
+				}
+			}
+		}
+		if a.header.Get("Apim-Request-Id") == "" {
+			t.Errorf("%s: Azure's request id, which names nothing of the operator's, is dropped too", name)
+		}
+	}
+	check("whole", e.do(call{path: "/proxy/azure/openai/v1/chat/completions", body: chat, header: bearerH(tk)}), http.StatusOK)
+	check("stream", e.do(call{path: "/proxy/azure/openai/v1/chat/completions", body: stream, header: bearerH(tk)}), http.StatusOK)
+	up.Set(upstreamfake.Behavior{Status: http.StatusBadRequest})
+	check("error", e.do(call{path: "/proxy/azure/openai/v1/chat/completions", body: chat, header: bearerH(tk)}), http.StatusBadRequest)
+}
+
 // Errors reach clients in OpenAI's shape, or as a fake completion with
 // ERROR_FORMAT=completion; an upstream error quoting the key is relayed
 // with the key scrubbed.

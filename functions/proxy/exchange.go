@@ -422,10 +422,12 @@ func listed(names []string, k string) bool {
 }
 
 // Upstream response headers the client must not see: the operator's
-// organisation, the upstream's cookies and its own CORS policy (and, below,
-// the account's rate limits).
+// organisation, Azure resource's region, deployment and its load, the
+// upstream's cookies and its own CORS policy (and, below, the account's
+// rate limits).
 var dropResponseHeaders = []string{
 	"Set-Cookie", "Openai-Organization", "Openai-Project", "Anthropic-Organization-Id", "Alt-Svc",
+	"X-Ms-Region", "X-Ms-Deployment-Name", "Azure-Openai-Deployment-Utilization",
 	"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers",
 	"Access-Control-Allow-Methods", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
 }

@@ -32,6 +32,10 @@ var AzureResources = map[string]AzureResource{
 	}},
 }
 
+// AzureRegion is the region every resource of the fake answers from
+// (x-ms-region).
+const AzureRegion = "Sweden Central"
+
 // AzureResource is one Azure OpenAI resource of the fake.
 type AzureResource struct {
 	Key         string
@@ -78,6 +82,11 @@ func serveAzure(x *exchange) {
 		x.json(http.StatusNotFound, azureError("404", "Resource not found"))
 		return
 	}
+	// Azure names where the answer came from: the resource's region and
+	// the deployment, beside a request id.
+	x.w.Header().Set("X-Ms-Region", AzureRegion)
+	x.w.Header().Set("X-Ms-Deployment-Name", dep)
+	x.w.Header().Set("Apim-Request-Id", "0f3c2a9e-fake-apim-request-id")
 	model, ok := res.Deployments[dep]
 	if !ok {
 		x.json(http.StatusNotFound, azureError("DeploymentNotFound", "The API deployment for this resource does not exist. If you created the deployment within the last 5 minutes, please wait a moment and try again."))
