@@ -402,6 +402,13 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 			delete(out.Header, k)
 		}
 	}
+	if x.ep.Translate != nil {
+		// The client's Accept is for the answer it gets, in the route's
+		// API; the native answer is the translation's to read (Google
+		// answers protobuf to a client that accepts it: the upstream's
+		// work, untranslatable, would be charged nothing).
+		delete(out.Header, "Accept")
+	}
 	if x.prov.Prepare != nil {
 		x.prov.Prepare(out.Header)
 	}

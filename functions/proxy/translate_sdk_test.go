@@ -377,6 +377,29 @@ func TestTranslatedToolLoopWithReasoning(t *testing.T) {
 	}
 }
 
+// A client's Accept is for the answer of the route's API (OpenAI chat):
+// the native request goes without it, so that the upstream answers the
+// format the translation reads (Google answers protobuf to a client that
+// accepts it, whose answer, untranslatable, was charged nothing).
+func TestTranslatedRequestsGoWithoutTheClientsAccept(t *testing.T) {
+	for _, tm := range translatedMounts {
+		t.Run(tm.mount, func(t *testing.T) {
+			e := tm.newEnv(t, nil)
+			tk := e.user(users.Patch{})
+			for _, stream := range []string{"false", "true"} {
+				a := e.do(call{path: "/proxy/" + tm.mount + "/v1/chat/completions", header: map[string]string{"Authorization": "Bearer " + tk, "Accept": "application/x-protobuf"},
+					body: `{"model":"` + tm.model + `","max_tokens":50,"stream":` + stream + `,"messages":[{"role":"user","content":"Say hello."}]}`})
+				if a.status != http.StatusOK {
+					t.Fatalf("stream %s: %d %s", stream, a.status, a.body)
+				}
+				if got := e.fake(tm.fake).Last(t).Header.Get("Accept"); got == "application/x-protobuf" {
+					t.Errorf("stream %s: the native request asked for %s", stream, got)
+				}
+			}
+		})
+	}
+}
+
 // An upstream that reports no usage (a gateway in front of the provider)
 // is charged an estimate on a translated route, as on the native one: the
 // translation shows no usage it was not told, rather than zeros that
