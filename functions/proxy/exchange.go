@@ -142,6 +142,13 @@ func (x *exchange) serve() {
 		}
 		x.rq = rq
 		if x.ep.Model != "" {
+			// Google's HTTP mapping lets a body member override the path's:
+			// a body naming another model would run it, counted in the
+			// path's family.
+			if rq.Model != "" && rq.Model != x.ep.Model && rq.Model != "models/"+x.ep.Model {
+				x.writeError(users.Errorf(users.CodeInvalid, "The body names the model %q, the path %q: name it in the path only.", rq.Model, x.ep.Model), x.rate())
+				return
+			}
 			rq.Model = x.ep.Model
 		}
 		if x.ep.Stream {

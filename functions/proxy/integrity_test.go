@@ -23,6 +23,40 @@ import (
 	"tollgate.dev/tollgate/shared/users/memory"
 )
 
+// Google's HTTP mapping lets a body member override the path's: a body
+// naming another model than the path (however its key is spelt) is
+// refused before the upstream is called, or it would run that model
+// counted in the path's family. The path's own model may be repeated.
+func TestGoogleBodyModelMustBeThePaths(t *testing.T) {
+	e := newEnv(t, nil)
+	up := e.fake(upstreamfake.Google)
+	gc := provCases[2]
+	tk := e.user(users.Patch{})
+	rest := strings.TrimPrefix(gc.body, "{")
+	for _, member := range []string{`"model":"models/gemini-2.5-pro",`, `"model":"gemini-2.5-pro",`, `"mod\u0065l":"models/gemini-2.5-pro",`,
+		`"model":"models/gemini-2.5-flash","model":"models/gemini-2.5-pro",`} {
+		for _, path := range []string{gc.path, strings.Replace(gc.path, ":generateContent", ":streamGenerateContent", 1)} {
+			a := e.do(call{path: path, body: "{" + member + rest, header: gc.auth(tk)})
+			if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "gemini-2.5-pro") {
+				t.Errorf("%s with %s: %d %s", path, member, a.status, a.body)
+				continue
+			}
+			googleShape(t, a)
+		}
+	}
+	if up.Count() != 0 {
+		t.Fatalf("the upstream was called %d times", up.Count())
+	}
+	for _, member := range []string{`"model":"models/gemini-2.5-flash",`, `"model":"gemini-2.5-flash",`, `"model":null,`} {
+		if a := e.do(call{path: gc.path, body: "{" + member + rest, header: gc.auth(tk)}); a.status != http.StatusOK {
+			t.Errorf("%s: %d %s", member, a.status, a.body)
+		}
+	}
+	if got := e.get(tk).TokenCounts; len(got) != 1 || got[gc.family] == 0 {
+		t.Errorf("charged %v, want %s only", got, gc.family)
+	}
+}
+
 // The body the upstream gets is the JSON the proxy read and clamped, and
 // the upstream is told so whatever Content-Type the client sent: Google
 // parses a body by it (protobuf, JSPB), and would read other members

@@ -371,6 +371,13 @@ func TestVertexBadRequests(t *testing.T) {
 	if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "names no model") {
 		t.Errorf("a request without a model: %d %s", a.status, a.body)
 	}
+	// A body naming another model than the path would run it (Vertex
+	// maps the body over the path), counted in the path's family.
+	a = e.do(call{path: "/proxy/gcp/gemini/v1beta/models/gemini-2.5-flash:generateContent", header: map[string]string{"X-Goog-Api-Key": token},
+		body: `{"model":"projects/p/locations/us-east5/publishers/google/models/gemini-2.5-pro","contents":[{"parts":[{"text":"hi"}]}]}`})
+	if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "name it in the path only") {
+		t.Errorf("a body naming another model: %d %s", a.status, a.body)
+	}
 	// Vertex lists no Gemini models in Google AI's shape: not served.
 	a = e.do(call{method: http.MethodGet, path: "/proxy/gcp/gemini/v1beta/models", header: map[string]string{"X-Goog-Api-Key": token}})
 	if a.status != http.StatusNotFound {
