@@ -640,6 +640,38 @@ func TestOperatorAccountDetailsNotRelayed(t *testing.T) {
 	}
 }
 
+// Anthropic's rate-limit errors name the operator's organisation (the id
+// its anthropic-organization-id header carries, which is dropped), and
+// any token holder can provoke one: the id is replaced in what is
+// relayed, in both wordings Anthropic has used, as an error and as a
+// completion (ERROR_FORMAT=completion).
+func TestAnthropicOrganizationNotRelayed(t *testing.T) {
+	const org = "7f54fbff-3504-477a-b4a2-08359988239d"
+	for _, msg := range []string{
+		"This request would exceed the rate limit for your organization (" + org + ") of 40,000 input tokens per minute.",
+		"This request would exceed your organization's rate limit of 30,000 input tokens per minute (org: " + org + ", model: claude-sonnet-4-5).",
+	} {
+		up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"`+msg+`"}}`)
+		}))
+		for _, format := range []string{"", "completion"} {
+			e := newEnv(t, map[string]string{"ANTHROPIC_BASE_URL": up.URL, "ERROR_FORMAT": format})
+			tk := e.user(users.Patch{})
+			ac := provCases[1]
+			a := e.do(call{path: ac.path, body: ac.body, header: ac.auth(tk)})
+			if !strings.Contains(string(a.body), "rate limit") {
+				t.Fatalf("%q: %d %s", format, a.status, a.body)
+			}
+			if strings.Contains(strings.ToLower(string(a.body)), org) {
+				t.Errorf("ERROR_FORMAT=%q: the operator's organisation is relayed: %s", format, a.body)
+			}
+		}
+		up.Close()
+	}
+}
+
 // Google reads generationConfig's members by either of their names: a
 // stream that asks for thinking as thinking_config and is cut short is
 // charged its output limit too.

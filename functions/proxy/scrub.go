@@ -14,13 +14,16 @@ import (
 
 const redacted = "[redacted]"
 
-// accountIDs are OpenAI's organisation and project ids.
-var accountIDs = regexp.MustCompile(`\b(org-|proj_)[A-Za-z0-9]{8,}`)
+// accountIDs are OpenAI's organisation and project ids, and Anthropic's
+// organisation (a UUID) where its rate-limit errors name it: "for your
+// organization (…)", "(org: …, model: …)".
+var accountIDs = regexp.MustCompile(`\b(org-|proj_|(?i:organi[sz]ation \(|org: ?))(?:[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[A-Za-z0-9]{8,})`)
 
 // scrub replaces every upstream key in b: in the raw bytes (any casing),
 // then in the decoded strings of a JSON body (\u-escaped forms). The
 // operator's OpenAI organisation and project ids ("…in organization
-// org-…") are replaced too: they are the operator's, not the user's.
+// org-…") and Anthropic organisation are replaced too: they are the
+// operator's, not the user's.
 func (h *handler) scrub(b []byte) []byte {
 	b = accountIDs.ReplaceAll(h.scrubBytes(b), []byte("${1}"+redacted))
 	if !bytes.Contains(b, []byte(`\u`)) || !json.Valid(b) {
