@@ -197,11 +197,21 @@ func TestGoogleArrayLargeElementUsage(t *testing.T) {
 // An answer in a format the proxy cannot read (Google answers protobuf
 // to a client that asks for it in a header) is charged its output at the
 // request's limit, whole or streamed, on every route: before, only the
-// prompt's estimate was charged.
+// prompt's estimate was charged. So is a stream of server-sent events
+// whose data is not JSON, unless a later event reports usage.
 func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
 	proto := "\x0a\x2a\x0a\x28\x0a\x26\x12\x24" + strings.Repeat("Hello there, a long answer. ", 40)
+	events := strings.Repeat("data: CioKKAomEiRIZWxsbyB0aGVyZSwgYSBsb25nIGFuc3dlci4=\r\n\r\n", 20)
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Query().Get("alt") == "sse" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, events)
+			if r.Header.Get("X-Goog-Api-Client") == "then-usage" {
+				_, _ = io.WriteString(w, `data: {"candidates":[{"content":{"parts":[{"text":"."}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15}}`+"\r\n\r\n")
+			}
+			return
+		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = io.WriteString(w, proto)
 	}))
@@ -210,19 +220,19 @@ func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
 	tk := e.user(users.Patch{})
 	gc, oc := provCases[2], provCases[0]
 	for _, tc := range []struct {
-		name, family string
-		c            call
+		name, family, answer string
+		c                    call
 	}{
-		{"google whole", gc.family, call{path: gc.path, body: gc.body}},
-		{"google stream", gc.family, call{path: strings.Replace(gc.path, ":generateContent", ":streamGenerateContent", 1), body: gc.body}},
-		{"google stream asking for sse", gc.family, call{path: gc.stream, body: gc.body}},
-		{"openai stream", oc.family, call{path: oc.path, body: oc.stream}},
+		{"google whole", gc.family, proto, call{path: gc.path, body: gc.body}},
+		{"google stream", gc.family, proto, call{path: strings.Replace(gc.path, ":generateContent", ":streamGenerateContent", 1), body: gc.body}},
+		{"google stream of events", gc.family, events, call{path: gc.stream, body: gc.body}},
+		{"openai stream", oc.family, proto, call{path: oc.path, body: oc.stream}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.c.header = map[string]string{"Authorization": "Bearer " + tk, "Accept": "application/x-protobuf"}
 			before := e.get(tk).TokenCounts[tc.family]
 			a := e.do(tc.c)
-			if a.status != 200 || string(a.body) != proto {
+			if a.status != 200 || string(a.body) != tc.answer {
 				t.Fatalf("%d %q", a.status, a.body)
 			}
 			// Every case asks for 100 output tokens; its prompt is a few.
@@ -231,6 +241,16 @@ func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
 			}
 		})
 	}
+	t.Run("usage reported after", func(t *testing.T) {
+		before := e.get(tk).TokenCounts[gc.family]
+		a := e.do(call{path: gc.stream, body: gc.body, header: map[string]string{"Authorization": "Bearer " + tk, "X-Goog-Api-Client": "then-usage"}})
+		if a.status != 200 || !strings.HasPrefix(string(a.body), events) {
+			t.Fatalf("%d %q", a.status, a.body)
+		}
+		if got := e.get(tk).TokenCounts[gc.family] - before; got != 15 {
+			t.Errorf("charged %d tokens, want the 15 reported", got)
+		}
+	})
 }
 
 // Output limits given as strings, fractions or out-of-range numbers are

@@ -114,6 +114,11 @@ func (r *streamReader) emit(raw, name, data []byte) {
 		// charged as a stream cut short, its output at the limit.
 		name = nil
 		r.unread()
+	} else if len(data) > 0 && !jsonData(data) {
+		// Data in another format (Google's protobuf, for a client that
+		// accepts it) is as unreadable as a cut event ("[DONE]" is JSON
+		// enough: an array).
+		r.unread()
 	}
 	keep := len(data) == 0 || r.event == nil || r.event(r.st, name, data)
 	r.syncFinal()
@@ -133,6 +138,21 @@ func (r *streamReader) emit(raw, name, data []byte) {
 			r.out = append(r.out, raw...)
 		}
 	}
+}
+
+// jsonData reports event data that is a JSON object or array, as every
+// event of the streams read is, after any leading whitespace.
+func jsonData(data []byte) bool {
+	for _, c := range data {
+		switch c {
+		case ' ', '\t', '\r', '\n':
+			continue
+		case '{', '[':
+			return true
+		}
+		return false
+	}
+	return true
 }
 
 func (r *streamReader) unread() {
