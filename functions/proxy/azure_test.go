@@ -227,9 +227,15 @@ func TestAzureOtherRoutes(t *testing.T) {
 			t.Errorf("upstream path %s", p)
 		}
 		// DALL-E on Azure reports no usage and names no model: the
-		// request's image family, charged an estimate of the exchange.
-		if u := e.get(token); u.TokenCounts["azure-dall-e"] <= 0 || len(u.TokenCounts) != 1 {
-			t.Errorf("charged %v; want azure-dall-e only", u.TokenCounts)
+		// request's image family, charged the image's price (a standard
+		// 1024x1024 DALL-E 3 image: 4,000) and the prompt.
+		if u := e.get(token); u.TokenCounts["azure-dall-e"] < 4000 || u.TokenCounts["azure-dall-e"] > 4010 || len(u.TokenCounts) != 1 {
+			t.Errorf("charged %v; want azure-dall-e only, 4000 and the prompt", u.TokenCounts)
+		}
+		// A body naming no model is priced as DALL-E 3, the one Azure serves.
+		a := e.do(call{path: "/proxy/azure/openai/v1/images/generations", header: bearerH(token), body: `{"prompt":"a red square","size":"1792x1024"}`})
+		if got := e.get(token).TokenCounts["azure-dall-e"]; a.status != http.StatusOK || got < 12000 || got > 12020 {
+			t.Errorf("no model named: %d, charged %d in all, want 4000 + 8000 and the prompts", a.status, got)
 		}
 	})
 }

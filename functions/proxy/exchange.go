@@ -167,6 +167,9 @@ func (x *exchange) serve() {
 			// received and the native one are still held.
 			x.mem.keep(int64(cap(x.raw) + cap(native)))
 		}
+		if f.Price != nil {
+			rq.Priced = f.Price(rq.Body, rq.Model)
+		}
 	}
 	if !x.policies() {
 		return
@@ -212,6 +215,9 @@ func (x *exchange) requested() int64 {
 	}
 	if !x.ep.Format.Charged {
 		return x.rq.PromptTokens // token counting generates nothing
+	}
+	if x.rq.Priced > 0 {
+		return x.rq.PromptTokens + x.rq.Priced
 	}
 	out := x.rq.MaxOut
 	if !x.rq.HasMaxOut {
@@ -602,6 +608,9 @@ func (x *exchange) readWhole(resp *http.Response) error {
 	}
 	if u, ok := x.ep.Format.Usage(body); ok {
 		x.charge(u.Input, u.Output)
+	} else if x.rq.Priced > 0 {
+		// DALL-E's images report no usage: charged their price.
+		x.charge(x.rq.PromptTokens, x.rq.Priced)
 	} else if out, ok := providers.EstimateAnswer(body); ok {
 		// No usage reported (some gateways, DALL-E): estimate from the text.
 		x.charge(x.rq.PromptTokens, out)

@@ -135,6 +135,54 @@ func TestImageDefaultModelIsForwarded(t *testing.T) {
 	}
 }
 
+// DALL-E's answers report no usage: each image is charged its price in
+// tokens of the image family (100,000 a dollar, as the original), by
+// model, size, quality and n, and the quota check counts that price
+// before anything is sent. Charged only the prompt's estimate, a tiny
+// quota drew images without end.
+func TestDallEImagesChargedAtTheirPrice(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "dall-e,gpt-image,gpt4o", "IMAGE_MODEL_RATE_LIMIT": "0", "TOKEN_QUOTA_DALL_E": "20000"})
+	up := e.fake(upstreamfake.OpenAI)
+	tk := e.user(users.Patch{})
+	spent := int64(0)
+	for _, tc := range []struct {
+		path, body string
+		price      int64
+	}{
+		{"/proxy/openai/v1/images/generations", `{"model":"dall-e-3","prompt":"a red fox","quality":"hd","size":"1792x1024"}`, 12000},
+		{"/proxy/openai/v1/images/generations", `{"model":"dall-e-2","prompt":"a red fox","n":3,"size":"256x256"}`, 4800},
+		{"/proxy/openai/v1/images/generations", `{"prompt":"a red fox"}`, 2000}, // dall-e-2, 1024x1024
+	} {
+		a := e.do(call{path: tc.path, header: bearerH(tk), body: tc.body})
+		if a.status != http.StatusOK {
+			t.Fatalf("%s: %d %s", tc.body, a.status, a.body)
+		}
+		got := e.get(tk).TokenCounts["dall-e"] - spent
+		if got < tc.price || got > tc.price+10 { // the price and the prompt's few tokens
+			t.Errorf("%s: charged %d, want %d and the prompt", tc.body, got, tc.price)
+		}
+		spent += got
+	}
+	// 18,800 and some of 20,000 used: a standard DALL-E 3 image (4,000)
+	// does not fit, and is not sent.
+	before := up.Count()
+	if a := e.do(call{path: "/proxy/openai/v1/images/generations", header: bearerH(tk), body: `{"model":"dall-e-3","prompt":"a red fox"}`}); a.status == http.StatusOK || up.Count() != before {
+		t.Errorf("over the quota: %d, upstream called %d times", a.status, up.Count()-before)
+	}
+	// The chat route of the image mount draws one standard DALL-E 3 image.
+	tk = e.user(users.Patch{})
+	a := e.do(call{path: "/proxy/openai-image/v1/chat/completions", header: bearerH(tk),
+		body: `{"model":"gpt-4o","messages":[{"role":"user","content":"Image: a boat"}]}`})
+	if got := e.get(tk).TokenCounts["dall-e"]; a.status != http.StatusOK || got < 4000 || got > 4010 {
+		t.Errorf("image chat: %d, charged %d, want 4000 and the prompt", a.status, got)
+	}
+	// gpt-image reports its usage, which is what it is charged.
+	tk = e.user(users.Patch{})
+	if a := e.do(call{path: "/proxy/openai/v1/images/generations", header: bearerH(tk), body: `{"model":"gpt-image-1","prompt":"a red fox","n":2}`}); a.status != http.StatusOK || e.get(tk).TokenCounts["gpt-image"] != 18 {
+		t.Errorf("gpt-image: %d, charged %v", a.status, e.get(tk).TokenCounts)
+	}
+}
+
 // With only dall-e allowed, the GPT Image alias chatgpt-image-latest is
 // gpt-image's: refused, not forwarded and counted as dall-e.
 func TestGPTImageAliasIsGPTImage(t *testing.T) {

@@ -72,8 +72,14 @@ func azureServed(routes []Route) []Route {
 }
 
 // azureImages is OpenAI's image API where the deployment, not the body,
-// names the model: no model is written into the body.
-var azureImages = OpenAIImages.variant(func(f *Format) { f.SendModel = false })
+// names the model: no model is written into the body, and a body naming
+// none (dall-e-2 assumed) is priced as DALL-E 3, the DALL-E Azure serves.
+var azureImages = OpenAIImages.variant(func(f *Format) {
+	f.SendModel = false
+	f.Price = func(body []byte, model string) int64 {
+		return dallEPrice(body, strings.Replace(model, "dall-e-2", "dall-e-3", 1))
+	}
+})
 
 // withUnversioned serves each route also without /v1, as the original's
 // Azure routes are.

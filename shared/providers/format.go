@@ -86,6 +86,11 @@ type Format struct {
 	// body, so that the model counted is the model served (OpenAI's image
 	// API picks gpt-image-1 itself when a gpt-image parameter is used).
 	SendModel bool
+	// Price, when set, is the output a request is reserved and charged at
+	// when its answer reports no usage (DALL-E's images, priced per
+	// image): given the body as forwarded (a translation's native one)
+	// and its model; 0 leaves the answer's estimate (Request.Priced).
+	Price func(body []byte, model string) int64
 }
 
 // variant is a copy of f changed by edit: an API that speaks a format
@@ -136,6 +141,10 @@ type Request struct {
 	// the translation; nil otherwise): the translation tells the usage
 	// only at its end, the native stream may have reported it earlier.
 	Native *StreamState
+	// Priced is the output an answer that reports no usage is charged,
+	// and the quota check counts (Format.Price); 0: the answer's
+	// estimate, the request's output limit counted.
+	Priced int64
 	// Reserve, when set, is asked by a translation for the memory it may
 	// take (bytes, costOfTranslating) before it decodes the body's items;
 	// its error refuses the request.

@@ -2,8 +2,11 @@ package providers
 
 import (
 	"bytes"
+	"math"
 	"net/http"
 	"strings"
+
+	"github.com/tidwall/gjson"
 
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/models"
@@ -102,8 +105,49 @@ var (
 		Name: "openai-images", Body: true, Admitted: true, Charged: true, Kind: models.Image,
 		Usage:        openAIUsage,
 		DefaultModel: "dall-e-2", SendModel: true,
+		Price: dallEPrice,
 	}
 )
+
+// dallETokensPerDollar prices DALL-E's images, which report no usage, in
+// tokens of the image family's quota: the original's rate.
+const dallETokensPerDollar = 100_000
+
+// dallEPrice is what the images a DALL-E request asks for cost, in
+// tokens: OpenAI's price per image by model, size and quality, times n.
+// gpt-image models report their usage and are charged that (0 here). A
+// size the price list lacks is priced as the model's largest: the
+// upstream refuses it, or it costs no more.
+func dallEPrice(body []byte, model string) int64 {
+	if strings.Contains(model, "gpt-image") {
+		return 0
+	}
+	r := gjson.GetManyBytes(body, "n", "size", "quality")
+	n := max(r[0].Int(), 1)
+	hd := r[2].String() == "hd"
+	var cents int64 // per image, in tenths of a cent
+	switch size := r[1].String(); {
+	case strings.Contains(model, "dall-e-2"):
+		cents = map[string]int64{"256x256": 16, "512x512": 18}[size]
+		if cents == 0 {
+			cents = 20 // 1024x1024, the default
+		}
+	case size == "" || size == "1024x1024":
+		cents = 40
+		if hd {
+			cents = 80
+		}
+	default: // 1024x1792, 1792x1024 (DALL-E 3, and image models without a price of their own)
+		cents = 80
+		if hd {
+			cents = 120
+		}
+	}
+	if n > math.MaxInt64/(cents*dallETokensPerDollar) {
+		return math.MaxInt64 / 2 // refused by the quota, never wrapped
+	}
+	return n * cents * dallETokensPerDollar / 1000
+}
 
 // openAIErrorBody is OpenAI's error shape, also used by Mistral.
 func openAIErrorBody(status int, e *users.Error) []byte {

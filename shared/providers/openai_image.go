@@ -37,6 +37,7 @@ func openAIImageProvider() *Provider {
 var ImageChat = OpenAIChat.variant(func(f *Format) {
 	f.Name, f.Kind, f.AskUsage, f.Thinking, f.DefaultModel = "openai-image-chat", models.Image, nil, nil, "dall-e-3"
 	f.AddMaxTokens = nil // an image has no output limit
+	f.Price = dallEPrice // of the native request
 })
 
 // imageModels keeps the image models of OpenAI's list.
