@@ -452,6 +452,12 @@ var dropResponseHeaders = []string{
 	"Access-Control-Allow-Methods", "Access-Control-Expose-Headers", "Access-Control-Max-Age",
 }
 
+// The headers every relayed answer carries (shared: see modifyResponse).
+var (
+	noSniff   = []string{"nosniff"}
+	sandboxed = []string{"sandbox; default-src 'none'; frame-ancestors 'none'"}
+)
+
 // modifyResponse reads usage from a 2xx answer (a stream as it passes, a
 // whole answer at once), and cleans up error answers. Nothing is charged
 // for an error answer.
@@ -491,6 +497,16 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 		}
 	}
 	x.h.dropEchoes(resp.Header)
+	// The answer is the upstream's, served from the proxy's origin, which
+	// behind Firebase Hosting is the admin UI's: no browser may read it as
+	// a page of that origin (an error page of HTML, a body sniffed as one).
+	// Set on the client's answer, where ReverseProxy copies nothing onto
+	// them: the shared values are never appended to.
+	delete(resp.Header, "X-Content-Type-Options")
+	delete(resp.Header, "Content-Security-Policy")
+	h := x.w.Header()
+	h["X-Content-Type-Options"] = noSniff
+	h["Content-Security-Policy"] = sandboxed
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		return x.upstreamError(resp)
 	}

@@ -720,3 +720,39 @@ func TestCutShortGoogleThinkingInEitherSpelling(t *testing.T) {
 		})
 	}
 }
+
+// An upstream's answer is relayed from the proxy's origin, which behind
+// Firebase Hosting is the admin UI's: an error page of HTML (a gateway's,
+// a CDN's) with a script in it, opened in an operator's browser, would
+// run as the admin UI and could read its pages. Every relayed answer
+// tells the browser not to sniff it and to run it, if it is a page at
+// all, in a sandbox of its own origin.
+func TestRelayedAnswersCannotRunAsThisOrigin(t *testing.T) {
+	page := `<!doctype html><title>Bad gateway</title><script>fetch("/admin/manage/users")</script>`
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.Contains(r.URL.Path, "chat") {
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.WriteHeader(http.StatusBadGateway)
+			io.WriteString(w, page)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"object":"list","data":[{"id":"gpt-4o","object":"model"}]}`)
+	}))
+	t.Cleanup(up.Close)
+	e := newEnv(t, map[string]string{"OPENAI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	for _, c := range []call{
+		{path: "/proxy/openai/v1/chat/completions", header: bearerH(tk), body: `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`},
+		{method: http.MethodGet, path: "/proxy/openai/v1/models", header: bearerH(tk)},
+	} {
+		a := e.do(c)
+		if a.header.Get("X-Content-Type-Options") != "nosniff" || !strings.HasPrefix(a.header.Get("Content-Security-Policy"), "sandbox;") {
+			t.Errorf("%s: %d, X-Content-Type-Options %q, Content-Security-Policy %q", c.path, a.status,
+				a.header.Get("X-Content-Type-Options"), a.header.Get("Content-Security-Policy"))
+		}
+		if strings.Contains(c.path, "chat") && (a.status != http.StatusBadGateway || !strings.Contains(string(a.body), "<script>")) {
+			t.Fatalf("the upstream's error page is not what was relayed: %d %s", a.status, a.body)
+		}
+	}
+}
