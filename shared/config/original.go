@@ -29,6 +29,13 @@ type Policies struct {
 	// AllowTools is ALLOW_OPENAI_TOOL_USAGE: OpenAI and Azure requests with
 	// tools or functions are refused without it.
 	AllowTools bool
+	// AllowPaid is ALLOW_PAID_FEATURES: without it, requests for what the
+	// upstream bills beyond the tokens the quotas count are refused:
+	// server-side tools (web search and fetch, code execution, file
+	// search, grounding), search models, and options that raise the price
+	// per token (a priority or fast tier, the long-context beta, US-only
+	// inference).
+	AllowPaid bool
 	// RejectPhrases (REJECT_PHRASES) are matched case-insensitively
 	// against a prompt's text; a match is refused with RejectMessage.
 	RejectPhrases Phrases
@@ -71,6 +78,7 @@ func (p *parser) original(c *Config) {
 	c.Policies = Policies{
 		MaxContext: map[models.Provider]int64{},
 		AllowTools: p.bool("ALLOW_OPENAI_TOOL_USAGE", false),
+		AllowPaid:  p.bool("ALLOW_PAID_FEATURES", false),
 		// The original's defaults.
 		RejectMessage:  p.message("REJECT_MESSAGE", "This content violates /aicg/'s acceptable use policy."),
 		BlockMessage:   p.message("BLOCK_MESSAGE", "You must be over the age of majority in your country to use this service."),

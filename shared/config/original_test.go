@@ -185,15 +185,15 @@ func TestDeprecatedAliases(t *testing.T) {
 func TestPolicySettings(t *testing.T) {
 	c := load(t, map[string]string{})
 	p := c.Policies
-	if len(p.VisionServices) != 0 || p.AllowTools || !p.RejectPhrases.Empty() || len(p.BlockedOrigins) != 0 {
-		t.Errorf("default policies refuse nothing but images and tools: %+v", p)
+	if len(p.VisionServices) != 0 || p.AllowTools || p.AllowPaid || !p.RejectPhrases.Empty() || len(p.BlockedOrigins) != 0 {
+		t.Errorf("default policies refuse nothing but images, tools and paid features: %+v", p)
 	}
 	if p.RejectMessage == "" || p.BlockMessage == "" || p.MaxContext[models.OpenAI] != 0 {
 		t.Errorf("defaults = %+v", p)
 	}
 	c = load(t, map[string]string{
 		"MAX_CONTEXT_TOKENS_ANTHROPIC": "9000", "ALLOWED_VISION_SERVICES": "OpenAI, aws", "ALLOW_OPENAI_TOOL_USAGE": "true",
-		"REJECT_PHRASES": `bad\s+word,"a, b",(?=x)y`, "REJECT_MESSAGE": `"No."`, "BLOCKED_ORIGINS": "janitorai.com, venus",
+		"ALLOW_PAID_FEATURES": "TRUE", "REJECT_PHRASES": `bad\s+word,"a, b",(?=x)y`, "REJECT_MESSAGE": `"No."`, "BLOCKED_ORIGINS": "janitorai.com, venus",
 	})
 	p = c.Policies
 	for _, prov := range []models.Provider{models.Anthropic, models.AWSClaude, models.GCPClaude} {
@@ -204,8 +204,8 @@ func TestPolicySettings(t *testing.T) {
 	if p.MaxContext[models.OpenAI] != 0 || p.MaxContext[models.GoogleAI] != 0 {
 		t.Errorf("MaxContext = %v", p.MaxContext)
 	}
-	if !p.VisionServices["openai"] || !p.VisionServices["aws"] || len(p.VisionServices) != 2 || !p.AllowTools {
-		t.Errorf("vision %v tools %v", p.VisionServices, p.AllowTools)
+	if !p.VisionServices["openai"] || !p.VisionServices["aws"] || len(p.VisionServices) != 2 || !p.AllowTools || !p.AllowPaid {
+		t.Errorf("vision %v tools %v paid %v", p.VisionServices, p.AllowTools, p.AllowPaid)
 	}
 	if config.VisionService(models.AWSMistral) != "aws" || config.VisionService(models.GoogleAI) != "google-ai" {
 		t.Error("VisionService names")
@@ -308,6 +308,7 @@ func TestOriginalInvalidValues(t *testing.T) {
 		{map[string]string{"ALLOWED_VISION_SERVICES": "openai,bing"}, "ALLOWED_VISION_SERVICES", `"bing"; known: openai`},
 		{map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "-1"}, "MAX_CONTEXT_TOKENS_OPENAI", "whole number"},
 		{map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "sometimes"}, "ALLOW_OPENAI_TOOL_USAGE", "true or false"},
+		{map[string]string{"ALLOW_PAID_FEATURES": "search only"}, "ALLOW_PAID_FEATURES", "true or false"},
 		{map[string]string{"ALLOW_NICKNAME_CHANGES": "2x"}, "ALLOW_NICKNAME_CHANGES", "true or false"},
 		{map[string]string{"SHOW_TOKEN_COSTS": "yes please"}, "SHOW_TOKEN_COSTS", "true or false"},
 		{map[string]string{"TOKEN_COST_GPT4O": "-2"}, "TOKEN_COST_GPT4O", "US dollars per million"},
