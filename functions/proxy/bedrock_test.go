@@ -59,7 +59,7 @@ func TestBedrockClaudeSDK(t *testing.T) {
 	}
 
 	t.Run("non-streamed", func(t *testing.T) {
-		msg, err := client.Messages.New(ctx, params, aoption.WithHeader("Anthropic-Beta", "context-1m-2025-08-07"))
+		msg, err := client.Messages.New(ctx, params, aoption.WithHeader("Anthropic-Beta", "interleaved-thinking-2025-05-14"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func TestBedrockClaudeSDK(t *testing.T) {
 		if body["anthropic_version"] != "bedrock-2023-05-31" || body["model"] != nil || body["stream"] != nil || body["max_tokens"] != float64(200) {
 			t.Errorf("upstream body %s", last.Body)
 		}
-		if betas, _ := body["anthropic_beta"].([]any); len(betas) != 1 || betas[0] != "context-1m-2025-08-07" {
+		if betas, _ := body["anthropic_beta"].([]any); len(betas) != 1 || betas[0] != "interleaved-thinking-2025-05-14" {
 			t.Errorf("anthropic_beta %v", body["anthropic_beta"])
 		}
 		for _, h := range []string{"Anthropic-Version", "Anthropic-Beta", "X-Api-Key"} {

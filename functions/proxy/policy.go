@@ -30,9 +30,18 @@ func (x *exchange) policies() bool {
 	if x.rq == nil || !x.ep.Format.Admitted {
 		return true
 	}
-	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, x.rq.Stored, x.rq.PromptTokens, x.requested()); err != nil {
+	// Only a charged route generates (a token count runs no tool). A
+	// translated route's body is here the native one, as it will be sent.
+	runs := x.ep.Format.Charged
+	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, runs, x.rq.Stored, x.rq.PromptTokens, x.requested()); err != nil {
 		x.writeError(err, x.rate())
 		return false
+	}
+	if runs && !pol.AllowPaid {
+		if err := paidRequest(x.rq.Model, x.r.Header, x.prov.Headers); err != nil {
+			x.writeError(err, x.rate())
+			return false
+		}
 	}
 	// An image tool makes images from a text route: as on the image
 	// route, only where the image family is allowed.
@@ -87,9 +96,11 @@ func (x *exchange) blocked(pol *config.Policies) {
 
 // checkBody applies the policies that read the body. Special users (and
 // the admin key) are exempt from the image and context limits, as in the
-// original; rejected phrases and tool use apply to everyone. stored: the
-// request names context the upstream holds (Request.Stored).
-func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, stored bool, prompt, requested int64) error {
+// original; rejected phrases, tool use and paid features apply to
+// everyone. runs: the body goes as it is to an upstream that generates
+// (its paid features are looked for); stored: the request names context
+// the upstream holds (Request.Stored).
+func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, runs, stored bool, prompt, requested int64) error {
 	if !pol.RejectPhrases.Empty() {
 		text, deep := promptText(body)
 		if deep {
@@ -101,12 +112,18 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	}
 	checkTools := !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI)
 	checkImages := !exempt && !pol.VisionServices[config.VisionService(prov)]
+	checkPaid := runs && !pol.AllowPaid
 	var m marks
-	if checkTools || checkImages {
+	if checkTools || checkImages || checkPaid {
 		m = markers(body)
 	}
 	if checkTools && m.tools && usesTools(body) {
 		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
+	}
+	if checkPaid && (m.tools || m.paid) {
+		if err := paidBody(body); err != nil {
+			return err
+		}
 	}
 	if exempt {
 		return nil
@@ -133,30 +150,33 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	return nil
 }
 
-// marks are what one pass over a body found for the checks that walk it.
-type marks struct{ image, tools bool }
+// marks are what one pass over a body found for the checks that walk it:
+// paid is a price option's member (paid tools are in tools).
+type marks struct{ image, tools, paid bool }
 
 // Words a member name or string value starts with in every image input
 // (OpenAI's image_url and input_image parts, Anthropic's image blocks,
-// Google's inline and file data) and every tool declaration.
+// Google's inline and file data), every tool declaration and every
+// member paidBody reads besides tools.
 var (
 	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
 	toolWords  = []string{"tools", "functions"}
+	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options"}
 	// wordStart holds the words' first letters: most strings start with
 	// none of them and are passed at once.
 	wordStart = func() (set [256]bool) {
-		for _, w := range append(slices.Clone(imageWords), toolWords...) {
+		for _, w := range slices.Concat(imageWords, toolWords, paidWords) {
 			set[w[0]] = true
 		}
 		return set
 	}()
 )
 
-// markers looks at the body once for what usesTools and hasImage look for:
-// a string (member names are strings) starting with one of their words,
-// or a \u escape, which could spell one. A body without them holds
-// neither, and is not walked: a prompt is mostly text, and the words
-// inside it do not start a string.
+// markers looks at the body once for what usesTools, hasImage and
+// paidBody look for: a string (member names are strings) starting with
+// one of their words, or a \u escape, which could spell one. A body
+// without them holds none, and is not walked: a prompt is mostly text,
+// and the words inside it do not start a string.
 func markers(body []byte) marks {
 	for i := 0; ; {
 		j := bytes.IndexByte(body[i:], '\\')
@@ -165,7 +185,7 @@ func markers(body []byte) marks {
 		}
 		i += j + 1
 		if i < len(body) && body[i] == 'u' {
-			return marks{image: true, tools: true}
+			return marks{image: true, tools: true, paid: true}
 		}
 		i++ // the escaped character
 		if i >= len(body) {
@@ -188,7 +208,8 @@ func markers(body []byte) marks {
 		rest := body[i:]
 		m.image = m.image || startsWithAny(rest, imageWords)
 		m.tools = m.tools || startsWithAny(rest, toolWords)
-		if m.image && m.tools {
+		m.paid = m.paid || startsWithAny(rest, paidWords)
+		if m.image && m.tools && m.paid {
 			return m
 		}
 	}

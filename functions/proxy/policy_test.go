@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,7 +137,7 @@ func TestRejectPhrasesInTextData(t *testing.T) {
 			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"SecretPlanAAAA"}}]}]}`, false},
 		{"untyped", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"SecretPlanAAAA","format":"wav"}}]}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, false, 10, 20)
+		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -167,7 +169,7 @@ func TestRejectPhrasesInJSONTheModelReads(t *testing.T) {
 		{"innocent tool_use", anthropicInput(`{"type":"a plan","id":"x1"}`), false},
 		{"innocent structure", `{"model":"secret plan","messages":[{"role":"user","content":"hi"}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, false, 10, 20)
+		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -245,6 +247,202 @@ func TestOpenAIToolUsage(t *testing.T) {
 			t.Fatalf("%d %s", a.status, a.body)
 		}
 		mustContain(t, "upstream body", string(e.fake(upstreamfake.OpenAI).Last(t).Body), `"tools"`)
+	})
+}
+
+// paidCase is a request for something the upstream bills beyond the
+// tokens the quotas count, on one of the mounts that serve it.
+type paidCase struct {
+	name, path, body string
+	header           map[string]string
+	msg              string // in the refusal
+}
+
+// paidCases are refused by default. Every body a hostile client can spell
+// so that a naive reader misses what the upstream reads (an escaped or
+// repeated member) is among them.
+func paidCases(tk string) []paidCase {
+	chat := func(model, extra string) string {
+		return `{"model":"` + model + `","max_tokens":10,"messages":[{"role":"user","content":"hi"}]` + extra + `}`
+	}
+	responses := func(extra string) string {
+		return `{"model":"gpt-4o","max_output_tokens":20,"input":"hi"` + extra + `}`
+	}
+	claude := func(extra string) string {
+		return `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]` + extra + `}`
+	}
+	gemini := func(extra string) string {
+		return `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]` + extra + `}`
+	}
+	const (
+		oai    = "/proxy/openai/v1/chat/completions"
+		resp   = "/proxy/openai/v1/responses"
+		azure  = "/proxy/azure/openai/v1/chat/completions"
+		ant    = "/proxy/anthropic/v1/messages"
+		aws    = "/proxy/aws/claude/v1/messages"
+		gcp    = "/proxy/gcp/claude/v1/messages"
+		goo    = "/proxy/google-ai/v1beta/models/gemini-2.5-flash:generateContent"
+		vertex = "/proxy/gcp/gemini/v1beta/models/gemini-2.5-flash:generateContent"
+	)
+	bearer, xKey, gKey := bearerH(tk), map[string]string{"x-api-key": tk}, map[string]string{"x-goog-api-key": tk}
+	withBeta := func(beta string) map[string]string { return map[string]string{"x-api-key": tk, "anthropic-beta": beta} }
+	search, tool, price := "billed per search", "runs on the provider's side", "is billed above the standard price per token"
+	return []paidCase{
+		{"web_search_options", oai, chat("gpt-4o", `,"web_search_options":{}`), bearer, search},
+		{"escaped web_search_options", oai, chat("gpt-4o", `,"web_search_opti\u006fns":{"search_context_size":"high"}`), bearer, search},
+		{"search model", oai, chat("gpt-4o-search-preview", ""), bearer, "gpt-4o-search-preview searches the web on every call"},
+		{"dated search model", oai, chat("gpt-4o-mini-search-preview-2025-03-11", ""), bearer, "searches the web"},
+		{"priority tier", oai, chat("gpt-4o", `,"service_tier":"priority"`), bearer, `service_tier "priority" ` + price},
+		{"repeated tier", oai, chat("gpt-4o", `,"service_tier":"priority","service_tier":"auto"`), bearer, price},
+		{"escaped tier", oai, chat("gpt-4o", `,"service_t\u0069er":"pr\u0069ority"`), bearer, price},
+		{"Responses priority tier", resp, responses(`,"service_tier":"priority"`), bearer, price},
+		{"Azure web_search_options", azure, chat("gpt-4o", `,"web_search_options":{}`), bearer, search},
+		{"Azure priority tier", azure, chat("gpt-4o", `,"service_tier":"priority"`), bearer, price},
+		{"Anthropic web search", ant, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]`), xKey, "The web_search_20250305 tool " + tool},
+		{"Anthropic web fetch", ant, claude(`,"tools":[{"name":"f","input_schema":{}},{"type":"web_fetch_20250910","name":"web_fetch"}]`), xKey, "web_fetch_20250910"},
+		{"Anthropic code execution", ant, claude(`,"tools":[{"type":"code_execution_20250825","name":"code_execution"}]`), xKey, tool},
+		{"escaped and repeated type", ant, claude(`,"tools":[{"type":"custom","t\u0079pe":"web_search_20250305","name":"web_search"}]`), xKey, tool},
+		{"Anthropic fast mode", ant, claude(`,"speed":"fast"`), xKey, `speed "fast" ` + price},
+		{"Anthropic fast-mode beta", ant, claude(""), withBeta("fast-mode-2026-02-01"), "anthropic-beta fast-mode-2026-02-01 " + price},
+		{"Anthropic US-only inference", ant, claude(`,"inference_geo":"us"`), xKey, `inference_geo "us"`},
+		{"Anthropic 1M-context beta", ant, claude(""), withBeta("interleaved-thinking-2025-05-14, Context-1M-2025-08-07"), "anthropic-beta Context-1M-2025-08-07 " + price},
+		{"Bedrock beta in the body", aws, claude(`,"anthropic_beta":["context-1m-2025-08-07"]`), xKey, price},
+		{"Bedrock beta header", aws, claude(""), withBeta("context-1m-2025-08-07"), price},
+		{"Bedrock chat translation beta header", "/proxy/aws/claude/v1/chat/completions", chat("claude-sonnet-4-5", ""),
+			map[string]string{"authorization": "Bearer " + tk, "anthropic-beta": "context-1m-2025-08-07"}, price},
+		{"Bedrock web search", aws, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search"}]`), xKey, tool},
+		{"Vertex Claude web search", gcp, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search"}]`), xKey, tool},
+		{"Vertex Claude beta header", gcp, claude(""), withBeta("context-1m-2025-08-07"), price},
+		{"Gemini Google Search", goo, gemini(`,"tools":[{"googleSearch":{}}]`), gKey, "The googleSearch tool " + tool},
+		{"Gemini search retrieval", goo, gemini(`,"tools":[{"google_search_retrieval":{"dynamic_retrieval_config":{"mode":"MODE_DYNAMIC"}}}]`), gKey, tool},
+		{"Gemini code execution", goo, gemini(`,"tools":[{"functionDeclarations":[{"name":"f"}]},{"code_execution":{}}]`), gKey, tool},
+		{"Gemini URL context", goo, gemini(`,"tools":[{"urlContext":{}}]`), gKey, tool},
+		{"Gemini escaped member", goo, gemini(`,"tools":[{"google\u0053earch":{}}]`), gKey, tool},
+		{"Vertex Gemini grounding", vertex, gemini(`,"tools":[{"googleSearch":{}}]`), gKey, tool},
+		{"Vertex Gemini Maps", vertex, gemini(`,"tools":[{"googleMaps":{}}]`), gKey, tool},
+		{"Vertex Gemini enterprise search", vertex, gemini(`,"tools":[{"enterpriseWebSearch":{}}]`), gKey, tool},
+		{"Vertex Gemini retrieval", vertex, gemini(`,"tools":[{"retrieval":{"vertexAiSearch":{"datastore":"projects/p/locations/global/collections/default_collection/dataStores/d"}}}]`), gKey, tool},
+		{"Gemini file search", goo, gemini(`,"tools":[{"file_search":{"file_search_store_names":["fileSearchStores/s"]}}]`), gKey, tool},
+	}
+}
+
+// paidMounts is newEnv serving the cloud mounts too (Azure, Bedrock,
+// Vertex), with vars; it returns every upstream fake.
+func paidMounts(t *testing.T, vars map[string]string) (*env, []*upstreamfake.Fake) {
+	t.Helper()
+	az, br, vx := upstreamfake.Start(t, upstreamfake.Azure), upstreamfake.Start(t, upstreamfake.Bedrock), upstreamfake.Start(t, upstreamfake.Vertex)
+	all := map[string]string{
+		"AZURE_CREDENTIALS": azureCred("tollgate-east", "prod-4o"), "AZURE_OPENAI_BASE_URL": az.URL + "/{resource}",
+		"AWS_CREDENTIALS": awsCred("AKIDFIRST", "us-east-1"), "AWS_BEDROCK_BASE_URL": br.URL + "/{region}",
+		"GCP_CREDENTIALS": saCred(vx, "tollgate"), "GCP_VERTEX_BASE_URL": vx.URL,
+	}
+	maps.Copy(all, vars)
+	e := newEnv(t, all)
+	e.fakes[upstreamfake.Azure], e.fakes[upstreamfake.Bedrock], e.fakes[upstreamfake.Vertex] = az, br, vx
+	return e, slices.Collect(maps.Values(e.fakes))
+}
+
+// What the upstream bills beyond the tokens the quotas count (server-side
+// tools, search models, price-multiplying tiers, modes and betas) is
+// refused by default on every mount that serves it, for special users
+// too, in the provider's error shape, before anything is sent or
+// charged; ALLOW_PAID_FEATURES lets it through.
+func TestPaidFeatures(t *testing.T) {
+	t.Run("refused by default", func(t *testing.T) {
+		e, ups := paidMounts(t, nil)
+		tk := e.user(users.Patch{Type: setOpt(users.Special)})
+		for _, c := range paidCases(tk) {
+			a := e.do(call{path: c.path, body: c.body, header: c.header})
+			if a.status != 400 || a.header.Get(headerErrorStatus) != "400" {
+				t.Errorf("%s: %d %s", c.name, a.status, a.body)
+				continue
+			}
+			switch {
+			case strings.Contains(c.path, "generateContent"):
+				googleShape(t, a)
+			case strings.Contains(c.path, "/messages"):
+				anthropicShape(t, a)
+			default:
+				openAIShape(t, a)
+			}
+			got, _ := dig(a.json(t), "error", "message").(string)
+			mustContain(t, c.name, got, c.msg)
+		}
+		for _, up := range ups {
+			if n := up.Count(); n != 0 {
+				t.Errorf("%d requests reached an upstream", n)
+			}
+		}
+		if u := e.get(tk); u.PromptCount != 0 {
+			t.Errorf("a refused request was charged: %+v", u)
+		}
+	})
+	t.Run("allowed", func(t *testing.T) {
+		e, _ := paidMounts(t, map[string]string{"ALLOW_PAID_FEATURES": "true"})
+		tk := e.user(users.Patch{})
+		for _, c := range paidCases(tk) {
+			if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
+				t.Errorf("%s: %d %s", c.name, a.status, a.body)
+			}
+		}
+		last := e.fake(upstreamfake.Anthropic).Last(t)
+		mustContain(t, "upstream anthropic-beta", last.Header.Get("Anthropic-Beta"), "Context-1M-2025-08-07")
+	})
+	t.Run("standard prices and look-alikes pass", func(t *testing.T) {
+		e := newEnv(t, nil)
+		tk := e.user(users.Patch{})
+		chat := func(extra string) string {
+			return `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"service_tier \"priority\" tools"}]` + extra + `}`
+		}
+		claude := func(extra string) string {
+			return `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}]` + extra + `}`
+		}
+		gemini := func(extra string) string {
+			return `{"contents":[{"role":"user","parts":[{"text":"hi"}]}]` + extra + `}`
+		}
+		oai, ant, goo := provCases[0], provCases[1], provCases[2]
+		for _, c := range []struct {
+			path, body string
+			header     map[string]string
+		}{
+			{oai.path, chat(`,"service_tier":"auto"`), bearerH(tk)},
+			{oai.path, chat(`,"service_tier":"default"`), bearerH(tk)},
+			{oai.path, chat(`,"service_tier":"flex","web_search_options":null`), bearerH(tk)},
+			{oai.path, chat(`,"service_tier":null`), bearerH(tk)},
+			// The header is not forwarded to OpenAI.
+			{oai.path, chat(""), map[string]string{"authorization": "Bearer " + tk, "anthropic-beta": "context-1m-2025-08-07"}},
+			{ant.path, claude(`,"speed":"standard","inference_geo":"global","service_tier":"standard_only"`), ant.auth(tk)},
+			// A tool of the client's own, named as a server tool is.
+			{ant.path, claude(`,"tools":[{"name":"web_search","input_schema":{"type":"object"}}]`), ant.auth(tk)},
+			{ant.path, claude(""), map[string]string{"x-api-key": tk, "anthropic-beta": "interleaved-thinking-2025-05-14"}},
+			// Counting tokens runs no tool.
+			{"/proxy/anthropic/v1/messages/count_tokens", claude(`,"tools":[{"type":"web_search_20250305","name":"web_search"}]`), ant.auth(tk)},
+			// The translation sends no service tier.
+			{"/proxy/anthropic/v1/chat/completions", chat(`,"service_tier":"priority"`), bearerH(tk)},
+			{goo.path, gemini(`,"tools":[{"functionDeclarations":[{"name":"googleSearch"}]},{"googleSearch":null}]`), goo.auth(tk)},
+		} {
+			if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
+				t.Errorf("%s %s: %d %s", c.path, c.body, a.status, a.body)
+			}
+		}
+		mustContain(t, "upstream body", string(e.fake(upstreamfake.OpenAI).Requests()[0].Body), `"service_tier":"auto"`)
+		if sent := string(e.fake(upstreamfake.Anthropic).Last(t).Body); strings.Contains(sent, `"service_tier":`) {
+			t.Errorf("translated body %s", sent)
+		}
+	})
+	t.Run("OpenAI's server tools with tools allowed", func(t *testing.T) {
+		e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true"})
+		tk := e.user(users.Patch{})
+		for _, tool := range []string{`{"type":"web_search_preview"}`, `{"type":"web_search","search_context_size":"low"}`,
+			`{"type":"file_search","vector_store_ids":["vs_1"]}`, `{"type":"code_interpreter","container":{"type":"auto"}}`} {
+			body := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"f","parameters":{}},` + tool + `]}`
+			a := e.do(call{path: "/proxy/openai/v1/responses", body: body, header: bearerH(tk)})
+			refusedUnsent(t, e, provCases[0], tk, a, 400, "tool runs on the provider's side")
+		}
+		function := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"web_search","parameters":{}}]}`
+		if a := e.do(call{path: "/proxy/openai/v1/responses", body: function, header: bearerH(tk)}); a.status != 200 {
+			t.Errorf("a function named web_search: %d %s", a.status, a.body)
+		}
 	})
 }
 
@@ -358,7 +556,7 @@ func TestMaxContextTokens(t *testing.T) {
 func TestImageGenerationToolNeedsTheImageFamily(t *testing.T) {
 	image := `{"model":"gpt-4o","max_output_tokens":20,"input":"draw a fox","tools":[{"type":"image_generation"}]}`
 	repeated := `{"model":"gpt-4o","max_output_tokens":20,"input":"draw a fox","tools":[{"type":"image_generation","type":"function","name":"f"}],` +
-		`"tools":[{"type":"web_search"},{"t\u0079pe":"image_generation"}]}`
+		`"tools":[{"type":"function","name":"g","parameters":{}},{"t\u0079pe":"image_generation"}]}`
 	function := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"image_generation","parameters":{}}]}`
 	path := "/proxy/openai/v1/responses"
 	t.Run("image family not allowed", func(t *testing.T) {
@@ -545,6 +743,8 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Add([]byte(`[1,{"a":null},"zz"`))
 	f.Add([]byte(`{"model":"gpt-4o","tools":[{"type":"function"}],"messages":[]}`))
 	f.Add([]byte(`{"model":"gpt-4o","\u0074ools":[{}],"messages":[{"role":"user","content":"say \"tools\" \\u"}]}`))
+	f.Add([]byte(`{"model":"gpt-4o","service_tier":"priority","tools":[{"googleSearch":{}},{"type":"web_search_20250305"}]}`))
+	f.Add([]byte(`{"anthropic_beta":["context-1m-2025-08-07"],"speed":"fast","web_search_options":{}}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The one pass never hides what the walks find.
 		m := markers(body)
@@ -553,6 +753,9 @@ func FuzzPolicyBody(f *testing.F) {
 		}
 		if !m.tools && usesTools(body) {
 			t.Errorf("tools walked into past the markers in %q", body)
+		}
+		if !m.tools && !m.paid && paidBody(body) != nil {
+			t.Errorf("a paid feature walked into past the markers in %q", body)
 		}
 		text, _ := promptText(body)
 		if len(text) > 2*len(body)+16 {
@@ -581,7 +784,7 @@ func BenchmarkPolicies(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, false, 600, 900); err != nil {
+				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, true, false, 600, 900); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -73,7 +73,7 @@ func TestVertexClaudeSDK(t *testing.T) {
 	base := "/v1/projects/" + vertexProject + "/locations/europe-west1/publishers/anthropic/models/"
 
 	t.Run("non-streamed", func(t *testing.T) {
-		msg, err := client.Messages.New(ctx, params, aoption.WithHeader("anthropic-beta", "context-1m-2025-08-07"))
+		msg, err := client.Messages.New(ctx, params, aoption.WithHeader("anthropic-beta", "interleaved-thinking-2025-05-14"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -88,7 +88,7 @@ func TestVertexClaudeSDK(t *testing.T) {
 		if _, has := sent["model"]; has || sent["anthropic_version"] != "vertex-2023-10-16" || sent["max_tokens"] != float64(200) {
 			t.Errorf("upstream body %s", last.Body)
 		}
-		if last.Header.Get("Anthropic-Beta") != "context-1m-2025-08-07" || last.Header.Get("Anthropic-Version") != "" {
+		if last.Header.Get("Anthropic-Beta") != "interleaved-thinking-2025-05-14" || last.Header.Get("Anthropic-Version") != "" {
 			t.Errorf("upstream saw anthropic-beta %q, anthropic-version %q; want the beta only", last.Header.Get("Anthropic-Beta"), last.Header.Get("Anthropic-Version"))
 		}
 		if !strings.HasPrefix(last.Header.Get("Authorization"), "Bearer ya29.fake-") || last.Header.Get("X-Api-Key") != "" {

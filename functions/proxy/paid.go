@@ -1,0 +1,156 @@
+package proxy
+
+import (
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/tidwall/gjson"
+
+	"tollgate.dev/tollgate/shared/users"
+)
+
+// Paid features are what an upstream bills beyond the tokens the quotas
+// count: tools it runs itself (per search, per grounded prompt, per
+// container, or content it fetches that no estimate sees), search models
+// that search on every call, and options that raise the price of every
+// token. Without ALLOW_PAID_FEATURES they are refused, in every format
+// served: a body is read for all of them, whichever API it speaks.
+var (
+	// serverToolTypes start the type of a tool the upstream runs: OpenAI's
+	// web_search(_preview), file_search and code_interpreter, Anthropic's
+	// web_search_*, web_fetch_* and code_execution_*.
+	serverToolTypes = []string{"web_search", "web_fetch", "code_execution", "code_interpreter", "file_search"}
+	// serverToolMembers name Gemini's (Google AI and Vertex) in a tool,
+	// both spellings its JSON takes: grounding with Google Search or Maps,
+	// Vertex's enterprise search and retrieval, file search, code
+	// execution and URL context.
+	serverToolMembers = map[string]bool{
+		"googleSearch": true, "google_search": true, "googleSearchRetrieval": true, "google_search_retrieval": true,
+		"googleMaps": true, "google_maps": true, "enterpriseWebSearch": true, "enterprise_web_search": true,
+		"retrieval": true, "fileSearch": true, "file_search": true,
+		"codeExecution": true, "code_execution": true, "urlContext": true, "url_context": true,
+	}
+	// standardPrice are the price options (OpenAI's and Anthropic's
+	// service_tier, Anthropic's speed and inference_geo) with the values
+	// billed at the standard price or less; any other (priority, fast,
+	// us) multiplies it.
+	standardPrice = map[string][]string{
+		"service_tier":  {"auto", "default", "flex", "standard_only"},
+		"speed":         {"standard"},
+		"inference_geo": {"global"},
+	}
+	// premiumBetaNames start the Anthropic betas billed above the standard
+	// price per token: the 1M-token context (long-context prices past
+	// 200K input tokens) and fast mode.
+	premiumBetaNames = []string{"context-1m", "fast-mode"}
+)
+
+// paidBody refuses a body that asks for a paid feature. Every top-level
+// member is read with its name unescaped, every occurrence of a repeated
+// one: whichever the upstream's parser keeps, none is paid.
+func paidBody(body []byte) error {
+	var err error
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		if v.Type == gjson.Null {
+			return true
+		}
+		switch name := k.String(); name {
+		case "tools":
+			if tool := serverTool(v); tool != "" {
+				err = users.Errorf(users.CodeInvalid, "The %s tool runs on the provider's side and is billed beyond the tokens this proxy counts; server-side tools are not enabled on this proxy.", clip(tool))
+			}
+		case "web_search_options":
+			err = users.Errorf(users.CodeInvalid, "web_search_options: web search is billed per search, beyond the tokens this proxy counts, and is not enabled on this proxy.")
+		case "anthropic_beta":
+			for _, b := range v.Array() {
+				if err = premiumBetas(b.String()); err != nil {
+					break
+				}
+			}
+		default:
+			if std, ok := standardPrice[name]; ok && !slices.Contains(std, v.String()) {
+				err = higherPrice(name + " " + clip(v.Raw))
+			}
+		}
+		return err == nil
+	})
+	return err
+}
+
+// serverTool names the first tool of a tools list that the upstream runs
+// itself ("" for none). Each tool's members are all read, a type or a
+// Gemini tool member given twice included.
+func serverTool(tools gjson.Result) string {
+	if !tools.IsArray() {
+		return ""
+	}
+	found := ""
+	tools.ForEach(func(_, t gjson.Result) bool {
+		t.ForEach(func(k, v gjson.Result) bool {
+			switch name := k.String(); {
+			case name == "type":
+				if typ := strings.ToLower(v.String()); hasAnyPrefix(typ, serverToolTypes) {
+					found = v.String()
+				}
+			case serverToolMembers[name] && v.Type != gjson.Null:
+				found = name
+			}
+			return found == ""
+		})
+		return found == ""
+	})
+	return found
+}
+
+// paidRequest refuses what a request asks for outside its body: a search
+// model (OpenAI's gpt-4o-search-preview, gpt-5-search-api: each call
+// searches, billed per search), or a premium beta in an Anthropic-Beta
+// header the provider forwards.
+func paidRequest(model string, h http.Header, forwarded []string) error {
+	if m := strings.ToLower(model); strings.Contains(m, "-search-") || strings.HasSuffix(m, "-search") {
+		return users.Errorf(users.CodeInvalid, "%s searches the web on every call, billed per search beyond the tokens this proxy counts; search models are not enabled on this proxy.", clip(model))
+	}
+	const beta = "Anthropic-Beta"
+	if !slices.Contains(forwarded, beta) {
+		return nil
+	}
+	for _, v := range h.Values(beta) {
+		if err := premiumBetas(v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// premiumBetas refuses a comma list of Anthropic betas that holds one
+// billed above the standard price.
+func premiumBetas(list string) error {
+	for b := range strings.SplitSeq(list, ",") {
+		if b = strings.TrimSpace(b); hasAnyPrefix(strings.ToLower(b), premiumBetaNames) {
+			return higherPrice("anthropic-beta " + clip(b))
+		}
+	}
+	return nil
+}
+
+func higherPrice(what string) error {
+	return users.Errorf(users.CodeInvalid, "%s is billed above the standard price per token, which this proxy's quotas do not see; it is not enabled on this proxy.", what)
+}
+
+func hasAnyPrefix(s string, prefixes []string) bool {
+	for _, p := range prefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// clip shortens what a refusal quotes of the request.
+func clip(s string) string {
+	if len(s) > 48 {
+		return s[:45] + "..."
+	}
+	return s
+}
