@@ -19,7 +19,8 @@ import (
 var (
 	// serverToolTypes start the type of a tool the upstream runs: OpenAI's
 	// web_search(_preview), file_search and code_interpreter, Anthropic's
-	// web_search_*, web_fetch_* and code_execution_*.
+	// web_search_*, web_fetch_* and code_execution_*. OpenAI's shell runs
+	// there too when its environment is a container (hostedEnvironment).
 	serverToolTypes = []string{"web_search", "web_fetch", "code_execution", "code_interpreter", "file_search"}
 	// serverToolMembers name Gemini's (Google AI and Vertex) in a tool,
 	// both spellings its JSON takes: grounding with Google Search or Maps,
@@ -95,12 +96,28 @@ func serverTool(tools gjson.Result) string {
 				}
 			case serverToolMembers[name] && v.Type != gjson.Null:
 				found = name
+			case name == "environment" && hostedEnvironment(v):
+				found = "hosted shell"
 			}
 			return found == ""
 		})
 		return found == ""
 	})
 	return found
+}
+
+// hostedEnvironment reports a tool environment of a container OpenAI
+// runs ({"type":"container_auto"}, "container_reference"), billed as
+// code_interpreter's is; a local one ({"type":"local"}) is the client's.
+func hostedEnvironment(env gjson.Result) bool {
+	hosted := false
+	if env.IsObject() {
+		env.ForEach(func(k, v gjson.Result) bool {
+			hosted = k.String() == "type" && strings.HasPrefix(strings.ToLower(v.String()), "container")
+			return !hosted
+		})
+	}
+	return hosted
 }
 
 // paidRequest refuses what a request asks for outside its body: a search

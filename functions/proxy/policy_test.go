@@ -434,14 +434,20 @@ func TestPaidFeatures(t *testing.T) {
 		e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true"})
 		tk := e.user(users.Patch{})
 		for _, tool := range []string{`{"type":"web_search_preview"}`, `{"type":"web_search","search_context_size":"low"}`,
-			`{"type":"file_search","vector_store_ids":["vs_1"]}`, `{"type":"code_interpreter","container":{"type":"auto"}}`} {
+			`{"type":"file_search","vector_store_ids":["vs_1"]}`, `{"type":"code_interpreter","container":{"type":"auto"}}`,
+			`{"type":"shell","environment":{"type":"local","type":"container_auto"}}`, `{"type":"shell","environment":{"type":"container_reference","container_id":"cntr_1"}}`} {
 			body := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"f","parameters":{}},` + tool + `]}`
 			a := e.do(call{path: "/proxy/openai/v1/responses", body: body, header: bearerH(tk)})
 			refusedUnsent(t, e, provCases[0], tk, a, 400, "tool runs on the provider's side")
 		}
-		function := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"web_search","parameters":{}}]}`
-		if a := e.do(call{path: "/proxy/openai/v1/responses", body: function, header: bearerH(tk)}); a.status != 200 {
-			t.Errorf("a function named web_search: %d %s", a.status, a.body)
+		// Tools the client runs: a function named as a server tool is, a
+		// local shell, the computer it drives.
+		for _, tool := range []string{`{"type":"function","name":"web_search","parameters":{}}`, `{"type":"shell","environment":{"type":"local"}}`,
+			`{"type":"computer_use_preview","environment":"browser","display_width":1024,"display_height":768}`} {
+			body := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[` + tool + `]}`
+			if a := e.do(call{path: "/proxy/openai/v1/responses", body: body, header: bearerH(tk)}); a.status != 200 {
+				t.Errorf("%s: %d %s", tool, a.status, a.body)
+			}
 		}
 	})
 }
