@@ -14,7 +14,7 @@ import (
 // count: tools it runs itself (per search, per grounded prompt, per
 // container, or content it fetches that no estimate sees), search models
 // that search on every call, and options that raise the price of every
-// token. Without ALLOW_PAID_FEATURES they are refused, in every format
+// token (a tier, a mode, a beta, audio in or out). Without ALLOW_PAID_FEATURES they are refused, in every format
 // served: a body is read for all of them, whichever API it speaks.
 var (
 	// serverToolTypes start the type of a tool the upstream runs: OpenAI's
@@ -60,6 +60,15 @@ func paidBody(body []byte) error {
 		case "tools":
 			if tool := serverTool(v); tool != "" {
 				err = users.Errorf(users.CodeInvalid, "The %s tool runs on the provider's side and is billed beyond the tokens this proxy counts; server-side tools are not enabled on this proxy.", clip(tool))
+			}
+		case "audio":
+			err = users.Errorf(users.CodeInvalid, "audio: audio output is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
+		case "modalities":
+			for _, m := range v.Array() {
+				if strings.EqualFold(m.String(), "audio") {
+					err = users.Errorf(users.CodeInvalid, "modalities: audio output is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
+					break
+				}
 			}
 		case "web_search_options":
 			err = users.Errorf(users.CodeInvalid, "web_search_options: web search is billed per search, beyond the tokens this proxy counts, and is not enabled on this proxy.")
@@ -118,6 +127,42 @@ func hostedEnvironment(env gjson.Result) bool {
 		})
 	}
 	return hosted
+}
+
+// hasAudio reports an audio input (OpenAI's input_audio parts: audio
+// tokens cost several times text ones). deep reports a body nested past
+// maxDepth, which the walk does not read whole.
+func hasAudio(body []byte) (hit, deep bool) {
+	hit = walkAudio(gjson.ParseBytes(body), 0, &deep)
+	return hit && !deep, deep
+}
+
+func walkAudio(v gjson.Result, depth int, deep *bool) bool {
+	if depth > maxDepth {
+		*deep = true
+		return true
+	}
+	hit := false
+	switch {
+	case v.IsObject():
+		v.ForEach(func(k, val gjson.Result) bool {
+			switch k.String() {
+			case "type":
+				hit = val.String() == "input_audio"
+			case "input_audio":
+				hit = val.Type != gjson.Null
+			default:
+				hit = walkAudio(val, depth+1, deep)
+			}
+			return !hit
+		})
+	case v.IsArray():
+		v.ForEach(func(_, val gjson.Result) bool {
+			hit = walkAudio(val, depth+1, deep)
+			return !hit
+		})
+	}
+	return hit
 }
 
 // paidRequest refuses what a request asks for outside its body: a search

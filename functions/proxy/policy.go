@@ -125,6 +125,15 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 			return err
 		}
 	}
+	if checkPaid && m.audio {
+		hit, deep := hasAudio(body)
+		if deep {
+			return tooDeep()
+		}
+		if hit {
+			return users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
+		}
+	}
 	if exempt {
 		return nil
 	}
@@ -151,8 +160,9 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 }
 
 // marks are what one pass over a body found for the checks that walk it:
-// paid is a price option's member (paid tools are in tools).
-type marks struct{ image, tools, paid bool }
+// paid is a price option's member (paid tools are in tools), audio an
+// audio input.
+type marks struct{ image, tools, paid, audio bool }
 
 // Words a member name or string value starts with in every image input
 // (OpenAI's image_url and input_image parts, Anthropic's image blocks,
@@ -161,19 +171,20 @@ type marks struct{ image, tools, paid bool }
 var (
 	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
 	toolWords  = []string{"tools", "functions"}
-	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options"}
+	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio"}
+	audioWords = []string{"input_audio"}
 	// wordStart holds the words' first letters: most strings start with
 	// none of them and are passed at once.
 	wordStart = func() (set [256]bool) {
-		for _, w := range slices.Concat(imageWords, toolWords, paidWords) {
+		for _, w := range slices.Concat(imageWords, toolWords, paidWords, audioWords) {
 			set[w[0]] = true
 		}
 		return set
 	}()
 )
 
-// markers looks at the body once for what usesTools, hasImage and
-// paidBody look for: a string (member names are strings) starting with
+// markers looks at the body once for what usesTools, hasImage, paidBody
+// and hasAudio look for: a string (member names are strings) starting with
 // one of their words, or a \u escape, which could spell one. A body
 // without them holds none, and is not walked: a prompt is mostly text,
 // and the words inside it do not start a string.
@@ -185,7 +196,7 @@ func markers(body []byte) marks {
 		}
 		i += j + 1
 		if i < len(body) && body[i] == 'u' {
-			return marks{image: true, tools: true, paid: true}
+			return marks{image: true, tools: true, paid: true, audio: true}
 		}
 		i++ // the escaped character
 		if i >= len(body) {
@@ -209,7 +220,8 @@ func markers(body []byte) marks {
 		m.image = m.image || startsWithAny(rest, imageWords)
 		m.tools = m.tools || startsWithAny(rest, toolWords)
 		m.paid = m.paid || startsWithAny(rest, paidWords)
-		if m.image && m.tools && m.paid {
+		m.audio = m.audio || startsWithAny(rest, audioWords)
+		if m.image && m.tools && m.paid && m.audio {
 			return m
 		}
 	}

@@ -124,7 +124,7 @@ func policiesOf(t *testing.T, env map[string]string) *config.Policies {
 // Google inline text/* data, base64) is looked at for phrases; binary
 // data (an image whose base64 happens to spell the phrase) is not.
 func TestRejectPhrasesInTextData(t *testing.T) {
-	pol := policiesOf(t, map[string]string{"REJECT_PHRASES": "secret plan,SecretPlan", "ALLOWED_VISION_SERVICES": "anthropic"})
+	pol := policiesOf(t, map[string]string{"REJECT_PHRASES": "secret plan,SecretPlan", "ALLOWED_VISION_SERVICES": "anthropic", "ALLOW_PAID_FEATURES": "true"})
 	for _, tc := range []struct {
 		name, body string
 		refused    bool
@@ -313,6 +313,12 @@ func paidCases(tk string) []paidCase {
 		{"Bedrock web search", aws, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search"}]`), xKey, tool},
 		{"Vertex Claude web search", gcp, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search"}]`), xKey, tool},
 		{"Vertex Claude beta header", gcp, claude(""), withBeta("context-1m-2025-08-07"), price},
+		{"audio output", oai, chat("gpt-4o-audio-preview", `,"modalities":["text","audio"],"audio":{"voice":"alloy","format":"wav"}`), bearer, "audio output is billed at several times"},
+		{"audio modality", oai, chat("gpt-audio", `,"modalities":["text","AUDIO"]`), bearer, "modalities: audio output"},
+		{"audio input", oai, `{"model":"gpt-4o-audio-preview","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is said"},` +
+			`{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]}`, bearer, "Audio input is billed at several times"},
+		{"escaped audio input", oai, `{"model":"gpt-4o-audio-preview","max_tokens":10,"messages":[{"role":"user","content":[` +
+			`{"type":"input_\u0061udio","input_\u0061udio":{"data":"AAAA","format":"wav"}}]}]}`, bearer, "Audio input"},
 		{"Gemini Google Search", goo, gemini(`,"tools":[{"googleSearch":{}}]`), gKey, "The googleSearch tool " + tool},
 		{"Gemini search retrieval", goo, gemini(`,"tools":[{"google_search_retrieval":{"dynamic_retrieval_config":{"mode":"MODE_DYNAMIC"}}}]`), gKey, tool},
 		{"Gemini code execution", goo, gemini(`,"tools":[{"functionDeclarations":[{"name":"f"}]},{"code_execution":{}}]`), gKey, tool},
@@ -408,7 +414,7 @@ func TestPaidFeatures(t *testing.T) {
 			{oai.path, chat(`,"service_tier":"auto"`), bearerH(tk)},
 			{oai.path, chat(`,"service_tier":"default"`), bearerH(tk)},
 			{oai.path, chat(`,"service_tier":"flex","web_search_options":null`), bearerH(tk)},
-			{oai.path, chat(`,"service_tier":null`), bearerH(tk)},
+			{oai.path, chat(`,"service_tier":null,"modalities":["text"],"audio":null`), bearerH(tk)},
 			// The header is not forwarded to OpenAI.
 			{oai.path, chat(""), map[string]string{"authorization": "Bearer " + tk, "anthropic-beta": "context-1m-2025-08-07"}},
 			{ant.path, claude(`,"speed":"standard","inference_geo":"global","service_tier":"standard_only"`), ant.auth(tk)},
@@ -762,6 +768,9 @@ func FuzzPolicyBody(f *testing.F) {
 		}
 		if !m.tools && !m.paid && paidBody(body) != nil {
 			t.Errorf("a paid feature walked into past the markers in %q", body)
+		}
+		if hit, _ := hasAudio(body); !m.audio && hit {
+			t.Errorf("audio walked into past the markers in %q", body)
 		}
 		text, _ := promptText(body)
 		if len(text) > 2*len(body)+16 {
