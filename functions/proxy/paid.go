@@ -64,12 +64,16 @@ func paidBody(body []byte) error {
 		case "audio":
 			err = users.Errorf(users.CodeInvalid, "audio: audio output is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
 		case "modalities":
-			for _, m := range v.Array() {
-				if strings.EqualFold(m.String(), "audio") {
-					err = users.Errorf(users.CodeInvalid, "modalities: audio output is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
-					break
+			err = audioOut(name, v)
+		case "generationConfig", "generation_config":
+			// Gemini's speech (TTS) answers are audio tokens too.
+			v.ForEach(func(k, m gjson.Result) bool {
+				switch name := k.String(); name {
+				case "responseModalities", "response_modalities":
+					err = audioOut(name, m)
 				}
-			}
+				return err == nil
+			})
 		case "web_search_options":
 			err = users.Errorf(users.CodeInvalid, "web_search_options: web search is billed per search, beyond the tokens this proxy counts, and is not enabled on this proxy.")
 		case "anthropic_beta":
@@ -127,6 +131,16 @@ func hostedEnvironment(env gjson.Result) bool {
 		})
 	}
 	return hosted
+}
+
+// audioOut refuses a list of output modalities that holds audio.
+func audioOut(name string, modalities gjson.Result) error {
+	for _, m := range modalities.Array() {
+		if strings.EqualFold(m.String(), "audio") {
+			return users.Errorf(users.CodeInvalid, "%s: audio output is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.", name)
+		}
+	}
+	return nil
 }
 
 // hasAudio reports an audio input (OpenAI's input_audio parts: audio

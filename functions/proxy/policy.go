@@ -171,7 +171,8 @@ type marks struct{ image, tools, paid, audio bool }
 var (
 	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
 	toolWords  = []string{"tools", "functions"}
-	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio"}
+	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
+		"responseModalities", "response_modalities"}
 	audioWords = []string{"input_audio"}
 	// wordStart holds the words' first letters: most strings start with
 	// none of them and are passed at once.

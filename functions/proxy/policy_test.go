@@ -319,6 +319,9 @@ func paidCases(tk string) []paidCase {
 			`{"type":"input_audio","input_audio":{"data":"AAAA","format":"wav"}}]}]}`, bearer, "Audio input is billed at several times"},
 		{"escaped audio input", oai, `{"model":"gpt-4o-audio-preview","max_tokens":10,"messages":[{"role":"user","content":[` +
 			`{"type":"input_\u0061udio","input_\u0061udio":{"data":"AAAA","format":"wav"}}]}]}`, bearer, "Audio input"},
+		{"Gemini speech", "/proxy/google-ai/v1beta/models/gemini-2.5-flash-preview-tts:generateContent",
+			gemini(`,"generationConfig":{"responseModalities":["AUDIO"],"speechConfig":{"voiceConfig":{"prebuiltVoiceConfig":{"voiceName":"Kore"}}}}`), gKey, "responseModalities: audio output"},
+		{"Vertex Gemini speech", vertex, gemini(`,"generation_config":{"response_modalities":["audio"]}`), gKey, "response_modalities: audio output"},
 		{"Gemini Google Search", goo, gemini(`,"tools":[{"googleSearch":{}}]`), gKey, "The googleSearch tool " + tool},
 		{"Gemini search retrieval", goo, gemini(`,"tools":[{"google_search_retrieval":{"dynamic_retrieval_config":{"mode":"MODE_DYNAMIC"}}}]`), gKey, tool},
 		{"Gemini code execution", goo, gemini(`,"tools":[{"functionDeclarations":[{"name":"f"}]},{"code_execution":{}}]`), gKey, tool},
@@ -426,6 +429,7 @@ func TestPaidFeatures(t *testing.T) {
 			// The translation sends no service tier.
 			{"/proxy/anthropic/v1/chat/completions", chat(`,"service_tier":"priority"`), bearerH(tk)},
 			{goo.path, gemini(`,"tools":[{"functionDeclarations":[{"name":"googleSearch"}]},{"googleSearch":null}]`), goo.auth(tk)},
+			{goo.path, gemini(`,"generationConfig":{"responseModalities":["TEXT"],"maxOutputTokens":10}`), goo.auth(tk)},
 		} {
 			if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
 				t.Errorf("%s %s: %d %s", c.path, c.body, a.status, a.body)
