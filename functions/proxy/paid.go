@@ -50,9 +50,9 @@ var (
 // paidBody refuses a body that asks for a paid feature. Every top-level
 // member is read with its name unescaped, every occurrence of a repeated
 // one: whichever the upstream's parser keeps, none is paid.
-func paidBody(body []byte) error {
+func paidBody(doc gjson.Result) error {
 	var err error
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+	doc.ForEach(func(k, v gjson.Result) bool {
 		if v.Type == gjson.Null {
 			return true
 		}
@@ -141,42 +141,6 @@ func audioOut(name string, modalities gjson.Result) error {
 		}
 	}
 	return nil
-}
-
-// hasAudio reports an audio input (OpenAI's input_audio parts: audio
-// tokens cost several times text ones). deep reports a body nested past
-// maxDepth, which the walk does not read whole.
-func hasAudio(body []byte) (hit, deep bool) {
-	hit = walkAudio(gjson.ParseBytes(body), 0, &deep)
-	return hit && !deep, deep
-}
-
-func walkAudio(v gjson.Result, depth int, deep *bool) bool {
-	if depth > maxDepth {
-		*deep = true
-		return true
-	}
-	hit := false
-	switch {
-	case v.IsObject():
-		v.ForEach(func(k, val gjson.Result) bool {
-			switch k.String() {
-			case "type":
-				hit = val.String() == "input_audio"
-			case "input_audio":
-				hit = val.Type != gjson.Null
-			default:
-				hit = walkAudio(val, depth+1, deep)
-			}
-			return !hit
-		})
-	case v.IsArray():
-		v.ForEach(func(_, val gjson.Result) bool {
-			hit = walkAudio(val, depth+1, deep)
-			return !hit
-		})
-	}
-	return hit
 }
 
 // paidRequest refuses what a request asks for outside its body: a search

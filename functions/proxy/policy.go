@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"html"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -117,34 +116,43 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	if checkTools || checkImages || checkPaid {
 		m = markers(body)
 	}
-	if checkTools && m.tools && usesTools(body) {
+	// The walks share one parse: gjson copies a byte slice it parses.
+	var doc gjson.Result
+	parsed := false
+	parse := func() gjson.Result {
+		if !parsed {
+			doc, parsed = gjson.Parse(string(body)), true
+		}
+		return doc
+	}
+	if checkTools && m.tools && usesTools(parse()) {
 		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
 	}
 	if checkPaid && (m.tools || m.paid) {
-		if err := paidBody(body); err != nil {
+		if err := paidBody(parse()); err != nil {
 			return err
 		}
 	}
+	var want inputs
 	if checkPaid && m.audio {
-		hit, deep := hasAudio(body)
-		if deep {
+		want |= audioInput
+	}
+	if checkImages && m.image {
+		want |= imageInput
+	}
+	if want != 0 {
+		found, deep := findInputs(parse(), want)
+		switch {
+		case deep:
 			return tooDeep()
-		}
-		if hit {
+		case found&audioInput != 0:
 			return users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
+		case found&imageInput != 0:
+			return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
 		}
 	}
 	if exempt {
 		return nil
-	}
-	if checkImages && m.image {
-		hit, deep := hasImage(body)
-		if deep {
-			return tooDeep()
-		}
-		if hit {
-			return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
-		}
 	}
 	limit := pol.MaxContext[prov]
 	if text && limit > 0 && stored {
@@ -166,26 +174,36 @@ type marks struct{ image, tools, paid, audio bool }
 
 // Words a member name or string value starts with in every image input
 // (OpenAI's image_url and input_image parts, Anthropic's image blocks,
-// Google's inline and file data), every tool declaration and every
-// member paidBody reads besides tools.
+// Google's inline and file data), every tool declaration, every member
+// paidBody reads besides tools, and every audio input.
 var (
 	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
 	toolWords  = []string{"tools", "functions"}
 	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
 		"responseModalities", "response_modalities"}
 	audioWords = []string{"input_audio"}
-	// wordStart holds the words' first letters: most strings start with
-	// none of them and are passed at once.
-	wordStart = func() (set [256]bool) {
-		for _, w := range slices.Concat(imageWords, toolWords, paidWords, audioWords) {
-			set[w[0]] = true
+	// wordsAt are the words by their first letter: most strings start
+	// with none of them and are passed at once, the others are compared
+	// with the few words of their letter only.
+	wordsAt = func() (at [256][]markWord) {
+		for i, words := range [][]string{imageWords, toolWords, paidWords, audioWords} {
+			for _, w := range words {
+				at[w[0]] = append(at[w[0]], markWord{w, 1 << i})
+			}
 		}
-		return set
+		return at
 	}()
 )
 
-// markers looks at the body once for what usesTools, hasImage, paidBody
-// and hasAudio look for: a string (member names are strings) starting with
+// markWord is a word and the bit it sets in markers: 1 image, 2 tools,
+// 4 paid, 8 audio.
+type markWord struct {
+	word string
+	bit  uint8
+}
+
+// markers looks at the body once for what usesTools, paidBody and
+// findInputs look for: a string (member names are strings) starting with
 // one of their words, or a \u escape, which could spell one. A body
 // without them holds none, and is not walked: a prompt is mostly text,
 // and the words inside it do not start a string.
@@ -204,45 +222,31 @@ func markers(body []byte) marks {
 			break
 		}
 	}
-	var m marks
-	for i := 0; ; {
+	var set uint8
+	for i := 0; set != 15; {
 		j := bytes.IndexByte(body[i:], '"')
 		if j < 0 {
-			return m
+			break
 		}
 		i += j + 1
 		if i == len(body) {
-			return m
+			break
 		}
-		if !wordStart[body[i]] {
-			continue
-		}
-		rest := body[i:]
-		m.image = m.image || startsWithAny(rest, imageWords)
-		m.tools = m.tools || startsWithAny(rest, toolWords)
-		m.paid = m.paid || startsWithAny(rest, paidWords)
-		m.audio = m.audio || startsWithAny(rest, audioWords)
-		if m.image && m.tools && m.paid && m.audio {
-			return m
+		for _, w := range wordsAt[body[i]] {
+			if rest := body[i:]; len(rest) >= len(w.word) && string(rest[:len(w.word)]) == w.word {
+				set |= w.bit
+			}
 		}
 	}
-}
-
-func startsWithAny(b []byte, words []string) bool {
-	for _, w := range words {
-		if len(b) >= len(w) && string(b[:len(w)]) == w {
-			return true
-		}
-	}
-	return false
+	return marks{image: set&1 != 0, tools: set&2 != 0, paid: set&4 != 0, audio: set&8 != 0}
 }
 
 // usesTools reports a non-empty tools or functions member (OpenAI's chat
 // and responses formats). Every member is read with its name unescaped:
 // a repeated or \u-escaped name is what an upstream's parser may take.
-func usesTools(body []byte) bool {
+func usesTools(doc gjson.Result) bool {
 	found := false
-	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+	doc.ForEach(func(k, v gjson.Result) bool {
 		switch k.String() {
 		case "tools", "functions":
 			found = v.Type != gjson.Null && !(v.IsArray() && len(v.Array()) == 0)
@@ -252,13 +256,26 @@ func usesTools(body []byte) bool {
 	return found
 }
 
-// hasImage reports an image input in any of the formats served: OpenAI's
-// image_url and input_image parts, Anthropic's image blocks, Google's
-// inline and file data of an image type. deep reports a body nested past
-// maxDepth, which the walk does not read whole.
-func hasImage(body []byte) (hit, deep bool) {
-	hit = walkImage(gjson.ParseBytes(body), 0, &deep)
-	return hit && !deep, deep
+// inputs are the kinds of input the walk over a body looks for: images
+// (refused outside ALLOWED_VISION_SERVICES) and audio (a paid feature).
+type inputs uint8
+
+const (
+	imageInput inputs = 1 << iota
+	audioInput
+)
+
+// findInputs reports an input of a wanted kind, in any of the formats
+// served: images as OpenAI's image_url and input_image parts, Anthropic's
+// image blocks, Google's inline and file data of an image type; audio as
+// OpenAI's input_audio parts. One walk looks for both. deep reports a
+// body nested past maxDepth, which the walk does not read whole.
+func findInputs(doc gjson.Result, want inputs) (found inputs, deep bool) {
+	found = walkInputs(doc, 0, want, &deep)
+	if deep {
+		found = 0
+	}
+	return found, deep
 }
 
 // maxDepth bounds the walks over hostile bodies; formats nest a few
@@ -271,41 +288,49 @@ func tooDeep() error {
 	return users.Errorf(users.CodeInvalid, "The request's JSON is nested more than %d levels deep, past what this proxy checks; flatten it and try again.", maxDepth)
 }
 
-// walkImage reports an image in v; past maxDepth it sets *deep and stops.
-func walkImage(v gjson.Result, depth int, deep *bool) bool {
+// walkInputs reports the wanted inputs found in v, stopping at the
+// first; past maxDepth it sets *deep and stops.
+func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 	if depth > maxDepth {
 		*deep = true
-		return true
+		return want
 	}
+	var found inputs
 	switch {
 	case v.IsObject():
-		hit := false
 		v.ForEach(func(k, val gjson.Result) bool {
 			switch k.String() {
 			case "type":
 				switch val.String() {
 				case "image_url", "image", "input_image":
-					hit = true
+					found = want & imageInput
+				case "input_audio":
+					found = want & audioInput
 				}
 			case "image_url":
-				hit = val.Exists() && val.Type != gjson.Null
+				if val.Exists() && val.Type != gjson.Null {
+					found = want & imageInput
+				}
+			case "input_audio":
+				if val.Type != gjson.Null {
+					found = want & audioInput
+				}
 			case "inline_data", "inlineData", "file_data", "fileData":
-				hit = imageData(val)
+				if imageData(val) {
+					found = want & imageInput
+				}
 			default:
-				hit = walkImage(val, depth+1, deep)
+				found = walkInputs(val, depth+1, want, deep)
 			}
-			return !hit
+			return found == 0
 		})
-		return hit
 	case v.IsArray():
-		hit := false
 		v.ForEach(func(_, val gjson.Result) bool {
-			hit = walkImage(val, depth+1, deep)
-			return !hit
+			found = walkInputs(val, depth+1, want, deep)
+			return found == 0
 		})
-		return hit
 	}
-	return false
+	return found
 }
 
 // notPrompt are members whose strings are no prompt text. "data" is

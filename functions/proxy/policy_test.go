@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tidwall/gjson"
+
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/models"
@@ -761,19 +763,21 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","\u0074ools":[{}],"messages":[{"role":"user","content":"say \"tools\" \\u"}]}`))
 	f.Add([]byte(`{"model":"gpt-4o","service_tier":"priority","tools":[{"googleSearch":{}},{"type":"web_search_20250305"}]}`))
 	f.Add([]byte(`{"anthropic_beta":["context-1m-2025-08-07"],"speed":"fast","web_search_options":{}}`))
+	f.Add([]byte(`{"generationConfig":{"responseModalities":["AUDIO"]},"messages":[{"content":[{"type":"input_audio","input_audio":{}}]}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The one pass never hides what the walks find.
 		m := markers(body)
-		if hit, _ := hasImage(body); !m.image && hit {
+		doc := gjson.ParseBytes(body)
+		if found, _ := findInputs(doc, imageInput); !m.image && found != 0 {
 			t.Errorf("image walked into past the markers in %q", body)
 		}
-		if !m.tools && usesTools(body) {
+		if !m.tools && usesTools(doc) {
 			t.Errorf("tools walked into past the markers in %q", body)
 		}
-		if !m.tools && !m.paid && paidBody(body) != nil {
+		if !m.tools && !m.paid && paidBody(doc) != nil {
 			t.Errorf("a paid feature walked into past the markers in %q", body)
 		}
-		if hit, _ := hasAudio(body); !m.audio && hit {
+		if found, _ := findInputs(doc, audioInput); !m.audio && found != 0 {
 			t.Errorf("audio walked into past the markers in %q", body)
 		}
 		text, _ := promptText(body)
