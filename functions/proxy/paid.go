@@ -74,6 +74,12 @@ func paidBody(doc gjson.Result) error {
 				}
 				return err == nil
 			})
+		case "data_sources":
+			// Azure's On Your Data: searches (and embeds with) the
+			// resource's own services, on the operator's account.
+			if !(v.IsArray() && len(v.Array()) == 0) {
+				err = users.Errorf(users.CodeInvalid, "data_sources: retrieval runs searches and embeddings billed beyond the tokens this proxy counts; it is not enabled on this proxy.")
+			}
 		case "web_search_options":
 			err = users.Errorf(users.CodeInvalid, "web_search_options: web search is billed per search, beyond the tokens this proxy counts, and is not enabled on this proxy.")
 		case "anthropic_beta":

@@ -299,6 +299,8 @@ func paidCases(tk string) []paidCase {
 		{"escaped tier", oai, chat("gpt-4o", `,"service_t\u0069er":"pr\u0069ority"`), bearer, price},
 		{"Responses priority tier", resp, responses(`,"service_tier":"priority"`), bearer, price},
 		{"Azure web_search_options", azure, chat("gpt-4o", `,"web_search_options":{}`), bearer, search},
+		{"Azure On Your Data", azure, chat("gpt-4o", `,"data_sources":[{"type":"azure_search","parameters":{"endpoint":"https://s.search.windows.net","index_name":"docs",`+
+			`"authentication":{"type":"system_assigned_managed_identity"}}}]`), bearer, "data_sources: retrieval runs searches"},
 		{"Azure priority tier", azure, chat("gpt-4o", `,"service_tier":"priority"`), bearer, price},
 		{"Anthropic web search", ant, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]`), xKey, "The web_search_20250305 tool " + tool},
 		{"Anthropic web fetch", ant, claude(`,"tools":[{"name":"f","input_schema":{}},{"type":"web_fetch_20250910","name":"web_fetch"}]`), xKey, "web_fetch_20250910"},
