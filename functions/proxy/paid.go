@@ -32,15 +32,17 @@ var (
 		"retrieval": true, "fileSearch": true, "file_search": true,
 		"codeExecution": true, "code_execution": true, "urlContext": true, "url_context": true,
 	}
-	// standardPrice are the price options (OpenAI's and Anthropic's
-	// service_tier, Anthropic's speed and inference_geo) with the values
-	// billed at the standard price or less; any other (priority, fast,
-	// us) multiplies it.
+	// standardPrice are the price options (OpenAI's, Anthropic's and
+	// Gemini's service tier, Anthropic's speed and inference_geo) with the
+	// values billed at the standard price or less, in any case; any other
+	// (priority, fast, us) multiplies it.
 	standardPrice = map[string][]string{
-		"service_tier":  {"auto", "default", "flex", "standard_only"},
+		"service_tier":  standardTiers,
+		"serviceTier":   standardTiers,
 		"speed":         {"standard"},
 		"inference_geo": {"global"},
 	}
+	standardTiers = []string{"auto", "default", "standard", "flex", "standard_only"}
 	// premiumBetaNames start the Anthropic betas billed above the standard
 	// price per token: the 1M-token context (long-context prices past
 	// 200K input tokens) and fast mode.
@@ -66,11 +68,14 @@ func paidBody(doc gjson.Result) error {
 		case "modalities":
 			err = audioOut(name, v)
 		case "generationConfig", "generation_config":
-			// Gemini's speech (TTS) answers are audio tokens too.
+			// Gemini's speech (TTS) answers are audio tokens too; a tier
+			// is read here as well as at the top.
 			v.ForEach(func(k, m gjson.Result) bool {
 				switch name := k.String(); name {
 				case "responseModalities", "response_modalities":
 					err = audioOut(name, m)
+				default:
+					err = priceOption(name, m)
 				}
 				return err == nil
 			})
@@ -89,13 +94,21 @@ func paidBody(doc gjson.Result) error {
 				}
 			}
 		default:
-			if std, ok := standardPrice[name]; ok && !slices.Contains(std, v.String()) {
-				err = higherPrice(name + " " + clip(v.Raw))
-			}
+			err = priceOption(name, v)
 		}
 		return err == nil
 	})
 	return err
+}
+
+// priceOption refuses a price option (standardPrice) set to a value
+// billed above the standard price.
+func priceOption(name string, v gjson.Result) error {
+	std, ok := standardPrice[name]
+	if !ok || v.Type == gjson.Null || slices.ContainsFunc(std, func(s string) bool { return strings.EqualFold(s, v.String()) }) {
+		return nil
+	}
+	return higherPrice(name + " " + clip(v.Raw))
 }
 
 // serverTool names the first tool of a tools list that the upstream runs

@@ -179,7 +179,7 @@ type marks struct{ image, tools, paid, audio bool }
 var (
 	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
 	toolWords  = []string{"tools", "functions"}
-	paidWords  = []string{"service_tier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
+	paidWords  = []string{"service_tier", "serviceTier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
 		"responseModalities", "response_modalities", "data_sources"}
 	audioWords = []string{"input_audio"}
 	// wordsAt are the words by their first letter: most strings start

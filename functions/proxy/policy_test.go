@@ -326,6 +326,8 @@ func paidCases(tk string) []paidCase {
 		{"Gemini speech", "/proxy/google-ai/v1beta/models/gemini-2.5-flash-preview-tts:generateContent",
 			gemini(`,"generationConfig":{"responseModalities":["AUDIO"],"speechConfig":{"voiceConfig":{"prebuiltVoiceConfig":{"voiceName":"Kore"}}}}`), gKey, "responseModalities: audio output"},
 		{"Vertex Gemini speech", vertex, gemini(`,"generation_config":{"response_modalities":["audio"]}`), gKey, "response_modalities: audio output"},
+		{"Gemini priority tier", goo, gemini(`,"serviceTier":"PRIORITY"`), gKey, `serviceTier "PRIORITY" ` + price},
+		{"Gemini priority tier in the config", goo, gemini(`,"generationConfig":{"service_tier":"priority"}`), gKey, price},
 		{"Gemini Google Search", goo, gemini(`,"tools":[{"googleSearch":{}}]`), gKey, "The googleSearch tool " + tool},
 		{"Gemini search retrieval", goo, gemini(`,"tools":[{"google_search_retrieval":{"dynamic_retrieval_config":{"mode":"MODE_DYNAMIC"}}}]`), gKey, tool},
 		{"Gemini code execution", goo, gemini(`,"tools":[{"functionDeclarations":[{"name":"f"}]},{"code_execution":{}}]`), gKey, tool},
@@ -433,7 +435,7 @@ func TestPaidFeatures(t *testing.T) {
 			// The translation sends no service tier.
 			{"/proxy/anthropic/v1/chat/completions", chat(`,"service_tier":"priority"`), bearerH(tk)},
 			{goo.path, gemini(`,"tools":[{"functionDeclarations":[{"name":"googleSearch"}]},{"googleSearch":null}]`), goo.auth(tk)},
-			{goo.path, gemini(`,"generationConfig":{"responseModalities":["TEXT"],"maxOutputTokens":10}`), goo.auth(tk)},
+			{goo.path, gemini(`,"generationConfig":{"responseModalities":["TEXT"],"maxOutputTokens":10},"service_tier":"Standard","serviceTier":"flex"`), goo.auth(tk)},
 		} {
 			if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
 				t.Errorf("%s %s: %d %s", c.path, c.body, a.status, a.body)
