@@ -293,6 +293,7 @@ func paidCases(tk string) []paidCase {
 		{"web_search_options", oai, chat("gpt-4o", `,"web_search_options":{}`), bearer, search},
 		{"escaped web_search_options", oai, chat("gpt-4o", `,"web_search_opti\u006fns":{"search_context_size":"high"}`), bearer, search},
 		{"search model", oai, chat("gpt-4o-search-preview", ""), bearer, "gpt-4o-search-preview searches the web on every call"},
+		{"search model, by its ending", oai, chat("gpt-6-search", ""), bearer, "gpt-6-search searches the web"},
 		{"dated search model", oai, chat("gpt-4o-mini-search-preview-2025-03-11", ""), bearer, "searches the web"},
 		{"priority tier", oai, chat("gpt-4o", `,"service_tier":"priority"`), bearer, `service_tier "priority" ` + price},
 		{"repeated tier", oai, chat("gpt-4o", `,"service_tier":"priority","service_tier":"auto"`), bearer, price},
