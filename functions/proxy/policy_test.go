@@ -105,7 +105,7 @@ func TestRejectPhrasesSplitAcrossParts(t *testing.T) {
 		{"innocent parts", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"a forbidden"},{"type":"text","text":"? No, a topic."}]}]}`, false},
 	} {
 		// Exempt from the image ban: phrases apply to everyone.
-		err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, false, 10, 20)
+		err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, true, false, 10, 20)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v (%v), want %v", tc.name, err != nil, err, tc.refused)
 		}
