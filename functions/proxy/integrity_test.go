@@ -253,6 +253,34 @@ func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
 	})
 }
 
+// A translated route whose upstream answered 2xx with something the
+// translation cannot read (not the native API's JSON) answers the client
+// 502, and the work the upstream did is charged at the request's output
+// limit, as an answer that cannot be read is; before, nothing was charged.
+func TestUntranslatableAnswerChargedAtTheLimit(t *testing.T) {
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `["not", "a message"]`)
+	}))
+	defer up.Close()
+	e := newEnv(t, map[string]string{"ANTHROPIC_BASE_URL": up.URL, "GOOGLE_AI_BASE_URL": up.URL})
+	tk := e.user(users.Patch{})
+	for _, tc := range []struct{ path, family string }{
+		{"/proxy/anthropic/v1/chat/completions", "claude"},
+		{"/proxy/google-ai/v1/chat/completions", "gemini-flash"},
+	} {
+		a := e.do(call{path: tc.path, header: bearerH(tk), body: `{"model":"` + map[string]string{"claude": "claude-sonnet-4-5", "gemini-flash": "gemini-2.5-flash"}[tc.family] +
+			`","max_tokens":100,"messages":[{"role":"user","content":"hi"}]}`})
+		if a.status != http.StatusBadGateway {
+			t.Fatalf("%s: %d %s", tc.path, a.status, a.body)
+		}
+		if got := e.get(tk).TokenCounts[tc.family]; got < 100 || got > 110 {
+			t.Errorf("%s: charged %d tokens, want the 100 output tokens asked and the prompt's few", tc.path, got)
+		}
+	}
+}
+
 // Output limits given as strings, fractions or out-of-range numbers are
 // refused in the provider's shape; none reaches the upstream unclamped.
 func TestOutputLimitTypesRefused(t *testing.T) {
