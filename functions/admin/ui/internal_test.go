@@ -116,6 +116,9 @@ func TestSafeNext(t *testing.T) {
 		"/manage//evil":                "",
 		"/manage\\evil":                "",
 		"/manage/\r\nSet-Cookie: x":    "",
+		"/manage/\tusers":              "",
+		"/manage/users x":              "",
+		"/manage/\x7fusers":            "",
 	} {
 		if got := safeNext(in); got != want {
 			t.Errorf("safeNext(%q) = %q, want %q", in, got, want)

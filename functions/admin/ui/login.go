@@ -92,11 +92,15 @@ func (h *handler) logout(w http.ResponseWriter, r *http.Request, _ session) {
 // safeNext keeps a post-login destination only when it is a UI page of
 // this function, so the login form cannot redirect elsewhere.
 func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/manage") || strings.Contains(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if !strings.HasPrefix(next, "/manage") || strings.Contains(next, "//") || strings.ContainsFunc(next, unsafeInPath) {
 		return ""
 	}
 	return next
 }
+
+// unsafeInPath: a backslash (browsers read it as a slash), a control
+// character (a tab or line break in a Location header) or a space.
+func unsafeInPath(r rune) bool { return r == '\\' || r <= ' ' || r == 0x7f }
 
 func waitText(secs int) string {
 	if secs < 60 {
