@@ -477,10 +477,12 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 	}
 	if t := x.ep.Translate; t != nil {
 		if err := t.Response(resp, x.rq); err != nil {
-			if resp.StatusCode >= 200 && resp.StatusCode <= 299 && x.ep.Format.Charged && x.rq != nil {
+			if resp.StatusCode >= 200 && resp.StatusCode <= 299 && x.ep.Format.Charged && x.rq != nil && !errors.Is(err, errBusy) {
 				// The upstream did the work, and its answer cannot be shown
 				// (the client gets 502): its output is charged at the
-				// request's limit, as an answer that cannot be read is.
+				// request's limit, as an answer that cannot be read is. (An
+				// answer the memory budget had no room for is not relayed,
+				// and not charged: see budget.go.)
 				x.status = resp.StatusCode
 				x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
 			}

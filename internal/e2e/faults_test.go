@@ -107,8 +107,10 @@ func TestUpstreamFaults(t *testing.T) {
 			w.Header().Set("Content-Type", "application/json")
 			_, _ = io.WriteString(w, `{"choices":[{"message":{"content":"unterminated`)
 		},
-			// Relayed as sent; charged the prompt estimate (no usage).
-			want: outcome{status: 200, prompts: 1, minTok: 1, maxTok: 20, check: func(t *testing.T, _ provCase, body string) {
+			// Relayed as sent; nothing in it can be read, so it is
+			// charged as an answer that is not JSON: the prompt's
+			// estimate and the 100 output tokens the request asks for.
+			want: outcome{status: 200, prompts: 1, minTok: 100, maxTok: 120, check: func(t *testing.T, _ provCase, body string) {
 				if body != `{"choices":[{"message":{"content":"unterminated` {
 					t.Errorf("malformed answer not relayed as sent: %q", body)
 				}
