@@ -300,3 +300,26 @@ func TestSpentMarkOutlivesTheChallenge(t *testing.T) {
 		t.Errorf("pruned %d marks after the margin, want the spent one", n)
 	}
 }
+
+// The per-address issuance limits count an IPv6 /64 as one address, as the
+// lockouts do: a client that holds the /64 whole cannot earn a token a
+// minute from each of its addresses, nor pass POW_MAX_TOKENS_PER_IP so.
+func TestIssuanceLimitsCountAnIPv6Slash64Once(t *testing.T) {
+	const v6a, v6b, v6c, other = "2001:db8:7:1::1", "2001:db8:7:1::2", "2001:db8:7:1:ffff::3", "2001:db8:7:2::1"
+	e := newEnv(t, map[string]string{"POW_MAX_TOKENS_PER_IP": "2", "POW_TOKEN_HOURS": "1"})
+	e.clock.now = time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC) // a window starts
+	earn(t, e.h, v6a)
+	c := getChallenge(t, e.h, v6b, map[string]string{"action": "new"})
+	if r := verify(t, e.h, v6b, c, solve(t, c)); r.status != http.StatusTooManyRequests {
+		t.Fatalf("a second token within the minute from the same /64: %d %s, want 429", r.status, r.body)
+	}
+	earn(t, e.h, other) // another /64 is another address
+	e.clock.Advance(time.Minute)
+	earn(t, e.h, v6b)
+	e.clock.Advance(time.Minute)
+	c = getChallenge(t, e.h, v6c, map[string]string{"action": "new"})
+	r := verify(t, e.h, v6c, c, solve(t, c))
+	if r.status != http.StatusTooManyRequests || !strings.Contains(r.errorText(t), "its 2 tokens") {
+		t.Fatalf("a third token in the hour from the same /64: %d %s, want 429", r.status, r.body)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/web"
@@ -243,10 +244,12 @@ func (h *handler) claimIssuance(ctx context.Context, ip string, newToken bool, n
 		h.cfg.MaxTokensPerIP, end.UTC().Format(time.RFC3339)), nil
 }
 
-// ipID names an address in marks without storing it.
+// ipID names an address in marks without storing it. An IPv6 address is
+// named by its /64, as the lockouts count it: one client holds it whole
+// and may take a new address in it for each token.
 func (h *handler) ipID(ip string) string {
 	m := hmac.New(sha256.New, h.ipKey)
-	m.Write([]byte(ip))
+	m.Write([]byte(netutil.ClientKey(ip)))
 	return hex.EncodeToString(m.Sum(nil)[:12])
 }
 
