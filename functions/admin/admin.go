@@ -72,7 +72,7 @@ type api struct {
 func newAPI(d Deps, shared ui.Options) *api {
 	a := &api{
 		d:        d,
-		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now, EventRetention: d.Config.EventRetention},
+		svc:      &users.Service{Store: d.Store, Defaults: d.Config.TokenQuota, Now: d.Now, EventRetention: d.Config.EventRetention, PurgeAfter: d.Config.PoW.PurgeAfter()},
 		ips:      shared.IPs,
 		keys:     shared.Keys,
 		mux:      http.NewServeMux(),

@@ -410,6 +410,46 @@ func TestMaintenance(t *testing.T) {
 	wantError(t, e.do(req{method: http.MethodPost, path: "/admin/maintenance/purge-temporary", noAuth: true}), http.StatusUnauthorized, "")
 }
 
+// purge-temporary keeps a disabled temporary user POW_TOKEN_PURGE_HOURS,
+// the window in which /user/captcha may still extend it, as the original
+// purged after powTokenPurgeHours: a longer window is not cut short, and
+// a shorter one is not held to 48 hours.
+func TestPurgeFollowsPowTokenPurgeHours(t *testing.T) {
+	for _, tc := range []struct {
+		hours        string
+		kept, purged time.Duration // disabled this long ago
+	}{
+		{"100", 60 * time.Hour, 101 * time.Hour},
+		{"1", 30 * time.Minute, 2 * time.Hour},
+		{"0", -1, time.Minute}, // right away: nothing disabled is kept
+	} {
+		t.Run(tc.hours, func(t *testing.T) {
+			e := newEnv(t, map[string]string{"POW_TOKEN_PURGE_HOURS": tc.hours})
+			now := e.clock.Now()
+			for tok, ago := range map[string]time.Duration{"temp-kept-000000000001": tc.kept, "temp-purged-0000000001": tc.purged} {
+				if ago < 0 {
+					continue
+				}
+				e.putUser(tok, map[string]any{"type": "temporary", "expiresAt": now.Add(-ago - time.Minute).UnixMilli(),
+					"disabledAt": now.Add(-ago).UnixMilli(), "disabledReason": users.ExpiredReason, "meta": map[string]any{"refreshable": true}})
+			}
+			rec := e.do(req{method: http.MethodPost, path: "/admin/maintenance/purge-temporary"})
+			if rec.Code != http.StatusOK {
+				t.Fatalf("purge-temporary: %d %s", rec.Code, rec.Body.String())
+			}
+			if n := decode[maintainBody](t, rec).Affected; n != 1 {
+				t.Errorf("purge-temporary affected %d, want 1", n)
+			}
+			if _, err := e.store.Get(context.Background(), "temp-kept-000000000001"); tc.kept >= 0 && err != nil {
+				t.Errorf("the user disabled %v ago was purged: %v", tc.kept, err)
+			}
+			if _, err := e.store.Get(context.Background(), "temp-purged-0000000001"); !users.IsNotFound(err) {
+				t.Errorf("the user disabled %v ago was kept: %v", tc.purged, err)
+			}
+		})
+	}
+}
+
 func TestListUsers(t *testing.T) {
 	e := newEnv(t, nil)
 	for i, spec := range []map[string]any{

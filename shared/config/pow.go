@@ -43,6 +43,13 @@ type PoW struct {
 	MaxRefreshes int
 }
 
+// PurgeAfter is how long purge-temporary keeps a disabled temporary user:
+// RefreshWindow, as the original purged after powTokenPurgeHours, so that
+// no token is deleted while it may still be extended; 0 hours is a
+// millisecond (right away), since a zero users.Service.PurgeAfter means
+// its default.
+func (p PoW) PurgeAfter() time.Duration { return max(p.RefreshWindow, time.Millisecond) }
+
 // Enabled reports whether /user/captcha issues tokens.
 func (p PoW) Enabled() bool { return p.Mode == CaptchaProofOfWork }
 

@@ -141,5 +141,6 @@ func (u *User) Charge(family string, tokens int64, at time.Time) {
 // ExpiredReason is the disabled reason of a temporary user whose time is up.
 const ExpiredReason = "Temporary token expired."
 
-// PurgeAfter is how long a disabled temporary user is kept before purging.
-const PurgeAfter = 48 * time.Hour
+// DefaultPurgeAfter is how long a disabled temporary user is kept before
+// purging when a Service does not say (POW_TOKEN_PURGE_HOURS's default).
+const DefaultPurgeAfter = 48 * time.Hour

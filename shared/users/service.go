@@ -17,6 +17,10 @@ type Service struct {
 	Now      func() time.Time
 	// EventRetention is how long events are kept (EVENT_RETENTION_DAYS).
 	EventRetention time.Duration
+	// PurgeAfter is how long purge-temporary keeps a disabled temporary
+	// user (POW_TOKEN_PURGE_HOURS: config.PoW.PurgeAfter); 0 is
+	// DefaultPurgeAfter.
+	PurgeAfter time.Duration
 }
 
 func (s *Service) now() time.Time {
@@ -271,13 +275,17 @@ func (s *Service) pruneLimits(ctx context.Context) (int, error) {
 	return pruned, nil
 }
 
-// purge deletes disabled temporary users disabled more than PurgeAfter ago.
+// purge deletes disabled temporary users disabled PurgeAfter ago or more.
 func (s *Service) purge(ctx context.Context) (int, error) {
 	list, err := s.Store.List(ctx)
 	if err != nil {
 		return 0, err
 	}
-	cutoff := s.now().Add(-PurgeAfter).UnixMilli()
+	after := s.PurgeAfter
+	if after <= 0 {
+		after = DefaultPurgeAfter
+	}
+	cutoff := s.now().Add(-after).UnixMilli()
 	purgeable := func(u *User) bool { return u.Type == Temporary && u.Disabled() && u.DisabledAt <= cutoff }
 	cd, conditional := s.Store.(CondDeleter)
 	affected := 0

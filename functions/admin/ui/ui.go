@@ -94,7 +94,7 @@ func New(o Options) http.Handler {
 	h := &handler{
 		cfg:        o.Config,
 		clock:      o.Now,
-		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now, EventRetention: o.Config.EventRetention},
+		svc:        &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: o.Now, EventRetention: o.Config.EventRetention, PurgeAfter: o.Config.PoW.PurgeAfter()},
 		ips:        o.IPs,
 		store:      o.Store,
 		lockout:    o.Lockout,
