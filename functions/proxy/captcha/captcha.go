@@ -72,22 +72,25 @@ const (
 var static embed.FS
 
 type handler struct {
-	cfg      config.PoW
-	svc      *users.Service
-	store    users.Store
-	marks    users.Marks
-	signer   *pow.Signer
-	ipKey    []byte
-	params   pow.Params
-	log      zerolog.Logger
-	now      func() time.Time
-	clientIP func(*http.Request) string
-	ips      *gatekeeper.LiveIPs
-	lockout  *ratelimit.Lockout
-	unknown  *ratelimit.Lockout // unknown tokens asked to refresh
-	verify   chan struct{}
-	slotWait time.Duration // slotWait; shorter in tests
-	page     *template.Template
+	cfg config.PoW
+	// defaultMaxIPs is MAX_IPS_PER_USER, the address limit of a token
+	// without its own maxIps.
+	defaultMaxIPs int64
+	svc           *users.Service
+	store         users.Store
+	marks         users.Marks
+	signer        *pow.Signer
+	ipKey         []byte
+	params        pow.Params
+	log           zerolog.Logger
+	now           func() time.Time
+	clientIP      func(*http.Request) string
+	ips           *gatekeeper.LiveIPs
+	lockout       *ratelimit.Lockout
+	unknown       *ratelimit.Lockout // unknown tokens asked to refresh
+	verify        chan struct{}
+	slotWait      time.Duration // slotWait; shorter in tests
+	page          *template.Template
 }
 
 // New returns the /user/captcha handler. With CAPTCHA_MODE=none it answers
@@ -116,20 +119,21 @@ func New(o Options) (http.Handler, error) {
 	ipMAC := hmac.New(sha256.New, []byte(secret))
 	ipMAC.Write([]byte("tollgate-captcha-ip"))
 	h := &handler{
-		cfg:      o.Config.PoW,
-		store:    o.Store,
-		marks:    marks,
-		signer:   signer,
-		ipKey:    ipMAC.Sum(nil),
-		params:   o.Params,
-		log:      o.Log,
-		now:      o.Now,
-		clientIP: o.ClientIP,
-		ips:      o.IPs,
-		lockout:  ratelimit.NewLockout(failMax, failWindow),
-		unknown:  ratelimit.NewLockout(unknownMax, unknownWindow),
-		verify:   make(chan struct{}, verifySlots),
-		slotWait: slotWait,
+		cfg:           o.Config.PoW,
+		defaultMaxIPs: o.Config.MaxIPsPerUser,
+		store:         o.Store,
+		marks:         marks,
+		signer:        signer,
+		ipKey:         ipMAC.Sum(nil),
+		params:        o.Params,
+		log:           o.Log,
+		now:           o.Now,
+		clientIP:      o.ClientIP,
+		ips:           o.IPs,
+		lockout:       ratelimit.NewLockout(failMax, failWindow),
+		unknown:       ratelimit.NewLockout(unknownMax, unknownWindow),
+		verify:        make(chan struct{}, verifySlots),
+		slotWait:      slotWait,
 	}
 	if h.params == (pow.Params{}) {
 		h.params = pow.DefaultParams

@@ -292,7 +292,9 @@ func (h *handler) refreshRule(u *users.User, ip string, now time.Time) (int, str
 	case h.cfg.MaxRefreshes > 0 && refreshes(u) >= h.cfg.MaxRefreshes:
 		return http.StatusForbidden, fmt.Sprintf("This token has been refreshed %d times, the most allowed; request a new one.", h.cfg.MaxRefreshes)
 	}
-	if users.AdmitIP(u, ip, 0, false, now) == users.IPRefused {
+	// The limit is the one authentication applies: the token's maxIps,
+	// else MAX_IPS_PER_USER.
+	if users.AdmitIP(u, ip, h.defaultMaxIPs, false, now) == users.IPRefused {
 		return http.StatusForbidden, "This token is in use from too many addresses to be refreshed from this one."
 	}
 	return 0, ""

@@ -100,6 +100,30 @@ func TestRefreshRefusesOtherTokens(t *testing.T) {
 	}
 }
 
+// A temporary token without its own maxIps has MAX_IPS_PER_USER as its
+// address limit, as at authentication: it is not refreshed from an
+// address the proxy would refuse it from.
+func TestRefreshHoldsTheDefaultAddressLimit(t *testing.T) {
+	e := newEnv(t, map[string]string{"MAX_IPS_PER_USER": "1"})
+	svc := &users.Service{Store: e.store, Now: e.clock.Now}
+	u, err := svc.Create(ctx(t), users.Patch{
+		Type:      users.Opt[users.Type]{Set: true, Value: users.Temporary},
+		ExpiresAt: users.Opt[int64]{Set: true, Value: e.clock.Now().Add(time.Hour).UnixMilli()},
+		IP:        users.Opt[[]string]{Set: true, Value: []string{ipB}},
+		Meta:      users.Opt[map[string]any]{Set: true, Value: map[string]any{"refreshable": true}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := do(t, e.h, http.MethodPost, "/user/captcha/challenge", ipA, map[string]string{"action": "refresh", "token": u.Token})
+	if r.status != http.StatusForbidden || !strings.Contains(r.errorText(t), "too many addresses") {
+		t.Errorf("refresh from a second address under MAX_IPS_PER_USER=1: %d %s, want 403", r.status, r.body)
+	}
+	if r := refreshOnce(t, e, ipB, u.Token); r.status != http.StatusOK {
+		t.Errorf("refresh from the token's own address: %d %s", r.status, r.body)
+	}
+}
+
 // Asking to refresh unknown tokens is limited per address as the lookup
 // page is: after 10 within 10 minutes the address is refused without a
 // store read, even for a real token, and another address is not.
