@@ -284,6 +284,39 @@ func TestAzureAnswerFamilyChecked(t *testing.T) {
 	})
 }
 
+// A gpt-image deployment's answer names no model, as DALL-E's does, but
+// it reports usage, which no DALL-E answer does: it is counted in
+// azure-gpt-image whatever model the request named, so naming dall-e-3
+// (or nothing) does not get gpt-image's images under azure-dall-e's
+// allow-list and quota.
+func TestAzureImageAnswerFamily(t *testing.T) {
+	e, up := newAzureEnv(t, map[string]string{"AZURE_CREDENTIALS": azureCred("tollgate-images", "gptimage"),
+		"ALLOWED_MODEL_FAMILIES": "azure-dall-e", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	token := e.user(users.Patch{})
+	for _, body := range []string{`{"model":"dall-e-3","prompt":"a red square"}`, `{"prompt":"a red square"}`} {
+		a := e.do(call{path: "/proxy/azure/openai/v1/images/generations", header: bearerH(token), body: body})
+		if a.status != http.StatusForbidden || !strings.Contains(string(a.body), "azure-gpt-image") || strings.Contains(string(a.body), "b64_json") {
+			t.Errorf("%s: %d %s; want 403 for azure-gpt-image", body, a.status, a.body)
+		}
+	}
+	if up.Count() != 2 {
+		t.Errorf("upstream asked %d times, want 2", up.Count())
+	}
+	if u := e.get(token); len(u.TokenCounts) != 0 {
+		t.Errorf("charged a refused answer: %v", u.TokenCounts)
+	}
+	// Allowed, the image is charged its reported usage in azure-gpt-image.
+	e2, _ := newAzureEnv(t, map[string]string{"AZURE_CREDENTIALS": azureCred("tollgate-images", "gptimage"),
+		"ALLOWED_MODEL_FAMILIES": "azure-dall-e,azure-gpt-image", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	token2 := e2.user(users.Patch{})
+	if a := e2.do(call{path: "/proxy/azure/openai/v1/images/generations", header: bearerH(token2), body: `{"model":"dall-e-3","prompt":"x"}`}); a.status != http.StatusOK {
+		t.Fatalf("allowed: %d %s", a.status, a.body)
+	}
+	if u := e2.get(token2); len(u.TokenCounts) != 1 || u.TokenCounts["azure-gpt-image"] != 18 {
+		t.Errorf("charged %v; want azure-gpt-image=18 only", u.TokenCounts)
+	}
+}
+
 func fmtBody(format, extra string) string { return strings.Replace(format, "%s", extra, 1) }
 
 // A credential Azure refuses (401: wrong key; DeploymentNotFound) is set

@@ -44,7 +44,7 @@ func azureProvider() *Provider {
 		Outbound: azureOutbound,
 		Inbound:  azureInbound,
 		// An answer naming no model (DALL-E's) leaves the request's own.
-		AnswerModel: modelOf,
+		AnswerModel: azureAnswerModel,
 		KeyDead:     azureKeyDead,
 		// A chat request on a DALL-E deployment, an image request on a
 		// chat one: another deployment of the pool may serve it.
@@ -261,6 +261,24 @@ func modelOf(b []byte) string {
 	}
 	return s
 }
+
+// azureAnswerModel is the model a whole answer names. Image answers name
+// none, but of the image models only gpt-image reports usage: an answer
+// that does is gpt-image's, whatever model the request named (the
+// deployment chose it).
+func azureAnswerModel(b []byte) string {
+	if m := modelOf(b); m != "" {
+		return m
+	}
+	if u := jsonscan.MemberValue(b, "usage"); len(u) > 0 && u[0] == '{' && jsonscan.MemberValue(b, "data") != nil {
+		return azureImageModel
+	}
+	return ""
+}
+
+// azureImageModel stands for the gpt-image model of a deployment whose
+// answer does not name it: any of them counts in azure-gpt-image.
+const azureImageModel = "gpt-image-1"
 
 // replay is a body that gives read again, then the rest of body.
 func replay(read []byte, body io.ReadCloser) io.ReadCloser {

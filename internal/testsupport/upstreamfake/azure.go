@@ -30,6 +30,9 @@ var AzureResources = map[string]AzureResource{
 		"west-4o": "gpt-4o-2024-11-20",
 		"o3":      "o3-2025-04-16",
 	}},
+	"tollgate-images": {Key: "00112233445566778899aabbccddeeff", Deployments: map[string]string{
+		"gptimage": "gpt-image-1",
+	}},
 }
 
 // AzureRegion is the region every resource of the fake answers from
@@ -118,6 +121,13 @@ func serveAzure(x *exchange) {
 			"data":  []any{map[string]any{"object": "embedding", "index": 0, "embedding": []float64{0.0023, -0.0093, 0.0157}}},
 			"usage": map[string]any{"prompt_tokens": x.b.InputTokens, "total_tokens": x.b.InputTokens}})
 	case "images/generations":
+		if strings.HasPrefix(model, "gpt-image") {
+			// gpt-image names no model either, but reports its usage.
+			x.json(http.StatusOK, map[string]any{"created": created, "data": []any{map[string]any{"b64_json": "iVBORw0KGgo=",
+				"content_filter_results": azureFilter()}}, "usage": map[string]any{"input_tokens": x.b.InputTokens,
+				"output_tokens": x.b.OutputTokens, "total_tokens": x.b.InputTokens + x.b.OutputTokens}})
+			return
+		}
 		// DALL-E on Azure names no model and reports no usage.
 		x.json(http.StatusOK, map[string]any{"created": created, "data": []any{map[string]any{
 			"url": "https://dalleprodsec.blob.core.windows.net/private/images/fake.png", "revised_prompt": x.b.Text,
@@ -130,7 +140,7 @@ func serveAzure(x *exchange) {
 // azureServes reports whether a deployment of model serves operation op.
 func azureServes(model, op string) bool {
 	switch {
-	case strings.HasPrefix(model, "dall-e"):
+	case strings.HasPrefix(model, "dall-e"), strings.HasPrefix(model, "gpt-image"):
 		return op == "images/generations"
 	case strings.HasPrefix(model, "text-embedding"):
 		return op == "embeddings"
