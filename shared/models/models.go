@@ -268,7 +268,9 @@ var rules = map[Provider][]rule{
 	MistralAI: {
 		r(`^mistral-tiny|^open-mistral-7b`, "mistral-tiny"),
 		r(`^mistral-small|^open-mixtral|^open-mistral-nemo|^ministral|^codestral|^pixtral-12b|^devstral-small|^magistral-small`, "mistral-small"),
-		r(`^mistral-medium|^magistral-medium|^devstral-medium`, "mistral-medium"),
+		// Devstral 2 (devstral-2512, devstral-latest) succeeds Devstral
+		// Medium at its price.
+		r(`^mistral-medium|^magistral-medium|^devstral-medium|^devstral-\d|^devstral-latest`, "mistral-medium"),
 		r(`^mistral-large|^pixtral-large`, "mistral-large"),
 	},
 	// Bedrock's Mistral model IDs: mistral.mistral-7b-instruct-v0:2,

@@ -100,6 +100,14 @@ func TestFamilyOf(t *testing.T) {
 		{MistralAI, "mistral-large-latest", "mistral-large"},
 		{MistralAI, "pixtral-large-latest", "mistral-large"},
 		{MistralAI, "mistral-saba-latest", "mistral-small"},
+		// Devstral 2 (devstral-2512, devstral-latest) is Devstral Medium's
+		// successor, at its price; Devstral Small 2 is small.
+		{MistralAI, "devstral-2512", "mistral-medium"},
+		{MistralAI, "devstral-latest", "mistral-medium"},
+		{MistralAI, "devstral-medium-latest", "mistral-medium"},
+		{MistralAI, "devstral-small-2507", "mistral-small"},
+		{MistralAI, "labs-devstral-small-2512", "mistral-small"},
+		{MistralAI, "ft:devstral-2512:587a6b29:20251210:7e773925", "mistral-medium"},
 		// Cloud providers: the original's families, from the model IDs each
 		// service uses.
 		{AWSClaude, "anthropic.claude-3-5-sonnet-20240620-v1:0", "aws-claude"},
