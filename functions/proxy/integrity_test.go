@@ -57,6 +57,33 @@ func TestGoogleBodyModelMustBeThePaths(t *testing.T) {
 	}
 }
 
+// A body naming the model more than once is refused on a route whose path
+// names it, whichever occurrence matches the path: the proxy reads the
+// last, and a parser that keeps the first would run another model than
+// the path's, counted in the path's family.
+func TestGoogleBodyModelNamedTwiceRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	up := e.fake(upstreamfake.Google)
+	gc := provCases[2]
+	tk := e.user(users.Patch{})
+	rest := strings.TrimPrefix(gc.body, "{")
+	for _, member := range []string{`"model":"models/gemini-2.5-pro","model":"models/gemini-2.5-flash",`,
+		`"model":"gemini-2.5-pro","model":"gemini-2.5-flash",`, `"model":"gemini-2.5-pro","mod\u0065l":"gemini-2.5-flash",`} {
+		a := e.do(call{path: gc.path, body: "{" + member + rest, header: gc.auth(tk)})
+		if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "more than once") {
+			t.Errorf("%s: %d %s", member, a.status, a.body)
+			continue
+		}
+		googleShape(t, a)
+	}
+	if up.Count() != 0 {
+		t.Fatalf("the upstream was called %d times", up.Count())
+	}
+	if u := e.get(tk); len(u.TokenCounts) != 0 {
+		t.Errorf("charged %v", u.TokenCounts)
+	}
+}
+
 // The body the upstream gets is the JSON the proxy read and clamped, and
 // the upstream is told so whatever Content-Type the client sent: Google
 // parses a body by it (protobuf, JSPB), and would read other members

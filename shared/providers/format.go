@@ -110,9 +110,12 @@ const MaxOutputLimit = 1 << 30
 
 // Request is what the proxy learnt from (and changed in) a request body.
 type Request struct {
-	Body   []byte // as forwarded
-	Model  string
-	Stream bool
+	Body  []byte // as forwarded
+	Model string // the last "model" member's, as the upstreams read it
+	// ModelRepeated: the body names the model more than once, not all
+	// alike.
+	ModelRepeated bool
+	Stream        bool
 	// MaxOut is the output limit as forwarded (clamped); HasMaxOut is false
 	// when the forwarded request names none.
 	MaxOut    int64
@@ -230,6 +233,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	close, text, err := jsonscan.Walk(body, 0, true, func(key []byte, start, end int) error {
 		switch string(key) {
 		case "model":
+			if hasModel && !bytes.Equal(body[model.Start:model.End], body[start:end]) {
+				rq.ModelRepeated = true
+			}
 			model, hasModel = jsonscan.Member{Start: start, End: end}, true
 		case "stream":
 			rq.Stream = string(body[start:end]) == "true"
