@@ -305,6 +305,20 @@ func TestAzureImageAnswerFamily(t *testing.T) {
 	if u := e.get(token); len(u.TokenCounts) != 0 {
 		t.Errorf("charged a refused answer: %v", u.TokenCounts)
 	}
+	// A streamed image answer names no model in any event: it is not
+	// served, whatever model the request named.
+	for _, body := range []string{`{"model":"dall-e-3","prompt":"a red square","stream":true}`, `{"prompt":"a red square","stream":true,"partial_images":1}`} {
+		a := e.do(call{path: "/proxy/azure/openai/v1/images/generations", header: bearerH(token), body: body})
+		if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "stream") {
+			t.Errorf("%s: %d %.300s; want 400 naming stream", body, a.status, a.body)
+		}
+	}
+	if up.Count() != 2 {
+		t.Errorf("upstream asked %d times, want 2", up.Count())
+	}
+	if u := e.get(token); len(u.TokenCounts) != 0 {
+		t.Errorf("charged a refused request: %v", u.TokenCounts)
+	}
 	// Allowed, the image is charged its reported usage in azure-gpt-image.
 	e2, _ := newAzureEnv(t, map[string]string{"AZURE_CREDENTIALS": azureCred("tollgate-images", "gptimage"),
 		"ALLOWED_MODEL_FAMILIES": "azure-dall-e,azure-gpt-image", "IMAGE_MODEL_RATE_LIMIT": "0"})

@@ -135,6 +135,27 @@ func TestImageDefaultModelIsForwarded(t *testing.T) {
 	}
 }
 
+// Streamed images (gpt-image's partial_image and completed events) carry
+// their usage in events the image format does not read: a stream is
+// refused on both image routes before anything is sent, not relayed
+// charged its prompt alone.
+func TestImageStreamsRefused(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "dall-e,gpt-image", "IMAGE_MODEL_RATE_LIMIT": "0"})
+	tk := e.user(users.Patch{})
+	for _, path := range []string{"/proxy/openai/v1/images/generations", "/proxy/openai-image/v1/images/generations"} {
+		a := e.do(call{path: path, header: bearerH(tk), body: `{"model":"gpt-image-1","prompt":"a red fox","stream":true,"partial_images":2}`})
+		if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "stream") {
+			t.Errorf("%s: %d %.300s; want 400 naming stream", path, a.status, a.body)
+		}
+	}
+	if n := e.fake(upstreamfake.OpenAI).Count(); n != 0 {
+		t.Errorf("the upstream was asked %d times", n)
+	}
+	if u := e.get(tk); len(u.TokenCounts) != 0 {
+		t.Errorf("charged %v", u.TokenCounts)
+	}
+}
+
 // DALL-E's answers report no usage: each image is charged its price in
 // tokens of the image family (100,000 a dollar, as the original), by
 // model, size, quality and n, and the quota check counts that price

@@ -106,6 +106,10 @@ var (
 		Usage:        openAIUsage,
 		DefaultModel: "dall-e-2", SendModel: true,
 		Price: dallEPrice,
+		// gpt-image's streamed images (partial_image, completed events)
+		// carry their usage in events this format does not read, and on
+		// Azure no event names the model that made them.
+		Unserved: [][]string{{"stream"}},
 	}
 )
 

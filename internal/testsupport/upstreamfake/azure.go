@@ -121,6 +121,19 @@ func serveAzure(x *exchange) {
 			"data":  []any{map[string]any{"object": "embedding", "index": 0, "embedding": []float64{0.0023, -0.0093, 0.0157}}},
 			"usage": map[string]any{"prompt_tokens": x.b.InputTokens, "total_tokens": x.b.InputTokens}})
 	case "images/generations":
+		if strings.HasPrefix(model, "gpt-image") && isStream(m) {
+			// A gpt-image stream: a partial image as large as a real
+			// one, then the image with its usage; no event names a model.
+			usage := map[string]any{"input_tokens": x.b.InputTokens, "output_tokens": x.b.OutputTokens,
+				"total_tokens": x.b.InputTokens + x.b.OutputTokens}
+			x.startStream()
+			if x.event("image_generation.partial_image", map[string]any{"type": "image_generation.partial_image",
+				"b64_json": strings.Repeat("A", 96<<10), "partial_image_index": 0, "created_at": created}, false) {
+				x.event("image_generation.completed", map[string]any{"type": "image_generation.completed",
+					"b64_json": "iVBORw0KGgo=", "created_at": created, "usage": usage}, false)
+			}
+			return
+		}
 		if strings.HasPrefix(model, "gpt-image") {
 			// gpt-image names no model either, but reports its usage.
 			x.json(http.StatusOK, map[string]any{"created": created, "data": []any{map[string]any{"b64_json": "iVBORw0KGgo=",

@@ -93,6 +93,18 @@ func serveOpenAI(x *exchange) {
 		}
 		x.json(http.StatusOK, out)
 	case "/v1/images/generations":
+		if strings.HasPrefix(modelOr(m, ""), "gpt-image") && isStream(m) {
+			// OpenAI's image stream: partial images, then the image with
+			// its usage.
+			x.startStream()
+			if x.event("image_generation.partial_image", map[string]any{"type": "image_generation.partial_image",
+				"b64_json": "iVBORw0KGgo=", "partial_image_index": 0, "created_at": created}, false) {
+				x.event("image_generation.completed", map[string]any{"type": "image_generation.completed", "b64_json": "iVBORw0KGgo=",
+					"created_at": created, "usage": map[string]any{"input_tokens": x.b.InputTokens, "output_tokens": x.b.OutputTokens,
+						"total_tokens": x.b.InputTokens + x.b.OutputTokens}}, false)
+			}
+			return
+		}
 		out := map[string]any{"created": created, "data": []any{map[string]any{"b64_json": "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6kgAAAABJRU5ErkJggg=="}}}
 		if !x.b.NoUsage && strings.HasPrefix(modelOr(m, ""), "gpt-image") {
 			out["usage"] = map[string]any{"input_tokens": x.b.InputTokens, "output_tokens": x.b.OutputTokens,
