@@ -263,14 +263,16 @@ func modelOf(b []byte) string {
 }
 
 // azureAnswerModel is the model a whole answer names. Image answers name
-// none, but of the image models only gpt-image reports usage: an answer
-// that does is gpt-image's, whatever model the request named (the
+// none, but of the image models only gpt-image reports usage (in
+// input_tokens, where the text routes say prompt_tokens): an image
+// answer that does is gpt-image's, whatever model the request named (the
 // deployment chose it).
 func azureAnswerModel(b []byte) string {
 	if m := modelOf(b); m != "" {
 		return m
 	}
-	if u := jsonscan.MemberValue(b, "usage"); len(u) > 0 && u[0] == '{' && jsonscan.MemberValue(b, "data") != nil {
+	if u := jsonscan.MemberValue(b, "usage"); len(u) > 0 && u[0] == '{' && jsonscan.MemberValue(u, "input_tokens") != nil &&
+		jsonscan.MemberValue(b, "data") != nil {
 		return azureImageModel
 	}
 	return ""

@@ -200,6 +200,11 @@ func TestAzureAnswerModel(t *testing.T) {
 		`{"choices":[{"message":{"content":"hi","model":"x"}}],"model":"gpt-35-turbo","usage":{}}`: "gpt-35-turbo",
 		`{"object":"list","data":[{"embedding":[0.1]}],"model":"text-embedding-3-small"}`:          "text-embedding-3-small",
 		`{"created":1,"data":[{"url":"https://x"}]}`:                                               "",
+		// gpt-image answers name no model but report usage: gpt-image's.
+		`{"created":1,"data":[{"b64_json":"x"}],"usage":{"input_tokens":1,"output_tokens":2}}`: "gpt-image-1",
+		// Usage in the text routes' shape is not an image model's.
+		`{"object":"list","data":[{"embedding":[0.1]}],"usage":{"prompt_tokens":1}}`:                   "",
+		`{"created":1,"data":[{"url":"https://x","revised_prompt":"\"usage\":{\"input_tokens\":1}"}]}`: "",
 		`{"model":null}`: "",
 		`{"model":42}`:   "",
 		`not json`:       "",
