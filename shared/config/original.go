@@ -349,6 +349,48 @@ func (p *parser) differences(c *Config) {
 	if _, ok := set("SQLITE_DATA_PATH"); ok {
 		c.warn("SQLITE_DATA_PATH is not applied: tollgate keeps everything in GATEKEEPER_STORE")
 	}
+	p.quotasLeftBehind(c)
+}
+
+// originalFamilies are the original's families: a quota it read for one
+// of them reached every model it counted there.
+var originalFamilies = map[string]bool{
+	"turbo": true, "gpt4": true, "gpt4-32k": true, "gpt4-turbo": true, "gpt4o": true, "dall-e": true,
+	"claude": true, "claude-opus": true, "gemini-pro": true,
+	"mistral-tiny": true, "mistral-small": true, "mistral-medium": true, "mistral-large": true,
+	"aws-claude": true, "aws-claude-opus": true, "gcp-claude": true, "gcp-claude-opus": true,
+	"azure-turbo": true, "azure-gpt4": true, "azure-gpt4-32k": true, "azure-gpt4-turbo": true, "azure-gpt4o": true, "azure-dall-e": true,
+}
+
+// quotasLeftBehind warns when a quota of the original's family that took
+// in the models it did not know (gpt4, azure-gpt4) or every Gemini
+// (gemini-pro) is set while the text families tollgate counts those
+// models in have none: they would be unlimited where the original
+// limited them.
+func (p *parser) quotasLeftBehind(c *Config) {
+	for _, o := range []struct {
+		parent string
+		prov   models.Provider
+		what   string
+	}{
+		{"gpt4", models.OpenAI, "the OpenAI models it did not know (GPT-4.1, GPT-4.5, GPT-5, the o-series)"},
+		{"azure-gpt4", models.AzureOpenAI, "the Azure models it did not know (GPT-4.1, GPT-4.5, GPT-5, the o-series)"},
+		{"gemini-pro", models.GoogleAI, "every Gemini model"},
+	} {
+		if c.TokenQuota[o.parent] == 0 {
+			continue
+		}
+		var unset []string
+		for _, f := range models.Families {
+			if f.Provider == o.prov && !f.Image && !originalFamilies[f.Name] && c.TokenQuota[f.Name] == 0 {
+				unset = append(unset, "TOKEN_QUOTA_"+envFamily(f.Name))
+			}
+		}
+		if len(unset) > 0 {
+			c.warn("TOKEN_QUOTA_%s=%d does not limit all the models the original limited with it: the original counted %s in %s, tollgate counts them in families of their own, which are unlimited without a quota of their own: %s",
+				envFamily(o.parent), c.TokenQuota[o.parent], o.what, o.parent, strings.Join(unset, ", "))
+		}
+	}
 }
 
 func isTrue(v string) bool {

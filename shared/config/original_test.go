@@ -110,6 +110,43 @@ func TestNoWarningsByDefault(t *testing.T) {
 
 // Variables tollgate accepts but applies differently: one warning each,
 // saying what tollgate does instead.
+// The original counted the OpenAI (and Azure) models it did not know in
+// gpt4 and every Gemini in gemini-pro, so its TOKEN_QUOTA_GPT4 and
+// TOKEN_QUOTA_GEMINI_PRO limited them; tollgate counts them in families of
+// their own, unlimited without a quota of their own. Bringing such a quota
+// without theirs is warned of, naming the variables to set.
+func TestOriginalQuotasLeftBehindWarn(t *testing.T) {
+	c := load(t, map[string]string{"TOKEN_QUOTA_GPT4": "100000", "TOKEN_QUOTA_GEMINI_PRO": "5000", "TOKEN_QUOTA_GPT5": "100000"})
+	if len(c.Warnings) != 2 {
+		t.Fatalf("warnings = %q, want two", c.Warnings)
+	}
+	openai, google := c.Warnings[0], c.Warnings[1]
+	if !strings.HasPrefix(openai, "TOKEN_QUOTA_GPT4=100000") || !strings.Contains(openai, "TOKEN_QUOTA_O1_PRO") ||
+		!strings.Contains(openai, "TOKEN_QUOTA_GPT5_PRO,") || strings.Contains(openai, "TOKEN_QUOTA_GPT5,") ||
+		strings.Contains(openai, "TOKEN_QUOTA_GPT4O") || strings.Contains(openai, "GPT_IMAGE") || strings.Contains(openai, "AZURE") {
+		t.Errorf("OpenAI warning %q", openai)
+	}
+	if !strings.HasPrefix(google, "TOKEN_QUOTA_GEMINI_PRO=5000") || !strings.Contains(google, "TOKEN_QUOTA_GEMINI_FLASH") ||
+		strings.Contains(google, "GEMINI_IMAGE") || strings.Contains(google, "GCP") {
+		t.Errorf("Google warning %q", google)
+	}
+	// Every family given its quota, or the original's family none: no warning.
+	all := map[string]string{"TOKEN_QUOTA_AZURE_GPT4": "7"}
+	for _, f := range models.Families {
+		if f.Provider == models.AzureOpenAI {
+			all["TOKEN_QUOTA_"+strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))] = "7"
+		}
+	}
+	for _, env := range []map[string]string{all, {"TOKEN_QUOTA_GPT4": "0", "TOKEN_QUOTA_GEMINI_PRO": "0"}} {
+		if c := load(t, env); len(c.Warnings) != 0 {
+			t.Errorf("%v: warnings %q", env, c.Warnings)
+		}
+	}
+	if c := load(t, map[string]string{"TOKEN_QUOTA_AZURE_GPT4": "7"}); len(c.Warnings) != 1 || !strings.Contains(c.Warnings[0], "TOKEN_QUOTA_AZURE_O3_PRO") {
+		t.Errorf("Azure: warnings %q", c.Warnings)
+	}
+}
+
 func TestDifferencesWarnOnce(t *testing.T) {
 	tests := []struct {
 		name, value string
