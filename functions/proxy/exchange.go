@@ -141,14 +141,16 @@ func (x *exchange) serve() {
 			return
 		}
 		x.rq = rq
+		if rq.ModelRepeated {
+			// The family is the last one's; an upstream's parser may keep
+			// the first, and run a model of another family.
+			x.writeError(users.Errorf(users.CodeInvalid, "The body names the model more than once, differently (the last %q): name it once.", rq.Model), x.rate())
+			return
+		}
 		if x.ep.Model != "" {
 			// Google's HTTP mapping lets a body member override the path's:
 			// a body naming another model would run it, counted in the
-			// path's family. Named twice, either could be the one read.
-			if rq.ModelRepeated {
-				x.writeError(users.Errorf(users.CodeInvalid, "The body names the model more than once (the last %q), the path %q: name it in the path only.", rq.Model, x.ep.Model), x.rate())
-				return
-			}
+			// path's family.
 			if rq.Model != "" && rq.Model != x.ep.Model && rq.Model != "models/"+x.ep.Model {
 				x.writeError(users.Errorf(users.CodeInvalid, "The body names the model %q, the path %q: name it in the path only.", rq.Model, x.ep.Model), x.rate())
 				return

@@ -15,6 +15,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/tidwall/gjson"
 	"tollgate.dev/tollgate/internal/testsupport/upstreamfake"
 	"tollgate.dev/tollgate/shared/config"
 	"tollgate.dev/tollgate/shared/logging"
@@ -81,6 +82,33 @@ func TestGoogleBodyModelNamedTwiceRefused(t *testing.T) {
 	}
 	if u := e.get(tk); len(u.TokenCounts) != 0 {
 		t.Errorf("charged %v", u.TokenCounts)
+	}
+}
+
+// On every API a body naming its model twice, differently, is refused:
+// the family counted is the last one's, and an upstream's parser that
+// keeps the first would run a model of another family.
+func TestBodyModelNamedTwiceRefused(t *testing.T) {
+	e := newEnv(t, nil)
+	tk := e.user(users.Patch{})
+	for _, pc := range []provCase{provCases[0], provCases[1], provCases[3]} {
+		body := strings.Replace(pc.body, `"model":`, `"model":"o1-pro","m\u006fdel":`, 1)
+		before := e.fake(pc.kind).Count()
+		a := e.do(call{path: pc.path, body: body, header: pc.auth(tk)})
+		if a.status != http.StatusBadRequest || !strings.Contains(string(a.body), "more than once") {
+			t.Errorf("%s: %d %s", pc.kind, a.status, a.body)
+		}
+		if n := e.fake(pc.kind).Count() - before; n != 0 {
+			t.Errorf("%s: the upstream was called %d times", pc.kind, n)
+		}
+		// The same model named twice is what it names.
+		same := strings.Replace(pc.body, `"model":`, `"model":`+gjson.Get(pc.body, "model").Raw+`,"model":`, 1)
+		if a := e.do(call{path: pc.path, body: same, header: pc.auth(tk)}); a.status != http.StatusOK {
+			t.Errorf("%s, the model named twice alike: %d %s", pc.kind, a.status, a.body)
+		}
+	}
+	if u := e.get(tk); u.PromptCount != 3 {
+		t.Errorf("%d prompts charged, want the 3 named alike", u.PromptCount)
 	}
 }
 
