@@ -21,7 +21,9 @@ var (
 	// web_search(_preview), file_search and code_interpreter, Anthropic's
 	// web_search_*, web_fetch_* and code_execution_*. OpenAI's shell runs
 	// there too when its environment is a container (hostedEnvironment).
-	serverToolTypes = []string{"web_search", "web_fetch", "code_execution", "code_interpreter", "file_search"}
+	// A remote MCP tool (OpenAI's mcp, Anthropic's mcp_toolset) has the
+	// upstream call a server the request names, as web fetch does.
+	serverToolTypes = []string{"web_search", "web_fetch", "code_execution", "code_interpreter", "file_search", "mcp"}
 	// serverToolMembers name Gemini's (Google AI and Vertex) in a tool,
 	// both spellings its JSON takes: grounding with Google Search or Maps,
 	// Vertex's enterprise search and retrieval, file search, code
@@ -60,8 +62,16 @@ func paidBody(doc gjson.Result) error {
 		}
 		switch name := k.String(); name {
 		case "tools":
-			if tool := serverTool(v); tool != "" {
+			if tool := serverTool(v); strings.HasPrefix(strings.ToLower(tool), "mcp") {
+				err = remoteMCP(tool)
+			} else if tool != "" {
 				err = users.Errorf(users.CodeInvalid, "The %s tool runs on the provider's side and is billed beyond the tokens this proxy counts; server-side tools are not enabled on this proxy.", clip(tool))
+			}
+		case "mcp_servers":
+			// Anthropic's MCP connector: the servers are called as a
+			// remote mcp tool's are.
+			if !(v.IsArray() && len(v.Array()) == 0) {
+				err = remoteMCP(name)
 			}
 		case "audio":
 			err = users.Errorf(users.CodeInvalid, "audio: audio output is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
@@ -99,6 +109,13 @@ func paidBody(doc gjson.Result) error {
 		return err == nil
 	})
 	return err
+}
+
+// remoteMCP refuses a remote MCP server: the upstream calls a server the
+// request names, from the operator's account, and what it answers is
+// prompt no estimate sees.
+func remoteMCP(what string) error {
+	return users.Errorf(users.CodeInvalid, "%s: remote MCP servers are called by the provider on this proxy's account, bringing in content this proxy's estimates do not see; they are not enabled on this proxy.", clip(what))
 }
 
 // priceOption refuses a price option (standardPrice) set to a value

@@ -180,7 +180,7 @@ var (
 	imageWords = []string{"image", "input_image", "inline_data", "inlineData", "file_data", "fileData"}
 	toolWords  = []string{"tools", "functions"}
 	paidWords  = []string{"service_tier", "serviceTier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
-		"responseModalities", "response_modalities", "data_sources"}
+		"responseModalities", "response_modalities", "data_sources", "mcp_servers"}
 	audioWords = []string{"input_audio"}
 	// wordsAt are the words by their first letter: most strings start
 	// with none of them and are passed at once, the others are compared

@@ -306,6 +306,10 @@ func paidCases(tk string) []paidCase {
 		{"Anthropic web search", ant, claude(`,"tools":[{"type":"web_search_20250305","name":"web_search","max_uses":5}]`), xKey, "The web_search_20250305 tool " + tool},
 		{"Anthropic web fetch", ant, claude(`,"tools":[{"name":"f","input_schema":{}},{"type":"web_fetch_20250910","name":"web_fetch"}]`), xKey, "web_fetch_20250910"},
 		{"Anthropic code execution", ant, claude(`,"tools":[{"type":"code_execution_20250825","name":"code_execution"}]`), xKey, tool},
+		{"Anthropic MCP connector", ant, claude(`,"mcp_servers":[{"type":"url","url":"https://mcp.example.com/sse","name":"x"}]`),
+			withBeta("mcp-client-2025-04-04"), "mcp_servers: remote MCP servers are called by the provider"},
+		{"Anthropic MCP toolset", ant, claude(`,"tools":[{"type":"mcp_toolset","mcp_server_name":"x"}]`), xKey, "mcp_toolset: remote MCP"},
+		{"escaped MCP connector", ant, claude(`,"mcp_serv\u0065rs":[{"type":"url","url":"https://mcp.example.com/sse","name":"x"}]`), xKey, "remote MCP"},
 		{"escaped and repeated type", ant, claude(`,"tools":[{"type":"custom","t\u0079pe":"web_search_20250305","name":"web_search"}]`), xKey, tool},
 		{"Anthropic fast mode", ant, claude(`,"speed":"fast"`), xKey, `speed "fast" ` + price},
 		{"Anthropic fast-mode beta", ant, claude(""), withBeta("fast-mode-2026-02-01"), "anthropic-beta fast-mode-2026-02-01 " + price},
@@ -339,6 +343,8 @@ func paidCases(tk string) []paidCase {
 		{"Vertex Gemini enterprise search", vertex, gemini(`,"tools":[{"enterpriseWebSearch":{}}]`), gKey, tool},
 		{"Vertex Gemini retrieval", vertex, gemini(`,"tools":[{"retrieval":{"vertexAiSearch":{"datastore":"projects/p/locations/global/collections/default_collection/dataStores/d"}}}]`), gKey, tool},
 		{"Gemini file search", goo, gemini(`,"tools":[{"file_search":{"file_search_store_names":["fileSearchStores/s"]}}]`), gKey, tool},
+		{"Bedrock MCP connector", aws, claude(`,"mcp_servers":[{"type":"url","url":"https://mcp.example.com/sse","name":"x"}]`), xKey, "remote MCP"},
+		{"Vertex Claude MCP connector", gcp, claude(`,"mcp_servers":[{"type":"url","url":"https://mcp.example.com/sse","name":"x"}]`), xKey, "remote MCP"},
 	}
 }
 
@@ -456,6 +462,14 @@ func TestPaidFeatures(t *testing.T) {
 			body := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"f","parameters":{}},` + tool + `]}`
 			a := e.do(call{path: "/proxy/openai/v1/responses", body: body, header: bearerH(tk)})
 			refusedUnsent(t, e, provCases[0], tk, a, 400, "tool runs on the provider's side")
+		}
+		// A remote MCP server or connector, called from the operator's
+		// account.
+		for _, tool := range []string{`{"type":"mcp","server_label":"x","server_url":"https://mcp.example.com/sse","require_approval":"never"}`,
+			`{"type":"function","type":"mcp","server_label":"g","connector_id":"connector_gmail","authorization":"ya29.x"}`} {
+			body := `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[` + tool + `]}`
+			a := e.do(call{path: "/proxy/openai/v1/responses", body: body, header: bearerH(tk)})
+			refusedUnsent(t, e, provCases[0], tk, a, 400, "mcp: remote MCP servers are called by the provider")
 		}
 		// Tools the client runs: a function named as a server tool is, a
 		// local shell, the computer it drives.
