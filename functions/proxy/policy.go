@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"html"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 
@@ -112,10 +113,9 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	checkTools := !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI)
 	checkImages := !exempt && !pol.VisionServices[config.VisionService(prov)]
 	checkPaid := runs && !pol.AllowPaid
-	var m marks
-	if checkTools || checkImages || checkPaid {
-		m = markers(body)
-	}
+	// Files on the operator's account are refused for everyone: the one
+	// look markers takes finds the bodies that may name one.
+	m := markers(body)
 	// The walks share one parse: gjson copies a byte slice it parses.
 	var doc gjson.Result
 	parsed := false
@@ -133,7 +133,10 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 			return err
 		}
 	}
-	var want inputs
+	want := inputs(0)
+	if m.stored {
+		want |= storedFile
+	}
 	if checkPaid && m.audio {
 		want |= audioInput
 	}
@@ -145,6 +148,8 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 		switch {
 		case deep:
 			return tooDeep()
+		case found&storedFile != 0:
+			return users.Errorf(users.CodeInvalid, "The request names a file stored on this proxy's account (a file_id, or a fileUri of uploaded files or of a bucket), which this proxy does not lend; send the file's content in the request instead.")
 		case found&audioInput != 0:
 			return users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
 		case found&imageInput != 0:
@@ -169,8 +174,8 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 
 // marks are what one pass over a body found for the checks that walk it:
 // paid is a price option's member (paid tools are in tools), audio an
-// audio input.
-type marks struct{ image, tools, paid, audio bool }
+// audio input, stored a file reference.
+type marks struct{ image, tools, paid, audio, stored bool }
 
 // Words a member name or string value starts with in every image input
 // (OpenAI's image_url and input_image parts, Anthropic's image blocks,
@@ -182,12 +187,22 @@ var (
 	paidWords  = []string{"service_tier", "serviceTier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
 		"responseModalities", "response_modalities", "data_sources", "mcp_servers"}
 	audioWords = []string{"input_audio"}
+	// storedWords: OpenAI's and Anthropic's file_id, Gemini's file data.
+	storedWords = []string{"file_id", "fileData", "file_data"}
 	// wordsAt are the words by their first letter: most strings start
 	// with none of them and are passed at once, the others are compared
 	// with the few words of their letter only.
 	wordsAt = func() (at [256][]markWord) {
-		for i, words := range [][]string{imageWords, toolWords, paidWords, audioWords} {
+		for i, words := range [][]string{imageWords, toolWords, paidWords, audioWords, storedWords} {
+		next:
 			for _, w := range words {
+				// A word of two checks is compared once, setting both bits.
+				for j := range at[w[0]] {
+					if at[w[0]][j].word == w {
+						at[w[0]][j].bit |= 1 << i
+						continue next
+					}
+				}
 				at[w[0]] = append(at[w[0]], markWord{w, 1 << i})
 			}
 		}
@@ -196,7 +211,7 @@ var (
 )
 
 // markWord is a word and the bit it sets in markers: 1 image, 2 tools,
-// 4 paid, 8 audio.
+// 4 paid, 8 audio, 16 stored.
 type markWord struct {
 	word string
 	bit  uint8
@@ -215,7 +230,7 @@ func markers(body []byte) marks {
 		}
 		i += j + 1
 		if i < len(body) && body[i] == 'u' {
-			return marks{image: true, tools: true, paid: true, audio: true}
+			return marks{image: true, tools: true, paid: true, audio: true, stored: true}
 		}
 		i++ // the escaped character
 		if i >= len(body) {
@@ -223,7 +238,7 @@ func markers(body []byte) marks {
 		}
 	}
 	var set uint8
-	for i := 0; set != 15; {
+	for i := 0; set != 31; {
 		j := bytes.IndexByte(body[i:], '"')
 		if j < 0 {
 			break
@@ -238,7 +253,7 @@ func markers(body []byte) marks {
 			}
 		}
 	}
-	return marks{image: set&1 != 0, tools: set&2 != 0, paid: set&4 != 0, audio: set&8 != 0}
+	return marks{image: set&1 != 0, tools: set&2 != 0, paid: set&4 != 0, audio: set&8 != 0, stored: set&16 != 0}
 }
 
 // usesTools reports a non-empty tools or functions member (OpenAI's chat
@@ -257,12 +272,14 @@ func usesTools(doc gjson.Result) bool {
 }
 
 // inputs are the kinds of input the walk over a body looks for: images
-// (refused outside ALLOWED_VISION_SERVICES) and audio (a paid feature).
+// (refused outside ALLOWED_VISION_SERVICES), audio (a paid feature) and
+// files stored on the operator's account (refused).
 type inputs uint8
 
 const (
 	imageInput inputs = 1 << iota
 	audioInput
+	storedFile
 )
 
 // findInputs reports an input of a wanted kind, in any of the formats
@@ -315,12 +332,30 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 				if val.Type != gjson.Null {
 					found = want & audioInput
 				}
+			case "file_id":
+				// OpenAI's input_file, input_image and file parts,
+				// Anthropic's file sources and container uploads.
+				if val.Type != gjson.Null {
+					found = want & storedFile
+				}
 			case "inline_data", "inlineData", "file_data", "fileData":
 				if imageData(val) {
 					found = want & imageInput
 				}
+				if found == 0 && want&storedFile != 0 && operatorFile(val) {
+					found = storedFile
+				}
 			default:
-				found = walkInputs(val, depth+1, want, deep)
+				w := want
+				// Citations of a replayed answer name files without
+				// sending them; JSON the model reads (a function's
+				// schema, a tool's input) may name a file_id member.
+				if name := k.String(); name == "annotations" || freeJSON[name] && val.IsObject() {
+					w &^= storedFile
+				}
+				if w != 0 {
+					found = walkInputs(val, depth+1, w, deep)
+				}
 			}
 			return found == 0
 		})
@@ -445,6 +480,36 @@ func textData(obj gjson.Result) bool {
 		return true
 	})
 	return text
+}
+
+// operatorFile reports Google file data whose fileUri is not on the web
+// but on the operator's account: the Files API's uploads
+// (files/…, generativelanguage.googleapis.com), a bucket (gs://, s3://,
+// storage.googleapis.com), anything but http(s) off googleapis.com.
+func operatorFile(v gjson.Result) bool {
+	if !v.IsObject() {
+		return false
+	}
+	hit := false
+	v.ForEach(func(k, val gjson.Result) bool {
+		switch k.String() {
+		case "fileUri", "file_uri":
+			hit = val.Type != gjson.Null && !webURI(val.String())
+		}
+		return !hit
+	})
+	return hit
+}
+
+// webURI reports an http(s) URL off Google's API hosts, which the
+// upstream fetches as anyone may.
+func webURI(s string) bool {
+	u, err := url.Parse(strings.TrimSpace(s))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") {
+		return false
+	}
+	host := strings.TrimSuffix(strings.ToLower(u.Hostname()), ".")
+	return host != "" && host != "googleapis.com" && !strings.HasSuffix(host, ".googleapis.com")
 }
 
 // imageData reports Google inline or file data a model sees: an image, a

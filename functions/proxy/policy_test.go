@@ -659,6 +659,107 @@ func TestMaxContextTokensRefusesStoredContext(t *testing.T) {
 	}
 }
 
+// What names an object stored on the operator's account (an uploaded
+// file, a bucket, a stored prompt, a context cache) is refused for every
+// user, special ones and every setting included: no route here stores
+// one for a token holder, so it is the operator's content, unseen by the
+// estimates and, for a stored prompt, run with the operator's model.
+func TestOperatorStoredObjectsRefused(t *testing.T) {
+	e, ups := paidMounts(t, map[string]string{"ALLOW_PAID_FEATURES": "true", "ALLOW_OPENAI_TOOL_USAGE": "true",
+		"ALLOWED_VISION_SERVICES": "openai,anthropic,google-ai,gcp", "MAX_CONTEXT_TOKENS_OPENAI": "0"})
+	tk := e.user(users.Patch{Type: setOpt(users.Special)})
+	const (
+		chat   = "/proxy/openai/v1/chat/completions"
+		resp   = "/proxy/openai/v1/responses"
+		ant    = "/proxy/anthropic/v1/messages"
+		aws    = "/proxy/aws/claude/v1/messages"
+		goo    = "/proxy/google-ai/v1beta/models/gemini-2.5-flash:generateContent"
+		count  = "/proxy/google-ai/v1beta/models/gemini-2.5-flash:countTokens"
+		vertex = "/proxy/gcp/gemini/v1beta/models/gemini-2.5-flash:generateContent"
+	)
+	bearer, xKey, gKey := bearerH(tk), map[string]string{"x-api-key": tk}, map[string]string{"x-goog-api-key": tk}
+	claude := func(block string) string {
+		return `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[` + block + `,{"type":"text","text":"sum it up"}]}]}`
+	}
+	gemini := func(part, extra string) string {
+		return `{"contents":[{"role":"user","parts":[` + part + `,{"text":"sum it up"}]}]` + extra + `}`
+	}
+	file := "a file stored on this proxy's account"
+	for _, c := range []struct {
+		name, path, body string
+		header           map[string]string
+		msg              string
+	}{
+		{"chat file part", chat, `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":[{"type":"file","file":{"file_id":"file-abc"}}]}]}`, bearer, file},
+		{"Responses input_file", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"role":"user","content":[{"type":"input_file","file_id":"file-abc"}]}]}`, bearer, file},
+		{"Responses input_image by id", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"role":"user","content":[{"type":"input_image","file_id":"file-abc","detail":"auto"}]}]}`, bearer, file},
+		{"escaped file_id", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"role":"user","content":[{"type":"input_file","file_\u0069d":"file-abc"}]}]}`, bearer, file},
+		{"file in a function's output", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"type":"function_call_output","call_id":"c","output":[{"type":"input_file","file_id":"file-abc"}]}]}`, bearer, file},
+		{"stored prompt", resp, `{"max_output_tokens":20,"prompt":{"id":"pmpt_abc","version":"2","variables":{"city":"Paris"}}}`, bearer, "prompt: it names an object stored on this proxy's account"},
+		{"escaped stored prompt", resp, `{"model":"gpt-4o","input":"hi","pr\u006fmpt":{"id":"pmpt_abc"}}`, bearer, "prompt: it names an object stored"},
+		{"Anthropic file document", ant, claude(`{"type":"document","source":{"type":"file","file_id":"file_011abc"}}`), xKey, file},
+		{"Anthropic file image", ant, claude(`{"type":"image","source":{"type":"file","file_id":"file_011abc"}}`), xKey, file},
+		{"Anthropic file in a tool result", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"document","source":{"type":"file","file_id":"file_011abc"}}]}]}]}`, xKey, file},
+		{"Anthropic container upload", ant, claude(`{"type":"container_upload","file_id":"file_011abc"}`), xKey, file},
+		{"Bedrock file document", aws, claude(`{"type":"document","source":{"type":"file","file_id":"file_011abc"}}`), xKey, file},
+		{"Gemini uploaded file", goo, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"https://generativelanguage.googleapis.com/v1beta/files/abc"}}`, ""), gKey, file},
+		{"Gemini file name", goo, gemini(`{"file_data":{"mime_type":"application/pdf","file_uri":"files/abc"}}`, ""), gKey, file},
+		{"Gemini file, type repeated", goo, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"https://youtu.be/x","fileUri":"gs://operator-bucket/a.pdf"}}`, ""), gKey, file},
+		{"Vertex bucket", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"gs://operator-bucket/contracts/a.pdf"}}`, ""), gKey, file},
+		{"Vertex bucket over https", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"https://storage.googleapis.com/operator-bucket/a.pdf"}}`, ""), gKey, file},
+		{"Vertex S3 object", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"s3://operator-bucket/a.pdf"}}`, ""), gKey, file},
+		{"Gemini context cache", goo, gemini(`{"text":"hi"}`, `,"cachedContent":"cachedContents/abc"`), gKey, "cachedContent: it names an object stored"},
+		{"Gemini context cache, counted", count, gemini(`{"text":"hi"}`, `,"cached_content":"cachedContents/abc"`), gKey, "cached_content: it names an object stored"},
+		{"Vertex context cache", vertex, gemini(`{"text":"hi"}`, `,"cachedContent":"projects/p/locations/us-central1/cachedContents/1"`), gKey, "cachedContent"},
+	} {
+		a := e.do(call{path: c.path, body: c.body, header: c.header})
+		if a.status != 400 || a.header.Get(headerErrorStatus) != "400" {
+			t.Errorf("%s: %d %s", c.name, a.status, a.body)
+			continue
+		}
+		switch {
+		case strings.Contains(c.path, ":"):
+			googleShape(t, a)
+		case strings.Contains(c.path, "/messages"):
+			anthropicShape(t, a)
+		default:
+			openAIShape(t, a)
+		}
+		got, _ := dig(a.json(t), "error", "message").(string)
+		mustContain(t, c.name, got, c.msg)
+	}
+	for _, up := range ups {
+		if n := up.Count(); n != 0 {
+			t.Errorf("%d requests reached an upstream", n)
+		}
+	}
+	if u := e.get(tk); u.PromptCount != 0 {
+		t.Errorf("a refused request was charged: %+v", u)
+	}
+	// What only looks like a reference: a file sent whole, a web URL the
+	// upstream fetches as anyone may, a function declaring a file_id
+	// parameter or called with one, citations of a replayed answer, a
+	// null member, a completions prompt.
+	for _, c := range []struct {
+		path, body string
+		header     map[string]string
+	}{
+		{chat, `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":[{"type":"file","file":{"filename":"a.pdf","file_data":"data:application/pdf;base64,JVBERi0="}}]}]}`, bearer},
+		{chat, `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"what is my file_id?"}],"tools":[{"type":"function","function":{"name":"open","parameters":{"type":"object","properties":{"file_id":{"type":"string"}}}}}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"role":"assistant","content":[{"type":"output_text","text":"see","annotations":[{"type":"file_citation","file_id":"file-abc","index":0}]}]},{"role":"user","content":"ok"}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","prompt":null}`, bearer},
+		{"/proxy/openai/v1/completions", `{"model":"gpt-3.5-turbo-instruct","max_tokens":10,"prompt":"file_id"}`, bearer},
+		{ant, claude(`{"type":"tool_use","id":"t","name":"open","input":{"file_id":"file_011abc"}}`), xKey},
+		{ant, claude(`{"type":"document","source":{"type":"url","url":"https://example.com/a.pdf"}}`), xKey},
+		{goo, gemini(`{"fileData":{"mimeType":"video/mp4","fileUri":"https://www.youtube.com/watch?v=x"}}`, `,"cachedContent":null`), gKey},
+		{goo, gemini(`{"functionCall":{"name":"open","args":{"file_id":"files/abc"}}}`, ""), gKey},
+	} {
+		if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
+			t.Errorf("%s %s: %d %s", c.path, c.body, a.status, a.body)
+		}
+	}
+}
+
 // OpenAI's completions and embeddings take a prompt as token ids: each id
 // is a token of the prompt, counted toward MAX_CONTEXT_TOKENS and the
 // quota's estimate like text (a number is no string: it counted nothing).

@@ -51,6 +51,12 @@ type Format struct {
 	// upstream holds (a stored response or conversation), which the
 	// prompt estimate does not see (Request.Stored).
 	Stored [][]string
+	// OperatorRefs paths: a member at any of them (not null) names an
+	// object stored on the operator's account (Responses' stored prompt,
+	// whose content and model are the operator's; Gemini's context
+	// cache), and the request is refused: no route here stores one for a
+	// token holder, and its content is neither the user's nor counted.
+	OperatorRefs [][]string
 	// StoredItems paths: an array at any of them may hold references to
 	// items the upstream holds ({"type":"item_reference"}): Request.Stored.
 	StoredItems [][]string
@@ -226,6 +232,12 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		}
 		return nil
 	}
+	onOperatorRef := func(path []string, start, end int) error {
+		if jsonscan.IsNull(body[start:end]) {
+			return nil
+		}
+		return users.Errorf(users.CodeInvalid, "%s: it names an object stored on this proxy's account (a stored prompt or a context cache), which this proxy does not lend; send its content in the request instead.", strings.Join(path, "."))
+	}
 	onStored := func(_ []string, start, end int) error {
 		rq.Stored = rq.Stored || !jsonscan.IsNull(body[start:end])
 		return nil
@@ -259,6 +271,9 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			return err
 		}
 		if err := atPaths(body, f.Stored, key, start, end, onStored); err != nil {
+			return err
+		}
+		if err := atPaths(body, f.OperatorRefs, key, start, end, onOperatorRef); err != nil {
 			return err
 		}
 		if err := atPaths(body, f.TokenIDs, key, start, end, onTokenIDs); err != nil {

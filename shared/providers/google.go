@@ -73,12 +73,15 @@ var (
 			{"generationConfig", "thinkingConfig"}, {"generationConfig", "thinking_config"},
 			{"generation_config", "thinkingConfig"}, {"generation_config", "thinking_config"},
 		},
-		Usage:       googleUsage,
-		Event:       googleEvent,
-		StreamError: googleStreamError,
-		Fake:        fakeGenerate,
+		OperatorRefs: googleCaches,
+		Usage:        googleUsage,
+		Event:        googleEvent,
+		StreamError:  googleStreamError,
+		Fake:         fakeGenerate,
 	}
-	GoogleCountTokens = &Format{Name: "google-count-tokens", Body: true, Admitted: true}
+	GoogleCountTokens = &Format{Name: "google-count-tokens", Body: true, Admitted: true, OperatorRefs: googleCaches}
+	// googleCaches name a context cache the operator's project holds.
+	googleCaches = [][]string{{"cachedContent"}, {"cached_content"}}
 )
 
 var googleStatus = map[int]string{

@@ -88,6 +88,7 @@ var (
 		Unserved:     [][]string{{"background"}},
 		Stored:       [][]string{{"previous_response_id"}, {"conversation"}},
 		StoredItems:  [][]string{{"input"}},
+		OperatorRefs: [][]string{{"prompt"}},
 		// The image_generation tool draws with gpt-image-1.
 		ImageTools: [][]string{{"tools"}}, ImageToolModel: "gpt-image-1",
 		Thinking:    [][]string{{"reasoning"}},
