@@ -187,8 +187,9 @@ var (
 	paidWords  = []string{"service_tier", "serviceTier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
 		"responseModalities", "response_modalities", "data_sources", "mcp_servers"}
 	audioWords = []string{"input_audio"}
-	// storedWords: OpenAI's and Anthropic's file_id, Gemini's file data.
-	storedWords = []string{"file_id", "fileData", "file_data"}
+	// storedWords: OpenAI's and Anthropic's file_id and skill_id,
+	// Gemini's file data.
+	storedWords = []string{"file_id", "skill_id", "fileData", "file_data"}
 	// wordsAt are the words by their first letter: most strings start
 	// with none of them and are passed at once, the others are compared
 	// with the few words of their letter only.
@@ -338,6 +339,13 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 				if val.Type != gjson.Null {
 					found = want & storedFile
 				}
+			case "skill_id":
+				// A skill uploaded to the account (Anthropic's custom
+				// skills, OpenAI's skill_reference); Anthropic's own
+				// (type anthropic: xlsx, pdf, …) are no one's.
+				if val.Type != gjson.Null && uploadedSkill(v) {
+					found = want & storedFile
+				}
 			case "inline_data", "inlineData", "file_data", "fileData":
 				if imageData(val) {
 					found = want & imageInput
@@ -480,6 +488,23 @@ func textData(obj gjson.Result) bool {
 		return true
 	})
 	return text
+}
+
+// uploadedSkill reports a skill object that is not Anthropic's own: a
+// type other than anthropic, or none, given in any of its type members.
+func uploadedSkill(skill gjson.Result) bool {
+	anthropic, other := false, false
+	skill.ForEach(func(k, val gjson.Result) bool {
+		if k.String() == "type" {
+			if val.String() == "anthropic" {
+				anthropic = true
+			} else {
+				other = true
+			}
+		}
+		return !other
+	})
+	return other || !anthropic
 }
 
 // operatorFile reports Google file data whose fileUri is not on the web

@@ -701,6 +701,9 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 		{"Anthropic file image", ant, claude(`{"type":"image","source":{"type":"file","file_id":"file_011abc"}}`), xKey, file},
 		{"Anthropic file in a tool result", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"tool_result","tool_use_id":"t","content":[{"type":"document","source":{"type":"file","file_id":"file_011abc"}}]}]}]}`, xKey, file},
 		{"Anthropic container upload", ant, claude(`{"type":"container_upload","file_id":"file_011abc"}`), xKey, file},
+		{"Anthropic custom skill", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],` +
+			`"container":{"skills":[{"type":"anthropic","skill_id":"xlsx"},{"type":"anthropic","type":"custom","skill_id":"skill_01AbC","version":"latest"}]}}`, xKey, file},
+		{"OpenAI skill reference", resp, `{"model":"gpt-5","max_output_tokens":20,"input":"hi","tools":[{"type":"shell","environment":{"type":"container_auto","skills":[{"type":"skill_reference","skill_id":"skill_abc"}]}}]}`, bearer, file},
 		{"Bedrock file document", aws, claude(`{"type":"document","source":{"type":"file","file_id":"file_011abc"}}`), xKey, file},
 		{"Gemini uploaded file", goo, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"https://generativelanguage.googleapis.com/v1beta/files/abc"}}`, ""), gKey, file},
 		{"Gemini file name", goo, gemini(`{"file_data":{"mime_type":"application/pdf","file_uri":"files/abc"}}`, ""), gKey, file},
@@ -751,6 +754,8 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 		{"/proxy/openai/v1/completions", `{"model":"gpt-3.5-turbo-instruct","max_tokens":10,"prompt":"file_id"}`, bearer},
 		{ant, claude(`{"type":"tool_use","id":"t","name":"open","input":{"file_id":"file_011abc"}}`), xKey},
 		{ant, claude(`{"type":"document","source":{"type":"url","url":"https://example.com/a.pdf"}}`), xKey},
+		{ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],` +
+			`"container":{"skills":[{"type":"anthropic","skill_id":"pptx","version":"latest"}]}}`, xKey},
 		{goo, gemini(`{"fileData":{"mimeType":"video/mp4","fileUri":"https://www.youtube.com/watch?v=x"}}`, `,"cachedContent":null`), gKey},
 		{goo, gemini(`{"functionCall":{"name":"open","args":{"file_id":"files/abc"}}}`, ""), gKey},
 	} {
