@@ -204,6 +204,36 @@ func TestDallEImagesChargedAtTheirPrice(t *testing.T) {
 	}
 }
 
+// A gpt-image request is reserved the output tokens its images are billed
+// (n times the table's count for its size and quality), not the text
+// clamp: with the clamp (1,024) a user with 10,000 tokens left could ask
+// for ten large images of high quality and be charged 62,400.
+func TestGPTImageReservesItsImages(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_MODEL_FAMILIES": "gpt-image", "IMAGE_MODEL_RATE_LIMIT": "0", "TOKEN_QUOTA_GPT_IMAGE": "10000"})
+	up := e.fake(upstreamfake.OpenAI)
+	up.Set(upstreamfake.Behavior{InputTokens: 10, OutputTokens: 62400})
+	tk := e.user(users.Patch{})
+	a := e.do(call{path: "/proxy/openai/v1/images/generations", header: bearerH(tk),
+		body: `{"model":"gpt-image-1","prompt":"a red fox","n":10,"quality":"high","size":"1024x1536"}`})
+	if a.status != http.StatusTooManyRequests || up.Count() != 0 {
+		t.Fatalf("ten large images on 10,000 tokens: %d, upstream called %d times, charged %v; want 429 before the upstream",
+			a.status, up.Count(), e.get(tk).TokenCounts)
+	}
+	// Two low-quality squares (544) fit, and are charged their usage.
+	up.Set(upstreamfake.Behavior{InputTokens: 10, OutputTokens: 544})
+	a = e.do(call{path: "/proxy/openai/v1/images/generations", header: bearerH(tk),
+		body: `{"model":"gpt-image-1","prompt":"a red fox","n":2,"quality":"low","size":"1024x1024"}`})
+	if got := e.get(tk).TokenCounts["gpt-image"]; a.status != http.StatusOK || got != 554 {
+		t.Errorf("two small images: %d %s, charged %d, want 200 and 554", a.status, a.body, got)
+	}
+	// Quality auto may be high: three images (18,720) do not fit.
+	before := up.Count()
+	a = e.do(call{path: "/proxy/openai/v1/images/generations", header: bearerH(tk), body: `{"model":"gpt-image-1","prompt":"a red fox","n":3}`})
+	if a.status != http.StatusTooManyRequests || up.Count() != before {
+		t.Errorf("three images of quality auto: %d, upstream called %d times; want 429", a.status, up.Count()-before)
+	}
+}
+
 // With only dall-e allowed, the GPT Image alias chatgpt-image-latest is
 // gpt-image's: refused, not forwarded and counted as dall-e.
 func TestGPTImageAliasIsGPTImage(t *testing.T) {

@@ -120,15 +120,22 @@ const dallETokensPerDollar = 100_000
 
 // dallEPrice is what the images a DALL-E request asks for cost, in
 // tokens: OpenAI's price per image by model, size and quality, times n.
-// gpt-image models report their usage and are charged that (0 here). A
-// size the price list lacks is priced as the model's largest: the
-// upstream refuses it, or it costs no more.
+// gpt-image models report their usage and are charged that; what they
+// are reserved (the quota check) is the output tokens OpenAI bills for
+// the images asked for (gptImageTokens), not the text clamp, which one
+// image of high quality passes fourfold. A size the price list lacks is
+// priced as the model's largest: the upstream refuses it, or it costs no
+// more.
 func dallEPrice(body []byte, model string) int64 {
-	if strings.Contains(model, "gpt-image") {
-		return 0
-	}
 	r := gjson.GetManyBytes(body, "n", "size", "quality")
 	n := max(r[0].Int(), 1)
+	if strings.Contains(model, "gpt-image") {
+		per := gptImageTokens(r[1].String(), r[2].String())
+		if n > math.MaxInt64/per {
+			return math.MaxInt64 / 2
+		}
+		return n * per
+	}
 	hd := r[2].String() == "hd"
 	var cents int64 // per image, in tenths of a cent
 	switch size := r[1].String(); {
@@ -152,6 +159,29 @@ func dallEPrice(body []byte, model string) int64 {
 		return math.MaxInt64 / 2 // refused by the quota, never wrapped
 	}
 	return n * cents * dallETokensPerDollar / 1000
+}
+
+// gptImageTokens is the output tokens OpenAI bills for one gpt-image
+// image of size and quality: its table for 1024×1024, 1024×1536 and
+// 1536×1024 at low, medium and high. "auto", none or another value is
+// counted as the most the upstream may choose (high, 1024×1536).
+func gptImageTokens(size, quality string) int64 {
+	var row [3]int64 // 1024x1024, 1024x1536, 1536x1024
+	switch quality {
+	case "low":
+		row = [3]int64{272, 408, 400}
+	case "medium":
+		row = [3]int64{1056, 1584, 1568}
+	default: // high, auto
+		row = [3]int64{4160, 6240, 6208}
+	}
+	switch size {
+	case "1024x1024":
+		return row[0]
+	case "1536x1024":
+		return row[2]
+	}
+	return row[1]
 }
 
 // openAIErrorBody is OpenAI's error shape, also used by Mistral.
