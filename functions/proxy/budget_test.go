@@ -48,6 +48,50 @@ func holdStream(t *testing.T, e *env, kind upstreamfake.Kind, path, body, token 
 	}
 }
 
+// A request the memory budget had no room for is the instance's refusal,
+// which the SDKs retry: it gives back its rate-limit count, as a quota
+// refusal does, so that a busy instance does not use up its users' rate
+// limits (with 2 a minute, two 503s used to leave the client nothing).
+// So does a request refused because no upstream key works.
+func TestInstanceRefusalsKeepTheRateLimit(t *testing.T) {
+	e := newEnv(t, map[string]string{"BODY_MEMORY_LIMIT_MB": "1", "ALLOWED_MODEL_FAMILIES": "gpt4o", "TEXT_MODEL_RATE_LIMIT": "2"},
+		Options{MemoryWait: 50 * time.Millisecond})
+	const path = "/proxy/openai/v1/chat/completions"
+	holder, other := e.user(users.Patch{}), e.user(users.Patch{})
+	end := holdStream(t, e, upstreamfake.OpenAI, path, chatOf("gpt-4o", 1536<<10, true), holder) // holds 512 KiB
+	for i := range 2 {
+		a := e.do(call{path: path, body: chatOf("gpt-4o", 1800<<10, false), header: bearerH(other)})
+		if a.status != http.StatusServiceUnavailable {
+			t.Fatalf("busy %d: %d %.300s", i, a.status, a.body)
+		}
+		if got := a.header.Get("X-RateLimit-Remaining"); got != "2" {
+			t.Errorf("busy %d: X-RateLimit-Remaining %q, want 2 (its count taken back)", i, got)
+		}
+	}
+	end()
+	for i := range 2 {
+		if a := e.do(call{path: path, body: chatOf("gpt-4o", 100, false), header: bearerH(other)}); a.status != http.StatusOK {
+			t.Fatalf("request %d after two busy refusals: %d %.300s", i, a.status, a.body)
+		}
+	}
+	if a := e.do(call{path: path, body: chatOf("gpt-4o", 100, false), header: bearerH(other)}); a.status != http.StatusTooManyRequests {
+		t.Errorf("third request: %d, want the rate limit", a.status)
+	}
+
+	// The only key is refused by OpenAI and set aside: the requests after
+	// it, refused with 503 before the upstream, keep the client's count.
+	e = newEnv(t, map[string]string{"OPENAI_KEY": "sk-dead-key-nnnn", "ALLOWED_MODEL_FAMILIES": "gpt4o", "TEXT_MODEL_RATE_LIMIT": "2"})
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{KeyStatus: map[string]int{"sk-dead-key-nnnn": 401}})
+	tk := e.user(users.Patch{})
+	e.do(call{path: path, body: chatOf("gpt-4o", 100, false), header: bearerH(tk)}) // asks the upstream: counted
+	for i := range 3 {
+		a := e.do(call{path: path, body: chatOf("gpt-4o", 100, false), header: bearerH(tk)})
+		if a.status != http.StatusServiceUnavailable || a.header.Get("X-RateLimit-Remaining") != "1" {
+			t.Errorf("no working key %d: %d, X-RateLimit-Remaining %q, want 503 and 1 left", i, a.status, a.header.Get("X-RateLimit-Remaining"))
+		}
+	}
+}
+
 // Bodies in flight on an instance take at most BODY_MEMORY_LIMIT_MB
 // together past their first MiB each: a body that finds no room waits for
 // it, then is refused with 503 and Retry-After, unsent and uncharged;

@@ -128,6 +128,7 @@ func (x *exchange) serve() {
 			// Not read again for a fake answer (fakeAnswer): a body the
 			// budget had no room for would wait for it a second time.
 			x.r.Body = nil
+			x.refuseBusy(err)
 			x.writeError(err, x.rate())
 			return
 		}
@@ -164,6 +165,7 @@ func (x *exchange) serve() {
 			rq.Reserve = func(n int64) error { return x.mem.take(x.r.Context(), n) }
 			native, err := t.Request(rq)
 			if err != nil {
+				x.refuseBusy(err)
 				x.writeError(err, x.rate())
 				return
 			}
@@ -190,10 +192,20 @@ func (x *exchange) serve() {
 	}
 	x.keyIdx = x.up.keys.pick()
 	if x.keyIdx < 0 {
-		x.writeError(noKey(x.prov, nil), nil)
+		x.adm.Refuse() // the instance's failure, not the client's
+		x.writeError(noKey(x.prov, nil), x.rate())
 		return
 	}
 	x.forward()
+}
+
+// refuseBusy takes back the rate-limit count of a request the memory
+// budget had no room for (errBusy): the instance's refusal, which the
+// client's SDK retries.
+func (x *exchange) refuseBusy(err error) {
+	if errors.Is(err, errBusy) {
+		x.adm.Refuse()
+	}
 }
 
 func noKey(p *providers.Provider, err error) *users.Error {

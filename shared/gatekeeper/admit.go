@@ -52,6 +52,18 @@ func (a *Admission) Release() {
 	}
 }
 
+// Refuse ends an admission whose request the instance itself could not
+// send upstream (no room for its body, no working key): as a refusal by
+// Reserve, it takes back the request's rate-limit count, which the
+// client's retry of such a 503 would otherwise pay again. Call it before
+// Release; nothing once Release has run.
+func (a *Admission) Refuse() {
+	if a == nil || a.g == nil || a.released.Load() {
+		return
+	}
+	a.refuse()
+}
+
 // refuse ends an admission refused after Enter: the request never ran, so
 // it must not use up the rate limit either.
 func (a *Admission) refuse() {
