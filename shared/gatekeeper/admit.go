@@ -42,6 +42,8 @@ func (a *Admission) Release() {
 	}
 	a.slot.Release()
 	if a.lease != "" {
+		// Waits for a renewal under way: written after the leave, it
+		// would take the lease again (renewLease).
 		a.renewMu.Lock()
 		a.renewal.Stop()
 		a.renewMu.Unlock()

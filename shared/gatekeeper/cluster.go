@@ -163,8 +163,13 @@ const renewRetry = leaseTTL / 20
 
 // renewLease moves the request's lease on by leaseTTL, and again half a
 // lease later (renewRetry, when it failed), until the request is
-// released. It returns when it renews next (0: no more).
+// released. It returns when it renews next (0: no more). A renewal that
+// comes after the lease ran out takes it again (users.Limits): so it
+// holds renewMu while it writes, and Release, which takes renewMu before
+// it leaves, never has its leave undone by a renewal written after it.
 func (a *Admission) renewLease() time.Duration {
+	a.renewMu.Lock()
+	defer a.renewMu.Unlock()
 	if a.released.Load() {
 		return 0
 	}
@@ -173,11 +178,6 @@ func (a *Admission) renewLease() time.Duration {
 	next := leaseTTL / 2
 	if err := a.g.cluster.RenewLimits(ctx, a.p.Key, a.lease, a.g.now().Add(leaseTTL)); err != nil {
 		next = renewRetry // the lease runs on meanwhile
-	}
-	a.renewMu.Lock()
-	defer a.renewMu.Unlock()
-	if a.released.Load() {
-		return 0
 	}
 	a.renewal.Reset(next)
 	return next

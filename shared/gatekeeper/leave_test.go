@@ -244,3 +244,90 @@ func TestClusterFailedRenewalTriedAgainSoon(t *testing.T) {
 		t.Errorf("a renewal after the request left set the next in %s", next)
 	}
 }
+
+// A lease that ran out while its request still ran (its instance given
+// no CPU past the lease, or the database down for every renewal) is
+// taken again by the next renewal: the request is in flight, and a user
+// limited to one request in flight gets no second one beside it for the
+// rest of its run. (Before, the renewal found no lease and left it so:
+// the request ran on uncounted, and every later request was let in
+// beside it.)
+func TestClusterLeaseRunOutIsTakenAgainByItsRenewal(t *testing.T) {
+	f := newFixture(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "0"))
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(11 * time.Minute) // no renewal ran
+	if !slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Fatal("the lease did not run out: the test shows nothing")
+	}
+	if next := a.RenewLease(); next != 5*time.Minute {
+		t.Errorf("after the late renewal, the next in %s; want 5m", next)
+	}
+	if slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Error("a request whose lease ran out runs on uncounted after its renewal")
+	}
+	if _, err := f.gk.Admit(ctx(t), p, "gpt4o", 1); users.ErrorCode(err) != users.CodeConcurrency {
+		t.Errorf("a second request beside it: %v, want the concurrency refusal", err)
+	}
+	a.Release()
+	if !slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Error("the place is still taken after the request left")
+	}
+	if next := a.RenewLease(); next != 0 || !slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Errorf("a renewal after the request left: next in %s, or the place taken again", next)
+	}
+}
+
+// slowRenewals is the memory store whose RenewLimits, once started,
+// waits for go before it writes.
+type slowRenewals struct {
+	*memory.Store
+	started, goOn chan struct{}
+}
+
+func (s *slowRenewals) RenewLimits(ctx context.Context, key, id string, until time.Time) error {
+	close(s.started)
+	<-s.goOn
+	return s.Store.RenewLimits(ctx, key, id, until)
+}
+
+// A request that leaves while its renewal is being written leaves after
+// it: the renewal, which takes a lease that ran out again, cannot bring
+// back the lease of a request that has left.
+func TestClusterLeaveWaitsForARenewalUnderWay(t *testing.T) {
+	sr := &slowRenewals{started: make(chan struct{}), goOn: make(chan struct{})}
+	f := newFixtureOn(t, userEnv("LIMITS_SCOPE", "cluster", "USER_CONCURRENCY_LIMIT", "1", "TEXT_MODEL_RATE_LIMIT", "0"),
+		func(m *memory.Store) users.Store { sr.Store = m; return sr })
+	f.addUser(t, tokA, nil)
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Add(5 * time.Minute)
+	renewed := make(chan struct{})
+	go func() { a.RenewLease(); close(renewed) }()
+	<-sr.started
+	released := make(chan struct{})
+	go func() { a.Release(); close(released) }()
+	select {
+	case <-released:
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(sr.goOn)
+	<-renewed
+	<-released
+	if !slotFree(t, f.mem, tokA, f.clock.Now()) {
+		t.Error("the request left, and its renewal took its place back")
+	}
+}

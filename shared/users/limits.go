@@ -19,8 +19,11 @@ type Limits interface {
 	// LeaveLimits ends request id's lease; refund also takes back its
 	// count in the rate window (a request refused after it entered).
 	LeaveLimits(ctx context.Context, key, id string, refund bool) error
-	// RenewLimits moves request id's lease on to until, if it is still
-	// held: a request that runs longer than a lease keeps its place.
+	// RenewLimits moves request id's lease on to until: a request that
+	// runs longer than a lease keeps its place. A lease that ran out
+	// meanwhile (its instance given no CPU, or the database down, past
+	// it) is taken again, whatever is in flight beside it: the request
+	// is still running. Never called once the request has left.
 	RenewLimits(ctx context.Context, key, id string, until time.Time) error
 	// PruneLimits looks at up to sw.Max records and deletes those that are
 	// Stale at sw.Now. Each delete judges its record again on the state it
@@ -178,11 +181,13 @@ func (r *LimitsRecord) Leave(id string, refund bool) {
 	}
 }
 
-// Renew moves a lease still held on to until.
+// Renew moves a lease on to until, taking it again if it ran out (see
+// Limits.RenewLimits).
 func (r *LimitsRecord) Renew(id string, until time.Time) {
-	if _, ok := r.Leases[id]; ok {
-		r.Leases[id] = until.UnixMilli()
+	if r.Leases == nil {
+		r.Leases = map[string]int64{}
 	}
+	r.Leases[id] = until.UnixMilli()
 }
 
 // Empty reports a record with nothing left to keep.

@@ -30,7 +30,7 @@ func (s *Store) EnterLimits(_ context.Context, key string, e users.LimitsEntry) 
 
 // RenewLimits implements users.Limits.
 func (s *Store) RenewLimits(_ context.Context, key, id string, until time.Time) error {
-	s.editLimits(key, false, func(r *users.LimitsRecord) { r.Renew(id, until) })
+	s.editLimits(key, true, func(r *users.LimitsRecord) { r.Renew(id, until) }) // a pruned record too
 	return nil
 }
 

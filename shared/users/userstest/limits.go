@@ -37,7 +37,8 @@ func RunLimits(t *testing.T, newLimits func(t *testing.T) LimitsStore) {
 }
 
 // testRenewLimits: a renewed lease holds its place past its first end; a
-// lease that was left is not brought back by a renewal.
+// lease that ran out before its renewal is taken again by it (its request
+// still runs; the gatekeeper never renews a request that has left).
 func testRenewLimits(t *testing.T, l LimitsStore) {
 	enter := func(id string, now time.Time) bool {
 		t.Helper()
@@ -57,14 +58,19 @@ func testRenewLimits(t *testing.T, l LimitsStore) {
 	if enter("b", t0.Add(15*time.Minute)) {
 		t.Fatal("a second request admitted within the renewed lease")
 	}
-	if err := l.LeaveLimits(ctx(t), "k", "text-a", false); err != nil {
+	// Not renewed in time: at 21 minutes another request finds the
+	// place free, and leaves.
+	if !enter("c", t0.Add(21*time.Minute)) {
+		t.Fatal("a lease that ran out still holds its place")
+	}
+	if err := l.LeaveLimits(ctx(t), "k", "text-c", true); err != nil {
 		t.Fatal(err)
 	}
-	if err := l.RenewLimits(ctx(t), "k", "text-a", t0.Add(30*time.Minute)); err != nil {
+	if err := l.RenewLimits(ctx(t), "k", "text-a", t0.Add(32*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if !enter("c", t0.Add(16*time.Minute)) {
-		t.Fatal("a renewal after the request left brought its lease back")
+	if enter("d", t0.Add(22*time.Minute)) {
+		t.Fatal("a late renewal did not take its lease again: its request runs on uncounted")
 	}
 }
 
