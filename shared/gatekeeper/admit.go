@@ -167,14 +167,22 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 	if !p.Admin && !g.cfg.FamilyAllowed(family) {
 		return notAllowed(family)
 	}
-	if p.Exempt || p.User == nil || p.Token == "" || p.User.TokenLimits[family] <= 0 {
+	if p.Exempt || p.User == nil || p.Token == "" {
+		return nil
+	}
+	if p.User.Type == users.Temporary && p.User.Expired(g.now()) {
+		// Its time ran out while the body was on its way (a body may
+		// take as long as the function's timeout to arrive).
+		return users.Errorf(users.CodeForbidden, users.ExpiredReason)
+	}
+	if p.User.TokenLimits[family] <= 0 {
 		// No quota to keep (as of authentication, USER_CACHE_TTL old at
 		// most): nothing to reserve, and no second read of the user.
 		return nil
 	}
 	settled0 := g.ledger.open(p.Token, family)
 	u := p.User
-	if !g.charges.none(p.Token, p.read) || g.now().Sub(p.read.at) > trustRead {
+	if now := g.now(); !g.charges.none(p.Token, p.read) || now.Sub(p.read.at) > trustRead {
 		// The copy read at authentication may predate charges of requests
 		// that have since released their reservations: read the current
 		// one. (Without a charge since, it is as current as a new read,
@@ -187,6 +195,11 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 				return users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 			}
 			return unavailable(err)
+		}
+		if err := usable(u, now); err != nil {
+			// Disabled (or expired) since the request was authenticated.
+			g.ledger.close(p.Token)
+			return err
 		}
 	}
 	if err := g.ledger.reserve(u, family, requested, settled0); err != nil {

@@ -221,6 +221,21 @@ func (g *Gatekeeper) Authenticate(ctx context.Context, r *http.Request) (*Princi
 	}
 }
 
+// usable refuses a disabled user, or a temporary one whose time is up.
+func usable(u *users.User, now time.Time) error {
+	if u.Disabled() {
+		reason := u.DisabledReason
+		if reason == "" {
+			reason = "no reason given"
+		}
+		return users.Errorf(users.CodeForbidden, "Your token has been disabled: %s", reason)
+	}
+	if u.Expired(now) {
+		return users.Errorf(users.CodeForbidden, users.ExpiredReason)
+	}
+	return nil
+}
+
 func lockedOut(wait time.Duration) error {
 	return &users.Error{
 		Code:              users.CodeRateLimited,
@@ -244,15 +259,8 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 		}
 		return nil, unavailable(err)
 	}
-	if u.Disabled() {
-		reason := u.DisabledReason
-		if reason == "" {
-			reason = "no reason given"
-		}
-		return nil, users.Errorf(users.CodeForbidden, "Your token has been disabled: %s", reason)
-	}
-	if u.Expired(now) {
-		return nil, users.Errorf(users.CodeForbidden, users.ExpiredReason)
+	if err := usable(u, now); err != nil {
+		return nil, err
 	}
 	if users.RefreshDue(u, g.cfg.QuotaRefresh, now) {
 		if u, err = g.refresh(ctx, token, now); err != nil {

@@ -468,3 +468,48 @@ func TestInstancesOvershootByAtMostOneReservationEach(t *testing.T) {
 		})
 	}
 }
+
+// A body may take as long as the function's timeout to arrive: a user
+// whose temporary token runs out, or who is disabled, while a request's
+// body is on its way is refused at Reserve, before anything is sent, and
+// the refused request gives back its rate-limit count. (Before, a request
+// started a moment before its token's end was served after it.)
+func TestReserveRefusesAUserEndedDuringTheBody(t *testing.T) {
+	f := newFixture(t, userEnv("TEXT_MODEL_RATE_LIMIT", "2", "USER_CONCURRENCY_LIMIT", "1", "ALLOWED_MODEL_FAMILIES", "gpt4o,claude"))
+	f.addUser(t, tokA, func(u *users.User) {
+		u.Type = users.Temporary
+		u.ExpiresAt = t0.Add(time.Minute).UnixMilli()
+	})
+	f.addUser(t, tokB, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000} })
+	f.clock.Add(59 * time.Second)
+	for _, tc := range []struct {
+		token, family string
+		end           func()
+		msg           string
+	}{
+		{tokA, "claude", func() { f.clock.Add(2 * time.Second) }, "Temporary token expired."},
+		{tokB, "gpt4o", func() {
+			if _, err := f.mem.Modify(ctx(t), tokB, false, func(u *users.User, _ bool) error {
+				u.Disable(f.clock.Now(), "Sharing the token.")
+				return nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+			f.clock.Add(2 * time.Second)
+		}, "Your token has been disabled: Sharing the token."},
+	} {
+		p, err := f.auth(t, clientIP, tc.token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := f.gk.Enter(ctx(t), p, []string{tc.family})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tc.end() // while the body arrives
+		wantCode(t, f.gk.Reserve(ctx(t), a, tc.family, 10), users.CodeForbidden, tc.msg)
+		if a.Rate.Remaining != 2 {
+			t.Errorf("%s: %d requests left in the minute, want 2 (the refusal's count taken back)", tc.msg, a.Rate.Remaining)
+		}
+	}
+}
