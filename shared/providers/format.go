@@ -114,6 +114,9 @@ var List = &Format{Name: "list"}
 // far below what would wrap an int32 in an upstream's parser.
 const MaxOutputLimit = 1 << 30
 
+// maxLimitPaths bounds the output-limit paths of a format (MaxTokens).
+const maxLimitPaths = 4
+
 // Request is what the proxy learnt from (and changed in) a request body.
 type Request struct {
 	Body  []byte // as forwarded
@@ -179,6 +182,14 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	var hasModel, hasStreamOpts, hasLimitParent bool
 	clamps, grow := 0, false
 	lim := []byte(strconv.FormatInt(limit, 10))
+	// The limit each path names (its last occurrence, as in the
+	// upstream's parser); where a body names two (max_tokens and
+	// max_completion_tokens) and an upstream may take either, the larger
+	// is what the quota reserves and a cut stream is charged.
+	var limits [maxLimitPaths]struct {
+		n   int64
+		set bool
+	}
 	onLimit := func(path []string, start, end int) error {
 		v := body[start:end]
 		null := jsonscan.IsNull(v)
@@ -196,8 +207,11 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 		} else if null {
 			return nil
 		}
-		// The last occurrence wins, as in the upstream's parser.
-		rq.MaxOut, rq.HasMaxOut = n, true
+		for i := range min(len(f.MaxTokens), maxLimitPaths) {
+			if slices.Equal(f.MaxTokens[i], path) {
+				limits[i].n, limits[i].set = n, true
+			}
+		}
 		return nil
 	}
 	onThinking := func(_ []string, start, end int) error {
@@ -259,7 +273,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 			// A parent given again replaces the earlier one in the
 			// upstream's parser: only its own limit counts, and where it
 			// names none the clamp is added to it.
-			rq.MaxOut, rq.HasMaxOut = 0, false
+			limits = [maxLimitPaths]struct {
+				n   int64
+				set bool
+			}{}
 		}
 		if err := atPaths(body, f.MaxTokens, key, start, end, onLimit); err != nil {
 			return err
@@ -289,6 +306,11 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	})
 	if err != nil {
 		return nil, err
+	}
+	for _, l := range limits {
+		if l.set {
+			rq.MaxOut, rq.HasMaxOut = max(rq.MaxOut, l.n), true
+		}
 	}
 	rq.PromptTokens = (text+3)/4 + ids
 	sendModel := f.SendModel && f.DefaultModel != ""

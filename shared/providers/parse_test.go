@@ -51,6 +51,14 @@ func TestParseRequest(t *testing.T) {
 			want: `{"generationConfig":{"topK":2},"generationConfig":{"maxOutputTokens":10}}`, maxOut: 10, hasMax: true},
 		{name: "no limit, google: config of another type left", f: GoogleGenerate, body: `{"generationConfig":[]}`, limit: 1024, clamp: true,
 			want: `{"generationConfig":[]}`},
+		// Two limits under different names: an upstream may take either,
+		// so the larger is counted (before, the last: 1 reserved, and up
+		// to 1000 generated).
+		{name: "two limits: the larger counts", f: OpenAIChat, body: `{"max_completion_tokens":1000,"max_tokens":1}`, limit: 1024, clamp: true,
+			want: `{"max_completion_tokens":1000,"max_tokens":1}`, maxOut: 1000, hasMax: true},
+		{name: "google: two spellings in one config, the larger counts", f: GoogleGenerate,
+			body: `{"generationConfig":{"maxOutputTokens":900,"max_output_tokens":5}}`, limit: 1024, clamp: true,
+			want: `{"generationConfig":{"maxOutputTokens":900,"max_output_tokens":5}}`, maxOut: 900, hasMax: true},
 		{name: "clamp", f: OpenAIChat, body: `{"max_tokens":4096,"model":"gpt-4o"}`, limit: 1024, clamp: true,
 			want: `{"max_tokens":1024,"model":"gpt-4o"}`, model: "gpt-4o", maxOut: 1024, hasMax: true},
 		{name: "exempt: no clamp", f: OpenAIChat, body: `{"max_tokens":4096}`, limit: 1024, clamp: false,
