@@ -137,7 +137,7 @@ func (g *Gatekeeper) Enter(ctx context.Context, p *Principal, reach []string) (*
 // released. On refusal the admission is released and its rate-limit
 // count taken back.
 func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, requested int64) error {
-	if err := g.reserve(ctx, a, family, requested); err != nil {
+	if err := g.reserve(ctx, a, family, requested, true); err != nil {
 		a.refuse()
 		return err
 	}
@@ -155,14 +155,17 @@ func (g *Gatekeeper) Move(ctx context.Context, a *Admission, family string, requ
 		g.ledger.release(a.p.Token, a.family, a.reserved)
 		a.holds = false
 	}
-	if err := g.reserve(ctx, a, family, requested); err != nil {
+	if err := g.reserve(ctx, a, family, requested, false); err != nil {
 		a.Release()
 		return err
 	}
 	return nil
 }
 
-func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, requested int64) error {
+// reserve checks and reserves; before the request is sent (Reserve, not
+// Move, whose upstream has answered) it also refuses a user whose token
+// ended since authentication.
+func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, requested int64, unsent bool) error {
 	p := a.p
 	if !p.Admin && !g.cfg.FamilyAllowed(family) {
 		return notAllowed(family)
@@ -170,7 +173,7 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 	if p.Exempt || p.User == nil || p.Token == "" {
 		return nil
 	}
-	if p.User.Type == users.Temporary && p.User.Expired(g.now()) {
+	if unsent && p.User.Type == users.Temporary && p.User.Expired(g.now()) {
 		// Its time ran out while the body was on its way (a body may
 		// take as long as the function's timeout to arrive).
 		return users.Errorf(users.CodeForbidden, users.ExpiredReason)
@@ -196,10 +199,12 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 			}
 			return unavailable(err)
 		}
-		if err := usable(u, now); err != nil {
-			// Disabled (or expired) since the request was authenticated.
-			g.ledger.close(p.Token)
-			return err
+		if unsent {
+			if err := usable(u, now); err != nil {
+				// Disabled (or expired) since the request was authenticated.
+				g.ledger.close(p.Token)
+				return err
+			}
 		}
 	}
 	if err := g.ledger.reserve(u, family, requested, settled0); err != nil {

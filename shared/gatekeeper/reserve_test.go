@@ -513,3 +513,26 @@ func TestReserveRefusesAUserEndedDuringTheBody(t *testing.T) {
 		}
 	}
 }
+
+// Move comes once the upstream has answered: a token that ended since
+// is not refused there (the answer is charged, not thrown away).
+func TestMoveKeepsARequestWhoseTokenEndedSinceItWasSent(t *testing.T) {
+	f := newFixture(t, userEnv("TEXT_MODEL_RATE_LIMIT", "0", "USER_CONCURRENCY_LIMIT", "1", "ALLOWED_MODEL_FAMILIES", "gpt4o,gpt4"))
+	f.addUser(t, tokA, func(u *users.User) {
+		u.Type = users.Temporary
+		u.ExpiresAt = t0.Add(time.Minute).UnixMilli()
+	})
+	p, err := f.auth(t, clientIP, tokA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := f.gk.Admit(ctx(t), p, "gpt4o", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Release()
+	f.clock.Add(2 * time.Minute)
+	if err := f.gk.Move(ctx(t), a, "gpt4", 10); err != nil {
+		t.Errorf("Move after the token's end: %v", err)
+	}
+}
