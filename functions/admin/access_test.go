@@ -71,6 +71,13 @@ func TestAuthentication(t *testing.T) {
 		if got := rec.Header().Get("Allow"); rec.Code != 405 || got != "POST" {
 			t.Errorf("%d Allow %q", rec.Code, got)
 		}
+		// HEAD is not in the OpenAPI document: refused, not served as GET.
+		for _, path := range []string{"/admin/users", "/admin/openapi.yaml"} {
+			rec = e.do(req{method: http.MethodHead, path: path})
+			if got := rec.Header().Get("Allow"); rec.Code != 405 || !strings.HasPrefix(got, "GET") {
+				t.Errorf("HEAD %s: %d Allow %q", path, rec.Code, got)
+			}
+		}
 	})
 }
 

@@ -143,7 +143,9 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		rec.SetRoute("unclean path")
 		return
 	}
-	if pattern == "" {
+	// HEAD is no operation of the API's document (the mux would serve it
+	// as GET): refused as any other method the document lacks.
+	if pattern == "" || r.Method == http.MethodHead {
 		a.noRoute(w, r)
 		return
 	}
