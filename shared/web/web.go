@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"tollgate.dev/tollgate/shared/logging"
+	"tollgate.dev/tollgate/shared/netutil"
 	"tollgate.dev/tollgate/shared/ratelimit"
 	"tollgate.dev/tollgate/shared/users"
 )
@@ -100,6 +101,28 @@ func BeginAttempt(w http.ResponseWriter, l *ratelimit.Lockout, key string, now t
 	secs = max(1, int(math.Ceil(wait.Seconds())))
 	w.Header().Set("Retry-After", strconv.Itoa(secs))
 	return a, secs, true
+}
+
+// PageReadsPerMinute is how many requests that read the user store (a
+// token looked up, renamed, or asked to be refreshed) one client address
+// may make of a user page per minute on one instance: far more than a
+// person using the page makes, few enough that a client looping on a
+// token it holds costs the database little.
+const PageReadsPerMinute = 30
+
+// PageReadLimited counts a store-reading request of a user page from the
+// client address ip (an IPv6 /64 is one, as for the lockouts) in w, and
+// reports whether it is over PageReadsPerMinute; if so it sets
+// Retry-After and returns the wait in whole seconds (at least 1), and the
+// request is not counted.
+func PageReadLimited(rw http.ResponseWriter, w *ratelimit.Window, ip string, now time.Time) (secs int, limited bool) {
+	d := w.Allow(netutil.ClientKey(ip), PageReadsPerMinute, now)
+	if d.Allowed {
+		return 0, false
+	}
+	secs = max(1, int(math.Ceil(d.RetryIn.Seconds())))
+	rw.Header().Set("Retry-After", strconv.Itoa(secs))
+	return secs, true
 }
 
 // AsError is users.AsError, except that a store deadline or cancellation

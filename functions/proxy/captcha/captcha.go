@@ -88,6 +88,7 @@ type handler struct {
 	ips           *gatekeeper.LiveIPs
 	lockout       *ratelimit.Lockout
 	unknown       *ratelimit.Lockout // unknown tokens asked to refresh
+	reads         *ratelimit.Window  // refreshes asked per address (web.PageReadsPerMinute)
 	verify        chan struct{}
 	slotWait      time.Duration // slotWait; shorter in tests
 	page          *template.Template
@@ -132,6 +133,7 @@ func New(o Options) (http.Handler, error) {
 		ips:           o.IPs,
 		lockout:       ratelimit.NewLockout(failMax, failWindow),
 		unknown:       ratelimit.NewLockout(unknownMax, unknownWindow),
+		reads:         ratelimit.NewWindow(time.Minute),
 		verify:        make(chan struct{}, verifySlots),
 		slotWait:      slotWait,
 	}

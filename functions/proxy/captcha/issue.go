@@ -57,6 +57,12 @@ func (h *handler) serveChallenge(w http.ResponseWriter, r *http.Request) {
 		// Checked now so that nobody works for a refresh that will be
 		// refused, and again when the solution comes back.
 		logging.FromContext(r.Context()).SetToken(req.Token)
+		// Each ask reads the store; a known token never locks the
+		// address out, so this bounds how often one client asks.
+		if secs, limited := web.PageReadLimited(w, h.reads, ip, now); limited {
+			fail(w, r, http.StatusTooManyRequests, "Too many refreshes asked from this address; try again in "+strconv.Itoa(secs)+" s.")
+			return
+		}
 		// Unknown tokens are counted per address, as on the lookup page,
 		// so that this question cannot be asked of the store unbounded;
 		// each ask counts from the moment it arrives until its token is

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"tollgate.dev/tollgate/shared/users"
 	"tollgate.dev/tollgate/shared/users/memory"
 	"tollgate.dev/tollgate/shared/users/userstest"
+	"tollgate.dev/tollgate/shared/web"
 )
 
 func refreshOnce(t *testing.T, e *env, ip, token string) reply {
@@ -245,5 +247,58 @@ func TestIssuedUserRoundTripsThroughExport(t *testing.T) {
 	b, _ := json.Marshal(back)
 	if string(a) != string(b) {
 		t.Errorf("re-imported user differs:\n%s\n%s", a, b)
+	}
+}
+
+// A known token never locks the address out, so asking to refresh is
+// counted too: past web.PageReadsPerMinute asks a minute from one
+// address (an IPv6 /64 is one), 429 with Retry-After and no store read,
+// so that a client looping on a token it holds costs the database a
+// bounded number of reads. Other addresses, and the address a minute
+// later, are served.
+func TestRefreshAsksOfAKnownTokenAreLimitedPerAddress(t *testing.T) {
+	mem := memory.New()
+	store := userstest.NewCountedStore(mem)
+	clk := newClock()
+	h := newHandler(t, loadConfig(t, nil), struct {
+		*userstest.CountedStore
+		users.Marks
+	}{store, mem}, clk)
+	tok := earn(t, h, ipA).Token
+	ask := func(ip string) reply {
+		return do(t, h, http.MethodPost, "/user/captcha/challenge", ip, map[string]string{"action": "refresh", "token": tok})
+	}
+	const sent = 100
+	before := store.Reads()
+	counts := map[int]int{}
+	var refused reply
+	for i := range sent {
+		// Every address of one /64 counts as one.
+		r := ask(fmt.Sprintf("2001:db8:7:7::%x", i+1))
+		counts[r.status]++
+		if r.status == http.StatusTooManyRequests {
+			refused = r
+		}
+	}
+	reads := store.Reads() - before
+	if reads > web.PageReadsPerMinute {
+		t.Fatalf("%d asks to refresh a known token within a minute read the store %d times; want at most %d", sent, reads, web.PageReadsPerMinute)
+	}
+	if counts[http.StatusOK] != web.PageReadsPerMinute || counts[http.StatusTooManyRequests] != sent-web.PageReadsPerMinute {
+		t.Fatalf("of %d asks within a minute from one /64, statuses %v; want %d served", sent, counts, web.PageReadsPerMinute)
+	}
+	secs, _ := strconv.Atoi(refused.header.Get("Retry-After"))
+	if secs < 1 || secs > 60 || !strings.Contains(refused.errorText(t), "Too many refreshes asked") || refused.header.Get("Content-Type") != "application/json" {
+		t.Fatalf("refused ask: Retry-After %q, %s", refused.header.Get("Retry-After"), refused.body)
+	}
+	if r := ask("2001:db8:7:8::1"); r.status != http.StatusOK {
+		t.Errorf("another /64: %d %s", r.status, r.body)
+	}
+	if r := ask(ipA); r.status != http.StatusOK {
+		t.Errorf("another address: %d %s", r.status, r.body)
+	}
+	clk.Advance(time.Minute)
+	if r := refreshOnce(t, &env{t: t, h: h, store: store, clock: clk}, "2001:db8:7:7::1", tok); r.status != http.StatusOK {
+		t.Errorf("a refresh a minute later: %d %s", r.status, r.body)
 	}
 }

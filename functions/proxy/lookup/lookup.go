@@ -69,6 +69,7 @@ type handler struct {
 	clientIP func(*http.Request) string
 	ips      *gatekeeper.LiveIPs
 	lockout  *ratelimit.Lockout
+	reads    *ratelimit.Window // store-reading posts per address (web.PageReadsPerMinute)
 	sign     *web.Signer
 	page     *template.Template
 	style    template.CSS
@@ -88,6 +89,7 @@ func New(o Options) http.Handler {
 		clientIP: o.ClientIP,
 		ips:      o.IPs,
 		lockout:  ratelimit.NewLockout(failMax, failWindow),
+		reads:    ratelimit.NewWindow(time.Minute),
 		sign:     formSigner(o.Config),
 	}
 	if h.clientIP == nil {
@@ -226,6 +228,14 @@ func (h *handler) post(w http.ResponseWriter, r *http.Request) {
 	if token == "" {
 		attempt.Cancel()
 		h.render(w, r, http.StatusBadRequest, &view{Error: "Enter your token."})
+		return
+	}
+	// Known tokens never lock the address out, so this bounds how often
+	// one client makes the store read a token it holds.
+	if secs, limited := web.PageReadLimited(w, h.reads, h.clientIP(r), h.now()); limited {
+		attempt.Cancel()
+		logging.FromContext(r.Context()).SetError("too many lookups from the address")
+		h.render(w, r, http.StatusTooManyRequests, &view{Error: "Too many lookups from your address. Try again in " + strconv.Itoa(secs) + " s."})
 		return
 	}
 	logging.FromContext(r.Context()).SetToken(token)

@@ -461,3 +461,66 @@ func TestCrossSitePostsRefused(t *testing.T) {
 		}
 	}
 }
+
+// A known token never locks the address out, so the lookups one address
+// may make are counted too: past web.PageReadsPerMinute a minute, 429
+// with Retry-After and no store read, so that a client looping on a token
+// it holds costs the database a bounded number of reads. An honest
+// sequence (look up, rename, look up) is far from the limit.
+func TestLookupsOfAKnownTokenAreLimitedPerAddress(t *testing.T) {
+	store := userstest.NewCountedStore(memory.New())
+	e := newEnvWith(t, nil, store)
+	var mu sync.Mutex
+	from := "127.0.0.1"
+	setFrom := func(ip string) { mu.Lock(); from = ip; mu.Unlock() }
+	e.deps.ClientIP = func(*http.Request) string { mu.Lock(); defer mu.Unlock(); return from }
+	e.srv = httptest.NewServer(web.Mount("proxy", lookup.New(e.deps)))
+	t.Cleanup(e.srv.Close)
+	e.put(tok, nightOwl)
+	e.put(tok, `{"ip":["203.0.113.7","2001:db8::42","127.0.0.1"]}`) // may be renamed from 127.0.0.1
+
+	res := e.lookup(tok)
+	csrf := csrfIn(t, res.body)
+	res = e.do(http.MethodPost, "/proxy/user/lookup", url.Values{"action": {"nickname"}, "token": {tok}, "csrf": {csrf}, "nickname": {"early bird"}})
+	if res.status != http.StatusOK || !strings.Contains(res.body, "Nickname saved.") {
+		t.Fatalf("honest rename: %d\n%s", res.status, res.body)
+	}
+	if res := e.lookup(tok); res.status != http.StatusOK || !strings.Contains(res.body, "early bird") {
+		t.Fatalf("honest lookup after the rename: %d", res.status)
+	}
+
+	const sent = 100
+	before := store.Reads()
+	counts := map[int]int{}
+	var refused response
+	for i := range sent {
+		setFrom(fmt.Sprintf("2001:db8:7:7::%x", i+1)) // every address of one /64 counts as one
+		res := e.lookup(tok)
+		counts[res.status]++
+		if res.status == http.StatusTooManyRequests {
+			refused = res
+		}
+	}
+	reads := store.Reads() - before
+	if reads > web.PageReadsPerMinute {
+		t.Fatalf("%d lookups of a known token within a minute read the store %d times; want at most %d", sent, reads, web.PageReadsPerMinute)
+	}
+	if counts[http.StatusOK] != web.PageReadsPerMinute || counts[http.StatusTooManyRequests] != sent-web.PageReadsPerMinute {
+		t.Fatalf("of %d lookups within a minute from one /64, statuses %v; want %d served", sent, counts, web.PageReadsPerMinute)
+	}
+	secs, _ := strconv.Atoi(refused.header.Get("Retry-After"))
+	if secs < 1 || secs > 60 || !strings.Contains(refused.body, "Too many lookups from your address.") || strings.Contains(refused.body, "early bird") {
+		t.Fatalf("refused lookup: Retry-After %q\n%s", refused.header.Get("Retry-After"), refused.body)
+	}
+	for _, ip := range []string{"2001:db8:7:8::1", "127.0.0.1"} {
+		setFrom(ip)
+		if res := e.lookup(tok); res.status != http.StatusOK {
+			t.Errorf("another address, %s: %d", ip, res.status)
+		}
+	}
+	e.clock.Add(time.Minute)
+	setFrom("2001:db8:7:7::1")
+	if res := e.lookup(tok); res.status != http.StatusOK {
+		t.Fatalf("a minute later: %d", res.status)
+	}
+}
