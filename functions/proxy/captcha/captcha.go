@@ -95,8 +95,9 @@ type handler struct {
 }
 
 // New returns the /user/captcha handler. With CAPTCHA_MODE=none it answers
-// 404. The challenge key is derived from SIGNING_KEY, else ADMIN_KEY, so
-// that every instance verifies what another issued.
+// 404. The challenge key is derived from SIGNING_KEY, else ADMIN_KEY, and
+// the deployment's store, so that every instance verifies what another
+// issued and no other deployment does.
 func New(o Options) (http.Handler, error) {
 	if !o.Config.PoW.Enabled() {
 		return http.NotFoundHandler(), nil
@@ -112,8 +113,7 @@ func New(o Options) (http.Handler, error) {
 	if secret == "" {
 		return nil, errors.New("captcha: CAPTCHA_MODE=proof_of_work needs SIGNING_KEY or ADMIN_KEY to sign challenges")
 	}
-	sum := sha256.Sum256([]byte(secret))
-	signer, err := pow.NewSigner(sum[:])
+	signer, err := pow.NewSigner(challengeKey(secret, o.Config))
 	if err != nil {
 		return nil, fmt.Errorf("captcha: %w", err)
 	}
@@ -149,6 +149,19 @@ func New(o Options) (http.Handler, error) {
 	h.svc = &users.Service{Store: o.Store, Defaults: o.Config.TokenQuota, Now: h.now}
 	h.page = web.Partials(template.Must(template.ParseFS(static, "static/page.html")))
 	return h, nil
+}
+
+// challengeKey derives the challenge signing key from secret and the
+// store the deployment keeps its users and single-use marks in: another
+// deployment sharing the secret but not the store (another database, or
+// another users node in it) cannot tell that a solution was spent here,
+// so it must refuse these challenges rather than issue a second token
+// for one solution. Instances of one deployment share the store, and
+// verify each other's challenges.
+func challengeKey(secret string, c *config.Config) []byte {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("tollgate-pow-store\x00" + string(c.Store) + "\x00" + c.FirebaseRTDBURL + "\x00" + c.FirebaseUsersRef))
+	return m.Sum(nil)
 }
 
 // assets are served beside the page; the worker and the WebAssembly

@@ -15,6 +15,7 @@ import (
 	"tollgate.dev/tollgate/functions/proxy/captcha"
 	"tollgate.dev/tollgate/shared/pow"
 	"tollgate.dev/tollgate/shared/users"
+	"tollgate.dev/tollgate/shared/users/memory"
 )
 
 func TestIssuesAnOrdinaryTemporaryUser(t *testing.T) {
@@ -321,5 +322,36 @@ func TestIssuanceLimitsCountAnIPv6Slash64Once(t *testing.T) {
 	r := verify(t, e.h, v6c, c, solve(t, c))
 	if r.status != http.StatusTooManyRequests || !strings.Contains(r.errorText(t), "its 2 tokens") {
 		t.Fatalf("a third token in the hour from the same /64: %d %s, want 429", r.status, r.body)
+	}
+}
+
+// Two deployments that share SIGNING_KEY/ADMIN_KEY but not a store
+// (another database, or another users node in one) keep separate
+// single-use marks, so a challenge issued by one is refused by the other:
+// one solution cannot earn a token on each. Another instance of the same
+// deployment verifies it.
+func TestChallengeOfAnotherDeploymentRefused(t *testing.T) {
+	deployA := map[string]string{"GATEKEEPER_STORE": "memory", "FIREBASE_RTDB_URL": "https://deploy-a.firebaseio.com"}
+	clk := newClock()
+	a := newHandler(t, loadConfig(t, deployA), memory.New(), clk)
+	for name, vars := range map[string]map[string]string{
+		"another database":   {"GATEKEEPER_STORE": "memory", "FIREBASE_RTDB_URL": "https://deploy-b.firebaseio.com"},
+		"another users node": {"GATEKEEPER_STORE": "memory", "FIREBASE_RTDB_URL": "https://deploy-a.firebaseio.com", "FIREBASE_USERS_REF_NAME": "users-b"},
+	} {
+		storeB := memory.New()
+		b := newHandler(t, loadConfig(t, vars), storeB, clk)
+		c := getChallenge(t, a, ipA, map[string]string{"action": "new"})
+		r := verify(t, b, ipA, c, solve(t, c))
+		if r.status != http.StatusBadRequest || !strings.Contains(r.errorText(t), "not issued by this proxy") {
+			t.Errorf("%s: A's challenge verified by B: %d %s, want 400", name, r.status, r.body)
+		}
+		if list, _ := storeB.List(ctx(t)); len(list) != 0 {
+			t.Errorf("%s: %d users issued by B for A's challenge", name, len(list))
+		}
+	}
+	sameDeploy := newHandler(t, loadConfig(t, deployA), memory.New(), clk)
+	c := getChallenge(t, a, ipA, map[string]string{"action": "new"})
+	if r := verify(t, sameDeploy, ipA, c, solve(t, c)); r.status != http.StatusOK {
+		t.Fatalf("another instance of A verifies A's challenge: %d %s, want 200", r.status, r.body)
 	}
 }
