@@ -99,7 +99,7 @@ func startTargets() (*targets, error) {
 		t.close()
 		return nil, err
 	}
-	t.store = &countingStore{Store: memory.New()}
+	t.store = newCountingStore(memory.New())
 	d := proxy.Deps{Config: cfg, Store: t.store, Log: logging.New(io.Discard, "info"), Now: time.Now}
 	svc := &users.Service{Store: d.Store, Defaults: cfg.TokenQuota, Now: d.Now}
 	tokens := make([]string, benchUsers)

@@ -31,4 +31,7 @@ func (s *CountedStore) Modify(ctx context.Context, token string, create bool, fn
 // Reads is how many reads have been made so far.
 func (s *CountedStore) Reads() int64 { return s.reads.Load() }
 
+// Reset starts the count again from 0.
+func (s *CountedStore) Reset() { s.reads.Store(0) }
+
 var _ users.Store = (*CountedStore)(nil)
