@@ -2,7 +2,6 @@ package providers
 
 import (
 	"bytes"
-	"math"
 	"net/http"
 	"strings"
 
@@ -125,23 +124,24 @@ const dallETokensPerDollar = 100_000
 // the images asked for (gptImageTokens), not the text clamp, which one
 // image of high quality passes fourfold. A size the price list lacks is
 // priced as the model's largest: the upstream refuses it, or it costs no
-// more.
+// more. The price is at most MaxOutputLimit, as an output limit is: a
+// hostile n is refused by any quota, and never wraps a count.
 func dallEPrice(body []byte, model string) int64 {
 	r := gjson.GetManyBytes(body, "n", "size", "quality")
-	n := max(r[0].Int(), 1)
+	n := min(max(r[0].Int(), 1), MaxOutputLimit) // n × a price stays far from wrapping
 	if strings.Contains(model, "gpt-image") {
-		per := gptImageTokens(r[1].String(), r[2].String())
-		if n > math.MaxInt64/per {
-			return math.MaxInt64 / 2
-		}
-		return n * per
+		return min(n*gptImageTokens(r[1].String(), r[2].String()), MaxOutputLimit)
 	}
 	hd := r[2].String() == "hd"
 	var cents int64 // per image, in tenths of a cent
 	switch size := r[1].String(); {
 	case strings.Contains(model, "dall-e-2"):
-		cents = map[string]int64{"256x256": 16, "512x512": 18}[size]
-		if cents == 0 {
+		switch size {
+		case "256x256":
+			cents = 16
+		case "512x512":
+			cents = 18
+		default:
 			cents = 20 // 1024x1024, the default
 		}
 	case size == "" || size == "1024x1024":
@@ -155,10 +155,7 @@ func dallEPrice(body []byte, model string) int64 {
 			cents = 120
 		}
 	}
-	if n > math.MaxInt64/(cents*dallETokensPerDollar) {
-		return math.MaxInt64 / 2 // refused by the quota, never wrapped
-	}
-	return n * cents * dallETokensPerDollar / 1000
+	return min(n*cents*dallETokensPerDollar/1000, MaxOutputLimit)
 }
 
 // gptImageTokens is the output tokens OpenAI bills for one gpt-image

@@ -317,3 +317,26 @@ func TestThinkingAskedOnlyWhenEnabled(t *testing.T) {
 		}
 	}
 }
+
+// An image request's price is OpenAI's per image, times n; a hostile n
+// is priced at most MaxOutputLimit, as an output limit is, so that a
+// charge never wraps a user's count.
+func TestImagePrice(t *testing.T) {
+	for _, tc := range []struct {
+		model, body string
+		want        int64
+	}{
+		{"dall-e-3", `{"quality":"hd","size":"1792x1024"}`, 12000},
+		{"dall-e-2", `{"n":3,"size":"256x256"}`, 4800},
+		{"dall-e-2", `{}`, 2000},
+		{"gpt-image-1", `{"n":2,"quality":"low","size":"1024x1024"}`, 544},
+		{"dall-e-3", `{"n":-5}`, 4000},
+		{"dall-e-3", `{"n":1e30}`, MaxOutputLimit},
+		{"dall-e-3", `{"n":9223372036854775807}`, MaxOutputLimit},
+		{"gpt-image-1", `{"n":9223372036854775807}`, MaxOutputLimit},
+	} {
+		if got := OpenAIImages.Price([]byte(tc.body), tc.model); got != tc.want {
+			t.Errorf("%s %s: %d, want %d", tc.model, tc.body, got, tc.want)
+		}
+	}
+}
