@@ -155,14 +155,7 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // noRoute answers 405 with Allow when the path exists under other
 // methods, else 404.
 func (a *api) noRoute(w http.ResponseWriter, r *http.Request) {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, p := a.mux.Handler(probe); p != "" {
-			allow = append(allow, m)
-		}
-	}
+	allow := web.Allowed(a.mux, r, http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete)
 	if len(allow) == 0 {
 		a.fail(w, r, users.Errorf(users.CodeNotFound, "No such admin API route."))
 		return

@@ -79,3 +79,17 @@ func cleanPath(p string) string {
 	}
 	return np
 }
+
+// Allowed lists which of methods mux routes r's path for (none: the path
+// is no route at all), for a 405's Allow header.
+func Allowed(mux *http.ServeMux, r *http.Request, methods ...string) []string {
+	var allow []string
+	for _, m := range methods {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		if _, p := mux.Handler(probe); p != "" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -183,16 +184,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // allowed lists the methods the request's path takes ("" when it is no
 // page at all), for a 405's Allow.
 func (h *handler) allowed(r *http.Request) string {
-	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPost} {
-		probe := r.Clone(r.Context())
-		probe.Method = m
-		if _, p := h.mux.Handler(probe); p != "" {
-			allow = append(allow, m)
-			if m == http.MethodGet {
-				allow = append(allow, http.MethodHead)
-			}
-		}
+	allow := web.Allowed(h.mux, r, http.MethodGet, http.MethodPost)
+	if len(allow) > 0 && allow[0] == http.MethodGet {
+		allow = slices.Insert(allow, 1, http.MethodHead) // the mux serves HEAD as GET
 	}
 	return strings.Join(allow, ", ")
 }
