@@ -225,9 +225,16 @@ func (x *exchange) credentialInPath() bool {
 	return false
 }
 
-// requested is what the quota pre-check counts: the estimated prompt plus
-// the output asked for (or the clamp when the request names no limit).
-func (x *exchange) requested() int64 {
+// requested is what the quota pre-check counts: the estimated prompt
+// (images included) plus the output the upstream may write: the limit
+// asked for, or the clamp when the request names none; with no clamp, a
+// request naming none, or 0, may be given its model's maximum, and counts
+// the most the provider's models write (Provider.UnlimitedOutput).
+func (x *exchange) requested() int64 { return x.asked(true) }
+
+// asked is requested; without unlimited, a request naming no limit under
+// no clamp counts no output (the context-size check's count).
+func (x *exchange) asked(unlimited bool) int64 {
 	if x.rq == nil {
 		return 0
 	}
@@ -240,6 +247,11 @@ func (x *exchange) requested() int64 {
 	out := x.rq.MaxOut
 	if !x.rq.HasMaxOut {
 		out = x.h.cfg.MaxOutputTokens[x.prov.ID]
+	}
+	if unlimited && (out <= 0 || x.rq.ZeroLimit) && len(x.ep.Format.MaxTokens) > 0 {
+		// Only a format with an output limit writes an answer (not
+		// embeddings).
+		out = max(out, x.prov.UnlimitedOutput)
 	}
 	return x.rq.PromptTokens + max(out, 0)
 }
