@@ -232,6 +232,13 @@ func (x *exchange) credentialInPath() bool {
 // the most the provider's models write (Provider.UnlimitedOutput).
 func (x *exchange) requested() int64 { return x.asked(true) }
 
+// limitOutput is the output charged where an answer's own count is
+// unknown (a stream cut short while the model thinks, an answer that
+// cannot be read): the limit asked, or the clamp. The most an unbounded
+// request may be given is reserved, not charged: few answers come near
+// it.
+func (x *exchange) limitOutput() int64 { return x.asked(false) - x.rq.PromptTokens }
+
 // asked is requested; without unlimited, a request naming no limit under
 // no clamp counts no output (the context-size check's count).
 func (x *exchange) asked(unlimited bool) int64 {
@@ -514,7 +521,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 				// answer the memory budget had no room for is not relayed,
 				// and not charged: see budget.go.)
 				x.status = resp.StatusCode
-				x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+				x.charge(x.rq.PromptTokens, x.limitOutput())
 			}
 			return err
 		}
@@ -603,7 +610,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	if x.rq.Thinking || models.Reasoning(x.family) {
 		// Thinking is billed but not relayed: a stream cut short is
 		// charged its whole output limit, never less than the upstream's bill.
-		x.st.Hidden = x.requested() - x.rq.PromptTokens
+		x.st.Hidden = x.limitOutput()
 	}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
 	sr.native = x.rq.Native
@@ -612,7 +619,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	sr.pool = x.h.chunks
 	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
-	sr.unreadOutput = x.requested() - x.rq.PromptTokens
+	sr.unreadOutput = x.limitOutput()
 	if sse {
 		sr.brokenEvent = f.StreamError
 	}
@@ -648,7 +655,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// Too big to hold, so its usage is unread: relay it as it comes,
 		// its output charged at the request's limit (as an SSE event too
 		// big to read is).
-		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, x.limitOutput())
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -674,7 +681,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// header, such as protobuf): nothing in it can be read, so its
 		// output is charged at the request's limit, as an answer too big
 		// to hold is.
-		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, x.limitOutput())
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).

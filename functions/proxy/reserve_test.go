@@ -175,3 +175,19 @@ func TestImagesCountInTheReservation(t *testing.T) {
 		})
 	}
 }
+
+// The most an unbounded request may be given is reserved, not charged: a
+// reasoning model's stream cut short under no clamp, naming no limit, is
+// charged what it relayed, its prompt's estimate and the limit asked
+// (none), as before, not the provider's maximum.
+func TestUnclampedCutStreamNotChargedTheMaximum(t *testing.T) {
+	e := newEnv(t, unclamped)
+	token := e.user(users.Patch{})
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{CloseAfter: 1})
+	e.do(call{path: "/proxy/openai/v1/chat/completions", header: bearerH(token),
+		body: `{"model":"o3","stream":true,` + chatMessages + `}`})
+	e.logs.waitLines(t, "…"+token[len(token)-4:], 1)
+	if got := e.get(token).TokenCounts["o3"]; got <= 0 || got > 100 {
+		t.Errorf("a cut stream charged %d, want its estimate (a few tokens)", got)
+	}
+}
