@@ -191,3 +191,19 @@ func TestUnclampedCutStreamNotChargedTheMaximum(t *testing.T) {
 		t.Errorf("a cut stream charged %d, want its estimate (a few tokens)", got)
 	}
 }
+
+// A stream cut short before the upstream reported its input is charged
+// the prompt's estimate, its images' figure included (four on OpenAI:
+// 4 × 1,445).
+func TestCutStreamChargesTheImagesEstimate(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOWED_VISION_SERVICES": "openai"})
+	token := e.user(users.Patch{})
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{CloseAfter: 1})
+	part := `{"type":"image_url","image_url":{"url":"data:image/png;base64,iVBORw0KGgo="}}`
+	e.do(call{path: "/proxy/openai/v1/chat/completions", header: bearerH(token),
+		body: `{"model":"gpt-4o","stream":true,"max_tokens":10,"messages":[{"role":"user","content":[` + strings.TrimSuffix(strings.Repeat(part+",", 4), ",") + `]}]}`})
+	e.logs.waitLines(t, "…"+token[len(token)-4:], 1)
+	if got := e.get(token).TokenCounts["gpt4o"]; got < 4*1445 || got > 4*1445+100 {
+		t.Errorf("a cut stream of four images charged %d, want the images' 5,780 and a few tokens", got)
+	}
+}
