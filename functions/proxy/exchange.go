@@ -229,7 +229,7 @@ func (x *exchange) credentialInPath() bool {
 // (images included) plus the output the upstream may write: the limit
 // asked for, or the clamp when the request names none; with no clamp, a
 // request naming none, or 0, may be given its model's maximum, and counts
-// the most the provider's models write (Provider.UnlimitedOutput).
+// it (unlimitedOutput).
 func (x *exchange) requested() int64 { return x.asked(true) }
 
 // limitOutput is the output charged where an answer's own count is
@@ -258,9 +258,23 @@ func (x *exchange) asked(unlimited bool) int64 {
 	if unlimited && (out <= 0 || x.rq.ZeroLimit) && len(x.ep.Format.MaxTokens) > 0 {
 		// Only a format with an output limit writes an answer (not
 		// embeddings).
-		out = max(out, x.prov.UnlimitedOutput)
+		out = max(out, x.unlimitedOutput())
 	}
 	return x.rq.PromptTokens + max(out, 0)
+}
+
+// unlimitedOutput is the most output the request's model writes when no
+// limit bounds it: its family's maximum where the table lists it
+// (models.MaxOutput) and the request's model is the one that answers,
+// else the provider's (an Azure deployment runs the model it was made
+// with, whatever the body names).
+func (x *exchange) unlimitedOutput() int64 {
+	if x.prov.AnswerModel == nil {
+		if n := models.MaxOutput(x.prov.ID, x.rq.Model); n > 0 {
+			return n
+		}
+	}
+	return x.prov.UnlimitedOutput
 }
 
 // usageDrainTime and usageDrainBytes bound how long and how much of an

@@ -207,3 +207,43 @@ func TestCutStreamChargesTheImagesEstimate(t *testing.T) {
 		t.Errorf("a cut stream of four images charged %d, want the images' 5,780 and a few tokens", got)
 	}
 }
+
+// An unbounded request counts its own model's maximum where the model
+// table lists its family (gpt-4o's 16,384, GPT-5 pro's 272,000, Mistral
+// 7B's 32,768), and its provider's largest for a model the table does not
+// know, which may be newer, and on Azure, whose deployment, not the body,
+// decides the model.
+func TestUnclampedReservationIsTheModelsMaximum(t *testing.T) {
+	type tc struct {
+		name, path, model, family string
+		room                      int64
+		served                    bool
+	}
+	body := func(c tc) string {
+		if strings.HasSuffix(c.path, "/responses") {
+			return `{"model":"` + c.model + `","input":"Say hello."}`
+		}
+		return `{"model":"` + c.model + `",` + chatMessages + `}`
+	}
+	const chat, responses, mistral, azure = "/proxy/openai/v1/chat/completions", "/proxy/openai/v1/responses",
+		"/proxy/mistral-ai/v1/chat/completions", "/proxy/azure/openai/v1/chat/completions"
+	cases := []tc{
+		{"gpt-4o with room for 16,384", chat, "gpt-4o", "gpt4o", 20_000, true},
+		{"gpt-4o without", chat, "gpt-4o", "gpt4o", 10_000, false},
+		{"a model the table does not know", chat, "gpt-7-preview", "gpt4o", 20_000, false},
+		{"gpt-5 pro without room for 272,000", responses, "gpt-5-pro", "gpt5-pro", 200_000, false},
+		{"gpt-5 pro with", responses, "gpt-5-pro", "gpt5-pro", 300_000, true},
+		{"mistral 7b with room for 32,768", mistral, "open-mistral-7b", "mistral-tiny", 40_000, true},
+		{"mistral small without room for 262,144", mistral, "mistral-small-latest", "mistral-small", 40_000, false},
+		{"azure gpt-4o: the deployment decides", azure, "gpt-4o", "azure-gpt4o", 20_000, false},
+		{"azure with room for 272,000", azure, "gpt-4o", "azure-gpt4o", 300_000, true},
+	}
+	e := azureEnvOf(t, unclamped)
+	for _, c := range cases {
+		token := e.user(users.Patch{TokenLimits: setOpt(map[string]int64{c.family: c.room})})
+		a := e.do(call{path: c.path, header: bearerH(token), body: body(c)})
+		if served := a.status == http.StatusOK; served != c.served || !served && a.status != http.StatusTooManyRequests {
+			t.Errorf("%s: %d %.300s; want served %v (else 429)", c.name, a.status, a.body, c.served)
+		}
+	}
+}
