@@ -232,12 +232,20 @@ func (x *exchange) credentialInPath() bool {
 // it (unlimitedOutput).
 func (x *exchange) requested() int64 { return x.asked(true) }
 
-// limitOutput is the output charged where an answer's own count is
-// unknown (a stream cut short while the model thinks, an answer that
-// cannot be read): the limit asked, or the clamp. The most an unbounded
-// request may be given is reserved, not charged: few answers come near
-// it.
+// limitOutput is the output charged for a stream cut short while the
+// model thinks, where the answer's own count is unknown: the limit asked,
+// or the clamp. The most an unbounded request may be given is reserved,
+// not charged: few answers come near it.
 func (x *exchange) limitOutput() int64 { return x.asked(false) - x.rq.PromptTokens }
+
+// unreadOutput is the output charged for a whole answer nothing of which
+// can be read (a format the proxy does not read, too big to hold, not the
+// translation's): all the request reserved, the most an unbounded request
+// may be given included. Unlike a cut stream, the client chose or got an
+// answer no count can be taken from, so it is charged the bound it was
+// admitted under; else, under no clamp, asking for such an answer would
+// draw without limit.
+func (x *exchange) unreadOutput() int64 { return x.requested() - x.rq.PromptTokens }
 
 // asked is requested; without unlimited, a request naming no limit under
 // no clamp counts no output (the context-size check's count).
@@ -535,7 +543,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 				// answer the memory budget had no room for is not relayed,
 				// and not charged: see budget.go.)
 				x.status = resp.StatusCode
-				x.charge(x.rq.PromptTokens, x.limitOutput())
+				x.charge(x.rq.PromptTokens, x.unreadOutput())
 			}
 			return err
 		}
@@ -633,7 +641,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	sr.pool = x.h.chunks
 	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
-	sr.unreadOutput = x.limitOutput()
+	sr.unreadOutput = x.unreadOutput()
 	if sse {
 		sr.brokenEvent = f.StreamError
 	}
@@ -669,7 +677,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// Too big to hold, so its usage is unread: relay it as it comes,
 		// its output charged at the request's limit (as an SSE event too
 		// big to read is).
-		x.charge(x.rq.PromptTokens, x.limitOutput())
+		x.charge(x.rq.PromptTokens, x.unreadOutput())
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -695,7 +703,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// header, such as protobuf): nothing in it can be read, so its
 		// output is charged at the request's limit, as an answer too big
 		// to hold is.
-		x.charge(x.rq.PromptTokens, x.limitOutput())
+		x.charge(x.rq.PromptTokens, x.unreadOutput())
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).

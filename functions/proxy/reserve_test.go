@@ -2,7 +2,10 @@ package proxy
 
 import (
 	"fmt"
+	"io"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -244,6 +247,43 @@ func TestUnclampedReservationIsTheModelsMaximum(t *testing.T) {
 		a := e.do(call{path: c.path, header: bearerH(token), body: body(c)})
 		if served := a.status == http.StatusOK; served != c.served || !served && a.status != http.StatusTooManyRequests {
 			t.Errorf("%s: %d %.300s; want served %v (else 429)", c.name, a.status, a.body, c.served)
+		}
+	}
+}
+
+// A whole answer nothing of which can be read (protobuf, which Google
+// answers a client that asks for it), or a stream whose events cannot be, is charged all the request
+// reserved: under no clamp, for a request naming no limit, its model's
+// maximum. Charged at the limit asked alone, it cost its prompt: asking
+// for such answers drew without end.
+func TestUnclampedUnreadableAnswerChargedItsReservation(t *testing.T) {
+	proto := "\x0a\x2a\x0a\x28\x0a\x26\x12\x24" + strings.Repeat("Hello there, a long answer. ", 40)
+	events := strings.Repeat("data: CioKKAomEiRIZWxsbyB0aGVyZSwgYSBsb25nIGFuc3dlci4=\r\n\r\n", 20)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		if r.URL.Query().Get("alt") == "sse" {
+			w.Header().Set("Content-Type", "text/event-stream")
+			_, _ = io.WriteString(w, events)
+			return
+		}
+		w.Header().Set("Content-Type", "application/x-protobuf")
+		_, _ = io.WriteString(w, proto)
+	}))
+	defer up.Close()
+	vars := maps.Clone(unclamped)
+	vars["GOOGLE_AI_BASE_URL"] = up.URL
+	e := newEnv(t, vars)
+	token := e.user(users.Patch{})
+	for _, path := range []string{"generateContent", "streamGenerateContent", "streamGenerateContent?alt=sse"} {
+		before := e.get(token).TokenCounts["gemini-flash"]
+		a := e.do(call{path: "/proxy/google-ai/v1beta/models/gemini-2.5-flash:" + path,
+			header: map[string]string{"X-Goog-Api-Key": token, "Accept": "application/x-protobuf"},
+			body:   `{"contents":[{"role":"user","parts":[{"text":"Say hello."}]}]}`})
+		if want := map[bool]string{false: proto, true: events}[strings.HasSuffix(path, "sse")]; a.status != http.StatusOK || string(a.body) != want {
+			t.Fatalf("%s: %d %q", path, a.status, a.body)
+		}
+		if got := e.get(token).TokenCounts["gemini-flash"] - before; got < 65_536 {
+			t.Errorf("%s: charged %d tokens, want what it reserved (Gemini 2.5 Flash's 65,536 and the prompt)", path, got)
 		}
 	}
 }
