@@ -44,14 +44,14 @@ func openAIOperations() []Route {
 
 // openAICompatible completes a provider that serves OpenAI's API (OpenAI,
 // Mistral, Azure OpenAI, the gateways that copy it) with what that API
-// fixes for all of them: the model list and one model under /v1, then
-// the given operations; OpenAI's error shape; and the model list, free, as
+// fixes for all of them: the model list and one model under /v1 (without
+// the account's own models: OpenAIModels), then the given operations; OpenAI's error shape; and the model list, free, as
 // the key check. The provider's own value gives the rest: its names, where
 // its key goes, which answers mean the key is dead.
 func openAICompatible(p *Provider, operations ...Route) *Provider {
 	p.Routes = append([]Route{
-		{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
-		{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
+		{Method: http.MethodGet, Pattern: "/v1/models", Format: List, Translate: OpenAIModels},
+		{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true, Translate: OpenAIModel},
 	}, operations...)
 	p.ErrorBody = openAIErrorBody
 	p.CheckPath = "/v1/models"

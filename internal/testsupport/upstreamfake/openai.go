@@ -51,10 +51,23 @@ func serveOpenAI(x *exchange) {
 	}
 	p := x.r.URL.Path
 	if x.r.Method == http.MethodGet && (p == "/v1/models" || strings.HasPrefix(p, "/v1/models/")) {
-		x.json(http.StatusOK, map[string]any{"object": "list", "data": []any{
-			map[string]any{"id": "gpt-4.1", "object": "model", "created": created, "owned_by": "system"},
-			map[string]any{"id": "gpt-5", "object": "model", "created": created, "owned_by": "system"},
-		}})
+		models := OpenAIModels()
+		if id, one := strings.CutPrefix(p, "/v1/models/"); one {
+			for _, m := range models {
+				if m["id"] == id {
+					x.json(http.StatusOK, m)
+					return
+				}
+			}
+			x.json(http.StatusNotFound, map[string]any{"error": map[string]any{"message": "The model `" + id + "` does not exist or you do not have access to it.",
+				"type": "invalid_request_error", "param": nil, "code": "model_not_found"}})
+			return
+		}
+		data := make([]any, len(models))
+		for i, m := range models {
+			data[i] = m
+		}
+		x.json(http.StatusOK, map[string]any{"object": "list", "data": data})
 		return
 	}
 	if x.r.Method != http.MethodPost {
@@ -274,4 +287,17 @@ func responsesStream(x *exchange, m map[string]any) {
 		}
 	}
 	ev("response.completed", map[string]any{"response": responseObject(x, m, "completed", x.b.Text)})
+}
+
+// OpenAIModels is the fake's model list: OpenAI's own models and, as an
+// organisation that fine-tunes sees them, its fine-tunes (owned by the
+// organisation, or by the user who made them) and a checkpoint of one.
+func OpenAIModels() []map[string]any {
+	return []map[string]any{
+		{"id": "gpt-4.1", "object": "model", "created": created, "owned_by": "system"},
+		{"id": "ft:gpt-4o-mini-2024-07-18:acme-corp:support-bot:AbC123xy", "object": "model", "created": created, "owned_by": "acme-corp"},
+		{"id": "gpt-5", "object": "model", "created": created, "owned_by": "system"},
+		{"id": "ft:gpt-4.1-2025-04-14:acme-corp::BXyz123:ckpt-step-100", "object": "model", "created": created, "owned_by": "user-Q2w3E4r5T6y7"},
+		{"id": "acme-corp-shared", "object": "model", "created": created, "owned_by": "acme-corp"},
+	}
 }
