@@ -246,9 +246,23 @@ func (x *exchange) credentialInPath() bool {
 	return false
 }
 
-// requested is what the quota pre-check counts: the estimated prompt plus
-// the output asked for (or the clamp when the request names no limit).
-func (x *exchange) requested() int64 {
+// requested is what the quota pre-check counts: the estimated prompt
+// (images included) plus the output the upstream may write: the limit
+// asked for, or the clamp when the request names none; with no clamp, a
+// request naming none, or 0, may be given its model's maximum, and counts
+// it (unlimitedOutput).
+func (x *exchange) requested() int64 { return x.asked(true) }
+
+// limitOutput is the output charged where an answer's own count is
+// unknown (a stream cut short while the model thinks, an answer that
+// cannot be read): the limit asked, or the clamp. The most an unbounded
+// request may be given is reserved, not charged: few answers come near
+// it.
+func (x *exchange) limitOutput() int64 { return x.asked(false) - x.rq.PromptTokens }
+
+// asked is requested; without unlimited, a request naming no limit under
+// no clamp counts no output (the context-size check's count).
+func (x *exchange) asked(unlimited bool) int64 {
 	if x.rq == nil {
 		return 0
 	}
@@ -262,7 +276,26 @@ func (x *exchange) requested() int64 {
 	if !x.rq.HasMaxOut {
 		out = x.h.cfg.MaxOutputTokens[x.prov.ID]
 	}
+	if unlimited && (out <= 0 || x.rq.ZeroLimit) && len(x.ep.Format.MaxTokens) > 0 {
+		// Only a format with an output limit writes an answer (not
+		// embeddings).
+		out = max(out, x.unlimitedOutput())
+	}
 	return x.rq.PromptTokens + max(out, 0)
+}
+
+// unlimitedOutput is the most output the request's model writes when no
+// limit bounds it: its family's maximum where the table lists it
+// (models.MaxOutput) and the request's model is the one that answers,
+// else the provider's (an Azure deployment runs the model it was made
+// with, whatever the body names).
+func (x *exchange) unlimitedOutput() int64 {
+	if x.prov.AnswerModel == nil {
+		if n := models.MaxOutput(x.prov.ID, x.rq.Model); n > 0 {
+			return n
+		}
+	}
+	return x.prov.UnlimitedOutput
 }
 
 // usageDrainTime and usageDrainBytes bound how long and how much of an
@@ -523,7 +556,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 				// answer the memory budget had no room for is not relayed,
 				// and not charged: see budget.go.)
 				x.status = resp.StatusCode
-				x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+				x.charge(x.rq.PromptTokens, x.limitOutput())
 			}
 			return err
 		}
@@ -612,7 +645,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	if x.rq.Thinking || models.Reasoning(x.family) {
 		// Thinking is billed but not relayed: a stream cut short is
 		// charged its whole output limit, never less than the upstream's bill.
-		x.st.Hidden = x.requested() - x.rq.PromptTokens
+		x.st.Hidden = x.limitOutput()
 	}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
 	sr.native = x.rq.Native
@@ -621,7 +654,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	sr.pool = x.h.chunks
 	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
-	sr.unreadOutput = x.requested() - x.rq.PromptTokens
+	sr.unreadOutput = x.limitOutput()
 	if sse {
 		sr.brokenEvent = f.StreamError
 	}
@@ -657,7 +690,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// Too big to hold, so its usage is unread: relay it as it comes,
 		// its output charged at the request's limit (as an SSE event too
 		// big to read is).
-		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, x.limitOutput())
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -687,7 +720,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// header, such as protobuf): nothing in it can be read, so its
 		// output is charged at the request's limit, as an answer too big
 		// to hold is.
-		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, x.limitOutput())
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).

@@ -33,10 +33,14 @@ func (x *exchange) policies() bool {
 	// Only a charged route generates (a token count runs no tool). A
 	// translated route's body is here the native one, as it will be sent.
 	runs := x.ep.Format.Charged
-	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, runs, x.rq.Stored, x.rq.PromptTokens, x.requested()); err != nil {
+	images, err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, runs, x.rq.Stored, x.rq.PromptTokens, x.asked(false), x.prov.ImageTokens)
+	if err != nil {
 		x.writeError(err, x.rate())
 		return false
 	}
+	// The images are part of the prompt the quota reserves, and of its
+	// estimate wherever the upstream reports no input.
+	x.rq.PromptTokens += images
 	if runs && !pol.AllowPaid {
 		if err := paidRequest(x.rq.Model, x.r.Header, x.prov.Headers); err != nil {
 			x.writeError(err, x.rate())
@@ -99,15 +103,18 @@ func (x *exchange) blocked(pol *config.Policies) {
 // original; rejected phrases, tool use and paid features apply to
 // everyone. runs: the body goes as it is to an upstream that generates
 // (its paid features are looked for); stored: the request names context
-// the upstream holds (Request.Stored).
-func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, runs, stored bool, prompt, requested int64) error {
+// the upstream holds (Request.Stored). It returns what the body's image
+// inputs add to the prompt's estimate, perImage tokens each (counted in
+// the context size too), found by the walk the image check takes: a body
+// the one look of markers finds no image word in is not walked.
+func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, runs, stored bool, prompt, requested, perImage int64) (imageTokens int64, err error) {
 	if !pol.RejectPhrases.Empty() {
 		text, deep := promptText(body)
 		if deep {
-			return tooDeep()
+			return 0, tooDeep()
 		}
 		if pol.RejectPhrases.Match(text) {
-			return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
+			return 0, users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
 		}
 	}
 	checkTools := !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI)
@@ -126,11 +133,11 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 		return doc
 	}
 	if checkTools && m.tools && usesTools(parse()) {
-		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
+		return 0, users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
 	}
 	if checkPaid && (m.tools || m.paid) {
 		if err := paidBody(parse()); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	want := inputs(0)
@@ -147,31 +154,36 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 		found, deep := findInputs(parse(), want)
 		switch {
 		case deep:
-			return tooDeep()
+			return 0, tooDeep()
 		case found&storedFile != 0:
-			return users.Errorf(users.CodeInvalid, "The request names a file stored on this proxy's account (a file_id, or a fileUri of uploaded files or of a bucket), which this proxy does not lend; send the file's content in the request instead.")
+			return 0, users.Errorf(users.CodeInvalid, "The request names a file stored on this proxy's account (a file_id, or a fileUri of uploaded files or of a bucket), which this proxy does not lend; send the file's content in the request instead.")
 		case found&storedObject != 0:
-			return users.Errorf(users.CodeInvalid, "The request names an object stored on this proxy's account (a container, a vector store, a file search store, a search data store or RAG corpus, or the account's own identity), which this proxy does not lend; let the provider make a new container ({\"type\":\"auto\"}) and send files' content in the request instead.")
+			return 0, users.Errorf(users.CodeInvalid, "The request names an object stored on this proxy's account (a container, a vector store, a file search store, a search data store or RAG corpus, or the account's own identity), which this proxy does not lend; let the provider make a new container ({\"type\":\"auto\"}) and send files' content in the request instead.")
 		case found&audioInput != 0:
-			return users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
+			return 0, users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
 		case found&imageInput != 0:
-			return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
+			return 0, users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
 		}
 	}
+	if m.image && perImage > 0 {
+		imageTokens = countImages(parse(), 0) * perImage
+		prompt += imageTokens
+		requested += imageTokens
+	}
 	if exempt {
-		return nil
+		return imageTokens, nil
 	}
 	limit := pol.MaxContext[prov]
 	if text && limit > 0 && stored {
 		// The stored turns are unseen here: a chain of small requests
 		// would grow the context past the limit.
-		return users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response, conversation or item; send the whole conversation instead of previous_response_id, conversation or item_reference.", limit)
+		return 0, users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response, conversation or item; send the whole conversation instead of previous_response_id, conversation or item_reference.", limit)
 	}
 	if text && limit > 0 && requested > limit {
-		return users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
+		return 0, users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
 			limit, prompt, requested-prompt, requested)
 	}
-	return nil
+	return imageTokens, nil
 }
 
 // marks are what one pass over a body found for the checks that walk it:
@@ -463,6 +475,50 @@ func member(v gjson.Result, name string, is func(gjson.Result) bool) bool {
 		})
 	}
 	return hit
+}
+
+// countImages counts the image inputs in v that findInputs finds one of:
+// an object typed image_url, image or input_image, or holding an
+// image_url (one image an object, however many of these it repeats), and
+// Google inline or file data of an image or video type, or of none (a
+// video counts as one image). Past maxDepth, where no format puts an
+// image, it counts nothing.
+func countImages(v gjson.Result, depth int) int64 {
+	if depth > maxDepth {
+		return 0
+	}
+	var n int64
+	switch {
+	case v.IsObject():
+		image := false
+		v.ForEach(func(k, val gjson.Result) bool {
+			switch k.String() {
+			case "type":
+				switch val.String() {
+				case "image_url", "image", "input_image":
+					image = true
+				}
+			case "image_url":
+				image = image || val.Type != gjson.Null
+			case "inline_data", "inlineData", "file_data", "fileData":
+				if imageData(val) {
+					n++
+				}
+			default:
+				n += countImages(val, depth+1)
+			}
+			return true
+		})
+		if image {
+			n++
+		}
+	case v.IsArray():
+		v.ForEach(func(_, val gjson.Result) bool {
+			n += countImages(val, depth+1)
+			return true
+		})
+	}
+	return n
 }
 
 // notPrompt are members whose strings are no prompt text. "data" is

@@ -105,7 +105,7 @@ func TestRejectPhrasesSplitAcrossParts(t *testing.T) {
 		{"innocent parts", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"a forbidden"},{"type":"text","text":"? No, a topic."}]}]}`, false},
 	} {
 		// Exempt from the image ban: phrases apply to everyone.
-		err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, true, false, 10, 20)
+		_, err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, true, false, 10, 20, 0)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v (%v), want %v", tc.name, err != nil, err, tc.refused)
 		}
@@ -139,7 +139,7 @@ func TestRejectPhrasesInTextData(t *testing.T) {
 			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"SecretPlanAAAA"}}]}]}`, false},
 		{"untyped", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"SecretPlanAAAA","format":"wav"}}]}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20)
+		_, err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20, 0)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -171,7 +171,7 @@ func TestRejectPhrasesInJSONTheModelReads(t *testing.T) {
 		{"innocent tool_use", anthropicInput(`{"type":"a plan","id":"x1"}`), false},
 		{"innocent structure", `{"model":"secret plan","messages":[{"role":"user","content":"hi"}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20)
+		_, err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20, 0)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -839,7 +839,8 @@ func TestMaxContextTokensCountsUnspacedScripts(t *testing.T) {
 
 // Text written without spaces or punctuation (CamelCase words, which a
 // model reads as well as spaced text) looks like base64, and counts
-// toward MAX_CONTEXT_TOKENS all the same; an image's base64 does not.
+// toward MAX_CONTEXT_TOKENS all the same; an image's base64 does not: the
+// image counts its stated figure (1,600 for Claude), not its bytes.
 func TestMaxContextTokensCountsTextThatLooksLikeBase64(t *testing.T) {
 	long := strings.Repeat("TellMeALongStoryAboutTheSea", 400) // 10800 bytes: ~2700 tokens
 	vars := map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "150", "MAX_CONTEXT_TOKENS_ANTHROPIC": "150", "ALLOWED_VISION_SERVICES": "anthropic"}
@@ -852,13 +853,17 @@ func TestMaxContextTokensCountsTextThatLooksLikeBase64(t *testing.T) {
 		})
 	}
 	t.Run("an image", func(t *testing.T) {
-		e := newEnv(t, vars)
+		e := newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_ANTHROPIC": "2000", "ALLOWED_VISION_SERVICES": "anthropic"})
 		tk := e.user(users.Patch{})
 		image := `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},` +
 			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + strings.Repeat("iVBORw0KGgo+", 1<<20/12) + `"}}]}]}`
 		if a := e.do(call{path: provCases[1].path, body: image, header: provCases[1].auth(tk)}); a.status != 200 {
 			t.Errorf("a 1 MiB image: %d %.300s", a.status, a.body)
 		}
+		e = newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_ANTHROPIC": "1500", "ALLOWED_VISION_SERVICES": "anthropic"})
+		tk = e.user(users.Patch{})
+		a := e.do(call{path: provCases[1].path, body: image, header: provCases[1].auth(tk)})
+		refusedUnsent(t, e, provCases[1], tk, a, 400, "exceeds the context size limit. (max: 1500 tokens, requested: 1626 prompt")
 	})
 }
 
@@ -969,7 +974,7 @@ func BenchmarkPolicies(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, true, false, 600, 900); err != nil {
+				if _, err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, true, false, 600, 900, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

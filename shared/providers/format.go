@@ -137,6 +137,10 @@ type Request struct {
 	// when the forwarded request names none.
 	MaxOut    int64
 	HasMaxOut bool
+	// ZeroLimit: a limit the forwarded request names is 0, which Gemini
+	// reads as none (the clamp replaces it, so only unclamped requests
+	// forward one).
+	ZeroLimit bool
 	// LimitAdded: the client named no limit; MaxOut is the clamp, which
 	// Parse added at the format's AddMaxTokens.
 	LimitAdded bool
@@ -321,6 +325,7 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	for _, l := range limits {
 		if l.set {
 			rq.MaxOut, rq.HasMaxOut = max(rq.MaxOut, l.n), true
+			rq.ZeroLimit = rq.ZeroLimit || l.n == 0
 		}
 	}
 	rq.PromptTokens = (text+3)/4 + ids

@@ -27,6 +27,9 @@ func openAIProvider() *Provider {
 		SetKey:  bearer,
 		Headers: []string{"OpenAI-Beta"},
 		KeyDead: openAIKeyDead,
+		// Chat, Responses and legacy completions take no limit at all.
+		UnlimitedOutput: openAIUnlimitedOutput,
+		ImageTokens:     openAIImageTokens,
 	}, openAIOperations()...)
 }
 
