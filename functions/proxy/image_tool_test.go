@@ -89,3 +89,19 @@ func TestImageGenerationToolReserved(t *testing.T) {
 		t.Errorf("image family charged %d, want the one image made, 272", got)
 	}
 }
+
+// An answer too big to hold is relayed unread: its images are charged
+// at what was reserved for them.
+func TestImageGenerationToolUnreadAnswerChargedTheReservation(t *testing.T) {
+	e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true", "ALLOWED_MODEL_FAMILIES": "gpt4o,gpt-image"}, Options{MaxAnswer: 64})
+	tk := e.user(users.Patch{})
+	e.fake(upstreamfake.OpenAI).Set(upstreamfake.Behavior{Images: 1, ImageToolUsage: [2]int64{172, 1372}})
+	b := `{"model":"gpt-4o","max_output_tokens":20,"input":"draw","tools":[{"type":"image_generation","quality":"low","size":"1024x1024"}],"max_tool_calls":2}`
+	a := e.do(call{path: "/proxy/openai/v1/responses", body: b, header: bearerH(tk)})
+	if a.status != 200 || !strings.Contains(string(a.body), `"image_generation_call"`) {
+		t.Fatalf("%d %.300s", a.status, a.body)
+	}
+	if got := e.get(tk).TokenCounts["gpt-image"]; got != 2*272 {
+		t.Errorf("image family charged %d, want the two images reserved, 544", got)
+	}
+}
