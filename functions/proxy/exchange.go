@@ -45,11 +45,16 @@ type exchange struct {
 	p            *gatekeeper.Principal
 	adm          *gatekeeper.Admission
 	family       string
-	keyIdx       int
-	call         providers.Call   // the upstream request, as the provider's hooks see it
-	answer       io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
-	status       int              // the upstream's answer's, for the request's event
-	mem          memHold          // what the bodies of this exchange hold of the instance's budget
+	// imageFamily is where the images a text request's image tool makes
+	// are reserved and charged ("" for none: Request.MakesImages);
+	// images is what a whole answer told of them.
+	imageFamily string
+	images      imagesMade
+	keyIdx      int
+	call        providers.Call   // the upstream request, as the provider's hooks see it
+	answer      io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
+	status      int              // the upstream's answer's, for the request's event
+	mem         memHold          // what the bodies of this exchange hold of the instance's budget
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -178,6 +183,14 @@ func (x *exchange) serve() {
 		if f.Price != nil {
 			rq.Priced = f.Price(rq.Body, rq.Model)
 		}
+		if rq.MakesImages && f.ImagePrice != nil {
+			rq.ImagePrice, rq.ImagesReserved = f.ImagePrice(rq.Body)
+			if rq.ImagePrice <= 0 {
+				// Spelt so that the price reader missed the tool the
+				// upstream will find: the dearest image.
+				rq.ImagePrice = providers.MaxImageToolTokens
+			}
+		}
 	}
 	if !x.policies() {
 		return
@@ -188,6 +201,14 @@ func (x *exchange) serve() {
 		if err := x.h.gk.Reserve(x.r.Context(), x.adm, x.family, x.requested()); err != nil {
 			x.writeError(err, x.rate())
 			return
+		}
+		if x.rq != nil && x.rq.ImagePrice > 0 && f.Charged {
+			// The images are the image family's, as on the image route.
+			x.imageFamily = models.ImageFamilyOf(x.prov.ID, f.ImageToolModel)
+			if err := x.h.gk.ReserveAlso(x.r.Context(), x.adm, x.imageFamily, x.rq.ImagePrice*x.rq.ImagesReserved); err != nil {
+				x.writeError(err, x.rate())
+				return
+			}
 		}
 	}
 	x.keyIdx = x.up.keys.pick()
@@ -690,6 +711,10 @@ func (x *exchange) readWhole(resp *http.Response) error {
 			return err
 		}
 	}
+	if x.imageFamily != "" && x.ep.Format.ImageUsage != nil {
+		x.images.tokens, x.images.reported, x.images.count = x.ep.Format.ImageUsage(body)
+		x.images.read = true
+	}
 	if u, ok := x.ep.Format.Usage(body); ok {
 		x.charge(u.Input, u.Output)
 	} else if x.rq.Priced > 0 {
@@ -840,17 +865,57 @@ func (x *exchange) charge(in, out int64) {
 		if !x.ep.Format.Charged || x.p == nil {
 			return
 		}
-		x.log.SetTokens(tokens)
-		err := x.h.gk.ChargeRequest(context.WithoutCancel(x.r.Context()), x.p, gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
-		switch {
-		case errors.Is(err, gatekeeper.ErrChargeKept):
-			x.h.log.Warn().Err(err).Str("family", x.family).Int64("tokens", tokens).
-				Str("token", logging.TokenTail(x.p.Token)).Msg("usage not yet in the database; kept for a later flush")
-		case err != nil:
-			x.h.log.Error().Err(err).Str("family", x.family).Int64("tokens", tokens).
-				Str("token", logging.TokenTail(x.p.Token)).Msg("usage could not be recorded")
+		images := x.imageTokens()
+		x.log.SetTokens(tokens + images)
+		x.record(gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
+		if images > 0 {
+			x.record(gatekeeper.Charged{Family: x.imageFamily, Model: x.ep.Format.ImageToolModel, Output: images, Status: x.status})
 		}
 	})
+}
+
+// record charges c, logging what could not be recorded.
+func (x *exchange) record(c gatekeeper.Charged) {
+	err := x.h.gk.ChargeRequest(context.WithoutCancel(x.r.Context()), x.p, c)
+	switch {
+	case errors.Is(err, gatekeeper.ErrChargeKept):
+		x.h.log.Warn().Err(err).Str("family", c.Family).Int64("tokens", c.Input+c.Output).
+			Str("token", logging.TokenTail(x.p.Token)).Msg("usage not yet in the database; kept for a later flush")
+	case err != nil:
+		x.h.log.Error().Err(err).Str("family", c.Family).Int64("tokens", c.Input+c.Output).
+			Str("token", logging.TokenTail(x.p.Token)).Msg("usage could not be recorded")
+	}
+}
+
+// imagesMade is what a whole answer told of the images its image tool
+// made: the tokens the tool reported (when reported) and the images in
+// it; read is false when the answer could not be read.
+type imagesMade struct {
+	tokens, count  int64
+	reported, read bool
+}
+
+// imageTokens is what the images a text request's image tool made are
+// charged in the image family: the tokens the upstream reported for the
+// tool, else each image at Request.ImagePrice (its partial images
+// included); an answer that could not be read is charged the images
+// reserved.
+func (x *exchange) imageTokens() int64 {
+	if x.imageFamily == "" {
+		return 0
+	}
+	rq := x.rq
+	switch st := x.st; {
+	case st != nil && st.HaveImageTokens:
+		return st.ImageTokens
+	case st != nil:
+		return st.Images * rq.ImagePrice
+	case x.images.read && x.images.reported:
+		return x.images.tokens
+	case x.images.read:
+		return x.images.count * rq.ImagePrice
+	}
+	return rq.ImagePrice * rq.ImagesReserved
 }
 
 // finish charges a stream that ended without passing its end (the client

@@ -142,7 +142,7 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 	}
 	want := inputs(0)
 	if m.stored {
-		want |= storedFile
+		want |= storedFile | storedObject
 	}
 	if checkPaid && m.audio {
 		want |= audioInput
@@ -157,6 +157,8 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 			return 0, tooDeep()
 		case found&storedFile != 0:
 			return 0, users.Errorf(users.CodeInvalid, "The request names a file stored on this proxy's account (a file_id, or a fileUri of uploaded files or of a bucket), which this proxy does not lend; send the file's content in the request instead.")
+		case found&storedObject != 0:
+			return 0, users.Errorf(users.CodeInvalid, "The request names an object stored on this proxy's account (a container, a vector store, a file search store, a search data store or RAG corpus, or the account's own identity), which this proxy does not lend; let the provider make a new container ({\"type\":\"auto\"}) and send files' content in the request instead.")
 		case found&audioInput != 0:
 			return 0, users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
 		case found&imageInput != 0:
@@ -199,9 +201,13 @@ var (
 	paidWords  = []string{"service_tier", "serviceTier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
 		"responseModalities", "response_modalities", "data_sources", "mcp_servers"}
 	audioWords = []string{"input_audio"}
-	// storedWords: OpenAI's and Anthropic's file_id and skill_id,
-	// Gemini's file data.
-	storedWords = []string{"file_id", "skill_id", "fileData", "file_data"}
+	// storedWords: OpenAI's and Anthropic's file_id(s) and skill_id,
+	// Gemini's file data; containers and stores of the account (OpenAI's
+	// and Anthropic's container ids, OpenAI's vector stores, Gemini's file
+	// search stores, Vertex AI Search and RAG Engine), and Azure's
+	// data sources, which may sign in as the resource's managed identity.
+	storedWords = []string{"file_id", "skill_id", "fileData", "file_data", "container", "vector_store", "file_search_store",
+		"fileSearchStore", "vertexAiSearch", "vertex_ai_search", "vertexRagStore", "vertex_rag_store", "data_sources"}
 	// wordsAt are the words by their first letter: most strings start
 	// with none of them and are passed at once, the others are compared
 	// with the few words of their letter only.
@@ -285,15 +291,19 @@ func usesTools(doc gjson.Result) bool {
 }
 
 // inputs are the kinds of input the walk over a body looks for: images
-// (refused outside ALLOWED_VISION_SERVICES), audio (a paid feature) and
-// files stored on the operator's account (refused).
+// (refused outside ALLOWED_VISION_SERVICES), audio (a paid feature), and
+// files and other objects stored on the operator's account (refused).
 type inputs uint8
 
 const (
 	imageInput inputs = 1 << iota
 	audioInput
 	storedFile
+	storedObject
 )
+
+// stored are the kinds refused as the operator's.
+const operatorStored = storedFile | storedObject
 
 // findInputs reports an input of a wanted kind, in any of the formats
 // served: images as OpenAI's image_url and input_image parts, Anthropic's
@@ -336,6 +346,9 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 					found = want & imageInput
 				case "input_audio":
 					found = want & audioInput
+				case "container_reference":
+					// OpenAI's shell environment in a container by id.
+					found = want & storedObject
 				}
 			case "image_url":
 				if val.Exists() && val.Type != gjson.Null {
@@ -358,6 +371,38 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 				if val.Type != gjson.Null && uploadedSkill(v) {
 					found = want & storedFile
 				}
+			case "file_ids":
+				// Files put in an automatic container (OpenAI's
+				// code_interpreter).
+				if nonEmpty(val) {
+					found = want & storedFile
+				}
+			case "container":
+				// A container by id (OpenAI's code_interpreter
+				// "cntr_…", Anthropic's "container_…" or {"id": …}):
+				// its files are whoever made it's. An automatic one
+				// ({"type":"auto"}) is new, and walked for its files.
+				if val.Type == gjson.String || member(val, "id", func(id gjson.Result) bool { return id.Type != gjson.Null }) {
+					found = want & storedObject
+				} else if val.IsObject() {
+					found = walkInputs(val, depth+1, want, deep)
+				}
+			case "vector_store_ids", "file_search_store_names", "fileSearchStoreNames",
+				"vertexAiSearch", "vertex_ai_search", "vertexRagStore", "vertex_rag_store":
+				// OpenAI's file_search stores, Gemini's file search
+				// stores, Vertex's search data stores and RAG corpora:
+				// the account's own documents.
+				if nonEmpty(val) {
+					found = want & storedObject
+				}
+			case "data_sources":
+				// Azure On Your Data signed in as the resource's managed
+				// identity: whatever the operator's identity may read.
+				if want&storedObject != 0 && managedIdentity(val) {
+					found = storedObject
+				} else {
+					found = walkInputs(val, depth+1, want, deep)
+				}
 			case "inline_data", "inlineData", "file_data", "fileData":
 				if imageData(val) {
 					found = want & imageInput
@@ -371,7 +416,7 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 				// sending them; JSON the model reads (a function's
 				// schema, a tool's input) may name a file_id member.
 				if name := k.String(); name == "annotations" || freeJSON[name] && val.IsObject() {
-					w &^= storedFile
+					w &^= operatorStored
 				}
 				if w != 0 {
 					found = walkInputs(val, depth+1, w, deep)
@@ -386,6 +431,50 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 		})
 	}
 	return found
+}
+
+// nonEmpty reports a member that names something: not null, an empty
+// array or an empty object.
+func nonEmpty(v gjson.Result) bool {
+	switch {
+	case v.Type == gjson.Null || !v.Exists():
+		return false
+	case v.IsArray() || v.IsObject():
+		empty := true
+		v.ForEach(func(_, _ gjson.Result) bool { empty = false; return false })
+		return !empty
+	}
+	return true
+}
+
+// managedIdentity reports an Azure data source (On Your Data) whose
+// parameters' authentication is a managed identity of the resource.
+func managedIdentity(sources gjson.Result) bool {
+	hit := false
+	sources.ForEach(func(_, src gjson.Result) bool {
+		hit = member(src, "parameters", func(p gjson.Result) bool {
+			return member(p, "authentication", func(a gjson.Result) bool {
+				return member(a, "type", func(t gjson.Result) bool {
+					return strings.Contains(strings.ToLower(t.String()), "managed_identity")
+				})
+			})
+		})
+		return !hit
+	})
+	return hit
+}
+
+// member reports a member of the object v named name (unescaped, any
+// of its occurrences) for which is holds.
+func member(v gjson.Result, name string, is func(gjson.Result) bool) bool {
+	hit := false
+	if v.IsObject() {
+		v.ForEach(func(k, val gjson.Result) bool {
+			hit = k.String() == name && is(val)
+			return !hit
+		})
+	}
+	return hit
 }
 
 // countImages counts the image inputs in v that findInputs finds one of:

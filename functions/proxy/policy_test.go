@@ -402,8 +402,18 @@ func TestPaidFeatures(t *testing.T) {
 	t.Run("allowed", func(t *testing.T) {
 		e, _ := paidMounts(t, map[string]string{"ALLOW_PAID_FEATURES": "true"})
 		tk := e.user(users.Patch{})
+		// These name stores of the operator's account (a search data
+		// store, a file search store, the resource's managed identity):
+		// refused all the same (TestOperatorStoredObjectsRefused).
+		operators := map[string]bool{"Azure On Your Data": true, "Vertex Gemini retrieval": true, "Gemini file search": true}
 		for _, c := range paidCases(tk) {
-			if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
+			a := e.do(call{path: c.path, body: c.body, header: c.header})
+			switch {
+			case operators[c.name]:
+				if a.status != 400 || !strings.Contains(string(a.body), "names an object stored on this proxy's account") {
+					t.Errorf("%s: %d %s", c.name, a.status, a.body)
+				}
+			case a.status != 200:
 				t.Errorf("%s: %d %s", c.name, a.status, a.body)
 			}
 		}
@@ -685,6 +695,7 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 		return `{"contents":[{"role":"user","parts":[` + part + `,{"text":"sum it up"}]}]` + extra + `}`
 	}
 	file := "a file stored on this proxy's account"
+	object := "names an object stored on this proxy's account (a container, a vector store"
 	for _, c := range []struct {
 		name, path, body string
 		header           map[string]string
@@ -711,6 +722,18 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 		{"Vertex bucket", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"gs://operator-bucket/contracts/a.pdf"}}`, ""), gKey, file},
 		{"Vertex bucket over https", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"https://storage.googleapis.com/operator-bucket/a.pdf"}}`, ""), gKey, file},
 		{"Vertex S3 object", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"s3://operator-bucket/a.pdf"}}`, ""), gKey, file},
+		{"code interpreter container by id", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"list the files","tools":[{"type":"code_interpreter","container":"cntr_abc"}]}`, bearer, object},
+		{"escaped container id", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","cont\u0061iner":"cntr_abc"}]}`, bearer, object},
+		{"container id after an automatic one", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto"},"container":"cntr_abc"}]}`, bearer, object},
+		{"files in an automatic container", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":["file-abc"]}}]}`, bearer, file},
+		{"shell container reference", resp, `{"model":"gpt-5","max_output_tokens":20,"input":"ls","tools":[{"type":"shell","environment":{"type":"container_reference","container_id":"cntr_abc"}}]}`, bearer, object},
+		{"file search vector store", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"file_search","vector_store_ids":["vs_abc"]}]}`, bearer, object},
+		{"Anthropic container by id", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"ls"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],"container":"container_011abc"}`, xKey, object},
+		{"Anthropic container object by id", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"ls"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],"container":{"id":"container_011abc","skills":[]}}`, xKey, object},
+		{"Gemini file search store", goo, gemini(`{"text":"hi"}`, `,"tools":[{"fileSearch":{"fileSearchStoreNames":["fileSearchStores/s"]}}]`), gKey, object},
+		{"Vertex AI Search data store", vertex, gemini(`{"text":"hi"}`, `,"tools":[{"retrieval":{"vertex_ai_search":{"datastore":"projects/p/locations/global/collections/default_collection/dataStores/d"}}}]`), gKey, object},
+		{"Vertex RAG corpus", vertex, gemini(`{"text":"hi"}`, `,"tools":[{"retrieval":{"vertexRagStore":{"ragResources":[{"ragCorpus":"projects/p/locations/us-central1/ragCorpora/1"}]}}}]`), gKey, object},
+		{"Azure managed identity", "/proxy/azure/openai/v1/chat/completions", `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"data_sources":[{"type":"azure_search","parameters":{"endpoint":"https://s.search.windows.net","index_name":"docs","authentication":{"type":"user_assigned_managed_identity","managed_identity_resource_id":"/subscriptions/x"}}}]}`, bearer, object},
 		{"Gemini context cache", goo, gemini(`{"text":"hi"}`, `,"cachedContent":"cachedContents/abc"`), gKey, "cachedContent: it names an object stored"},
 		{"Gemini context cache, counted", count, gemini(`{"text":"hi"}`, `,"cached_content":"cachedContents/abc"`), gKey, "cached_content: it names an object stored"},
 		{"Vertex context cache", vertex, gemini(`{"text":"hi"}`, `,"cachedContent":"projects/p/locations/us-central1/cachedContents/1"`), gKey, "cachedContent"},
@@ -758,6 +781,16 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 			`"container":{"skills":[{"type":"anthropic","skill_id":"pptx","version":"latest"}]}}`, xKey},
 		{goo, gemini(`{"fileData":{"mimeType":"video/mp4","fileUri":"https://www.youtube.com/watch?v=x"}}`, `,"cachedContent":null`), gKey},
 		{goo, gemini(`{"functionCall":{"name":"open","args":{"file_id":"files/abc"}}}`, ""), gKey},
+		// A new container made for the request, without files or with
+		// none; a replayed call that ran in a container; a function
+		// taking a container parameter; an empty store list.
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto"}}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":[],"id":null}}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"type":"code_interpreter_call","id":"ci_1","status":"completed","code":"print(1)","container_id":"cntr_abc","outputs":null},{"role":"user","content":"and now?"}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"run","parameters":{"type":"object","properties":{"container":{"type":"string"},"vector_store_ids":{"type":"array"}}}}]}`, bearer},
+		{resp, `{"model":"gpt-5","max_output_tokens":20,"input":"ls","tools":[{"type":"shell","environment":{"type":"container_auto"}}]}`, bearer},
+		{ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"ls"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],"container":null}`, xKey},
+		{"/proxy/azure/openai/v1/chat/completions", `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"data_sources":[{"type":"azure_search","parameters":{"endpoint":"https://s.search.windows.net","index_name":"docs","authentication":{"type":"api_key","key":"users-own"}}}]}`, bearer},
 	} {
 		if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
 			t.Errorf("%s %s: %d %s", c.path, c.body, a.status, a.body)
@@ -894,6 +927,7 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","service_tier":"priority","tools":[{"googleSearch":{}},{"type":"web_search_20250305"}]}`))
 	f.Add([]byte(`{"anthropic_beta":["context-1m-2025-08-07"],"speed":"fast","web_search_options":{}}`))
 	f.Add([]byte(`{"generationConfig":{"responseModalities":["AUDIO"]},"messages":[{"content":[{"type":"input_audio","input_audio":{}}]}]}`))
+	f.Add([]byte(`{"tools":[{"container":"cntr_1"},{"environment":{"type":"container_reference"}},{"vector_store_ids":["vs"]}],"data_sources":[{"parameters":{"authentication":{"type":"system_assigned_managed_identity"}}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The one pass never hides what the walks find.
 		m := markers(body)
@@ -909,6 +943,9 @@ func FuzzPolicyBody(f *testing.F) {
 		}
 		if found, _ := findInputs(doc, audioInput); !m.audio && found != 0 {
 			t.Errorf("audio walked into past the markers in %q", body)
+		}
+		if found, _ := findInputs(doc, operatorStored); !m.stored && found != 0 {
+			t.Errorf("a stored object walked into past the markers in %q", body)
 		}
 		text, _ := promptText(body)
 		if len(text) > 2*len(body)+16 {

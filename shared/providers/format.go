@@ -65,6 +65,14 @@ type Format struct {
 	// with ImageToolModel from a text route: Request.MakesImages.
 	ImageTools     [][]string
 	ImageToolModel string
+	// ImagePrice, for a request that MakesImages, is the output tokens
+	// one image of its image tool is reserved and, when the answer does
+	// not report the tool's usage, charged, and how many images the
+	// quota reserves (Request.ImagePrice, ImagesReserved).
+	ImagePrice func(body []byte) (perImage, images int64)
+	// ImageUsage reads what a whole answer's image tool made: the tokens
+	// it reports (reported false: none), and the images in the answer.
+	ImageUsage func(body []byte) (tokens int64, reported bool, images int64)
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -153,6 +161,9 @@ type Request struct {
 	// MakesImages: the request gives an image generation tool
 	// (Format.ImageTools).
 	MakesImages bool
+	// ImagePrice is one image's output tokens, ImagesReserved the images
+	// the quota reserves in the image family (Format.ImagePrice).
+	ImagePrice, ImagesReserved int64
 	// Native follows the native stream behind a translated one (set by
 	// the translation; nil otherwise): the translation tells the usage
 	// only at its end, the native stream may have reported it earlier.
@@ -617,6 +628,11 @@ type StreamState struct {
 	// (a reasoning model's thinking): an answer cut short is charged at
 	// least this much output.
 	Hidden int64
+	// Images counts the images an image tool made; ImageTokens is what
+	// the tool reported it used, when HaveImageTokens.
+	Images          int64
+	ImageTokens     int64
+	HaveImageTokens bool
 	// Unread: a native event too big to hold (framing.Cut) was dropped
 	// by a translation unread; the relay charges it as it does a cut
 	// event of its own (set on the native state, cleared by the relay).
