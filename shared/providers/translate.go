@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -140,11 +141,38 @@ const (
 	translationItemCost = 2048
 )
 
-// costOfTranslating is what translating a body of size bytes and items
-// items may allocate.
-func costOfTranslating(size int, items int64) int64 {
-	return translationByteCost*int64(size) + translationItemCost*items
+// costOfTranslating is what translating body, of items items, may
+// allocate. Its bytes are counted as the native body may spell them
+// (nativeSize): a byte the translation writes as several costs as many.
+func costOfTranslating(body []byte, items int64) int64 {
+	return translationByteCost*nativeSize(body) + translationItemCost*items
 }
+
+// nativeSize bounds the bytes body's strings take once decoded and
+// encoded again (nativeJSON): a byte that is not UTF-8 is decoded as
+// U+FFFD, three bytes; U+2028 and U+2029, three bytes, are encoded as
+// six (\u2028). Each of these took some twenty times its size to
+// translate, past translationByteCost. Every other byte stays one, or
+// was already escaped in body and takes no more.
+func nativeSize(body []byte) int64 {
+	n := int64(len(body))
+	n += 3 * int64(bytes.Count(body, lineSeparator)+bytes.Count(body, paragraphSeparator))
+	if !utf8.Valid(body) {
+		for b := body; len(b) > 0; {
+			r, size := utf8.DecodeRune(b)
+			if r == utf8.RuneError && size == 1 {
+				n += 2
+			}
+			b = b[size:]
+		}
+	}
+	return n
+}
+
+var (
+	lineSeparator      = []byte("\u2028")
+	paragraphSeparator = []byte("\u2029")
+)
 
 // reserve bounds the request's items (boundItems) and asks rq.Reserve for
 // what its translation may take, before anything is decoded.
@@ -154,7 +182,7 @@ func reserve(rq *Request, messages, tools json.RawMessage) error {
 		return err
 	}
 	if rq.Reserve != nil {
-		return rq.Reserve(costOfTranslating(len(rq.Body), n))
+		return rq.Reserve(costOfTranslating(rq.Body, n))
 	}
 	return nil
 }

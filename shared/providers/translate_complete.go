@@ -66,7 +66,7 @@ func completeRequest(rq *Request) ([]byte, error) {
 		return nil, invalid("prompt: at most %d Human: and Assistant: turns in one request on this route.", maxItems)
 	}
 	if rq.Reserve != nil {
-		if err := rq.Reserve(costOfTranslating(len(rq.Body), items)); err != nil {
+		if err := rq.Reserve(costOfTranslating(rq.Body, items)); err != nil {
 			return nil, err
 		}
 	}
@@ -90,7 +90,7 @@ func completeRequest(rq *Request) ([]byte, error) {
 	if in.TopK != nil {
 		out["top_k"] = *in.TopK
 	}
-	return MustJSON(out), nil
+	return nativeJSON(out), nil
 }
 
 // promptTurns splits a legacy prompt at its Human: and Assistant: marks:

@@ -32,6 +32,18 @@ func costlyShapes(size int) map[string]string {
 		"image": `{"model":"M","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` +
 			strings.Repeat("QUJD", size/4) + `"}}]}]}`,
 		"image prompt": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("a", size) + `"}]}`,
+		// Characters a JSON encoder may escape as six bytes (\u003c)
+		// though one byte of the body: HTML's <, > and &.
+		"HTML characters": `{"model":"M","messages":[{"role":"user","content":"` + strings.Repeat("<&>", size/3) + `"}]}`,
+		// A byte that is not UTF-8 is decoded as U+FFFD (three bytes);
+		// U+2028 (three bytes) is encoded as six.
+		"not UTF-8": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("\xff", size) + `"}]}`,
+		"not UTF-8 in a tool result": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			`{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"{\"a\":\"` + strings.Repeat("\xff", size) + `\"}"}]}`,
+		"line separators":   `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("\u2028\u2029", size/6) + `"}]}`,
+		"HTML image prompt": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("<", size) + `"}]}`,
+		"HTML in a tool result": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			`{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"{\"a\":\"` + strings.Repeat("<", size) + `\"}"}]}`,
 		// JSON text, its quotes escaped: each survives decoding and is
 		// escaped again.
 		"JSON text": `{"model":"M","messages":[{"role":"user","content":"` + members(size) + `"}]}`,
@@ -161,6 +173,9 @@ func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
 		"one turn":    prompt(`\n\nHuman: ` + strings.Repeat("a", size) + `\n\nAssistant:`),
 		"escapes":     prompt(`\n\nHuman: ` + strings.Repeat(`\u00e9\n`, size/8) + `\n\nAssistant:`),
 		"small turns": prompt(strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, size/30) + `\n\nAssistant:`),
+		"HTML":        prompt(`\n\nHuman: ` + strings.Repeat("<&>", size/3) + `\n\nAssistant:`),
+		"not UTF-8":   prompt(`\n\nHuman: ` + strings.Repeat("\xff", size) + `\n\nAssistant:`),
+		"separators":  prompt(`\n\nHuman: x` + strings.Repeat("\u2028", size/3) + `x\n\nAssistant:`),
 		"empty turns": prompt(`\n\nHuman: a` + strings.Repeat(`\n\nAssistant:\n\nHuman:`, size/40) + `\n\nAssistant:`),
 	} {
 		cost, alloc, err := measureTranslation(t, ep, body)
