@@ -728,13 +728,15 @@ func MustJSON(v any) []byte {
 	return b
 }
 
-// nativeJSON encodes a request body a translation built, as MustJSON
-// does but without escaping HTML's <, > and & (as \u003c): a byte of the
-// client's body would become six of the native one, and a body of them
-// would take some fifty times its size to translate, past what the
-// translation reserved of the memory budget (costOfTranslating). No
-// upstream reads its request as HTML.
-func nativeJSON(v any) []byte {
+// plainJSON encodes what a translation writes (a native request body, a
+// translated answer or chunk) as MustJSON does but without escaping
+// HTML's <, > and & (as \u003c): a byte read would become six written,
+// and a request or answer of them would take some fifty times its size
+// to translate, past what the translation reserved or weighed of the
+// memory budget (costOfTranslating, TranslatedAnswerCost). No upstream
+// reads its request as HTML, and no client may read an answer as HTML
+// (the proxy serves every answer with nosniff and a sandbox).
+func plainJSON(v any) []byte {
 	var b bytes.Buffer
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)

@@ -149,7 +149,7 @@ func costOfTranslating(body []byte, items int64) int64 {
 }
 
 // nativeSize bounds the bytes body's strings take once decoded and
-// encoded again (nativeJSON): a byte that is not UTF-8 is decoded as
+// encoded again (plainJSON): a byte that is not UTF-8 is decoded as
 // U+FFFD, three bytes; U+2028 and U+2029, three bytes, are encoded as
 // six (\u2028). Each of these took some twenty times its size to
 // translate, past translationByteCost. Every other byte stays one, or
@@ -598,7 +598,7 @@ func wholeAnswer(id, model, text, reasoning string, tools []chatOutTool, finish 
 	if text != "" || len(tools) == 0 {
 		msg.Content = &text
 	}
-	return MustJSON(chatCompletion{ID: id, Object: "chat.completion", Created: nowUnix(), Model: model,
+	return plainJSON(chatCompletion{ID: id, Object: "chat.completion", Created: nowUnix(), Model: model,
 		Choices: []chatChoice{{Message: msg, FinishReason: &finish}}, Usage: u})
 }
 
@@ -613,7 +613,7 @@ type chunks struct {
 
 func (c *chunks) event(v any) {
 	c.out = append(c.out, "data: "...)
-	c.out = append(c.out, MustJSON(v)...)
+	c.out = append(c.out, plainJSON(v)...)
 	c.out = append(c.out, "\n\n"...)
 }
 
@@ -676,6 +676,23 @@ func (c *chunks) error(status int, msg string) {
 // openAIError is an upstream's error told in OpenAI's shape.
 func openAIError(status int, msg string) map[string]any {
 	return map[string]any{"error": map[string]any{"message": msg, "type": openAIErrorType(status, ""), "code": nil, "param": nil}}
+}
+
+// translatedAnswerWeight is what translating a whole native answer
+// allocates, at most, per byte of it: the answer read, its decoded
+// values, the client's answer (7.2 times a text answer's size,
+// measured: TestTranslatedAnswerWithinItsCost; answers of many small
+// blocks cost more a byte, but the output limit keeps them small).
+const translatedAnswerWeight = 12
+
+// TranslatedAnswerCost is what translating the bytes p of a whole native
+// answer may allocate, for the proxy's memory budget to weigh as the
+// answer is read. U+2028 and U+2029, three bytes, are written as six
+// (\u2028): each counts as three bytes more (an answer of them took 18
+// times its size; one cut between two reads is counted as plain bytes).
+func TranslatedAnswerCost(p []byte) int64 {
+	n := int64(len(p)) + 3*int64(bytes.Count(p, lineSeparator)+bytes.Count(p, paragraphSeparator))
+	return translatedAnswerWeight * n
 }
 
 // maxNative bounds the native answer (whole) or event held to translate.

@@ -120,7 +120,7 @@ func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 	if err := anthropicTools(c, out); err != nil {
 		return nil, err
 	}
-	return nativeJSON(out), nil
+	return plainJSON(out), nil
 }
 
 // anthropicSampling writes the sampling members. toolLoop: the request

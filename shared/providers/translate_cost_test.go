@@ -2,6 +2,7 @@ package providers
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -231,6 +232,65 @@ func TestLegacyTranslationSplitsInOnePass(t *testing.T) {
 		case <-done:
 		case <-time.After(30 * time.Second):
 			t.Errorf("%s × %d: not translated in 30 s", mark, maxItems-1)
+		}
+	}
+}
+
+// A whole native answer takes, to translate, at most what
+// TranslatedAnswerCost says of its bytes (the weight the proxy's memory
+// budget gives it as it is read): on every translated chat route and the
+// legacy one, for answers of plain text, of HTML's characters (written
+// escaped, each took six bytes: some fifty times the answer's size), of
+// line separators (written escaped), and of a tool call of them.
+func TestTranslatedAnswerWithinItsCost(t *testing.T) {
+	const size = 1 << 20
+	texts := map[string]string{
+		"text":            strings.Repeat("a", size),
+		"HTML":            strings.Repeat("<&>", size/3),
+		"line separators": strings.Repeat("\u2028\u2029", size/6),
+	}
+	claude := func(block string) string {
+		return `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[` + block +
+			`],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":20}}`
+	}
+	gemini := func(part string) string {
+		return `{"candidates":[{"content":{"role":"model","parts":[` + part + `]},"finishReason":"STOP","index":0}],` +
+			`"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":20,"totalTokenCount":30},"modelVersion":"gemini-2.5-flash","responseId":"r1"}`
+	}
+	routes := translatedChats(t)
+	routes["anthropic legacy"] = legacyRoute(t)
+	for id, ep := range routes {
+		if id == "openai-image" {
+			continue // images: URLs and base64, no text to escape
+		}
+		for name, text := range texts {
+			answers := map[string]string{
+				"text": claude(`{"type":"text","text":"` + text + `"}`),
+				"call": claude(`{"type":"tool_use","id":"t1","name":"f","input":{"a":"` + text + `"}}`),
+			}
+			if strings.Contains(id, "google") || strings.Contains(id, "gemini") {
+				answers = map[string]string{
+					"text": gemini(`{"text":"` + text + `"}`),
+					"call": gemini(`{"functionCall":{"name":"f","args":{"a":"` + text + `"}}}`),
+				}
+			}
+			for shape, body := range answers {
+				resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {ContentJSON}},
+					Body: io.NopCloser(strings.NewReader(body))}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				err := ep.Translate.Response(resp, &Request{Model: "m"})
+				runtime.ReadMemStats(&after)
+				if err != nil {
+					t.Fatalf("%s, %s %s: %v", id, name, shape, err)
+				}
+				alloc, cost := int64(after.TotalAlloc-before.TotalAlloc), TranslatedAnswerCost([]byte(body))
+				if alloc > cost {
+					t.Errorf("%s, %s %s: allocated %d KiB, %.1f× the answer, over the %d KiB weighed", id, name, shape, alloc>>10, float64(alloc)/float64(len(body)), cost>>10)
+				}
+			}
 		}
 	}
 }
