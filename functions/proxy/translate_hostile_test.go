@@ -1,7 +1,9 @@
 package proxy
 
 import (
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -72,6 +74,13 @@ func TestTranslatedPoliciesSeeWhatIsSent(t *testing.T) {
 			a := e.do(callOf(path, image(tm.model), normal))
 			if a.status != http.StatusForbidden || !strings.Contains(string(a.body), "images are not permitted") {
 				t.Errorf("image: %d %s", a.status, a.body)
+			}
+			if tm.fetchesURLs {
+				// An image the upstream fetches itself is an image too.
+				a := e.do(callOf(path, strings.Replace(image(tm.model), png, "https://example.com/cat.png", 1), normal))
+				if a.status != http.StatusForbidden || !strings.Contains(string(a.body), "images are not permitted") {
+					t.Errorf("image URL: %d %s", a.status, a.body)
+				}
 			}
 			if n := up.Count(); n != 0 {
 				t.Errorf("%d refused requests reached the upstream", n)
@@ -179,5 +188,48 @@ func TestTranslatedCostFieldsCarriedOrRefused(t *testing.T) {
 				t.Errorf("700 output tokens asked with 600 left: %d %s", a.status, a.body)
 			}
 		})
+	}
+}
+
+// An upstream's error on a translated route is told in OpenAI's shape
+// with the native message only: the operator's organisation and key are
+// replaced in it as on the native route (TestAnthropicOrganizationNotRelayed),
+// whole, streamed and as a completion, and the native body's request id
+// and the upstream's account headers are not relayed.
+func TestTranslatedErrorsHideTheAccount(t *testing.T) {
+	const org = "7f54fbff-3504-477a-b4a2-08359988239d"
+	msg := "This request would exceed the rate limit for your organization (" + org + ") of 40,000 input tokens per minute; key " + anthropicKey + "."
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Anthropic-Organization-Id", org)
+		w.Header().Set("Anthropic-Ratelimit-Input-Tokens-Remaining", "0")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = io.WriteString(w, `{"type":"error","error":{"type":"rate_limit_error","message":"`+msg+`"},"request_id":"req_011CSHoEeqs5C35K2UUqR7Fy"}`)
+	}))
+	defer up.Close()
+	for _, format := range []string{"", "completion"} {
+		e := newEnv(t, map[string]string{"ANTHROPIC_BASE_URL": up.URL, "ERROR_FORMAT": format})
+		tk := e.user(users.Patch{})
+		for _, stream := range []string{"false", "true"} {
+			a := e.do(callOf("/proxy/anthropic/v1/chat/completions",
+				`{"model":"claude-sonnet-4-5","stream":`+stream+`,"messages":[{"role":"user","content":"hi"}]}`, tk))
+			body := strings.ToLower(string(a.body))
+			if !strings.Contains(body, "rate limit") {
+				t.Fatalf("%q, stream %s: %d %s", format, stream, a.status, a.body)
+			}
+			for _, secret := range []string{org, strings.ToLower(anthropicKey), "req_011"} {
+				if strings.Contains(body, secret) {
+					t.Errorf("%q, stream %s: %q relayed: %s", format, stream, secret, a.body)
+				}
+			}
+			for k := range a.header {
+				if strings.HasPrefix(k, "Anthropic-") {
+					t.Errorf("%q, stream %s: header %s relayed", format, stream, k)
+				}
+			}
+		}
+		if u := e.get(tk); u.PromptCount != 0 {
+			t.Errorf("errors charged: %+v", u.TokenCounts)
+		}
 	}
 }
