@@ -737,13 +737,27 @@ func MustJSON(v any) []byte {
 // reads its request as HTML, and no client may read an answer as HTML
 // (the proxy serves every answer with nosniff and a sandbox).
 func plainJSON(v any) []byte {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
+	var w copyWriter
+	enc := json.NewEncoder(&w)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(v); err != nil {
 		panic(err) // only maps of plain values are encoded
 	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n"))
+	return w.b
+}
+
+// copyWriter keeps a copy of what an Encoder writes, its closing newline
+// left out, in a slice of exactly its size (a bytes.Buffer would round it
+// up, by up to half of it, as json.Marshal does not).
+type copyWriter struct{ b []byte }
+
+func (w *copyWriter) Write(p []byte) (int, error) {
+	q := bytes.TrimSuffix(p, []byte("\n"))
+	if w.b == nil {
+		w.b = make([]byte, 0, len(q))
+	}
+	w.b = append(w.b, q...)
+	return len(p), nil
 }
 
 // eventName is a stream event's name, from its event: line or, for
