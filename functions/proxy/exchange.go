@@ -51,10 +51,13 @@ type exchange struct {
 	imageFamily string
 	images      imagesMade
 	keyIdx      int
-	call        providers.Call   // the upstream request, as the provider's hooks see it
-	answer      io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
-	status      int              // the upstream's answer's, for the request's event
-	mem         memHold          // what the bodies of this exchange hold of the instance's budget
+	// sent: the request went to the upstream's transport, which may have
+	// delivered it: the upstream may bill it whatever follows.
+	sent   bool
+	call   providers.Call   // the upstream request, as the provider's hooks see it
+	answer io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
+	status int              // the upstream's answer's, for the request's event
+	mem    memHold          // what the bodies of this exchange hold of the instance's budget
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -827,12 +830,40 @@ func (x *exchange) upstreamFailed(err error) {
 	case ctx.Err() != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded):
 		// The client went away; there is no one to answer.
 		x.log.SetError("the client went away before the answer")
+		x.chargeLeft()
 		x.w.WriteHeader(499)
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &netErr) && netErr.Timeout():
 		x.writeError(&users.Error{Code: web.CodeTimeout, Message: "The " + x.prov.Name + " upstream did not answer in time.", Err: err}, x.rate())
 	default:
 		x.writeError(&users.Error{Code: web.CodeBadGateway, Message: "The " + x.prov.Name + " upstream could not be reached.", Err: err}, x.rate())
 	}
+}
+
+// chargeLeft charges a request whose client left before its answer,
+// once the request had gone to the upstream, which bills what it was
+// sent. A stream's upstream request is cancelled with the client (see
+// forward): its prompt is charged, as a stream cut before its first text
+// is (and its output limit when it thinks: finish). A whole answer's
+// upstream may work to the end, its bill unseen: the request is charged
+// all it reserved, as an answer that cannot be read is. Charged nothing,
+// a client could have the operator billed for answers without end by
+// leaving before each arrives.
+func (x *exchange) chargeLeft() {
+	if !x.sent || x.rq == nil || errors.Is(context.Cause(x.r.Context()), lifecycle.ErrShuttingDown) {
+		// (Cut by the instance's shutdown, the request is the operator's
+		// loss, not the client's doing.)
+		return
+	}
+	x.status = 499 // the request's event tells why it was charged so
+	if x.streamed() {
+		out := int64(0)
+		if x.rq.Thinking || models.Reasoning(x.family) {
+			out = x.limitOutput()
+		}
+		x.charge(x.rq.PromptTokens, out)
+		return
+	}
+	x.charge(x.rq.PromptTokens, x.unreadOutput())
 }
 
 func (x *exchange) rate() *ratelimit.Decision {

@@ -216,6 +216,7 @@ func (t *keyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 		}
+		x.sent = true
 		resp, err := t.base.RoundTrip(out)
 		if err != nil {
 			return nil, err // the upstream itself failed: another key will not help

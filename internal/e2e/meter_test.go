@@ -239,8 +239,10 @@ func TestUnknownImageModelCountsAsImage(t *testing.T) {
 }
 
 // A request that fails gives its reservation back: after many upstream
-// errors and clients that left before the answer, the whole quota is
-// still there.
+// errors the whole quota is still there. A client that left before its
+// answer, once its request had gone upstream, is charged what the
+// request reserved (the upstream may bill an answer no one reads), once,
+// and its reservation is given back as it is charged.
 func TestFailedRequestsReleaseTheirReservation(t *testing.T) {
 	s := newStack(t, stackOptions{vars: map[string]string{"TOKEN_QUOTA_GPT4O": "300"}})
 	tok := s.createUser("")
@@ -255,22 +257,42 @@ func TestFailedRequestsReleaseTheirReservation(t *testing.T) {
 			t.Fatalf("upstream error relayed as %d: %s", r.status, r.body)
 		}
 	}
-	fake.Set(upstreamfake.Behavior{FirstByteDelay: 5 * time.Second})
-	for i := range 5 {
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+tok)
-		if _, err := s.client.Do(req); err == nil {
-			t.Fatal("the client was meant to leave before the answer")
-		}
-		cancel()
-		waitFor(t, "the abandoned request to end", func() bool { return fake.Cancelled() == i+1 && fake.InFlight() == 0 })
-	}
 	fake.Set(upstreamfake.Behavior{})
 	if r := s.do(http.MethodPost, url, body, bearer(tok)); r.status != http.StatusOK {
 		t.Fatalf("after failed requests: %d %s", r.status, r.body)
 	}
 	if u := s.user(tok); u.PromptCount != 1 || u.TokenCounts["gpt4o"] != fullCharge {
 		t.Errorf("charged %d prompts, %v; want only the last request", u.PromptCount, u.TokenCounts)
+	}
+
+	fake.Set(upstreamfake.Behavior{FirstByteDelay: 5 * time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	done := make(chan error, 1)
+	go func() {
+		resp, err := s.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		done <- err
+	}()
+	waitFor(t, "the request to reach the upstream", func() bool { return fake.InFlight() == 1 })
+	cancel()
+	if err := <-done; err == nil {
+		t.Fatal("the client was meant to leave before the answer")
+	}
+	waitFor(t, "the abandoned request to end", func() bool { return fake.Cancelled() == 1 && fake.InFlight() == 0 })
+	waitFor(t, "the abandoned request's charge", func() bool { return s.user(tok).PromptCount == 2 })
+	left := s.user(tok).TokenCounts["gpt4o"] - fullCharge
+	if left < 200 || left > 215 {
+		t.Errorf("the abandoned request was charged %d, want its prompt and its 200 output tokens", left)
+	}
+	// 18 + ~205 used: a request of ~55 fits only if the abandoned one's
+	// reservation was given back when it was charged.
+	fake.Set(upstreamfake.Behavior{})
+	small := strings.Replace(body, `"max_tokens":200`, `"max_tokens":50`, 1)
+	if r := s.do(http.MethodPost, url, small, bearer(tok)); r.status != http.StatusOK {
+		t.Fatalf("after the abandoned request: %d %s", r.status, r.body)
 	}
 }
