@@ -338,15 +338,18 @@ func (x *exchange) forward() {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if x.streamed() {
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
+		// The hook gets its own variable, never assigned again: capturing
+		// cancel itself would move it to the heap on every request.
+		detached, stopUpstream := context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
 		stop := context.AfterFunc(x.r.Context(), func() {
 			if x.final.Load() && !errors.Is(context.Cause(x.r.Context()), lifecycle.ErrShuttingDown) {
-				time.AfterFunc(usageDrainTime, cancel)
+				time.AfterFunc(usageDrainTime, stopUpstream)
 				return
 			}
-			cancel()
+			stopUpstream()
 		})
 		defer stop()
+		ctx, cancel = detached, stopUpstream
 	} else {
 		ctx, cancel = context.WithTimeout(x.r.Context(), x.h.timeout)
 	}
