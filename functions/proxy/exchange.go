@@ -61,6 +61,7 @@ type exchange struct {
 	ctx     exchangeCtx  // the upstream request's (forward)
 	outBody bytes.Reader // the upstream request's body (rewrite)
 	ansBody memBody      // a whole answer as relayed (setBody)
+	ansLen  [1]string    // its Content-Length header's value
 }
 
 type exchangeKey struct{}
@@ -710,7 +711,8 @@ func (x *exchange) setBody(resp *http.Response, body []byte) {
 	x.ansBody.Reset(body)
 	resp.Body = &x.ansBody
 	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	x.ansLen[0] = strconv.Itoa(len(body))
+	resp.Header["Content-Length"] = x.ansLen[:1:1] // as Header.Set, in the exchange
 }
 
 // upstreamError relays an upstream's error answer with any upstream key
