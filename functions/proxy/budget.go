@@ -9,6 +9,7 @@ import (
 
 	"golang.org/x/sync/semaphore"
 
+	"tollgate.dev/tollgate/shared/providers"
 	"tollgate.dev/tollgate/shared/users"
 )
 
@@ -36,11 +37,6 @@ const (
 	defaultBudget = 256 << 20
 	// defaultBudgetWait is how long a body waits for room.
 	defaultBudgetWait = 15 * time.Second
-	// translateWeight is what a translated whole answer weighs per byte:
-	// the native answer, its decoded values, the client's answer (7.5–9.5
-	// times a text answer's size, measured; answers of many small blocks
-	// cost more a byte, but the output limit keeps them small).
-	translateWeight = 12
 	// freeBytes is what each request uses without taking from the
 	// budget: its body, translation and answer up to 1 MiB (nearly every
 	// chat request and answer), so small requests never wait, and 80 at
@@ -119,7 +115,8 @@ func (m *memHold) release() { m.keep(0) }
 
 // weighedBody counts a whole answer against the budget as it is read, for
 // the hooks that read it before readWhole does (a provider's Inbound, a
-// translation, whose answer weighs translateWeight times its size).
+// translation, whose answer weighs what translating it may allocate:
+// providers.TranslatedAnswerCost).
 type weighedBody struct {
 	io.ReadCloser
 	x *exchange
@@ -130,7 +127,7 @@ func (b weighedBody) Read(p []byte) (int, error) {
 	if n > 0 {
 		w := int64(n)
 		if b.x.ep.Translate != nil {
-			w *= translateWeight
+			w = providers.TranslatedAnswerCost(p[:n])
 		}
 		if terr := b.x.mem.take(b.x.r.Context(), w); terr != nil {
 			return n, terr

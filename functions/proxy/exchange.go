@@ -45,11 +45,16 @@ type exchange struct {
 	p            *gatekeeper.Principal
 	adm          *gatekeeper.Admission
 	family       string
-	keyIdx       int
-	call         providers.Call   // the upstream request, as the provider's hooks see it
-	answer       io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
-	status       int              // the upstream's answer's, for the request's event
-	mem          memHold          // what the bodies of this exchange hold of the instance's budget
+	// imageFamily is where the images a text request's image tool makes
+	// are reserved and charged ("" for none: Request.MakesImages);
+	// images is what a whole answer told of them.
+	imageFamily string
+	images      imagesMade
+	keyIdx      int
+	call        providers.Call   // the upstream request, as the provider's hooks see it
+	answer      io.LimitedReader // a whole answer, read within maxAnswer (readWhole)
+	status      int              // the upstream's answer's, for the request's event
+	mem         memHold          // what the bodies of this exchange hold of the instance's budget
 
 	st *providers.StreamState // set when a 2xx stream is being relayed
 	// final: the stream's last text has passed (see forward).
@@ -199,6 +204,14 @@ func (x *exchange) serve() {
 		if f.Price != nil {
 			rq.Priced = f.Price(rq.Body, rq.Model)
 		}
+		if rq.MakesImages && f.ImagePrice != nil {
+			rq.ImagePrice, rq.ImagesReserved = f.ImagePrice(rq.Body)
+			if rq.ImagePrice <= 0 {
+				// Spelt so that the price reader missed the tool the
+				// upstream will find: the dearest image.
+				rq.ImagePrice = providers.MaxImageToolTokens
+			}
+		}
 	}
 	if !x.policies() {
 		return
@@ -209,6 +222,14 @@ func (x *exchange) serve() {
 		if err := x.h.gk.Reserve(x.r.Context(), x.adm, x.family, x.requested()); err != nil {
 			x.writeError(err, x.rate())
 			return
+		}
+		if x.rq != nil && x.rq.ImagePrice > 0 && f.Charged {
+			// The images are the image family's, as on the image route.
+			x.imageFamily = models.ImageFamilyOf(x.prov.ID, f.ImageToolModel)
+			if err := x.h.gk.ReserveAlso(x.r.Context(), x.adm, x.imageFamily, x.rq.ImagePrice*x.rq.ImagesReserved); err != nil {
+				x.writeError(err, x.rate())
+				return
+			}
 		}
 	}
 	x.keyIdx = x.up.keys.pick()
@@ -246,9 +267,31 @@ func (x *exchange) credentialInPath() bool {
 	return false
 }
 
-// requested is what the quota pre-check counts: the estimated prompt plus
-// the output asked for (or the clamp when the request names no limit).
-func (x *exchange) requested() int64 {
+// requested is what the quota pre-check counts: the estimated prompt
+// (images included) plus the output the upstream may write: the limit
+// asked for, or the clamp when the request names none; with no clamp, a
+// request naming none, or 0, may be given its model's maximum, and counts
+// it (unlimitedOutput).
+func (x *exchange) requested() int64 { return x.asked(true) }
+
+// limitOutput is the output charged for a stream cut short while the
+// model thinks, where the answer's own count is unknown: the limit asked,
+// or the clamp. The most an unbounded request may be given is reserved,
+// not charged: few answers come near it.
+func (x *exchange) limitOutput() int64 { return x.asked(false) - x.rq.PromptTokens }
+
+// unreadOutput is the output charged for a whole answer nothing of which
+// can be read (a format the proxy does not read, too big to hold, not the
+// translation's): all the request reserved, the most an unbounded request
+// may be given included. Unlike a cut stream, the client chose or got an
+// answer no count can be taken from, so it is charged the bound it was
+// admitted under; else, under no clamp, asking for such an answer would
+// draw without limit.
+func (x *exchange) unreadOutput() int64 { return x.requested() - x.rq.PromptTokens }
+
+// asked is requested; without unlimited, a request naming no limit under
+// no clamp counts no output (the context-size check's count).
+func (x *exchange) asked(unlimited bool) int64 {
 	if x.rq == nil {
 		return 0
 	}
@@ -262,7 +305,26 @@ func (x *exchange) requested() int64 {
 	if !x.rq.HasMaxOut {
 		out = x.h.cfg.MaxOutputTokens[x.prov.ID]
 	}
+	if unlimited && (out <= 0 || x.rq.ZeroLimit) && len(x.ep.Format.MaxTokens) > 0 {
+		// Only a format with an output limit writes an answer (not
+		// embeddings).
+		out = max(out, x.unlimitedOutput())
+	}
 	return x.rq.PromptTokens + max(out, 0)
+}
+
+// unlimitedOutput is the most output the request's model writes when no
+// limit bounds it: its family's maximum where the table lists it
+// (models.MaxOutput) and the request's model is the one that answers,
+// else the provider's (an Azure deployment runs the model it was made
+// with, whatever the body names).
+func (x *exchange) unlimitedOutput() int64 {
+	if x.prov.AnswerModel == nil {
+		if n := models.MaxOutput(x.prov.ID, x.rq.Model); n > 0 {
+			return n
+		}
+	}
+	return x.prov.UnlimitedOutput
 }
 
 // usageDrainTime and usageDrainBytes bound how long and how much of an
@@ -528,7 +590,7 @@ func (x *exchange) modifyResponse(resp *http.Response) error {
 				// answer the memory budget had no room for is not relayed,
 				// and not charged: see budget.go.)
 				x.status = resp.StatusCode
-				x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+				x.charge(x.rq.PromptTokens, x.unreadOutput())
 			}
 			return err
 		}
@@ -617,7 +679,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	if x.rq.Thinking || models.Reasoning(x.family) {
 		// Thinking is billed but not relayed: a stream cut short is
 		// charged its whole output limit, never less than the upstream's bill.
-		x.st.Hidden = x.requested() - x.rq.PromptTokens
+		x.st.Hidden = x.limitOutput()
 	}
 	sr := newStreamReader(x.r.Context(), resp.Body, s, x.st, f.Event)
 	sr.native = x.rq.Native
@@ -626,7 +688,7 @@ func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool
 	sr.pool = x.h.chunks
 	sr.clean = f.Clean
 	sr.endsAtEOF = x.prov.Framing.EndsAtEOF
-	sr.unreadOutput = x.requested() - x.rq.PromptTokens
+	sr.unreadOutput = x.unreadOutput()
 	if sse {
 		sr.brokenEvent = f.StreamError
 	}
@@ -662,7 +724,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// Too big to hold, so its usage is unread: relay it as it comes,
 		// its output charged at the request's limit (as an SSE event too
 		// big to read is).
-		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, x.unreadOutput())
 		resp.Body = struct {
 			io.Reader
 			io.Closer
@@ -674,6 +736,10 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		if err := x.answeredBy(x.prov.AnswerModel(body)); err != nil {
 			return err
 		}
+	}
+	if x.imageFamily != "" && x.ep.Format.ImageUsage != nil {
+		x.images.tokens, x.images.reported, x.images.count = x.ep.Format.ImageUsage(body)
+		x.images.read = true
 	}
 	if u, ok := x.ep.Format.Usage(body); ok {
 		x.charge(u.Input, u.Output)
@@ -688,7 +754,7 @@ func (x *exchange) readWhole(resp *http.Response) error {
 		// header, such as protobuf): nothing in it can be read, so its
 		// output is charged at the request's limit, as an answer too big
 		// to hold is.
-		x.charge(x.rq.PromptTokens, x.requested()-x.rq.PromptTokens)
+		x.charge(x.rq.PromptTokens, x.unreadOutput())
 	}
 	// The upstream has answered in full: the slot is free before the
 	// client can read the answer (see relayStream).
@@ -823,17 +889,57 @@ func (x *exchange) charge(in, out int64) {
 		if !x.ep.Format.Charged || x.p == nil {
 			return
 		}
-		x.log.SetTokens(tokens)
-		err := x.h.gk.ChargeRequest(context.WithoutCancel(x.r.Context()), x.p, gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
-		switch {
-		case errors.Is(err, gatekeeper.ErrChargeKept):
-			x.h.log.Warn().Err(err).Str("family", x.family).Int64("tokens", tokens).
-				Str("token", logging.TokenTail(x.p.Token)).Msg("usage not yet in the database; kept for a later flush")
-		case err != nil:
-			x.h.log.Error().Err(err).Str("family", x.family).Int64("tokens", tokens).
-				Str("token", logging.TokenTail(x.p.Token)).Msg("usage could not be recorded")
+		images := x.imageTokens()
+		x.log.SetTokens(tokens + images)
+		x.record(gatekeeper.Charged{Family: x.family, Model: x.rq.Model, Input: in, Output: out, Status: x.status})
+		if images > 0 {
+			x.record(gatekeeper.Charged{Family: x.imageFamily, Model: x.ep.Format.ImageToolModel, Output: images, Status: x.status})
 		}
 	})
+}
+
+// record charges c, logging what could not be recorded.
+func (x *exchange) record(c gatekeeper.Charged) {
+	err := x.h.gk.ChargeRequest(context.WithoutCancel(x.r.Context()), x.p, c)
+	switch {
+	case errors.Is(err, gatekeeper.ErrChargeKept):
+		x.h.log.Warn().Err(err).Str("family", c.Family).Int64("tokens", c.Input+c.Output).
+			Str("token", logging.TokenTail(x.p.Token)).Msg("usage not yet in the database; kept for a later flush")
+	case err != nil:
+		x.h.log.Error().Err(err).Str("family", c.Family).Int64("tokens", c.Input+c.Output).
+			Str("token", logging.TokenTail(x.p.Token)).Msg("usage could not be recorded")
+	}
+}
+
+// imagesMade is what a whole answer told of the images its image tool
+// made: the tokens the tool reported (when reported) and the images in
+// it; read is false when the answer could not be read.
+type imagesMade struct {
+	tokens, count  int64
+	reported, read bool
+}
+
+// imageTokens is what the images a text request's image tool made are
+// charged in the image family: the tokens the upstream reported for the
+// tool, else each image at Request.ImagePrice (its partial images
+// included); an answer that could not be read is charged the images
+// reserved.
+func (x *exchange) imageTokens() int64 {
+	if x.imageFamily == "" {
+		return 0
+	}
+	rq := x.rq
+	switch st := x.st; {
+	case st != nil && st.HaveImageTokens:
+		return st.ImageTokens
+	case st != nil:
+		return st.Images * rq.ImagePrice
+	case x.images.read && x.images.reported:
+		return x.images.tokens
+	case x.images.read:
+		return x.images.count * rq.ImagePrice
+	}
+	return rq.ImagePrice * rq.ImagesReserved
 }
 
 // finish charges a stream that ended without passing its end (the client

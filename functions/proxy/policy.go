@@ -33,10 +33,14 @@ func (x *exchange) policies() bool {
 	// Only a charged route generates (a token count runs no tool). A
 	// translated route's body is here the native one, as it will be sent.
 	runs := x.ep.Format.Charged
-	if err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, runs, x.rq.Stored, x.rq.PromptTokens, x.requested()); err != nil {
+	images, err := checkBody(pol, x.prov.ID, x.p.Exempt, x.rq.Body, x.ep.Format.Kind == models.Text, runs, x.rq.Stored, x.rq.PromptTokens, x.asked(false), x.prov.ImageTokens)
+	if err != nil {
 		x.writeError(err, x.rate())
 		return false
 	}
+	// The images are part of the prompt the quota reserves, and of its
+	// estimate wherever the upstream reports no input.
+	x.rq.PromptTokens += images
 	if runs && !pol.AllowPaid {
 		if err := paidRequest(x.rq.Model, x.r.Header, x.prov.Headers); err != nil {
 			x.writeError(err, x.rate())
@@ -99,15 +103,18 @@ func (x *exchange) blocked(pol *config.Policies) {
 // original; rejected phrases, tool use and paid features apply to
 // everyone. runs: the body goes as it is to an upstream that generates
 // (its paid features are looked for); stored: the request names context
-// the upstream holds (Request.Stored).
-func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, runs, stored bool, prompt, requested int64) error {
+// the upstream holds (Request.Stored). It returns what the body's image
+// inputs add to the prompt's estimate, perImage tokens each (counted in
+// the context size too), found by the walk the image check takes: a body
+// the one look of markers finds no image word in is not walked.
+func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, runs, stored bool, prompt, requested, perImage int64) (imageTokens int64, err error) {
 	if !pol.RejectPhrases.Empty() {
 		text, deep := promptText(body)
 		if deep {
-			return tooDeep()
+			return 0, tooDeep()
 		}
 		if pol.RejectPhrases.Match(text) {
-			return users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
+			return 0, users.Errorf(users.CodeInvalid, "%s", pol.RejectMessage)
 		}
 	}
 	checkTools := !pol.AllowTools && (prov == models.OpenAI || prov == models.AzureOpenAI)
@@ -126,16 +133,16 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 		return doc
 	}
 	if checkTools && m.tools && usesTools(parse()) {
-		return users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
+		return 0, users.Errorf(users.CodeInvalid, "Tool use (tools, functions) is not enabled on this proxy.")
 	}
 	if checkPaid && (m.tools || m.paid) {
 		if err := paidBody(parse()); err != nil {
-			return err
+			return 0, err
 		}
 	}
 	want := inputs(0)
 	if m.stored {
-		want |= storedFile
+		want |= storedFile | storedObject
 	}
 	if checkPaid && m.audio {
 		want |= audioInput
@@ -147,29 +154,36 @@ func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []b
 		found, deep := findInputs(parse(), want)
 		switch {
 		case deep:
-			return tooDeep()
+			return 0, tooDeep()
 		case found&storedFile != 0:
-			return users.Errorf(users.CodeInvalid, "The request names a file stored on this proxy's account (a file_id, or a fileUri of uploaded files or of a bucket), which this proxy does not lend; send the file's content in the request instead.")
+			return 0, users.Errorf(users.CodeInvalid, "The request names a file stored on this proxy's account (a file_id, or a fileUri of uploaded files or of a bucket), which this proxy does not lend; send the file's content in the request instead.")
+		case found&storedObject != 0:
+			return 0, users.Errorf(users.CodeInvalid, "The request names an object stored on this proxy's account (a container, a vector store, a file search store, a search data store or RAG corpus, or the account's own identity), which this proxy does not lend; let the provider make a new container ({\"type\":\"auto\"}) and send files' content in the request instead.")
 		case found&audioInput != 0:
-			return users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
+			return 0, users.Errorf(users.CodeInvalid, "Audio input is billed at several times the price of text tokens, which this proxy's quotas count as text; it is not enabled on this proxy.")
 		case found&imageInput != 0:
-			return users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
+			return 0, users.Errorf(users.CodeForbidden, "Prompts containing images are not permitted. Disable 'Send Inline Images' in your client and try again.")
 		}
 	}
+	if m.image && perImage > 0 {
+		imageTokens = countImages(parse(), 0) * perImage
+		prompt += imageTokens
+		requested += imageTokens
+	}
 	if exempt {
-		return nil
+		return imageTokens, nil
 	}
 	limit := pol.MaxContext[prov]
 	if text && limit > 0 && stored {
 		// The stored turns are unseen here: a chain of small requests
 		// would grow the context past the limit.
-		return users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response, conversation or item; send the whole conversation instead of previous_response_id, conversation or item_reference.", limit)
+		return 0, users.Errorf(users.CodeInvalid, "This proxy limits the context size (max: %d tokens) and cannot measure a stored response, conversation or item; send the whole conversation instead of previous_response_id, conversation or item_reference.", limit)
 	}
 	if text && limit > 0 && requested > limit {
-		return users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
+		return 0, users.Errorf(users.CodeInvalid, "Your request exceeds the context size limit. (max: %d tokens, requested: %d prompt + %d output = %d context tokens)",
 			limit, prompt, requested-prompt, requested)
 	}
-	return nil
+	return imageTokens, nil
 }
 
 // marks are what one pass over a body found for the checks that walk it:
@@ -187,9 +201,13 @@ var (
 	paidWords  = []string{"service_tier", "serviceTier", "speed", "inference_geo", "anthropic_beta", "web_search_options", "modalities", "audio",
 		"responseModalities", "response_modalities", "data_sources", "mcp_servers"}
 	audioWords = []string{"input_audio"}
-	// storedWords: OpenAI's and Anthropic's file_id and skill_id,
-	// Gemini's file data.
-	storedWords = []string{"file_id", "skill_id", "fileData", "file_data"}
+	// storedWords: OpenAI's and Anthropic's file_id(s) and skill_id,
+	// Gemini's file data; containers and stores of the account (OpenAI's
+	// and Anthropic's container ids, OpenAI's vector stores, Gemini's file
+	// search stores, Vertex AI Search and RAG Engine), and Azure's
+	// data sources, which may sign in as the resource's managed identity.
+	storedWords = []string{"file_id", "skill_id", "fileData", "file_data", "container", "vector_store", "file_search_store",
+		"fileSearchStore", "vertexAiSearch", "vertex_ai_search", "vertexRagStore", "vertex_rag_store", "data_sources"}
 	// wordsAt are the words by their first letter: most strings start
 	// with none of them and are passed at once, the others are compared
 	// with the few words of their letter only.
@@ -273,15 +291,19 @@ func usesTools(doc gjson.Result) bool {
 }
 
 // inputs are the kinds of input the walk over a body looks for: images
-// (refused outside ALLOWED_VISION_SERVICES), audio (a paid feature) and
-// files stored on the operator's account (refused).
+// (refused outside ALLOWED_VISION_SERVICES), audio (a paid feature), and
+// files and other objects stored on the operator's account (refused).
 type inputs uint8
 
 const (
 	imageInput inputs = 1 << iota
 	audioInput
 	storedFile
+	storedObject
 )
+
+// stored are the kinds refused as the operator's.
+const operatorStored = storedFile | storedObject
 
 // findInputs reports an input of a wanted kind, in any of the formats
 // served: images as OpenAI's image_url and input_image parts, Anthropic's
@@ -324,6 +346,9 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 					found = want & imageInput
 				case "input_audio":
 					found = want & audioInput
+				case "container_reference":
+					// OpenAI's shell environment in a container by id.
+					found = want & storedObject
 				}
 			case "image_url":
 				if val.Exists() && val.Type != gjson.Null {
@@ -346,6 +371,38 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 				if val.Type != gjson.Null && uploadedSkill(v) {
 					found = want & storedFile
 				}
+			case "file_ids":
+				// Files put in an automatic container (OpenAI's
+				// code_interpreter).
+				if nonEmpty(val) {
+					found = want & storedFile
+				}
+			case "container":
+				// A container by id (OpenAI's code_interpreter
+				// "cntr_…", Anthropic's "container_…" or {"id": …}):
+				// its files are whoever made it's. An automatic one
+				// ({"type":"auto"}) is new, and walked for its files.
+				if val.Type == gjson.String || member(val, "id", func(id gjson.Result) bool { return id.Type != gjson.Null }) {
+					found = want & storedObject
+				} else if val.IsObject() {
+					found = walkInputs(val, depth+1, want, deep)
+				}
+			case "vector_store_ids", "file_search_store_names", "fileSearchStoreNames",
+				"vertexAiSearch", "vertex_ai_search", "vertexRagStore", "vertex_rag_store":
+				// OpenAI's file_search stores, Gemini's file search
+				// stores, Vertex's search data stores and RAG corpora:
+				// the account's own documents.
+				if nonEmpty(val) {
+					found = want & storedObject
+				}
+			case "data_sources":
+				// Azure On Your Data signed in as the resource's managed
+				// identity: whatever the operator's identity may read.
+				if want&storedObject != 0 && managedIdentity(val) {
+					found = storedObject
+				} else {
+					found = walkInputs(val, depth+1, want, deep)
+				}
 			case "inline_data", "inlineData", "file_data", "fileData":
 				if imageData(val) {
 					found = want & imageInput
@@ -359,7 +416,7 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 				// sending them; JSON the model reads (a function's
 				// schema, a tool's input) may name a file_id member.
 				if name := k.String(); name == "annotations" || freeJSON[name] && val.IsObject() {
-					w &^= storedFile
+					w &^= operatorStored
 				}
 				if w != 0 {
 					found = walkInputs(val, depth+1, w, deep)
@@ -374,6 +431,94 @@ func walkInputs(v gjson.Result, depth int, want inputs, deep *bool) inputs {
 		})
 	}
 	return found
+}
+
+// nonEmpty reports a member that names something: not null, an empty
+// array or an empty object.
+func nonEmpty(v gjson.Result) bool {
+	switch {
+	case v.Type == gjson.Null || !v.Exists():
+		return false
+	case v.IsArray() || v.IsObject():
+		empty := true
+		v.ForEach(func(_, _ gjson.Result) bool { empty = false; return false })
+		return !empty
+	}
+	return true
+}
+
+// managedIdentity reports an Azure data source (On Your Data) whose
+// parameters' authentication is a managed identity of the resource.
+func managedIdentity(sources gjson.Result) bool {
+	hit := false
+	sources.ForEach(func(_, src gjson.Result) bool {
+		hit = member(src, "parameters", func(p gjson.Result) bool {
+			return member(p, "authentication", func(a gjson.Result) bool {
+				return member(a, "type", func(t gjson.Result) bool {
+					return strings.Contains(strings.ToLower(t.String()), "managed_identity")
+				})
+			})
+		})
+		return !hit
+	})
+	return hit
+}
+
+// member reports a member of the object v named name (unescaped, any
+// of its occurrences) for which is holds.
+func member(v gjson.Result, name string, is func(gjson.Result) bool) bool {
+	hit := false
+	if v.IsObject() {
+		v.ForEach(func(k, val gjson.Result) bool {
+			hit = k.String() == name && is(val)
+			return !hit
+		})
+	}
+	return hit
+}
+
+// countImages counts the image inputs in v that findInputs finds one of:
+// an object typed image_url, image or input_image, or holding an
+// image_url (one image an object, however many of these it repeats), and
+// Google inline or file data of an image or video type, or of none (a
+// video counts as one image). Past maxDepth, where no format puts an
+// image, it counts nothing.
+func countImages(v gjson.Result, depth int) int64 {
+	if depth > maxDepth {
+		return 0
+	}
+	var n int64
+	switch {
+	case v.IsObject():
+		image := false
+		v.ForEach(func(k, val gjson.Result) bool {
+			switch k.String() {
+			case "type":
+				switch val.String() {
+				case "image_url", "image", "input_image":
+					image = true
+				}
+			case "image_url":
+				image = image || val.Type != gjson.Null
+			case "inline_data", "inlineData", "file_data", "fileData":
+				if imageData(val) {
+					n++
+				}
+			default:
+				n += countImages(val, depth+1)
+			}
+			return true
+		})
+		if image {
+			n++
+		}
+	case v.IsArray():
+		v.ForEach(func(_, val gjson.Result) bool {
+			n += countImages(val, depth+1)
+			return true
+		})
+	}
+	return n
 }
 
 // notPrompt are members whose strings are no prompt text. "data" is

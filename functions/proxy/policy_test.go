@@ -105,7 +105,7 @@ func TestRejectPhrasesSplitAcrossParts(t *testing.T) {
 		{"innocent parts", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"text","text":"a forbidden"},{"type":"text","text":"? No, a topic."}]}]}`, false},
 	} {
 		// Exempt from the image ban: phrases apply to everyone.
-		err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, true, false, 10, 20)
+		_, err := checkBody(pol, models.OpenAI, true, []byte(tc.body), true, true, false, 10, 20, 0)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v (%v), want %v", tc.name, err != nil, err, tc.refused)
 		}
@@ -139,7 +139,7 @@ func TestRejectPhrasesInTextData(t *testing.T) {
 			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"SecretPlanAAAA"}}]}]}`, false},
 		{"untyped", `{"model":"gpt-4o","messages":[{"role":"user","content":[{"type":"input_audio","input_audio":{"data":"SecretPlanAAAA","format":"wav"}}]}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20)
+		_, err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20, 0)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -171,7 +171,7 @@ func TestRejectPhrasesInJSONTheModelReads(t *testing.T) {
 		{"innocent tool_use", anthropicInput(`{"type":"a plan","id":"x1"}`), false},
 		{"innocent structure", `{"model":"secret plan","messages":[{"role":"user","content":"hi"}]}`, false},
 	} {
-		err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20)
+		_, err := checkBody(pol, models.Anthropic, false, []byte(tc.body), true, true, false, 10, 20, 0)
 		if (err != nil) != tc.refused {
 			t.Errorf("%s: refused %v, want %v", tc.name, err != nil, tc.refused)
 		}
@@ -402,8 +402,18 @@ func TestPaidFeatures(t *testing.T) {
 	t.Run("allowed", func(t *testing.T) {
 		e, _ := paidMounts(t, map[string]string{"ALLOW_PAID_FEATURES": "true"})
 		tk := e.user(users.Patch{})
+		// These name stores of the operator's account (a search data
+		// store, a file search store, the resource's managed identity):
+		// refused all the same (TestOperatorStoredObjectsRefused).
+		operators := map[string]bool{"Azure On Your Data": true, "Vertex Gemini retrieval": true, "Gemini file search": true}
 		for _, c := range paidCases(tk) {
-			if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
+			a := e.do(call{path: c.path, body: c.body, header: c.header})
+			switch {
+			case operators[c.name]:
+				if a.status != 400 || !strings.Contains(string(a.body), "names an object stored on this proxy's account") {
+					t.Errorf("%s: %d %s", c.name, a.status, a.body)
+				}
+			case a.status != 200:
 				t.Errorf("%s: %d %s", c.name, a.status, a.body)
 			}
 		}
@@ -685,6 +695,7 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 		return `{"contents":[{"role":"user","parts":[` + part + `,{"text":"sum it up"}]}]` + extra + `}`
 	}
 	file := "a file stored on this proxy's account"
+	object := "names an object stored on this proxy's account (a container, a vector store"
 	for _, c := range []struct {
 		name, path, body string
 		header           map[string]string
@@ -711,6 +722,18 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 		{"Vertex bucket", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"gs://operator-bucket/contracts/a.pdf"}}`, ""), gKey, file},
 		{"Vertex bucket over https", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"https://storage.googleapis.com/operator-bucket/a.pdf"}}`, ""), gKey, file},
 		{"Vertex S3 object", vertex, gemini(`{"fileData":{"mimeType":"application/pdf","fileUri":"s3://operator-bucket/a.pdf"}}`, ""), gKey, file},
+		{"code interpreter container by id", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"list the files","tools":[{"type":"code_interpreter","container":"cntr_abc"}]}`, bearer, object},
+		{"escaped container id", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","cont\u0061iner":"cntr_abc"}]}`, bearer, object},
+		{"container id after an automatic one", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto"},"container":"cntr_abc"}]}`, bearer, object},
+		{"files in an automatic container", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":["file-abc"]}}]}`, bearer, file},
+		{"shell container reference", resp, `{"model":"gpt-5","max_output_tokens":20,"input":"ls","tools":[{"type":"shell","environment":{"type":"container_reference","container_id":"cntr_abc"}}]}`, bearer, object},
+		{"file search vector store", resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"file_search","vector_store_ids":["vs_abc"]}]}`, bearer, object},
+		{"Anthropic container by id", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"ls"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],"container":"container_011abc"}`, xKey, object},
+		{"Anthropic container object by id", ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"ls"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],"container":{"id":"container_011abc","skills":[]}}`, xKey, object},
+		{"Gemini file search store", goo, gemini(`{"text":"hi"}`, `,"tools":[{"fileSearch":{"fileSearchStoreNames":["fileSearchStores/s"]}}]`), gKey, object},
+		{"Vertex AI Search data store", vertex, gemini(`{"text":"hi"}`, `,"tools":[{"retrieval":{"vertex_ai_search":{"datastore":"projects/p/locations/global/collections/default_collection/dataStores/d"}}}]`), gKey, object},
+		{"Vertex RAG corpus", vertex, gemini(`{"text":"hi"}`, `,"tools":[{"retrieval":{"vertexRagStore":{"ragResources":[{"ragCorpus":"projects/p/locations/us-central1/ragCorpora/1"}]}}}]`), gKey, object},
+		{"Azure managed identity", "/proxy/azure/openai/v1/chat/completions", `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"data_sources":[{"type":"azure_search","parameters":{"endpoint":"https://s.search.windows.net","index_name":"docs","authentication":{"type":"user_assigned_managed_identity","managed_identity_resource_id":"/subscriptions/x"}}}]}`, bearer, object},
 		{"Gemini context cache", goo, gemini(`{"text":"hi"}`, `,"cachedContent":"cachedContents/abc"`), gKey, "cachedContent: it names an object stored"},
 		{"Gemini context cache, counted", count, gemini(`{"text":"hi"}`, `,"cached_content":"cachedContents/abc"`), gKey, "cached_content: it names an object stored"},
 		{"Vertex context cache", vertex, gemini(`{"text":"hi"}`, `,"cachedContent":"projects/p/locations/us-central1/cachedContents/1"`), gKey, "cachedContent"},
@@ -758,6 +781,16 @@ func TestOperatorStoredObjectsRefused(t *testing.T) {
 			`"container":{"skills":[{"type":"anthropic","skill_id":"pptx","version":"latest"}]}}`, xKey},
 		{goo, gemini(`{"fileData":{"mimeType":"video/mp4","fileUri":"https://www.youtube.com/watch?v=x"}}`, `,"cachedContent":null`), gKey},
 		{goo, gemini(`{"functionCall":{"name":"open","args":{"file_id":"files/abc"}}}`, ""), gKey},
+		// A new container made for the request, without files or with
+		// none; a replayed call that ran in a container; a function
+		// taking a container parameter; an empty store list.
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto"}}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"code_interpreter","container":{"type":"auto","file_ids":[],"id":null}}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":[{"type":"code_interpreter_call","id":"ci_1","status":"completed","code":"print(1)","container_id":"cntr_abc","outputs":null},{"role":"user","content":"and now?"}]}`, bearer},
+		{resp, `{"model":"gpt-4o","max_output_tokens":20,"input":"hi","tools":[{"type":"function","name":"run","parameters":{"type":"object","properties":{"container":{"type":"string"},"vector_store_ids":{"type":"array"}}}}]}`, bearer},
+		{resp, `{"model":"gpt-5","max_output_tokens":20,"input":"ls","tools":[{"type":"shell","environment":{"type":"container_auto"}}]}`, bearer},
+		{ant, `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":"ls"}],"tools":[{"type":"code_execution_20250825","name":"code_execution"}],"container":null}`, xKey},
+		{"/proxy/azure/openai/v1/chat/completions", `{"model":"gpt-4o","max_tokens":10,"messages":[{"role":"user","content":"hi"}],"data_sources":[{"type":"azure_search","parameters":{"endpoint":"https://s.search.windows.net","index_name":"docs","authentication":{"type":"api_key","key":"users-own"}}}]}`, bearer},
 	} {
 		if a := e.do(call{path: c.path, body: c.body, header: c.header}); a.status != 200 {
 			t.Errorf("%s %s: %d %s", c.path, c.body, a.status, a.body)
@@ -806,7 +839,8 @@ func TestMaxContextTokensCountsUnspacedScripts(t *testing.T) {
 
 // Text written without spaces or punctuation (CamelCase words, which a
 // model reads as well as spaced text) looks like base64, and counts
-// toward MAX_CONTEXT_TOKENS all the same; an image's base64 does not.
+// toward MAX_CONTEXT_TOKENS all the same; an image's base64 does not: the
+// image counts its stated figure (1,600 for Claude), not its bytes.
 func TestMaxContextTokensCountsTextThatLooksLikeBase64(t *testing.T) {
 	long := strings.Repeat("TellMeALongStoryAboutTheSea", 400) // 10800 bytes: ~2700 tokens
 	vars := map[string]string{"MAX_CONTEXT_TOKENS_OPENAI": "150", "MAX_CONTEXT_TOKENS_ANTHROPIC": "150", "ALLOWED_VISION_SERVICES": "anthropic"}
@@ -819,13 +853,17 @@ func TestMaxContextTokensCountsTextThatLooksLikeBase64(t *testing.T) {
 		})
 	}
 	t.Run("an image", func(t *testing.T) {
-		e := newEnv(t, vars)
+		e := newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_ANTHROPIC": "2000", "ALLOWED_VISION_SERVICES": "anthropic"})
 		tk := e.user(users.Patch{})
 		image := `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[{"role":"user","content":[{"type":"text","text":"what is this"},` +
 			`{"type":"image","source":{"type":"base64","media_type":"image/png","data":"` + strings.Repeat("iVBORw0KGgo+", 1<<20/12) + `"}}]}]}`
 		if a := e.do(call{path: provCases[1].path, body: image, header: provCases[1].auth(tk)}); a.status != 200 {
 			t.Errorf("a 1 MiB image: %d %.300s", a.status, a.body)
 		}
+		e = newEnv(t, map[string]string{"MAX_CONTEXT_TOKENS_ANTHROPIC": "1500", "ALLOWED_VISION_SERVICES": "anthropic"})
+		tk = e.user(users.Patch{})
+		a := e.do(call{path: provCases[1].path, body: image, header: provCases[1].auth(tk)})
+		refusedUnsent(t, e, provCases[1], tk, a, 400, "exceeds the context size limit. (max: 1500 tokens, requested: 1626 prompt")
 	})
 }
 
@@ -889,6 +927,7 @@ func FuzzPolicyBody(f *testing.F) {
 	f.Add([]byte(`{"model":"gpt-4o","service_tier":"priority","tools":[{"googleSearch":{}},{"type":"web_search_20250305"}]}`))
 	f.Add([]byte(`{"anthropic_beta":["context-1m-2025-08-07"],"speed":"fast","web_search_options":{}}`))
 	f.Add([]byte(`{"generationConfig":{"responseModalities":["AUDIO"]},"messages":[{"content":[{"type":"input_audio","input_audio":{}}]}]}`))
+	f.Add([]byte(`{"tools":[{"container":"cntr_1"},{"environment":{"type":"container_reference"}},{"vector_store_ids":["vs"]}],"data_sources":[{"parameters":{"authentication":{"type":"system_assigned_managed_identity"}}}]}`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		// The one pass never hides what the walks find.
 		m := markers(body)
@@ -904,6 +943,9 @@ func FuzzPolicyBody(f *testing.F) {
 		}
 		if found, _ := findInputs(doc, audioInput); !m.audio && found != 0 {
 			t.Errorf("audio walked into past the markers in %q", body)
+		}
+		if found, _ := findInputs(doc, operatorStored); !m.stored && found != 0 {
+			t.Errorf("a stored object walked into past the markers in %q", body)
 		}
 		text, _ := promptText(body)
 		if len(text) > 2*len(body)+16 {
@@ -932,7 +974,7 @@ func BenchmarkPolicies(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			for b.Loop() {
-				if err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, true, false, 600, 900); err != nil {
+				if _, err := checkBody(&cfg.Policies, models.OpenAI, false, body, true, true, false, 600, 900, 0); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -233,7 +233,7 @@ func TestModelLists(t *testing.T) {
 		want   string
 	}{
 		{"/proxy/openai/v1/models", bearerH(token), upstreamfake.OpenAI, `"gpt-5"`},
-		{"/proxy/openai/v1/models/gpt-5", bearerH(token), upstreamfake.OpenAI, `"object":"list"`},
+		{"/proxy/openai/v1/models/gpt-5", bearerH(token), upstreamfake.OpenAI, `"id":"gpt-5","object":"model"`},
 		{"/proxy/anthropic/v1/models", map[string]string{"x-api-key": token}, upstreamfake.Anthropic, `"claude-sonnet-4-5-20250929"`},
 		{"/proxy/google-ai/v1beta/models?key=" + token, nil, upstreamfake.Google, `"models/gemini-2.5-flash"`},
 		{"/proxy/mistral-ai/v1/models", bearerH(token), upstreamfake.Mistral, `"mistral-large-latest"`},

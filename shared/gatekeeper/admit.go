@@ -31,7 +31,15 @@ type Admission struct {
 	family   string      // the reservation's, once Reserve passed
 	reserved int64
 	holds    bool
+	also     hold // a second family's reservation (ReserveAlso)
 	released atomic.Bool
+}
+
+// hold is a reservation in a family's quota.
+type hold struct {
+	family   string
+	reserved int64
+	holds    bool
 }
 
 // Release frees the request's concurrency slot and quota reservation
@@ -51,6 +59,9 @@ func (a *Admission) Release() {
 	}
 	if a.holds {
 		a.g.ledger.release(a.p.Token, a.family, a.reserved)
+	}
+	if a.also.holds {
+		a.g.ledger.release(a.p.Token, a.also.family, a.also.reserved)
 	}
 }
 
@@ -144,6 +155,26 @@ func (g *Gatekeeper) Reserve(ctx context.Context, a *Admission, family string, r
 	return nil
 }
 
+// ReserveAlso reserves, for an admission Reserve has passed, requested
+// tokens in a second family: what the request makes beside its own
+// family's output and is charged there (the images a Responses request's
+// image generation tool makes, in the image family). It is checked as
+// Reserve checks, counting the first reservation when the family is the
+// same; on refusal the admission is released and its rate-limit count
+// taken back. Released with the admission.
+func (g *Gatekeeper) ReserveAlso(ctx context.Context, a *Admission, family string, requested int64) error {
+	h, err := g.check(ctx, a, family, requested, true)
+	if err != nil {
+		a.refuse()
+		return err
+	}
+	a.also = h
+	if h.holds && a.released.Load() {
+		g.ledger.release(a.p.Token, family, requested)
+	}
+	return nil
+}
+
 // Move counts an admitted request in another family than the one it
 // reserved in: the service, not the request, chose the model that
 // answered (an Azure deployment's). That family's allow-list and quota
@@ -166,23 +197,38 @@ func (g *Gatekeeper) Move(ctx context.Context, a *Admission, family string, requ
 // Move, whose upstream has answered) it also refuses a user whose token
 // ended since authentication.
 func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, requested int64, unsent bool) error {
+	h, err := g.check(ctx, a, family, requested, unsent)
+	if err != nil || !h.holds {
+		return err
+	}
+	a.family, a.reserved, a.holds = h.family, h.reserved, true
+	if a.released.Load() {
+		// Released meanwhile (a caller's bug): give the reservation back.
+		g.ledger.release(a.p.Token, family, requested)
+	}
+	return nil
+}
+
+// check is reserve's checks and the ledger's reservation, which it
+// returns for the caller to hold.
+func (g *Gatekeeper) check(ctx context.Context, a *Admission, family string, requested int64, unsent bool) (hold, error) {
 	p := a.p
 	if !p.Admin && !g.cfg.FamilyAllowed(family) {
-		return notAllowed(family)
+		return hold{}, notAllowed(family)
 	}
 	if p.Exempt || p.Token == "" {
-		return nil
+		return hold{}, nil
 	}
 	if unsent && p.quota.expired(g.now()) {
 		// Its time ran out while the body was on its way (a body may
 		// take as long as the function's timeout to arrive).
-		return users.Errorf(users.CodeForbidden, users.ExpiredReason)
+		return hold{}, users.Errorf(users.CodeForbidden, users.ExpiredReason)
 	}
 	limit, used := p.quota.of(family)
 	if limit <= 0 {
 		// No quota to keep (as of authentication, USER_CACHE_TTL old at
 		// most): nothing to reserve, and no second read of the user.
-		return nil
+		return hold{}, nil
 	}
 	settled0 := g.ledger.open(p.Token, family)
 	typ := p.quota.typ
@@ -207,25 +253,20 @@ func (g *Gatekeeper) reserve(ctx context.Context, a *Admission, family string, r
 		if err != nil {
 			g.ledger.close(p.Token)
 			if users.IsNotFound(err) {
-				return users.Errorf(users.CodeUnauthorized, "Invalid user token.")
+				return hold{}, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 			}
-			return unavailable(err)
+			return hold{}, unavailable(err)
 		}
 		if fresh.refused != nil {
 			g.ledger.close(p.Token)
-			return fresh.refused
+			return hold{}, fresh.refused
 		}
 		typ, limit, used = fresh.typ, fresh.limit, fresh.used
 	}
 	if err := g.ledger.reserve(p.Token, typ, family, limit, used, requested, settled0); err != nil {
-		return err
+		return hold{}, err
 	}
-	a.family, a.reserved, a.holds = family, requested, true
-	if a.released.Load() {
-		// Released meanwhile (a caller's bug): give the reservation back.
-		g.ledger.release(p.Token, family, requested)
-	}
-	return nil
+	return hold{family: family, reserved: requested, holds: true}, nil
 }
 
 // Admit is Enter and Reserve at once, for a request whose family and size

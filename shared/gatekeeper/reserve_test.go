@@ -578,3 +578,39 @@ func TestPrincipalQuotaIsACopy(t *testing.T) {
 		t.Fatalf("the principal's quota changed with the store's user: %v %v, was %v %v", limits, used, limits0, used0)
 	}
 }
+
+// A second family's reservation (ReserveAlso: a text request's images in
+// the image family) counts against that family's quota while the
+// request runs, is refused as Reserve refuses, and is freed with the
+// admission.
+func TestReserveAlsoHoldsASecondFamily(t *testing.T) {
+	f := quotaFixture(t, "ALLOWED_MODEL_FAMILIES", "gpt4o,gpt-image")
+	f.addUser(t, tokB, func(u *users.User) { u.TokenLimits = map[string]int64{"gpt4o": 1000, "gpt-image": 5000} })
+	p := f.mustAuth(t, tokB)
+	first, err := f.gk.Admit(ctx(t), p, "gpt4o", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gk.ReserveAlso(ctx(t), first, "gpt-image", 4000); err != nil {
+		t.Fatalf("4000 of 5000: %v", err)
+	}
+	second, err := f.gk.Admit(ctx(t), p, "gpt4o", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = f.gk.ReserveAlso(ctx(t), second, "gpt-image", 4000)
+	wantCode(t, err, users.CodeQuota, "")
+	// The refusal released second: its text reservation too.
+	if _, err := f.gk.Admit(ctx(t), p, "gpt4o", 900); err != nil {
+		t.Fatalf("second's text reservation kept after its refusal: %v", err)
+	}
+	first.Release()
+	third, err := f.gk.Admit(ctx(t), p, "gpt4o", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.gk.ReserveAlso(ctx(t), third, "gpt-image", 5000); err != nil {
+		t.Fatalf("first's image reservation kept after its release: %v", err)
+	}
+	third.Release()
+}

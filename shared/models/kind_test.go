@@ -81,7 +81,7 @@ func TestReachable(t *testing.T) {
 }
 
 // Fine-tuned models ("ft:<base>:<org>::<id>", as OpenAI and Mistral name
-// them, and as GET /v1/models lists them to any user) count in their base
+// them) count in their base
 // model's family, not in the provider's default one.
 func TestFineTunedModelsCountInTheirBaseFamily(t *testing.T) {
 	cases := []struct {

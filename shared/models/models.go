@@ -316,6 +316,15 @@ func openAIRules(prefix string) []rule {
 // the provider's default family.
 func FamilyOf(p Provider, model string) string {
 	p = familiesOf(p)
+	if f, ok := ruleFamily(p, model); ok {
+		return f
+	}
+	return DefaultFamily[p]
+}
+
+// ruleFamily is the family a rule of p's gives model; ok is false for a
+// model no rule knows.
+func ruleFamily(p Provider, model string) (family string, ok bool) {
 	m := strings.ToLower(strings.TrimPrefix(model, "models/"))
 	if rest, ok := strings.CutPrefix(m, "ft:"); ok {
 		// A fine-tune (ft:<base>:<org>:<name>:<id>) counts in its base
@@ -325,10 +334,10 @@ func FamilyOf(p Provider, model string) string {
 	rs := rules[p]
 	for i := range rs {
 		if rs[i].match(m) {
-			return rs[i].family
+			return rs[i].family, true
 		}
 	}
-	return DefaultFamily[p]
+	return "", false
 }
 
 // Kind is what a route generates, which decides the families its models

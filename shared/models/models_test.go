@@ -209,3 +209,28 @@ func TestMatchersAgreeWithPatterns(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxOutput(t *testing.T) {
+	for _, c := range []struct {
+		p     Provider
+		model string
+		want  int64
+	}{
+		{OpenAI, "gpt-4o-mini", 16_384},
+		{OpenAI, "ft:gpt-4o-mini-2024-07-18:org::abc", 16_384},
+		{OpenAI, "gpt-5.2-pro", 272_000},
+		{OpenAI, "o4-mini", 100_000},
+		{AzureOpenAI, "gpt-4.1", 32_768},
+		{AWSMistral, "mistral.mistral-7b-instruct-v0:2", 32_768},
+		{OpenAIImage, "gpt-4o", 16_384},
+		// Unknown models, and families the table leaves to the provider.
+		{OpenAI, "gpt-7-preview", 0},
+		{GoogleAI, "gemini-2.5-flash", 0},
+		{MistralAI, "mistral-large-latest", 0},
+		{Anthropic, "claude-sonnet-4-5", 0},
+	} {
+		if got := MaxOutput(c.p, c.model); got != c.want {
+			t.Errorf("MaxOutput(%s, %q) = %d, want %d", c.p, c.model, got, c.want)
+		}
+	}
+}

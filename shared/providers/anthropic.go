@@ -44,6 +44,9 @@ func anthropicProvider() *Provider {
 		ErrorBody: anthropicErrorBody,
 		KeyDead:   anthropicKeyDead,
 		CheckPath: "/v1/models",
+		// max_tokens is required (the translations name one): no
+		// UnlimitedOutput.
+		ImageTokens: anthropicImageTokens,
 	}
 }
 

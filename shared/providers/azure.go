@@ -46,6 +46,9 @@ func azureProvider() *Provider {
 		// An answer naming no model (DALL-E's) leaves the request's own.
 		AnswerModel: azureAnswerModel,
 		KeyDead:     azureKeyDead,
+		// A deployment runs an OpenAI model.
+		UnlimitedOutput: openAIUnlimitedOutput,
+		ImageTokens:     openAIImageTokens,
 		// A chat request on a DALL-E deployment, an image request on a
 		// chat one: another deployment of the pool may serve it.
 		Elsewhere: func(status int, body []byte) bool {

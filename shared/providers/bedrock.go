@@ -42,6 +42,8 @@ func awsClaudeProvider() *Provider {
 		// The Anthropic SDKs send these: the beta list goes into the
 		// body, where Bedrock reads it.
 		Headers: []string{"Anthropic-Version", "Anthropic-Beta"},
+		// Anthropic's Messages: max_tokens is required.
+		ImageTokens: anthropicImageTokens,
 	})
 }
 
@@ -52,6 +54,9 @@ func awsMistralProvider() *Provider {
 		Routes: []Route{
 			{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat},
 		},
+		// Mistral's chat, max_tokens optional.
+		UnlimitedOutput: mistralUnlimitedOutput,
+		ImageTokens:     mistralImageTokens,
 	})
 }
 

@@ -65,6 +65,14 @@ type Format struct {
 	// with ImageToolModel from a text route: Request.MakesImages.
 	ImageTools     [][]string
 	ImageToolModel string
+	// ImagePrice, for a request that MakesImages, is the output tokens
+	// one image of its image tool is reserved and, when the answer does
+	// not report the tool's usage, charged, and how many images the
+	// quota reserves (Request.ImagePrice, ImagesReserved).
+	ImagePrice func(body []byte) (perImage, images int64)
+	// ImageUsage reads what a whole answer's image tool made: the tokens
+	// it reports (reported false: none), and the images in the answer.
+	ImageUsage func(body []byte) (tokens int64, reported bool, images int64)
 	// AskUsage edits a streamed request so that the stream reports usage
 	// (OpenAI's stream_options.include_usage); hide is true when the
 	// client had not asked for it, so the usage chunk is not relayed.
@@ -129,6 +137,10 @@ type Request struct {
 	// when the forwarded request names none.
 	MaxOut    int64
 	HasMaxOut bool
+	// ZeroLimit: a limit the forwarded request names is 0, which Gemini
+	// reads as none (the clamp replaces it, so only unclamped requests
+	// forward one).
+	ZeroLimit bool
 	// LimitAdded: the client named no limit; MaxOut is the clamp, which
 	// Parse added at the format's AddMaxTokens.
 	LimitAdded bool
@@ -149,6 +161,9 @@ type Request struct {
 	// MakesImages: the request gives an image generation tool
 	// (Format.ImageTools).
 	MakesImages bool
+	// ImagePrice is one image's output tokens, ImagesReserved the images
+	// the quota reserves in the image family (Format.ImagePrice).
+	ImagePrice, ImagesReserved int64
 	// Native follows the native stream behind a translated one (set by
 	// the translation; nil otherwise): the translation tells the usage
 	// only at its end, the native stream may have reported it earlier.
@@ -311,6 +326,7 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	for _, l := range limits {
 		if l.set {
 			rq.MaxOut, rq.HasMaxOut = max(rq.MaxOut, l.n), true
+			rq.ZeroLimit = rq.ZeroLimit || l.n == 0
 		}
 	}
 	rq.PromptTokens = (text+3)/4 + ids
@@ -616,6 +632,11 @@ type StreamState struct {
 	// (a reasoning model's thinking): an answer cut short is charged at
 	// least this much output.
 	Hidden int64
+	// Images counts the images an image tool made; ImageTokens is what
+	// the tool reported it used, when HaveImageTokens.
+	Images          int64
+	ImageTokens     int64
+	HaveImageTokens bool
 	// Unread: a native event too big to hold (framing.Cut) was dropped
 	// by a translation unread; the relay charges it as it does a cut
 	// event of its own (set on the native state, cleared by the relay).
@@ -709,6 +730,38 @@ func MustJSON(v any) []byte {
 		panic(err) // only maps of plain values are encoded
 	}
 	return b
+}
+
+// plainJSON encodes what a translation writes (a native request body, a
+// translated answer or chunk) as MustJSON does but without escaping
+// HTML's <, > and & (as \u003c): a byte read would become six written,
+// and a request or answer of them would take some fifty times its size
+// to translate, past what the translation reserved or weighed of the
+// memory budget (costOfTranslating, TranslatedAnswerCost). No upstream
+// reads its request as HTML, and no client may read an answer as HTML
+// (the proxy serves every answer with nosniff and a sandbox).
+func plainJSON(v any) []byte {
+	var w copyWriter
+	enc := json.NewEncoder(&w)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		panic(err) // only maps of plain values are encoded
+	}
+	return w.b
+}
+
+// copyWriter keeps a copy of what an Encoder writes, its closing newline
+// left out, in a slice of exactly its size (a bytes.Buffer would round it
+// up, by up to half of it, as json.Marshal does not).
+type copyWriter struct{ b []byte }
+
+func (w *copyWriter) Write(p []byte) (int, error) {
+	q := bytes.TrimSuffix(p, []byte("\n"))
+	if w.b == nil {
+		w.b = make([]byte, 0, len(q))
+	}
+	w.b = append(w.b, q...)
+	return len(p), nil
 }
 
 // eventName is a stream event's name, from its event: line or, for

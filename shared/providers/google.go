@@ -29,6 +29,9 @@ func googleProvider() *Provider {
 		Headers:   []string{"X-Goog-Api-Client"},
 		ErrorBody: googleErrorBody,
 		KeyDead:   googleKeyDead,
+		// maxOutputTokens unset (or 0) is the model's maximum.
+		UnlimitedOutput: googleUnlimitedOutput,
+		ImageTokens:     googleImageTokens,
 		// The model list, free: a key set aside is rechecked with it.
 		CheckPath: "/v1beta/models",
 		Framing: Framing{

@@ -19,6 +19,9 @@ func mistralProvider() *Provider {
 		SetKey: bearer,
 		// Mistral answers 401 for a bad key, 403 for a model the plan lacks.
 		KeyDead: func(status int, _ []byte) bool { return status == http.StatusUnauthorized },
+		// max_tokens is optional: the context bounds the answer.
+		UnlimitedOutput: mistralUnlimitedOutput,
+		ImageTokens:     mistralImageTokens,
 	}, Route{Method: http.MethodPost, Pattern: "/v1/chat/completions", Format: MistralChat})
 }
 

@@ -27,6 +27,9 @@ func openAIProvider() *Provider {
 		SetKey:  bearer,
 		Headers: []string{"OpenAI-Beta"},
 		KeyDead: openAIKeyDead,
+		// Chat, Responses and legacy completions take no limit at all.
+		UnlimitedOutput: openAIUnlimitedOutput,
+		ImageTokens:     openAIImageTokens,
 	}, openAIOperations()...)
 }
 
@@ -44,14 +47,14 @@ func openAIOperations() []Route {
 
 // openAICompatible completes a provider that serves OpenAI's API (OpenAI,
 // Mistral, Azure OpenAI, the gateways that copy it) with what that API
-// fixes for all of them: the model list and one model under /v1, then
-// the given operations; OpenAI's error shape; and the model list, free, as
+// fixes for all of them: the model list and one model under /v1 (without
+// the account's own models: OpenAIModels), then the given operations; OpenAI's error shape; and the model list, free, as
 // the key check. The provider's own value gives the rest: its names, where
 // its key goes, which answers mean the key is dead.
 func openAICompatible(p *Provider, operations ...Route) *Provider {
 	p.Routes = append([]Route{
-		{Method: http.MethodGet, Pattern: "/v1/models", Format: List},
-		{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true},
+		{Method: http.MethodGet, Pattern: "/v1/models", Format: List, Translate: OpenAIModels},
+		{Method: http.MethodGet, Pattern: "/v1/models/{model}", Format: List, Unlisted: true, Translate: OpenAIModel},
 	}, operations...)
 	p.ErrorBody = openAIErrorBody
 	p.CheckPath = "/v1/models"
@@ -90,6 +93,7 @@ var (
 		OperatorRefs: [][]string{{"prompt"}},
 		// The image_generation tool draws with gpt-image-1.
 		ImageTools: [][]string{{"tools"}}, ImageToolModel: "gpt-image-1",
+		ImagePrice: imageToolPrice, ImageUsage: responsesImageUsage,
 		Thinking:    [][]string{{"reasoning"}},
 		Usage:       openAIUsage,
 		Event:       responsesEvent,
@@ -179,6 +183,108 @@ func gptImageTokens(size, quality string) int64 {
 		return row[2]
 	}
 	return row[1]
+}
+
+// PartialImageTokens is what OpenAI bills for each partial image an
+// image generation tool streams before its image: 100 output tokens.
+const PartialImageTokens = 100
+
+// MaxImageToolTokens is the most one image of the image generation tool
+// is priced (imageToolPrice): the largest, highest quality image and
+// three partial images.
+const MaxImageToolTokens = 6240 + 3*PartialImageTokens
+
+// maxImagesReserved bounds the images a Responses request's quota check
+// reserves for its max_tool_calls.
+const maxImagesReserved = 64
+
+// imageToolPrice prices the image_generation tool of a Responses request:
+// one image is the output tokens OpenAI bills for an image of the
+// tool's size and quality (gptImageTokens: the most the tool may choose
+// when it names auto or none), plus PartialImageTokens for each partial
+// image it asks for (at most 3); of several such tools, the dearest.
+// images is the request's max_tool_calls (the built-in tool calls one
+// answer may make), else one: a model may call the tool more than once,
+// and each image it makes is charged all the same.
+func imageToolPrice(body []byte) (perImage, images int64) {
+	images = 1
+	gjson.ParseBytes(body).ForEach(func(k, v gjson.Result) bool {
+		switch k.String() {
+		case "tools":
+			v.ForEach(func(_, t gjson.Result) bool {
+				perImage = max(perImage, imageToolTokens1(t))
+				return true
+			})
+		case "max_tool_calls":
+			if n := v.Int(); n > 1 {
+				images = min(n, maxImagesReserved)
+			}
+		}
+		return true
+	})
+	return perImage, images
+}
+
+// imageToolTokens1 prices one image of tool, 0 when it is no
+// image_generation tool. Every occurrence of a member is read (a hostile
+// body may repeat one): the dearest is priced.
+func imageToolTokens1(tool gjson.Result) int64 {
+	image := false
+	sizes, qualities := []string{}, []string{}
+	var partial int64
+	tool.ForEach(func(k, v gjson.Result) bool {
+		switch k.String() {
+		case "type":
+			image = image || v.String() == "image_generation"
+		case "size":
+			sizes = append(sizes, v.String())
+		case "quality":
+			qualities = append(qualities, v.String())
+		case "partial_images":
+			partial = max(partial, min(max(v.Int(), 0), 3))
+		}
+		return true
+	})
+	if !image {
+		return 0
+	}
+	// None, or several: the most the upstream may choose.
+	one := func(vs []string) string {
+		if len(vs) == 1 {
+			return vs[0]
+		}
+		return ""
+	}
+	return gptImageTokens(one(sizes), one(qualities)) + partial*PartialImageTokens
+}
+
+// responsesImageUsage reads what a whole Responses answer's image tool
+// made: the tokens of its tool_usage.image_gen (the image model's input
+// and output, which the answer's own usage leaves out), and the
+// image_generation_call items of its output.
+func responsesImageUsage(body []byte) (tokens int64, reported bool, images int64) {
+	tokens, reported = imageToolTokens(body)
+	gjson.GetBytes(body, "output").ForEach(func(_, item gjson.Result) bool {
+		if item.Get("type").String() == "image_generation_call" {
+			images++
+		}
+		return true
+	})
+	return tokens, reported, images
+}
+
+// imageToolTokens reads a Responses response object's
+// tool_usage.image_gen: its input and output tokens.
+func imageToolTokens(resp []byte) (int64, bool) {
+	gen := jsonscan.MemberValue(jsonscan.MemberValue(resp, "tool_usage"), "image_gen")
+	if gen == nil || jsonscan.IsNull(gen) {
+		return 0, false
+	}
+	var u usageJSON
+	if !u.decode(gen) {
+		return 0, false
+	}
+	return u.openAI().Total(), true
 }
 
 // openAIErrorBody is OpenAI's error shape, also used by Mistral.
@@ -316,11 +422,17 @@ func responsesEvent(st *StreamState, name, data []byte) bool {
 	switch typ := eventName(name, data); typ {
 	case "response.output_text.done", "response.output_item.done":
 		st.Final = true
+	case "response.image_generation_call.completed":
+		st.Images++
 	case "response.completed", "response.incomplete", "response.failed":
 		st.Done = true
-		if u, ok := nestedUsage(jsonscan.MemberValue(data, "response")); ok && u != nil {
+		resp := jsonscan.MemberValue(data, "response")
+		if u, ok := nestedUsage(resp); ok && u != nil {
 			st.U = u.openAI()
 			st.HaveIn, st.HaveOut = true, true
+		}
+		if n, ok := imageToolTokens(resp); ok {
+			st.ImageTokens, st.HaveImageTokens = n, true
 		}
 	default:
 		if strings.HasSuffix(typ, ".delta") {

@@ -103,7 +103,7 @@ func imageChatRequest(rq *Request) ([]byte, error) {
 	if strings.HasPrefix(rq.Model, "dall-e") {
 		out["response_format"] = "url"
 	}
-	return MustJSON(out), nil
+	return plainJSON(out), nil
 }
 
 // imageChatResponse shows the images as Markdown in a chat completion;

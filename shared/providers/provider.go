@@ -73,9 +73,48 @@ type Provider struct {
 	CheckPath string
 	// Framing is how streamed answers are framed.
 	Framing Framing
+	// UnlimitedOutput is the most output the provider's models write for
+	// a request that names no output limit, or 0: what the quota reserves
+	// for one that no clamp bounds (MAX_OUTPUT_TOKENS_…=0). 0 where the
+	// API requires a limit (Anthropic's) or the routes have none.
+	UnlimitedOutput int64
+	// ImageTokens is what the prompt estimate counts for each image input
+	// (the text estimate leaves image data out): about what the provider
+	// bills a large image, as tokens of the prompt.
+	ImageTokens int64
 
 	router router
 }
+
+// The output a request naming no limit may be given, by provider
+// (Provider.UnlimitedOutput): the largest maximum of the provider's
+// models, as their documentation gives it.
+const (
+	// GPT-5 pro's 272,000 (GPT-5's 128,000, the o-series' 100,000).
+	openAIUnlimitedOutput = 272_000
+	// Gemini 2.5's and 3's 65,536.
+	googleUnlimitedOutput = 65_536
+	// Mistral bounds the output by the context window alone: the
+	// largest, 256k (Mistral Large 3, Devstral 2).
+	mistralUnlimitedOutput = 262_144
+)
+
+// The tokens the prompt estimate counts for each image input, by
+// provider (Provider.ImageTokens): what one large image is billed.
+const (
+	// A high-detail image at its largest (768×2048: 85 + 8 tiles × 170)
+	// on GPT-4o, GPT-4.1 and the o-series.
+	openAIImageTokens = 1_445
+	// About width × height / 750, an image being scaled down to about
+	// 1.15 megapixels: about 1,600 at most.
+	anthropicImageTokens = 1_600
+	// Gemini 3's default resolution for images (high: 1,120); Gemini 2
+	// bills 258 for each 768-pixel tile.
+	googleImageTokens = 1_120
+	// Pixtral's largest image, 1024×1024 pixels in 16-pixel patches: 64
+	// rows of 64, and a break after each row.
+	mistralImageTokens = 4_160
+)
 
 // Env names the provider's configuration variables.
 type Env struct {

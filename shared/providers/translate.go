@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tidwall/gjson"
 
@@ -140,11 +141,38 @@ const (
 	translationItemCost = 2048
 )
 
-// costOfTranslating is what translating a body of size bytes and items
-// items may allocate.
-func costOfTranslating(size int, items int64) int64 {
-	return translationByteCost*int64(size) + translationItemCost*items
+// costOfTranslating is what translating body, of items items, may
+// allocate. Its bytes are counted as the native body may spell them
+// (nativeSize): a byte the translation writes as several costs as many.
+func costOfTranslating(body []byte, items int64) int64 {
+	return translationByteCost*nativeSize(body) + translationItemCost*items
 }
+
+// nativeSize bounds the bytes body's strings take once decoded and
+// encoded again (plainJSON): a byte that is not UTF-8 is decoded as
+// U+FFFD, three bytes; U+2028 and U+2029, three bytes, are encoded as
+// six (\u2028). Each of these took some twenty times its size to
+// translate, past translationByteCost. Every other byte stays one, or
+// was already escaped in body and takes no more.
+func nativeSize(body []byte) int64 {
+	n := int64(len(body))
+	n += 3 * int64(bytes.Count(body, lineSeparator)+bytes.Count(body, paragraphSeparator))
+	if !utf8.Valid(body) {
+		for b := body; len(b) > 0; {
+			r, size := utf8.DecodeRune(b)
+			if r == utf8.RuneError && size == 1 {
+				n += 2
+			}
+			b = b[size:]
+		}
+	}
+	return n
+}
+
+var (
+	lineSeparator      = []byte("\u2028")
+	paragraphSeparator = []byte("\u2029")
+)
 
 // reserve bounds the request's items (boundItems) and asks rq.Reserve for
 // what its translation may take, before anything is decoded.
@@ -154,7 +182,7 @@ func reserve(rq *Request, messages, tools json.RawMessage) error {
 		return err
 	}
 	if rq.Reserve != nil {
-		return rq.Reserve(costOfTranslating(len(rq.Body), n))
+		return rq.Reserve(costOfTranslating(rq.Body, n))
 	}
 	return nil
 }
@@ -570,7 +598,7 @@ func wholeAnswer(id, model, text, reasoning string, tools []chatOutTool, finish 
 	if text != "" || len(tools) == 0 {
 		msg.Content = &text
 	}
-	return MustJSON(chatCompletion{ID: id, Object: "chat.completion", Created: nowUnix(), Model: model,
+	return plainJSON(chatCompletion{ID: id, Object: "chat.completion", Created: nowUnix(), Model: model,
 		Choices: []chatChoice{{Message: msg, FinishReason: &finish}}, Usage: u})
 }
 
@@ -585,7 +613,7 @@ type chunks struct {
 
 func (c *chunks) event(v any) {
 	c.out = append(c.out, "data: "...)
-	c.out = append(c.out, MustJSON(v)...)
+	c.out = append(c.out, plainJSON(v)...)
 	c.out = append(c.out, "\n\n"...)
 }
 
@@ -648,6 +676,23 @@ func (c *chunks) error(status int, msg string) {
 // openAIError is an upstream's error told in OpenAI's shape.
 func openAIError(status int, msg string) map[string]any {
 	return map[string]any{"error": map[string]any{"message": msg, "type": openAIErrorType(status, ""), "code": nil, "param": nil}}
+}
+
+// translatedAnswerWeight is what translating a whole native answer
+// allocates, at most, per byte of it: the answer read, its decoded
+// values, the client's answer (7.2 times a text answer's size,
+// measured: TestTranslatedAnswerWithinItsCost; answers of many small
+// blocks cost more a byte, but the output limit keeps them small).
+const translatedAnswerWeight = 12
+
+// TranslatedAnswerCost is what translating the bytes p of a whole native
+// answer may allocate, for the proxy's memory budget to weigh as the
+// answer is read. U+2028 and U+2029, three bytes, are written as six
+// (\u2028): each counts as three bytes more (an answer of them took 18
+// times its size; one cut between two reads is counted as plain bytes).
+func TranslatedAnswerCost(p []byte) int64 {
+	n := int64(len(p)) + 3*int64(bytes.Count(p, lineSeparator)+bytes.Count(p, paragraphSeparator))
+	return translatedAnswerWeight * n
 }
 
 // maxNative bounds the native answer (whole) or event held to translate.

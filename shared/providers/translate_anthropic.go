@@ -105,7 +105,7 @@ func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 	out["max_tokens"] = maxTokens
 	// The limit sent is the one the quota reserves and a stream cut short
 	// is charged, even when the translation chose it.
-	rq.MaxOut, rq.HasMaxOut = maxTokens, true
+	rq.MaxOut, rq.HasMaxOut, rq.ZeroLimit = maxTokens, true, false
 	system, turns, err := anthropicTurns(c.Messages, d)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func anthropicMessagesBody(rq *Request, d *dialect) ([]byte, error) {
 	if err := anthropicTools(c, out); err != nil {
 		return nil, err
 	}
-	return MustJSON(out), nil
+	return plainJSON(out), nil
 }
 
 // anthropicSampling writes the sampling members. toolLoop: the request

@@ -66,7 +66,7 @@ func completeRequest(rq *Request) ([]byte, error) {
 		return nil, invalid("prompt: at most %d Human: and Assistant: turns in one request on this route.", maxItems)
 	}
 	if rq.Reserve != nil {
-		if err := rq.Reserve(costOfTranslating(len(rq.Body), items)); err != nil {
+		if err := rq.Reserve(costOfTranslating(rq.Body, items)); err != nil {
 			return nil, err
 		}
 	}
@@ -90,7 +90,7 @@ func completeRequest(rq *Request) ([]byte, error) {
 	if in.TopK != nil {
 		out["top_k"] = *in.TopK
 	}
-	return MustJSON(out), nil
+	return plainJSON(out), nil
 }
 
 // promptTurns splits a legacy prompt at its Human: and Assistant: marks:
@@ -183,7 +183,7 @@ func completeResponse(resp *http.Response, rq *Request) error {
 			}
 		}
 		u, _ := topUsage(body)
-		return MustJSON(completion(m.ID, m.Model, text.String(), completeStop(m.StopReason), m.StopSequence, u))
+		return plainJSON(completion(m.ID, m.Model, text.String(), completeStop(m.StopReason), m.StopSequence, u))
 	})
 }
 
@@ -213,7 +213,7 @@ func completeStreamEvent(model string, st *StreamState) func(c *chunks, name, da
 		}
 		send := func(name string, v any) {
 			c.out = append(c.out, "event: "+name+"\ndata: "...)
-			c.out = append(c.out, MustJSON(v)...)
+			c.out = append(c.out, plainJSON(v)...)
 			c.out = append(c.out, "\n\n"...)
 		}
 		switch eventName(name, data) {

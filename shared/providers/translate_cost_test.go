@@ -2,6 +2,7 @@ package providers
 
 import (
 	"errors"
+	"io"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -32,6 +33,18 @@ func costlyShapes(size int) map[string]string {
 		"image": `{"model":"M","messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"data:image/png;base64,` +
 			strings.Repeat("QUJD", size/4) + `"}}]}]}`,
 		"image prompt": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("a", size) + `"}]}`,
+		// Characters a JSON encoder may escape as six bytes (\u003c)
+		// though one byte of the body: HTML's <, > and &.
+		"HTML characters": `{"model":"M","messages":[{"role":"user","content":"` + strings.Repeat("<&>", size/3) + `"}]}`,
+		// A byte that is not UTF-8 is decoded as U+FFFD (three bytes);
+		// U+2028 (three bytes) is encoded as six.
+		"not UTF-8": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("\xff", size) + `"}]}`,
+		"not UTF-8 in a tool result": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			`{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"{\"a\":\"` + strings.Repeat("\xff", size) + `\"}"}]}`,
+		"line separators":   `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("\u2028\u2029", size/6) + `"}]}`,
+		"HTML image prompt": `{"model":"M","messages":[{"role":"user","content":"Image: ` + strings.Repeat("<", size) + `"}]}`,
+		"HTML in a tool result": `{"model":"M","messages":[{"role":"user","content":"a"},{"role":"assistant","tool_calls":[` +
+			`{"id":"c","type":"function","function":{"name":"f","arguments":"{}"}}]},{"role":"tool","tool_call_id":"c","content":"{\"a\":\"` + strings.Repeat("<", size) + `\"}"}]}`,
 		// JSON text, its quotes escaped: each survives decoding and is
 		// escaped again.
 		"JSON text": `{"model":"M","messages":[{"role":"user","content":"` + members(size) + `"}]}`,
@@ -161,6 +174,9 @@ func TestLegacyTranslationCostCoversItsAllocations(t *testing.T) {
 		"one turn":    prompt(`\n\nHuman: ` + strings.Repeat("a", size) + `\n\nAssistant:`),
 		"escapes":     prompt(`\n\nHuman: ` + strings.Repeat(`\u00e9\n`, size/8) + `\n\nAssistant:`),
 		"small turns": prompt(strings.Repeat(`\n\nHuman: a\n\nAssistant: b`, size/30) + `\n\nAssistant:`),
+		"HTML":        prompt(`\n\nHuman: ` + strings.Repeat("<&>", size/3) + `\n\nAssistant:`),
+		"not UTF-8":   prompt(`\n\nHuman: ` + strings.Repeat("\xff", size) + `\n\nAssistant:`),
+		"separators":  prompt(`\n\nHuman: x` + strings.Repeat("\u2028", size/3) + `x\n\nAssistant:`),
 		"empty turns": prompt(`\n\nHuman: a` + strings.Repeat(`\n\nAssistant:\n\nHuman:`, size/40) + `\n\nAssistant:`),
 	} {
 		cost, alloc, err := measureTranslation(t, ep, body)
@@ -216,6 +232,65 @@ func TestLegacyTranslationSplitsInOnePass(t *testing.T) {
 		case <-done:
 		case <-time.After(30 * time.Second):
 			t.Errorf("%s × %d: not translated in 30 s", mark, maxItems-1)
+		}
+	}
+}
+
+// A whole native answer takes, to translate, at most what
+// TranslatedAnswerCost says of its bytes (the weight the proxy's memory
+// budget gives it as it is read): on every translated chat route and the
+// legacy one, for answers of plain text, of HTML's characters (written
+// escaped, each took six bytes: some fifty times the answer's size), of
+// line separators (written escaped), and of a tool call of them.
+func TestTranslatedAnswerWithinItsCost(t *testing.T) {
+	const size = 1 << 20
+	texts := map[string]string{
+		"text":            strings.Repeat("a", size),
+		"HTML":            strings.Repeat("<&>", size/3),
+		"line separators": strings.Repeat("\u2028\u2029", size/6),
+	}
+	claude := func(block string) string {
+		return `{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4-5","content":[` + block +
+			`],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":10,"output_tokens":20}}`
+	}
+	gemini := func(part string) string {
+		return `{"candidates":[{"content":{"role":"model","parts":[` + part + `]},"finishReason":"STOP","index":0}],` +
+			`"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":20,"totalTokenCount":30},"modelVersion":"gemini-2.5-flash","responseId":"r1"}`
+	}
+	routes := translatedChats(t)
+	routes["anthropic legacy"] = legacyRoute(t)
+	for id, ep := range routes {
+		if id == "openai-image" {
+			continue // images: URLs and base64, no text to escape
+		}
+		for name, text := range texts {
+			answers := map[string]string{
+				"text": claude(`{"type":"text","text":"` + text + `"}`),
+				"call": claude(`{"type":"tool_use","id":"t1","name":"f","input":{"a":"` + text + `"}}`),
+			}
+			if strings.Contains(id, "google") || strings.Contains(id, "gemini") {
+				answers = map[string]string{
+					"text": gemini(`{"text":"` + text + `"}`),
+					"call": gemini(`{"functionCall":{"name":"f","args":{"a":"` + text + `"}}}`),
+				}
+			}
+			for shape, body := range answers {
+				resp := &http.Response{StatusCode: http.StatusOK, Header: http.Header{"Content-Type": {ContentJSON}},
+					Body: io.NopCloser(strings.NewReader(body))}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				err := ep.Translate.Response(resp, &Request{Model: "m"})
+				runtime.ReadMemStats(&after)
+				if err != nil {
+					t.Fatalf("%s, %s %s: %v", id, name, shape, err)
+				}
+				alloc, cost := int64(after.TotalAlloc-before.TotalAlloc), TranslatedAnswerCost([]byte(body))
+				if alloc > cost {
+					t.Errorf("%s, %s %s: allocated %d KiB, %.1f× the answer, over the %d KiB weighed", id, name, shape, alloc>>10, float64(alloc)/float64(len(body)), cost>>10)
+				}
+			}
 		}
 	}
 }

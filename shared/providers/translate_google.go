@@ -110,7 +110,7 @@ func googleChatRequest(rq *Request) ([]byte, error) {
 	if err := googleTools(c, out); err != nil {
 		return nil, err
 	}
-	return MustJSON(out), nil
+	return plainJSON(out), nil
 }
 
 func googleGeneration(c *chatRequest) (map[string]any, error) {

@@ -55,6 +55,8 @@ func vertexClaudeProvider(a *vertexAuth) *Provider {
 		ErrorBody: anthropicErrorBody,
 		KeyDead:   vertexKeyDead,
 		CheckPath: vertexCheckPath,
+		// Anthropic's Messages: max_tokens is required.
+		ImageTokens: anthropicImageTokens,
 	}
 }
 
@@ -79,6 +81,9 @@ func vertexGeminiProvider(a *vertexAuth) *Provider {
 		ErrorBody: googleErrorBody,
 		KeyDead:   vertexKeyDead,
 		CheckPath: vertexCheckPath,
+		// Gemini's generateContent, as on Google AI.
+		UnlimitedOutput: googleUnlimitedOutput,
+		ImageTokens:     googleImageTokens,
 		Framing: Framing{
 			SSE:       altSSE,
 			EndsAtEOF: true,

@@ -77,6 +77,11 @@ func serveAzure(x *exchange) {
 			data = append(data, map[string]any{"id": res.Deployments[d], "object": "model", "status": "succeeded", "created_at": created,
 				"capabilities": map[string]any{"chat_completion": true, "completion": false, "embeddings": false, "inference": true}})
 		}
+		// A fine-tune the resource owns, as Azure lists it beside the
+		// base models: its base model and its job are named.
+		data = append(data, map[string]any{"id": "gpt-4o-mini-2024-07-18.ft-72a2792ef7d24ba7b82c7fe4a37e379f", "object": "model",
+			"status": "succeeded", "created_at": created, "model": "gpt-4o-mini-2024-07-18", "fine_tune": "ftjob-72a2792ef7d24ba7b82c7fe4a37e379f",
+			"capabilities": map[string]any{"chat_completion": true, "completion": false, "embeddings": false, "inference": true, "fine_tune": false}})
 		x.json(http.StatusOK, map[string]any{"object": "list", "data": data})
 		return
 	}

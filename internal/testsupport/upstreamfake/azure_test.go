@@ -59,7 +59,7 @@ func TestAzure(t *testing.T) {
 	var list struct{ Data []struct{ ID string } }
 	_ = json.NewDecoder(resp.Body).Decode(&list)
 	resp.Body.Close()
-	if len(list.Data) != 2 || list.Data[0].ID != "o3-2025-04-16" {
+	if len(list.Data) != 3 || list.Data[0].ID != "o3-2025-04-16" || !strings.Contains(list.Data[2].ID, ".ft-") {
 		t.Errorf("model list %+v", list)
 	}
 }

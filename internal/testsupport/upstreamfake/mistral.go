@@ -27,6 +27,10 @@ func serveMistral(x *exchange) {
 		x.json(http.StatusOK, map[string]any{"object": "list", "data": []any{
 			map[string]any{"id": "mistral-large-latest", "object": "model", "created": created, "owned_by": "mistralai"},
 			map[string]any{"id": "mistral-small-latest", "object": "model", "created": created, "owned_by": "mistralai"},
+			// A fine-tune of the account, as Mistral lists it.
+			map[string]any{"id": "ft:open-mistral-7b:587a6b29:20240514:7e773925", "object": "model", "created": created, "owned_by": "587a6b29",
+				"root": "open-mistral-7b", "archived": false, "job": "7e773925-1c8b-4a6e-9f0e-2b3c4d5e6f70", "type": "fine-tuned",
+				"capabilities": map[string]any{"completion_chat": true, "function_calling": true, "fine_tuning": false}},
 		}})
 		return
 	}

@@ -2,6 +2,7 @@ package upstreamfake
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -51,10 +52,23 @@ func serveOpenAI(x *exchange) {
 	}
 	p := x.r.URL.Path
 	if x.r.Method == http.MethodGet && (p == "/v1/models" || strings.HasPrefix(p, "/v1/models/")) {
-		x.json(http.StatusOK, map[string]any{"object": "list", "data": []any{
-			map[string]any{"id": "gpt-4.1", "object": "model", "created": created, "owned_by": "system"},
-			map[string]any{"id": "gpt-5", "object": "model", "created": created, "owned_by": "system"},
-		}})
+		models := OpenAIModels()
+		if id, one := strings.CutPrefix(p, "/v1/models/"); one {
+			for _, m := range models {
+				if m["id"] == id {
+					x.json(http.StatusOK, m)
+					return
+				}
+			}
+			x.json(http.StatusNotFound, map[string]any{"error": map[string]any{"message": "The model `" + id + "` does not exist or you do not have access to it.",
+				"type": "invalid_request_error", "param": nil, "code": "model_not_found"}})
+			return
+		}
+		data := make([]any, len(models))
+		for i, m := range models {
+			data[i] = m
+		}
+		x.json(http.StatusOK, map[string]any{"object": "list", "data": data})
 		return
 	}
 	if x.r.Method != http.MethodPost {
@@ -241,10 +255,23 @@ func responseObject(x *exchange, m map[string]any, status, text string) map[stri
 		"model": modelOr(m, "gpt-4.1"), "output": []any{},
 	}
 	if status == "completed" {
-		out["output"] = []any{map[string]any{
+		var items []any
+		for i := range imagesFor(x, m) {
+			items = append(items, imageCall(i, "completed"))
+		}
+		out["output"] = append(items, map[string]any{
 			"type": "message", "id": "msg_fake_1", "status": "completed", "role": "assistant",
 			"content": []any{map[string]any{"type": "output_text", "text": text, "annotations": []any{}}},
-		}}
+		})
+		if u := x.b.ImageToolUsage; imagesFor(x, m) > 0 && u != [2]int64{} {
+			// The image model's tokens, which the response's usage
+			// (the text model's) leaves out.
+			out["tool_usage"] = map[string]any{
+				"image_gen": map[string]any{"input_tokens": u[0], "input_tokens_details": map[string]any{"image_tokens": 0, "text_tokens": u[0]},
+					"output_tokens": u[1], "output_tokens_details": map[string]any{"image_tokens": u[1], "text_tokens": 0}, "total_tokens": u[0] + u[1]},
+				"web_search": map[string]any{"num_requests": 0},
+			}
+		}
 		if !x.b.NoUsage {
 			out["usage"] = map[string]any{
 				"input_tokens": x.b.InputTokens, "input_tokens_details": map[string]any{"cached_tokens": 0},
@@ -268,10 +295,79 @@ func responsesStream(x *exchange, m map[string]any) {
 	if !ev("response.created", map[string]any{"response": responseObject(x, m, "in_progress", "")}) {
 		return
 	}
+	// Each image as the tool streams it: its item added, in progress,
+	// generating, its partial images, completed, its item done.
+	for i := range imagesFor(x, m) {
+		id := imageCall(i, "")["id"]
+		if !ev("response.output_item.added", map[string]any{"output_index": i, "item": imageCall(i, "in_progress")}) ||
+			!ev("response.image_generation_call.in_progress", map[string]any{"output_index": i, "item_id": id}) ||
+			!ev("response.image_generation_call.generating", map[string]any{"output_index": i, "item_id": id}) {
+			return
+		}
+		for p := range partialImages(m) {
+			if !ev("response.image_generation_call.partial_image", map[string]any{"output_index": i, "item_id": id,
+				"partial_image_index": p, "partial_image_b64": "iVBORw0KGgo="}) {
+				return
+			}
+		}
+		if !ev("response.image_generation_call.completed", map[string]any{"output_index": i, "item_id": id}) ||
+			!ev("response.output_item.done", map[string]any{"output_index": i, "item": imageCall(i, "completed")}) {
+			return
+		}
+	}
 	for _, piece := range x.pieces() {
 		if !x.beforeChunk() || !ev("response.output_text.delta", map[string]any{"item_id": "msg_fake_1", "output_index": 0, "content_index": 0, "delta": piece}) || !x.afterChunk() {
 			return
 		}
 	}
 	ev("response.completed", map[string]any{"response": responseObject(x, m, "completed", x.b.Text)})
+}
+
+// OpenAIModels is the fake's model list: OpenAI's own models and, as an
+// organisation that fine-tunes sees them, its fine-tunes (owned by the
+// organisation, or by the user who made them) and a checkpoint of one.
+func OpenAIModels() []map[string]any {
+	return []map[string]any{
+		{"id": "gpt-4.1", "object": "model", "created": created, "owned_by": "system"},
+		{"id": "ft:gpt-4o-mini-2024-07-18:acme-corp:support-bot:AbC123xy", "object": "model", "created": created, "owned_by": "acme-corp"},
+		{"id": "gpt-5", "object": "model", "created": created, "owned_by": "system"},
+		{"id": "ft:gpt-4.1-2025-04-14:acme-corp::BXyz123:ckpt-step-100", "object": "model", "created": created, "owned_by": "user-Q2w3E4r5T6y7"},
+		{"id": "acme-corp-shared", "object": "model", "created": created, "owned_by": "acme-corp"},
+	}
+}
+
+// imagesFor is how many images the fake's answer to a Responses request
+// holds: Behavior.Images when the request gives an image_generation tool.
+func imagesFor(x *exchange, m map[string]any) int {
+	tools, _ := m["tools"].([]any)
+	for _, t := range tools {
+		if tool, _ := t.(map[string]any); tool["type"] == "image_generation" {
+			return x.b.Images
+		}
+	}
+	return 0
+}
+
+// partialImages is the partial_images the request's image tool asks for.
+func partialImages(m map[string]any) int {
+	tools, _ := m["tools"].([]any)
+	for _, t := range tools {
+		if tool, _ := t.(map[string]any); tool["type"] == "image_generation" {
+			n, _ := tool["partial_images"].(float64)
+			return int(n)
+		}
+	}
+	return 0
+}
+
+// imageCall is the Responses output item of the i-th image the tool
+// made, in a status ("" for its id only).
+func imageCall(i int, status string) map[string]any {
+	item := map[string]any{"type": "image_generation_call", "id": "ig_fake_" + strconv.Itoa(i+1), "status": status}
+	if status == "completed" {
+		item["result"] = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+		item["revised_prompt"] = "A red fox in the snow"
+		item["background"], item["output_format"], item["quality"], item["size"] = "opaque", "png", "high", "1024x1024"
+	}
+	return item
 }

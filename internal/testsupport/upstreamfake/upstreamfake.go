@@ -97,6 +97,14 @@ type Behavior struct {
 	Parts        []map[string]any
 	FinishReason string
 	BlockReason  string
+	// Images, when set, is how many images a Responses request with an
+	// image_generation tool gets (image_generation_call items before the
+	// message; streamed with the tool's events, partial images as the
+	// tool asks), and ImageToolUsage what its tool_usage.image_gen
+	// reports (input and output tokens: 0 leaves tool_usage out, as an
+	// upstream that does not report it).
+	Images         int
+	ImageToolUsage [2]int64
 	// StreamError, when set, ends a stream after its first content chunk
 	// with the provider's error event carrying this message (Anthropic's
 	// event: error, Gemini's error object; on Bedrock, an exception).
