@@ -39,9 +39,9 @@ func (s *countingStore) reset() {
 	s.CountedStore.Reset()
 }
 
-func (s *countingStore) Lookup(ctx context.Context, t string) (*users.User, error) {
+func (s *countingStore) Lookup(ctx context.Context, t string, read func(*users.User)) error {
 	s.lookups.Add(1)
-	return s.CountedStore.Lookup(ctx, t)
+	return s.CountedStore.Lookup(ctx, t, read)
 }
 
 func (s *countingStore) RecordUsage(ctx context.Context, t string, u users.Usage) error {

@@ -314,8 +314,8 @@ func (s errStore) List(context.Context) ([]*users.User, error)      { return nil
 func (s errStore) Modify(context.Context, string, bool, users.ModifyFunc) (*users.User, error) {
 	return nil, s.err
 }
-func (s errStore) Delete(context.Context, string) error                { return s.err }
-func (s errStore) Lookup(context.Context, string) (*users.User, error) { return nil, s.err }
+func (s errStore) Delete(context.Context, string) error                    { return s.err }
+func (s errStore) Lookup(context.Context, string, func(*users.User)) error { return s.err }
 func (s errStore) RecordUsage(context.Context, string, users.Usage) error {
 	return s.err
 }

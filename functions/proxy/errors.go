@@ -150,9 +150,17 @@ func setRateHeaders(h http.Header, d ratelimit.Decision) {
 	if d.Limit <= 0 {
 		return
 	}
-	// One backing array for the three values: every admitted request
-	// carries these headers.
-	v := []string{strconv.Itoa(d.Limit), strconv.Itoa(d.Remaining), strconv.FormatInt(d.Reset.Unix(), 10)}
+	// Every admitted request carries these headers: one backing array for
+	// the three values, and one string holding all three numbers.
+	var buf [3 * 20]byte
+	b := strconv.AppendInt(buf[:0], int64(d.Limit), 10)
+	ends := [3]int{len(b)}
+	b = strconv.AppendInt(b, int64(d.Remaining), 10)
+	ends[1] = len(b)
+	b = strconv.AppendInt(b, d.Reset.Unix(), 10)
+	ends[2] = len(b)
+	all := string(b)
+	v := []string{all[:ends[0]], all[ends[0]:ends[1]], all[ends[1]:ends[2]]}
 	for i, k := range rateHeaders {
 		h[k] = v[i : i+1 : i+1]
 	}

@@ -64,6 +64,12 @@ type exchange struct {
 	final          atomic.Bool
 	cancelUpstream context.CancelFunc
 	chargeOnce     sync.Once
+
+	// Held here, not allocated apart: each is made once per exchange.
+	ctx     exchangeCtx  // the upstream request's (forward)
+	outBody bytes.Reader // the upstream request's body (rewrite)
+	ansBody memBody      // a whole answer as relayed (setBody)
+	ansLen  [1]string    // its Content-Length header's value
 }
 
 type exchangeKey struct{}
@@ -71,6 +77,21 @@ type exchangeKey struct{}
 func exchangeFrom(ctx context.Context) *exchange {
 	x, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return x
+}
+
+// exchangeCtx is the upstream request's context: its parent's, and the
+// exchange under exchangeKey, as context.WithValue would make it. It
+// lives in the exchange, so it costs no allocation of its own.
+type exchangeCtx struct {
+	context.Context
+	x *exchange
+}
+
+func (c *exchangeCtx) Value(key any) any {
+	if key == (exchangeKey{}) {
+		return c.x
+	}
+	return c.Context.Value(key)
 }
 
 func unknownRoute(r *http.Request) error {
@@ -403,21 +424,25 @@ func (x *exchange) forward() {
 	var ctx context.Context
 	var cancel context.CancelFunc
 	if x.streamed() {
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
+		// The hook gets its own variable, never assigned again: capturing
+		// cancel itself would move it to the heap on every request.
+		detached, stopUpstream := context.WithTimeout(context.WithoutCancel(x.r.Context()), x.h.timeout)
 		stop := context.AfterFunc(x.r.Context(), func() {
 			if x.final.Load() && !errors.Is(context.Cause(x.r.Context()), lifecycle.ErrShuttingDown) {
-				time.AfterFunc(usageDrainTime, cancel)
+				time.AfterFunc(usageDrainTime, stopUpstream)
 				return
 			}
-			cancel()
+			stopUpstream()
 		})
 		defer stop()
+		ctx, cancel = detached, stopUpstream
 	} else {
 		ctx, cancel = context.WithTimeout(x.r.Context(), x.h.timeout)
 	}
 	defer cancel()
 	x.cancelUpstream = cancel
-	r := x.r.WithContext(context.WithValue(ctx, exchangeKey{}, x))
+	x.ctx = exchangeCtx{ctx, x}
+	r := x.r.WithContext(&x.ctx)
 	x.call = providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {
 		x.call.Model, x.call.Stream, x.call.Body = x.rq.Model, x.rq.Stream, x.rq.Body
@@ -481,7 +506,8 @@ func (x *exchange) rewrite(pr *httputil.ProxyRequest) {
 		// from the transport that it is in memory: the transport would
 		// then send the headers and the body in two writes. A bytes.Reader
 		// goes out with the headers in one.
-		out.Body = io.NopCloser(bytes.NewReader(x.rq.Body))
+		x.outBody.Reset(x.rq.Body)
+		out.Body = io.NopCloser(&x.outBody)
 		// The body is the JSON object the proxy read: the upstream is
 		// told so, whatever the client said (Google parses a body by its
 		// Content-Type, protobuf included, and would read other members
@@ -741,23 +767,21 @@ func (x *exchange) readWhole(resp *http.Response) error {
 }
 
 // memBody is an answer held in memory: io.NopCloser(bytes.NewReader(b))
-// in one allocation. (Not for upstream requests: the transport sends a
+// in one value. (Not for upstream requests: the transport sends a
 // body it knows to be in memory with its headers, and knows only those
 // types.)
 type memBody struct{ bytes.Reader }
 
-func newMemBody(b []byte) *memBody {
-	m := &memBody{}
-	m.Reset(b)
-	return m
-}
-
 func (*memBody) Close() error { return nil }
 
+// setBody relays body as resp's; an exchange relays one answer, so the
+// exchange's own memBody holds it.
 func (x *exchange) setBody(resp *http.Response, body []byte) {
-	resp.Body = newMemBody(body)
+	x.ansBody.Reset(body)
+	resp.Body = &x.ansBody
 	resp.ContentLength = int64(len(body))
-	resp.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	x.ansLen[0] = strconv.Itoa(len(body))
+	resp.Header["Content-Length"] = x.ansLen[:1:1] // as Header.Set, in the exchange
 }
 
 // upstreamError relays an upstream's error answer with any upstream key

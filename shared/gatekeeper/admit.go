@@ -105,7 +105,7 @@ func (g *Gatekeeper) Enter(ctx context.Context, p *Principal, reach []string) (*
 	if p.Exempt {
 		return &Admission{g: g, p: p}, nil
 	}
-	if p.User != nil {
+	if p.Token != "" {
 		if err := g.usedUp(p, reach); err != nil {
 			return nil, err
 		}
@@ -216,44 +216,54 @@ func (g *Gatekeeper) check(ctx context.Context, a *Admission, family string, req
 	if !p.Admin && !g.cfg.FamilyAllowed(family) {
 		return hold{}, notAllowed(family)
 	}
-	if p.Exempt || p.User == nil || p.Token == "" {
+	if p.Exempt || p.Token == "" {
 		return hold{}, nil
 	}
-	if unsent && p.User.Type == users.Temporary && p.User.Expired(g.now()) {
+	if unsent && p.quota.expired(g.now()) {
 		// Its time ran out while the body was on its way (a body may
 		// take as long as the function's timeout to arrive).
 		return hold{}, users.Errorf(users.CodeForbidden, users.ExpiredReason)
 	}
-	if p.User.TokenLimits[family] <= 0 {
+	limit, used := p.quota.of(family)
+	if limit <= 0 {
 		// No quota to keep (as of authentication, USER_CACHE_TTL old at
 		// most): nothing to reserve, and no second read of the user.
 		return hold{}, nil
 	}
 	settled0 := g.ledger.open(p.Token, family)
-	u := p.User
+	typ := p.quota.typ
 	if now := g.now(); !g.charges.none(p.Token, p.read) || now.Sub(p.read.at) > trustRead {
 		// The copy read at authentication may predate charges of requests
 		// that have since released their reservations: read the current
 		// one. (Without a charge since, it is as current as a new read,
 		// unless the body took long enough to arrive for a shared store's
 		// cache to have taken other instances' charges in meanwhile.)
-		var err error
-		if u, err = g.store.Lookup(ctx, p.Token); err != nil {
+		var fresh struct {
+			typ         users.Type
+			limit, used int64
+			refused     error
+		}
+		err := g.store.Lookup(ctx, p.Token, func(u *users.User) {
+			if unsent {
+				// Disabled (or expired) since the request was authenticated?
+				fresh.refused = usable(u, now)
+			}
+			fresh.typ, fresh.limit, fresh.used = u.Type, u.TokenLimits[family], u.TokenCounts[family]
+		})
+		if err != nil {
 			g.ledger.close(p.Token)
 			if users.IsNotFound(err) {
 				return hold{}, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 			}
 			return hold{}, unavailable(err)
 		}
-		if unsent {
-			if err := usable(u, now); err != nil {
-				// Disabled (or expired) since the request was authenticated.
-				g.ledger.close(p.Token)
-				return hold{}, err
-			}
+		if fresh.refused != nil {
+			g.ledger.close(p.Token)
+			return hold{}, fresh.refused
 		}
+		typ, limit, used = fresh.typ, fresh.limit, fresh.used
 	}
-	if err := g.ledger.reserve(u, family, requested, settled0); err != nil {
+	if err := g.ledger.reserve(p.Token, typ, family, limit, used, requested, settled0); err != nil {
 		return hold{}, err
 	}
 	return hold{family: family, reserved: requested, holds: true}, nil
@@ -299,11 +309,11 @@ func (g *Gatekeeper) usedUp(p *Principal, reach []string) error {
 		if !g.cfg.FamilyAllowed(f) {
 			continue
 		}
-		limit := p.User.TokenLimits[f]
-		if limit <= 0 || p.User.Type == users.Special {
+		limit, counted := p.quota.of(f)
+		if limit <= 0 || p.quota.typ == users.Special {
 			return nil
 		}
-		u := satAdd(p.User.TokenCounts[f], g.ledger.reserved(p.Token, f))
+		u := satAdd(counted, g.ledger.reserved(p.Token, f))
 		if u < limit {
 			return nil
 		}

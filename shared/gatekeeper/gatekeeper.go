@@ -83,8 +83,9 @@ func (g *Gatekeeper) IPs() *LiveIPs { return g.ips }
 // Principal is who a request is from.
 type Principal struct {
 	IP    string
-	Token string      // the user's token in user_token mode, else ""
-	User  *users.User // the user's record as of authentication
+	Token string // the user's token in user_token mode, else ""
+	// quota is the user's quota as of authentication (user_token mode).
+	quota userQuota
 	// Key is what rate and concurrency limits count by: the user's token,
 	// or the client IP where there is none.
 	Key string
@@ -97,7 +98,7 @@ type Principal struct {
 	// (Agnai): no rate limit, SharedConcurrencyFactor× the concurrency.
 	Shared bool
 
-	// read is where this instance's charges of the user stood when User
+	// read is where this instance's charges of the user stood when quota
 	// was read (see charges).
 	read chargeMark
 }
@@ -251,49 +252,80 @@ func (g *Gatekeeper) authenticateUser(ctx context.Context, token, ip string, now
 	if !users.ValidToken(token) {
 		return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 	}
-	read := g.charges.mark(token, now)
-	u, err := g.store.Lookup(ctx, token)
+	_, deferred := g.store.(users.IPRecorder)
+	a := &authentication{p: Principal{IP: ip, Token: token, Key: token, read: g.charges.mark(token, now)}}
+	err := g.store.Lookup(ctx, token, func(u *users.User) {
+		if a.refused = usable(u, now); a.refused != nil {
+			return
+		}
+		a.due = users.RefreshDue(u, g.cfg.QuotaRefresh, now)
+		a.see(u, ip, deferred, g.cfg.MaxIPsPerUser)
+	})
 	if err != nil {
 		if users.IsNotFound(err) {
 			return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 		}
 		return nil, unavailable(err)
 	}
-	if err := usable(u, now); err != nil {
-		return nil, err
+	if a.refused != nil {
+		return nil, a.refused
 	}
-	if users.RefreshDue(u, g.cfg.QuotaRefresh, now) {
-		if u, err = g.refresh(ctx, token, now); err != nil {
+	if a.due {
+		u, err := g.refresh(ctx, token, now)
+		if err != nil {
 			return nil, err
 		}
-		read = chargeMark{} // see below
+		a.see(u, ip, deferred, g.cfg.MaxIPsPerUser)
+		a.p.read = chargeMark{} // see below
 	}
-	rec, deferred := g.store.(users.IPRecorder)
 	switch {
-	case u.HasIP(ip):
-	case deferred && (u.IPUnlimited(g.cfg.MaxIPsPerUser) || u.HasIPGroup(ip)):
+	case a.knownIP:
+	case deferred && a.unjudged:
 		// A new address that needs no judgement under the IP limit (its
 		// network takes a place already, or there is no limit): recorded
 		// with the next flush, not by a write of the whole record (an
 		// IPv6 client may bring one every request, and the rate limit is
 		// asked only later).
-		if err := rec.RecordIP(ctx, token, ip, g.cfg.MaxIPsPerUser); err != nil {
+		if err := g.store.(users.IPRecorder).RecordIP(ctx, token, ip, g.cfg.MaxIPsPerUser); err != nil {
 			if users.IsNotFound(err) {
 				return nil, users.Errorf(users.CodeUnauthorized, "Invalid user token.")
 			}
 			return nil, unavailable(err)
 		}
-		users.RecordIP(u, ip, g.cfg.MaxIPsPerUser) // u is this request's copy
 	default:
-		if u, err = g.admitIP(ctx, token, ip, now); err != nil {
+		u, err := g.admitIP(ctx, token, ip, now)
+		if err != nil {
 			return nil, err
 		}
+		a.see(u, ip, deferred, g.cfg.MaxIPsPerUser)
 		// The copy a write returns is the database's, without this
 		// instance's usage not yet written: it may not stand for a
 		// Lookup at the quota check.
-		read = chargeMark{}
+		a.p.read = chargeMark{}
 	}
-	return &Principal{IP: ip, Token: token, User: u, Key: token, Exempt: u.Type == users.Special, read: read}, nil
+	a.p.Exempt = a.p.quota.typ == users.Special
+	return &a.p, nil
+}
+
+// authentication is a principal in the making, with what the read of its
+// user found: one allocation for both, which the store's read fills in.
+type authentication struct {
+	p       Principal
+	refused error // the user may not be served (usable)
+	due     bool  // a quota refresh is due
+	knownIP bool  // the address is recorded
+	// unjudged: a new address needs no judgement under the IP limit (its
+	// network is recorded, or no limit applies); asked only of a store
+	// that records such addresses with its next flush (users.IPRecorder).
+	unjudged bool
+}
+
+// see reads what authentication needs of u, a record it may not keep:
+// the address's standing and the user's quota.
+func (a *authentication) see(u *users.User, ip string, deferred bool, maxIPs int64) {
+	a.knownIP = u.HasIP(ip)
+	a.unjudged = !a.knownIP && deferred && (u.IPUnlimited(maxIPs) || u.HasIPGroup(ip))
+	a.p.quota = quotaOf(u)
 }
 
 // refresh applies a due quota refresh once, atomically: another instance
@@ -366,7 +398,7 @@ type Charged struct {
 // bounded calls and persistTries flushes take; ctx's deadline, if any,
 // stops the tries sooner.
 func (g *Gatekeeper) ChargeRequest(ctx context.Context, p *Principal, c Charged) error {
-	if p.User == nil || p.Token == "" {
+	if p.Token == "" {
 		return nil
 	}
 	tokens := c.Input + c.Output

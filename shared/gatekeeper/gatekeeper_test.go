@@ -269,7 +269,7 @@ func TestAuthenticateModes(t *testing.T) {
 					t.Errorf("IP = %q, want %q", p.IP, tt.ip)
 				}
 				if tt.want == admin {
-					if !p.Admin || !p.Exempt || p.User != nil || p.Token != "" {
+					if !p.Admin || !p.Exempt || p.Token != "" {
 						t.Errorf("admin principal = %+v", p)
 					}
 					return
@@ -278,10 +278,10 @@ func TestAuthenticateModes(t *testing.T) {
 					t.Errorf("principal is admin: %+v", p)
 				}
 				if f.cfg.Gatekeeper == config.ModeUserToken {
-					if p.Token != tt.token || p.Key != tt.token || p.User == nil || p.User.Token != tt.token || p.Exempt {
+					if limits, _ := p.Quota(); p.Token != tt.token || p.Key != tt.token || limits["gpt4o"] != f.user(t, tt.token).TokenLimits["gpt4o"] || p.Exempt {
 						t.Errorf("user principal = %+v", p)
 					}
-				} else if p.Key != "ip:"+tt.ip || p.User != nil || p.Token != "" || p.Exempt {
+				} else if limits, _ := p.Quota(); p.Key != "ip:"+tt.ip || len(limits) != 0 || p.Token != "" || p.Exempt {
 					t.Errorf("principal = %+v, want keyed by IP", p)
 				}
 			default:
@@ -335,8 +335,8 @@ func TestAuthenticateUserState(t *testing.T) {
 				if err != nil {
 					t.Fatalf("error %v", err)
 				}
-				if p.User.Token != tokA || !p.User.HasIP(clientIP) {
-					t.Errorf("principal user = %+v", p.User)
+				if u := f.user(t, tokA); p.Token != tokA || !u.HasIP(clientIP) {
+					t.Errorf("principal %+v, user %+v", p, u)
 				}
 				return
 			}
@@ -395,8 +395,8 @@ func TestIPLimit(t *testing.T) {
 					if err != nil {
 						t.Fatalf("request %d from %s: %v", i, ip, err)
 					}
-					if !p.User.HasIP(ip) {
-						t.Errorf("principal's user lacks its new IP %s", ip)
+					if p.Token != tokA || !f.user(t, tokA).HasIP(ip) {
+						t.Errorf("the admitted user lacks its new IP %s", ip)
 					}
 					passed = append(passed, ip)
 					continue
@@ -434,8 +434,8 @@ func TestLazyQuotaRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := p.User.TokenLimits; got["gpt4o"] != 1000 || got["claude"] != 500 || p.User.RefreshedAt != 0 {
-		t.Fatalf("refreshed before the boundary: %v, refreshedAt %d", got, p.User.RefreshedAt)
+	if got, _ := p.Quota(); got["gpt4o"] != 1000 || got["claude"] != 500 || f.user(t, tokA).RefreshedAt != 0 {
+		t.Fatalf("refreshed before the boundary: %v, refreshedAt %d", got, f.user(t, tokA).RefreshedAt)
 	}
 	// 11:05: the 11:00 boundary passed → limits = counts + q; counts kept.
 	at := time.Date(2026, 3, 1, 11, 5, 0, 0, time.UTC)
@@ -445,11 +445,10 @@ func TestLazyQuotaRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]int64{"gpt4o": 1900, "claude": 250}
-	if !maps.Equal(p.User.TokenLimits, want) {
-		t.Fatalf("limits after refresh = %v, want %v", p.User.TokenLimits, want)
-	}
-	if p.User.TokenCounts["gpt4o"] != 900 {
-		t.Errorf("counts reset: %v", p.User.TokenCounts)
+	if limits, used := p.Quota(); !maps.Equal(limits, want) {
+		t.Fatalf("limits after refresh = %v, want %v", limits, want)
+	} else if used["gpt4o"] != 900 {
+		t.Errorf("counts reset: %v", used)
 	}
 	stored := f.user(t, tokA)
 	if !maps.Equal(stored.TokenLimits, want) || stored.RefreshedAt != at.UnixMilli() {
@@ -464,8 +463,8 @@ func TestLazyQuotaRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.User.TokenLimits["gpt4o"] != 1900 {
-		t.Fatalf("refreshed twice within one period: %v", p.User.TokenLimits)
+	if limits, _ := p.Quota(); limits["gpt4o"] != 1900 {
+		t.Fatalf("refreshed twice within one period: %v", limits)
 	}
 	// 12:00 exactly is the next boundary.
 	f.clock.Set(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
@@ -473,8 +472,8 @@ func TestLazyQuotaRefresh(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.User.TokenLimits["gpt4o"] != 1500+1000 {
-		t.Fatalf("limits at 12:00 = %v, want gpt4o 2500", p.User.TokenLimits)
+	if limits, _ := p.Quota(); limits["gpt4o"] != 1500+1000 {
+		t.Fatalf("limits at 12:00 = %v, want gpt4o 2500", limits)
 	}
 }
 
@@ -510,8 +509,8 @@ func TestLazyQuotaRefreshSkips(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if p.User.TokenLimits["gpt4o"] != 1000 {
-				t.Errorf("limits = %v, want unchanged", p.User.TokenLimits)
+			if limits, _ := p.Quota(); limits["gpt4o"] != 1000 {
+				t.Errorf("limits = %v, want unchanged", limits)
 			}
 			if after := f.user(t, tokA); after.RefreshedAt != before.RefreshedAt {
 				t.Errorf("refreshedAt changed %d → %d", before.RefreshedAt, after.RefreshedAt)
@@ -723,11 +722,11 @@ type failingStore struct {
 	lookupErr, modifyErr error
 }
 
-func (s *failingStore) Lookup(ctx context.Context, token string) (*users.User, error) {
+func (s *failingStore) Lookup(ctx context.Context, token string, read func(*users.User)) error {
 	if s.lookupErr != nil {
-		return nil, s.lookupErr
+		return s.lookupErr
 	}
-	return s.Store.Lookup(ctx, token)
+	return s.Store.Lookup(ctx, token, read)
 }
 
 func (s *failingStore) Modify(ctx context.Context, token string, create bool, fn users.ModifyFunc) (*users.User, error) {

@@ -78,21 +78,22 @@ func (l *ledger) dropLocked(token string) {
 	}
 }
 
-// reserve checks the quota of u (read after open returned settled0) for
+// reserve checks the quota of token's user (of type typ, whose family
+// has limit and has used used, as read after open returned settled0) for
 // requested more tokens, counting the reservations of other requests and
 // what was charged since, and reserves them when they fit. On refusal
 // the check is closed.
-func (l *ledger) reserve(u *users.User, family string, requested, settled0 int64) error {
+func (l *ledger) reserve(token string, typ users.Type, family string, limit, used, requested, settled0 int64) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	a := l.accounts[u.Token]
+	a := l.accounts[token]
 	extra := satAdd(a.reserved[family], a.settled[family]-settled0)
 	asked := satAdd(requested, extra)
-	if limit := u.TokenLimits[family]; limit > 0 && asked > limit {
+	if limit > 0 && asked > limit {
 		asked = limit + 1 // over either way; CheckQuota's sum must not wrap
 	}
-	if err := users.CheckQuota(u, family, asked); err != nil {
-		l.dropLocked(u.Token)
+	if err := users.CheckFamilyQuota(typ, family, limit, used, asked); err != nil {
+		l.dropLocked(token)
 		var e *users.Error
 		if errors.As(err, &e) && e.Code == users.CodeQuota {
 			e.Used, e.Requested = satAdd(e.Used, extra), requested

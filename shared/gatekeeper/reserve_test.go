@@ -2,6 +2,7 @@ package gatekeeper_test
 
 import (
 	"context"
+	"maps"
 	"math"
 	"runtime"
 	"strconv"
@@ -121,9 +122,9 @@ func hookedUser(t *testing.T) (*fixture, *hookStore, *gatekeeper.Principal) {
 	return f, hs, f.mustAuth(t, tokA)
 }
 
-func (s *hookStore) Lookup(ctx context.Context, token string) (*users.User, error) {
+func (s *hookStore) Lookup(ctx context.Context, token string, read func(*users.User)) error {
 	s.lookups.Add(1)
-	u, err := s.Store.Lookup(ctx, token)
+	err := s.Store.Lookup(ctx, token, read)
 	s.mu.Lock()
 	hook := s.hook
 	s.hook = nil
@@ -131,7 +132,7 @@ func (s *hookStore) Lookup(ctx context.Context, token string) (*users.User, erro
 	if hook != nil {
 		hook()
 	}
-	return u, err
+	return err
 }
 
 // A charge (and its release) that lands after the check read the user but
@@ -534,6 +535,47 @@ func TestMoveKeepsARequestWhoseTokenEndedSinceItWasSent(t *testing.T) {
 	f.clock.Add(2 * time.Minute)
 	if err := f.gk.Move(ctx(t), a, "gpt4", 10); err != nil {
 		t.Errorf("Move after the token's end: %v", err)
+	}
+}
+
+// A principal's quota is its own copy of the user's, read at
+// authentication: charges that land after it (from other requests, in
+// other goroutines, which the race detector watches) change the store's
+// user, never the principal's quota.
+func TestPrincipalQuotaIsACopy(t *testing.T) {
+	f := quotaFixture(t)
+	p := f.mustAuth(t, tokA)
+	limits0, used0 := p.Quota()
+	const n = 8
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for range 10 {
+				q, err := f.auth(t, clientIP, tokA)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				a, err := f.gk.Admit(context.Background(), q, "gpt4o", 1)
+				if err != nil {
+					if users.ErrorCode(err) != users.CodeQuota {
+						t.Error(err)
+					}
+					return
+				}
+				if err := f.gk.Charge(context.Background(), q, "gpt4o", 1); err != nil {
+					t.Error(err)
+				}
+				a.Release()
+			}
+		})
+	}
+	wg.Wait()
+	if got := f.user(t, tokA).TokenCounts["gpt4o"]; got != used0["gpt4o"]+n*10 {
+		t.Fatalf("charged %d, want %d", got, used0["gpt4o"]+n*10)
+	}
+	if limits, used := p.Quota(); !maps.Equal(limits, limits0) || !maps.Equal(used, used0) {
+		t.Fatalf("the principal's quota changed with the store's user: %v %v, was %v %v", limits, used, limits0, used0)
 	}
 }
 

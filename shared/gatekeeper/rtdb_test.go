@@ -73,7 +73,7 @@ func TestNewAddressAfterAKeptChargeKeepsTheQuota(t *testing.T) {
 	srv.SetDown(false)
 
 	// The instance's own view counts the kept charge.
-	if u, err := st.Lookup(ctx(t), tokA); err != nil || u.TokenCounts["gpt4o"] != 900 {
+	if u, err := users.LookupCopy(ctx(t), st, tokA); err != nil || u.TokenCounts["gpt4o"] != 900 {
 		t.Fatalf("Lookup: %v, count %d, want 900", err, u.TokenCounts["gpt4o"])
 	}
 	// Same user, same instance, a second address.
@@ -138,7 +138,7 @@ func TestNewAddressDuringAFlushKeepsTheQuota(t *testing.T) {
 	a2, err := gk.Admit(ctx(t), p2, "gpt4o", 500)
 	if err == nil {
 		a2.Release()
-		t.Fatalf("admitted 500 more tokens with 900 of 1000 charged: quota overshoot (principal saw %d used)", p2.User.TokenCounts["gpt4o"])
+		t.Fatalf("admitted 500 more tokens with 900 of 1000 charged: quota overshoot (principal saw %v used)", used(p2))
 	}
 }
 
@@ -369,3 +369,5 @@ func TestChargeWhoseAnswerWasLostCountsOnce(t *testing.T) {
 	}
 	a.Release()
 }
+
+func used(p *gatekeeper.Principal) map[string]int64 { _, u := p.Quota(); return u }

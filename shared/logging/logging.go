@@ -287,9 +287,10 @@ func (r *Request) SetClientIP(ip string) { r.mu.Lock(); r.clientIP = ip; r.mu.Un
 func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request) string, next http.Handler, secrets ...string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w} // the record rides along: one allocation
+		sw := &statusWriter{ResponseWriter: w} // the record and its context ride along: one allocation
 		rec := &sw.rec
-		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), ctxKey{}, rec)))
+		sw.ctx = recordCtx{r.Context(), rec}
+		next.ServeHTTP(sw, r.WithContext(&sw.ctx))
 		latency := time.Since(start)
 		status := sw.status
 		if status == 0 {
@@ -386,6 +387,21 @@ type statusWriter struct {
 	http.ResponseWriter
 	status int
 	rec    Request
+	ctx    recordCtx
+}
+
+// recordCtx is the request's context with its record under ctxKey, as
+// context.WithValue would make it, held in the statusWriter.
+type recordCtx struct {
+	context.Context
+	rec *Request
+}
+
+func (c *recordCtx) Value(key any) any {
+	if key == (ctxKey{}) {
+		return c.rec
+	}
+	return c.Context.Value(key)
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -85,43 +85,55 @@ func (s IPSet) String() string { return s.raw }
 // Unparseable entries end the chain, so a forged entry cannot be chosen
 // past a broken one.
 func ClientIP(r *http.Request, trustedHops int) string {
-	peer := PeerIP(r)
+	client := PeerIP(r)
 	if trustedHops <= 0 {
-		return peer
+		return client
 	}
-	chain := []string{peer}
-	entries := forwardedEntries(r.Header.Values("X-Forwarded-For"))
-	for i := len(entries) - 1; i >= 0 && len(chain) <= trustedHops; i-- {
-		a, ok := parseHostAddr(entries[i])
-		if !ok {
-			break
-		}
-		chain = append(chain, a)
-	}
-	return chain[len(chain)-1]
-}
-
-func forwardedEntries(values []string) []string {
-	var out []string
-	for _, v := range values {
-		for _, e := range strings.Split(v, ",") {
-			if e = strings.TrimSpace(e); e != "" {
-				out = append(out, e)
+	// The header's entries, right to left (its lines last to first, each
+	// line's comma-separated entries last to first), read in place: this
+	// runs on every request.
+	hops := 0
+	values := r.Header.Values("X-Forwarded-For")
+	for i := len(values) - 1; i >= 0 && hops < trustedHops; i-- {
+		rest := values[i]
+		for hops < trustedHops {
+			comma := strings.LastIndexByte(rest, ',')
+			e := strings.TrimSpace(rest[comma+1:])
+			if e != "" {
+				a, ok := parseHostAddr(e)
+				if !ok {
+					return client
+				}
+				client, hops = a, hops+1
 			}
+			if comma < 0 {
+				break
+			}
+			rest = rest[:comma]
 		}
 	}
-	return out
+	return client
 }
 
-// parseHostAddr accepts "1.2.3.4", "1.2.3.4:567", "[::1]:80" and "::1".
+// parseHostAddr accepts "1.2.3.4", "1.2.3.4:567", "[::1]:80" and "::1",
+// and returns the address in canonical form.
 func parseHostAddr(s string) (string, bool) {
-	if a, err := netip.ParseAddr(s); err == nil {
-		return a.Unmap().WithZone("").String(), true
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return "", false
+		}
+		a = ap.Addr()
 	}
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		return ap.Addr().Unmap().WithZone("").String(), true
+	a = a.Unmap().WithZone("")
+	// Most addresses arrive in canonical form already: s itself is the
+	// answer then, and costs no copy.
+	var buf [64]byte
+	if string(a.AppendTo(buf[:0])) == s {
+		return s, true
 	}
-	return "", false
+	return a.String(), true
 }
 
 // PeerIP is the address of the TCP peer.

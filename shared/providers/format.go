@@ -196,7 +196,8 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	var model, streamOpts, limitParent jsonscan.Member
 	var hasModel, hasStreamOpts, hasLimitParent bool
 	clamps, grow := 0, false
-	lim := []byte(strconv.FormatInt(limit, 10))
+	var limBuf [20]byte
+	lim := strconv.AppendInt(limBuf[:0], limit, 10)
 	// The limit each path names (its last occurrence, as in the
 	// upstream's parser); where a body names two (max_tokens and
 	// max_completion_tokens) and an upstream may take either, the larger
@@ -386,7 +387,10 @@ func (f *Format) Parse(body []byte, limit int64, clamp, inPlace bool) (*Request,
 	if f.AskUsage != nil && rq.Stream {
 		var so *jsonscan.Member
 		if hasStreamOpts {
-			so = &streamOpts
+			// A copy: the hook's argument escapes, and streamOpts itself
+			// would then be allocated for every request.
+			opts := streamOpts
+			so = &opts
 		}
 		ask, hide, err := f.AskUsage(body, close, so)
 		if err != nil {

@@ -485,15 +485,24 @@ func (p *Provider) Authorize(ctx context.Context, req *http.Request, c *Call) er
 func Mount[T any](path string, byMount map[string]T) (T, string, bool) {
 	first, after, _ := strings.Cut(strings.TrimPrefix(path, "/"), "/")
 	if v, ok := byMount[first]; ok {
-		return v, "/" + after, true
+		return v, restOf(path, after), true
 	}
 	if second, after2, _ := strings.Cut(after, "/"); second != "" {
 		if v, ok := byMount[first+"/"+second]; ok {
-			return v, "/" + after2, true
+			return v, restOf(path, after2), true
 		}
 	}
 	var zero T
 	return zero, "", false
+}
+
+// restOf is "/" + after, where after is the tail of path that follows a
+// slash (or empty): sliced from path, not copied.
+func restOf(path, after string) string {
+	if after == "" {
+		return "/"
+	}
+	return path[len(path)-len(after)-1:]
 }
 
 // Fallback shapes the errors of paths under no provider's mount: OpenAI's

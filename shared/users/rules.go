@@ -6,14 +6,18 @@ import "time"
 // would pass the user's limit (0 or a missing family: unlimited). Special
 // users are never refused.
 func CheckQuota(u *User, family string, requested int64) error {
-	if u.Type == Special {
+	return CheckFamilyQuota(u.Type, family, u.TokenLimits[family], u.TokenCounts[family], requested)
+}
+
+// CheckFamilyQuota is CheckQuota of a user of type typ whose family has
+// limit and has used used.
+func CheckFamilyQuota(typ Type, family string, limit, used, requested int64) error {
+	if typ == Special {
 		return nil
 	}
-	limit := u.TokenLimits[family]
 	if limit <= 0 {
 		return nil
 	}
-	used := u.TokenCounts[family]
 	if used+requested <= limit {
 		return nil
 	}

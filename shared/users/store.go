@@ -38,8 +38,12 @@ type Store interface {
 
 	// Lookup is the proxy's hot-path read: it may answer from this instance's
 	// cache (for at most the configured TTL), with this instance's pending
-	// usage already applied. ErrNotFound if missing.
-	Lookup(ctx context.Context, token string) (*User, error)
+	// usage already applied. It gives the user to read, which may be the
+	// store's own record under its lock, copied for no one: read copies
+	// what it needs, and neither changes u nor keeps any of it (a map, a
+	// slice, a pointer) once it returns, nor calls the store. ErrNotFound if
+	// missing; read is not called then.
+	Lookup(ctx context.Context, token string, read func(u *User)) error
 	// RecordUsage charges a request. Shared stores batch it per instance and
 	// apply the batch atomically; it is visible to this instance's Lookup at
 	// once.
@@ -67,4 +71,11 @@ type IPRecorder interface {
 // decided on an older list must not delete a user changed meanwhile.
 type CondDeleter interface {
 	DeleteIf(ctx context.Context, token string, cond func(*User) bool) (deleted bool, err error)
+}
+
+// LookupCopy is Lookup's user as a copy of the caller's own.
+func LookupCopy(ctx context.Context, s Store, token string) (*User, error) {
+	var c *User
+	err := s.Lookup(ctx, token, func(u *User) { c = u.Clone() })
+	return c, err
 }

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"path"
 	"strings"
 )
@@ -23,9 +24,10 @@ func Mount(name string, h http.Handler) http.Handler {
 			return
 		}
 		// One copy of the request carries both the stripped path and the
-		// base path.
-		r2 := r.WithContext(context.WithValue(r.Context(), baseKey{}, mounted))
-		u := *r.URL
+		// base path, its URL and context made in one allocation.
+		m := &mountedRequest{ctx: baseCtx{r.Context(), mounted}, url: *r.URL}
+		r2 := r.WithContext(&m.ctx)
+		u := &m.url
 		u.Path = strings.TrimPrefix(p, prefix)
 		if u.Path == "" {
 			u.Path = "/"
@@ -33,9 +35,29 @@ func Mount(name string, h http.Handler) http.Handler {
 		// Keep escapes such as %2F: the prefix has none, so trimming it
 		// from both forms keeps them consistent.
 		u.RawPath = strings.TrimPrefix(u.RawPath, prefix)
-		r2.URL = &u
+		r2.URL = u
 		h.ServeHTTP(w, r2)
 	})
+}
+
+// mountedRequest is what Mount's copy of a request holds of its own.
+type mountedRequest struct {
+	ctx baseCtx
+	url url.URL
+}
+
+// baseCtx is the request's context with the base path under baseKey, as
+// context.WithValue would make it.
+type baseCtx struct {
+	context.Context
+	base any // the prefix, boxed once by Mount
+}
+
+func (c *baseCtx) Value(key any) any {
+	if key == (baseKey{}) {
+		return c.base
+	}
+	return c.Context.Value(key)
 }
 
 // BasePath is the prefix Mount stripped ("" at the function's root), for

@@ -43,6 +43,13 @@ func fill(b *testing.B, s *memory.Store, n int) {
 	}
 }
 
+// readQuota reads what the proxy's quota check reads of a user.
+func readQuota(u *users.User) {
+	if u.Disabled() || u.TokenCounts["gpt4o"] > u.TokenLimits["gpt4o"] {
+		panic("the benchmark's user cannot be served")
+	}
+}
+
 // BenchmarkLookupParallel is the proxy's hot-path read from many
 // goroutines, over many users.
 func BenchmarkLookupParallel(b *testing.B) {
@@ -53,7 +60,7 @@ func BenchmarkLookupParallel(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.Lookup(ctx, token(int(n.Add(1)%1000))); err != nil {
+			if err := s.Lookup(ctx, token(int(n.Add(1)%1000)), readQuota); err != nil {
 				b.Error(err)
 				return
 			}
@@ -72,7 +79,7 @@ func BenchmarkLookupAndCharge(b *testing.B) {
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			tok := token(int(n.Add(1) % 1000))
-			if _, err := s.Lookup(ctx, tok); err != nil {
+			if err := s.Lookup(ctx, tok, readQuota); err != nil {
 				b.Error(err)
 				return
 			}

@@ -27,7 +27,16 @@ func TestConcurrentChargesAndLookups(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				u, err := s.Lookup(ctx, tok)
+				// A read in place sees the stored user whole, as a copy does.
+				if err := s.Lookup(ctx, tok, func(u *users.User) {
+					if u.TokenCounts["gpt4o"] != 10*u.PromptCount {
+						t.Errorf("a read in place saw %d prompts but %d tokens", u.PromptCount, u.TokenCounts["gpt4o"])
+					}
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+				u, err := users.LookupCopy(ctx, s, tok)
 				if err != nil {
 					t.Error(err)
 					return

@@ -58,9 +58,11 @@ func (s *Store) Get(ctx context.Context, token string) (*users.User, error) {
 	return c, err
 }
 
-// Lookup is Get: a memory store has no cache to be stale.
-func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
-	return s.Get(ctx, token)
+// Lookup reads the stored user under its shard's read lock: a memory
+// store has no cache to be stale, and a read that keeps nothing needs no
+// copy. Charges, which change the stored user, wait for the lock.
+func (s *Store) Lookup(ctx context.Context, token string, read func(*users.User)) error {
+	return s.at(token, false, func(_ *shard, u *users.User) { read(u) })
 }
 
 // List returns a consistent snapshot: no write lands while it is taken.

@@ -27,7 +27,7 @@ func BenchmarkDurableCharge(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := s.Lookup(ctx, u.Token); err != nil {
+	if _, err := users.LookupCopy(ctx, s, u.Token); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
@@ -38,4 +38,42 @@ func BenchmarkDurableCharge(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkLookupCached is the proxy's hot-path read of a user in this
+// instance's cache with no usage of its own pending: read in place, as
+// the gatekeeper reads, and as a copy.
+func BenchmarkLookupCached(b *testing.B) {
+	srv := rtdbfake.Start(b)
+	ctx := context.Background()
+	s, err := rtdb.Open(ctx, rtdb.Options{URL: srv.URL(), CacheTTL: time.Hour, FlushEvery: time.Hour, CallTimeout: 5 * time.Second})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(ctx)
+	u, err := (&users.Service{Store: s}).Create(ctx, users.Patch{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	read := func(u *users.User) {
+		if u.Disabled() {
+			b.Fatal("disabled")
+		}
+	}
+	b.Run("in place", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := s.Lookup(ctx, u.Token, read); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("copy", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := users.LookupCopy(ctx, s, u.Token); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -134,7 +134,7 @@ func TestSlowDatabaseIsUnavailablePromptly(t *testing.T) {
 	defer srv.SetDelay(0)
 
 	calls := map[string]func() error{
-		"Lookup": func() error { _, err := s.Lookup(ctx(t), "tok-uncached"); return err },
+		"Lookup": func() error { _, err := users.LookupCopy(ctx(t), s, "tok-uncached"); return err },
 		"Get":    func() error { _, err := s.Get(ctx(t), "tok-slow"); return err },
 		"List":   func() error { _, err := s.List(ctx(t)); return err },
 		"Modify": func() error {
@@ -179,7 +179,7 @@ func TestOutageDuringFlushKeepsUsage(t *testing.T) {
 	if took := time.Since(start); took > 2*time.Second {
 		t.Fatalf("Flush took %s during the outage (CallTimeout 300ms)", took)
 	}
-	_, err := s.Lookup(ctx(t), "tok-out2") // not cached: needs the database
+	_, err := users.LookupCopy(ctx(t), s, "tok-out2") // not cached: needs the database
 	wantUnavailable(t, "uncached Lookup during outage", err)
 	if u := mustLookup(t, s, "tok-out"); u.PromptCount != 5 { // cached
 		t.Fatalf("pending usage lost from the view: %d prompts", u.PromptCount)

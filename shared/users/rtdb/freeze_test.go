@@ -73,7 +73,7 @@ func TestCopyAnsweredBeforeAFreezeIsNotTrustedAfterIt(t *testing.T) {
 		take   func(t *testing.T, s users.Store, token string)
 	}{
 		{"read", http.MethodGet, func(t *testing.T, s users.Store, token string) {
-			if _, err := s.Lookup(ctx(t), token); err != nil {
+			if _, err := users.LookupCopy(ctx(t), s, token); err != nil {
 				t.Fatal(err)
 			}
 		}},
@@ -103,7 +103,7 @@ func TestCopyAnsweredBeforeAFreezeIsNotTrustedAfterIt(t *testing.T) {
 				srv.SetData("users/"+token+"/disabledReason", "disabled while the instance was frozen")
 			})
 			tc.take(t, s, token)
-			u, err := s.Lookup(ctx(t), token)
+			u, err := users.LookupCopy(ctx(t), s, token)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -166,7 +166,7 @@ func mustGet(t *testing.T, s users.Store, token string) *users.User {
 
 func mustLookup(t *testing.T, s users.Store, token string) *users.User {
 	t.Helper()
-	u, err := s.Lookup(ctx(t), token)
+	u, err := users.LookupCopy(ctx(t), s, token)
 	if err != nil {
 		t.Fatalf("Lookup(%s): %v", token, err)
 	}

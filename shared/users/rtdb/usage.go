@@ -177,7 +177,30 @@ func (s *Store) viewLocked(token string, e *entry) *users.User {
 // reads the user and caches it; this instance's pending usage is applied.
 // While this instance is flushing the user, a cached copy is used even if
 // stale: the flush refreshes it within CallTimeout.
-func (s *Store) Lookup(ctx context.Context, token string) (*users.User, error) {
+func (s *Store) Lookup(ctx context.Context, token string, read func(*users.User)) error {
+	if !users.ValidToken(token) {
+		return users.ErrNotFound
+	}
+	s.mu.Lock()
+	if e := s.cache[token]; s.freshLocked(e) && e.user != nil && s.inflight[token] == nil && s.pending[token] == nil {
+		// Nothing of this instance's to apply: the view is the cached
+		// user, which is never changed once installed (installLocked
+		// caches a copy of its own), so read shares it without the lock.
+		u := e.user
+		s.mu.Unlock()
+		read(u)
+		return nil
+	}
+	s.mu.Unlock()
+	u, err := s.lookup(ctx, token)
+	if err != nil {
+		return err
+	}
+	read(u) // this call's own copy
+	return nil
+}
+
+func (s *Store) lookup(ctx context.Context, token string) (*users.User, error) {
 	if !users.ValidToken(token) {
 		return nil, users.ErrNotFound
 	}

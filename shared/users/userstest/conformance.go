@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore Factory) {
 		{"DeleteAndList", testDeleteAndList},
 		{"DeleteIfJudgesTheLatestState", testDeleteIf},
 		{"UsageVisibleToLookupAndAfterFlush", testUsage},
+		{"LookupReadsWholeUsersBesideCharges", testLookupInPlace},
 		{"ConcurrentUsageExact", testConcurrentUsage},
 		{"ConcurrentIPAdmissionHoldsLimit", testConcurrentIPs},
 		{"ConcurrentIPv6AdmissionCountsSlash64s", testConcurrentIPv6},
@@ -93,7 +94,7 @@ func mustGet(t *testing.T, s users.Store, token string) *users.User {
 
 func mustLookup(t *testing.T, s users.Store, token string) *users.User {
 	t.Helper()
-	u, err := s.Lookup(ctx(t), token)
+	u, err := users.LookupCopy(ctx(t), s, token)
 	if err != nil {
 		t.Fatalf("Lookup(%s): %v", token, err)
 	}
@@ -104,7 +105,7 @@ func testGetMissing(t *testing.T, s users.Store) {
 	if _, err := s.Get(ctx(t), "nobody"); !users.IsNotFound(err) {
 		t.Fatalf("Get missing: got %v, want not found", err)
 	}
-	if _, err := s.Lookup(ctx(t), "nobody"); !users.IsNotFound(err) {
+	if _, err := users.LookupCopy(ctx(t), s, "nobody"); !users.IsNotFound(err) {
 		t.Fatalf("Lookup missing: got %v, want not found", err)
 	}
 	if err := s.Delete(ctx(t), "nobody"); !users.IsNotFound(err) {
@@ -175,7 +176,8 @@ func testModifyNoWrite(t *testing.T, s users.Store) {
 
 func testCopies(t *testing.T, s users.Store) {
 	create(t, s, "tok-d", func(u *users.User) { u.IP = []string{"192.0.2.1"} })
-	for _, get := range []func(context.Context, string) (*users.User, error){s.Get, s.Lookup} {
+	lookup := func(c context.Context, token string) (*users.User, error) { return users.LookupCopy(c, s, token) }
+	for _, get := range []func(context.Context, string) (*users.User, error){s.Get, lookup} {
 		u, err := get(ctx(t), "tok-d")
 		if err != nil {
 			t.Fatal(err)
@@ -209,7 +211,7 @@ func testDeleteAndList(t *testing.T, s users.Store) {
 	if !reflect.DeepEqual(toks, []string{"tok-1", "tok-3"}) {
 		t.Fatalf("List after delete = %v", toks)
 	}
-	if _, err := s.Lookup(ctx(t), "tok-2"); !users.IsNotFound(err) {
+	if _, err := users.LookupCopy(ctx(t), s, "tok-2"); !users.IsNotFound(err) {
 		t.Fatalf("Lookup of deleted user: %v", err)
 	}
 }
@@ -247,7 +249,7 @@ func testDeleteIf(t *testing.T, s users.Store) {
 
 func testUsage(t *testing.T, s users.Store) {
 	create(t, s, "tok-u", nil)
-	if _, err := s.Lookup(ctx(t), "tok-u"); err != nil { // warm any cache
+	if _, err := users.LookupCopy(ctx(t), s, "tok-u"); err != nil { // warm any cache
 		t.Fatal(err)
 	}
 	at := t0.Add(time.Hour)
@@ -263,7 +265,7 @@ func testUsage(t *testing.T, s users.Store) {
 			t.Fatalf("%s: promptCount %d counts %v lastUsedAt %d", where, u.PromptCount, u.TokenCounts, u.LastUsedAt)
 		}
 	}
-	u, err := s.Lookup(ctx(t), "tok-u")
+	u, err := users.LookupCopy(ctx(t), s, "tok-u")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,6 +274,47 @@ func testUsage(t *testing.T, s users.Store) {
 		t.Fatal(err)
 	}
 	check("Get after flush", mustGet(t, s, "tok-u"))
+}
+
+// testLookupInPlace: Lookup's read is not called for a missing user, and
+// sees a whole user (its prompts and tokens counted together) while
+// charges of it land from other goroutines; the race detector sees a read
+// left unguarded.
+func testLookupInPlace(t *testing.T, s users.Store) {
+	if err := s.Lookup(ctx(t), "nobody", func(*users.User) { t.Error("read called for a missing user") }); !users.IsNotFound(err) {
+		t.Fatalf("Lookup missing: got %v, want not found", err)
+	}
+	create(t, s, "tok-read", nil)
+	const workers, each = 4, 50
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if err := s.RecordUsage(ctx(t), "tok-read", users.Usage{Family: "gpt4o", Tokens: 7, At: t0}); err != nil {
+					t.Error(err)
+					return
+				}
+				var prompts, tokens int64
+				if err := s.Lookup(ctx(t), "tok-read", func(u *users.User) {
+					prompts, tokens = u.PromptCount, u.TokenCounts["gpt4o"]
+				}); err != nil {
+					t.Error(err)
+					return
+				}
+				if prompts == 0 || tokens != 7*prompts {
+					t.Errorf("a read saw %d prompts but %d tokens", prompts, tokens)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if err := s.Flush(ctx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if u := mustGet(t, s, "tok-read"); u.PromptCount != workers*each || u.TokenCounts["gpt4o"] != 7*workers*each {
+		t.Fatalf("after %d charges: %d prompts, %v", workers*each, u.PromptCount, u.TokenCounts)
+	}
 }
 
 func testConcurrentUsage(t *testing.T, s users.Store) {
