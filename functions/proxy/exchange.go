@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"tollgate.dev/tollgate/internal/ctxval"
 	"tollgate.dev/tollgate/internal/framing"
 	"tollgate.dev/tollgate/internal/jsonscan"
 	"tollgate.dev/tollgate/shared/config"
@@ -80,19 +81,9 @@ func exchangeFrom(ctx context.Context) *exchange {
 }
 
 // exchangeCtx is the upstream request's context: its parent's, and the
-// exchange under exchangeKey, as context.WithValue would make it. It
-// lives in the exchange, so it costs no allocation of its own.
-type exchangeCtx struct {
-	context.Context
-	x *exchange
-}
-
-func (c *exchangeCtx) Value(key any) any {
-	if key == (exchangeKey{}) {
-		return c.x
-	}
-	return c.Context.Value(key)
-}
+// exchange under exchangeKey. It lives in the exchange, so it costs no
+// allocation of its own.
+type exchangeCtx = ctxval.Ctx[exchangeKey, *exchange]
 
 func unknownRoute(r *http.Request) error {
 	logging.FromContext(r.Context()).Conceal(gatekeeper.ExtractToken(r))
@@ -441,7 +432,7 @@ func (x *exchange) forward() {
 	}
 	defer cancel()
 	x.cancelUpstream = cancel
-	x.ctx = exchangeCtx{ctx, x}
+	x.ctx = exchangeCtx{Context: ctx, Val: x}
 	r := x.r.WithContext(&x.ctx)
 	x.call = providers.Call{Upstream: x.up.target, Path: x.upstreamPath, Query: x.query, Model: x.ep.Model, Stream: x.ep.Stream}
 	if x.rq != nil {

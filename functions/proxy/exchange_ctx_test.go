@@ -17,7 +17,7 @@ func TestExchangeCtx(t *testing.T) {
 	parent, cancelCause := context.WithCancelCause(parent)
 	defer cancel()
 	x := &exchange{}
-	x.ctx = exchangeCtx{parent, x}
+	x.ctx = exchangeCtx{Context: parent, Val: x}
 	ctx := context.Context(&x.ctx)
 
 	if exchangeFrom(ctx) != x {

@@ -14,6 +14,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/rs/zerolog"
+
+	"tollgate.dev/tollgate/internal/ctxval"
 )
 
 // Cloud Logging reads these names; zerolog's are process-wide settings, so
@@ -289,7 +291,7 @@ func Middleware(log zerolog.Logger, project string, clientIP func(*http.Request)
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w} // the record and its context ride along: one allocation
 		rec := &sw.rec
-		sw.ctx = recordCtx{r.Context(), rec}
+		sw.ctx = recordCtx{Context: r.Context(), Val: rec}
 		next.ServeHTTP(sw, r.WithContext(&sw.ctx))
 		latency := time.Since(start)
 		status := sw.status
@@ -390,19 +392,9 @@ type statusWriter struct {
 	ctx    recordCtx
 }
 
-// recordCtx is the request's context with its record under ctxKey, as
-// context.WithValue would make it, held in the statusWriter.
-type recordCtx struct {
-	context.Context
-	rec *Request
-}
-
-func (c *recordCtx) Value(key any) any {
-	if key == (ctxKey{}) {
-		return c.rec
-	}
-	return c.Context.Value(key)
-}
+// recordCtx is the request's context with its record under ctxKey,
+// held in the statusWriter.
+type recordCtx = ctxval.Ctx[ctxKey, *Request]
 
 func (w *statusWriter) WriteHeader(code int) {
 	if w.status == 0 {
