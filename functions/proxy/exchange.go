@@ -670,7 +670,7 @@ func (x *exchange) answeredBy(model string) error {
 func (x *exchange) relayStream(resp *http.Response, s framing.Splitter, sse bool) {
 	f := x.ep.Format
 	x.st = &providers.StreamState{HideUsage: x.rq.HideUsage}
-	if x.rq.Thinking || models.Reasoning(x.family) {
+	if x.thinks() {
 		// Thinking is billed but not relayed: a stream cut short is
 		// charged its whole output limit, never less than the upstream's bill.
 		x.st.Hidden = x.limitOutput()
@@ -872,14 +872,21 @@ func (x *exchange) chargeLeft() {
 	x.status = 499 // the request's event tells why it was charged so
 	if x.streamed() {
 		out := int64(0)
-		if x.rq.Thinking || models.Reasoning(x.family) {
+		if x.thinks() {
 			out = x.limitOutput()
 		}
+		// Cancelled before anything of it came, the stream made no image
+		// the proxy saw: its image tool is charged none (imageTokens).
+		x.images.read = true
 		x.charge(x.rq.PromptTokens, out)
 		return
 	}
 	x.charge(x.rq.PromptTokens, x.unreadOutput())
 }
+
+// thinks reports a request whose model reasons before it answers, billed
+// though never relayed: it asks to, or its family always does.
+func (x *exchange) thinks() bool { return x.rq.Thinking || models.Reasoning(x.family) }
 
 func (x *exchange) rate() *ratelimit.Decision {
 	if x.adm == nil {

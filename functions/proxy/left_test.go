@@ -75,3 +75,26 @@ func TestClientLeavingBeforeTheAnswerIsCharged(t *testing.T) {
 		})
 	}
 }
+
+// A Responses request with an image generation tool whose client leaves
+// before the answer: a whole answer's is charged the images it reserved
+// (one, of the tool's size and quality), as the rest of its reservation;
+// a stream, cancelled before anything of it came, made no image the proxy
+// saw, and is charged none.
+func TestClientLeavingBeforeTheAnswerChargesTheImageTool(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		stream string
+		images int64
+	}{{"whole", "", 272}, {"stream", `"stream":true,`, 0}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, map[string]string{"ALLOW_OPENAI_TOOL_USAGE": "true", "ALLOWED_MODEL_FAMILIES": "gpt4o,gpt-image"})
+			token := e.user(users.Patch{})
+			e.leave(t, upstreamfake.OpenAI, call{path: "/proxy/openai/v1/responses", header: bearerH(token),
+				body: `{"model":"gpt-4o",` + tc.stream + `"max_output_tokens":20,"input":"draw a fox","tools":[{"type":"image_generation","size":"1024x1024","quality":"low"}]}`}, token)
+			if got := e.get(token).TokenCounts["gpt-image"]; got != tc.images {
+				t.Errorf("image family charged %d, want %d", got, tc.images)
+			}
+		})
+	}
+}

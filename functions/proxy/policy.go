@@ -105,8 +105,9 @@ func (x *exchange) blocked(pol *config.Policies) {
 // (its paid features are looked for); stored: the request names context
 // the upstream holds (Request.Stored). It returns what the body's image
 // inputs add to the prompt's estimate, perImage tokens each (counted in
-// the context size too), found by the walk the image check takes: a body
-// the one look of markers finds no image word in is not walked.
+// the context size too), counted by a walk of the parsed body
+// (countImages, the image check's rules) that a body the one look of
+// markers finds no image word in is spared.
 func checkBody(pol *config.Policies, prov models.Provider, exempt bool, body []byte, text, runs, stored bool, prompt, requested, perImage int64) (imageTokens int64, err error) {
 	if !pol.RejectPhrases.Empty() {
 		text, deep := promptText(body)
