@@ -249,28 +249,43 @@ func TestGoogleArrayLargeElementUsage(t *testing.T) {
 	}
 }
 
-// An answer in a format the proxy cannot read (Google answers protobuf
-// to a client that asks for it in a header) is charged its output at the
-// request's limit, whole or streamed, on every route: before, only the
-// prompt's estimate was charged. So is a stream of server-sent events
-// whose data is not JSON, unless a later event reports usage.
-func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
-	proto := "\x0a\x2a\x0a\x28\x0a\x26\x12\x24" + strings.Repeat("Hello there, a long answer. ", 40)
-	events := strings.Repeat("data: CioKKAomEiRIZWxsbyB0aGVyZSwgYSBsb25nIGFuc3dlci4=\r\n\r\n", 20)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+// Unreadable answers, as Google gives them a client asking for protobuf:
+// proto for whole answers and arrays, events (SSE whose data is not JSON)
+// for ?alt=sse streams, followed by a usage chunk when the request's
+// X-Goog-Api-Client is "then-usage". The server is closed with the test.
+const (
+	unreadableProto = "\x0a\x2a\x0a\x28\x0a\x26\x12\x24"
+	unreadableEvent = "data: CioKKAomEiRIZWxsbyB0aGVyZSwgYSBsb25nIGFuc3dlci4=\r\n\r\n"
+	unreadableUsage = `data: {"candidates":[{"content":{"parts":[{"text":"."}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15}}` + "\r\n\r\n"
+)
+
+func unreadableUpstream(t *testing.T) (up *httptest.Server, proto, events string) {
+	proto = unreadableProto + strings.Repeat("Hello there, a long answer. ", 40)
+	events = strings.Repeat(unreadableEvent, 20)
+	up = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		if r.URL.Query().Get("alt") == "sse" {
 			w.Header().Set("Content-Type", "text/event-stream")
 			_, _ = io.WriteString(w, events)
 			if r.Header.Get("X-Goog-Api-Client") == "then-usage" {
-				_, _ = io.WriteString(w, `data: {"candidates":[{"content":{"parts":[{"text":"."}],"role":"model"},"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":5,"totalTokenCount":15}}`+"\r\n\r\n")
+				_, _ = io.WriteString(w, unreadableUsage)
 			}
 			return
 		}
 		w.Header().Set("Content-Type", "application/x-protobuf")
 		_, _ = io.WriteString(w, proto)
 	}))
-	defer up.Close()
+	t.Cleanup(up.Close)
+	return up, proto, events
+}
+
+// An answer in a format the proxy cannot read (Google answers protobuf
+// to a client that asks for it in a header) is charged its output at the
+// request's limit, whole or streamed, on every route: before, only the
+// prompt's estimate was charged. So is a stream of server-sent events
+// whose data is not JSON, unless a later event reports usage.
+func TestUnreadableAnswerChargedAtTheLimit(t *testing.T) {
+	up, proto, events := unreadableUpstream(t)
 	e := newEnv(t, map[string]string{"GOOGLE_AI_BASE_URL": up.URL, "OPENAI_BASE_URL": up.URL})
 	tk := e.user(users.Patch{})
 	gc, oc := provCases[2], provCases[0]

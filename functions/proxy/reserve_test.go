@@ -2,10 +2,8 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -257,19 +255,7 @@ func TestUnclampedReservationIsTheModelsMaximum(t *testing.T) {
 // maximum. Charged at the limit asked alone, it cost its prompt: asking
 // for such answers drew without end.
 func TestUnclampedUnreadableAnswerChargedItsReservation(t *testing.T) {
-	proto := "\x0a\x2a\x0a\x28\x0a\x26\x12\x24" + strings.Repeat("Hello there, a long answer. ", 40)
-	events := strings.Repeat("data: CioKKAomEiRIZWxsbyB0aGVyZSwgYSBsb25nIGFuc3dlci4=\r\n\r\n", 20)
-	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body)
-		if r.URL.Query().Get("alt") == "sse" {
-			w.Header().Set("Content-Type", "text/event-stream")
-			_, _ = io.WriteString(w, events)
-			return
-		}
-		w.Header().Set("Content-Type", "application/x-protobuf")
-		_, _ = io.WriteString(w, proto)
-	}))
-	defer up.Close()
+	up, proto, events := unreadableUpstream(t)
 	vars := maps.Clone(unclamped)
 	vars["GOOGLE_AI_BASE_URL"] = up.URL
 	e := newEnv(t, vars)
