@@ -6,6 +6,8 @@ import (
 	"net/url"
 	"path"
 	"strings"
+
+	"tollgate.dev/tollgate/internal/ctxval"
 )
 
 type baseKey struct{}
@@ -25,7 +27,7 @@ func Mount(name string, h http.Handler) http.Handler {
 		}
 		// One copy of the request carries both the stripped path and the
 		// base path, its URL and context made in one allocation.
-		m := &mountedRequest{ctx: baseCtx{r.Context(), mounted}, url: *r.URL}
+		m := &mountedRequest{ctx: baseCtx{Context: r.Context(), Val: mounted}, url: *r.URL}
 		r2 := r.WithContext(&m.ctx)
 		u := &m.url
 		u.Path = strings.TrimPrefix(p, prefix)
@@ -46,19 +48,9 @@ type mountedRequest struct {
 	url url.URL
 }
 
-// baseCtx is the request's context with the base path under baseKey, as
-// context.WithValue would make it.
-type baseCtx struct {
-	context.Context
-	base any // the prefix, boxed once by Mount
-}
-
-func (c *baseCtx) Value(key any) any {
-	if key == (baseKey{}) {
-		return c.base
-	}
-	return c.Context.Value(key)
-}
+// baseCtx is the request's context with the base path under baseKey,
+// the prefix boxed once by Mount.
+type baseCtx = ctxval.Ctx[baseKey, any]
 
 // BasePath is the prefix Mount stripped ("" at the function's root), for
 // building links.
